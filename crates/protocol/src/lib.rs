@@ -1,0 +1,68 @@
+//! Wire types of the rtcroom signaling protocol (`shared/spec/protocol.md`).
+//!
+//! This crate owns JSON: it turns a text frame into a typed [`Request`] (liberally: numbers
+//! as strings, seconds or milliseconds, either spelling of a field) and a typed [`ServerMsg`]
+//! into the exact JSON the original clients expect. It never does IO and never parses SDP:
+//! the `msg` of an offer, answer or candidate is kept as the raw JSON it arrived as and
+//! written back byte-for-byte.
+
+mod decode;
+mod encode;
+mod ident;
+mod result;
+mod rtc;
+mod stats;
+
+pub use decode::{
+    Answer, Candidate, Join, KeepLive, Leave, Offer, PeerConnected, ReportInfo, ReportStats,
+    Request, TurnTalkType, UpdateToken,
+};
+pub use decode::{Command, DecodeError, Identity, decode, decode_binary};
+pub use encode::{
+    GeneralMsgResp, NotifyNewPeer, Peer, RelayAnswer, RelayCandidate, RelayLeave, RelayOffer,
+    RelayTurnTalkType, RespAnswer, RespCandidate, RespJoin, RespKeepLive, RespLeave, RespOffer,
+    RespPeerConnected, RespTurnTalkType, RespUpdateToken, ServerMsg, SharedJson, SystemKickUser,
+    SystemPromptToken,
+};
+pub use ident::Ident;
+pub use result::ResultCode;
+pub use rtc::{ConnectType, IceServer, RtcConfig};
+pub use stats::QualityStats;
+
+/// The JSON text of a `msg`, `data1` or `data2` field exactly as the client sent it, written
+/// back verbatim when serialized.
+#[derive(Debug, Clone)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// Wrap JSON text; `None` when the text is not one valid JSON value.
+    pub fn from_json(text: String) -> Option<Self> {
+        serde_json::value::RawValue::from_string(text)
+            .ok()
+            .map(Self)
+    }
+
+    pub(crate) fn from_raw(raw: &serde_json::value::RawValue) -> Self {
+        Self(raw.to_owned())
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl serde::Serialize for RawJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// Default limit on one text frame, in bytes (protocol.md: 64 KiB; a real SDP is 3–12 KB).
+pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
