@@ -1,0 +1,67 @@
+//! What the engine is told at construction; the shell maps its configuration file onto it.
+
+use rtcroom_protocol::{RtcConfig, SharedJson};
+
+/// Prices in cents (分) per started minute of a connected pair, by connect type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prices {
+    pub turn: u64,
+    pub stun: u64,
+    pub unknown: u64,
+}
+
+impl Default for Prices {
+    /// Relayed minutes cost the operator bandwidth; P2P minutes cost nothing.
+    fn default() -> Self {
+        Self {
+            turn: 1,
+            stun: 0,
+            unknown: 0,
+        }
+    }
+}
+
+/// Whether `join` and `updateToken` need a valid token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Tokens are checked by the shell and the engine enforces the result (result 12),
+    /// prompts before expiry and kicks at expiry.
+    Required {
+        /// How long before expiry `systemPromptToken` is sent.
+        prompt_secs: u64,
+    },
+    /// Tokens are not checked (the original clients send a fixed token).
+    Open,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Members per room, the document's example being 3.
+    pub max_capacity: usize,
+    /// A member silent for longer than this is removed.
+    pub heartbeat_timeout_secs: u64,
+    /// Sent in `respJoin`; how often clients send `reportStats`.
+    pub report_stats_interval_secs: u64,
+    /// The `rtcConfig` handed to each pair.
+    pub rtc_config: SharedJson,
+    pub prices: Prices,
+    pub auth: AuthMode,
+    /// Messages per second a connection may send on average, and the burst above it.
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_capacity: 3,
+            heartbeat_timeout_secs: 40,
+            report_stats_interval_secs: 15,
+            rtc_config: SharedJson::rtc_config(&RtcConfig::with_servers(Vec::new())),
+            prices: Prices::default(),
+            auth: AuthMode::Open,
+            rate_per_sec: 50,
+            rate_burst: 200,
+        }
+    }
+}
