@@ -30,7 +30,6 @@ pub struct Config {
     pub admin: AdminSection,
 }
 
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
