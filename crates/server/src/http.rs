@@ -20,6 +20,11 @@ pub struct AppState {
     pub records: RecordSink,
     /// `[admin] token`; empty disables the operator API.
     pub admin_token: Arc<str>,
+    pub apps: Arc<crate::auth::Apps>,
+    /// The `rtcConfig` handed out at login.
+    pub rtc_config: rtcroom_protocol::SharedJson,
+    /// `[server] public_url`.
+    pub public_url: Arc<str>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -27,6 +32,8 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(ws))
         .route("/healthz", get(healthz))
         .route("/", get(index))
+        .route("/api/login", axum::routing::post(crate::login::http_login))
+        .route("/login", get(crate::login::ws_login))
         .merge(crate::admin::routes())
         .with_state(state)
 }

@@ -11,7 +11,7 @@ const OFFER_MSG: &str = r#""{\"type\":\"offer\",\"sdp\":\"v=0\\r\\no=- 412018014
 
 #[tokio::test]
 async fn the_documents_call_flow() {
-    let server = Server::start(&[]);
+    let server = Server::start(&[("RTCROOM_AUTH_REQUIRED", "false")]);
     let mut a = server.client().await;
     let mut b = server.client().await;
 
@@ -164,7 +164,7 @@ async fn the_documents_call_flow() {
 
 #[tokio::test]
 async fn garbage_gets_an_error_and_the_connection_stays_open() {
-    let server = Server::start(&[]);
+    let server = Server::start(&[("RTCROOM_AUTH_REQUIRED", "false")]);
     let mut a = server.client().await;
     for garbage in [
         "garbage",
@@ -208,7 +208,7 @@ async fn garbage_gets_an_error_and_the_connection_stays_open() {
 
 #[tokio::test]
 async fn identity_is_bound_to_the_connection() {
-    let server = Server::start(&[]);
+    let server = Server::start(&[("RTCROOM_AUTH_REQUIRED", "false")]);
     let mut a = server.client().await;
     let mut b = server.client().await;
     a.send(join("r", "alice", "A")).await;
@@ -238,7 +238,7 @@ async fn identity_is_bound_to_the_connection() {
 
 #[tokio::test]
 async fn sigterm_tells_members_and_exits() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::start(&[("RTCROOM_AUTH_REQUIRED", "false")]);
     let mut a = server.client().await;
     a.send(join("r", "alice", "A")).await;
     a.expect("respJoin").await;
@@ -250,7 +250,10 @@ async fn sigterm_tells_members_and_exits() {
 
 #[tokio::test]
 async fn operators_list_rooms_and_kick_members() {
-    let server = Server::start(&[("RTCROOM_ADMIN_TOKEN", "s3cret")]);
+    let server = Server::start(&[
+        ("RTCROOM_ADMIN_TOKEN", "s3cret"),
+        ("RTCROOM_AUTH_REQUIRED", "false"),
+    ]);
     let mut a = server.client().await;
     let mut b = server.client().await;
     a.send(join("r1", "alice", "A")).await;
