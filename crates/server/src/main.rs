@@ -137,6 +137,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.server.outbound_queue,
         cfg.server.max_connections,
     ));
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = http::app(http::AppState {
         signaling: sig,
         records,
@@ -144,6 +145,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         apps,
         rtc_config: rtcroom_protocol::SharedJson::rtc_config(&cfg.rtc_config()),
         public_url: cfg.server.public_url.as_str().into(),
+        draining: draining.clone(),
     });
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -157,6 +159,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
+            draining.store(true, std::sync::atomic::Ordering::Release);
             tracing::info!("shutting down: telling members, closing records");
             shutdown_hub.shutdown().await;
         })
