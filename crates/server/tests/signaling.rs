@@ -369,3 +369,58 @@ async fn metrics_and_readiness_follow_a_real_call() {
         "two sessions and two sub-sessions"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_cut_off_without_delaying_the_room() {
+    let server = Server::start(&[
+        ("RTCROOM_AUTH_REQUIRED", "false"),
+        ("RTCROOM_SERVER_OUTBOUND_QUEUE", "16"),
+        ("RTCROOM_ROOM_RATE_PER_SEC", "100000"),
+        ("RTCROOM_ROOM_RATE_BURST", "100000"),
+    ]);
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let mut c = server.client().await;
+    a.send(join("slow", "alice", "A")).await;
+    a.expect("respJoin").await;
+    b.send(join("slow", "bob", "B")).await;
+    b.expect("respJoin").await;
+    a.expect("notifyNewPeer").await;
+    c.send(join("slow", "carol", "C")).await;
+    c.expect("respJoin").await;
+    a.expect("notifyNewPeer").await;
+    b.expect("notifyNewPeer").await;
+    // Bob stops reading. Alice sends him large offers; each is answered to her at once until
+    // the server gives up on Bob, and then the offers are refused as undeliverable.
+    let big = format!("\"{}\"", "s".repeat(60_000));
+    let offer = format!(r#"{{"cmd":"offer","remoteUid":"bob","msg":{big}}}"#);
+    let mut refused_at = None;
+    for i in 0..5_000 {
+        a.send_text(&offer).await;
+        let resp = a.expect("respOffer").await;
+        if resp["result"] == 6 {
+            refused_at = Some(i);
+            break;
+        }
+        assert_eq!(resp["result"], 0);
+    }
+    let refused_at = refused_at.expect("the server cut off the client that does not read");
+    assert!(
+        refused_at > 16,
+        "the queue held at least its bound before the cut ({refused_at})"
+    );
+    // The room goes on for everyone else.
+    a.send(json!({"cmd":"offer","remoteUid":"carol","msg":"{}"}))
+        .await;
+    assert_eq!(c.expect("relayOffer").await["uid"], "alice");
+    assert_eq!(a.expect("respOffer").await["result"], 0);
+    let (_, text) = common::http(
+        "GET",
+        &format!("http://{}/metrics", server.addr),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(parse_prometheus(&text)["rtcroom_slow_clients_total"], 1.0);
+    drop(b);
+}
