@@ -6,6 +6,8 @@ mod config;
 mod http;
 mod hub;
 mod login;
+mod mail;
+mod monitor;
 mod records;
 mod signaling;
 mod telemetry;
@@ -47,6 +49,14 @@ enum Command {
         action: AppsAction,
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
+    },
+    /// Watch services (HTTP health, TCP ports, processes), restart what died, mail alerts.
+    Monitor {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Stop after this many rounds of probes (default: run until interrupted).
+        #[arg(long)]
+        rounds: Option<u64>,
     },
     /// Mint a join token for an app, as an app backend would (for testing and scripts).
     Token {
@@ -100,6 +110,24 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Monitor { config, rounds } => {
+            let cfg = Config::load(config.as_deref())?;
+            telemetry::init(&cfg.log.format, &cfg.log.level);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let mailer = mail::Mailer::from_config(&cfg.smtp)?;
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "this host".into());
+            runtime.block_on(async {
+                tokio::select! {
+                    r = monitor::run(cfg.monitor.clone(), mailer, &cfg.alerts, host, rounds) => r,
+                    () = shutdown_signal() => Ok(()),
+                }
+            })
         }
         Command::Token { app, uid, config } => {
             let cfg = Config::load(config.as_deref())?;
