@@ -35,6 +35,9 @@ pub enum Grant {
 }
 
 /// Something that happened on the outside.
+// Frames dominate the inputs, so boxing them would add an allocation to almost every input
+// to save space on the rare others.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
     /// A signaling connection opened from `ip`.
@@ -386,6 +389,9 @@ impl<E: Entropy> Engine<E> {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        if !c.live {
+            return; // already known to be closed
+        }
         c.live = false;
         match c.bound.clone() {
             Bound::Member(key) if clean && !c.closing => {

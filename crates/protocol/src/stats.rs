@@ -85,7 +85,7 @@ pub(crate) struct StatsError(pub String);
 
 fn value(field: &str, v: Option<Loose>) -> Result<f64, StatsError> {
     let x = v.map_or(0.0, |l| l.0);
-    if x.is_finite() && x >= 0.0 && x <= 1e12 {
+    if x.is_finite() && (0.0..=1e12).contains(&x) {
         Ok(x)
     } else {
         Err(StatsError(format!("{field} must be a finite number >= 0")))

@@ -1,0 +1,354 @@
+//! Configuration: a TOML file, every key overridable by an environment variable, and
+//! defaults that make `rtcroom serve` work with no file at all.
+//!
+//! An environment variable `RTCROOM_<SECTION>_<KEY>` overrides `[section] key`, e.g.
+//! `RTCROOM_SERVER_LISTEN=0.0.0.0:8080` or `RTCROOM_ROOM_MAX_CAPACITY=4`. Its value is read
+//! as TOML when it parses as a TOML value (numbers, booleans, arrays) and as a plain string
+//! otherwise. Arrays of tables (`[[...]]`) are only set in the file.
+//!
+//! This is done by hand over `toml::Table` (about forty lines) rather than with a layered
+//! configuration crate: section names have no underscores, so the mapping is one split,
+//! and the crates that do it pull in more than they save.
+
+use anyhow::{Context, bail};
+use rtcroom_core::{AuthMode, EngineConfig, Prices};
+use rtcroom_protocol::{IceServer, RtcConfig, SharedJson};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerSection,
+    pub room: RoomSection,
+    pub auth: AuthSection,
+    pub rtc: RtcSection,
+    pub billing: BillingSection,
+    pub log: LogSection,
+    pub admin: AdminSection,
+}
+
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address of the HTTP and WebSocket listener.
+    pub listen: SocketAddr,
+    /// Largest accepted signaling frame, in bytes.
+    pub max_frame_bytes: usize,
+    /// Messages queued for one connection before it is cut off as too slow.
+    pub outbound_queue: usize,
+    /// Open signaling connections at most; more are refused with HTTP 503.
+    pub max_connections: usize,
+    /// Where runtime data (SQLite database, generated secrets, spool) is kept.
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_frame_bytes: rtcroom_protocol::DEFAULT_MAX_FRAME,
+            outbound_queue: 256,
+            max_connections: 100_000,
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomSection {
+    pub max_capacity: usize,
+    pub heartbeat_timeout_secs: u64,
+    pub report_stats_interval_secs: u64,
+    /// Messages per second one connection may send on average, and the burst above it.
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+}
+
+impl Default for RoomSection {
+    fn default() -> Self {
+        Self {
+            max_capacity: 3,
+            heartbeat_timeout_secs: 40,
+            report_stats_interval_secs: 15,
+            rate_per_sec: 50,
+            rate_burst: 200,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Whether `join` needs a valid token. With `false`, any token is accepted (the
+    /// original clients send a fixed one).
+    pub required: bool,
+    /// How long before a token expires the member is asked to renew it.
+    pub token_prompt_secs: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        Self {
+            required: false,
+            token_prompt_secs: 60,
+        }
+    }
+}
+
+/// The `rtcConfig` handed to every pair.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtcSection {
+    pub ice_servers: Vec<IceServerEntry>,
+    pub ice_transport_policy: String,
+    pub bundle_policy: String,
+    pub rtcp_mux_policy: String,
+}
+
+impl Default for RtcSection {
+    fn default() -> Self {
+        let base = RtcConfig::with_servers(Vec::new());
+        Self {
+            ice_servers: Vec::new(),
+            ice_transport_policy: base.ice_transport_policy,
+            bundle_policy: base.bundle_policy,
+            rtcp_mux_policy: base.rtcp_mux_policy,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServerEntry {
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub credential: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingSection {
+    /// Cents per started minute of a relayed (TURN) pair.
+    pub turn_cents_per_minute: u64,
+    /// Cents per started minute of a P2P (STUN) pair.
+    pub stun_cents_per_minute: u64,
+    /// Cents per started minute of a pair whose type the client did not know.
+    pub unknown_cents_per_minute: u64,
+}
+
+impl Default for BillingSection {
+    fn default() -> Self {
+        let p = Prices::default();
+        Self {
+            turn_cents_per_minute: p.turn,
+            stun_cents_per_minute: p.stun,
+            unknown_cents_per_minute: p.unknown,
+        }
+    }
+}
+
+/// The operator API (`/api/rooms`, `/api/records`, ...).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// The bearer token of the operator API; empty disables the API.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `human` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `rtcroom=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            format: "human".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+const ENV_PREFIX: &str = "RTCROOM_";
+
+impl Config {
+    /// Read the file (if any), apply the environment, check the result.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the configuration file {}", path.display())
+                })?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("{} is not valid TOML", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once('_') else {
+                continue;
+            };
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            if !KNOWN_SECTIONS.contains(&section.as_str()) {
+                continue; // RTCROOM_BIN and the like belong to scripts, not to us
+            }
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value));
+            let entry = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(section_table) = entry.as_table_mut() else {
+                bail!("[{section}] in the configuration file must be a table");
+            };
+            section_table.insert(key, parsed);
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .context("invalid configuration (see config.example.toml for every key)")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.room.max_capacity < 2 {
+            bail!("[room] max_capacity must be at least 2 (a call needs two people)");
+        }
+        if self.room.heartbeat_timeout_secs < 5 {
+            bail!(
+                "[room] heartbeat_timeout_secs must be at least 5 (clients send keepLive every 5 s)"
+            );
+        }
+        if self.server.outbound_queue < 8 {
+            bail!("[server] outbound_queue must be at least 8");
+        }
+        if self.server.max_frame_bytes < 1024 {
+            bail!("[server] max_frame_bytes must be at least 1024");
+        }
+        if !["human", "json"].contains(&self.log.format.as_str()) {
+            bail!("[log] format must be \"human\" or \"json\"");
+        }
+        Ok(())
+    }
+
+    /// The `rtcConfig` of the configuration file.
+    pub fn rtc_config(&self) -> RtcConfig {
+        RtcConfig {
+            bundle_policy: self.rtc.bundle_policy.clone(),
+            ice_servers: self
+                .rtc
+                .ice_servers
+                .iter()
+                .map(|s| IceServer {
+                    credential: s.credential.clone(),
+                    urls: s.urls.clone(),
+                    username: s.username.clone(),
+                })
+                .collect(),
+            ice_transport_policy: self.rtc.ice_transport_policy.clone(),
+            rtcp_mux_policy: self.rtc.rtcp_mux_policy.clone(),
+        }
+    }
+
+    /// What the room engine is told.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            max_capacity: self.room.max_capacity,
+            heartbeat_timeout_secs: self.room.heartbeat_timeout_secs,
+            report_stats_interval_secs: self.room.report_stats_interval_secs,
+            rtc_config: SharedJson::rtc_config(&self.rtc_config()),
+            prices: Prices {
+                turn: self.billing.turn_cents_per_minute,
+                stun: self.billing.stun_cents_per_minute,
+                unknown: self.billing.unknown_cents_per_minute,
+            },
+            auth: if self.auth.required {
+                AuthMode::Required {
+                    prompt_secs: self.auth.token_prompt_secs,
+                }
+            } else {
+                AuthMode::Open
+            },
+            rate_per_sec: self.room.rate_per_sec,
+            rate_burst: self.room.rate_burst,
+        }
+    }
+}
+
+const KNOWN_SECTIONS: &[&str] = &["server", "room", "auth", "rtc", "billing", "log", "admin"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_work_without_a_file() {
+        let c = Config::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.room.max_capacity, 3);
+        assert_eq!(c.room.heartbeat_timeout_secs, 40);
+        assert_eq!(c.room.report_stats_interval_secs, 15);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = std::env::temp_dir().join(format!("rtcroom-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[room]\nmax_capacity = 5\n[auth]\nrequired = true\n").unwrap();
+        let c = Config::load_with_env(
+            Some(&file),
+            env(&[
+                ("RTCROOM_ROOM_MAX_CAPACITY", "4"),
+                ("RTCROOM_SERVER_LISTEN", "127.0.0.1:0"),
+                ("RTCROOM_AUTH_REQUIRED", "false"),
+                ("RTCROOM_BIN", "/somewhere"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.room.max_capacity, 4);
+        assert_eq!(c.server.listen.port(), 0);
+        assert!(!c.auth.required);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        let e =
+            Config::load_with_env(None, env(&[("RTCROOM_ROOM_MAX_CAPACITY", "1")])).unwrap_err();
+        assert!(format!("{e:#}").contains("max_capacity"));
+        let e =
+            Config::load_with_env(None, env(&[("RTCROOM_ROOM_MAX_CAPACITTY", "4")])).unwrap_err();
+        assert!(format!("{e:#}").contains("max_capacitty"), "{e:#}");
+    }
+}

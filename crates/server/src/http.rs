@@ -1,0 +1,65 @@
+//! The HTTP surface: the WebSocket upgrade, health, and the web page.
+//!
+//! `app(state)` builds the whole router, so tests can drive it without a socket.
+
+use crate::records::RecordSink;
+use crate::signaling::{self, Signaling};
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Everything the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub signaling: Arc<Signaling>,
+    pub records: RecordSink,
+    /// `[admin] token`; empty disables the operator API.
+    pub admin_token: Arc<str>,
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/ws", get(ws))
+        .route("/healthz", get(healthz))
+        .route("/", get(index))
+        .merge(crate::admin::routes())
+        .with_state(state)
+}
+
+async fn ws(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let sig = state.signaling.clone();
+    if !sig.admit() {
+        let msg = "too many connections: this room server is at its [server] max_connections";
+        return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
+    }
+    // Signaling frames are small: size the buffers for them, not for bulk data (tungstenite's
+    // default 128 KiB read buffer is allocated and zeroed per connection). A frame above
+    // `max_frame` but within four times it is read and refused with result 3; a larger one
+    // ends the connection, so nothing unbounded is ever buffered.
+    let limit = sig.max_frame.saturating_mul(4);
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(limit.max(1 << 20))
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
+        .on_upgrade(move |socket| signaling::serve(sig, socket, peer.ip().to_string()))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn index() -> &'static str {
+    "rtcroom room server. Signaling: WebSocket at /ws (see docs/protocol in the repository).\n"
+}

@@ -1,0 +1,294 @@
+//! The hub: the one task that owns the room engine and carries out its effects.
+//!
+//! Connection tasks decode frames (in parallel, on their own tasks) and send typed inputs
+//! here over a bounded channel; the hub feeds them to the engine in arrival order and
+//! delivers each `Send` effect to the connection's bounded outbound queue with `try_send`.
+//! A full queue means the client does not read: it is cut off, never waited for, so one
+//! slow client cannot delay its room.
+//!
+//! **Invariant:** the hub never awaits anything but its own inbox and its timer; it does no
+//! IO, so the engine step is never stalled by a socket, a database or a mail server.
+
+use crate::records::RecordSink;
+use crate::telemetry;
+use rtcroom_core::{
+    CloseReason, ConnId, Effect, Engine, EngineStats, Entropy, Grant, Input, Millis, RoomInfo,
+};
+use rtcroom_protocol::{DecodeError, Request, ServerMsg};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the hub delivers to a connection task.
+#[derive(Debug)]
+pub enum Outbound {
+    Msg(ServerMsg),
+    Close(CloseReason),
+}
+
+/// Messages to the hub.
+// Frames dominate the inbox; boxing them would cost an allocation per frame.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum HubMsg {
+    Open {
+        conn: ConnId,
+        ip: String,
+        out: mpsc::Sender<Outbound>,
+        /// Fired by the hub to cut the connection off at once.
+        kill: oneshot::Sender<()>,
+    },
+    Frame {
+        conn: ConnId,
+        frame: Result<Request, DecodeError>,
+        grant: Grant,
+    },
+    Closed {
+        conn: ConnId,
+        clean: bool,
+    },
+    Rooms(oneshot::Sender<Vec<RoomInfo>>),
+    Stats(oneshot::Sender<EngineStats>),
+    Kick {
+        app_id: String,
+        room_id: String,
+        uid: String,
+        why: String,
+        reply: oneshot::Sender<bool>,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A cheap handle for sending to the hub.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    tx: mpsc::Sender<HubMsg>,
+}
+
+impl Hub {
+    pub async fn send(&self, msg: HubMsg) -> bool {
+        self.tx.send(msg).await.is_ok()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> HubMsg) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    pub async fn rooms(&self) -> Option<Vec<RoomInfo>> {
+        self.ask(HubMsg::Rooms).await
+    }
+
+    pub async fn stats(&self) -> Option<EngineStats> {
+        self.ask(HubMsg::Stats).await
+    }
+
+    pub async fn kick(&self, app_id: String, room_id: String, uid: String, why: String) -> bool {
+        self.ask(|reply| HubMsg::Kick {
+            app_id,
+            room_id,
+            uid,
+            why,
+            reply,
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Tell every member the server goes away and close every record; returns when done.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(HubMsg::Shutdown).await;
+    }
+}
+
+/// The wall clock as the engine sees it.
+pub fn now() -> Millis {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Entropy straight from the operating system, read in blocks.
+#[derive(Debug)]
+pub struct OsEntropy {
+    buf: [u8; 4096],
+    pos: usize,
+}
+
+impl OsEntropy {
+    pub fn new() -> Self {
+        Self {
+            buf: [0; 4096],
+            pos: 4096,
+        }
+    }
+}
+
+impl Entropy for OsEntropy {
+    fn next_u64(&mut self) -> u64 {
+        if self.pos + 8 > self.buf.len() {
+            getrandom::fill(&mut self.buf).expect("the operating system provides randomness");
+            self.pos = 0;
+        }
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.buf[self.pos..self.pos + 8]);
+        self.pos += 8;
+        u64::from_le_bytes(word)
+    }
+}
+
+struct Link {
+    out: mpsc::Sender<Outbound>,
+    kill: Option<oneshot::Sender<()>>,
+}
+
+/// Start the hub task around `engine`; `inbox` bounds how many inputs may wait.
+pub fn spawn<E: Entropy + Send + 'static>(
+    engine: Engine<E>,
+    records: RecordSink,
+    inbox: usize,
+) -> (Hub, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(inbox);
+    let task = tokio::spawn(run(engine, records, rx));
+    (Hub { tx }, task)
+}
+
+async fn run<E: Entropy>(
+    mut engine: Engine<E>,
+    records: RecordSink,
+    mut rx: mpsc::Receiver<HubMsg>,
+) {
+    let mut links: HashMap<ConnId, Link> = HashMap::new();
+    let mut batch = Vec::with_capacity(256);
+    loop {
+        let sleep = engine.poll_timeout().map(|at| {
+            let wait = at.0.saturating_sub(now().0);
+            tokio::time::Instant::now() + Duration::from_millis(wait)
+        });
+        tokio::select! {
+            n = rx.recv_many(&mut batch, 256) => {
+                if n == 0 {
+                    break;
+                }
+                for msg in batch.drain(..) {
+                    if let Some(reply) = handle(&mut engine, &mut links, msg) {
+                        drain(&mut engine, &mut links, &records);
+                        let _ = reply.send(());
+                        return;
+                    }
+                }
+            }
+            () = async { tokio::time::sleep_until(sleep.unwrap_or_else(tokio::time::Instant::now)).await },
+                if sleep.is_some() => {
+                engine.handle_timeout(now());
+            }
+        }
+        drain(&mut engine, &mut links, &records);
+    }
+}
+
+/// Feed one message to the engine. Returns the reply channel of a shutdown, after which the
+/// hub stops.
+fn handle<E: Entropy>(
+    engine: &mut Engine<E>,
+    links: &mut HashMap<ConnId, Link>,
+    msg: HubMsg,
+) -> Option<oneshot::Sender<()>> {
+    let t = now();
+    match msg {
+        HubMsg::Open {
+            conn,
+            ip,
+            out,
+            kill,
+        } => {
+            links.insert(
+                conn,
+                Link {
+                    out,
+                    kill: Some(kill),
+                },
+            );
+            engine.handle(t, Input::Open { conn, ip });
+        }
+        HubMsg::Frame { conn, frame, grant } => {
+            engine.handle(t, Input::Frame { conn, frame, grant });
+        }
+        HubMsg::Closed { conn, clean } => {
+            links.remove(&conn);
+            engine.handle(t, Input::Closed { conn, clean });
+        }
+        HubMsg::Rooms(reply) => {
+            let _ = reply.send(engine.rooms());
+        }
+        HubMsg::Stats(reply) => {
+            let _ = reply.send(engine.stats());
+        }
+        HubMsg::Kick {
+            app_id,
+            room_id,
+            uid,
+            why,
+            reply,
+        } => {
+            let _ = reply.send(engine.kick(t, &app_id, &room_id, &uid, &why));
+        }
+        HubMsg::Shutdown(reply) => {
+            engine.shutdown(t);
+            return Some(reply);
+        }
+    }
+    None
+}
+
+/// Carry out every queued effect.
+fn drain<E: Entropy>(
+    engine: &mut Engine<E>,
+    links: &mut HashMap<ConnId, Link>,
+    records: &RecordSink,
+) {
+    while let Some(effect) = engine.poll_effect() {
+        match effect {
+            Effect::Send { conn, msg } => {
+                telemetry::sent(&msg);
+                deliver(engine, links, conn, Outbound::Msg(msg));
+            }
+            Effect::Close { conn, reason } => deliver(engine, links, conn, Outbound::Close(reason)),
+            Effect::Record(r) => records.push(r),
+            Effect::Event(e) => telemetry::event(&e),
+        }
+    }
+}
+
+fn deliver<E: Entropy>(
+    engine: &mut Engine<E>,
+    links: &mut HashMap<ConnId, Link>,
+    conn: ConnId,
+    item: Outbound,
+) {
+    let Some(link) = links.get_mut(&conn) else {
+        return;
+    };
+    match link.out.try_send(item) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            // The client does not read: cut it off now and treat it as a dropped socket (it
+            // keeps its place until the heartbeat timeout and may reconnect).
+            tracing::warn!(
+                conn = conn.0,
+                "outbound queue full; disconnecting a client that does not read"
+            );
+            telemetry::slow_client();
+            if let Some(kill) = link.kill.take() {
+                let _ = kill.send(());
+            }
+            links.remove(&conn);
+            engine.handle(now(), Input::Closed { conn, clean: false });
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            // The connection task has ended; its Closed message is on its way.
+        }
+    }
+}

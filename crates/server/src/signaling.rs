@@ -1,0 +1,157 @@
+//! The WebSocket shell of the signaling protocol: one task per connection.
+//!
+//! The task reads frames, decodes them (in parallel with every other connection), attaches
+//! the token check for `join`/`updateToken`, and hands them to the hub; it writes what the
+//! hub queues for it, serializing each message here rather than in the hub. It owns no
+//! room state.
+
+use crate::hub::{Hub, HubMsg, Outbound};
+use crate::telemetry;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use rtcroom_core::{ConnId, Grant};
+use rtcroom_protocol::{Request, decode, decode_binary};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+/// Checks tokens for the hub. The login issue gives it keys; until then it only knows
+/// whether checking is on.
+pub trait TokenCheck: Send + Sync + 'static {
+    fn check(&self, req: &Request) -> Grant;
+}
+
+/// No token checking (`[auth] required = false`).
+#[derive(Debug)]
+pub struct NoTokenCheck;
+
+impl TokenCheck for NoTokenCheck {
+    fn check(&self, _req: &Request) -> Grant {
+        Grant::Unchecked
+    }
+}
+
+/// What every connection task shares.
+pub struct Signaling {
+    pub hub: Hub,
+    pub tokens: Arc<dyn TokenCheck>,
+    pub max_frame: usize,
+    pub outbound_queue: usize,
+    pub max_connections: usize,
+    pub open: AtomicUsize,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Signaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signaling")
+            .field("max_frame", &self.max_frame)
+            .field("open", &self.open.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signaling {
+    pub fn new(
+        hub: Hub,
+        tokens: Arc<dyn TokenCheck>,
+        max_frame: usize,
+        outbound_queue: usize,
+        max_connections: usize,
+    ) -> Self {
+        Self {
+            hub,
+            tokens,
+            max_frame,
+            outbound_queue,
+            max_connections,
+            open: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Reserve a place for one more connection, if there is room.
+    pub fn admit(&self) -> bool {
+        let prev = self.open.fetch_add(1, Ordering::AcqRel);
+        if prev >= self.max_connections {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}
+
+/// Serve one admitted connection until it closes.
+pub async fn serve(sig: Arc<Signaling>, mut socket: WebSocket, ip: String) {
+    let conn = ConnId(sig.next_id.fetch_add(1, Ordering::Relaxed));
+    let (out_tx, mut out_rx) = mpsc::channel(sig.outbound_queue);
+    let (kill_tx, mut kill_rx) = oneshot::channel();
+    telemetry::connection_opened();
+    let opened = sig
+        .hub
+        .send(HubMsg::Open {
+            conn,
+            ip,
+            out: out_tx,
+            kill: kill_tx,
+        })
+        .await;
+    let mut clean = false;
+    // Only an explicit kill cuts the connection off; when the hub goes away (shutdown) the
+    // kill switch is merely dropped, and the queued messages are still written.
+    let mut hub_gone = false;
+    if opened {
+        loop {
+            tokio::select! {
+                biased;
+                killed = &mut kill_rx, if !hub_gone => match killed {
+                    Ok(()) => break,
+                    Err(_) => hub_gone = true,
+                },
+                item = out_rx.recv() => match item {
+                    Some(Outbound::Msg(msg)) => {
+                        let text: Utf8Bytes = msg.to_json().into();
+                        if socket.send(Message::Text(text)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Outbound::Close(reason)) => {
+                        let frame = CloseFrame { code: reason.code(), reason: reason.text().into() };
+                        let _ = socket.send(Message::Close(Some(frame))).await;
+                        clean = true;
+                        break;
+                    }
+                    None => break,
+                },
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        telemetry::received(text.len());
+                        let frame = decode(text.as_str(), sig.max_frame);
+                        let grant = match &frame {
+                            Ok(req @ (Request::Join(_) | Request::UpdateToken(_))) => sig.tokens.check(req),
+                            _ => Grant::Unchecked,
+                        };
+                        if !sig.hub.send(HubMsg::Frame { conn, frame, grant }).await {
+                            break;
+                        }
+                    }
+                    Some(Ok(Message::Binary(bytes))) => {
+                        telemetry::received(bytes.len());
+                        let frame = Err(decode_binary(bytes.len(), sig.max_frame));
+                        if !sig.hub.send(HubMsg::Frame { conn, frame, grant: Grant::Unchecked }).await {
+                            break;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) => {
+                        clean = true;
+                        break;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Err(_)) | None => break,
+                },
+            }
+        }
+        sig.hub.send(HubMsg::Closed { conn, clean }).await;
+    }
+    sig.open.fetch_sub(1, Ordering::AcqRel);
+    telemetry::connection_closed();
+}

@@ -1,0 +1,214 @@
+//! A real `rtcroom` binary on a free port, and real WebSocket clients for it.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A running server, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub data_dir: std::path::PathBuf,
+}
+
+impl Server {
+    /// Start the binary with `RTCROOM_*` settings on top of a port-0 listener.
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let data_dir = std::env::temp_dir().join(format!(
+            "rtcroom-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtcroom"));
+        cmd.arg("serve")
+            .env("RTCROOM_SERVER_LISTEN", "127.0.0.1:0")
+            .env("RTCROOM_SERVER_DATA_DIR", &data_dir)
+            .env("RTCROOM_LOG_LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the rtcroom binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line from rtcroom: {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            addr,
+            data_dir,
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&format!("ws://{}/ws", self.addr)).await
+    }
+
+    /// Send SIGTERM and wait for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// A signaling client speaking raw frames.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How long a test waits for an expected message before failing (not a performance bound).
+const WAIT: Duration = Duration::from_secs(10);
+
+impl Client {
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
+        Client { ws }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.send_text(&v.to_string()).await;
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::Binary(bytes.into())).await.unwrap();
+    }
+
+    /// The next text frame, raw.
+    pub async fn recv_text(&mut self) -> String {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a message arrives in time")
+                .expect("the connection is open")
+                .expect("a valid frame");
+            match msg {
+                Message::Text(t) => return t.to_string(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Value {
+        serde_json::from_str(&self.recv_text().await).unwrap()
+    }
+
+    /// The next message, which must have this `cmd`.
+    pub async fn expect(&mut self, cmd: &str) -> Value {
+        let v = self.recv().await;
+        assert_eq!(v["cmd"], cmd, "expected {cmd}, got {v}");
+        v
+    }
+
+    /// Nothing arrives within a short while (used after actions that must not relay).
+    pub async fn expect_silence(&mut self) {
+        if let Ok(Some(Ok(m))) =
+            tokio::time::timeout(Duration::from_millis(300), self.ws.next()).await
+        {
+            panic!("expected no message, got {m:?}");
+        }
+    }
+
+    /// The server closes the connection; returns the close code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("closed in time")
+            {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Close cleanly with a close frame.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
+    /// Drop the TCP connection without a close frame.
+    pub fn drop_abruptly(self) {
+        let stream = self.ws.into_inner();
+        drop(stream);
+    }
+}
+
+pub fn join(room: &str, uid: &str, uname: &str) -> Value {
+    serde_json::json!({
+        "cmd": "join", "appId": "10000", "token": "xa3f3fsaf", "roomId": room,
+        "roomName": "talk-now", "uid": uid, "uname": uname, "userType": 0, "talkType": 1,
+        "time": "1560138845", "osName": "Win32", "browser": "chrome58.0", "sdkInfo": "1.0.0"
+    })
+}
+
+/// A minimal HTTP/1.1 request over a plain TCP socket (tests only): (status, body).
+pub async fn http(
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http:// url");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut stream = TcpStream::connect(host).await.unwrap();
+    let body = body.unwrap_or("");
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
