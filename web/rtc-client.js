@@ -68,6 +68,12 @@ const DEFAULTS = {
   log: false,
 };
 
+// WebSocket close codes of the room server (crates/core CloseReason): the server closed
+// the connection on purpose, and reconnecting would be wrong.
+const CLOSE_REPLACED = 4001;
+const CLOSE_TOKEN_EXPIRED = 4003;
+const CLOSE_KICKED = 4004;
+
 const now = () => Date.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -672,7 +678,7 @@ export class RtcClient extends EventTarget {
     this.startKeepAlive();
     this.startStats();
     // Talk type says whether we send video; say the rest of the device state now.
-    if (this.tracks.microphone && !this.devices.microphone) this.announce(DeviceIndex.MICROPHONE, false);
+    if (!this.devices.microphone) this.announce(DeviceIndex.MICROPHONE, false);
     if (this.devices.screen) this.announce(DeviceIndex.SCREEN, true);
     if (!rejoin && !this.tracks.microphone) this.reportInfo(ResultCode.NO_MICROPHONE, 'no microphone', null, null);
     this.localDevicesChanged();
@@ -1014,9 +1020,15 @@ export class RtcClient extends EventTarget {
 
   onSocketLost(code, reason) {
     if (this.state !== 'joined') return;
-    if (/replaced/i.test(reason || '')) {
+    if (code === CLOSE_REPLACED || /replaced/i.test(reason || '')) {
       // The same uid joined from another tab or device: that one has the call now.
       this.fail(ResultCode.NOT_ALLOWED, 'this call continues in another window', 'replaced', true);
+      this.finish();
+      return;
+    }
+    if (code === CLOSE_TOKEN_EXPIRED || code === CLOSE_KICKED) {
+      // systemKickUser usually came first and ended the call; this covers a lost kick.
+      this.fail(code === CLOSE_TOKEN_EXPIRED ? ResultCode.TOKEN_REFUSED : ResultCode.NOT_ALLOWED, reason || 'removed from the room', 'kick', true);
       this.finish();
       return;
     }
