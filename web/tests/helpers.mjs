@@ -50,7 +50,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * `RTCROOM_*` overrides. Returns `{origin, binOrigin, stop, logs}`: `origin` serves the page.
  * If the binary does not serve the page yet, a small front server does (static files from
  * web/, everything else passed through to the binary, WebSocket upgrades included).
- * @param {{env?: Record<string, string>}} [opts]
+ * With `front: true` the front server is used anyway; its `dropWebSockets()` cuts every
+ * signaling connection at the TCP level (no close frame), as a network drop would.
+ * @param {{env?: Record<string, string>, front?: boolean}} [opts]
  */
 export async function startServer(opts = {}) {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'rtcroom-web-'));
@@ -91,7 +93,7 @@ export async function startServer(opts = {}) {
 
   let front = null;
   let origin = binOrigin;
-  if (!(await servesPage(binOrigin))) {
+  if (opts.front || !(await servesPage(binOrigin))) {
     front = await startFront(binOrigin);
     origin = front.origin;
   }
@@ -104,7 +106,13 @@ export async function startServer(opts = {}) {
     }
     await rm(dataDir, { recursive: true, force: true });
   };
-  return { origin, binOrigin, viaFront: !!front, stop, logs: () => logs };
+  return {
+    origin, binOrigin, viaFront: !!front, stop, logs: () => logs,
+    dropWebSockets: () => {
+      if (!front) throw new Error('dropWebSockets needs startServer({front: true})');
+      return front.dropWebSockets();
+    },
+  };
 }
 
 async function servesPage(origin) {
@@ -138,6 +146,7 @@ async function startFront(binOrigin) {
     up.on('error', () => res.writeHead(502).end('bad gateway'));
     req.pipe(up);
   });
+  const tunnels = new Set();
   server.on('upgrade', (req, socket, head) => {
     const up = net.connect(Number(target.port), target.hostname, () => {
       let raw = `${req.method} ${req.url} HTTP/1.1\r\n`;
@@ -147,7 +156,9 @@ async function startFront(binOrigin) {
       up.pipe(socket);
       socket.pipe(up);
     });
-    const end = () => { up.destroy(); socket.destroy(); };
+    const pair = { up, socket };
+    tunnels.add(pair);
+    const end = () => { tunnels.delete(pair); up.destroy(); socket.destroy(); };
     up.on('error', end);
     socket.on('error', end);
     up.on('close', end);
@@ -159,6 +170,16 @@ async function startFront(binOrigin) {
   const { port } = /** @type {net.AddressInfo} */ (server.address());
   return {
     origin: `http://127.0.0.1:${port}`,
+    dropWebSockets: () => {
+      const n = tunnels.size;
+      // resetAndDestroy sends a TCP RST: neither side gets a WebSocket close frame.
+      for (const { up, socket } of [...tunnels]) {
+        up.resetAndDestroy();
+        socket.resetAndDestroy();
+      }
+      tunnels.clear();
+      return n;
+    },
     close: () => new Promise((r) => {
       for (const s of sockets) s.destroy();
       server.close(() => r(undefined));
@@ -294,4 +315,32 @@ export async function recordedSubSessions(server, roomId, adminToken) {
 
 export function uniqueRoom(prefix) {
   return `${prefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
+}
+
+/**
+ * An init script that keeps every signaling frame of the page in `window.__frames`
+ * (`{dir: 'out' | 'in', at, m}`), for tests that check the wire.
+ */
+export function recordFrames() {
+  const frames = [];
+  Object.defineProperty(window, '__frames', { value: frames });
+  const Native = window.WebSocket;
+  const send = Native.prototype.send;
+  Native.prototype.send = function (data) {
+    try { frames.push({ dir: 'out', at: Date.now(), m: JSON.parse(String(data)) }); } catch { /* not JSON */ }
+    return send.call(this, data);
+  };
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (ev) => {
+        try { frames.push({ dir: 'in', at: Date.now(), m: JSON.parse(ev.data) }); } catch { /* not JSON */ }
+      });
+    }
+  };
+}
+
+/** The recorded frames of a page (see recordFrames), optionally only one direction/cmd. */
+export function frames(page, dir, cmd) {
+  return page.evaluate(([dir, cmd]) => window.__frames.filter((f) => (!dir || f.dir === dir) && (!cmd || f.m.cmd === cmd)), [dir, cmd]);
 }

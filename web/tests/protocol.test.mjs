@@ -1,0 +1,203 @@
+// The SDK on the wire: what it sends and when, reconnects, ICE restarts, kicks and refusals.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  closePage, expectMediaFlowing, frames, joinCall, launchBrowser, recordFrames, startServer,
+  uidOf, uniqueRoom, waitForConnectedPeers,
+} from './helpers.mjs';
+
+const ADMIN = 'e2e-admin-token';
+/** @type {Awaited<ReturnType<typeof startServer>>} */
+let server;
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+before(async () => {
+  [server, browser] = await Promise.all([
+    startServer({ front: true, env: { RTCROOM_ADMIN_TOKEN: ADMIN, RTCROOM_ROOM_REPORT_STATS_INTERVAL_SECS: '1' } }),
+    launchBrowser(),
+  ]);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const rec = { init: recordFrames };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('the SDK speaks the protocol: keepLive, who offers, candidates, peerConnected, reportStats', { timeout: 60000 }, async () => {
+  const room = uniqueRoom('wire');
+  const a = await joinCall(browser, server.origin, room, 'Ana', rec);
+  const b = await joinCall(browser, server.origin, room, 'Ben', rec);
+  try {
+    await Promise.all([waitForConnectedPeers(a, 1), waitForConnectedPeers(b, 1)]);
+    const [ua, ub] = await Promise.all([uidOf(a), uidOf(b)]);
+    // Stats go out every reportStatsInterval (1 s here) once a pair is connected.
+    await b.waitForFunction(() => window.__frames.some((f) => f.dir === 'out' && f.m.cmd === 'reportStats'), null, { timeout: 10000 });
+    await a.waitForFunction(() => window.__frames.filter((f) => f.dir === 'out' && f.m.cmd === 'reportStats').length >= 2, null, { timeout: 10000 });
+
+    const outA = await frames(a, 'out');
+    const outB = await frames(b, 'out');
+    const inA = await frames(a, 'in');
+    const inB = await frames(b, 'in');
+
+    // join first, keepLive right after respJoin.
+    assert.equal(outA[0].m.cmd, 'join');
+    assert.equal(outA[0].m.appId, '10000');
+    assert.equal(outA[0].m.talkType, 1);
+    assert.equal(outA[1].m.cmd, 'keepLive');
+    const respJoinB = inB.find((f) => f.m.cmd === 'respJoin').m;
+    assert.equal(respJoinB.result, 0);
+    assert.deepEqual(respJoinB.userList.map((u) => String(u.uid)), [ua]);
+
+    // The member already there offers; the newcomer only answers.
+    const offers = outA.filter((f) => f.m.cmd === 'offer');
+    assert.equal(offers.length, 1);
+    assert.equal(offers[0].m.remoteUid, ub);
+    assert.equal(offers[0].m.isIceReset, false);
+    assert.equal(JSON.parse(offers[0].m.msg).type, 'offer');
+    assert.equal(outB.filter((f) => f.m.cmd === 'offer').length, 0);
+    const answer = outB.find((f) => f.m.cmd === 'answer');
+    assert.equal(answer.m.remoteUid, ua);
+    assert.equal(JSON.parse(answer.m.msg).type, 'answer');
+
+    // Candidates in the browser's form, as a JSON string.
+    const cand = outB.find((f) => f.m.cmd === 'candidate');
+    const c = JSON.parse(cand.m.msg);
+    assert.deepEqual(Object.keys(c).sort(), ['candidate', 'sdpMLineIndex', 'sdpMid', 'usernameFragment']);
+    assert.match(c.candidate, /^candidate:/);
+
+    // Each side says it connected, and how (direct over loopback).
+    for (const [out, remote] of [[outA, ub], [outB, ua]]) {
+      const pc = out.filter((f) => f.m.cmd === 'peerConnected');
+      assert.equal(pc.length, 1);
+      assert.equal(pc[0].m.remoteUid, remote);
+      assert.equal(pc[0].m.connectType, 'STUN');
+    }
+
+    // reportStats names the remote and the sender's own sub-session.
+    const subAB = inA.find((f) => f.m.cmd === 'respOffer').m.subSessionId;
+    const subBA = inB.find((f) => f.m.cmd === 'relayOffer').m.subSessionId;
+    assert.match(subAB, /^[0-9A-Z]{26}$/);
+    const statsA = outA.filter((f) => f.m.cmd === 'reportStats').map((f) => f.m);
+    const statsB = outB.filter((f) => f.m.cmd === 'reportStats').map((f) => f.m);
+    assert.equal(statsA[0].remoteUid, ub);
+    assert.equal(statsA[0].subSessionId, subAB);
+    assert.equal(statsB[0].subSessionId, subBA);
+    const s = statsA[statsA.length - 1];
+    assert.ok(s.audio.send.bitRate > 0 && s.audio.recv.bitRate > 0, JSON.stringify(s.audio));
+    assert.ok(s.video.send.bitRate > 0 && s.video.recv.bitRate > 0, JSON.stringify(s.video));
+    assert.ok(s.video.recv.width > 0 && s.video.recv.height > 0);
+    assert.ok(s.video.send.frameRateSent > 0);
+    assert.match(s.video.recv.codecName, /^(VP8|VP9|H264|AV1)$/);
+    assert.match(s.audio.recv.packetsLostRate, /^\d+\.\d\d$/);
+
+    // No error answers came back to anything the SDK sent.
+    const errors = [...inA, ...inB].filter((f) => typeof f.m.result === 'number' && f.m.result !== 0);
+    assert.deepEqual(errors, []);
+  } finally {
+    await Promise.all([closePage(a), closePage(b)]);
+  }
+});
+
+test('after a network drop both pages reconnect with the same uid and the call resumes', { timeout: 60000 }, async () => {
+  const room = uniqueRoom('drop');
+  const a = await joinCall(browser, server.origin, room, 'Ana', rec);
+  const b = await joinCall(browser, server.origin, room, 'Ben', rec);
+  try {
+    await Promise.all([waitForConnectedPeers(a, 1), waitForConnectedPeers(b, 1)]);
+    const [ua, ub] = await Promise.all([uidOf(a), uidOf(b)]);
+    assert.ok(server.dropWebSockets() >= 2);
+    // Each page rejoins (a second join with its uid) and is paired again.
+    for (const p of [a, b]) {
+      await p.waitForFunction(() => window.__frames.filter((f) => f.dir === 'in' && f.m.cmd === 'respJoin' && f.m.result === 0).length === 2, null, { timeout: 15000 });
+    }
+    await Promise.all([waitForConnectedPeers(a, 1), waitForConnectedPeers(b, 1)]);
+    assert.equal(await uidOf(a), ua);
+    assert.equal(await uidOf(b), ub);
+    const joins = (await frames(a, 'out', 'join')).map((f) => f.m.uid);
+    assert.deepEqual(joins, [ua, ua]);
+    await Promise.all([expectMediaFlowing(a, ub), expectMediaFlowing(b, ua)]);
+    assert.equal(await a.evaluate(() => document.body.dataset.state), 'in-call');
+  } finally {
+    await Promise.all([closePage(a), closePage(b)]);
+  }
+});
+
+test('the initiator restarts ICE with isIceReset and the call stays up', { timeout: 60000 }, async () => {
+  const room = uniqueRoom('ice');
+  const a = await joinCall(browser, server.origin, room, 'Ana', rec);
+  const b = await joinCall(browser, server.origin, room, 'Ben', rec);
+  try {
+    await Promise.all([waitForConnectedPeers(a, 1), waitForConnectedPeers(b, 1)]);
+    const [ua, ub] = await Promise.all([uidOf(a), uidOf(b)]);
+    // What a failed connection triggers; the newcomer (b) never restarts.
+    const restartedByB = await b.evaluate((ua) => {
+      const c = window.rtcroom.client;
+      const p = c.peers.get(ua);
+      c.restartIce(p, p.pc);
+      return window.__frames.some((f) => f.dir === 'out' && f.m.cmd === 'offer');
+    }, ua);
+    assert.equal(restartedByB, false);
+    await a.evaluate((ub) => {
+      const c = window.rtcroom.client;
+      const p = c.peers.get(ub);
+      c.restartIce(p, p.pc);
+    }, ub);
+    await b.waitForFunction(() => window.__frames.filter((f) => f.dir === 'out' && f.m.cmd === 'answer').length === 2, null, { timeout: 10000 });
+    const reset = (await frames(b, 'in', 'relayOffer')).map((f) => f.m.isIceReset);
+    assert.deepEqual(reset, [false, true]);
+    await sleep(500);
+    await Promise.all([waitForConnectedPeers(a, 1), waitForConnectedPeers(b, 1)]);
+    await Promise.all([expectMediaFlowing(a, ub), expectMediaFlowing(b, ua)]);
+  } finally {
+    await Promise.all([closePage(a), closePage(b)]);
+  }
+});
+
+test('a kicked page says so, and the others see it leave', { timeout: 60000 }, async () => {
+  const room = uniqueRoom('kick');
+  const a = await joinCall(browser, server.origin, room, 'Ana');
+  const b = await joinCall(browser, server.origin, room, 'Ben');
+  try {
+    await Promise.all([waitForConnectedPeers(a, 1), waitForConnectedPeers(b, 1)]);
+    const ub = await uidOf(b);
+    const r = await fetch(`${server.binOrigin}/api/rooms/10000/${room}/kick`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ uid: ub, reason: 'the meeting is over' }),
+    });
+    assert.equal(r.status, 200);
+    await b.waitForFunction(() => document.body.dataset.state === 'ended', null, { timeout: 10000 });
+    const text = await b.locator('#lobby-error').textContent();
+    assert.match(text, /Removed from the call/);
+    assert.match(text, /the meeting is over/);
+    await a.waitForFunction((ub) => !document.querySelector(`#grid .tile[data-uid="${ub}"]`), ub, { timeout: 10000 });
+    // A kicked page does not come back by itself.
+    await sleep(1500);
+    assert.equal(await b.evaluate(() => window.rtcroom.client), null);
+    assert.equal(await a.locator('#grid .tile').count(), 1);
+  } finally {
+    await Promise.all([closePage(a), closePage(b)]);
+  }
+});
+
+test('a refused token (result 12) is explained on the page', { timeout: 60000 }, async () => {
+  const strict = await startServer({ env: { RTCROOM_AUTH_REQUIRED: 'true' } });
+  let page;
+  try {
+    page = await joinCall(browser, strict.origin, uniqueRoom('token'), 'Ana');
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'refused');
+    const alert = await page.evaluate(() => ({ code: document.querySelector('#lobby-error').dataset.code, text: document.querySelector('#lobby-error').textContent }));
+    assert.equal(alert.code, '12');
+    assert.match(alert.text, /Access refused/);
+    // The devices were released: no camera left open after a refused join.
+    assert.equal(await page.evaluate(() => window.rtcroom.client), null);
+  } finally {
+    await closePage(page);
+    await strict.stop();
+  }
+});
