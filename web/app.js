@@ -116,7 +116,9 @@ async function startCall(roomId, uname) {
   joinButton.textContent = 'Joining…';
   document.body.dataset.state = 'joining';
 
-  const c = new RtcClient({ log: debug });
+  // A deployment (or a test) may set SDK options before this script runs, e.g.
+  // <script>window.rtcroomConfig = { appId: '20000', forceRelay: true }</script>.
+  const c = new RtcClient({ log: debug, ...(window.rtcroomConfig || {}) });
   client = c;
   wire(c);
   try {
@@ -200,6 +202,7 @@ function wire(c) {
     }
     const el = tiles.get(d.uid);
     if (el) setTileDevices(el, d);
+    layout();
   });
   c.on('connection-state', (d) => {
     const el = tiles.get(d.uid);
@@ -250,6 +253,7 @@ function ensureTile(uid, uname) {
   el = /** @type {HTMLElement} */ (template.content.firstElementChild.cloneNode(true));
   el.dataset.uid = uid;
   el.dataset.name = uname;
+  el.classList.add('fresh');
   el.querySelector('.name').textContent = uid === LOCAL ? `${uname} (you)` : uname;
   const initials = el.querySelector('.initials');
   initials.textContent = initialsOf(uname);
@@ -294,6 +298,7 @@ function offerSound(el, v) {
 
 function updateCount() {
   const n = tiles.size;
+  $('#waiting').hidden = n !== 1;
   $('#people-count').textContent = n === 1 ? 'Just you' : `${n} people`;
   grid.dataset.count = String(n);
 }
@@ -329,7 +334,7 @@ btnLeave.addEventListener('click', async () => {
   document.body.dataset.state = 'left';
   nameInput.focus();
 });
-$('#copy-link').addEventListener('click', async () => {
+async function copyInvite() {
   const link = `${location.origin}/?room=${encodeURIComponent(client?.roomId || roomInput.value)}`;
   try {
     await navigator.clipboard.writeText(link);
@@ -337,29 +342,83 @@ $('#copy-link').addEventListener('click', async () => {
   } catch {
     window.prompt('Copy this invite link', link);
   }
-});
+}
+$('#copy-link').addEventListener('click', copyInvite);
+$('#copy-link-2').addEventListener('click', copyInvite);
 addEventListener('pagehide', () => client?.leaveNow());
-addEventListener('resize', () => layout());
+new ResizeObserver(() => layout()).observe(grid);
 
-/** Picks the column count that gives the largest tiles for the space and the tile count. */
+/**
+ * Places the tiles. A remote presenter gets the spotlight with the others beside it (or
+ * below, in portrait); on a portrait screen your own view floats small in a corner; else
+ * the column count that gives the largest tiles wins.
+ */
 function layout() {
-  const n = grid.children.length;
-  if (!n) return;
+  const all = /** @type {HTMLElement[]} */ ([...grid.children]);
+  if (!all.length) return;
   const W = grid.clientWidth;
   const H = grid.clientHeight;
   if (!W || !H) return;
-  const gap = parseFloat(getComputedStyle(grid).columnGap) || 12;
-  let best = { w: 0, h: 0 };
+  const gap = parseFloat(getComputedStyle(grid).getPropertyValue('--gap')) || 12;
+  const local = tiles.get(LOCAL);
+  const portrait = H > W;
+  const presenter = all.find((el) => el !== local && el.dataset.screen === 'on');
+  const place = (el, x, y, w, h) => {
+    el.style.transform = `translate(${Math.round(x)}px, ${Math.round(y)}px)`;
+    el.style.width = `${Math.round(w)}px`;
+    el.style.height = `${Math.round(h)}px`;
+    if (el.classList.contains('fresh')) requestAnimationFrame(() => el.classList.remove('fresh'));
+  };
+  for (const el of all) el.classList.remove('pip');
+
+  if (presenter && all.length > 1) {
+    const rest = all.filter((el) => el !== presenter);
+    if (!portrait) {
+      const sideW = Math.min(320, Math.max(180, W * 0.22));
+      const h = Math.min((sideW * 9) / 16, (H - gap * (rest.length - 1)) / rest.length);
+      const w = (h * 16) / 9;
+      const y0 = (H - (rest.length * h + (rest.length - 1) * gap)) / 2;
+      place(presenter, 0, 0, W - sideW - gap, H);
+      rest.forEach((el, i) => place(el, W - sideW + (sideW - w) / 2, y0 + i * (h + gap), w, h));
+    } else {
+      const mainH = H * 0.62;
+      const w = Math.min((W - gap * (rest.length - 1)) / rest.length, ((H - mainH - gap) * 4) / 3);
+      const h = Math.min(H - mainH - gap, (w * 4) / 3);
+      const x0 = (W - (rest.length * w + (rest.length - 1) * gap)) / 2;
+      place(presenter, 0, 0, W, mainH);
+      rest.forEach((el, i) => place(el, x0 + i * (w + gap), mainH + gap, w, h));
+    }
+    return;
+  }
+
+  let list = all;
+  if (portrait && local && all.length > 1) {
+    // Your own view as a small floating window; the others share the screen.
+    list = all.filter((el) => el !== local);
+    const w = Math.min(132, W * 0.32);
+    const h = (w * 4) / 3;
+    local.classList.add('pip');
+    place(local, W - w - 8, H - h - 8, w, h);
+  }
+  const n = list.length;
+  const [minA, maxA] = portrait ? [3 / 4, 16 / 9] : [4 / 3, 16 / 9];
+  let best = { w: 0, h: 0, cols: 1 };
   for (let cols = 1; cols <= n; cols++) {
     const rows = Math.ceil(n / cols);
     let w = (W - gap * (cols - 1)) / cols;
     let h = (H - gap * (rows - 1)) / rows;
-    if (w / h > 16 / 9) w = (h * 16) / 9;
-    if (w / h < 3 / 4) h = (w * 4) / 3;
-    if (w * h > best.w * best.h) best = { w, h };
+    if (w / h > maxA) w = h * maxA;
+    if (w / h < minA) h = w / minA;
+    if (w * h > best.w * best.h + 1) best = { w, h, cols };
   }
-  grid.style.setProperty('--tile-w', `${Math.floor(best.w)}px`);
-  grid.style.setProperty('--tile-h', `${Math.floor(best.h)}px`);
+  const rows = Math.ceil(n / best.cols);
+  const y0 = (H - (rows * best.h + (rows - 1) * gap)) / 2;
+  list.forEach((el, i) => {
+    const r = Math.floor(i / best.cols);
+    const inRow = Math.min(best.cols, n - r * best.cols);
+    const x0 = (W - (inRow * best.w + (inRow - 1) * gap)) / 2;
+    place(el, x0 + (i % best.cols) * (best.w + gap), y0 + r * (best.h + gap), best.w, best.h);
+  });
 }
 
 /** Rings the tile of whoever is talking (audio level from the RTP receivers, no extra cost). */

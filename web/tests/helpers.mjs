@@ -196,7 +196,7 @@ export function launchBrowser(extraArgs = []) {
  * Opens the page in its own browser context (so each page is a separate user).
  * @param {import('playwright-core').Browser} browser
  * @param {string} url
- * @param {{viewport?: {width: number, height: number}, init?: Function, initArg?: any, deviceScaleFactor?: number}} [opts]
+ * @param {{viewport?: {width: number, height: number}, init?: Function, initArg?: any, deviceScaleFactor?: number, lightVideo?: boolean}} [opts]
  */
 export async function openPage(browser, url, opts = {}) {
   const context = await browser.newContext({ viewport: opts.viewport || { width: 1280, height: 800 }, deviceScaleFactor: opts.deviceScaleFactor || 1 });
@@ -204,6 +204,8 @@ export async function openPage(browser, url, opts = {}) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
   page.errors = errors;
+  // Small video keeps a two-core machine from spending the tests encoding pixels.
+  if (opts.lightVideo !== false) await page.addInitScript(() => { window.rtcroomConfig = { video: { width: { ideal: 320 }, height: { ideal: 180 }, frameRate: { ideal: 15 } } }; });
   if (opts.init) await page.addInitScript(opts.init, opts.initArg);
   await page.goto(url);
   return page;
