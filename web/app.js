@@ -118,7 +118,7 @@ async function startCall(roomId, uname) {
 
   // A deployment (or a test) may set SDK options before this script runs, e.g.
   // <script>window.rtcroomConfig = { appId: '20000', forceRelay: true }</script>.
-  const c = new RtcClient({ log: debug, ...(window.rtcroomConfig || {}) });
+  const c = new RtcClient({ log: debug, .../** @type {any} */ (window).rtcroomConfig });
   client = c;
   wire(c);
   try {
@@ -210,7 +210,7 @@ function wire(c) {
     const [key, text] = connLabel(d.state, d.connectType);
     el.dataset.conn = key;
     el.querySelector('.conn-text').textContent = text;
-    el.querySelector('.conn').title = d.state === 'connected' ? (d.connectType === 'TURN' ? 'Connected through the relay server' : 'Connected directly (peer to peer)') : `Connection: ${d.state}`;
+    /** @type {HTMLElement} */ (el.querySelector('.conn')).title = d.state === 'connected' ? (d.connectType === 'TURN' ? 'Connected through the relay server' : 'Connected directly (peer to peer)') : `Connection: ${d.state}`;
   });
   c.on('media-warning', (d) => {
     const what = { camera: 'camera', microphone: 'microphone', screen: 'screen sharing' }[d.device] || d.device;

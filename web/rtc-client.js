@@ -166,6 +166,10 @@ class Peer {
     this.iceRestarts = 0;
     this.disconnectTimer = 0;
     this.prevStats = null;
+    /** @type {any} */
+    this.lastQuality = null;
+    /** @type {RTCConfiguration|undefined} */
+    this.rtcConfig = undefined;
   }
 }
 
@@ -327,7 +331,7 @@ export class RtcClient extends EventTarget {
     for (const peer of this.peers.values()) {
       if (!peer.pc || peer.pc.signalingState === 'closed') continue;
       for (const t of peer.pc.getTransceivers()) {
-        if (t.stopped || t.receiver.track.kind !== kind) continue;
+        if (t.currentDirection === 'stopped' || t.receiver.track.kind !== kind) continue;
         if (t.sender.track !== track) jobs.push(t.sender.replaceTrack(track).catch((e) => this.log('replaceTrack', e)));
       }
     }
@@ -610,7 +614,6 @@ export class RtcClient extends EventTarget {
         this.tracks.microphone.enabled = false;
         this.devices.microphone = false;
       }
-      this.talkType = this.outgoingTrack('video') ? 1 : 0;
       return await this.connectAndJoin(false);
     } catch (e) {
       this.teardownCall();
@@ -629,6 +632,7 @@ export class RtcClient extends EventTarget {
     }
     this.attachSocket(ws);
     const answer = this.expect('respJoin');
+    this.talkType = this.outgoingTrack('video') ? 1 : 0;
     this.send({
       cmd: 'join', appId: this.appId, token: this.token, roomId: this.roomId, roomName: this.roomName,
       uid: this.uid, uname: this.uname, userType: this.userType, talkType: this.talkType,
@@ -677,9 +681,11 @@ export class RtcClient extends EventTarget {
     }
     this.startKeepAlive();
     this.startStats();
-    // Talk type says whether we send video; say the rest of the device state now.
-    if (!this.devices.microphone) this.announce(DeviceIndex.MICROPHONE, false);
-    if (this.devices.screen) this.announce(DeviceIndex.SCREEN, true);
+    // Talk type says whether we send video; say the rest of the device state now. After a
+    // rejoin say all of it: the server may still hold states from before the drop.
+    if (rejoin) this.announce(DeviceIndex.CAMERA, this.devices.camera);
+    if (rejoin || !this.devices.microphone) this.announce(DeviceIndex.MICROPHONE, this.devices.microphone);
+    if (rejoin || this.devices.screen) this.announce(DeviceIndex.SCREEN, this.devices.screen);
     if (!rejoin && !this.tracks.microphone) this.reportInfo(ResultCode.NO_MICROPHONE, 'no microphone', null, null);
     this.localDevicesChanged();
   }

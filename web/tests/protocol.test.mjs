@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
   closePage, expectMediaFlowing, frames, joinCall, launchBrowser, recordFrames, startServer,
-  uidOf, uniqueRoom, waitForConnectedPeers,
+  uidOf, uniqueRoom, waitForConnectedPeers, waitForTile,
 } from './helpers.mjs';
 
 const ADMIN = 'e2e-admin-token';
@@ -110,6 +110,8 @@ test('after a network drop both pages reconnect with the same uid and the call r
   try {
     await Promise.all([waitForConnectedPeers(a, 1), waitForConnectedPeers(b, 1)]);
     const [ua, ub] = await Promise.all([uidOf(a), uidOf(b)]);
+    await a.click('#btn-mic');
+    await waitForTile(b, ua, { mic: 'off' });
     assert.ok(server.dropWebSockets() >= 2);
     // Each page rejoins (a second join with its uid) and is paired again.
     for (const p of [a, b]) {
@@ -122,6 +124,8 @@ test('after a network drop both pages reconnect with the same uid and the call r
     assert.deepEqual(joins, [ua, ua]);
     await Promise.all([expectMediaFlowing(a, ub), expectMediaFlowing(b, ua)]);
     assert.equal(await a.evaluate(() => document.body.dataset.state), 'in-call');
+    // What the others knew about the devices survives the drop.
+    await waitForTile(b, ua, { mic: 'off', camera: 'on' });
   } finally {
     await Promise.all([closePage(a), closePage(b)]);
   }

@@ -41,6 +41,8 @@ test('screenshots of the lobby, a call and a full room', { skip: !OUT && 'set RT
   await closePage(lobby);
 
   const ana = await joinCall(browser, server.origin, room, 'Ana Souza', { viewport: DESKTOP, lightVideo: false });
+  await sleep(800);
+  await shot(ana, 'call-alone-desktop.png');
   const ben = await joinCall(browser, server.origin, room, 'Ben Okafor', { viewport: PHONE, lightVideo: false });
   const chloe = await joinCall(browser, server.origin, room, 'Chloé Martin', { viewport: DESKTOP, lightVideo: false });
   const pages = [ana, ben, chloe];
