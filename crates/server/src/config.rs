@@ -28,8 +28,10 @@ pub struct Config {
     pub billing: BillingSection,
     pub log: LogSection,
     pub admin: AdminSection,
+    /// The apps allowed to use this server (`[[apps]]`). Empty: one demo app `10000` for
+    /// `localhost` and `127.0.0.1`, with a secret generated on first start in `data_dir`.
+    pub apps: Vec<crate::auth::App>,
 }
-
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -44,6 +46,9 @@ pub struct ServerSection {
     pub max_connections: usize,
     /// Where runtime data (SQLite database, generated secrets, spool) is kept.
     pub data_dir: PathBuf,
+    /// The signaling URL handed out at login (e.g. `wss://rtc.example.com/ws`); empty: derived
+    /// from the request's Host (and X-Forwarded-Proto/Host behind a proxy).
+    pub public_url: String,
 }
 
 impl Default for ServerSection {
@@ -54,6 +59,7 @@ impl Default for ServerSection {
             outbound_queue: 256,
             max_connections: 100_000,
             data_dir: PathBuf::from("data"),
+            public_url: String::new(),
         }
     }
 }
@@ -89,13 +95,16 @@ pub struct AuthSection {
     pub required: bool,
     /// How long before a token expires the member is asked to renew it.
     pub token_prompt_secs: u64,
+    /// Lifetime of the tokens this server mints at login.
+    pub token_ttl_secs: u64,
 }
 
 impl Default for AuthSection {
     fn default() -> Self {
         Self {
-            required: false,
+            required: true,
             token_prompt_secs: 60,
+            token_ttl_secs: 3600,
         }
     }
 }
@@ -248,6 +257,20 @@ impl Config {
         if self.server.max_frame_bytes < 1024 {
             bail!("[server] max_frame_bytes must be at least 1024");
         }
+        if self.auth.token_ttl_secs <= self.auth.token_prompt_secs {
+            bail!("[auth] token_ttl_secs must be longer than token_prompt_secs");
+        }
+        for app in &self.apps {
+            if app.id.is_empty() {
+                bail!("an [[apps]] entry has an empty id");
+            }
+            if app.all_keys().is_empty() {
+                bail!(
+                    "app {} has no secret: give it `secret = \"...\"` or [[apps.keys]]",
+                    app.id
+                );
+            }
+        }
         if !["human", "json"].contains(&self.log.format.as_str()) {
             bail!("[log] format must be \"human\" or \"json\"");
         }
@@ -299,6 +322,40 @@ impl Config {
 }
 
 const KNOWN_SECTIONS: &[&str] = &["server", "room", "auth", "rtc", "billing", "log", "admin"];
+
+impl Config {
+    /// The apps of the configuration, or the demo app when none is configured. The demo
+    /// app's secret is generated once and kept in `data_dir/demo-app.secret`.
+    pub fn apps(&self) -> anyhow::Result<Vec<crate::auth::App>> {
+        if !self.apps.is_empty() {
+            return Ok(self.apps.clone());
+        }
+        let path = self.server.data_dir.join("demo-app.secret");
+        let secret = match std::fs::read_to_string(&path) {
+            Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
+            _ => {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+                let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                std::fs::create_dir_all(&self.server.data_dir).with_context(|| {
+                    format!(
+                        "cannot create [server] data_dir {}",
+                        self.server.data_dir.display()
+                    )
+                })?;
+                std::fs::write(&path, &secret)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                secret
+            }
+        };
+        Ok(vec![crate::auth::App {
+            id: "10000".into(),
+            secret: Some(secret),
+            keys: Vec::new(),
+            domains: vec!["localhost".into(), "127.0.0.1".into()],
+        }])
+    }
+}
 
 #[cfg(test)]
 mod tests {

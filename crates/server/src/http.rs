@@ -20,13 +20,24 @@ pub struct AppState {
     pub records: RecordSink,
     /// `[admin] token`; empty disables the operator API.
     pub admin_token: Arc<str>,
+    pub apps: Arc<crate::auth::Apps>,
+    /// The `rtcConfig` handed out at login.
+    pub rtc_config: rtcroom_protocol::SharedJson,
+    /// `[server] public_url`.
+    pub public_url: Arc<str>,
+    /// Set when shutdown begins: the server is no longer ready.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/", get(index))
+        .route("/api/login", axum::routing::post(crate::login::http_login))
+        .route("/login", get(crate::login::ws_login))
         .merge(crate::admin::routes())
         .with_state(state)
 }
@@ -56,8 +67,50 @@ async fn ws(
         .on_upgrade(move |socket| signaling::serve(sig, socket, peer.ip().to_string()))
 }
 
+/// Alive: the process answers HTTP.
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// Ready to take calls: the room engine answers and the server is not shutting down.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let mut problems = Vec::new();
+    if state.draining.load(std::sync::atomic::Ordering::Acquire) {
+        problems.push("draining: the server is shutting down");
+    }
+    let engine_ok = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.signaling.hub.stats(),
+    )
+    .await
+    .ok()
+    .flatten()
+    .is_some();
+    if !engine_ok {
+        problems.push("the room engine does not answer");
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", problems.join("; ")),
+        )
+            .into_response()
+    }
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let stats = state.signaling.hub.stats().await.unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::render(stats),
+    )
+        .into_response()
 }
 
 async fn index() -> &'static str {

@@ -1,9 +1,11 @@
 //! `rtcroom`: the one binary of the platform.
 
 mod admin;
+mod auth;
 mod config;
 mod http;
 mod hub;
+mod login;
 mod records;
 mod signaling;
 mod telemetry;
@@ -39,6 +41,30 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// The apps allowed to use this server.
+    Apps {
+        #[command(subcommand)]
+        action: AppsAction,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Mint a join token for an app, as an app backend would (for testing and scripts).
+    Token {
+        /// The app id.
+        #[arg(long)]
+        app: String,
+        /// Bind the token to this uid.
+        #[arg(long)]
+        uid: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AppsAction {
+    /// List the apps, their key ids and domains (never the secrets).
+    List,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +84,35 @@ fn main() -> anyhow::Result<()> {
             println!("{cfg:#?}");
             Ok(())
         }
+        Command::Apps {
+            action: AppsAction::List,
+            config,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            let apps = auth::Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs);
+            for app in apps.list() {
+                let kids: Vec<String> = app.all_keys().into_iter().map(|k| k.kid).collect();
+                println!(
+                    "{}\tkeys: {}\tdomains: {}",
+                    app.id,
+                    kids.join(","),
+                    app.domains.join(",")
+                );
+            }
+            Ok(())
+        }
+        Command::Token { app, uid, config } => {
+            let cfg = Config::load(config.as_deref())?;
+            let apps = auth::Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs);
+            let found = apps
+                .get(&app)
+                .with_context(|| format!("no app {app}: see `rtcroom apps list`"))?;
+            let (token, _) = apps
+                .mint(found, uid.as_deref(), hub::now())
+                .with_context(|| format!("app {app} has no key"))?;
+            println!("{token}");
+            Ok(())
+        }
     }
 }
 
@@ -66,7 +121,15 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let records = records::RecordSink::discard();
     tracing::warn!("no call-record store is configured: records are counted and dropped");
     let (hub, hub_task) = hub::spawn(engine, records.clone(), 4096);
-    let tokens: Arc<dyn signaling::TokenCheck> = Arc::new(signaling::NoTokenCheck);
+    let apps = Arc::new(auth::Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs));
+    let tokens: Arc<dyn signaling::TokenCheck> = if cfg.auth.required {
+        Arc::new(auth::JwtCheck {
+            apps: (*apps).clone(),
+        })
+    } else {
+        tracing::warn!("[auth] required = false: joins are not checked for a token");
+        Arc::new(signaling::NoTokenCheck)
+    };
     let sig = Arc::new(signaling::Signaling::new(
         hub.clone(),
         tokens,
@@ -74,10 +137,15 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.server.outbound_queue,
         cfg.server.max_connections,
     ));
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = http::app(http::AppState {
         signaling: sig,
         records,
         admin_token: cfg.admin.token.as_str().into(),
+        apps,
+        rtc_config: rtcroom_protocol::SharedJson::rtc_config(&cfg.rtc_config()),
+        public_url: cfg.server.public_url.as_str().into(),
+        draining: draining.clone(),
     });
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -91,6 +159,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
+            draining.store(true, std::sync::atomic::Ordering::Release);
             tracing::info!("shutting down: telling members, closing records");
             shutdown_hub.shutdown().await;
         })

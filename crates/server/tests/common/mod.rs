@@ -20,6 +20,11 @@ pub struct Server {
 impl Server {
     /// Start the binary with `RTCROOM_*` settings on top of a port-0 listener.
     pub fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_with(env, None)
+    }
+
+    /// Start the binary with a configuration file as well.
+    pub fn start_with(env: &[(&str, &str)], config: Option<&std::path::Path>) -> Self {
         let data_dir = std::env::temp_dir().join(format!(
             "rtcroom-test-{}-{}",
             std::process::id(),
@@ -30,8 +35,11 @@ impl Server {
         ));
         std::fs::create_dir_all(&data_dir).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtcroom"));
-        cmd.arg("serve")
-            .env("RTCROOM_SERVER_LISTEN", "127.0.0.1:0")
+        cmd.arg("serve");
+        if let Some(file) = config {
+            cmd.arg("--config").arg(file);
+        }
+        cmd.env("RTCROOM_SERVER_LISTEN", "127.0.0.1:0")
             .env("RTCROOM_SERVER_DATA_DIR", &data_dir)
             .env("RTCROOM_LOG_LEVEL", "warn")
             .stdout(Stdio::piped())

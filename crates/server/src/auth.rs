@@ -1,0 +1,387 @@
+//! Apps, their signing keys and allowed domains, and the tokens that `join` carries.
+//!
+//! A token is a standard JWT signed with HS256 (RFC 7519), so that an app's own backend can
+//! mint one with any JWT library and the app's secret:
+//!
+//! ```text
+//! header  {"alg":"HS256","typ":"JWT","kid":"<key id>"}
+//! claims  {"app":"<appId>","sub":"<uid, optional>","iat":<unix s>,"exp":<unix s>}
+//! ```
+//!
+//! The HS256 envelope is written here (about sixty lines over `hmac` and `sha2`) rather than
+//! taken from `jsonwebtoken`, whose current versions make every user build a full crypto
+//! backend (RSA and elliptic curves, or a C library) for algorithms this server never uses.
+//! Verification compares MACs in constant time (`Mac::verify_slice`).
+//!
+//! This module decides whether a token is genuine and unexpired at the moment it is seen;
+//! what that means for a member (result 12, the prompt before expiry, the kick at expiry) is
+//! the room engine's, which keeps the clock.
+
+use crate::signaling::TokenCheck;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hmac::{Hmac, Mac};
+use rtcroom_core::{Grant, Millis};
+use rtcroom_protocol::Request;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::collections::HashMap;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// One signing key of an app. The first key of an app signs; every key verifies, so a key
+/// can be rotated by adding a new one first and removing the old one after its tokens expire.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct AppKey {
+    pub kid: String,
+    pub secret: String,
+}
+
+/// A registered app.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct App {
+    pub id: String,
+    /// Shorthand for a single key with the id `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub keys: Vec<AppKey>,
+    /// Hosts the app's pages may run on: `example.com` (that host), `*.example.com` (its
+    /// subdomains and itself).
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+impl App {
+    /// The keys, the shorthand `secret` first.
+    pub fn all_keys(&self) -> Vec<AppKey> {
+        let mut keys = Vec::new();
+        if let Some(s) = &self.secret {
+            keys.push(AppKey {
+                kid: "default".into(),
+                secret: s.clone(),
+            });
+        }
+        keys.extend(self.keys.iter().cloned());
+        keys
+    }
+
+    /// Whether a page on `host` may use this app.
+    pub fn allows_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.domains.iter().any(|d| {
+            let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+            match d.strip_prefix("*.") {
+                Some(base) => host == base || host.ends_with(&format!(".{base}")),
+                None => host == d,
+            }
+        })
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not a JWT (header.claims.signature)")]
+    Malformed,
+    #[error("the token's algorithm must be HS256")]
+    Algorithm,
+    #[error("the token names app {0}, which is not registered")]
+    UnknownApp(String),
+    #[error("the token's signature does not match any key of app {0}")]
+    Signature(String),
+    #[error("the token expired at {0} (unix seconds); log in again for a fresh one")]
+    Expired(u64),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    typ: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kid: Option<String>,
+}
+
+/// The claims this server puts in and reads from a token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub app: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(default)]
+    pub iat: u64,
+    pub exp: u64,
+}
+
+fn mac(secret: &str, signing_input: &str) -> HmacSha256 {
+    let mut m =
+        HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    m.update(signing_input.as_bytes());
+    m
+}
+
+/// Sign `claims` with `key`.
+pub fn sign(key: &AppKey, claims: &Claims) -> String {
+    let header = Header {
+        alg: "HS256".into(),
+        typ: Some("JWT".into()),
+        kid: Some(key.kid.clone()),
+    };
+    let h = B64.encode(serde_json::to_vec(&header).expect("serializable"));
+    let c = B64.encode(serde_json::to_vec(claims).expect("serializable"));
+    let input = format!("{h}.{c}");
+    let sig = B64.encode(mac(&key.secret, &input).finalize().into_bytes());
+    format!("{input}.{sig}")
+}
+
+/// The registry of apps, with what a login and a join need from it.
+#[derive(Debug, Clone, Default)]
+pub struct Apps {
+    apps: HashMap<String, App>,
+    /// Lifetime of the tokens this server mints.
+    pub token_ttl_secs: u64,
+}
+
+impl Apps {
+    pub fn new(apps: Vec<App>, token_ttl_secs: u64) -> Self {
+        Self {
+            apps: apps.into_iter().map(|a| (a.id.clone(), a)).collect(),
+            token_ttl_secs,
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&App> {
+        self.apps.get(id)
+    }
+
+    pub fn list(&self) -> Vec<&App> {
+        let mut v: Vec<&App> = self.apps.values().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Mint a token for `app` (and `uid`), valid from `now` for the configured lifetime.
+    pub fn mint(&self, app: &App, uid: Option<&str>, now: Millis) -> Option<(String, u64)> {
+        let key = app.all_keys().into_iter().next()?;
+        let exp = now.as_secs() + self.token_ttl_secs;
+        let claims = Claims {
+            app: app.id.clone(),
+            sub: uid.map(str::to_owned),
+            iat: now.as_secs(),
+            exp,
+        };
+        Some((sign(&key, &claims), exp))
+    }
+
+    /// Check a token's form, signature and expiry at `now`.
+    pub fn verify(&self, token: &str, now: Millis) -> Result<Claims, TokenError> {
+        let mut parts = token.trim().split('.');
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let header: Header = B64
+            .decode(h)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(TokenError::Malformed)?;
+        if header.alg != "HS256" {
+            return Err(TokenError::Algorithm);
+        }
+        let claims: Claims = B64
+            .decode(c)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(TokenError::Malformed)?;
+        let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
+        let app = self
+            .apps
+            .get(&claims.app)
+            .ok_or_else(|| TokenError::UnknownApp(claims.app.clone()))?;
+        let input = &token.trim()[..h.len() + 1 + c.len()];
+        let genuine = app
+            .all_keys()
+            .iter()
+            .filter(|k| header.kid.as_deref().is_none_or(|kid| kid == k.kid))
+            .any(|k| mac(&k.secret, input).verify_slice(&sig).is_ok());
+        if !genuine {
+            return Err(TokenError::Signature(claims.app));
+        }
+        if claims.exp <= now.as_secs() {
+            return Err(TokenError::Expired(claims.exp));
+        }
+        Ok(claims)
+    }
+}
+
+/// The token check the signaling shell runs on `join` and `updateToken`.
+#[derive(Debug)]
+pub struct JwtCheck {
+    pub apps: Apps,
+}
+
+impl TokenCheck for JwtCheck {
+    fn check(&self, req: &Request) -> Grant {
+        let token = match req {
+            Request::Join(j) => j.token.as_deref(),
+            Request::UpdateToken(u) => Some(u.token.as_str()),
+            _ => return Grant::Unchecked,
+        };
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Grant::Invalid(
+                "the request carries no token; log in first (POST /api/login)".into(),
+            );
+        };
+        match self.apps.verify(token, crate::hub::now()) {
+            Ok(c) => Grant::Valid {
+                app_id: c.app,
+                uid: c.sub,
+                expires_at: Millis::from_secs(c.exp),
+            },
+            Err(e) => Grant::Invalid(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apps() -> Apps {
+        Apps::new(
+            vec![App {
+                id: "10000".into(),
+                secret: None,
+                keys: vec![
+                    AppKey {
+                        kid: "k2".into(),
+                        secret: "new-secret".into(),
+                    },
+                    AppKey {
+                        kid: "k1".into(),
+                        secret: "old-secret".into(),
+                    },
+                ],
+                domains: vec!["localhost".into(), "*.example.com".into()],
+            }],
+            3600,
+        )
+    }
+
+    #[test]
+    fn a_token_from_another_jwt_library_verifies() {
+        // Made with PyJWT 2: jwt.encode({"app":"10000","sub":"alice","iat":1700000000,
+        // "exp":4102444800}, "old-secret", algorithm="HS256", headers={"kid":"k1"})
+        let token = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0.eyJhcHAiOiIxMDAwMCIsInN1YiI6ImFsaWNlIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjQxMDI0NDQ4MDB9.4CG3D437e2-OpmiKQHwuYOC-AljjtQHdj0OcxenBJ9o";
+        let c = apps()
+            .verify(token, Millis::from_secs(1_700_000_000))
+            .unwrap();
+        assert_eq!(c.app, "10000");
+        assert_eq!(c.sub.as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn minted_tokens_verify_until_they_expire() {
+        let a = apps();
+        let now = Millis::from_secs(1_700_000_000);
+        let (token, exp) = a.mint(a.get("10000").unwrap(), Some("bob"), now).unwrap();
+        assert_eq!(exp, 1_700_003_600);
+        assert_eq!(a.verify(&token, now).unwrap().sub.as_deref(), Some("bob"));
+        assert_eq!(
+            a.verify(&token, Millis::from_secs(exp)),
+            Err(TokenError::Expired(exp))
+        );
+    }
+
+    #[test]
+    fn forged_and_foreign_tokens_fail() {
+        let a = apps();
+        let now = Millis::from_secs(1_700_000_000);
+        let claims = Claims {
+            app: "10000".into(),
+            sub: None,
+            iat: 0,
+            exp: 4_102_444_800,
+        };
+        let forged = sign(
+            &AppKey {
+                kid: "k2".into(),
+                secret: "guess".into(),
+            },
+            &claims,
+        );
+        assert_eq!(
+            a.verify(&forged, now),
+            Err(TokenError::Signature("10000".into()))
+        );
+        let other = sign(
+            &AppKey {
+                kid: "k2".into(),
+                secret: "new-secret".into(),
+            },
+            &Claims {
+                app: "20000".into(),
+                ..claims.clone()
+            },
+        );
+        assert_eq!(
+            a.verify(&other, now),
+            Err(TokenError::UnknownApp("20000".into()))
+        );
+        assert_eq!(a.verify("not-a-jwt", now), Err(TokenError::Malformed));
+        let mut tampered = sign(
+            &AppKey {
+                kid: "k2".into(),
+                secret: "new-secret".into(),
+            },
+            &claims,
+        );
+        tampered.replace_range(tampered.len() - 2.., "AA");
+        assert!(a.verify(&tampered, now).is_err());
+    }
+
+    #[test]
+    fn rotation_keeps_old_tokens_until_the_key_is_removed() {
+        let mut a = apps();
+        let now = Millis::from_secs(1_700_000_000);
+        let old = sign(
+            &AppKey {
+                kid: "k1".into(),
+                secret: "old-secret".into(),
+            },
+            &Claims {
+                app: "10000".into(),
+                sub: None,
+                iat: 0,
+                exp: 4_102_444_800,
+            },
+        );
+        assert!(a.verify(&old, now).is_ok());
+        let (fresh, _) = a.mint(a.get("10000").unwrap(), None, now).unwrap();
+        assert!(
+            fresh.starts_with(&B64.encode(br#"{"alg":"HS256","typ":"JWT","kid":"k2"}"#)),
+            "the first key signs"
+        );
+        let mut app = a.get("10000").unwrap().clone();
+        app.keys.retain(|k| k.kid != "k1");
+        a = Apps::new(vec![app], 3600);
+        assert_eq!(
+            a.verify(&old, now),
+            Err(TokenError::Signature("10000".into()))
+        );
+        assert!(a.verify(&fresh, now).is_ok());
+    }
+
+    #[test]
+    fn domains_match_hosts_and_subdomains() {
+        let a = apps();
+        let app = a.get("10000").unwrap();
+        assert!(app.allows_host("localhost"));
+        assert!(app.allows_host("example.com"));
+        assert!(app.allows_host("meet.Example.com"));
+        assert!(!app.allows_host("evil-example.com"));
+        assert!(!app.allows_host("example.com.evil.net"));
+    }
+}
