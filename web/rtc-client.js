@@ -456,7 +456,8 @@ export class RtcClient extends EventTarget {
       return { result: 0, desc: 'ok', roomServer: this.roomServer, token: this.token };
     }
     const url = new URL(this.options.loginPath, this.options.server ?? location.href);
-    const body = { protocol: 'req', cmd: 'login', appId: this.appId, ip: '', url: location.href, sdkInfo: SDK_INFO, osInfo: `${describeOs()} ${describeBrowser()}`, time: String(now()) };
+    // The uid binds the token to this member (the server checks it on join and renewal).
+    const body = { protocol: 'req', cmd: 'login', appId: this.appId, ip: '', url: location.href, uid: this.uid || undefined, sdkInfo: SDK_INFO, osInfo: navigator.userAgent, time: String(now()) };
     let resp;
     try {
       resp = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), cache: 'no-store' });

@@ -47,7 +47,8 @@ test('three pages connect in a mesh, a fourth is told the room is full, one leav
   const room = uniqueRoom('three');
   const pages = [];
   try {
-    for (const name of ['Ana', 'Ben', 'Chloé']) pages.push(await joinCall(browser, server.origin, room, name));
+    // All at once: who offers to whom depends on the order the server saw the joins.
+    pages.push(...(await Promise.all(['Ana', 'Ben', 'Chloé'].map((name) => joinCall(browser, server.origin, room, name)))));
     const uids = await Promise.all(pages.map(uidOf));
 
     await t.test('each page has two connected peers with media', async () => {
@@ -89,8 +90,7 @@ test('three pages connect in a mesh, a fourth is told the room is full, one leav
 
 test('camera off, microphone off and screen share show on the other side', { timeout: 60000 }, async () => {
   const room = uniqueRoom('devices');
-  const a = await joinCall(browser, server.origin, room, 'Ana');
-  const b = await joinCall(browser, server.origin, room, 'Ben');
+  const [a, b] = await Promise.all([joinCall(browser, server.origin, room, 'Ana'), joinCall(browser, server.origin, room, 'Ben')]);
   try {
     await waitForConnectedPeers(a, 1);
     await waitForConnectedPeers(b, 1);
@@ -135,9 +135,11 @@ test('without a camera, or with camera and microphone refused, the page joins wi
   const refused = () => {
     navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
   };
-  const a = await joinCall(browser, server.origin, room, 'Ana', { init: noCamera });
-  const b = await joinCall(browser, server.origin, room, 'Ben');
-  const c = await joinCall(browser, server.origin, room, 'Cai', { init: refused });
+  const [a, b, c] = await Promise.all([
+    joinCall(browser, server.origin, room, 'Ana', { init: noCamera }),
+    joinCall(browser, server.origin, room, 'Ben'),
+    joinCall(browser, server.origin, room, 'Cai', { init: refused }),
+  ]);
   try {
     for (const p of [a, b, c]) assert.equal(await p.evaluate(() => document.body.dataset.state), 'in-call');
     assert.equal(await a.evaluate(() => window.rtcroom.client.talkType), 0);

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  closePage, expectMediaFlowing, frames, joinCall, launchBrowser, recordFrames, startServer,
+  closePage, expectMediaFlowing, frames, joinCall, launchBrowser, openPage, recordFrames, startServer,
   uidOf, uniqueRoom, waitForConnectedPeers, waitForTile,
 } from './helpers.mjs';
 
@@ -47,6 +47,7 @@ test('the SDK speaks the protocol: keepLive, who offers, candidates, peerConnect
     // join first, keepLive right after respJoin.
     assert.equal(outA[0].m.cmd, 'join');
     assert.equal(outA[0].m.appId, '10000');
+    assert.equal(outA[0].m.token.split('.').length, 3, 'the token from /api/login');
     assert.equal(outA[0].m.talkType, 1);
     assert.equal(outA[1].m.cmd, 'keepLive');
     const respJoinB = inB.find((f) => f.m.cmd === 'respJoin').m;
@@ -105,8 +106,7 @@ test('the SDK speaks the protocol: keepLive, who offers, candidates, peerConnect
 
 test('after a network drop both pages reconnect with the same uid and the call resumes', { timeout: 60000 }, async () => {
   const room = uniqueRoom('drop');
-  const a = await joinCall(browser, server.origin, room, 'Ana', rec);
-  const b = await joinCall(browser, server.origin, room, 'Ben', rec);
+  const [a, b] = await Promise.all([joinCall(browser, server.origin, room, 'Ana', rec), joinCall(browser, server.origin, room, 'Ben', rec)]);
   try {
     await Promise.all([waitForConnectedPeers(a, 1), waitForConnectedPeers(b, 1)]);
     const [ua, ub] = await Promise.all([uidOf(a), uidOf(b)]);
@@ -164,8 +164,7 @@ test('the initiator restarts ICE with isIceReset and the call stays up', { timeo
 
 test('a kicked page says so, and the others see it leave', { timeout: 60000 }, async () => {
   const room = uniqueRoom('kick');
-  const a = await joinCall(browser, server.origin, room, 'Ana');
-  const b = await joinCall(browser, server.origin, room, 'Ben');
+  const [a, b] = await Promise.all([joinCall(browser, server.origin, room, 'Ana'), joinCall(browser, server.origin, room, 'Ben')]);
   try {
     await Promise.all([waitForConnectedPeers(a, 1), waitForConnectedPeers(b, 1)]);
     const ub = await uidOf(b);
@@ -181,7 +180,7 @@ test('a kicked page says so, and the others see it leave', { timeout: 60000 }, a
     assert.match(text, /the meeting is over/);
     await a.waitForFunction((ub) => !document.querySelector(`#grid .tile[data-uid="${ub}"]`), ub, { timeout: 10000 });
     // A kicked page does not come back by itself.
-    await sleep(1500);
+    await sleep(1000);
     assert.equal(await b.evaluate(() => window.rtcroom.client), null);
     assert.equal(await a.locator('#grid .tile').count(), 1);
   } finally {
@@ -190,11 +189,20 @@ test('a kicked page says so, and the others see it leave', { timeout: 60000 }, a
 });
 
 test('a refused token (result 12) is explained on the page', { timeout: 60000 }, async () => {
-  const strict = await startServer({ env: { RTCROOM_AUTH_REQUIRED: 'true' } });
-  let page;
+  // A login that hands out a forged token, as a broken app backend would.
+  const forged = async (page) => {
+    await page.route('**/api/login', (route) => route.fulfill({
+      status: 200,
+      contentType: 'application/json',
+      body: JSON.stringify({ protocol: 'resp', cmd: 'respLogin', result: 0, desc: 'ok', roomServer: '', token: 'eyJhbGciOiJIUzI1NiJ9.eyJhcHAiOiIxMDAwMCJ9.forged', expireAt: 0 }),
+    }));
+  };
+  const room = uniqueRoom('token');
+  const page = await openPage(browser, 'about:blank');
   try {
-    page = await joinCall(browser, strict.origin, uniqueRoom('token'), 'Ana');
-    assert.equal(await page.evaluate(() => document.body.dataset.state), 'refused');
+    await forged(page);
+    await page.goto(`${server.origin}/?room=${room}&name=Ana`);
+    await page.waitForFunction(() => document.body.dataset.state === 'refused', null, { timeout: 15000 });
     const alert = await page.evaluate(() => ({ code: document.querySelector('#lobby-error').dataset.code, text: document.querySelector('#lobby-error').textContent }));
     assert.equal(alert.code, '12');
     assert.match(alert.text, /Access refused/);
@@ -202,6 +210,40 @@ test('a refused token (result 12) is explained on the page', { timeout: 60000 },
     assert.equal(await page.evaluate(() => window.rtcroom.client), null);
   } finally {
     await closePage(page);
-    await strict.stop();
+  }
+});
+
+test('tokens are renewed on systemPromptToken; a page that cannot renew is removed at expiry', { timeout: 60000 }, async () => {
+  // Tokens live 6 s and the prompt comes 3 s before expiry.
+  const short = await startServer({ env: { RTCROOM_AUTH_TOKEN_TTL_SECS: '6', RTCROOM_AUTH_TOKEN_PROMPT_SECS: '3' } });
+  const room = uniqueRoom('renew');
+  let a;
+  let b;
+  try {
+    a = await joinCall(browser, short.origin, room, 'Ana', rec);
+    // Ben's login works once, then the login server is down for him.
+    b = await openPage(browser, 'about:blank', rec);
+    let logins = 0;
+    await b.route('**/api/login', (route) => (++logins === 1 ? route.continue() : route.fulfill({ status: 503, body: 'down' })));
+    await b.goto(`${short.origin}/?room=${room}&name=Ben`);
+    await b.waitForFunction(() => document.body.dataset.state === 'in-call', null, { timeout: 15000 });
+    const ub = await uidOf(b);
+    await waitForConnectedPeers(a, 1);
+
+    await a.waitForFunction(() => window.__frames.filter((f) => f.dir === 'in' && f.m.cmd === 'respUpdateToken' && f.m.result === 0).length >= 2, null, { timeout: 20000 });
+    const prompts = await frames(a, 'in', 'systemPromptToken');
+    assert.ok(prompts.length >= 2);
+    const updates = await frames(a, 'out', 'updateToken');
+    assert.ok(updates.every((f) => typeof f.m.token === 'string' && f.m.token.split('.').length === 3));
+    assert.notEqual(updates[0].m.token, updates[1].m.token);
+
+    await b.waitForFunction(() => document.body.dataset.state === 'ended', null, { timeout: 15000 });
+    assert.match(await b.locator('#lobby-error').textContent(), /token is expire/);
+    assert.equal((await frames(b, 'in', 'systemKickUser')).length, 1);
+    await a.waitForFunction((ub) => !document.querySelector(`#grid .tile[data-uid="${ub}"]`), ub, { timeout: 10000 });
+    assert.equal(await a.evaluate(() => document.body.dataset.state), 'in-call');
+  } finally {
+    await Promise.all([closePage(a), closePage(b)]);
+    await short.stop();
   }
 });
