@@ -50,6 +50,11 @@ export interface RtcClientOptions {
   loginPath?: string;
   /** Skip login and join this room server (ws:// or wss://) directly. */
   wsUrl?: string;
+  /**
+   * Tokens from the app's own backend instead of the login server: called before every join,
+   * reconnect and renewal (systemPromptToken). The room server is `wsUrl`, else /ws beside the page.
+   */
+  fetchToken?: (who: { appId: string; uid: string; roomId: string }) => Promise<string>;
   /** Used only when neither notifyNewPeer/relayOffer nor login gave one. */
   rtcConfig?: RTCConfiguration;
   /** Force `iceTransportPolicy: "relay"` (TURN only) whatever the server says. */

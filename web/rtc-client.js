@@ -54,6 +54,7 @@ const DEFAULTS = {
   server: undefined,
   loginPath: '/api/login',
   wsUrl: undefined,
+  fetchToken: undefined,
   rtcConfig: undefined,
   forceRelay: false,
   video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } },
@@ -450,8 +451,20 @@ export class RtcClient extends EventTarget {
    * host and the token is the one given in the options (or empty).
    */
   async login() {
+    if (this.options.fetchToken) {
+      // The app's own backend mints tokens: ask it (again on every renewal and reconnect).
+      let token;
+      try {
+        token = await this.options.fetchToken({ appId: this.appId, uid: this.uid, roomId: this.roomId });
+      } catch (e) {
+        throw new RtcError(ResultCode.TOKEN_REFUSED, `fetchToken failed: ${e && e.message}`, 'login');
+      }
+      this.token = String(token ?? '');
+      this.roomServer = this.options.wsUrl ? this.absoluteWs(this.options.wsUrl) : this.defaultWsUrl();
+      return { result: 0, desc: 'ok', roomServer: this.roomServer, token: this.token };
+    }
     if (this.options.wsUrl) {
-      this.roomServer = this.options.wsUrl;
+      this.roomServer = this.absoluteWs(this.options.wsUrl);
       this.token = this.options.token ?? '';
       return { result: 0, desc: 'ok', roomServer: this.roomServer, token: this.token };
     }
@@ -1083,6 +1096,7 @@ export class RtcClient extends EventTarget {
       return;
     }
     if (!this.loginAvailable && !this.options.token) return;
+    if (this.options.wsUrl && !this.options.fetchToken) return; // a fixed token: nothing to renew
     this.send({ cmd: 'updateToken', appId: this.appId, token: this.token, roomId: this.roomId, uid: this.uid, time: String(now()) });
   }
 

@@ -247,3 +247,25 @@ test('tokens are renewed on systemPromptToken; a page that cannot renew is remov
     await short.stop();
   }
 });
+
+test('an app that mints its own tokens (fetchToken) joins with them instead of the SDK's login', { timeout: 30000 }, async () => {
+  const room = uniqueRoom('fetch');
+  // Stands in for the app's backend: here it asks the login endpoint itself.
+  const ownBackend = () => {
+    window.rtcroomConfig = {
+      ...window.rtcroomConfig,
+      fetchToken: async ({ appId, uid }) => {
+        window.__fetchTokenCalls = (window.__fetchTokenCalls || 0) + 1;
+        const r = await fetch('/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ appId, uid, url: location.href }) });
+        return (await r.json()).token;
+      },
+    };
+  };
+  const page = await joinCall(browser, server.origin, room, 'Ana', { init: ownBackend });
+  try {
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'in-call');
+    assert.equal(await page.evaluate(() => window.__fetchTokenCalls), 1);
+  } finally {
+    await closePage(page);
+  }
+});
