@@ -248,7 +248,7 @@ test('tokens are renewed on systemPromptToken; a page that cannot renew is remov
   }
 });
 
-test('an app that mints its own tokens (fetchToken) joins with them instead of the SDK's login', { timeout: 30000 }, async () => {
+test('an app that mints its own tokens (fetchToken) joins with them instead of the built-in login', { timeout: 30000 }, async () => {
   const room = uniqueRoom('fetch');
   // Stands in for the app's backend: here it asks the login endpoint itself.
   const ownBackend = () => {
