@@ -56,7 +56,8 @@ impl<'g> Rows<'g> {
 }
 
 /// Writes the report as one HTML file: the e-mail's content with the charts inlined as
-/// `data:` URIs, and a detail table of every row pushed through [`HtmlExport::row`].
+/// `data:` URIs, and a detail table of every row pushed through [`HtmlExport::row`]. Each row
+/// is one `write_all`; pass a `BufWriter` around a file.
 pub struct HtmlExport<'g, W: Write> {
     w: W,
     rows: Rows<'g>,
@@ -128,6 +129,8 @@ impl<'g, W: Write> HtmlExport<'g, W> {
 pub struct JsonExport<'g, W: Write> {
     w: W,
     rows: Rows<'g>,
+    /// One row's JSON, so the writer gets one write per row rather than one per token.
+    buf: Vec<u8>,
 }
 
 impl<W: Write> std::fmt::Debug for JsonExport<'_, W> {
@@ -151,17 +154,18 @@ impl<'g, W: Write> JsonExport<'g, W> {
         Ok(Self {
             w,
             rows: Rows::new(report, geo),
+            buf: Vec::with_capacity(1024),
         })
     }
 
+    /// Appends one sub-session (with its owning session) to `rows`.
     pub fn row(&mut self, owner: &SessionRow, sub: &SubSessionRow) -> Result<(), ReportError> {
         if let Some(row) = self.rows.convert(owner, sub) {
-            if self.rows.written > 1 {
-                self.w.write_all(b",\n")?;
-            } else {
-                self.w.write_all(b"\n")?;
-            }
-            serde_json::to_writer(&mut self.w, &row)?;
+            self.buf.clear();
+            self.buf
+                .extend_from_slice(if self.rows.written > 1 { b",\n" } else { b"\n" });
+            serde_json::to_writer(&mut self.buf, &row)?;
+            self.w.write_all(&self.buf)?;
         }
         Ok(())
     }

@@ -460,10 +460,10 @@ pub(crate) fn detail_row(out: &mut String, n: u64, r: &DetailRow, tz: Tz) {
         Some(q) => {
             let _ = write!(
                 out,
-                "<td align=right>{:.0}<br><font color=#888>{:.0}\u{2013}{:.0}</font></td>\
-                 <td align=right>{:.2}<br><font color=#888>{:.2}\u{2013}{:.2}</font></td>\
-                 <td align=right>{:.0}<br><font color=#888>{:.0}\u{2013}{:.0}</font></td>\
-                 <td align=right>{:.2}<br><font color=#888>{:.2}\u{2013}{:.2}</font></td>",
+                "<td align=right nowrap>{:.0}<br><font color=#888>{:.0}\u{2013}{:.0}</font></td>\
+                 <td align=right nowrap>{:.2}<br><font color=#888>{:.2}\u{2013}{:.2}</font></td>\
+                 <td align=right nowrap>{:.0}<br><font color=#888>{:.0}\u{2013}{:.0}</font></td>\
+                 <td align=right nowrap>{:.2}<br><font color=#888>{:.2}\u{2013}{:.2}</font></td>",
                 q.audio_bitrate.avg,
                 q.audio_bitrate.min,
                 q.audio_bitrate.max,

@@ -30,7 +30,8 @@ pub struct MailOptions {
     pub from: String,
     /// At least one recipient, in the same forms.
     pub to: Vec<String>,
-    /// `None`: [`default_subject`].
+    /// `None` or blank: [`default_subject`]. Otherwise `{date}` in it becomes the report's
+    /// date, and without `{date}` the date is appended, so every day's mail is told apart.
     pub subject: Option<String>,
 }
 
@@ -41,10 +42,11 @@ pub fn default_subject(date: NaiveDate) -> String {
 
 /// The subject these options give for `report`.
 pub fn subject_for(report: &Report, opts: &MailOptions) -> String {
-    opts.subject
-        .clone()
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| default_subject(report.date))
+    match opts.subject.as_deref().map(str::trim) {
+        None | Some("") => default_subject(report.date),
+        Some(s) if s.contains("{date}") => s.replace("{date}", &report.date.to_string()),
+        Some(s) => format!("{s} {}", report.date),
+    }
 }
 
 fn mailbox(s: &str) -> Result<Mailbox, ReportError> {

@@ -154,10 +154,10 @@ fn the_mail_parses_back_with_its_subject_recipients_table_and_png_charts() {
              <td>dave<br><font color=#888>name-dave</font></td><td>video</td>\
              <td><font color=\"#15803d\">ok</font></td><td>TURN</td><td>198.51.100.20</td><td>192.0.2.1</td>\
              <td align=right>00:20:34</td><td>Linux x86_64:Firefox/120.0</td>\
-             <td align=right>31<br><font color=#888>25\u{2013}37</font></td>\
-             <td align=right>2.50<br><font color=#888>0.00\u{2013}7.50</font></td>\
-             <td align=right>350<br><font color=#888>175\u{2013}525</font></td>\
-             <td align=right>6.25<br><font color=#888>0.00\u{2013}18.75</font></td></tr>"
+             <td align=right nowrap>31<br><font color=#888>25\u{2013}37</font></td>\
+             <td align=right nowrap>2.50<br><font color=#888>0.00\u{2013}7.50</font></td>\
+             <td align=right nowrap>350<br><font color=#888>175\u{2013}525</font></td>\
+             <td align=right nowrap>6.25<br><font color=#888>0.00\u{2013}18.75</font></td></tr>"
         ),
         "{html}"
     );
@@ -194,7 +194,17 @@ fn a_subject_and_sender_can_be_given_and_bad_addresses_are_errors() {
     o.subject = Some("Daily calls".to_owned());
     let raw = build_message(&r, &[], &o).expect("message").formatted();
     let m = MessageParser::default().parse(&raw).expect("parse");
-    assert_eq!(m.subject(), Some("Daily calls"));
+    assert_eq!(m.subject(), Some("Daily calls 2026-11-22"));
+    o.subject = Some("Calls of {date} (prod)".to_owned());
+    assert_eq!(
+        rtcroom_report::subject_for(&r, &o),
+        "Calls of 2026-11-22 (prod)"
+    );
+    o.subject = Some("  ".to_owned());
+    assert_eq!(
+        rtcroom_report::subject_for(&r, &o),
+        "音视频通话统计日报 2026-11-22"
+    );
 
     o.to = vec![];
     assert!(matches!(
