@@ -147,7 +147,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(e) = err {
         return Err(e.into());
     }
-    let (w, rows) = html.finish(&report)?;
+    let (w, rows) = html.finish()?;
     println!(
         "html export: {rows} rows, {} bytes in {:.2?}; VmHWM {} kB",
         w.bytes,

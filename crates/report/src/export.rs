@@ -63,6 +63,8 @@ pub struct HtmlExport<'g, W: Write> {
     rows: Rows<'g>,
     tz: Tz,
     buf: String,
+    /// The end of the page, made at `begin` while the report is at hand.
+    tail: String,
 }
 
 impl<W: Write> std::fmt::Debug for HtmlExport<'_, W> {
@@ -94,11 +96,15 @@ impl<'g, W: Write> HtmlExport<'g, W> {
             ),
         );
         w.write_all(head.as_bytes())?;
+        let mut tail = String::new();
+        html::detail_close(&mut tail);
+        html::end(&mut tail, report);
         Ok(Self {
             w,
             rows: Rows::new(report, geo),
             tz: report.tz,
             buf: String::with_capacity(1024),
+            tail,
         })
     }
 
@@ -113,11 +119,8 @@ impl<'g, W: Write> HtmlExport<'g, W> {
     }
 
     /// Closes the table and the page; returns the writer and the number of rows written.
-    pub fn finish(mut self, report: &Report) -> Result<(W, u64), ReportError> {
-        let mut tail = String::new();
-        html::detail_close(&mut tail);
-        html::end(&mut tail, report);
-        self.w.write_all(tail.as_bytes())?;
+    pub fn finish(mut self) -> Result<(W, u64), ReportError> {
+        self.w.write_all(self.tail.as_bytes())?;
         self.w.flush()?;
         Ok((self.w, self.rows.written))
     }

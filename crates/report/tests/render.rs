@@ -277,7 +277,7 @@ fn the_html_export_streams_every_row_with_the_charts_inlined() {
     for (owner, s) in &all {
         e.row(owner, s).expect("row");
     }
-    let (out, written) = e.finish(&r).expect("finish");
+    let (out, written) = e.finish().expect("finish");
     assert_eq!(written, 4);
     let html = String::from_utf8(out).expect("utf-8");
     assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 3);
