@@ -35,10 +35,10 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/", get(index))
         .route("/api/login", axum::routing::post(crate::login::http_login))
         .route("/login", get(crate::login::ws_login))
         .merge(crate::admin::routes())
+        .merge(crate::web::routes())
         .with_state(state)
 }
 
@@ -111,8 +111,4 @@ async fn metrics(State(state): State<AppState>) -> Response {
         crate::telemetry::render(stats),
     )
         .into_response()
-}
-
-async fn index() -> &'static str {
-    "rtcroom room server. Signaling: WebSocket at /ws (see docs/protocol in the repository).\n"
 }

@@ -11,6 +11,7 @@ mod monitor;
 mod records;
 mod signaling;
 mod telemetry;
+mod web;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
