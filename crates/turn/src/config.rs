@@ -80,6 +80,11 @@ pub struct TurnConfig {
     /// Allocate requests beyond this many live allocations get 508 Insufficient Capacity.
     pub max_allocations: usize,
     pub peers: PeerFilter,
+    /// SO_RCVBUF/SO_SNDBUF of the listening socket. Every client's datagrams arrive on that
+    /// one socket, and clients send in bursts (one packet per client per audio frame); with the
+    /// kernel's default of about 200 KiB a burst from 100 clients overflows it. The kernel caps
+    /// the value at `net.core.rmem_max`/`wmem_max`.
+    pub socket_buffer_bytes: usize,
 }
 
 impl TurnConfig {
@@ -93,6 +98,7 @@ impl TurnConfig {
             secret: secret.into(),
             max_allocations: 10_000,
             peers: PeerFilter::default(),
+            socket_buffer_bytes: 4 << 20,
         }
     }
 

@@ -26,6 +26,18 @@ pub enum TurnError {
     Turn(#[from] turn::Error),
 }
 
+/// The listening socket with the configured buffer sizes. A buffer the kernel refuses to grow
+/// is not fatal: the server still works, it only drops sooner under bursts.
+fn listen(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = socket.set_recv_buffer_size(buffer_bytes);
+    let _ = socket.set_send_buffer_size(buffer_bytes);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
 /// The embedded STUN/TURN server (UDP).
 #[derive(Debug)]
 pub struct TurnServer;
@@ -37,9 +49,8 @@ impl TurnServer {
         cfg.validate()?;
         let relay_ip = cfg.relay_ip()?;
         let counters = Arc::new(Counters::default());
-        let socket = UdpSocket::bind(cfg.listen)
-            .await
-            .map_err(|source| TurnError::Listen {
+        let socket =
+            listen(cfg.listen, cfg.socket_buffer_bytes).map_err(|source| TurnError::Listen {
                 addr: cfg.listen,
                 source,
             })?;
