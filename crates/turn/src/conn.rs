@@ -8,13 +8,16 @@
 //! both ways. The cost of the seam: a CreatePermission or ChannelBind for a denied peer still
 //! succeeds (coturn answers 403) and the datagrams are dropped silently, counted in
 //! `peer_denied_packets`.
+//!
+//! The listening socket also carries the nonce gate of the `nonce` module.
 
 use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use tokio::net::UdpSocket;
@@ -25,13 +28,36 @@ use webrtc_util::Conn;
 use crate::config::PortRange;
 use crate::counters::{Counters, add};
 use crate::filter::PeerFilter;
+use crate::nonce::{NonceGate, Verdict, maybe_stun};
 
 type UtilResult<T> = Result<T, webrtc_util::Error>;
 
-/// The listening socket, counting client traffic.
+/// The listening socket: counts client traffic and puts the nonce gate in front of the crate.
 pub(crate) struct ClientConn {
     pub socket: UdpSocket,
     pub counters: Arc<Counters>,
+    pub realm: String,
+    pub gate: Mutex<NonceGate>,
+}
+
+impl ClientConn {
+    fn sent(&self, n: usize, datagram: &[u8]) {
+        add(&self.counters.client_tx_packets, 1);
+        add(&self.counters.client_tx_bytes, n);
+        // Only error responses carry the crate's nonces; relayed ChannelData skips the lock.
+        let error_response =
+            maybe_stun(datagram) && datagram[0] & 0x01 != 0 && datagram[1] & 0x10 != 0;
+        if error_response && self.gate().on_response(Instant::now(), datagram) {
+            add(&self.counters.nonces_issued, 1);
+        }
+    }
+
+    fn gate(&self) -> std::sync::MutexGuard<'_, NonceGate> {
+        // The gate's state stays consistent across a panic elsewhere: use it as it is.
+        self.gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[async_trait]
@@ -41,30 +67,46 @@ impl Conn for ClientConn {
     }
 
     async fn recv(&self, buf: &mut [u8]) -> UtilResult<usize> {
-        let n = self.socket.recv(buf).await?;
-        add(&self.counters.client_rx_packets, 1);
-        add(&self.counters.client_rx_bytes, n);
-        Ok(n)
+        // The listening socket is never connected; `recv_from` is the one way in, so that
+        // every datagram passes the gate.
+        self.recv_from(buf).await.map(|(n, _)| n)
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> UtilResult<(usize, SocketAddr)> {
-        let (n, from) = self.socket.recv_from(buf).await?;
-        add(&self.counters.client_rx_packets, 1);
-        add(&self.counters.client_rx_bytes, n);
-        Ok((n, from))
+        loop {
+            let (n, from) = self.socket.recv_from(buf).await?;
+            add(&self.counters.client_rx_packets, 1);
+            add(&self.counters.client_rx_bytes, n);
+            if !maybe_stun(&buf[..n]) {
+                return Ok((n, from));
+            }
+            let verdict = self
+                .gate()
+                .on_request(Instant::now(), &buf[..n], &self.realm);
+            match verdict {
+                Verdict::Pass => return Ok((n, from)),
+                Verdict::Drop => {}
+                Verdict::Answer(reply) => {
+                    add(&self.counters.challenges_answered, 1);
+                    // A failed send is a lost datagram like any other: the client retransmits.
+                    if let Ok(sent) = self.socket.send_to(&reply, from).await {
+                        add(&self.counters.client_tx_packets, 1);
+                        add(&self.counters.client_tx_bytes, sent);
+                    }
+                }
+            }
+        }
     }
 
     async fn send(&self, buf: &[u8]) -> UtilResult<usize> {
         let n = self.socket.send(buf).await?;
-        add(&self.counters.client_tx_packets, 1);
-        add(&self.counters.client_tx_bytes, n);
+        self.sent(n, buf);
         Ok(n)
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> UtilResult<usize> {
         let n = self.socket.send_to(buf, target).await?;
-        add(&self.counters.client_tx_packets, 1);
-        add(&self.counters.client_tx_bytes, n);
+        self.sent(n, buf);
         Ok(n)
     }
 

@@ -20,6 +20,8 @@ pub(crate) struct Counters {
     pub allocations_total: AtomicU64,
     pub allocations_refused: AtomicU64,
     pub auth_refused: AtomicU64,
+    pub challenges_answered: AtomicU64,
+    pub nonces_issued: AtomicU64,
 }
 
 pub(crate) fn add(c: &AtomicU64, n: usize) {
@@ -43,6 +45,8 @@ impl Counters {
             allocations_total: g(&self.allocations_total),
             allocations_refused: g(&self.allocations_refused),
             auth_refused: g(&self.auth_refused),
+            challenges_answered: g(&self.challenges_answered),
+            nonces_issued: g(&self.nonces_issued),
         }
     }
 }
@@ -69,6 +73,10 @@ pub struct CounterSnapshot {
     pub allocations_refused: u64,
     /// Requests whose username was malformed or expired.
     pub auth_refused: u64,
+    /// 401/438 challenges the nonce gate answered itself (see the `nonce` module).
+    pub challenges_answered: u64,
+    /// Nonces the `turn` crate issued, each one entry it keeps for good.
+    pub nonces_issued: u64,
 }
 
 impl CounterSnapshot {

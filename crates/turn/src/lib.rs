@@ -4,7 +4,8 @@
 //! coturn's REST credential scheme as its auth handler (the same code that mints the
 //! credentials in `rtcroom-ice`), a peer filter, a cap on live allocations, a relay port
 //! range, and byte/packet counters that feed metrics and the server's own
-//! `iceReportRxTxRate`. It owns the TURN sockets and nothing else: registering with the ICE
+//! `iceReportRxTxRate`, and a gate that keeps unauthenticated traffic from growing the crate's
+//! nonce store. It owns the TURN sockets and nothing else: registering with the ICE
 //! registry and reporting rates is the binary's job.
 //!
 //! ```no_run
@@ -22,6 +23,7 @@ mod config;
 mod conn;
 mod counters;
 mod filter;
+mod nonce;
 mod server;
 
 pub use config::{ConfigError, PortRange, TurnConfig};

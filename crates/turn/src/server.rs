@@ -1,7 +1,7 @@
 //! Starting and stopping the embedded TURN server.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
 use turn::server::Server;
@@ -11,6 +11,7 @@ use crate::auth::RestAuth;
 use crate::config::{ConfigError, TurnConfig};
 use crate::conn::{ClientConn, RelayAllocator};
 use crate::counters::{CounterSnapshot, Counters};
+use crate::nonce::NonceGate;
 
 /// Why the server did not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,8 @@ impl TurnServer {
                 conn: Arc::new(ClientConn {
                     socket,
                     counters: Arc::clone(&counters),
+                    realm: cfg.realm.clone(),
+                    gate: Mutex::new(NonceGate::default()),
                 }),
                 relay_addr_generator: Box::new(RelayAllocator {
                     bind_ip: cfg.listen.ip(),

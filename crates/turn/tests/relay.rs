@@ -281,3 +281,61 @@ async fn allocations_beyond_the_cap_are_refused() {
     assert!(c.allocations_active <= 1, "{c:?}");
     server.shutdown().await.expect("clean shutdown");
 }
+
+/// A bare Allocate request (REQUESTED-TRANSPORT UDP, no credentials) with transaction id `id`.
+fn bare_allocate(id: u32) -> Vec<u8> {
+    let mut b = vec![0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&id.to_be_bytes());
+    b.extend_from_slice(&[0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0]);
+    b
+}
+
+/// `(error code, nonce)` of a STUN error response.
+fn challenge_of(b: &[u8]) -> (u16, Vec<u8>) {
+    let (mut code, mut nonce) = (0, Vec::new());
+    let mut rest = &b[20..];
+    while rest.len() >= 4 {
+        let typ = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        let value = &rest[4..4 + len];
+        match typ {
+            0x0009 => code = u16::from(value[2]) * 100 + u16::from(value[3]),
+            0x0015 => nonce = value.to_vec(),
+            _ => {}
+        }
+        rest = &rest[(4 + len).next_multiple_of(4).min(rest.len())..];
+    }
+    (code, nonce)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_requests_do_not_grow_the_nonce_store() {
+    let server = start((41500, 41599), true, 100).await;
+    let client = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("client socket");
+    let mut nonces = std::collections::BTreeSet::new();
+    let mut buf = [0u8; 1500];
+    for id in 0..200 {
+        client
+            .send_to(&bare_allocate(id), server.local_addr())
+            .await
+            .expect("sent");
+        let (n, _) = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.recv_from(&mut buf),
+        )
+        .await
+        .expect("an answer to every request")
+        .expect("received");
+        assert_eq!(buf[8..20], bare_allocate(id)[8..20], "same transaction");
+        let (code, nonce) = challenge_of(&buf[..n]);
+        assert_eq!(code, 401);
+        nonces.insert(nonce);
+    }
+    let c = server.counters();
+    assert_eq!(nonces.len(), 1, "one nonce for everyone");
+    assert_eq!((c.nonces_issued, c.challenges_answered), (1, 199), "{c:?}");
+    server.shutdown().await.expect("clean shutdown");
+}
