@@ -307,9 +307,9 @@ impl Registry {
         region: Option<&str>,
     ) -> Result<Chosen, NoRoom> {
         let need_kbps = need.kbps(&self.cfg);
-        let Some(ip) = self
+        let Some(chosen) = self
             .best(now_ms, need_kbps, region)
-            .map(|e| e.registration.ip.clone())
+            .map(|e| self.chosen(e, need_kbps))
         else {
             return Err(NoRoom {
                 need_kbps,
@@ -321,13 +321,10 @@ impl Registry {
                 registered: self.servers.len(),
             });
         };
-        let e = self
-            .servers
-            .get_mut(&ip)
-            .expect("best() returned a present server");
-        e.reserved_kbps = e.reserved_kbps.saturating_add(need_kbps);
-        let e = &self.servers[&ip];
-        Ok(self.chosen(e, need_kbps))
+        if let Some(e) = self.servers.get_mut(chosen.ip()) {
+            e.reserved_kbps = e.reserved_kbps.saturating_add(need_kbps);
+        }
+        Ok(chosen)
     }
 
     /// The server a new pair would get, without reserving anything: for the login server's

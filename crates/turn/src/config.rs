@@ -24,6 +24,7 @@ impl PortRange {
         u32::from(self.max) - u32::from(self.min) + 1
     }
 
+    /// Always false: [`PortRange::new`] refuses empty ranges.
     pub fn is_empty(&self) -> bool {
         false
     }
