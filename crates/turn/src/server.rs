@@ -1,0 +1,128 @@
+//! Starting and stopping the embedded TURN server.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::UdpSocket;
+use turn::server::Server;
+use turn::server::config::{ConnConfig, ServerConfig};
+
+use crate::auth::RestAuth;
+use crate::config::{ConfigError, TurnConfig};
+use crate::conn::{ClientConn, RelayAllocator};
+use crate::counters::{CounterSnapshot, Counters};
+use crate::nonce::NonceGate;
+
+/// Why the server did not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("turn server: {0}")]
+    Turn(#[from] turn::Error),
+}
+
+/// The listening socket with the configured buffer sizes. A buffer the kernel refuses to grow
+/// is not fatal: the server still works, it only drops sooner under bursts.
+fn listen(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = socket.set_recv_buffer_size(buffer_bytes);
+    let _ = socket.set_send_buffer_size(buffer_bytes);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// The embedded STUN/TURN server (UDP).
+#[derive(Debug)]
+pub struct TurnServer;
+
+impl TurnServer {
+    /// Bind the listening socket and start serving. Must run inside a Tokio runtime: the
+    /// `turn` crate spawns a task for the listener and one per allocation.
+    pub async fn start(cfg: TurnConfig) -> Result<TurnHandle, TurnError> {
+        cfg.validate()?;
+        let relay_ip = cfg.relay_ip()?;
+        let counters = Arc::new(Counters::default());
+        let socket =
+            listen(cfg.listen, cfg.socket_buffer_bytes).map_err(|source| TurnError::Listen {
+                addr: cfg.listen,
+                source,
+            })?;
+        let local_addr = socket.local_addr().map_err(|source| TurnError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+        let server = Server::new(ServerConfig {
+            conn_configs: vec![ConnConfig {
+                conn: Arc::new(ClientConn {
+                    socket,
+                    counters: Arc::clone(&counters),
+                    realm: cfg.realm.clone(),
+                    gate: Mutex::new(NonceGate::default()),
+                }),
+                relay_addr_generator: Box::new(RelayAllocator {
+                    bind_ip: cfg.listen.ip(),
+                    relay_ip,
+                    ports: cfg.relay_ports,
+                    filter: cfg.peers,
+                    max_allocations: cfg.max_allocations as u64,
+                    counters: Arc::clone(&counters),
+                }),
+            }],
+            realm: cfg.realm,
+            auth_handler: Arc::new(RestAuth {
+                secret: cfg.secret.into_bytes(),
+                counters: Arc::clone(&counters),
+            }),
+            // Zero means the crate's default of 10 minutes, RFC 5766's channel lifetime.
+            channel_bind_timeout: std::time::Duration::ZERO,
+            alloc_close_notify: None,
+        })
+        .await?;
+        Ok(TurnHandle {
+            server,
+            counters,
+            local_addr,
+        })
+    }
+}
+
+/// A running embedded TURN server.
+pub struct TurnHandle {
+    server: Server,
+    counters: Arc<Counters>,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for TurnHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnHandle")
+            .field("local_addr", &self.local_addr)
+            .field("counters", &self.counters.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TurnHandle {
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+
+    /// The listening address (with the real port when the config asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Close every allocation and stop listening.
+    pub async fn shutdown(self) -> Result<(), TurnError> {
+        self.server.close().await?;
+        Ok(())
+    }
+}
