@@ -767,8 +767,8 @@ fn each_pair_gets_the_least_loaded_ice_server_with_its_own_credentials() {
         register 203.0.113.2 -> successful
         b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          rec sub+ #3 of #1 alice->bob t=0s
-          rec sub+ #4 of #2 bob->alice t=0s
+          rec sub+ #3 of #1 alice->bob t=0s ice=203.0.113.2
+          rec sub+ #4 of #2 bob->alice t=0s ice=203.0.113.2
           b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
           a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[{"credential":"5iY+IeUUagohcNcZFo30lkvz3YM=","urls":["turn:203.0.113.2:3478?transport=udp","turn:203.0.113.2:3478?transport=tcp"],"username":"1700086400:alice"},{"credential":"","urls":["stun:203.0.113.2:3478"],"username":""}],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
         a> {"cmd":"offer","remoteUid":"bob","msg":"{}"}
