@@ -60,8 +60,10 @@ PIDS+=("$COTURN_PID")
 
 EMBEDDED_PORT=$($HELP free-port)
 EMBEDDED_RELAYS="46000 47999"
+# EMBEDDED_ARGS="--threads 2" runs it on a multi-threaded runtime instead of its own thread.
+# shellcheck disable=SC2086
 "$EMBEDDED" "127.0.0.1:$EMBEDDED_PORT" 46000-47999 "$SECRET" --allow-loopback-peers \
-    --threads "$(nproc)" >"$WORK/embedded.log" 2>&1 &
+    ${EMBEDDED_ARGS:-} >"$WORK/embedded.log" 2>&1 &
 EMBEDDED_PID=$!
 PIDS+=("$EMBEDDED_PID")
 sleep 2

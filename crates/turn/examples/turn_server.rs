@@ -6,7 +6,9 @@
 //!     127.0.0.1:3478 49152-65535 SECRET [--allow-loopback-peers] [--threads N]
 //! ```
 //!
-//! It prints its counters once a second on stdout and runs until killed.
+//! By default the server runs on its own thread (`TurnServer::start_on_own_thread`); with
+//! `--threads N` it runs on a multi-threaded runtime of N workers instead, for comparison. It
+//! prints its counters once a second on stdout and runs until killed.
 
 use std::time::Duration;
 
@@ -32,13 +34,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .position(|a| a == "--threads")
         .and_then(|i| args.get(i + 1))
-        .map_or(Ok(2), |n| n.parse::<usize>())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()?;
+        .map(|n| n.parse::<usize>())
+        .transpose()?;
+    let rt = match threads {
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+    };
     rt.block_on(async {
-        let turn = TurnServer::start(cfg).await?;
+        let turn = match threads {
+            Some(_) => TurnServer::start(cfg).await?,
+            None => TurnServer::start_on_own_thread(cfg)?,
+        };
         println!("listening {}", turn.local_addr());
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;

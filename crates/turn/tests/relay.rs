@@ -63,6 +63,12 @@ async fn start(
     loopback_peers: bool,
     max_allocations: usize,
 ) -> TurnHandle {
+    TurnServer::start(config(relay_ports, loopback_peers, max_allocations))
+        .await
+        .expect("server starts")
+}
+
+fn config(relay_ports: (u16, u16), loopback_peers: bool, max_allocations: usize) -> TurnConfig {
     let mut cfg = TurnConfig::new(SECRET);
     cfg.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     cfg.relay_ports = PortRange::new(relay_ports.0, relay_ports.1).expect("range");
@@ -72,7 +78,7 @@ async fn start(
         allow_loopback: loopback_peers,
         allow_private: false,
     };
-    TurnServer::start(cfg).await.expect("server starts")
+    cfg
 }
 
 enum Auth<'a> {
@@ -170,7 +176,9 @@ async fn relays_with_credentials_minted_by_rtcroom_ice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relays_when_uclient_mints_from_the_secret() {
     let (_peer, peer_port) = echo_peer();
-    let server = start((41100, 41199), true, 100).await;
+    // The recommended way to run it: on a thread of its own.
+    let server =
+        TurnServer::start_on_own_thread(config((41100, 41199), true, 100)).expect("server starts");
     let out = uclient(
         &server,
         peer_port,
