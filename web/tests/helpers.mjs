@@ -62,6 +62,8 @@ export async function startServer(opts = {}) {
       ...process.env,
       RTCROOM_SERVER_LISTEN: '127.0.0.1:0',
       RTCROOM_SERVER_DATA_DIR: dataDir,
+      // Servers run side by side: each gets its own embedded TURN port.
+      RTCROOM_TURN_LISTEN: '127.0.0.1:0',
       RTCROOM_LOG_LEVEL: process.env.RTCROOM_LOG_LEVEL || 'warn',
       ...(opts.env || {}),
     },

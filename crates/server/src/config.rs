@@ -32,6 +32,8 @@ pub struct Config {
     /// `localhost` and `127.0.0.1`, with a secret generated on first start in `data_dir`.
     pub apps: Vec<crate::auth::App>,
     pub smtp: crate::mail::SmtpSection,
+    pub ice: crate::ice::IceSection,
+    pub turn: crate::ice::TurnSection,
     pub alerts: crate::monitor::AlertsSection,
     pub monitor: crate::monitor::MonitorSection,
 }
@@ -274,6 +276,9 @@ impl Config {
                 );
             }
         }
+        if !["registry", "static"].contains(&self.ice.mode.as_str()) {
+            bail!("[ice] mode must be \"registry\" or \"static\"");
+        }
         if !["human", "json"].contains(&self.log.format.as_str()) {
             bail!("[log] format must be \"human\" or \"json\"");
         }
@@ -299,13 +304,19 @@ impl Config {
         }
     }
 
-    /// What the room engine is told.
-    pub fn engine(&self) -> EngineConfig {
+    /// What the room engine is told; `embedded` is the embedded TURN server's public IP and
+    /// secret when it runs.
+    pub fn engine(&self, embedded: Option<(&str, &str)>) -> EngineConfig {
         EngineConfig {
             max_capacity: self.room.max_capacity,
             heartbeat_timeout_secs: self.room.heartbeat_timeout_secs,
             report_stats_interval_secs: self.room.report_stats_interval_secs,
             rtc_config: SharedJson::rtc_config(&self.rtc_config()),
+            ice: if self.ice.mode == "registry" {
+                rtcroom_core::IceMode::Registry(crate::ice::registry_config(&self.ice, embedded))
+            } else {
+                rtcroom_core::IceMode::Static
+            },
             prices: Prices {
                 turn: self.billing.turn_cents_per_minute,
                 stun: self.billing.stun_cents_per_minute,
@@ -324,8 +335,26 @@ impl Config {
     }
 }
 
+/// A secret generated once (32 random bytes, hex) and kept in `data_dir/name`.
+pub fn persistent_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
+    let path = data_dir.join(name);
+    if let Ok(s) = std::fs::read_to_string(&path)
+        && !s.trim().is_empty()
+    {
+        return Ok(s.trim().to_owned());
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create [server] data_dir {}", data_dir.display()))?;
+    std::fs::write(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(secret)
+}
+
 const KNOWN_SECTIONS: &[&str] = &[
-    "server", "room", "auth", "rtc", "billing", "log", "admin", "smtp", "alerts", "monitor",
+    "server", "room", "auth", "rtc", "billing", "log", "admin", "smtp", "alerts", "monitor", "ice",
+    "turn",
 ];
 
 impl Config {
@@ -335,24 +364,7 @@ impl Config {
         if !self.apps.is_empty() {
             return Ok(self.apps.clone());
         }
-        let path = self.server.data_dir.join("demo-app.secret");
-        let secret = match std::fs::read_to_string(&path) {
-            Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
-            _ => {
-                let mut bytes = [0u8; 32];
-                getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-                let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                std::fs::create_dir_all(&self.server.data_dir).with_context(|| {
-                    format!(
-                        "cannot create [server] data_dir {}",
-                        self.server.data_dir.display()
-                    )
-                })?;
-                std::fs::write(&path, &secret)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                secret
-            }
-        };
+        let secret = persistent_secret(&self.server.data_dir, "demo-app.secret")?;
         Ok(vec![crate::auth::App {
             id: "10000".into(),
             secret: Some(secret),

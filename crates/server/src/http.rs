@@ -27,6 +27,10 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Set when shutdown begins: the server is no longer ready.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// `[ice] register_secret`.
+    pub ice_register_secret: Arc<str>,
+    /// Pairs get servers from the registry (readiness needs one in rotation).
+    pub ice_registry: bool,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -37,6 +41,10 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/login", axum::routing::post(crate::login::http_login))
         .route("/login", get(crate::login::ws_login))
+        .route(
+            "/icebandwidthload",
+            axum::routing::post(crate::ice::http_api),
+        )
         .merge(crate::admin::routes())
         .merge(crate::web::routes())
         .with_state(state)
@@ -88,6 +96,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
     .is_some();
     if !engine_ok {
         problems.push("the room engine does not answer");
+    }
+    if state.ice_registry {
+        let servers = state.signaling.hub.ice_servers().await.unwrap_or_default();
+        if !servers.iter().any(|s| s.healthy) {
+            problems.push("no ICE server in rotation");
+        }
     }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()

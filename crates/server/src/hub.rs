@@ -59,6 +59,17 @@ pub enum HubMsg {
         reply: oneshot::Sender<bool>,
     },
     Shutdown(oneshot::Sender<()>),
+    /// An ICE server registered, deregistered or reported (the ICE HTTP API).
+    Ice {
+        command: rtcroom_ice::IceCommand,
+        reply: oneshot::Sender<rtcroom_ice::Reply>,
+    },
+    IceServers(oneshot::Sender<Vec<rtcroom_ice::ServerStatus>>),
+    /// The rtcConfig for a login of `uid`.
+    LoginRtc {
+        uid: String,
+        reply: oneshot::Sender<Option<rtcroom_protocol::SharedJson>>,
+    },
 }
 
 /// A cheap handle for sending to the hub.
@@ -96,6 +107,16 @@ impl Hub {
         })
         .await
         .unwrap_or(false)
+    }
+
+    pub async fn ice_servers(&self) -> Option<Vec<rtcroom_ice::ServerStatus>> {
+        self.ask(HubMsg::IceServers).await
+    }
+
+    pub async fn login_rtc(&self, uid: String) -> Option<rtcroom_protocol::SharedJson> {
+        self.ask(|reply| HubMsg::LoginRtc { uid, reply })
+            .await
+            .flatten()
     }
 
     /// Tell every member the server goes away and close every record; returns when done.
@@ -164,6 +185,9 @@ async fn run<E: Entropy>(
 ) {
     let mut links: HashMap<ConnId, Link> = HashMap::new();
     let mut batch = Vec::with_capacity(256);
+    // ICE servers that stop reporting leave rotation; the registry is checked once a second.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let sleep = engine.poll_timeout().map(|at| {
             let wait = at.0.saturating_sub(now().0);
@@ -193,6 +217,9 @@ async fn run<E: Entropy>(
             () = async { tokio::time::sleep_until(sleep.unwrap_or_else(tokio::time::Instant::now)).await },
                 if sleep.is_some() => {
                 engine.handle_timeout(now());
+            }
+            _ = tick.tick() => {
+                engine.ice_poll(now());
             }
         }
         drain(&mut engine, &mut links, &records);
@@ -246,6 +273,15 @@ fn handle<E: Entropy>(
             reply,
         } => {
             let _ = reply.send(engine.kick(t, &app_id, &room_id, &uid, &why));
+        }
+        HubMsg::Ice { command, reply } => {
+            let _ = reply.send(engine.ice_command(t, command));
+        }
+        HubMsg::IceServers(reply) => {
+            let _ = reply.send(engine.ice_servers(t));
+        }
+        HubMsg::LoginRtc { uid, reply } => {
+            let _ = reply.send(engine.login_rtc_config(t, &uid));
         }
         HubMsg::Shutdown(reply) => {
             engine.shutdown(t);

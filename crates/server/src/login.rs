@@ -180,20 +180,29 @@ fn room_server_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("{}://{host}/ws", if tls { "wss" } else { "ws" })
 }
 
+/// The `iceServer` of a login: the server a pair would get now, with credentials for the
+/// login's uid (or a placeholder name when it gave none).
+async fn ice_for(state: &AppState, body: &str) -> SharedJson {
+    let uid = serde_json::from_str::<LoginRequest>(body)
+        .ok()
+        .and_then(|r| r.uid.as_ref().and_then(text))
+        .unwrap_or_else(|| "login".into());
+    state
+        .signaling
+        .hub
+        .login_rtc(uid)
+        .await
+        .unwrap_or_else(|| state.rtc_config.clone())
+}
+
 pub async fn http_login(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
     let url = room_server_url(&state, &headers);
-    Json(answer(
-        &state.apps,
-        &body,
-        &url,
-        &state.rtc_config,
-        crate::hub::now(),
-    ))
-    .into_response()
+    let ice = ice_for(&state, &body).await;
+    Json(answer(&state.apps, &body, &url, &ice, crate::hub::now())).into_response()
 }
 
 pub async fn ws_login(
@@ -216,13 +225,8 @@ async fn serve_ws(state: AppState, mut socket: WebSocket, url: String) {
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        let resp = answer(
-            &state.apps,
-            &body,
-            &url,
-            &state.rtc_config,
-            crate::hub::now(),
-        );
+        let ice = ice_for(&state, &body).await;
+        let resp = answer(&state.apps, &body, &url, &ice, crate::hub::now());
         let text = serde_json::to_string(&resp).expect("serializable");
         if socket.send(Message::Text(text.into())).await.is_err() {
             break;

@@ -1,10 +1,12 @@
 //! `rtcroom`: the one binary of the platform.
 
 mod admin;
+mod alerts;
 mod auth;
 mod config;
 mod http;
 mod hub;
+mod ice;
 mod login;
 mod mail;
 mod monitor;
@@ -58,6 +60,34 @@ enum Command {
         /// Stop after this many rounds of probes (default: run until interrupted).
         #[arg(long)]
         rounds: Option<u64>,
+    },
+    /// Run beside a TURN server (coturn): register it with the room server and report the
+    /// NIC's load every few seconds, so that calls go to the least-loaded server.
+    IceAgent {
+        /// The room server, http://host:port.
+        #[arg(long)]
+        room_server: String,
+        /// The public IP of this ICE server (what clients connect to).
+        #[arg(long)]
+        ip: String,
+        /// The network interface whose rates are reported (as in /proc/net/dev).
+        #[arg(long, default_value = "eth0")]
+        iface: String,
+        /// The bandwidth this server may use, kbit/s.
+        #[arg(long, default_value_t = 100_000)]
+        max_bandwidth: u64,
+        /// The TURN/STUN port of the server.
+        #[arg(long, default_value_t = 3478)]
+        turn_port: u16,
+        /// The room server's [ice] register_secret (needed unless on the same host).
+        #[arg(long, env = "RTCROOM_ICE_AGENT_SECRET")]
+        secret: Option<String>,
+        /// Seconds between reports.
+        #[arg(long, default_value_t = 5)]
+        interval: u64,
+        /// Where to answer /healthz and /readyz.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Mint a join token for an app, as an app backend would (for testing and scripts).
     Token {
@@ -130,6 +160,33 @@ fn main() -> anyhow::Result<()> {
                 }
             })
         }
+        Command::IceAgent {
+            room_server,
+            ip,
+            iface,
+            max_bandwidth,
+            turn_port,
+            secret,
+            interval,
+            listen,
+        } => {
+            telemetry::init("human", "info");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let opts = ice::AgentOptions {
+                room_server,
+                ip,
+                iface,
+                max_bandwidth_kbps: max_bandwidth,
+                turn_port,
+                secret,
+                interval: Duration::from_secs(interval.max(1)),
+                listen,
+            };
+            runtime.block_on(ice::run_agent(opts, shutdown_signal()))
+        }
         Command::Token { app, uid, config } => {
             let cfg = Config::load(config.as_deref())?;
             let apps = auth::Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs);
@@ -146,10 +203,31 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let engine = rtcroom_core::Engine::new(cfg.engine(), hub::OsEntropy::new());
+    let registry = cfg.ice.mode == "registry";
+    let embedded = if registry && cfg.turn.enabled {
+        let ip = ice::turn_public_ip(&cfg.turn)?.to_string();
+        Some((ip, ice::turn_secret(&cfg.turn, &cfg.server.data_dir)?))
+    } else {
+        None
+    };
+    let engine_cfg = cfg.engine(embedded.as_ref().map(|(ip, s)| (ip.as_str(), s.as_str())));
+    let engine = rtcroom_core::Engine::new(engine_cfg, hub::OsEntropy::new());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "this host".into());
+    if let Some(mailer) = mail::Mailer::from_config(&cfg.smtp)? {
+        let to = mail::mailboxes(&cfg.alerts.recipients, "[alerts] recipients")?;
+        if !to.is_empty() {
+            alerts::start(mailer, to, host);
+        }
+    }
     let records = records::RecordSink::discard();
     tracing::warn!("no call-record store is configured: records are counted and dropped");
     let (hub, hub_task) = hub::spawn(engine, records.clone(), 4096);
+    let turn = match embedded {
+        Some((_, secret)) => Some(ice::start_embedded(&cfg.turn, secret, hub.clone()).await?),
+        None => None,
+    };
     let apps = Arc::new(auth::Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs));
     let tokens: Arc<dyn signaling::TokenCheck> = if cfg.auth.required {
         Arc::new(auth::JwtCheck {
@@ -175,6 +253,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         rtc_config: rtcroom_protocol::SharedJson::rtc_config(&cfg.rtc_config()),
         public_url: cfg.server.public_url.as_str().into(),
         draining: draining.clone(),
+        ice_register_secret: cfg.ice.register_secret.as_str().into(),
+        ice_registry: registry,
     });
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -205,6 +285,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     drop(hub);
     // The hub has stopped; give connection tasks a moment to send their close frames.
     let _ = tokio::time::timeout(Duration::from_secs(5), hub_task).await;
+    if let Some(turn) = turn {
+        turn.shutdown().await;
+    }
     Ok(())
 }
 

@@ -232,6 +232,32 @@ pub fn event(e: &Event) {
             m.client_reports.inc();
             tracing::warn!(app = %app_id, room = %room_id, uid = %uid, session = %session_id, result, desc = %desc, "client reported a problem");
         }
+        Event::IceHealth {
+            ip,
+            in_rotation,
+            last_seen_ms,
+        } => {
+            if *in_rotation {
+                tracing::info!(ice = %ip, "ICE server is back in rotation");
+                crate::alerts::raise(
+                    format!("[rtcroom] ICE server {ip} is back in rotation"),
+                    format!("The ICE server {ip} reports again and gets new calls.\n"),
+                );
+            } else {
+                let ago = last_seen_ms.map_or(String::from("ever"), |t| {
+                    let secs = crate::hub::now().0.saturating_sub(t) / 1000;
+                    format!("{secs} s ago")
+                });
+                tracing::error!(ice = %ip, last_report = %ago, critical = true, "ICE server left rotation: it stopped reporting");
+                crate::alerts::raise(
+                    format!("[rtcroom] ICE server {ip} left rotation"),
+                    format!(
+                        "The ICE server {ip} has not reported its load since {ago} and gets no new calls.\n\
+                         Check its agent (rtcroom ice-agent) and the TURN server beside it.\n"
+                    ),
+                );
+            }
+        }
         Event::Refused {
             conn,
             cmd,

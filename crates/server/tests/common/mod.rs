@@ -42,6 +42,8 @@ impl Server {
         cmd.env("RTCROOM_SERVER_LISTEN", "127.0.0.1:0")
             .env("RTCROOM_SERVER_DATA_DIR", &data_dir)
             .env("RTCROOM_LOG_LEVEL", "warn")
+            // Servers run side by side: each gets its own TURN port.
+            .env("RTCROOM_TURN_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
@@ -236,7 +238,7 @@ impl SmtpSink {
             .unwrap()
             .port();
         let dir = std::env::temp_dir().join(format!("rtcroom-smtp-{}-{port}", std::process::id()));
-        let child = Command::new("python3")
+        let mut child = Command::new("python3")
             .args([
                 "-m",
                 "aiosmtpd",
@@ -257,6 +259,8 @@ impl SmtpSink {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the SMTP sink did not start; is aiosmtpd installed? run scripts/deps/smtp.sh");
     }
 
