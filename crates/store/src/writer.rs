@@ -115,6 +115,8 @@ struct Counters {
     rejected: AtomicU64,
     /// Records taken by the database task and not yet committed.
     in_flight: AtomicU64,
+    /// Records the intake thread has taken off the channel and not yet queued.
+    intake_buffered: AtomicU64,
     db_up: AtomicBool,
 }
 
@@ -321,9 +323,10 @@ fn stats(shared: &Shared, tx: &mpsc::Sender<Msg>) -> WriterStats {
     };
     let channel = (tx.max_capacity() - tx.capacity()) as u64;
     let in_flight = c.in_flight.load(Ordering::Relaxed);
+    let buffered = c.intake_buffered.load(Ordering::Relaxed);
     WriterStats {
         // Records in flight from the spool are still counted in `spooled`.
-        queue_depth: channel + mem + spooled + in_flight,
+        queue_depth: channel + buffered + mem + spooled + in_flight,
         spooled,
         spilled_total: c.spilled_total.load(Ordering::Relaxed),
         written: c.written.load(Ordering::Relaxed),
@@ -351,6 +354,10 @@ fn intake(mut rx: mpsc::Receiver<Msg>, shared: &Shared) {
                 Err(_) => break,
             }
         }
+        shared
+            .counters
+            .intake_buffered
+            .store(buf.len() as u64, Ordering::Relaxed);
         let mut q = shared.lock();
         for item in buf.drain(..) {
             if q.mem.len() >= shared.memory_limit {
@@ -365,6 +372,7 @@ fn intake(mut rx: mpsc::Receiver<Msg>, shared: &Shared) {
         }
         q.intake_done = stop;
         drop(q);
+        shared.counters.intake_buffered.store(0, Ordering::Relaxed);
         shared.work.notify_one();
     }
 }
