@@ -147,10 +147,11 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Moves everything in memory to the spool. On failure the records stay in memory.
-    fn spill(&self, q: &mut Queue) {
+    /// Moves everything in memory to the spool. On failure the records stay in memory and
+    /// false is returned.
+    fn spill(&self, q: &mut Queue) -> bool {
         if q.mem.is_empty() {
-            return;
+            return true;
         }
         let items: Vec<Item> = q.mem.iter().cloned().collect();
         match q.spool.append(&items) {
@@ -159,8 +160,12 @@ impl Shared {
                 self.counters
                     .spilled_total
                     .fetch_add(items.len() as u64, Ordering::Relaxed);
+                true
             }
-            Err(e) => tracing::error!(error = %e, "cannot spill records to the spool"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot spill records to the spool");
+                false
+            }
         }
     }
 
@@ -341,6 +346,9 @@ fn stats(shared: &Shared, tx: &mpsc::Sender<Msg>) -> WriterStats {
 fn intake(mut rx: mpsc::Receiver<Msg>, shared: &Shared) {
     let mut buf = Vec::new();
     let mut stop = false;
+    // After a failed spill, the next try waits until memory has grown by another quarter
+    // of the limit, rather than rewriting the whole queue for every record.
+    let mut spill_at = shared.memory_limit;
     while !stop {
         match rx.blocking_recv() {
             Some(Msg::Record(r)) => buf.push(Item::Record(r)),
@@ -360,8 +368,12 @@ fn intake(mut rx: mpsc::Receiver<Msg>, shared: &Shared) {
             .store(buf.len() as u64, Ordering::Relaxed);
         let mut q = shared.lock();
         for item in buf.drain(..) {
-            if q.mem.len() >= shared.memory_limit {
-                shared.spill(&mut q);
+            if q.mem.len() >= spill_at {
+                spill_at = if shared.spill(&mut q) {
+                    shared.memory_limit
+                } else {
+                    q.mem.len() + shared.memory_limit.div_ceil(4)
+                };
             }
             if q.mem.len() >= shared.memory_hard_limit {
                 // Memory is full and the spool cannot be written: the only drop.
@@ -493,6 +505,13 @@ async fn db_loop(store: Store, shared: Arc<Shared>, cfg: WriterConfig, stop: Arc
         let batch = match held.take() {
             Some(b) => b,
             None => {
+                if stop.deadline().is_some_and(|dl| Instant::now() >= dl) {
+                    // Out of time with records left: memory goes to the spool, the rest
+                    // of the spool stays where it is, for the next start.
+                    let mut q = shared.lock();
+                    let _ = shared.spill(&mut q);
+                    return;
+                }
                 let sh = Arc::clone(&shared);
                 let max = cfg.batch_size.max(1);
                 let taken = tokio::task::spawn_blocking(move || take_batch(&sh, max))
@@ -543,7 +562,7 @@ async fn db_loop(store: Store, shared: Arc<Shared>, cfg: WriterConfig, stop: Arc
                         persist_held(&shared, b);
                     } else {
                         let mut q = shared.lock();
-                        shared.spill(&mut q);
+                        let _ = shared.spill(&mut q);
                     }
                     return;
                 }
@@ -591,7 +610,7 @@ async fn pause(stop: &StopSignal, d: Duration) -> bool {
 /// could not take.
 fn to_spool(shared: &Shared, batch: Batch) -> Option<Batch> {
     let mut q = shared.lock();
-    shared.spill(&mut q);
+    let _ = shared.spill(&mut q);
     if batch.spool.is_some() {
         return Some(batch);
     }
@@ -615,7 +634,7 @@ fn to_spool(shared: &Shared, batch: Batch) -> Option<Batch> {
 /// order, for the next start.
 fn persist_held(shared: &Shared, batch: Batch) {
     let mut q = shared.lock();
-    shared.spill(&mut q);
+    let _ = shared.spill(&mut q);
     if batch.spool.is_none() {
         // A batch from memory is older than everything spilled since it was taken.
         match q.spool.prepend(&batch.items) {
