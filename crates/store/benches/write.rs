@@ -1,0 +1,111 @@
+//! Records written per second through the `RecordWriter`, by backend and batch size.
+//!
+//! `cargo bench -p rtcroom-store --bench write -- [sqlite] [mariadb] [postgres] [--records N]`
+//! (default: sqlite and mariadb, 60,000 records). Each run uses a fresh database (a temp
+//! SQLite file, or a uniquely named database on the machine's server, dropped after). The
+//! records are a realistic mix from two-member calls of 5 minutes: per call 2 session
+//! opens and closes, 2 sub-session opens, begins, connects and finishes, 38 quality
+//! reports (one per member every 15 s) and 1 client event. The clock runs from the first
+//! `try_send` until the writer reports every record written; the channel is sized to take
+//! all records at once so that the figure is the database path's throughput.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use rtcroom_store::{RecordWriter, WriterConfig};
+use std::time::{Duration, Instant};
+
+fn records(n: usize) -> Vec<rtcroom_core::Record> {
+    let mut ids = Ids::new();
+    let mut out = Vec::with_capacity(n + 64);
+    let mut i = 0u64;
+    while out.len() < n {
+        let t0 = at("2024-05-01 08:00:00").plus_secs(i * 3);
+        let (c, mut recs) = call(
+            &mut ids,
+            "app1",
+            &format!("room{i}"),
+            &format!("a{i}"),
+            &format!("b{i}"),
+            t0,
+            300,
+        );
+        recs.insert(
+            9,
+            info(&mut ids, &c.a, t0.plus_secs(10), 9, "ice server invalid"),
+        );
+        out.extend(recs);
+        i += 1;
+    }
+    out.truncate(n);
+    out
+}
+
+async fn run(backend: Backend, batch_size: usize, n: usize) -> (f64, Duration) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let spool = tempfile::tempdir().unwrap();
+    let cfg = WriterConfig {
+        batch_size,
+        channel_capacity: n,
+        spool_dir: spool.path().to_owned(),
+        ..WriterConfig::default()
+    };
+    let recs = records(n);
+    let (writer, sink) = RecordWriter::start(store.clone(), cfg).unwrap();
+    let start = Instant::now();
+    for r in recs {
+        sink.try_send(r).expect("the channel holds every record");
+    }
+    while writer.stats().written < n as u64 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let took = start.elapsed();
+    let stats = writer.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(
+        (stats.written, stats.dropped, stats.rejected),
+        (n as u64, 0, 0)
+    );
+    store.close().await;
+    (n as f64 / took.as_secs_f64(), took)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n = args
+        .iter()
+        .position(|a| a == "--records")
+        .and_then(|i| args.get(i + 1))
+        .map_or(60_000, |v| v.parse().expect("--records N"));
+    let mut backends: Vec<Backend> = args
+        .iter()
+        .filter_map(|a| match a.as_str() {
+            "sqlite" => Some(Backend::Sqlite),
+            "mariadb" | "mysql" => Some(Backend::MySql),
+            "postgres" => Some(Backend::Postgres),
+            _ => None,
+        })
+        .collect();
+    if backends.is_empty() {
+        backends = vec![Backend::Sqlite, Backend::MySql];
+    }
+    println!("backend   batch  records  seconds  records/s");
+    for b in backends {
+        for batch in [1usize, 100, 1000] {
+            // One record per transaction is slow: measure it on fewer records.
+            let count = if batch == 1 { n.min(3_000) } else { n };
+            let (rate, took) = run(b, batch, count).await;
+            let name = match b {
+                Backend::Sqlite => "sqlite",
+                Backend::MySql => "mariadb",
+                Backend::Postgres => "postgres",
+            };
+            println!(
+                "{name:<9} {batch:>5} {count:>8} {:>8.2} {rate:>10.0}",
+                took.as_secs_f64()
+            );
+        }
+    }
+}

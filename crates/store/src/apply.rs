@@ -1,0 +1,345 @@
+//! Writing records: each [`Record`] kind as idempotent SQL, applied in order in one
+//! transaction per batch, and the restart recovery that closes what a crash left open.
+//!
+//! **Invariant:** applying the same sequence of items twice leaves the same rows as applying
+//! it once. Inserts are keyed by the record's own id (session, sub-session, report) and skip
+//! an existing row; updates set values rather than add to them; appending a sub-session id
+//! to `sub_session_ids` checks that it is not there yet. The order of items matters (a
+//! sub-session's Finish after its Connect) and is kept by the caller.
+
+use crate::convert::{
+    self, CODEC, CONNECT_TYPE, DATA, DESC, ICE, ID, INFO, IP, NAME, db_time, int_val, rate_val,
+    secs_val, str_val, time_val, tiny_val,
+};
+use crate::db::{Kind, Stmt, Tx, Val};
+use crate::dialect::Dialect;
+use crate::error::StoreError;
+use rtcroom_core::{
+    ClientInfo, Millis, Quality, Record, SessionClose, SessionOpen, SubSessionBegin,
+    SubSessionConnect, SubSessionFinish, SubSessionOpen,
+};
+
+/// One unit of work for the writer: a record, or the restart recovery, which is queued
+/// behind the records of the previous run so that they are written before it.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nearly every item is a record; boxing would allocate once per record"
+)]
+pub(crate) enum Item {
+    Record(Record),
+    CloseOpen(Millis),
+}
+
+/// What [`crate::Store::close_open_sessions`] closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Recovered {
+    pub sessions: u64,
+    pub sub_sessions: u64,
+}
+
+/// The write statements in one dialect, generated once.
+#[derive(Debug)]
+pub(crate) struct WriteSql {
+    session_open: Stmt,
+    session_close: Stmt,
+    sub_open: Stmt,
+    sub_append: Stmt,
+    sub_begin: Stmt,
+    sub_connect: Stmt,
+    sub_finish: Stmt,
+    quality: Stmt,
+    client_info: Stmt,
+    open_sessions: Stmt,
+    close_session: Stmt,
+    close_subs: Stmt,
+}
+
+const QUALITY_COLUMNS: &str = "record_id, session_id, user_id, remote_user_id, sub_session_id, \
+    create_time, aud_send_lost_rate, aud_send_bitrate, aud_rcv_lost_rate, aud_rcv_bitrate, \
+    vid_send_lost_rate, vid_send_bitrate, send_width, send_height, send_framerate_sent, \
+    send_codec, vid_rcv_lost_rate, vid_rcv_bitrate, recv_width, recv_height, \
+    recv_framerate_recv, recv_codec";
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+impl WriteSql {
+    pub(crate) fn new(d: Dialect) -> Self {
+        let s = |t: String| -> Stmt { d.sql(&t).into() };
+        let ids = "sub_session_ids";
+        WriteSql {
+            session_open: s(format!(
+                "INSERT INTO rtc_talk_sessions (session_id, sub_session_ids, app_id, room_id, \
+                 user_id, user_name, user_type, talk_type, user_ip, time_out, create_time, \
+                 join_time, duration, os_name, browser, sdk_info) \
+                 VALUES (?, '', ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?){}",
+                d.on_conflict_ignore("session_id")
+            )),
+            session_close: s(
+                "UPDATE rtc_talk_sessions SET leave_time = ?, duration = ?, \
+                 time_out = ? WHERE session_id = ?"
+                    .into(),
+            ),
+            sub_open: s(format!(
+                "INSERT INTO rtc_talk_subsessions (sub_session_id, session_id, app_id, room_id, \
+                 user_id, status, remote_user_id, remote_user_name, remote_user_ip, ice_ip, \
+                 connect_type, create_time, duration, cost) \
+                 VALUES (?, ?, ?, ?, ?, -1, ?, ?, ?, ?, '', ?, 0, 0){}",
+                d.on_conflict_ignore("sub_session_id")
+            )),
+            // Appends ",<id>" unless the list already holds the id (a retried batch).
+            sub_append: s(format!(
+                "UPDATE rtc_talk_sessions SET {ids} = CASE WHEN {ids} = '' THEN ? ELSE {} END \
+                 WHERE session_id = ? AND {} NOT LIKE ?",
+                d.concat(&[ids, "','", "?"]),
+                d.concat(&["','", ids, "','"]),
+            )),
+            // The first begin counts; the engine sends one per direction.
+            sub_begin: s("UPDATE rtc_talk_subsessions SET begin_time = ? \
+                 WHERE sub_session_id = ? AND begin_time IS NULL"
+                .into()),
+            // A connect never reopens a finished pair.
+            sub_connect: s(
+                "UPDATE rtc_talk_subsessions SET connect_time = ?, connect_type = ? \
+                 WHERE sub_session_id = ? AND finish_time IS NULL"
+                    .into(),
+            ),
+            sub_finish: s(
+                "UPDATE rtc_talk_subsessions SET finish_time = ?, duration = ?, \
+                 status = ?, cost = ? WHERE sub_session_id = ?"
+                    .into(),
+            ),
+            quality: s(format!(
+                "INSERT INTO rtc_talk_quality_stats_infos ({QUALITY_COLUMNS}) VALUES ({}){}",
+                placeholders(22),
+                d.on_conflict_ignore("record_id")
+            )),
+            client_info: s(format!(
+                "INSERT INTO rtc_talk_client_infos (record_id, session_id, app_id, room_id, \
+                 user_id, result, description, data1, data2, create_time) VALUES ({}){}",
+                placeholders(10),
+                d.on_conflict_ignore("record_id")
+            )),
+            open_sessions: s("SELECT session_id, join_time FROM rtc_talk_sessions \
+                 WHERE leave_time IS NULL AND join_time <= ?"
+                .into()),
+            close_session: s(
+                "UPDATE rtc_talk_sessions SET leave_time = ?, duration = ?, \
+                 time_out = 1 WHERE session_id = ? AND leave_time IS NULL"
+                    .into(),
+            ),
+            close_subs: s(
+                "UPDATE rtc_talk_subsessions SET finish_time = ?, duration = 0, \
+                 cost = 0, status = CASE WHEN connect_time IS NULL THEN 3 ELSE 1 END \
+                 WHERE finish_time IS NULL AND create_time <= ?"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// Applies `items` in order inside `tx` (the caller commits).
+pub(crate) async fn apply_items(
+    tx: &mut Tx,
+    sql: &WriteSql,
+    items: &[Item],
+) -> Result<(), StoreError> {
+    for item in items {
+        match item {
+            Item::Record(r) => apply_record(tx, sql, r).await?,
+            Item::CloseOpen(now) => {
+                let r = close_open(tx, sql, *now).await?;
+                if r != Recovered::default() {
+                    tracing::warn!(
+                        sessions = r.sessions,
+                        sub_sessions = r.sub_sessions,
+                        "closed call records left open by the previous run"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apply_record(tx: &mut Tx, sql: &WriteSql, r: &Record) -> Result<(), StoreError> {
+    match r {
+        Record::SessionOpen(r) => session_open(tx, sql, r).await,
+        Record::SessionClose(r) => session_close(tx, sql, r).await,
+        Record::SubSessionOpen(r) => sub_open(tx, sql, r).await,
+        Record::SubSessionBegin(r) => sub_begin(tx, sql, r).await,
+        Record::SubSessionConnect(r) => sub_connect(tx, sql, r).await,
+        Record::SubSessionFinish(r) => sub_finish(tx, sql, r).await,
+        Record::Quality(r) => quality(tx, sql, r).await,
+        Record::ClientInfo(r) => client_info(tx, sql, r).await,
+    }
+}
+
+async fn session_open(tx: &mut Tx, sql: &WriteSql, r: &SessionOpen) -> Result<(), StoreError> {
+    let args = vec![
+        str_val(&r.session_id.to_string(), ID),
+        str_val(&r.app_id, NAME),
+        str_val(&r.room_id, NAME),
+        str_val(&r.user_id, NAME),
+        str_val(&r.user_name, NAME),
+        tiny_val(r.user_type),
+        tiny_val(r.talk_type),
+        str_val(&r.user_ip, IP),
+        // create_time: the row is created when the member joins (server time).
+        time_val(r.join_time),
+        time_val(r.join_time),
+        str_val(&r.os_name, INFO),
+        str_val(&r.browser, INFO),
+        str_val(&r.sdk_info, INFO),
+    ];
+    tx.execute(&sql.session_open, args).await.map(drop)
+}
+
+async fn session_close(tx: &mut Tx, sql: &WriteSql, r: &SessionClose) -> Result<(), StoreError> {
+    let args = vec![
+        time_val(r.leave_time),
+        secs_val(r.duration_secs),
+        Val::I64(Some(i64::from(r.timed_out))),
+        str_val(&r.session_id.to_string(), ID),
+    ];
+    tx.execute(&sql.session_close, args).await.map(drop)
+}
+
+async fn sub_open(tx: &mut Tx, sql: &WriteSql, r: &SubSessionOpen) -> Result<(), StoreError> {
+    let id = r.sub_session_id.to_string();
+    let session = r.session_id.to_string();
+    let args = vec![
+        str_val(&id, ID),
+        str_val(&session, ID),
+        str_val(&r.app_id, NAME),
+        str_val(&r.room_id, NAME),
+        str_val(&r.user_id, NAME),
+        str_val(&r.remote_user_id, NAME),
+        str_val(&r.remote_user_name, NAME),
+        str_val(&r.remote_user_ip, IP),
+        str_val(&r.ice_ip, ICE),
+        time_val(r.created),
+    ];
+    tx.execute(&sql.sub_open, args).await?;
+    let args = vec![
+        Val::Str(Some(id.clone())),
+        Val::Str(Some(id.clone())),
+        Val::Str(Some(session)),
+        Val::Str(Some(format!("%,{id},%"))),
+    ];
+    tx.execute(&sql.sub_append, args).await.map(drop)
+}
+
+async fn sub_begin(tx: &mut Tx, sql: &WriteSql, r: &SubSessionBegin) -> Result<(), StoreError> {
+    let args = vec![
+        time_val(r.begin_time),
+        str_val(&r.sub_session_id.to_string(), ID),
+    ];
+    tx.execute(&sql.sub_begin, args).await.map(drop)
+}
+
+async fn sub_connect(tx: &mut Tx, sql: &WriteSql, r: &SubSessionConnect) -> Result<(), StoreError> {
+    let args = vec![
+        time_val(r.connect_time),
+        str_val(r.connect_type.as_str(), CONNECT_TYPE),
+        str_val(&r.sub_session_id.to_string(), ID),
+    ];
+    tx.execute(&sql.sub_connect, args).await.map(drop)
+}
+
+async fn sub_finish(tx: &mut Tx, sql: &WriteSql, r: &SubSessionFinish) -> Result<(), StoreError> {
+    let args = vec![
+        time_val(r.finish_time),
+        secs_val(r.duration_secs),
+        Val::I64(Some(r.status as i64)),
+        int_val(i64::try_from(r.cost_cents).unwrap_or(i64::MAX)),
+        str_val(&r.sub_session_id.to_string(), ID),
+    ];
+    tx.execute(&sql.sub_finish, args).await.map(drop)
+}
+
+async fn quality(tx: &mut Tx, sql: &WriteSql, r: &Quality) -> Result<(), StoreError> {
+    let q = &r.stats;
+    let args = vec![
+        str_val(&r.id.to_string(), ID),
+        str_val(&r.session_id.to_string(), ID),
+        str_val(&r.user_id, NAME),
+        str_val(&r.remote_user_id, NAME),
+        str_val(&r.sub_session_id.to_string(), ID),
+        time_val(r.create_time),
+        rate_val(q.aud_send_lost_rate),
+        int_val(q.aud_send_bitrate),
+        rate_val(q.aud_rcv_lost_rate),
+        int_val(q.aud_rcv_bitrate),
+        rate_val(q.vid_send_lost_rate),
+        int_val(q.vid_send_bitrate),
+        int_val(q.send_width),
+        int_val(q.send_height),
+        int_val(q.send_framerate_sent),
+        str_val(&q.send_codec, CODEC),
+        rate_val(q.vid_rcv_lost_rate),
+        int_val(q.vid_rcv_bitrate),
+        int_val(q.recv_width),
+        int_val(q.recv_height),
+        int_val(q.recv_framerate_recv),
+        str_val(&q.recv_codec, CODEC),
+    ];
+    tx.execute(&sql.quality, args).await.map(drop)
+}
+
+async fn client_info(tx: &mut Tx, sql: &WriteSql, r: &ClientInfo) -> Result<(), StoreError> {
+    let data = |d: &Option<String>| Val::Str(d.as_deref().map(|s| convert::clip(s, DATA)));
+    let args = vec![
+        str_val(&r.id.to_string(), ID),
+        str_val(&r.session_id.to_string(), ID),
+        str_val(&r.app_id, NAME),
+        str_val(&r.room_id, NAME),
+        str_val(&r.user_id, NAME),
+        int_val(r.result),
+        str_val(&r.desc, DESC),
+        data(&r.data1),
+        data(&r.data2),
+        time_val(r.create_time),
+    ];
+    tx.execute(&sql.client_info, args).await.map(drop)
+}
+
+/// Closes every session and sub-session that is still open and began at or before `now`.
+///
+/// A session gets `leave_time = now`, `time_out = 1` and its duration from join to `now`.
+/// A sub-session gets `finish_time = now`, the timed-out status (1 if it had connected,
+/// 3 if not), and duration and cost 0: nobody knows when its media stopped, and billing a
+/// guess would charge for time the server was down. Rows that began after `now` belong to
+/// the new run and are left alone, which also keeps a re-applied recovery harmless.
+pub(crate) async fn close_open(
+    tx: &mut Tx,
+    sql: &WriteSql,
+    now: Millis,
+) -> Result<Recovered, StoreError> {
+    let at = db_time(now);
+    let open = tx
+        .fetch_all(
+            &sql.open_sessions,
+            vec![Val::Time(Some(at))],
+            &[Kind::Str, Kind::Time],
+        )
+        .await?;
+    let mut closed = Recovered::default();
+    for row in open {
+        let (Some(Val::Str(Some(id))), Some(Val::Time(join))) = (row.first(), row.get(1)) else {
+            return Err(StoreError::Corrupt("open session row".into()));
+        };
+        let secs = join.map_or(0, |j| now.secs_since(convert::millis_of(j)));
+        let args = vec![
+            Val::Time(Some(at)),
+            secs_val(secs),
+            Val::Str(Some(id.clone())),
+        ];
+        closed.sessions += tx.execute(&sql.close_session, args).await?;
+    }
+    let args = vec![Val::Time(Some(at)), Val::Time(Some(at))];
+    closed.sub_sessions = tx.execute(&sql.close_subs, args).await?;
+    Ok(closed)
+}

@@ -1,0 +1,331 @@
+//! The connection to one of the three backends, and a small neutral value layer over it.
+//!
+//! sqlx's `Any` driver cannot carry `DATETIME`/`TIMESTAMP` values, so this crate keeps one
+//! typed pool per backend and moves values through [`Val`]: statements are bound from
+//! `Val`s and rows come back as `Val`s, decoded by the [`Kind`] the caller expects. The
+//! code above this module (writing records, recovery, reads) is then written once. This
+//! module owns connecting, migrations and the per-backend dispatch; it knows no table.
+
+use crate::dialect::Dialect;
+use crate::error::StoreError;
+use chrono::NaiveDateTime;
+use sqlx::migrate::{MigrateDatabase, Migration, MigrationType, Migrator};
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Row, SqlSafeStr, Type};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A statement's text, generated once per dialect and shared.
+pub(crate) type Stmt = Arc<str>;
+
+/// A bound or fetched value. Every variant carries an `Option` so that a NULL keeps its
+/// SQL type (PostgreSQL refuses a NULL typed as text for a timestamp column).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Val {
+    Str(Option<String>),
+    I64(Option<i64>),
+    F32(Option<f32>),
+    F64(Option<f64>),
+    Time(Option<NaiveDateTime>),
+}
+
+/// The Rust type a fetched column is decoded into. The SQL casts each column so that all
+/// three drivers agree (see [`Dialect::int`] and [`Dialect::float`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Str,
+    I64,
+    F64,
+    Time,
+}
+
+/// How to connect: pool size and how long to wait for a connection.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    /// How long a query waits for a free (or new) connection before it fails; this bounds
+    /// how long the record writer takes to notice that the database is gone.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    MySql(MySqlPool),
+    Postgres(PgPool),
+}
+
+pub(crate) enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    MySql(sqlx::Transaction<'static, MySql>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// Runs `$body` with `$p` bound to the concrete pool or transaction of whichever backend
+/// `$v` holds: the body is written once and compiled for each backend's types.
+macro_rules! each_backend {
+    ($ty:ident, $v:expr, $p:ident => $body:expr) => {
+        match $v {
+            $ty::Sqlite($p) => $body,
+            $ty::MySql($p) => $body,
+            $ty::Postgres($p) => $body,
+        }
+    };
+}
+
+/// The backend an URL names, and the URL as the driver wants it.
+pub(crate) fn parse_url(url: &str) -> Result<(Dialect, String), StoreError> {
+    let scheme = url
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match scheme.as_str() {
+        "sqlite" => Ok((Dialect::Sqlite, url.to_owned())),
+        "mysql" => Ok((Dialect::MySql, url.to_owned())),
+        // The MySQL driver speaks MariaDB's protocol but only knows the mysql scheme.
+        "mariadb" => Ok((Dialect::MySql, format!("mysql{}", &url["mariadb".len()..]))),
+        "postgres" | "postgresql" => Ok((Dialect::Postgres, url.to_owned())),
+        _ => Err(StoreError::UnsupportedUrl(scheme)),
+    }
+}
+
+impl Pool {
+    pub(crate) async fn connect(
+        dialect: Dialect,
+        url: &str,
+        opts: &StoreOptions,
+    ) -> Result<Pool, StoreError> {
+        Ok(match dialect {
+            Dialect::Sqlite => {
+                let o = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    // WAL lets the daily report read while the writer writes; NORMAL
+                    // syncs at checkpoints, which WAL keeps consistent across a crash.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5));
+                if let Some(dir) = o
+                    .get_filename()
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                        path: dir.to_owned(),
+                        source,
+                    })?;
+                }
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(opts.max_connections.max(1))
+                        .acquire_timeout(opts.acquire_timeout)
+                        .connect_with(o)
+                        .await?,
+                )
+            }
+            Dialect::MySql => Pool::MySql(
+                MySqlPoolOptions::new()
+                    .max_connections(opts.max_connections.max(1))
+                    .acquire_timeout(opts.acquire_timeout)
+                    .connect_lazy_with(MySqlConnectOptions::from_str(url)?),
+            ),
+            Dialect::Postgres => Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(opts.max_connections.max(1))
+                    .acquire_timeout(opts.acquire_timeout)
+                    .connect_lazy_with(PgConnectOptions::from_str(url)?),
+            ),
+        })
+    }
+
+    pub(crate) async fn migrate(&self, dialect: Dialect) -> Result<(), StoreError> {
+        let sql = match dialect {
+            Dialect::Sqlite => include_str!("../migrations/sqlite/0001_records.sql"),
+            Dialect::MySql => include_str!("../migrations/mysql/0001_records.sql"),
+            Dialect::Postgres => include_str!("../migrations/postgres/0001_records.sql"),
+        };
+        let migrator = Migrator::with_migrations(vec![Migration::new(
+            1,
+            "records".into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )]);
+        each_backend!(Pool, self, p => migrator.run(p).await)?;
+        Ok(())
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::MySql(p) => Tx::MySql(p.begin().await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    pub(crate) async fn fetch_all(
+        &self,
+        sql: &Stmt,
+        args: Vec<Val>,
+        kinds: &[Kind],
+    ) -> Result<Vec<Vec<Val>>, StoreError> {
+        each_backend!(Pool, self, p => {
+            let rows = bind_all(query(sql), args).fetch_all(p).await?;
+            rows.iter().map(|r| decode_row(r, kinds)).collect()
+        })
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        let sql: Stmt = Arc::from("SELECT 1");
+        each_backend!(Pool, self, p => query(&sql).execute(p).await.map(drop))?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) {
+        each_backend!(Pool, self, p => p.close().await);
+    }
+}
+
+impl Tx {
+    /// Runs one statement; returns the number of rows it changed.
+    pub(crate) async fn execute(&mut self, sql: &Stmt, args: Vec<Val>) -> Result<u64, StoreError> {
+        let n = each_backend!(Tx, self, t => {
+            bind_all(query(sql), args).execute(&mut **t).await?.rows_affected()
+        });
+        Ok(n)
+    }
+
+    pub(crate) async fn fetch_all(
+        &mut self,
+        sql: &Stmt,
+        args: Vec<Val>,
+        kinds: &[Kind],
+    ) -> Result<Vec<Vec<Val>>, StoreError> {
+        each_backend!(Tx, self, t => {
+            let rows = bind_all(query(sql), args).fetch_all(&mut **t).await?;
+            rows.iter().map(|r| decode_row(r, kinds)).collect()
+        })
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        each_backend!(Tx, self, t => t.commit().await)?;
+        Ok(())
+    }
+}
+
+/// Creates the database an URL names if it does not exist (a SQLite file is created on
+/// connect anyway). Tests and `rtcroom migrate` use it.
+pub(crate) async fn create_database(dialect: Dialect, url: &str) -> Result<(), StoreError> {
+    let exists = match dialect {
+        Dialect::Sqlite => return Ok(()),
+        Dialect::MySql => MySql::database_exists(url).await?,
+        Dialect::Postgres => Postgres::database_exists(url).await?,
+    };
+    if !exists {
+        match dialect {
+            Dialect::Sqlite => {}
+            Dialect::MySql => MySql::create_database(url).await?,
+            Dialect::Postgres => Postgres::create_database(url).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Drops the database an URL names (removes the SQLite file). For tests and tools.
+pub(crate) async fn drop_database(dialect: Dialect, url: &str) -> Result<(), StoreError> {
+    match dialect {
+        Dialect::Sqlite => Sqlite::drop_database(url).await?,
+        Dialect::MySql => MySql::drop_database(url).await?,
+        Dialect::Postgres => Postgres::drop_database(url).await?,
+    }
+    Ok(())
+}
+
+fn query<DB: Database>(sql: &Stmt) -> Query<'static, DB, DB::Arguments> {
+    // The text comes from this crate's statement templates, never from input: values are
+    // always bound as parameters.
+    sqlx::query(AssertSqlSafe(Arc::clone(sql)))
+}
+
+fn bind_all<DB>(
+    mut q: Query<'static, DB, DB::Arguments>,
+    args: Vec<Val>,
+) -> Query<'static, DB, DB::Arguments>
+where
+    DB: Database,
+    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<f32>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<f64>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<NaiveDateTime>: Encode<'t, DB> + Type<DB>,
+{
+    for a in args {
+        q = match a {
+            Val::Str(v) => q.bind(v),
+            Val::I64(v) => q.bind(v),
+            Val::F32(v) => q.bind(v),
+            Val::F64(v) => q.bind(v),
+            Val::Time(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+fn decode_row<R>(row: &R, kinds: &[Kind]) -> Result<Vec<Val>, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<NaiveDateTime>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            Ok(match k {
+                Kind::Str => Val::Str(row.try_get(i)?),
+                Kind::I64 => Val::I64(row.try_get(i)?),
+                Kind::F64 => Val::F64(row.try_get(i)?),
+                Kind::Time => Val::Time(row.try_get(i)?),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_schemes() {
+        assert_eq!(parse_url("sqlite://data/r.db").unwrap().0, Dialect::Sqlite);
+        assert_eq!(parse_url("sqlite:data/r.db").unwrap().0, Dialect::Sqlite);
+        let (d, u) = parse_url("mariadb://root@127.0.0.1/x").unwrap();
+        assert_eq!(
+            (d, u.as_str()),
+            (Dialect::MySql, "mysql://root@127.0.0.1/x")
+        );
+        assert_eq!(parse_url("MySQL://h/x").unwrap().0, Dialect::MySql);
+        assert_eq!(parse_url("postgresql://h/x").unwrap().0, Dialect::Postgres);
+        let e = parse_url("redis://user:secret@h").unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+}

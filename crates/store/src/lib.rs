@@ -1,0 +1,37 @@
+//! Call records of rtcroom: the database of the design document's section 4
+//! (`rtc_talk_sessions`, `rtc_talk_subsessions`, `rtc_talk_quality_stats_infos`, plus
+//! `rtc_talk_client_infos`), on SQLite, MariaDB/MySQL or PostgreSQL.
+//!
+//! - [`Store`]: connect by URL, [`Store::migrate`], [`Store::apply`] records,
+//!   [`Store::close_open_sessions`] after a crash, and the read side (a member's history,
+//!   one session, a day's sub-sessions and client events as a [`RowStream`]).
+//! - [`RecordWriter`]: the task that takes the engine's records off the signaling path.
+//!   The shell calls [`RecordSink::try_send`], which never blocks; the writer batches
+//!   records into transactions, and while the database is away it keeps them in memory up
+//!   to a bound, then in an append-only spool file, and writes them, in order and exactly
+//!   once, when the database is back.
+//!
+//! **Invariant:** applying a batch of records twice leaves the same rows as applying it once
+//! (see `apply`), which is what makes retries after a lost commit acknowledgement safe.
+//! **Invariant:** records reach the database in the order the engine emitted them.
+
+mod apply;
+mod convert;
+mod db;
+mod dialect;
+mod error;
+mod read;
+mod spool;
+mod store;
+mod wire;
+mod writer;
+
+pub use apply::Recovered;
+pub use db::StoreOptions;
+pub use error::StoreError;
+pub use read::{
+    ClientInfoRow, DaySubSession, QualityRow, QualitySummary, RowStream, SessionDetail, SessionRow,
+    Stat, SubSessionDetail, SubSessionRow, TableCounts,
+};
+pub use store::{Backend, Store};
+pub use writer::{RecordDropped, RecordSink, RecordWriter, WriterConfig, WriterStats};

@@ -1,0 +1,258 @@
+//! The database dies in the middle of writing, twice, and comes back: every record arrives
+//! exactly once, in order.
+//!
+//! The machine's shared MariaDB is never touched: the test initialises a private
+//! `mariadbd` (its own data directory, port and socket under a temp dir), kills it with
+//! SIGKILL by its pid while the writer is busy, starts it again on the same data, and kills
+//! it for good at the end.
+
+mod common;
+
+use common::*;
+use rtcroom_store::{RecordWriter, Store, StoreOptions, WriterConfig, WriterStats};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct PrivateMariadb {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+impl PrivateMariadb {
+    fn install(dir: &Path) -> PrivateMariadb {
+        let data = dir.join("data");
+        let out = Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .arg(format!("--datadir={}", data.display()))
+            .arg("--user=root")
+            .output()
+            .expect("mariadb-install-db runs");
+        assert!(
+            out.status.success(),
+            "mariadb-install-db: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut db = PrivateMariadb {
+            dir: dir.to_owned(),
+            port: free_port(),
+            child: None,
+        };
+        db.start();
+        db
+    }
+
+    fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/rtc_room_server", self.port)
+    }
+
+    fn start(&mut self) {
+        assert!(self.child.is_none());
+        let d = &self.dir;
+        let child = Command::new("/usr/sbin/mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--socket={}", d.join("mysqld.sock").display()))
+            .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
+            .arg(format!("--log-error={}", d.join("error.log").display()))
+            .arg(format!("--port={}", self.port))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--user=root",
+                "--skip-grant-tables",
+            ])
+            .args(["--innodb-buffer-pool-size=64M", "--skip-log-bin"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "private mariadbd did not listen; see {}",
+                d.join("error.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, as a crash or a power cut would: no clean shutdown of InnoDB.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill by pid");
+            c.wait().expect("reaped");
+        }
+    }
+}
+
+impl Drop for PrivateMariadb {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn wait_for(
+    what: &str,
+    writer: &RecordWriter,
+    cond: impl Fn(&WriterStats) -> bool,
+) -> WriterStats {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let s = writer.stats();
+        if cond(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting for {what}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_arrives_exactly_once_across_database_crashes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = PrivateMariadb::install(tmp.path());
+    Store::create_database(&db.url()).await.unwrap();
+    let opts = StoreOptions {
+        acquire_timeout: Duration::from_secs(1),
+        ..StoreOptions::default()
+    };
+    let store = Store::connect(&db.url(), &opts).await.unwrap();
+    store.migrate().await.unwrap();
+
+    let cfg = WriterConfig {
+        batch_size: 50,
+        memory_limit: 500,
+        spool_dir: tmp.path().join("spool"),
+        retry_min: Duration::from_millis(20),
+        retry_max: Duration::from_millis(300),
+        write_timeout: Duration::from_secs(5),
+        health_interval: Duration::from_millis(200),
+        ..WriterConfig::default()
+    };
+    let (writer, sink) = RecordWriter::start(store.clone(), cfg).unwrap();
+
+    // 300 calls of two members: 2 sessions, 2 sub-sessions, 8 quality reports and 1 client
+    // event each, 21 records, 6,300 in all, sent in three parts.
+    let mut ids = Ids::new();
+    let mut calls = Vec::new();
+    let mut parts: Vec<Vec<_>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    for i in 0..300u64 {
+        let t0 = at("2024-05-01 08:00:00").plus_secs(i * 7);
+        let (c, mut recs) = call(
+            &mut ids,
+            "app1",
+            &format!("room{i}"),
+            &format!("a{i}"),
+            &format!("b{i}"),
+            t0,
+            70,
+        );
+        recs.insert(
+            9,
+            info(&mut ids, &c.a, t0.plus_secs(10), 9, "ice server invalid"),
+        );
+        parts[(i / 100) as usize].extend(recs);
+        calls.push(c);
+    }
+    let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
+    let send = |part: &[rtcroom_core::Record]| {
+        for r in part {
+            sink.try_send(r.clone()).expect("the channel holds a part");
+        }
+    };
+
+    // Crash 1: while the first part is being written.
+    send(&parts[0]);
+    let s = wait_for("the first writes", &writer, |s| s.written > 0).await;
+    db.kill();
+    eprintln!(
+        "killed the database with {} of {} records written, {} queued",
+        s.written, total, s.queue_depth
+    );
+    // Calls go on while it is down: the records are kept, in memory then in the spool.
+    send(&parts[1]);
+    let s = wait_for("the writer to notice and spool", &writer, |s| {
+        !s.db_up && s.spooled > 0 && s.write_errors > 0
+    })
+    .await;
+    eprintln!("database down: {s:?}");
+    db.start();
+
+    // Crash 2: while the backlog is being written after the restart.
+    let before = s.written;
+    let s = wait_for("writes after the restart", &writer, |s| s.written > before).await;
+    db.kill();
+    eprintln!(
+        "killed again with {} written, {} queued",
+        s.written, s.queue_depth
+    );
+    send(&parts[2]);
+    wait_for("the second outage to be noticed", &writer, |s| !s.db_up).await;
+    db.start();
+
+    let s = wait_for("every record written", &writer, |s| {
+        s.queue_depth == 0 && s.written >= total
+    })
+    .await;
+    eprintln!("done: {s:?}");
+    let stats = writer.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(stats.written, total, "{stats:?}");
+    assert_eq!((stats.dropped, stats.rejected, stats.spooled), (0, 0, 0));
+    assert!(stats.write_errors > 0 && stats.spilled_total > 0);
+
+    // Exactly once: every row is there once, and later records were applied after earlier
+    // ones (each pair finished after it connected, each session closed after it opened).
+    let n = store.table_counts().await.unwrap();
+    assert_eq!(
+        (
+            n.sessions,
+            n.sub_sessions,
+            n.quality_reports,
+            n.client_infos
+        ),
+        (600, 600, 2400, 300)
+    );
+    for c in &calls {
+        for (m, sub) in [(&c.a, c.ab), (&c.b, c.ba)] {
+            let s = store
+                .session(&m.session_id.to_string())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(s.sub_session_ids, vec![sub.to_string()], "appended once");
+            assert!(s.session.leave_time.is_some() && !s.session.time_out);
+            let d = &s.sub_sessions[0];
+            let row = &d.sub_session;
+            assert_eq!(
+                (
+                    row.status,
+                    row.duration,
+                    row.cost,
+                    row.connect_type.as_str()
+                ),
+                (0, 70, 2, "TURN")
+            );
+            assert!(
+                row.begin_time.is_some() && row.connect_time.is_some() && row.finish_time.is_some()
+            );
+            assert_eq!(d.quality.reports, 4);
+        }
+    }
+    store.close().await;
+    db.kill();
+}
