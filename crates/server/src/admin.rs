@@ -148,7 +148,11 @@ async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
         "rejoins": m.rejoins.get(),
         "slowClients": m.slow_clients.get(),
         "recordsEmitted": m.records_emitted.get(),
-        "recordsDropped": state.records.dropped(),
+        "records": state.writer.as_ref().map(|w| {
+            let s = w.stats();
+            json!({"queueDepth": s.queue_depth, "spooled": s.spooled, "written": s.written,
+                   "writeErrors": s.write_errors, "dropped": s.dropped, "databaseUp": s.db_up})
+        }),
     }))
     .into_response())
 }

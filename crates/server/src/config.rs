@@ -32,6 +32,7 @@ pub struct Config {
     /// `localhost` and `127.0.0.1`, with a secret generated on first start in `data_dir`.
     pub apps: Vec<crate::auth::App>,
     pub smtp: crate::mail::SmtpSection,
+    pub database: crate::records::DatabaseSection,
     pub ice: crate::ice::IceSection,
     pub turn: crate::ice::TurnSection,
     pub alerts: crate::monitor::AlertsSection,
@@ -354,7 +355,7 @@ pub fn persistent_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> 
 
 const KNOWN_SECTIONS: &[&str] = &[
     "server", "room", "auth", "rtc", "billing", "log", "admin", "smtp", "alerts", "monitor", "ice",
-    "turn",
+    "turn", "database",
 ];
 
 impl Config {

@@ -18,6 +18,10 @@ use std::sync::Arc;
 pub struct AppState {
     pub signaling: Arc<Signaling>,
     pub records: RecordSink,
+    /// The call-record database (read side).
+    pub store: Option<rtcroom_store::Store>,
+    /// The record writer, for its counters.
+    pub writer: Option<Arc<rtcroom_store::RecordWriter>>,
     /// `[admin] token`; empty disables the operator API.
     pub admin_token: Arc<str>,
     pub apps: Arc<crate::auth::Apps>,
@@ -45,6 +49,15 @@ pub fn app(state: AppState) -> Router {
             "/icebandwidthload",
             axum::routing::post(crate::ice::http_api),
         )
+        .route(
+            "/api/records/member/{app_id}/{uid}",
+            get(crate::records::member),
+        )
+        .route(
+            "/api/records/session/{session_id}",
+            get(crate::records::session),
+        )
+        .route("/api/records/day/{date}", get(crate::records::day))
         .merge(crate::admin::routes())
         .merge(crate::web::routes())
         .with_state(state)
@@ -97,6 +110,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if !engine_ok {
         problems.push("the room engine does not answer");
     }
+    if let Some(w) = &state.writer
+        && !w.stats().db_up
+    {
+        problems.push("the call-record database is unreachable (records are being kept)");
+    }
     if state.ice_registry {
         let servers = state.signaling.hub.ice_servers().await.unwrap_or_default();
         if !servers.iter().any(|s| s.healthy) {
@@ -117,6 +135,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text exposition.
 async fn metrics(State(state): State<AppState>) -> Response {
     let stats = state.signaling.hub.stats().await.unwrap_or_default();
+    let servers = state.signaling.hub.ice_servers().await.unwrap_or_default();
+    crate::telemetry::observe_records(
+        state
+            .writer
+            .as_deref()
+            .map(rtcroom_store::RecordWriter::stats),
+    );
+    crate::telemetry::observe_ice(&servers);
     (
         [(
             axum::http::header::CONTENT_TYPE,

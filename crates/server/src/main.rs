@@ -89,6 +89,18 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Create or update the call-record tables ([database] url), then exit.
+    Migrate {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Read call records: a member's history, one session, a day's calls (JSON).
+    Records {
+        #[command(subcommand)]
+        query: RecordsQuery,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Mint a join token for an app, as an app backend would (for testing and scripts).
     Token {
         /// The app id.
@@ -99,6 +111,26 @@ enum Command {
         uid: Option<String>,
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RecordsQuery {
+    /// A member's sessions, newest first, with their sub-sessions and quality summary.
+    Member {
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        uid: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One session by id.
+    Session { id: String },
+    /// A day's sub-sessions (UTC), with their sessions and quality summary.
+    Day {
+        /// YYYY-MM-DD
+        date: chrono::NaiveDate,
     },
 }
 
@@ -187,6 +219,47 @@ fn main() -> anyhow::Result<()> {
             };
             runtime.block_on(ice::run_agent(opts, shutdown_signal()))
         }
+        Command::Migrate { config } => {
+            let cfg = Config::load(config.as_deref())?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let store = records::open(&cfg.database, &cfg.server.data_dir).await?;
+                println!(
+                    "the call-record tables are up to date ({:?})",
+                    store.backend()
+                );
+                store.close().await;
+                Ok(())
+            })
+        }
+        Command::Records { query, config } => {
+            let cfg = Config::load(config.as_deref())?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let store = records::open(&cfg.database, &cfg.server.data_dir).await?;
+                let json = match query {
+                    RecordsQuery::Member { app, uid, limit } => serde_json::to_string_pretty(
+                        &store.member_sessions(&app, &uid, limit).await?,
+                    )?,
+                    RecordsQuery::Session { id } => match store.session(&id).await? {
+                        Some(s) => serde_json::to_string_pretty(&s)?,
+                        None => anyhow::bail!("no session {id}"),
+                    },
+                    RecordsQuery::Day { date } => serde_json::to_string_pretty(
+                        &store.day_sub_sessions(date).collect().await?,
+                    )?,
+                };
+                println!("{json}");
+                store.close().await;
+                Ok(())
+            })
+        }
         Command::Token { app, uid, config } => {
             let cfg = Config::load(config.as_deref())?;
             let apps = auth::Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs);
@@ -221,8 +294,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             alerts::start(mailer, to, host);
         }
     }
-    let records = records::RecordSink::discard();
-    tracing::warn!("no call-record store is configured: records are counted and dropped");
+    let store = records::open(&cfg.database, &cfg.server.data_dir).await?;
+    let (writer, records) =
+        records::start_writer(store.clone(), &cfg.database, &cfg.server.data_dir)?;
+    let writer = Arc::new(writer);
+    let watcher = records::watch(writer.clone());
     let (hub, hub_task) = hub::spawn(engine, records.clone(), 4096);
     let turn = match embedded {
         Some((_, secret)) => Some(ice::start_embedded(&cfg.turn, secret, hub.clone()).await?),
@@ -248,6 +324,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let app = http::app(http::AppState {
         signaling: sig,
         records,
+        store: Some(store.clone()),
+        writer: Some(writer.clone()),
         admin_token: cfg.admin.token.as_str().into(),
         apps,
         rtc_config: rtcroom_protocol::SharedJson::rtc_config(&cfg.rtc_config()),
@@ -288,6 +366,25 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     if let Some(turn) = turn {
         turn.shutdown().await;
     }
+    // Every session was closed by the hub's shutdown; write what is queued, within a bound.
+    watcher.abort();
+    let _ = watcher.await;
+    match Arc::try_unwrap(writer) {
+        Ok(writer) => {
+            let s = writer.shutdown(Duration::from_secs(10)).await;
+            if s.queue_depth > 0 {
+                tracing::warn!(
+                    left = s.queue_depth,
+                    spooled = s.spooled,
+                    "records not yet written are in the spool and will be written at the next start"
+                );
+            }
+        }
+        Err(_) => tracing::warn!(
+            "the record writer is still shared at shutdown; queued records stay in the spool"
+        ),
+    }
+    store.close().await;
     Ok(())
 }
 

@@ -1,34 +1,280 @@
-//! Where the engine's call records go.
+//! Call records in the server: the sink the hub pushes to, the database settings, and the
+//! read side for operators (`rtcroom records ...` and `GET /api/records/...`).
 //!
-//! The hub pushes each `Record` here without waiting. Until a database store is configured
-//! the records are counted and dropped (and this is said once in the log at start).
+//! The hub only ever calls [`RecordSink::push`], which never waits: the writer of
+//! `rtcroom-store` batches records into the database, keeps them in memory and a spool file
+//! while the database is away, and writes them when it returns.
 
+use crate::http::AppState;
+use anyhow::Context;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use rtcroom_core::Record;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use rtcroom_store::{RecordWriter, Store, StoreOptions, WriterConfig, WriterStats};
+use serde::Deserialize;
+use std::path::Path as FsPath;
+use std::time::Duration;
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSection {
+    /// `sqlite://PATH` (created), `mysql://user:pass@host/rtc_room_server`,
+    /// `postgres://user@host/rtc_room_server`. Empty: SQLite in `data_dir/rtcroom.db`.
+    pub url: String,
+    pub max_connections: u32,
+    /// Records kept in memory while the database is away, before they go to the spool file.
+    pub memory_records: usize,
+    /// Records per transaction at most.
+    pub batch_size: usize,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 4,
+            memory_records: 20_000,
+            batch_size: 1_000,
+        }
+    }
+}
+
+impl DatabaseSection {
+    /// The URL to connect to.
+    pub fn url(&self, data_dir: &FsPath) -> String {
+        if self.url.is_empty() {
+            format!("sqlite://{}", data_dir.join("rtcroom.db").display())
+        } else {
+            self.url.clone()
+        }
+    }
+}
+
+/// Connect and apply the migrations.
+pub async fn open(db: &DatabaseSection, data_dir: &FsPath) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create [server] data_dir {}", data_dir.display()))?;
+    let url = db.url(data_dir);
+    let opts = StoreOptions {
+        max_connections: db.max_connections.max(1),
+        ..StoreOptions::default()
+    };
+    let store = Store::connect(&url, &opts).await.with_context(|| {
+        format!(
+            "cannot open the call-record database ([database] url {})",
+            redact(&url)
+        )
+    })?;
+    store.migrate().await.with_context(|| {
+        format!("cannot migrate the call-record database at {}: is it up, and may this user create tables?", redact(&url))
+    })?;
+    Ok(store)
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Start the writer; records spooled by an earlier run go first, then the rows that run left
+/// open are closed as timed out.
+pub fn start_writer(
+    store: Store,
+    db: &DatabaseSection,
+    data_dir: &FsPath,
+) -> anyhow::Result<(RecordWriter, RecordSink)> {
+    let cfg = WriterConfig {
+        memory_limit: db.memory_records.max(1),
+        batch_size: db.batch_size.max(1),
+        spool_dir: data_dir.join("spool"),
+        recover_at: Some(crate::hub::now()),
+        ..WriterConfig::default()
+    };
+    let (writer, sink) =
+        RecordWriter::start(store, cfg).context("cannot start the record writer")?;
+    Ok((writer, RecordSink { inner: Some(sink) }))
+}
 
 /// The hub's handle on the record writer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RecordSink {
-    dropped: Arc<AtomicU64>,
+    inner: Option<rtcroom_store::RecordSink>,
 }
 
 impl RecordSink {
-    /// A sink that keeps nothing.
-    pub fn discard() -> Self {
-        Self {
-            dropped: Arc::new(AtomicU64::new(0)),
+    /// Hand one record over; never blocks. A record the writer cannot take (its channel is
+    /// full) is counted in the writer's `dropped` and logged.
+    pub fn push(&self, record: Record) {
+        if let Some(sink) = &self.inner
+            && sink.try_send(record).is_err()
+        {
+            tracing::error!(
+                critical = true,
+                "the record writer's queue is full; a call record was dropped"
+            );
         }
     }
+}
 
-    /// Hand one record over; never blocks.
-    pub fn push(&self, record: Record) {
-        tracing::trace!(?record, "record");
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+#[derive(Deserialize)]
+pub struct Limit {
+    limit: Option<u32>,
+}
+
+fn store_of(state: &AppState) -> Result<&Store, Response> {
+    state
+        .store
+        .as_ref()
+        .ok_or_else(|| (StatusCode::SERVICE_UNAVAILABLE, "no call-record database").into_response())
+}
+
+fn failed(e: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({"error": e.to_string()})),
+    )
+        .into_response()
+}
+
+/// `GET /api/records/member/{appId}/{uid}?limit=N`: a member's sessions with their
+/// sub-sessions and quality summary, newest first.
+pub async fn member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((app_id, uid)): Path<(String, String)>,
+    Query(q): Query<Limit>,
+) -> Response {
+    if let Err(d) = crate::admin::authorize(&state, &headers) {
+        return d.into_response();
     }
+    let store = match store_of(&state) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match store
+        .member_sessions(&app_id, &uid, q.limit.unwrap_or(50))
+        .await
+    {
+        Ok(rows) => Json(rows).into_response(),
+        Err(e) => failed(e),
+    }
+}
 
-    /// Records that were not kept.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+/// `GET /api/records/session/{sessionId}`.
+pub async fn session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(d) = crate::admin::authorize(&state, &headers) {
+        return d.into_response();
+    }
+    let store = match store_of(&state) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match store.session(&id).await {
+        Ok(Some(s)) => Json(s).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": "no such session"})),
+        )
+            .into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+/// `GET /api/records/day/{YYYY-MM-DD}`: the day's sub-sessions (UTC) with their sessions and
+/// quality summaries.
+pub async fn day(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(date): Path<String>,
+) -> Response {
+    if let Err(d) = crate::admin::authorize(&state, &headers) {
+        return d.into_response();
+    }
+    let Ok(day) = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
+        return (StatusCode::BAD_REQUEST, "the date must be YYYY-MM-DD").into_response();
+    };
+    let store = match store_of(&state) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match store.day_sub_sessions(day).collect().await {
+        Ok(rows) => Json(rows).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+/// The writer's counters, for metrics and readiness.
+pub fn stats(writer: Option<&RecordWriter>) -> Option<WriterStats> {
+    writer.map(RecordWriter::stats)
+}
+
+/// Watch the writer: an alert when records start to pile up because the database is away,
+/// and one when it is back.
+pub fn watch(writer: std::sync::Arc<RecordWriter>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut down_since: Option<std::time::Instant> = None;
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let s = writer.stats();
+            match (s.db_up, down_since) {
+                (false, None) => {
+                    down_since = Some(std::time::Instant::now());
+                    tracing::error!(
+                        critical = true,
+                        queued = s.queue_depth,
+                        "the call-record database is unreachable; records are kept and will be written when it returns"
+                    );
+                    crate::alerts::raise(
+                        "[rtcroom] call-record database unreachable".into(),
+                        format!(
+                            "The room server cannot write call records. Calls go on; {} records are queued ({} in the spool file) and will be written when the database returns.\n",
+                            s.queue_depth, s.spooled
+                        ),
+                    );
+                }
+                (true, Some(since)) => {
+                    down_since = None;
+                    tracing::info!(
+                        after_secs = since.elapsed().as_secs(),
+                        "the call-record database is back"
+                    );
+                    crate::alerts::raise(
+                        "[rtcroom] call-record database is back".into(),
+                        format!(
+                            "Records are written again after {} s; {} still queued.\n",
+                            since.elapsed().as_secs(),
+                            s.queue_depth
+                        ),
+                    );
+                }
+                _ => {}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            super::redact("mysql://root:pw@127.0.0.1/db"),
+            "mysql://root:***@127.0.0.1/db"
+        );
+        assert_eq!(super::redact("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 }

@@ -159,7 +159,11 @@ pub fn render(stats: EngineStats) -> String {
     m.rooms.set(stats.rooms as i64);
     m.members.set(stats.members as i64);
     let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, registry)
+    prometheus_client::encoding::text::encode_registry(&mut out, registry)
+        .expect("writing to a String cannot fail");
+    prometheus_client::encoding::text::encode_registry(&mut out, observed_registry())
+        .expect("writing to a String cannot fail");
+    prometheus_client::encoding::text::encode_eof(&mut out)
         .expect("writing to a String cannot fail");
     out
 }
@@ -287,4 +291,117 @@ pub fn init(format: &str, level: &str) {
     } else {
         builder.try_init()
     };
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IceLabel {
+    pub ip: String,
+}
+
+/// Record-writer and ICE gauges, set at scrape time from their owners' counters.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub record_queue_depth: Gauge,
+    pub records_spooled: Gauge,
+    pub records_written: Gauge,
+    pub record_write_errors: Gauge,
+    pub records_dropped: Gauge,
+    pub database_up: Gauge,
+    pub ice_headroom_kbps: Family<IceLabel, Gauge>,
+    pub ice_tx_kbps: Family<IceLabel, Gauge>,
+    pub ice_in_rotation: Family<IceLabel, Gauge>,
+}
+
+fn observed() -> &'static Observed {
+    static O: OnceLock<Observed> = OnceLock::new();
+    O.get_or_init(Observed::default)
+}
+
+/// Set the record writer's gauges.
+pub fn observe_records(stats: Option<rtcroom_store::WriterStats>) {
+    let o = observed();
+    let Some(s) = stats else { return };
+    let set = |g: &Gauge, v: u64| {
+        g.set(i64::try_from(v).unwrap_or(i64::MAX));
+    };
+    set(&o.record_queue_depth, s.queue_depth);
+    set(&o.records_spooled, s.spooled);
+    set(&o.records_written, s.written);
+    set(&o.record_write_errors, s.write_errors);
+    set(&o.records_dropped, s.dropped);
+    o.database_up.set(i64::from(s.db_up));
+}
+
+/// Set the ICE servers' gauges.
+pub fn observe_ice(servers: &[rtcroom_ice::ServerStatus]) {
+    let o = observed();
+    o.ice_headroom_kbps.clear();
+    o.ice_tx_kbps.clear();
+    o.ice_in_rotation.clear();
+    for s in servers {
+        let l = IceLabel { ip: s.ip.clone() };
+        o.ice_headroom_kbps
+            .get_or_create(&l)
+            .set(i64::try_from(s.headroom_kbps).unwrap_or(i64::MAX));
+        o.ice_tx_kbps
+            .get_or_create(&l)
+            .set(i64::try_from(s.tx_kbps).unwrap_or(i64::MAX));
+        o.ice_in_rotation
+            .get_or_create(&l)
+            .set(i64::from(s.healthy));
+    }
+}
+
+fn observed_registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(|| {
+        let o = observed();
+        let mut r = Registry::with_prefix("rtcroom");
+        r.register(
+            "record_queue_depth",
+            "Call records accepted and not yet in the database",
+            o.record_queue_depth.clone(),
+        );
+        r.register(
+            "records_spooled",
+            "Call records in the spool file (the database was away)",
+            o.records_spooled.clone(),
+        );
+        r.register(
+            "records_written",
+            "Call records written to the database since start",
+            o.records_written.clone(),
+        );
+        r.register(
+            "record_write_errors",
+            "Failed record write attempts since start",
+            o.record_write_errors.clone(),
+        );
+        r.register(
+            "records_dropped",
+            "Call records the writer could not take (its queue was full)",
+            o.records_dropped.clone(),
+        );
+        r.register(
+            "database_up",
+            "1 when the last record write or check reached the database",
+            o.database_up.clone(),
+        );
+        r.register(
+            "ice_headroom_kbps",
+            "Bandwidth left on each registered ICE server",
+            o.ice_headroom_kbps.clone(),
+        );
+        r.register(
+            "ice_tx_kbps",
+            "Reported send rate of each registered ICE server",
+            o.ice_tx_kbps.clone(),
+        );
+        r.register(
+            "ice_in_rotation",
+            "1 when the ICE server gets new pairs",
+            o.ice_in_rotation.clone(),
+        );
+        r
+    })
 }
