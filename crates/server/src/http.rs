@@ -2,7 +2,6 @@
 //!
 //! `app(state)` builds the whole router, so tests can drive it without a socket.
 
-use crate::records::RecordSink;
 use crate::signaling::{self, Signaling};
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -17,7 +16,6 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub signaling: Arc<Signaling>,
-    pub records: RecordSink,
     /// The call-record database (read side).
     pub store: Option<rtcroom_store::Store>,
     /// The record writer, for its counters.

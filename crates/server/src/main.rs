@@ -323,7 +323,6 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = http::app(http::AppState {
         signaling: sig,
-        records,
         store: Some(store.clone()),
         writer: Some(writer.clone()),
         admin_token: cfg.admin.token.as_str().into(),

@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rtcroom_core::Record;
-use rtcroom_store::{RecordWriter, Store, StoreOptions, WriterConfig, WriterStats};
+use rtcroom_store::{RecordWriter, Store, StoreOptions, WriterConfig};
 use serde::Deserialize;
 use std::path::Path as FsPath;
 use std::time::Duration;
@@ -215,11 +215,6 @@ pub async fn day(
         Ok(rows) => Json(rows).into_response(),
         Err(e) => failed(e),
     }
-}
-
-/// The writer's counters, for metrics and readiness.
-pub fn stats(writer: Option<&RecordWriter>) -> Option<WriterStats> {
-    writer.map(RecordWriter::stats)
 }
 
 /// Watch the writer: an alert when records start to pile up because the database is away,
