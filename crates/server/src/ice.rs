@@ -78,6 +78,9 @@ pub struct TurnSection {
     pub max_bandwidth_kbps: u64,
     /// How often it reports its own load to the registry.
     pub report_interval_secs: u64,
+    /// The `iceTransportPolicy` pairs on this server get: `all`, or `relay` to force every
+    /// call through TURN (for testing relays, or to hide members' addresses from each other).
+    pub ice_transport_policy: String,
 }
 
 impl Default for TurnSection {
@@ -93,6 +96,7 @@ impl Default for TurnSection {
             allow_private_peers: false,
             max_bandwidth_kbps: 100_000,
             report_interval_secs: 5,
+            ice_transport_policy: "all".into(),
         }
     }
 }
@@ -192,6 +196,11 @@ pub async fn start_embedded(
     let port = handle.local_addr().port();
     let mut registration = Register::new(public_ip.to_string(), turn.max_bandwidth_kbps);
     registration.ice_type = IceType::Turn;
+    anyhow::ensure!(
+        ["all", "relay"].contains(&turn.ice_transport_policy.as_str()),
+        "[turn] ice_transport_policy must be \"all\" or \"relay\""
+    );
+    registration.ice_transport_policy = turn.ice_transport_policy.clone();
     registration.turn_port = port;
     registration.stun_port = port;
     let reply = ask(&hub, IceCommand::Register(registration.clone())).await;
