@@ -321,6 +321,7 @@ pub(crate) struct ReadSql {
     quality_of_subs: [Stmt; 2],
     day_page: Stmt,
     info_page: Stmt,
+    session_page: Stmt,
     reports: Stmt,
     counts: Stmt,
 }
@@ -377,6 +378,14 @@ impl ReadSql {
                  AND (s.create_time > ? OR (s.create_time = ? AND s.id > ?)) \
                  ORDER BY s.create_time, s.id LIMIT {PAGE}",
                 d.int("s.id")
+            )),
+            // Sessions by join time, paged the same way.
+            session_page: s(format!(
+                "SELECT {t_cols}, {} FROM rtc_talk_sessions t \
+                 WHERE t.join_time >= ? AND t.join_time < ? \
+                 AND (t.join_time > ? OR (t.join_time = ? AND t.id > ?)) \
+                 ORDER BY t.join_time, t.id LIMIT {PAGE}",
+                d.int("t.id")
             )),
             info_page: s(format!(
                 "SELECT {}, {} FROM rtc_talk_client_infos i \
@@ -824,6 +833,26 @@ async fn info_page(
     Ok((out, next))
 }
 
+async fn session_page(
+    pool: Pool,
+    sql: Arc<ReadSql>,
+    range: Range,
+    cursor: Cursor,
+) -> Result<(Vec<SessionRow>, Option<Cursor>), StoreError> {
+    let mut k = kinds(&SESSION_COLS);
+    k.push(Kind::I64);
+    let time_col = SESSION_COLS
+        .iter()
+        .position(|(c, _)| *c == "join_time")
+        .unwrap_or(0);
+    let (rows, next) = fetch_page(&pool, &sql.session_page, &k, time_col, range, cursor).await?;
+    let out = rows
+        .into_iter()
+        .map(|r| Cols::new(r).session())
+        .collect::<Result<_, _>>()?;
+    Ok((out, next))
+}
+
 type Range = (NaiveDateTime, NaiveDateTime);
 
 /// Sends the items of every page of `range` into `tx`, page by page; stops at the end, at
@@ -880,5 +909,17 @@ pub(crate) fn stream_client_infos(
     let (tx, rx) = mpsc::channel(PAGE);
     let range = (from.naive_utc(), to.naive_utc());
     tokio::spawn(run_paged(tx, pool, sql, range, info_page));
+    RowStream { rx }
+}
+
+pub(crate) fn stream_sessions(
+    pool: Pool,
+    sql: Arc<ReadSql>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> RowStream<SessionRow> {
+    let (tx, rx) = mpsc::channel(PAGE);
+    let range = (from.naive_utc(), to.naive_utc());
+    tokio::spawn(run_paged(tx, pool, sql, range, session_page));
     RowStream { rx }
 }

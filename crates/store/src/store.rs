@@ -4,6 +4,7 @@ use crate::apply::{self, Item, Recovered, WriteSql};
 use crate::db::{self, Pool, StoreOptions};
 use crate::dialect::Dialect;
 use crate::error::StoreError;
+use crate::read::SessionRow;
 use crate::read::{
     self, ClientInfoRow, DaySubSession, QualityRow, ReadSql, RowStream, SessionDetail, TableCounts,
     day_range,
@@ -137,6 +138,16 @@ impl Store {
     pub fn day_sub_sessions(&self, day: NaiveDate) -> RowStream<DaySubSession> {
         let (from, to) = day_range(day);
         self.sub_sessions_between(from, to)
+    }
+
+    /// The sessions that joined in `[from, to)`, oldest first, streamed (the daily report
+    /// counts calls and participants from them, alone-in-a-room ones included).
+    pub fn sessions_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> RowStream<SessionRow> {
+        read::stream_sessions(self.pool.clone(), Arc::clone(&self.read), from, to)
     }
 
     /// The client events (`reportInfo`) received in `[from, to)`, oldest first, streamed.

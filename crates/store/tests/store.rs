@@ -525,6 +525,35 @@ async fn a_day_streams_by_create_time_across_midnight_and_pages(b: Backend) {
         .await
         .unwrap();
     assert_eq!(between.len(), 400);
+
+    // Sessions by join time, paged through runs of equal times: 1,200 + owl, bat, x, y.
+    let day_start = utc("2024-05-01 00:00:00");
+    let day_end = utc("2024-05-02 00:00:00");
+    let sessions = store
+        .sessions_between(day_start, day_end)
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 1204);
+    let distinct: std::collections::BTreeSet<_> = sessions.iter().map(|s| &s.session_id).collect();
+    assert_eq!(distinct.len(), 1204, "every session exactly once");
+    assert!(
+        sessions
+            .windows(2)
+            .all(|w| w[0].join_time <= w[1].join_time)
+    );
+    let next_day = store
+        .sessions_between(day_end, utc("2024-05-03 00:00:00"))
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        next_day
+            .iter()
+            .map(|s| s.user_id.as_str())
+            .collect::<Vec<_>>(),
+        ["z"]
+    );
 }
 
 async fn long_and_odd_values_fit_every_backend(b: Backend) {
