@@ -33,6 +33,7 @@ pub struct Config {
     pub apps: Vec<crate::auth::App>,
     pub smtp: crate::mail::SmtpSection,
     pub database: crate::records::DatabaseSection,
+    pub report: crate::daily::ReportSection,
     pub ice: crate::ice::IceSection,
     pub turn: crate::ice::TurnSection,
     pub alerts: crate::monitor::AlertsSection,
@@ -355,7 +356,7 @@ pub fn persistent_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> 
 
 const KNOWN_SECTIONS: &[&str] = &[
     "server", "room", "auth", "rtc", "billing", "log", "admin", "smtp", "alerts", "monitor", "ice",
-    "turn", "database",
+    "turn", "database", "report",
 ];
 
 impl Config {

@@ -18,6 +18,8 @@ pub struct AppState {
     pub signaling: Arc<Signaling>,
     /// The call-record database (read side).
     pub store: Option<rtcroom_store::Store>,
+    /// `[report]`, for the operators' web view.
+    pub report: Arc<crate::daily::ReportSection>,
     /// The record writer, for its counters.
     pub writer: Option<Arc<rtcroom_store::RecordWriter>>,
     /// `[admin] token`; empty disables the operator API.
@@ -56,6 +58,7 @@ pub fn app(state: AppState) -> Router {
             get(crate::records::session),
         )
         .route("/api/records/day/{date}", get(crate::records::day))
+        .route("/admin/reports/{date}", get(crate::daily::web_view))
         .merge(crate::admin::routes())
         .merge(crate::web::routes())
         .with_state(state)

@@ -4,6 +4,7 @@ mod admin;
 mod alerts;
 mod auth;
 mod config;
+mod daily;
 mod http;
 mod hub;
 mod ice;
@@ -99,6 +100,23 @@ enum Command {
         #[command(subcommand)]
         query: RecordsQuery,
         #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// The daily call report of a day: printed as text, written as HTML or JSON, or mailed.
+    Report {
+        /// The day, YYYY-MM-DD (in [report] timezone). Default: yesterday.
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// Write the full report (every call) to this file: standalone HTML, or JSON with --json.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// JSON instead of HTML (to --out, or to standard output).
+        #[arg(long)]
+        json: bool,
+        /// Mail it to [report] recipients through [smtp].
+        #[arg(long)]
+        send: bool,
+        #[arg(long, short)]
         config: Option<PathBuf>,
     },
     /// Mint a join token for an app, as an app backend would (for testing and scripts).
@@ -260,6 +278,20 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::Report {
+            date,
+            out,
+            json,
+            send,
+            config,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(report_command(cfg, date, out, json, send))
+        }
         Command::Token { app, uid, config } => {
             let cfg = Config::load(config.as_deref())?;
             let apps = auth::Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs);
@@ -299,6 +331,24 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         records::start_writer(store.clone(), &cfg.database, &cfg.server.data_dir)?;
     let writer = Arc::new(writer);
     let watcher = records::watch(writer.clone());
+    let daily_task = match mail::Mailer::from_config(&cfg.smtp)? {
+        Some(mailer) if cfg.report.enabled && !cfg.report.recipients.is_empty() => {
+            Some(daily::schedule(
+                store.clone(),
+                mailer,
+                cfg.report.clone(),
+                cfg.server.data_dir.clone(),
+            )?)
+        }
+        _ => {
+            if cfg.report.enabled {
+                tracing::info!(
+                    "the daily report is not mailed: set [smtp] url and [report] recipients"
+                );
+            }
+            None
+        }
+    };
     let (hub, hub_task) = hub::spawn(engine, records.clone(), 4096);
     let turn = match embedded {
         Some((_, secret)) => Some(ice::start_embedded(&cfg.turn, secret, hub.clone()).await?),
@@ -324,6 +374,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let app = http::app(http::AppState {
         signaling: sig,
         store: Some(store.clone()),
+        report: Arc::new(cfg.report.clone()),
         writer: Some(writer.clone()),
         admin_token: cfg.admin.token.as_str().into(),
         apps,
@@ -367,6 +418,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     // Every session was closed by the hub's shutdown; write what is queued, within a bound.
     watcher.abort();
+    if let Some(t) = daily_task {
+        t.abort();
+    }
     let _ = watcher.await;
     match Arc::try_unwrap(writer) {
         Ok(writer) => {
@@ -382,6 +436,73 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         Err(_) => tracing::warn!(
             "the record writer is still shared at shutdown; queued records stay in the spool"
         ),
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// `rtcroom report`.
+async fn report_command(
+    cfg: Config,
+    date: Option<chrono::NaiveDate>,
+    out: Option<PathBuf>,
+    json: bool,
+    send: bool,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let tz = cfg.report.tz()?;
+    let date = date.unwrap_or_else(|| {
+        (chrono::Utc::now().with_timezone(&tz) - chrono::Duration::days(1)).date_naive()
+    });
+    let store = records::open(&cfg.database, &cfg.server.data_dir).await?;
+    let progress = |n: u64| eprint!("\rreading {date}: {n} rows");
+    let (report, charts) =
+        daily::compute(&store, &cfg.report, date, chrono::Utc::now(), progress).await?;
+    eprintln!();
+    match (&out, json) {
+        (Some(path), _) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let n = daily::export(
+                &store,
+                &report,
+                &charts,
+                json,
+                std::io::BufWriter::new(file),
+            )
+            .await?;
+            eprintln!("wrote {} ({n} calls)", path.display());
+        }
+        (None, true) => {
+            let stdout = std::io::stdout();
+            daily::export(
+                &store,
+                &report,
+                &charts,
+                true,
+                std::io::BufWriter::new(stdout.lock()),
+            )
+            .await?;
+        }
+        (None, false) if !send => {
+            let subject = if cfg.report.subject.is_empty() {
+                rtcroom_report::default_subject(date)
+            } else {
+                cfg.report.subject.replace("{date}", &date.to_string())
+            };
+            let mut stdout = std::io::stdout().lock();
+            write!(stdout, "{}", rtcroom_report::email_text(&report, &subject))?;
+        }
+        (None, false) => {}
+    }
+    if send {
+        let mailer = mail::Mailer::from_config(&cfg.smtp)?
+            .context("--send needs [smtp] url (e.g. smtp://127.0.0.1:25)")?;
+        daily::send(&mailer, &cfg.report, &report, &charts).await?;
+        eprintln!(
+            "sent the report of {date} to {}",
+            cfg.report.recipients.join(", ")
+        );
     }
     store.close().await;
     Ok(())

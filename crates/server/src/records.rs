@@ -131,11 +131,8 @@ pub struct Limit {
     limit: Option<u32>,
 }
 
-fn store_of(state: &AppState) -> Result<&Store, Response> {
-    state
-        .store
-        .as_ref()
-        .ok_or_else(|| (StatusCode::SERVICE_UNAVAILABLE, "no call-record database").into_response())
+fn no_store() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "no call-record database").into_response()
 }
 
 fn failed(e: impl std::fmt::Display) -> Response {
@@ -157,9 +154,8 @@ pub async fn member(
     if let Err(d) = crate::admin::authorize(&state, &headers) {
         return d.into_response();
     }
-    let store = match store_of(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(store) = state.store.as_ref() else {
+        return no_store();
     };
     match store
         .member_sessions(&app_id, &uid, q.limit.unwrap_or(50))
@@ -179,9 +175,8 @@ pub async fn session(
     if let Err(d) = crate::admin::authorize(&state, &headers) {
         return d.into_response();
     }
-    let store = match store_of(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(store) = state.store.as_ref() else {
+        return no_store();
     };
     match store.session(&id).await {
         Ok(Some(s)) => Json(s).into_response(),
@@ -207,9 +202,8 @@ pub async fn day(
     let Ok(day) = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
         return (StatusCode::BAD_REQUEST, "the date must be YYYY-MM-DD").into_response();
     };
-    let store = match store_of(&state) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(store) = state.store.as_ref() else {
+        return no_store();
     };
     match store.day_sub_sessions(day).collect().await {
         Ok(rows) => Json(rows).into_response(),
