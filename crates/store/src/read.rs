@@ -587,8 +587,8 @@ fn split_ids(ids: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `stmts[i]` for `keys` in chunks, each padded to the statement's IN-list length,
-/// with `prefix` bound before the list.
+/// Runs the statement of `stmts` whose IN list fits, for `keys` in chunks of at most
+/// [`PAGE`], each chunk padded to the statement's IN-list length.
 async fn fetch_in(
     pool: &Pool,
     stmts: &[Stmt; 2],
