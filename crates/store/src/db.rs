@@ -191,6 +191,13 @@ impl Pool {
         })
     }
 
+    pub(crate) async fn execute(&self, sql: &Stmt, args: Vec<Val>) -> Result<u64, StoreError> {
+        let n = each_backend!(Pool, self, p => {
+            bind_all(query(sql), args).execute(p).await?.rows_affected()
+        });
+        Ok(n)
+    }
+
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         let sql: Stmt = Arc::from("SELECT 1");
         each_backend!(Pool, self, p => query(&sql).execute(p).await.map(drop))?;

@@ -11,6 +11,29 @@
 //!   to a bound, then in an append-only spool file, and writes them, in order and exactly
 //!   once, when the database is back.
 //!
+//! How the server uses it (the records come from the engine's `Effect::Record`):
+//!
+//! ```no_run
+//! # async fn run(records: Vec<rtcroom_core::Record>) -> Result<(), rtcroom_store::StoreError> {
+//! use rtcroom_store::{RecordWriter, Store, StoreOptions, WriterConfig};
+//! use std::time::Duration;
+//!
+//! let store = Store::connect(Store::DEFAULT_URL, &StoreOptions::default()).await?;
+//! store.migrate().await?;
+//! // The shell's clock at start: the crash recovery runs behind last run's spooled records.
+//! let started = rtcroom_core::Millis(1_700_000_000_000);
+//! let cfg = WriterConfig { recover_at: Some(started), ..WriterConfig::default() };
+//! let (writer, sink) = RecordWriter::start(store.clone(), cfg)?;
+//! for r in records {
+//!     // Never blocks; a full queue drops the record and counts it.
+//!     let _ = sink.try_send(r);
+//! }
+//! let ready = writer.stats().db_up; // and queue_depth, spooled, ... for metrics
+//! # let _ = ready;
+//! writer.shutdown(Duration::from_secs(5)).await;
+//! # Ok(()) }
+//! ```
+//!
 //! **Invariant:** applying a batch of records twice leaves the same rows as applying it once
 //! (see `apply`), which is what makes retries after a lost commit acknowledgement safe.
 //! **Invariant:** records reach the database in the order the engine emitted them.

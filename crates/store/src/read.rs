@@ -324,6 +324,11 @@ pub(crate) struct ReadSql {
     session_page: Stmt,
     reports: Stmt,
     counts: Stmt,
+    /// PostgreSQL only: refresh the planner's statistics before a day's stream. Right
+    /// after a bulk load, before autovacuum has analyzed the tables, PostgreSQL estimates a
+    /// few rows per day and picks a bitmap scan and a sort of every row after the cursor
+    /// for each page (measured: 0.5 s per page at 100,000 rows instead of 2 ms).
+    analyze: Option<Stmt>,
 }
 
 impl ReadSql {
@@ -369,13 +374,15 @@ impl ReadSql {
             )),
             subs_of_sessions: IN_SIZES.map(subs_of),
             quality_of_subs: IN_SIZES.map(quality_of),
-            // Keyset paging on (create_time, id): the cursor is the last row's pair. The
-            // redundant `create_time >= ?` lets every planner start the index scan there.
+            // Keyset paging on (create_time, id) after the cursor (c, last): rows with
+            // create_time >= c, except those at c with an id <= last. Bounding the index
+            // range by the cursor (not the day's start) keeps every page one index seek:
+            // with `>= day start` PostgreSQL scanned and filtered all earlier rows again.
             day_page: s(format!(
                 "SELECT {s_cols}, {t_cols}, {} FROM rtc_talk_subsessions s \
                  LEFT JOIN rtc_talk_sessions t ON t.session_id = s.session_id \
                  WHERE s.create_time >= ? AND s.create_time < ? \
-                 AND (s.create_time > ? OR (s.create_time = ? AND s.id > ?)) \
+                 AND (s.create_time > ? OR s.id > ?) \
                  ORDER BY s.create_time, s.id LIMIT {PAGE}",
                 d.int("s.id")
             )),
@@ -390,7 +397,7 @@ impl ReadSql {
             info_page: s(format!(
                 "SELECT {}, {} FROM rtc_talk_client_infos i \
                  WHERE i.create_time >= ? AND i.create_time < ? \
-                 AND (i.create_time > ? OR (i.create_time = ? AND i.id > ?)) \
+                 AND (i.create_time > ? OR i.id > ?) \
                  ORDER BY i.create_time, i.id LIMIT {PAGE}",
                 select_list(d, "i", &INFO_COLS),
                 d.int("i.id")
@@ -411,6 +418,11 @@ impl ReadSql {
                 .map(|t| format!("(SELECT {} FROM {t})", d.int("COUNT(*)")))
                 .join(", ")
             )),
+            analyze: (d == Dialect::Postgres).then(|| {
+                s("ANALYZE rtc_talk_subsessions, rtc_talk_sessions, \
+                   rtc_talk_quality_stats_infos, rtc_talk_client_infos"
+                    .into())
+            }),
         }
     }
 }
@@ -584,8 +596,8 @@ fn split_ids(ids: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `stmts[i]` for `keys` in chunks, each padded to the statement's IN-list length,
-/// with `prefix` bound before the list.
+/// Runs the statement of `stmts` whose IN list fits, for `keys` in chunks of at most
+/// [`PAGE`], each chunk padded to the statement's IN-list length.
 async fn fetch_in(
     pool: &Pool,
     stmts: &[Stmt; 2],
@@ -747,13 +759,13 @@ async fn fetch_page(
     stmt: &Stmt,
     kinds: &[Kind],
     time_col: usize,
-    (from, to): Range,
+    (_, to): Range,
     cursor: Cursor,
 ) -> Result<(Vec<Vec<Val>>, Option<Cursor>), StoreError> {
+    // The first cursor is (from, 0), so `create_time >= cursor` also bounds the range.
     let args = vec![
-        Val::Time(Some(from)),
-        Val::Time(Some(to)),
         Val::Time(Some(cursor.0)),
+        Val::Time(Some(to)),
         Val::Time(Some(cursor.0)),
         Val::I64(Some(cursor.1)),
     ];
@@ -867,6 +879,12 @@ async fn run_paged<T, F, Fut>(
     F: Fn(Pool, Arc<ReadSql>, Range, Cursor) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, Option<Cursor>), StoreError>>,
 {
+    if let Some(a) = &sql.analyze {
+        // Only an owner may analyze; without it the stream still works, slower.
+        if let Err(e) = pool.execute(a, Vec::new()).await {
+            tracing::debug!(error = %e, "cannot refresh planner statistics");
+        }
+    }
     let mut cursor = (range.0, 0);
     loop {
         let (items, next) = match page(pool.clone(), Arc::clone(&sql), range, cursor).await {

@@ -414,3 +414,121 @@ fn from_wire(w: WireItem) -> Result<Item, LineError> {
     };
     Ok(Item::Record(r))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_of_each() -> Vec<Item> {
+        let id = |n: u128| Ulid::from_parts(1_700_000_000_000, n);
+        let stats = QualityStats {
+            aud_send_lost_rate: 0.25,
+            aud_send_bitrate: 41,
+            aud_rcv_lost_rate: 1.5,
+            aud_rcv_bitrate: 39,
+            vid_send_lost_rate: 2.75,
+            vid_send_bitrate: 612,
+            send_width: 640,
+            send_height: 480,
+            send_framerate_sent: 30,
+            send_codec: "VP8".into(),
+            vid_rcv_lost_rate: 0.125,
+            vid_rcv_bitrate: 598,
+            recv_width: 320,
+            recv_height: 240,
+            recv_framerate_recv: 24,
+            recv_codec: "H264".into(),
+        };
+        let records = vec![
+            Record::SessionOpen(SessionOpen {
+                session_id: id(1),
+                app_id: "app".into(),
+                room_id: "房间".into(),
+                user_id: "u1".into(),
+                user_name: "name \"quoted\"\n".into(),
+                user_type: 1,
+                talk_type: -2,
+                user_ip: "::1".into(),
+                os_name: "Linux".into(),
+                browser: "Chrome".into(),
+                sdk_info: "web".into(),
+                join_time: Millis(1),
+            }),
+            Record::SessionClose(SessionClose {
+                session_id: id(1),
+                leave_time: Millis(u64::MAX),
+                duration_secs: 7,
+                timed_out: true,
+            }),
+            Record::SubSessionOpen(SubSessionOpen {
+                sub_session_id: id(2),
+                session_id: id(1),
+                app_id: "app".into(),
+                room_id: "r".into(),
+                user_id: "u1".into(),
+                remote_user_id: "u2".into(),
+                remote_user_name: "n2".into(),
+                remote_user_ip: "10.0.0.2".into(),
+                ice_ip: "turn.example".into(),
+                created: Millis(3),
+            }),
+            Record::SubSessionBegin(SubSessionBegin {
+                sub_session_id: id(2),
+                begin_time: Millis(4),
+            }),
+            Record::SubSessionConnect(SubSessionConnect {
+                sub_session_id: id(2),
+                connect_time: Millis(5),
+                connect_type: ConnectType::Stun,
+            }),
+            Record::SubSessionFinish(SubSessionFinish {
+                sub_session_id: id(2),
+                finish_time: Millis(6),
+                duration_secs: 61,
+                status: SubStatus::NeverConnectedTimedOut,
+                cost_cents: 2,
+            }),
+            Record::Quality(Quality {
+                id: id(3),
+                sub_session_id: id(2),
+                session_id: id(1),
+                user_id: "u1".into(),
+                remote_user_id: "u2".into(),
+                create_time: Millis(7),
+                stats,
+            }),
+            Record::ClientInfo(ClientInfo {
+                id: id(4),
+                session_id: id(1),
+                app_id: "app".into(),
+                room_id: "r".into(),
+                user_id: "u1".into(),
+                result: 11,
+                desc: "boom".into(),
+                data1: Some("{\"a\":[1,2]}".into()),
+                data2: None,
+                create_time: Millis(8),
+            }),
+        ];
+        let mut items: Vec<Item> = records.into_iter().map(Item::Record).collect();
+        items.push(Item::CloseOpen(Millis(9)));
+        items
+    }
+
+    #[test]
+    fn every_item_kind_survives_a_line() {
+        for item in one_of_each() {
+            let line = encode(&item);
+            assert!(!line.contains('\n'), "{line}");
+            assert_eq!(decode(&line).unwrap(), item, "{line}");
+        }
+    }
+
+    #[test]
+    fn unknown_versions_and_bad_ids_are_refused() {
+        let line = encode(&Item::CloseOpen(Millis(1))).replace("\"v\":1", "\"v\":2");
+        assert!(matches!(decode(&line), Err(LineError::Version(2))));
+        let bad = r#"{"v":1,"k":"SubSessionBegin","sub_session_id":"nope","begin_time":1}"#;
+        assert!(matches!(decode(bad), Err(LineError::Id(_))));
+    }
+}
