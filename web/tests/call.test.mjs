@@ -3,31 +3,47 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  closePage, expectMediaFlowing, joinCall, launchBrowser, startServer, tileState, uidOf,
-  uniqueRoom, videoFramesGrow, waitForConnectedPeers, waitForTile,
+  closePage, expectMediaFlowing, joinCall, launchBrowser, recordedSubSessions, startServer, tileState,
+  uidOf, uniqueRoom, videoFramesGrow, waitForConnectedPeers, waitForTile,
 } from './helpers.mjs';
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */
 let server;
+/** The same, with every pair forced through the embedded TURN (`iceTransportPolicy: "relay"`). */
+/** @type {Awaited<ReturnType<typeof startServer>>} */
+let relayServer;
 /** @type {import('playwright-core').Browser} */
 let browser;
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 before(async () => {
-  [server, browser] = await Promise.all([startServer(), launchBrowser()]);
+  [server, relayServer, browser] = await Promise.all([
+    startServer({ env: { RTCROOM_ROOM_REPORT_STATS_INTERVAL_SECS: '2' } }),
+    startServer({ env: { RTCROOM_TURN_ICE_TRANSPORT_POLICY: 'relay' } }),
+    launchBrowser(),
+  ]);
 });
 
 after(async () => {
   await browser?.close();
-  await server?.stop();
+  await Promise.all([server?.stop(), relayServer?.stop()]);
 });
 
-test('two pages join one room and each receives the other\'s audio and video', { timeout: 60000 }, async () => {
+/** The one recorded direction `uid` → `remoteUid` in `room`, once `until(row)` holds. */
+async function recordedDirection(srv, room, uid, remoteUid, until, timeout) {
+  const rows = await recordedSubSessions(srv, uid, { roomId: room, remoteUid, until: (rows) => rows.length === 1 && until(rows[0]), timeout });
+  return rows[0];
+}
+
+test('two pages join one room, receive each other\'s audio and video, and the records follow', { timeout: 60000 }, async (t) => {
   const room = uniqueRoom('two');
   const a = await joinCall(browser, server.origin, room, 'Ana');
   const b = await joinCall(browser, server.origin, room, 'Ben');
   try {
     await waitForConnectedPeers(a, 1);
     await waitForConnectedPeers(b, 1);
+    const connectedAt = Date.now();
     const [ua, ub] = await Promise.all([uidOf(a), uidOf(b)]);
     await Promise.all([expectMediaFlowing(a, ub), expectMediaFlowing(b, ua)]);
     // Over loopback both sides connect directly and report it.
@@ -35,8 +51,53 @@ test('two pages join one room and each receives the other\'s audio and video', {
     assert.equal((await tileState(b, ua)).conn, 'p2p');
     assert.equal((await tileState(a, ub)).name, 'Ben');
     assert.equal((await tileState(b, ua)).name, 'Ana');
-    // Records (sub-sessions with connect_type STUN) are checked here once the records API
-    // exists: see recordedSubSessions() in helpers.mjs.
+
+    await t.test('quality rows arrive every 2 s, with receive bitrates above zero', async () => {
+      // reportStatsInterval is 2 s: the first tick takes the baseline, then one report per
+      // tick, so about 7 s into the call each direction has at least two.
+      await sleep(Math.max(0, connectedAt + 7000 - Date.now()));
+      for (const [u, r] of [[ua, ub], [ub, ua]]) {
+        const row = await recordedDirection(server, room, u, r, (s) => s.quality.reports >= 2, 3000);
+        const q = row.quality;
+        assert.ok(q.aud_rcv_bitrate.avg > 0 && q.vid_rcv_bitrate.avg > 0, `${u} <- ${r}: ${JSON.stringify(q)}`);
+        assert.ok(q.aud_rcv_bitrate.min >= 0 && q.vid_rcv_lost_rate.avg >= 0, JSON.stringify(q));
+      }
+    });
+
+    await t.test('after both leave, each direction is recorded as connected over STUN', async () => {
+      await Promise.all([a, b].map((p) => p.click('#btn-leave')));
+      await Promise.all([a, b].map((p) => p.waitForFunction(() => document.body.dataset.state === 'left')));
+      for (const [u, r] of [[ua, ub], [ub, ua]]) {
+        const row = await recordedDirection(server, room, u, r, (s) => s.status !== -1, 10000);
+        assert.equal(row.status, 0, JSON.stringify(row));
+        assert.equal(row.connect_type, 'STUN', JSON.stringify(row));
+        assert.ok(row.connect_time, `no connect_time: ${JSON.stringify(row)}`);
+        assert.ok(row.begin_time <= row.connect_time && row.connect_time <= row.finish_time, JSON.stringify(row));
+      }
+    });
+    assert.deepEqual([...a.errors, ...b.errors], []);
+  } finally {
+    await Promise.all([closePage(a), closePage(b)]);
+  }
+});
+
+test('relay only: two pages talk through the embedded TURN, and the records say TURN', { timeout: 60000 }, async () => {
+  const room = uniqueRoom('relay');
+  const a = await joinCall(browser, relayServer.origin, room, 'Ana');
+  const b = await joinCall(browser, relayServer.origin, room, 'Ben');
+  try {
+    await Promise.all([waitForConnectedPeers(a, 1), waitForConnectedPeers(b, 1)]);
+    const [ua, ub] = await Promise.all([uidOf(a), uidOf(b)]);
+    assert.equal(await a.evaluate(() => [...window.rtcroom.client.peers.values()][0].pc.getConfiguration().iceTransportPolicy), 'relay');
+    await Promise.all([expectMediaFlowing(a, ub), expectMediaFlowing(b, ua)]);
+    assert.equal((await tileState(a, ub)).conn, 'relayed');
+    assert.equal((await tileState(b, ua)).conn, 'relayed');
+    for (const [u, r] of [[ua, ub], [ub, ua]]) {
+      const row = await recordedDirection(relayServer, room, u, r, (s) => s.connect_type !== '', 10000);
+      assert.equal(row.connect_type, 'TURN', JSON.stringify(row));
+      assert.equal(row.ice_ip, '127.0.0.1', JSON.stringify(row));
+      assert.ok(row.connect_time, JSON.stringify(row));
+    }
     assert.deepEqual([...a.errors, ...b.errors], []);
   } finally {
     await Promise.all([closePage(a), closePage(b)]);

@@ -45,9 +45,13 @@ export const WEB_FILES = {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** The operator token every test server gets (`RTCROOM_ADMIN_TOKEN`), unless a test sets its own. */
+export const ADMIN_TOKEN = 'e2e-admin-token';
+
 /**
  * Starts `rtcroom serve` on 127.0.0.1:0 with a temporary data dir and the given
- * `RTCROOM_*` overrides. Returns `{origin, binOrigin, stop, logs}`: `origin` serves the page.
+ * `RTCROOM_*` overrides. Returns `{origin, binOrigin, adminToken, stop, logs}`: `origin` serves
+ * the page.
  * If the binary does not serve the page yet, a small front server does (static files from
  * web/, everything else passed through to the binary, WebSocket upgrades included).
  * With `front: true` the front server is used anyway; its `dropWebSockets()` cuts every
@@ -65,6 +69,8 @@ export async function startServer(opts = {}) {
       // Servers run side by side: each gets its own embedded TURN port.
       RTCROOM_TURN_LISTEN: '127.0.0.1:0',
       RTCROOM_LOG_LEVEL: process.env.RTCROOM_LOG_LEVEL || 'warn',
+      // The records API (recordedSubSessions) and the operator API need it.
+      RTCROOM_ADMIN_TOKEN: ADMIN_TOKEN,
       ...(opts.env || {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -110,6 +116,7 @@ export async function startServer(opts = {}) {
   };
   return {
     origin, binOrigin, viaFront: !!front, stop, logs: () => logs,
+    adminToken: (opts.env && opts.env.RTCROOM_ADMIN_TOKEN) || ADMIN_TOKEN,
     dropWebSockets: () => {
       if (!front) throw new Error('dropWebSockets needs startServer({front: true})');
       return front.dropWebSockets();
@@ -304,17 +311,32 @@ export function waitForTile(page, uid, attrs, timeout = 15000) {
 }
 
 /**
- * The sub-sessions the server recorded for a room, from the records HTTP API, or null
- * while the server has no such API (the records store lands separately). Tests call it
- * and check `connect_type` once it answers.
+ * The sub-sessions the server recorded for `uid` (app "10000"), from
+ * `GET /api/records/member/10000/{uid}` with the server's admin token: the member's own
+ * directions (`user_id` = uid), newest session first, optionally only those in `roomId` and
+ * towards `remoteUid`. Records are written in batches, so it polls until `until(rows)` holds
+ * (default: at least one row) and throws with the last rows after `timeout` ms.
+ * @param {{adminToken: string, binOrigin: string}} server
+ * @param {string} uid
+ * @param {{roomId?: string, remoteUid?: string, until?: (rows: any[]) => boolean, timeout?: number}} [opts]
  */
-export async function recordedSubSessions(server, roomId, adminToken) {
-  const r = await fetch(`${server.binOrigin}/api/records/subsessions?room_id=${encodeURIComponent(roomId)}`, {
-    headers: adminToken ? { authorization: `Bearer ${adminToken}` } : {},
-  }).catch(() => null);
-  if (!r || r.status === 404) return null;
-  if (!r.ok) throw new Error(`records API answered ${r.status}`);
-  return r.json();
+export async function recordedSubSessions(server, uid, opts = {}) {
+  const { roomId, remoteUid, until = (rows) => rows.length > 0, timeout = 10000 } = opts;
+  const url = `${server.binOrigin}/api/records/member/10000/${encodeURIComponent(uid)}`;
+  const deadline = Date.now() + timeout;
+  let rows = [];
+  for (;;) {
+    const r = await fetch(url, { headers: { authorization: `Bearer ${server.adminToken}` } });
+    if (!r.ok) throw new Error(`GET ${url} answered ${r.status}: ${await r.text()}`);
+    const sessions = await r.json();
+    rows = sessions
+      .filter((s) => !roomId || s.room_id === roomId)
+      .flatMap((s) => s.sub_sessions)
+      .filter((sub) => sub.user_id === String(uid) && (!remoteUid || sub.remote_user_id === String(remoteUid)));
+    if (until(rows)) return rows;
+    if (Date.now() > deadline) throw new Error(`the records of ${uid} did not reach the expected state in ${timeout} ms: ${JSON.stringify(rows)}`);
+    await sleep(250);
+  }
 }
 
 export function uniqueRoom(prefix) {

@@ -7,7 +7,6 @@ import {
   uidOf, uniqueRoom, waitForConnectedPeers, waitForTile,
 } from './helpers.mjs';
 
-const ADMIN = 'e2e-admin-token';
 /** @type {Awaited<ReturnType<typeof startServer>>} */
 let server;
 /** @type {import('playwright-core').Browser} */
@@ -15,7 +14,7 @@ let browser;
 
 before(async () => {
   [server, browser] = await Promise.all([
-    startServer({ front: true, env: { RTCROOM_ADMIN_TOKEN: ADMIN, RTCROOM_ROOM_REPORT_STATS_INTERVAL_SECS: '1' } }),
+    startServer({ front: true, env: { RTCROOM_ROOM_REPORT_STATS_INTERVAL_SECS: '1' } }),
     launchBrowser(),
   ]);
 });
@@ -170,7 +169,7 @@ test('a kicked page says so, and the others see it leave', { timeout: 60000 }, a
     const ub = await uidOf(b);
     const r = await fetch(`${server.binOrigin}/api/rooms/10000/${room}/kick`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({ uid: ub, reason: 'the meeting is over' }),
     });
     assert.equal(r.status, 200);
