@@ -428,3 +428,38 @@ mod tests {
         assert!(format!("{e:#}").contains("max_capacitty"), "{e:#}");
     }
 }
+
+#[cfg(test)]
+mod example {
+    use super::*;
+
+    /// The documented example holds every key with its default: it parses (unknown keys are
+    /// errors) and gives the same configuration as no file at all.
+    #[test]
+    fn the_example_file_is_the_defaults() {
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.toml"));
+        let from_file = Config::load_with_env(Some(path), Vec::new()).unwrap();
+        let defaults = Config::load_with_env(None, Vec::new()).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
+    }
+}
+
+#[cfg(test)]
+mod deploy_files {
+    use super::*;
+
+    #[test]
+    fn the_deploy_configurations_are_valid() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/");
+        for file in ["rtcroom.production.toml", "monitor.example.toml"] {
+            let path = std::path::PathBuf::from(root).join(file);
+            let cfg = Config::load_with_env(Some(&path), Vec::new())
+                .unwrap_or_else(|e| panic!("{file}: {e:#}"));
+            if file == "monitor.example.toml" {
+                assert_eq!(cfg.monitor.targets.len(), 3);
+            } else {
+                assert!(cfg.auth.required && cfg.database.url.starts_with("mysql://"));
+            }
+        }
+    }
+}
