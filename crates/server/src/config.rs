@@ -437,7 +437,10 @@ mod example {
     /// errors) and gives the same configuration as no file at all.
     #[test]
     fn the_example_file_is_the_defaults() {
-        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.toml"));
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config.example.toml"
+        ));
         let from_file = Config::load_with_env(Some(path), Vec::new()).unwrap();
         let defaults = Config::load_with_env(None, Vec::new()).unwrap();
         assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));

@@ -70,6 +70,8 @@ fn coturn(port: u16) -> Proc {
     Proc(child)
 }
 
+/// The agent reports the loopback interface's real traffic, which on a shared machine can be
+/// anything: the capacity it registers is far above what loopback carries.
 fn agent(server: &Server, turn_port: u16) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_rtcroom"))
         .args([
@@ -82,7 +84,7 @@ fn agent(server: &Server, turn_port: u16) -> Proc {
             "--turn-port",
             &turn_port.to_string(),
             "--max-bandwidth",
-            "50000",
+            "100000000",
         ])
         .env("RUST_LOG", "warn")
         .spawn()
