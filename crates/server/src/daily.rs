@@ -280,8 +280,12 @@ pub fn schedule(
             // Failures are retried every ten minutes until the next day's run is due.
             loop {
                 match run_once(&store, &mailer, &cfg, &data_dir, date).await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        crate::telemetry::report_run(true);
+                        break;
+                    }
                     Err(e) => {
+                        crate::telemetry::report_run(false);
                         tracing::error!(%date, error = %format!("{e:#}"), "the daily report failed; retrying in 10 minutes");
                         let next = report::schedule::next_run(Utc::now(), tz, at);
                         if Utc::now() + Days::minutes(10) >= next {

@@ -29,6 +29,8 @@ pub struct AppState {
     pub rtc_config: rtcroom_protocol::SharedJson,
     /// `[server] public_url`.
     pub public_url: Arc<str>,
+    /// The embedded TURN server, for its counters.
+    pub turn: Option<Arc<rtcroom_turn::TurnHandle>>,
     /// Set when shutdown begins: the server is no longer ready.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// `[ice] register_secret`.
@@ -146,6 +148,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             .map(rtcroom_store::RecordWriter::stats),
     );
     crate::telemetry::observe_ice(&servers);
+    crate::telemetry::observe_turn(state.turn.as_ref().map(|t| t.counters()));
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -381,6 +381,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         rtc_config: rtcroom_protocol::SharedJson::rtc_config(&cfg.rtc_config()),
         public_url: cfg.server.public_url.as_str().into(),
         draining: draining.clone(),
+        turn: turn.as_ref().map(|t| t.handle.clone()),
         ice_register_secret: cfg.ice.register_secret.as_str().into(),
         ice_registry: registry,
     });

@@ -310,6 +310,46 @@ pub struct Observed {
     pub ice_headroom_kbps: Family<IceLabel, Gauge>,
     pub ice_tx_kbps: Family<IceLabel, Gauge>,
     pub ice_in_rotation: Family<IceLabel, Gauge>,
+    pub turn_allocations: Gauge,
+    pub turn_allocations_total: Gauge,
+    pub turn_allocations_refused: Gauge,
+    pub turn_auth_refused: Gauge,
+    pub turn_relayed_bytes: Gauge,
+    pub turn_relayed_packets: Gauge,
+    pub turn_peer_denied_packets: Gauge,
+    pub report_runs: Counter,
+    pub report_failures: Counter,
+}
+
+/// Set the embedded TURN server's gauges from its counters.
+pub fn observe_turn(c: Option<rtcroom_turn::CounterSnapshot>) {
+    let Some(c) = c else { return };
+    let o = observed();
+    let set = |g: &Gauge, v: u64| {
+        g.set(i64::try_from(v).unwrap_or(i64::MAX));
+    };
+    set(&o.turn_allocations, c.allocations_active);
+    set(&o.turn_allocations_total, c.allocations_total);
+    set(&o.turn_allocations_refused, c.allocations_refused);
+    set(&o.turn_auth_refused, c.auth_refused);
+    set(
+        &o.turn_relayed_bytes,
+        c.peer_tx_bytes.saturating_add(c.peer_rx_bytes),
+    );
+    set(
+        &o.turn_relayed_packets,
+        c.peer_tx_packets.saturating_add(c.peer_rx_packets),
+    );
+    set(&o.turn_peer_denied_packets, c.peer_denied_packets);
+}
+
+/// A daily report run ended (`ok`: sent).
+pub fn report_run(ok: bool) {
+    let o = observed();
+    o.report_runs.inc();
+    if !ok {
+        o.report_failures.inc();
+    }
 }
 
 fn observed() -> &'static Observed {
@@ -401,6 +441,51 @@ fn observed_registry() -> &'static Registry {
             "ice_in_rotation",
             "1 when the ICE server gets new pairs",
             o.ice_in_rotation.clone(),
+        );
+        r.register(
+            "turn_allocations",
+            "Live allocations on the embedded TURN server",
+            o.turn_allocations.clone(),
+        );
+        r.register(
+            "turn_allocations_created",
+            "Allocations the embedded TURN server granted since start",
+            o.turn_allocations_total.clone(),
+        );
+        r.register(
+            "turn_allocations_refused",
+            "Allocations refused at the cap since start",
+            o.turn_allocations_refused.clone(),
+        );
+        r.register(
+            "turn_auth_refused",
+            "TURN requests with wrong or expired credentials since start",
+            o.turn_auth_refused.clone(),
+        );
+        r.register(
+            "turn_relayed_bytes",
+            "Bytes relayed to and from peers since start",
+            o.turn_relayed_bytes.clone(),
+        );
+        r.register(
+            "turn_relayed_packets",
+            "Datagrams relayed to and from peers since start",
+            o.turn_relayed_packets.clone(),
+        );
+        r.register(
+            "turn_peer_denied_packets",
+            "Datagrams the peer filter dropped since start",
+            o.turn_peer_denied_packets.clone(),
+        );
+        r.register(
+            "report_runs",
+            "Scheduled daily report runs",
+            o.report_runs.clone(),
+        );
+        r.register(
+            "report_failures",
+            "Scheduled daily report runs that failed (retried)",
+            o.report_failures.clone(),
         );
         r
     })

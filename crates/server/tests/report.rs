@@ -169,6 +169,8 @@ async fn the_schedule_sends_a_missed_day_once_across_restarts() {
         mail.subject(),
         Some(format!("音视频通话统计日报 {yesterday}").as_str())
     );
+    let (_, metrics) = http("GET", &format!("http://{}/metrics", first.addr), None, None).await;
+    assert!(metrics.contains("rtcroom_report_runs_total 1"), "{metrics}");
     // The same data directory after a restart: the day was sent, it is not sent again.
     let data_dir = first.data_dir.clone();
     let mut first = first;

@@ -368,6 +368,9 @@ async fn metrics_and_readiness_follow_a_real_call() {
         m["rtcroom_records_emitted_total"] >= 4.0,
         "two sessions and two sub-sessions"
     );
+    // The embedded TURN server of every test server reports its counters.
+    assert_eq!(m["rtcroom_turn_allocations"], 0.0);
+    assert_eq!(m["rtcroom_database_up"], 1.0);
 }
 
 #[tokio::test]

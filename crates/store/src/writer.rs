@@ -263,7 +263,12 @@ impl RecordWriter {
                 intake_done: false,
             }),
             work: Notify::new(),
-            counters: Counters::default(),
+            // The caller has just connected to (and migrated) the store: count it up until the
+            // first check says otherwise, so that readiness is right from the start.
+            counters: Counters {
+                db_up: AtomicBool::new(true),
+                ..Counters::default()
+            },
             memory_limit: cfg.memory_limit.max(1),
             memory_hard_limit: cfg.memory_limit.max(1).saturating_mul(4),
         });
