@@ -390,7 +390,7 @@ impl ReadSql {
             session_page: s(format!(
                 "SELECT {t_cols}, {} FROM rtc_talk_sessions t \
                  WHERE t.join_time >= ? AND t.join_time < ? \
-                 AND (t.join_time > ? OR (t.join_time = ? AND t.id > ?)) \
+                 AND (t.join_time > ? OR t.id > ?) \
                  ORDER BY t.join_time, t.id LIMIT {PAGE}",
                 d.int("t.id")
             )),
