@@ -195,14 +195,9 @@ fn main() -> anyhow::Result<()> {
         Command::Monitor { config, rounds } => {
             let cfg = Config::load(config.as_deref())?;
             telemetry::init(&cfg.log.format, &cfg.log.level);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
+            let runtime = small_runtime()?;
             let mailer = mail::Mailer::from_config(&cfg.smtp)?;
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_else(|_| "this host".into());
+            let host = hostname();
             runtime.block_on(async {
                 tokio::select! {
                     r = monitor::run(cfg.monitor.clone(), mailer, &cfg.alerts, host, rounds) => r,
@@ -221,10 +216,7 @@ fn main() -> anyhow::Result<()> {
             listen,
         } => {
             telemetry::init("human", "info");
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
+            let runtime = small_runtime()?;
             let opts = ice::AgentOptions {
                 room_server,
                 ip,
@@ -239,10 +231,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Migrate { config } => {
             let cfg = Config::load(config.as_deref())?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
+            let runtime = small_runtime()?;
             runtime.block_on(async {
                 let store = records::open(&cfg.database, &cfg.server.data_dir).await?;
                 println!(
@@ -255,10 +244,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Records { query, config } => {
             let cfg = Config::load(config.as_deref())?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
+            let runtime = small_runtime()?;
             runtime.block_on(async {
                 let store = records::open(&cfg.database, &cfg.server.data_dir).await?;
                 let json = match query {
@@ -286,10 +272,7 @@ fn main() -> anyhow::Result<()> {
             config,
         } => {
             let cfg = Config::load(config.as_deref())?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
+            let runtime = small_runtime()?;
             runtime.block_on(report_command(cfg, date, out, json, send))
         }
         Command::Token { app, uid, config } => {
@@ -317,9 +300,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let engine_cfg = cfg.engine(embedded.as_ref().map(|(ip, s)| (ip.as_str(), s.as_str())));
     let engine = rtcroom_core::Engine::new(engine_cfg, hub::OsEntropy::new());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "this host".into());
+    let host = hostname();
     if let Some(mailer) = mail::Mailer::from_config(&cfg.smtp)? {
         let to = mail::mailboxes(&cfg.alerts.recipients, "[alerts] recipients")?;
         if !to.is_empty() {
@@ -521,6 +502,21 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(4096)
+}
+
+/// A single-threaded runtime for the commands that do one thing and exit.
+fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// This host's name, for alert mails.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "this host".into())
 }
 
 async fn shutdown_signal() {
