@@ -149,6 +149,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} ([server] listen)", cfg.server.listen))?;
     let addr = listener.local_addr()?;
+    // Signaling is request/response over small frames: with Nagle's algorithm on, a frame's
+    // last partial segment waits for the peer's delayed ACK (up to 40 ms on Linux), which
+    // rtcroom-bench measured as 20-50 ms relay latency and a closed loop slowed tenfold.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     // Tests and scripts read this line to find the port when `listen` has port 0.
     println!("listening on http://{addr}");
     tracing::info!(%addr, ws = %format!("ws://{addr}/ws"), "rtcroom room server started");
