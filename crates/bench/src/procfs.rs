@@ -19,7 +19,7 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// `sysconf(_SC_CLK_TCK)`; 100 on every Linux this runs on, read from `getconf` once.
-fn clock_ticks() -> f64 {
+pub fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
         Command::new("getconf")
@@ -41,8 +41,16 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// The machine-wide CPU counters of `/proc/stat`: (steal, total) in ticks.
-pub fn steal_ticks() -> Option<(u64, u64)> {
+/// The machine-wide CPU counters of `/proc/stat`, in ticks.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineTicks {
+    pub steal: u64,
+    /// Not idle and not waiting for IO (steal excluded).
+    pub busy: u64,
+    pub total: u64,
+}
+
+pub fn machine_ticks() -> Option<MachineTicks> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
     let v: Vec<u64> = line
@@ -51,7 +59,13 @@ pub fn steal_ticks() -> Option<(u64, u64)> {
         .collect();
     // user nice system idle iowait irq softirq steal [guest guest_nice, already in user]
     let total: u64 = v.iter().take(8).sum();
-    Some((*v.get(7)?, total))
+    let steal = *v.get(7)?;
+    let idle = v.get(3)? + v.get(4)?;
+    Some(MachineTicks {
+        steal,
+        busy: total - idle - steal,
+        total,
+    })
 }
 
 /// The soft limit on open files of this process.

@@ -51,7 +51,7 @@ struct Mark {
     server_cpu: Option<f64>,
     server_rss: Option<u64>,
     client_cpu: Option<f64>,
-    steal: Option<(u64, u64)>,
+    machine: Option<procfs::MachineTicks>,
 }
 
 fn mark(shared: &Shared, pid: Option<u32>) -> Mark {
@@ -61,7 +61,7 @@ fn mark(shared: &Shared, pid: Option<u32>) -> Mark {
         server_cpu: pid.and_then(procfs::cpu_seconds),
         server_rss: pid.and_then(procfs::rss_kib),
         client_cpu: procfs::cpu_seconds(std::process::id()),
-        steal: procfs::steal_ticks(),
+        machine: procfs::machine_ticks(),
     }
 }
 
@@ -220,11 +220,18 @@ fn report(
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
-    let steal_pct = match (m.from.steal, m.to.steal) {
-        (Some((s0, t0)), Some((s1, t1))) if t1 > t0 => {
-            Some(100.0 * (s1 - s0) as f64 / (t1 - t0) as f64)
+    let (steal_pct, others_pct) = match (m.from.machine, m.to.machine) {
+        (Some(a), Some(b)) if b.total > a.total => {
+            let total = (b.total - a.total) as f64;
+            let steal = 100.0 * (b.steal - a.steal) as f64 / total;
+            // Ticks are per core; the window's core-seconds are total / clock ticks.
+            let core_secs = total / procfs::clock_ticks();
+            let busy_secs = core_secs * (b.busy - a.busy) as f64 / total;
+            let ours = server_cpu.unwrap_or(0.0) + client_cpu.unwrap_or(0.0);
+            let others = 100.0 * (busy_secs - ours).max(0.0) / core_secs;
+            (Some(steal), Some(others))
         }
-        _ => None,
+        _ => (None, None),
     };
     let relayed = window.relayed();
     let us_per_relayed = server_cpu
@@ -304,6 +311,9 @@ fn report(
         },
         "client_cpu_s": client_cpu.map(|c| round(c, 3)),
         "steal_pct": steal_pct.map(|s| round(s, 1)),
+        // CPU that neither the server nor the bench used (other work on a shared machine),
+        // as a share of all cores during the window.
+        "others_cpu_pct": others_pct.map(|s| round(s, 1)),
         "totals": {
             "connects": whole.connects, "joins": joined, "frames_sent": whole.frames_sent,
             "frames_received": whole.frames_received, "bytes_sent": whole.bytes_sent,
@@ -381,9 +391,10 @@ fn human(plan: &Plan, j: &Value) {
         f(&srv["rss_kib_per_member"])
     );
     eprintln!(
-        "  client     {} CPU s; machine steal {}%",
+        "  client     {} CPU s; machine: steal {}%, other processes {}% of all cores",
         f(&j["client_cpu_s"]),
-        f(&j["steal_pct"])
+        f(&j["steal_pct"]),
+        f(&j["others_cpu_pct"])
     );
     eprintln!(
         "  problems   {} errors, {} dropped, {} refused joins, {} failed connects, {} never ready",
