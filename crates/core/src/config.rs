@@ -21,6 +21,16 @@ impl Default for Prices {
     }
 }
 
+/// Where a pair's ICE servers come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IceMode {
+    /// Every pair gets `EngineConfig::rtc_config` as it is.
+    Static,
+    /// Each pair gets the registered ICE server with the most headroom, chosen once when the
+    /// two meet, with credentials minted per member (`result: 8` when none has room).
+    Registry(rtcroom_ice::RegistryConfig),
+}
+
 /// Whether `join` and `updateToken` need a valid token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
@@ -42,8 +52,9 @@ pub struct EngineConfig {
     pub heartbeat_timeout_secs: u64,
     /// Sent in `respJoin`; how often clients send `reportStats`.
     pub report_stats_interval_secs: u64,
-    /// The `rtcConfig` handed to each pair.
+    /// The `rtcConfig` handed to each pair in [`IceMode::Static`].
     pub rtc_config: SharedJson,
+    pub ice: IceMode,
     pub prices: Prices,
     pub auth: AuthMode,
     /// Messages per second a connection may send on average, and the burst above it.
@@ -58,6 +69,7 @@ impl Default for EngineConfig {
             heartbeat_timeout_secs: 40,
             report_stats_interval_secs: 15,
             rtc_config: SharedJson::rtc_config(&RtcConfig::with_servers(Vec::new())),
+            ice: IceMode::Static,
             prices: Prices::default(),
             auth: AuthMode::Open,
             rate_per_sec: 50,

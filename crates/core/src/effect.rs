@@ -102,6 +102,13 @@ pub enum Event {
         result: i64,
         desc: String,
     },
+    /// An ICE server left rotation (it stopped reporting) or came back.
+    IceHealth {
+        ip: String,
+        in_rotation: bool,
+        /// When it was last heard from (Unix ms), for a server that left.
+        last_seen_ms: Option<u64>,
+    },
     /// A request was refused with a non-zero result.
     Refused {
         conn: ConnId,

@@ -4,13 +4,15 @@
 //! and [`Engine::handle_timeout`] change state and queue [`Effect`]s; nothing else happens.
 
 use crate::Millis;
-use crate::config::{AuthMode, EngineConfig};
+use crate::config::{AuthMode, EngineConfig, IceMode};
 use crate::effect::{CloseReason, Effect, Event, LeaveCause};
 use crate::ids::{Entropy, IdGen};
 use crate::record::*;
+use rtcroom_ice::{Chosen, HealthEvent, IceCommand, Media, Need, Registry, Reply, ServerStatus};
 use rtcroom_protocol::*;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
 use ulid::Ulid;
 
 /// A connection, numbered by the shell.
@@ -134,6 +136,8 @@ struct Sub {
     connected_at: Option<Millis>,
     connect_type: ConnectType,
     finished: bool,
+    /// The ICE server chosen for the pair (the same on both directions).
+    ice: Option<Arc<Chosen>>,
 }
 
 #[derive(Debug)]
@@ -188,6 +192,8 @@ pub struct Engine<E> {
     rooms: HashMap<RoomKey, Room>,
     timers: BinaryHeap<Reverse<(Millis, ConnId)>>,
     out: VecDeque<Effect>,
+    /// The ICE servers in rotation, in [`IceMode::Registry`].
+    ice: Option<Registry>,
 }
 
 /// Where a request from a bound connection comes from.
@@ -223,12 +229,74 @@ fn empty_ident() -> Ident {
 impl<E: Entropy> Engine<E> {
     pub fn new(cfg: EngineConfig, entropy: E) -> Self {
         Self {
-            cfg,
             ids: IdGen::new(entropy),
             conns: HashMap::new(),
             rooms: HashMap::new(),
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
+            ice: match &cfg.ice {
+                IceMode::Registry(c) => Some(Registry::new(c.clone())),
+                IceMode::Static => None,
+            },
+            cfg,
+        }
+    }
+
+    /// An ICE server (or its agent) registered, deregistered or reported its load. Answers
+    /// with the plain-text reply of the ICE HTTP API.
+    pub fn ice_command(&mut self, now: Millis, command: IceCommand) -> Reply {
+        match self.ice.as_mut() {
+            Some(registry) => registry.handle(now.0, command),
+            // Without a registry there is nothing to register with.
+            None => Reply::NotFound,
+        }
+    }
+
+    /// The registered ICE servers and their load.
+    pub fn ice_servers(&self, now: Millis) -> Vec<ServerStatus> {
+        self.ice
+            .as_ref()
+            .map(|r| r.servers(now.0))
+            .unwrap_or_default()
+    }
+
+    /// Check which ICE servers left rotation or came back; each change becomes an event.
+    pub fn ice_poll(&mut self, now: Millis) {
+        let Some(registry) = self.ice.as_mut() else {
+            return;
+        };
+        for e in registry.poll_health(now.0) {
+            let event = match e {
+                HealthEvent::LeftRotation { ip, last_seen_ms } => Event::IceHealth {
+                    ip,
+                    in_rotation: false,
+                    last_seen_ms: Some(last_seen_ms),
+                },
+                HealthEvent::Returned { ip } => Event::IceHealth {
+                    ip,
+                    in_rotation: true,
+                    last_seen_ms: None,
+                },
+            };
+            self.out.push_back(Effect::Event(event));
+        }
+    }
+
+    /// The `rtcConfig` a login hands out: the server a new pair would get now (nothing is
+    /// reserved), with credentials for `uid`; the static one without a registry.
+    pub fn login_rtc_config(&self, now: Millis, uid: &str) -> Option<SharedJson> {
+        match &self.ice {
+            Some(registry) => registry
+                .peek(now.0, None)
+                .map(|c| SharedJson::rtc_config(&c.rtc_config(uid, now.0))),
+            None => Some(self.cfg.rtc_config.clone()),
+        }
+    }
+
+    fn rtc_for(&self, chosen: Option<&Chosen>, uid: &Ident, now: Millis) -> SharedJson {
+        match chosen {
+            Some(c) => SharedJson::rtc_config(&c.rtc_config(uid.key(), now.0)),
+            None => self.cfg.rtc_config.clone(),
         }
     }
 
@@ -936,6 +1004,31 @@ impl<E: Entropy> Engine<E> {
             .uname
             .clone()
             .unwrap_or_else(|| format!("client_{}", uid.key()));
+        // One ICE server per pair, chosen before anything is created: a join that cannot be
+        // served is refused whole.
+        let mut chosen: Vec<Option<Arc<Chosen>>> = Vec::new();
+        if let Some(registry) = self.ice.as_mut() {
+            let media = |talk_type: i64| {
+                if talk_type == 0 {
+                    Media::AudioOnly
+                } else {
+                    Media::Video
+                }
+            };
+            let talk_types: Vec<i64> = self
+                .rooms
+                .get(&key)
+                .map(|r| r.members.iter().map(|m| m.talk_type).collect())
+                .unwrap_or_default();
+            for t in talk_types {
+                match registry.select(now.0, Need::pair(media(t), media(j.talk_type)), None) {
+                    Ok(c) => chosen.push(Some(Arc::new(c))),
+                    Err(no_room) => {
+                        return Err(refusal(ResultCode::IceBandwidthFull, no_room.to_string()));
+                    }
+                }
+            }
+        }
         let session_id = self.ids.next(now);
         let ip = self.conns[&conn].ip.clone();
         self.record(Record::SessionOpen(SessionOpen {
@@ -975,7 +1068,9 @@ impl<E: Entropy> Engine<E> {
         // Every pair that meets gets two sub-sessions, one per direction.
         let mut opened = Vec::new();
         let place = (room.app_id.as_str(), room.room_id.key());
-        for e in &mut room.members {
+        for (i, e) in room.members.iter_mut().enumerate() {
+            let ice = chosen.get(i).cloned().flatten();
+            let ice_ip = ice.as_ref().map_or("", |c| c.ip()).to_owned();
             let there = Sub {
                 id: self.ids.next(now),
                 remote_key: newcomer.uid.key().into(),
@@ -984,6 +1079,7 @@ impl<E: Entropy> Engine<E> {
                 connected_at: None,
                 connect_type: ConnectType::Unknown,
                 finished: false,
+                ice: ice.clone(),
             };
             let back = Sub {
                 id: self.ids.next(now),
@@ -993,9 +1089,10 @@ impl<E: Entropy> Engine<E> {
                 connected_at: None,
                 connect_type: ConnectType::Unknown,
                 finished: false,
+                ice,
             };
-            opened.push(sub_open(place, e, &newcomer, there.id, now));
-            opened.push(sub_open(place, &newcomer, e, back.id, now));
+            opened.push(sub_open(place, e, &newcomer, there.id, &ice_ip, now));
+            opened.push(sub_open(place, &newcomer, e, back.id, &ice_ip, now));
             e.subs.push(there);
             newcomer.subs.push(back);
         }
@@ -1011,7 +1108,7 @@ impl<E: Entropy> Engine<E> {
 
     /// `respJoin` to the joiner (with everyone already there), then `notifyNewPeer` to each
     /// of them: the existing members make the offers.
-    fn welcome(&mut self, _now: Millis, conn: ConnId, j: &Join, from: &From, rejoin: bool) {
+    fn welcome(&mut self, now: Millis, conn: ConnId, j: &Join, from: &From, rejoin: bool) {
         let room = &self.rooms[&from.key];
         let me = &room.members[from.idx];
         let peers: Vec<Peer> = room
@@ -1038,19 +1135,28 @@ impl<E: Entropy> Engine<E> {
             report_stats_interval: self.cfg.report_stats_interval_secs,
             user_list: (!peers.is_empty()).then_some(peers),
         });
-        let notify = ServerMsg::NotifyNewPeer(NotifyNewPeer {
-            uid: me.uid.clone(),
-            uname: me.uname.clone(),
-            user_type: me.user_type,
-            talk_type: me.talk_type,
-            rtc_config: self.cfg.rtc_config.clone(),
-        });
-        let others: Vec<ConnId> = room
+        // Each existing member gets the rtcConfig of its pair with the newcomer.
+        let notifies: Vec<(ConnId, ServerMsg)> = room
             .members
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != from.idx)
-            .map(|(_, m)| m.conn)
+            .map(|(_, m)| {
+                let chosen = m
+                    .subs
+                    .iter()
+                    .rev()
+                    .find(|s| !s.finished && &*s.remote_key == me.uid.key())
+                    .and_then(|s| s.ice.as_deref());
+                let notify = ServerMsg::NotifyNewPeer(NotifyNewPeer {
+                    uid: me.uid.clone(),
+                    uname: me.uname.clone(),
+                    user_type: me.user_type,
+                    talk_type: me.talk_type,
+                    rtc_config: self.rtc_for(chosen, &m.uid, now),
+                });
+                (m.conn, notify)
+            })
             .collect();
         let event = Event::Joined {
             app_id: room.app_id.clone(),
@@ -1060,8 +1166,8 @@ impl<E: Entropy> Engine<E> {
             rejoin,
         };
         self.send(conn, resp);
-        for other in others {
-            self.send(other, notify.clone());
+        for (other, notify) in notifies {
+            self.send(other, notify);
         }
         self.out.push_back(Effect::Event(event));
     }
@@ -1163,17 +1269,22 @@ impl<E: Entropy> Engine<E> {
             .ok_or_else(|| refusal(ResultCode::RemoteNotFound, ""))?;
         let my_sub = mine.id;
         let begin = !std::mem::replace(&mut mine.begun, true);
-        let theirs = remote
+        let theirs_sub = remote
             .sub_to(me.uid.key())
-            .ok_or_else(|| refusal(ResultCode::RemoteNotFound, ""))?
-            .id;
+            .ok_or_else(|| refusal(ResultCode::RemoteNotFound, ""))?;
+        let (theirs, chosen) = (theirs_sub.id, theirs_sub.ice.clone());
+        let (me, remote) = (&room.members[from.idx], &room.members[ridx]);
+        let rtc_config = match chosen.as_deref() {
+            Some(c) => SharedJson::rtc_config(&c.rtc_config(remote.uid.key(), now.0)),
+            None => self.cfg.rtc_config.clone(),
+        };
         let relay = ServerMsg::RelayOffer(RelayOffer {
             uid: me.uid.clone(),
             uname: me.uname.clone(),
             remote_uid: remote.uid.clone(),
             sub_session_id: theirs,
             msg: r.msg.clone(),
-            rtc_config: self.cfg.rtc_config.clone(),
+            rtc_config,
             is_ice_reset: r.is_ice_reset,
         });
         let resp = ServerMsg::RespOffer(RespOffer {
@@ -1444,6 +1555,7 @@ fn sub_open(
     me: &Member,
     remote: &Member,
     id: Ulid,
+    ice_ip: &str,
     now: Millis,
 ) -> SubSessionOpen {
     SubSessionOpen {
@@ -1455,7 +1567,7 @@ fn sub_open(
         remote_user_id: remote.uid.key().to_owned(),
         remote_user_name: remote.uname.clone(),
         remote_user_ip: remote.ip.clone(),
-        ice_ip: String::new(),
+        ice_ip: ice_ip.to_owned(),
         created: now,
     }
 }

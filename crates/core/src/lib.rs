@@ -19,7 +19,7 @@ mod ids;
 mod record;
 mod time;
 
-pub use config::{AuthMode, EngineConfig, Prices};
+pub use config::{AuthMode, EngineConfig, IceMode, Prices};
 pub use effect::{CloseReason, Effect, Event, LeaveCause};
 pub use engine::{ConnId, Engine, EngineStats, Grant, Input, MemberInfo, RoomInfo};
 pub use ids::{Entropy, IdGen, SplitMix64};

@@ -720,3 +720,60 @@ fn flooding_is_rate_limited() {
     "##]],
     );
 }
+
+#[test]
+fn each_pair_gets_the_least_loaded_ice_server_with_its_own_credentials() {
+    let cfg = EngineConfig {
+        ice: rtcroom_core::IceMode::Registry(rtcroom_ice::RegistryConfig {
+            shared_secret: Some("turn-secret".into()),
+            ..rtcroom_ice::RegistryConfig::default()
+        }),
+        ..EngineConfig::default()
+    };
+    let mut w = World::new(cfg);
+    let mut out = String::new();
+    // No ICE server yet: a pair cannot be served.
+    out += &w.run(&format!(
+        "open a\na> {}\nopen b\nb> {}",
+        join("r", "alice"),
+        join("r", "bob")
+    ));
+    let now = w.now;
+    let mut register = |ip: &str, max: u64| {
+        let body = format!(
+            r#"{{"cmd":"iceRegister","ip":"{ip}","iceType":"turn","turnPort":3478,"stunPort":3478,"maxBandwidth":{max}}}"#
+        );
+        let req = rtcroom_ice::parse(body.as_bytes()).unwrap();
+        format!(
+            "register {ip} -> {}\n",
+            w.engine.ice_command(now, req.command).as_str()
+        )
+    };
+    out += &register("203.0.113.1", 1000);
+    out += &register("203.0.113.2", 5000);
+    out += &w.run(&format!(
+        "b> {}\na> {{\"cmd\":\"offer\",\"remoteUid\":\"bob\",\"msg\":\"{{}}\"}}",
+        join("r", "bob")
+    ));
+    expect![[r##"
+        open a
+        a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+          rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
+        open b
+        b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+          b< {"cmd":"respJoin","result":8,"desc":"ice server bandwidth is full loading: no ICE server has 400 kbit/s left (0 of 0 servers healthy)","roomId":"r","roomName":"","uid":"bob","uname":"","sessionId":"","reportStatsInterval":15,"userList":null}
+        register 203.0.113.1 -> successful
+        register 203.0.113.2 -> successful
+        b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+          rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
+          rec sub+ #3 of #1 alice->bob t=0s ice=203.0.113.2
+          rec sub+ #4 of #2 bob->alice t=0s ice=203.0.113.2
+          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
+          a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[{"credential":"5iY+IeUUagohcNcZFo30lkvz3YM=","urls":["turn:203.0.113.2:3478?transport=udp","turn:203.0.113.2:3478?transport=tcp"],"username":"1700086400:alice"},{"credential":"","urls":["stun:203.0.113.2:3478"],"username":""}],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
+        a> {"cmd":"offer","remoteUid":"bob","msg":"{}"}
+          b< {"cmd":"relayOffer","uid":"alice","uname":"alice_name","remoteUid":"bob","subSessionId":"#4","msg":"{}","rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[{"credential":"PhiaqEbrVdyJA3gdTKkBqqV77AM=","urls":["turn:203.0.113.2:3478?transport=udp","turn:203.0.113.2:3478?transport=tcp"],"username":"1700086400:bob"},{"credential":"","urls":["stun:203.0.113.2:3478"],"username":""}],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"},"isIceReset":false}
+          a< {"cmd":"respOffer","remoteUid":"bob","result":0,"desc":"ok","subSessionId":"#3"}
+          rec sub-begin #3 t=0s
+    "##]].assert_eq(&out);
+}

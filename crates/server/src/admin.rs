@@ -1,7 +1,7 @@
 //! The operator API: rooms, members, kicks and counters, behind a bearer token.
 
 use crate::http::AppState;
-use crate::telemetry::COUNTERS;
+use crate::telemetry::metrics;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -9,7 +9,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::sync::atomic::Ordering;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -139,19 +138,16 @@ async fn kick(
 async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Denied> {
     authorize(&state, &headers)?;
     let s = state.signaling.hub.stats().await.unwrap_or_default();
-    let c = &COUNTERS;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let m = metrics();
     Ok(Json(json!({
         "connections": s.connections,
         "rooms": s.rooms,
         "members": s.members,
-        "framesIn": load(&c.frames_in),
-        "messagesOut": load(&c.messages_out),
-        "refusals": load(&c.refusals),
-        "slowClients": load(&c.slow_clients),
-        "joins": load(&c.joins),
-        "leaves": load(&c.leaves),
-        "timeouts": load(&c.timeouts),
+        "connectionsOpened": m.connections_opened.get(),
+        "joins": m.joins.get(),
+        "rejoins": m.rejoins.get(),
+        "slowClients": m.slow_clients.get(),
+        "recordsEmitted": m.records_emitted.get(),
         "recordsDropped": state.records.dropped(),
     }))
     .into_response())

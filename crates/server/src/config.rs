@@ -31,6 +31,9 @@ pub struct Config {
     /// The apps allowed to use this server (`[[apps]]`). Empty: one demo app `10000` for
     /// `localhost` and `127.0.0.1`, with a secret generated on first start in `data_dir`.
     pub apps: Vec<crate::auth::App>,
+    pub smtp: crate::mail::SmtpSection,
+    pub alerts: crate::monitor::AlertsSection,
+    pub monitor: crate::monitor::MonitorSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -321,7 +324,9 @@ impl Config {
     }
 }
 
-const KNOWN_SECTIONS: &[&str] = &["server", "room", "auth", "rtc", "billing", "log", "admin"];
+const KNOWN_SECTIONS: &[&str] = &[
+    "server", "room", "auth", "rtc", "billing", "log", "admin", "smtp", "alerts", "monitor",
+];
 
 impl Config {
     /// The apps of the configuration, or the demo app when none is configured. The demo

@@ -25,16 +25,20 @@ pub struct AppState {
     pub rtc_config: rtcroom_protocol::SharedJson,
     /// `[server] public_url`.
     pub public_url: Arc<str>,
+    /// Set when shutdown begins: the server is no longer ready.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws))
         .route("/healthz", get(healthz))
-        .route("/", get(index))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/login", axum::routing::post(crate::login::http_login))
         .route("/login", get(crate::login::ws_login))
         .merge(crate::admin::routes())
+        .merge(crate::web::routes())
         .with_state(state)
 }
 
@@ -63,10 +67,48 @@ async fn ws(
         .on_upgrade(move |socket| signaling::serve(sig, socket, peer.ip().to_string()))
 }
 
+/// Alive: the process answers HTTP.
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn index() -> &'static str {
-    "rtcroom room server. Signaling: WebSocket at /ws (see docs/protocol in the repository).\n"
+/// Ready to take calls: the room engine answers and the server is not shutting down.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let mut problems = Vec::new();
+    if state.draining.load(std::sync::atomic::Ordering::Acquire) {
+        problems.push("draining: the server is shutting down");
+    }
+    let engine_ok = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.signaling.hub.stats(),
+    )
+    .await
+    .ok()
+    .flatten()
+    .is_some();
+    if !engine_ok {
+        problems.push("the room engine does not answer");
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", problems.join("; ")),
+        )
+            .into_response()
+    }
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let stats = state.signaling.hub.stats().await.unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::render(stats),
+    )
+        .into_response()
 }

@@ -42,6 +42,8 @@ pub enum HubMsg {
         conn: ConnId,
         frame: Result<Request, DecodeError>,
         grant: Grant,
+        /// When the frame arrived on its socket.
+        at: std::time::Instant,
     },
     Closed {
         conn: ConnId,
@@ -173,8 +175,16 @@ async fn run<E: Entropy>(
                     break;
                 }
                 for msg in batch.drain(..) {
-                    if let Some(reply) = handle(&mut engine, &mut links, msg) {
-                        drain(&mut engine, &mut links, &records);
+                    let arrived = match &msg {
+                        HubMsg::Frame { at, .. } => Some(*at),
+                        _ => None,
+                    };
+                    let stop = handle(&mut engine, &mut links, msg);
+                    drain(&mut engine, &mut links, &records);
+                    if let Some(at) = arrived {
+                        telemetry::handled_in(at.elapsed());
+                    }
+                    if let Some(reply) = stop {
                         let _ = reply.send(());
                         return;
                     }
@@ -213,7 +223,9 @@ fn handle<E: Entropy>(
             );
             engine.handle(t, Input::Open { conn, ip });
         }
-        HubMsg::Frame { conn, frame, grant } => {
+        HubMsg::Frame {
+            conn, frame, grant, ..
+        } => {
             engine.handle(t, Input::Frame { conn, frame, grant });
         }
         HubMsg::Closed { conn, clean } => {
@@ -256,7 +268,10 @@ fn drain<E: Entropy>(
                 deliver(engine, links, conn, Outbound::Msg(msg));
             }
             Effect::Close { conn, reason } => deliver(engine, links, conn, Outbound::Close(reason)),
-            Effect::Record(r) => records.push(r),
+            Effect::Record(r) => {
+                telemetry::metrics().records_emitted.inc();
+                records.push(r);
+            }
             Effect::Event(e) => telemetry::event(&e),
         }
     }
@@ -280,7 +295,7 @@ fn deliver<E: Entropy>(
                 conn = conn.0,
                 "outbound queue full; disconnecting a client that does not read"
             );
-            telemetry::slow_client();
+            telemetry::metrics().slow_clients.inc();
             if let Some(kill) = link.kill.take() {
                 let _ = kill.send(());
             }

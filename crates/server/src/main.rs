@@ -6,9 +6,12 @@ mod config;
 mod http;
 mod hub;
 mod login;
+mod mail;
+mod monitor;
 mod records;
 mod signaling;
 mod telemetry;
+mod web;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -47,6 +50,14 @@ enum Command {
         action: AppsAction,
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
+    },
+    /// Watch services (HTTP health, TCP ports, processes), restart what died, mail alerts.
+    Monitor {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Stop after this many rounds of probes (default: run until interrupted).
+        #[arg(long)]
+        rounds: Option<u64>,
     },
     /// Mint a join token for an app, as an app backend would (for testing and scripts).
     Token {
@@ -101,6 +112,24 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Monitor { config, rounds } => {
+            let cfg = Config::load(config.as_deref())?;
+            telemetry::init(&cfg.log.format, &cfg.log.level);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let mailer = mail::Mailer::from_config(&cfg.smtp)?;
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "this host".into());
+            runtime.block_on(async {
+                tokio::select! {
+                    r = monitor::run(cfg.monitor.clone(), mailer, &cfg.alerts, host, rounds) => r,
+                    () = shutdown_signal() => Ok(()),
+                }
+            })
+        }
         Command::Token { app, uid, config } => {
             let cfg = Config::load(config.as_deref())?;
             let apps = auth::Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs);
@@ -137,6 +166,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.server.outbound_queue,
         cfg.server.max_connections,
     ));
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = http::app(http::AppState {
         signaling: sig,
         records,
@@ -144,6 +174,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         apps,
         rtc_config: rtcroom_protocol::SharedJson::rtc_config(&cfg.rtc_config()),
         public_url: cfg.server.public_url.as_str().into(),
+        draining: draining.clone(),
     });
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -165,6 +196,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
+            draining.store(true, std::sync::atomic::Ordering::Release);
             tracing::info!("shutting down: telling members, closing records");
             shutdown_hub.shutdown().await;
         })

@@ -85,7 +85,7 @@ pub async fn serve(sig: Arc<Signaling>, mut socket: WebSocket, ip: String) {
     let conn = ConnId(sig.next_id.fetch_add(1, Ordering::Relaxed));
     let (out_tx, mut out_rx) = mpsc::channel(sig.outbound_queue);
     let (kill_tx, mut kill_rx) = oneshot::channel();
-    telemetry::connection_opened();
+    telemetry::metrics().connections_opened.inc();
     let opened = sig
         .hub
         .send(HubMsg::Open {
@@ -124,20 +124,22 @@ pub async fn serve(sig: Arc<Signaling>, mut socket: WebSocket, ip: String) {
                 },
                 incoming = socket.recv() => match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        telemetry::received(text.len());
+                        let at = std::time::Instant::now();
                         let frame = decode(text.as_str(), sig.max_frame);
+                        telemetry::received(frame.as_ref().map_or("invalid", |r| r.command().as_str()), text.len());
                         let grant = match &frame {
                             Ok(req @ (Request::Join(_) | Request::UpdateToken(_))) => sig.tokens.check(req),
                             _ => Grant::Unchecked,
                         };
-                        if !sig.hub.send(HubMsg::Frame { conn, frame, grant }).await {
+                        if !sig.hub.send(HubMsg::Frame { conn, frame, grant, at }).await {
                             break;
                         }
                     }
                     Some(Ok(Message::Binary(bytes))) => {
-                        telemetry::received(bytes.len());
+                        let at = std::time::Instant::now();
+                        telemetry::received("invalid", bytes.len());
                         let frame = Err(decode_binary(bytes.len(), sig.max_frame));
-                        if !sig.hub.send(HubMsg::Frame { conn, frame, grant: Grant::Unchecked }).await {
+                        if !sig.hub.send(HubMsg::Frame { conn, frame, grant: Grant::Unchecked, at }).await {
                             break;
                         }
                     }
@@ -153,5 +155,5 @@ pub async fn serve(sig: Arc<Signaling>, mut socket: WebSocket, ip: String) {
         sig.hub.send(HubMsg::Closed { conn, clean }).await;
     }
     sig.open.fetch_sub(1, Ordering::AcqRel);
-    telemetry::connection_closed();
+    telemetry::metrics().connections_closed.inc();
 }

@@ -292,3 +292,135 @@ async fn operators_list_rooms_and_kick_members() {
     .await;
     assert_eq!(status, 404);
 }
+
+/// Every sample line of a Prometheus text exposition as (name with labels, value); panics on
+/// a line that is not valid exposition syntax.
+fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut samples = std::collections::HashMap::new();
+    for line in text.lines() {
+        if line.is_empty()
+            || line.starts_with("# HELP ")
+            || line.starts_with("# TYPE ")
+            || line == "# EOF"
+        {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        assert!(
+            series[..name_end]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "bad labels in {line:?}");
+        }
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        samples.insert(series.to_owned(), value);
+    }
+    samples
+}
+
+#[tokio::test]
+async fn metrics_and_readiness_follow_a_real_call() {
+    let server = Server::start(&[("RTCROOM_AUTH_REQUIRED", "false")]);
+    let base = format!("http://{}", server.addr);
+    let (status, body) = common::http("GET", &format!("{base}/readyz"), None, None).await;
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    let before = parse_prometheus(
+        &common::http("GET", &format!("{base}/metrics"), None, None)
+            .await
+            .1,
+    );
+    assert_eq!(before.get("rtcroom_joins_total"), Some(&0.0));
+
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    a.send(join("m", "alice", "A")).await;
+    a.expect("respJoin").await;
+    b.send(join("m", "bob", "B")).await;
+    b.expect("respJoin").await;
+    a.expect("notifyNewPeer").await;
+    a.send(json!({"cmd":"offer","remoteUid":"bob","msg":"{}"}))
+        .await;
+    b.expect("relayOffer").await;
+    a.expect("respOffer").await;
+    a.send_text("garbage").await;
+    a.expect("generalMsgResp").await;
+
+    let (status, text) = common::http("GET", &format!("{base}/metrics"), None, None).await;
+    assert_eq!(status, 200);
+    let m = parse_prometheus(&text);
+    assert_eq!(m["rtcroom_joins_total"], 2.0);
+    assert_eq!(m["rtcroom_members"], 2.0);
+    assert_eq!(m["rtcroom_rooms"], 1.0);
+    assert_eq!(m["rtcroom_open_connections"], 2.0);
+    assert_eq!(m[r#"rtcroom_frames_in_total{cmd="offer"}"#], 1.0);
+    assert_eq!(m[r#"rtcroom_messages_out_total{cmd="relayOffer"}"#], 1.0);
+    assert_eq!(m[r#"rtcroom_refusals_total{cmd="frame",result="3"}"#], 1.0);
+    assert!(m["rtcroom_signaling_latency_seconds_count"] >= 4.0);
+    assert!(
+        m["rtcroom_records_emitted_total"] >= 4.0,
+        "two sessions and two sub-sessions"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_cut_off_without_delaying_the_room() {
+    let server = Server::start(&[
+        ("RTCROOM_AUTH_REQUIRED", "false"),
+        ("RTCROOM_SERVER_OUTBOUND_QUEUE", "16"),
+        ("RTCROOM_ROOM_RATE_PER_SEC", "100000"),
+        ("RTCROOM_ROOM_RATE_BURST", "100000"),
+    ]);
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    let mut c = server.client().await;
+    a.send(join("slow", "alice", "A")).await;
+    a.expect("respJoin").await;
+    b.send(join("slow", "bob", "B")).await;
+    b.expect("respJoin").await;
+    a.expect("notifyNewPeer").await;
+    c.send(join("slow", "carol", "C")).await;
+    c.expect("respJoin").await;
+    a.expect("notifyNewPeer").await;
+    b.expect("notifyNewPeer").await;
+    // Bob stops reading. Alice sends him large offers; each is answered to her at once until
+    // the server gives up on Bob, and then the offers are refused as undeliverable.
+    let big = format!("\"{}\"", "s".repeat(60_000));
+    let offer = format!(r#"{{"cmd":"offer","remoteUid":"bob","msg":{big}}}"#);
+    let mut refused_at = None;
+    for i in 0..5_000 {
+        a.send_text(&offer).await;
+        let resp = a.expect("respOffer").await;
+        if resp["result"] == 6 {
+            refused_at = Some(i);
+            break;
+        }
+        assert_eq!(resp["result"], 0);
+    }
+    let refused_at = refused_at.expect("the server cut off the client that does not read");
+    assert!(
+        refused_at > 16,
+        "the queue held at least its bound before the cut ({refused_at})"
+    );
+    // The room goes on for everyone else.
+    a.send(json!({"cmd":"offer","remoteUid":"carol","msg":"{}"}))
+        .await;
+    assert_eq!(c.expect("relayOffer").await["uid"], "alice");
+    assert_eq!(a.expect("respOffer").await["result"], 0);
+    let (_, text) = common::http(
+        "GET",
+        &format!("http://{}/metrics", server.addr),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(parse_prometheus(&text)["rtcroom_slow_clients_total"], 1.0);
+    drop(b);
+}

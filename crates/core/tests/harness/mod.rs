@@ -162,12 +162,17 @@ impl World {
                 s.timed_out
             ),
             Record::SubSessionOpen(s) => format!(
-                "sub+ {} of {} {}->{} t={}",
+                "sub+ {} of {} {}->{} t={}{}",
                 s.sub_session_id,
                 s.session_id,
                 s.user_id,
                 s.remote_user_id,
-                self.t(s.created)
+                self.t(s.created),
+                if s.ice_ip.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ice={}", s.ice_ip)
+                }
             ),
             Record::SubSessionBegin(s) => {
                 format!("sub-begin {} t={}", s.sub_session_id, self.t(s.begin_time))

@@ -220,3 +220,67 @@ pub async fn http(
         .unwrap_or_default();
     (status, body)
 }
+
+/// A real SMTP server (aiosmtpd) that stores every message it accepts in a Maildir.
+pub struct SmtpSink {
+    child: Child,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+}
+
+impl SmtpSink {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("rtcroom-smtp-{}-{port}", std::process::id()));
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs (the SMTP sink needs aiosmtpd: run scripts/deps/smtp.sh)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return SmtpSink { child, port, dir };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the SMTP sink did not start; is aiosmtpd installed? run scripts/deps/smtp.sh");
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The raw messages received so far, oldest first.
+    pub fn messages(&self) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.join("new"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

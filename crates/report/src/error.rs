@@ -1,0 +1,36 @@
+//! The one error type of the crate.
+
+/// What can go wrong while rendering a report or building its message. Computing a report
+/// cannot fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("the embedded chart font could not be loaded")]
+    Font,
+    #[error("drawing the {chart} chart: {message}")]
+    Chart {
+        chart: &'static str,
+        message: String,
+    },
+    #[error("encoding the {chart} chart as PNG")]
+    Png {
+        chart: &'static str,
+        #[source]
+        source: png::EncodingError,
+    },
+    #[error("invalid e-mail address {address:?}")]
+    Address {
+        address: String,
+        #[source]
+        source: lettre::address::AddressError,
+    },
+    #[error("the report has no recipients")]
+    NoRecipients,
+    #[error("a content type of the e-mail")]
+    ContentType(#[from] lettre::message::header::ContentTypeErr),
+    #[error("building the e-mail")]
+    Message(#[from] lettre::error::Error),
+    #[error("writing the export")]
+    Io(#[from] std::io::Error),
+    #[error("writing the JSON export")]
+    Json(#[from] serde_json::Error),
+}

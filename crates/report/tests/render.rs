@@ -1,0 +1,320 @@
+//! The rendered report: the e-mail parsed back, the charts decoded, the exports read back.
+
+mod common;
+
+use common::*;
+use mail_parser::{MessageParser, MimeHeaders, PartType};
+use rtcroom_report::{
+    ConnectType, HtmlExport, JsonExport, MailOptions, Report, SessionRow, SubSessionRow, SubStatus,
+    build_message, email_html, email_text, render_charts,
+};
+
+/// A small day: alice and bob talk P2P, carol reaches dave only through TURN, erin's pair
+/// never connects, and two clients report errors.
+fn rows() -> Vec<(SessionRow, SubSessionRow)> {
+    let alice = session("s1", "alice", "2026-11-22T08:00:00Z");
+    let bob = session("s2", "bob", "2026-11-22T08:00:05Z");
+    let carol = SessionRow {
+        user_ip: "198.51.100.20".to_owned(),
+        browser: "Firefox/120.0".to_owned(),
+        os_name: "Linux x86_64".to_owned(),
+        ..session("s3", "carol", "2026-11-22T14:30:00Z")
+    };
+    let erin = SessionRow {
+        time_out: true,
+        user_name: "<script>alert(1)</script>".to_owned(),
+        ..session("s5", "erin", "2026-11-22T21:00:00Z")
+    };
+    vec![
+        (
+            alice.clone(),
+            sub("x1", &alice, "bob", "2026-11-22T08:00:06Z"),
+        ),
+        (
+            bob.clone(),
+            sub("x2", &bob, "alice", "2026-11-22T08:00:07Z"),
+        ),
+        (
+            carol.clone(),
+            SubSessionRow {
+                connect_type: ConnectType::Turn,
+                duration_secs: 1234,
+                cost_cents: 42,
+                quality: Some(quality(31.0, 2.5, 350.0, 6.25)),
+                ..sub("x3", &carol, "dave", "2026-11-22T14:30:10Z")
+            },
+        ),
+        (
+            erin.clone(),
+            SubSessionRow {
+                status: SubStatus::NeverConnectedTimedOut,
+                ..never_connected("x5", &erin, "frank", "2026-11-22T21:00:03Z")
+            },
+        ),
+    ]
+}
+
+fn report() -> Report {
+    let mut d = day();
+    let rows = rows();
+    let mut seen = std::collections::HashSet::new();
+    for (owner, s) in &rows {
+        if seen.insert(owner.session_id.clone()) {
+            d.add_session(owner);
+        }
+        d.add_sub_session(owner, s);
+    }
+    d.add_client_info(&info(
+        9,
+        "ice server invalid, please report",
+        "2026-11-22T14:29:00Z",
+    ));
+    d.add_client_info(&info(10, "no microphone", "2026-11-22T21:00:01Z"));
+    d.finish(None)
+}
+
+fn options() -> MailOptions {
+    MailOptions {
+        from: "rtcroom <report@rtc.example.com>".to_owned(),
+        to: vec![
+            "ops@example.com".to_owned(),
+            "Boss <boss@example.org>".to_owned(),
+        ],
+        subject: None,
+    }
+}
+
+fn decode_png(bytes: &[u8]) -> (u32, u32) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().expect("a PNG header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("a buffer size")];
+    let info = reader.next_frame(&mut buf).expect("a PNG frame");
+    (info.width, info.height)
+}
+
+#[test]
+fn the_mail_parses_back_with_its_subject_recipients_table_and_png_charts() {
+    let r = report();
+    let charts = render_charts(&r).expect("charts");
+    let ids: Vec<&str> = charts.iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["hourly", "share", "quality"]);
+    let raw = build_message(&r, &charts, &options())
+        .expect("message")
+        .formatted();
+    let m = MessageParser::default()
+        .parse(&raw)
+        .expect("a parseable message");
+
+    assert_eq!(m.subject(), Some("音视频通话统计日报 2026-11-22"));
+    let to: Vec<&str> = m
+        .to()
+        .expect("To")
+        .iter()
+        .filter_map(|a| a.address())
+        .collect();
+    assert_eq!(to, ["ops@example.com", "boss@example.org"]);
+    assert_eq!(
+        m.from().and_then(|f| f.first()).and_then(|a| a.address()),
+        Some("report@rtc.example.com")
+    );
+    assert_eq!(
+        m.message_id(),
+        Some("daily-report-2026-11-22-1795392300@rtc.example.com")
+    );
+
+    // multipart/alternative: text/plain, then multipart/related with the HTML and the images.
+    let ct = |p: &mail_parser::MessagePart<'_>| {
+        p.content_type()
+            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
+            .unwrap_or_default()
+    };
+    let root = &m.parts[0];
+    assert_eq!(ct(root), "multipart/alternative");
+    let top: Vec<String> = root
+        .sub_parts()
+        .expect("parts")
+        .iter()
+        .map(|&i| ct(&m.parts[i as usize]))
+        .collect();
+    assert_eq!(top, ["text/plain", "multipart/related"]);
+    let related = &m.parts[root.sub_parts().expect("parts")[1] as usize];
+    let inner: Vec<&mail_parser::MessagePart<'_>> = related
+        .sub_parts()
+        .expect("parts")
+        .iter()
+        .map(|&i| &m.parts[i as usize])
+        .collect();
+    assert_eq!(ct(inner[0]), "text/html");
+
+    let html = m.body_html(0).expect("an HTML body");
+    // The TURN call's row, escaped and formatted.
+    assert!(
+        html.contains(
+            "<td>14:30:10</td><td>app1</td><td>carol<br><font color=#888>name-carol</font></td>\
+             <td>dave<br><font color=#888>name-dave</font></td><td>video</td>\
+             <td><font color=\"#15803d\">ok</font></td><td>TURN</td><td>198.51.100.20</td><td>192.0.2.1</td>\
+             <td align=right>00:20:34</td><td>Linux x86_64:Firefox/120.0</td>\
+             <td align=right nowrap>31<br><font color=#888>25\u{2013}37</font></td>\
+             <td align=right nowrap>2.50<br><font color=#888>0.00\u{2013}7.50</font></td>\
+             <td align=right nowrap>350<br><font color=#888>175\u{2013}525</font></td>\
+             <td align=right nowrap>6.25<br><font color=#888>0.00\u{2013}18.75</font></td></tr>"
+        ),
+        "{html}"
+    );
+    assert!(html.contains("erin<br><font color=#888>&lt;script&gt;alert(1)&lt;/script&gt;</font>"));
+    assert!(!html.contains("<script>"));
+    assert!(html.contains("no quality report"));
+
+    let images: Vec<_> = inner[1..].iter().collect();
+    assert_eq!(images.len(), 3);
+    for (part, chart) in images.iter().zip(&charts) {
+        assert_eq!(ct(part), "image/png");
+        let cid = part.content_id().expect("a Content-ID");
+        assert_eq!(cid, chart.content_id());
+        assert!(
+            html.contains(&format!("src=\"cid:{cid}\"")),
+            "{cid} is referenced"
+        );
+        let (PartType::InlineBinary(bytes) | PartType::Binary(bytes)) = &part.body else {
+            panic!("{cid}: not binary");
+        };
+        assert_eq!(bytes.as_ref(), chart.png.as_slice());
+        assert_eq!(decode_png(bytes), (900, chart.height));
+    }
+
+    let text = m.body_text(0).expect("a text body");
+    assert!(text.contains("Calls (sessions)   4"), "{text}");
+    assert!(text.contains("Relay (TURN)"));
+}
+
+#[test]
+fn a_subject_and_sender_can_be_given_and_bad_addresses_are_errors() {
+    let r = report();
+    let mut o = options();
+    o.subject = Some("Daily calls".to_owned());
+    let raw = build_message(&r, &[], &o).expect("message").formatted();
+    let m = MessageParser::default().parse(&raw).expect("parse");
+    assert_eq!(m.subject(), Some("Daily calls 2026-11-22"));
+    o.subject = Some("Calls of {date} (prod)".to_owned());
+    assert_eq!(
+        rtcroom_report::subject_for(&r, &o),
+        "Calls of 2026-11-22 (prod)"
+    );
+    o.subject = Some("  ".to_owned());
+    assert_eq!(
+        rtcroom_report::subject_for(&r, &o),
+        "音视频通话统计日报 2026-11-22"
+    );
+
+    o.to = vec![];
+    assert!(matches!(
+        build_message(&r, &[], &o),
+        Err(rtcroom_report::ReportError::NoRecipients)
+    ));
+    o.to = vec!["not an address".to_owned()];
+    assert!(matches!(
+        build_message(&r, &[], &o),
+        Err(rtcroom_report::ReportError::Address { .. })
+    ));
+}
+
+#[test]
+fn a_day_without_calls_renders_and_says_so() {
+    let r = day().finish(None);
+    let charts = render_charts(&r).expect("charts");
+    assert!(charts.is_empty());
+    let raw = build_message(&r, &charts, &options())
+        .expect("message")
+        .formatted();
+    let m = MessageParser::default().parse(&raw).expect("parse");
+    let html = m.body_html(0).expect("html");
+    assert!(html.contains("No calls on this day"));
+    assert!(!html.contains("cid:"));
+    assert!(
+        m.body_text(0)
+            .expect("text")
+            .contains("No calls on this day")
+    );
+    assert_eq!(m.attachment_count(), 0);
+}
+
+#[test]
+fn the_email_says_how_many_rows_it_left_out() {
+    let mut d = rtcroom_report::DayReport::new(rtcroom_report::ReportConfig {
+        max_detail_rows: 2,
+        ..config()
+    });
+    for (owner, s) in rows() {
+        d.add_sub_session(&owner, &s);
+    }
+    let r = d.finish(None);
+    let html = email_html(&r, &[], "s");
+    assert!(html.contains("The 2 worst of 4 pairs"), "{html}");
+    assert!(html.contains("2 are left out of this e-mail"));
+    assert!(html.contains("rtcroom report --date 2026-11-22 --out report.html"));
+    let text = email_text(&r, "s");
+    assert!(text.contains("CALLS IN DETAIL (2 of 4 pairs, the worst ones)"));
+}
+
+#[test]
+fn the_html_export_streams_every_row_with_the_charts_inlined() {
+    let r = report();
+    let charts = render_charts(&r).expect("charts");
+    let mut e = HtmlExport::begin(
+        Vec::new(),
+        &r,
+        &charts,
+        "音视频通话统计日报 2026-11-22",
+        None,
+    )
+    .expect("begin");
+    let mut all = rows();
+    let stray = session("s9", "zed", "2026-11-21T10:00:00Z");
+    all.push((
+        stray.clone(),
+        sub("old", &stray, "x", "2026-11-21T10:00:00Z"),
+    ));
+    for (owner, s) in &all {
+        e.row(owner, s).expect("row");
+    }
+    let (out, written) = e.finish().expect("finish");
+    assert_eq!(written, 4);
+    let html = String::from_utf8(out).expect("utf-8");
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 3);
+    assert!(!html.contains("cid:"));
+    for id in [
+        "<td align=right>1</td><td>08:00:06</td>",
+        "<td align=right>4</td><td>21:00:03</td>",
+    ] {
+        assert!(html.contains(id), "{id}");
+    }
+    assert!(!html.contains("<td align=right>5</td>"));
+    assert!(html.contains("<title>音视频通话统计日报 2026-11-22</title>"));
+    assert!(html.trim_end().ends_with("</html>"));
+}
+
+#[test]
+fn the_json_export_has_the_report_and_every_row() {
+    let r = report();
+    let mut e = JsonExport::begin(Vec::new(), &r, None).expect("begin");
+    for (owner, s) in &rows() {
+        e.row(owner, s).expect("row");
+    }
+    let (out, written) = e.finish().expect("finish");
+    assert_eq!(written, 4);
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+    assert_eq!(v["report"]["date"], "2026-11-22");
+    assert_eq!(v["report"]["timezone"], "UTC");
+    assert_eq!(v["report"]["totals"]["sessions"], 4);
+    assert_eq!(v["report"]["connect_types"]["relay"]["cost_cents"], 42);
+    assert_eq!(v["report"]["hourly"][8]["sessions"], 2);
+    assert_eq!(v["rows_written"], 4);
+    let rows = v["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[2]["connect_type"], "TURN");
+    assert_eq!(rows[2]["quality"]["video_loss"]["avg"], 6.25);
+    assert_eq!(rows[3]["status"], "never_connected_timed_out");
+    assert_eq!(rows[3]["connect_type"], "");
+    assert_eq!(rows[3]["quality"], serde_json::Value::Null);
+    assert!(v["report"].get("detail").is_none());
+}

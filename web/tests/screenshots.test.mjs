@@ -1,0 +1,74 @@
+// Screenshots of the page for docs/screenshots/. Skipped unless RTCROOM_SCREENSHOTS names
+// the folder to write to:  RTCROOM_SCREENSHOTS=docs/screenshots web/run-e2e.sh
+
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import {
+  REPO_DIR, closePage, joinCall, launchBrowser, openPage, startServer, uidOf, uniqueRoom,
+  waitForConnectedPeers, waitForTile,
+} from './helpers.mjs';
+
+const OUT = process.env.RTCROOM_SCREENSHOTS ? path.resolve(REPO_DIR, process.env.RTCROOM_SCREENSHOTS) : '';
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+
+let server;
+let browser;
+
+before(async () => {
+  if (!OUT) return;
+  await mkdir(OUT, { recursive: true });
+  [server, browser] = await Promise.all([startServer(), launchBrowser()]);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const shot = (page, name) => page.screenshot({ path: path.join(OUT, name), animations: 'disabled' });
+
+test('screenshots of the lobby, a call and a full room', { skip: !OUT && 'set RTCROOM_SCREENSHOTS to take them', timeout: 90000 }, async () => {
+  const room = 'design-review';
+  const lobby = await openPage(browser, `${server.origin}/?room=${room}`, { viewport: DESKTOP, lightVideo: false });
+  await lobby.fill('#name-input', 'Ana');
+  await shot(lobby, 'lobby-desktop.png');
+  await lobby.setViewportSize(PHONE);
+  await shot(lobby, 'lobby-phone.png');
+  await closePage(lobby);
+
+  const ana = await joinCall(browser, server.origin, room, 'Ana Souza', { viewport: DESKTOP, lightVideo: false });
+  await sleep(800);
+  await shot(ana, 'call-alone-desktop.png');
+  const ben = await joinCall(browser, server.origin, room, 'Ben Okafor', { viewport: PHONE, lightVideo: false });
+  const chloe = await joinCall(browser, server.origin, room, 'Chloé Martin', { viewport: DESKTOP, lightVideo: false });
+  const pages = [ana, ben, chloe];
+  try {
+    await Promise.all(pages.map((p) => waitForConnectedPeers(p, 2)));
+    const [ub, uc] = await Promise.all([uidOf(ben), uidOf(chloe)]);
+    await ben.click('#btn-mic');
+    await chloe.click('#btn-cam');
+    await waitForTile(ana, ub, { mic: 'off' });
+    await waitForTile(ana, uc, { camera: 'off' });
+    await sleep(1500); // let the videos settle
+    await shot(ana, 'call-desktop.png');
+    await shot(ben, 'call-phone.png');
+
+    await chloe.click('#btn-screen');
+    await waitForTile(ana, uc, { screen: 'on' });
+    await sleep(1500);
+    await shot(ana, 'call-sharing-desktop.png');
+    await waitForTile(ben, uc, { screen: 'on' });
+    await shot(ben, 'call-sharing-phone.png');
+
+    const dan = await joinCall(browser, server.origin, room, 'Dan', { viewport: PHONE, lightVideo: false });
+    assert.equal(await dan.evaluate(() => document.body.dataset.state), 'refused');
+    await shot(dan, 'room-full-phone.png');
+    await closePage(dan);
+  } finally {
+    await Promise.all(pages.map(closePage));
+  }
+});
