@@ -176,8 +176,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         public_url: cfg.server.public_url.as_str().into(),
         draining: draining.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-        .await
+    let listener = listen(cfg.server.listen)
         .with_context(|| format!("cannot listen on {} ([server] listen)", cfg.server.listen))?;
     let addr = listener.local_addr()?;
     // Signaling is request/response over small frames: with Nagle's algorithm on, a frame's
@@ -206,6 +205,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     // The hub has stopped; give connection tasks a moment to send their close frames.
     let _ = tokio::time::timeout(Duration::from_secs(5), hub_task).await;
     Ok(())
+}
+
+/// The listener, with a backlog for bursts of joins. `TcpListener::bind` listens with a
+/// backlog of 128; a join storm (rtcroom-bench join-storm, 256 connects in flight) overflowed
+/// it and the kernel dropped SYNs, so about 1% of the joins waited for the client's 1 s SYN
+/// retry. The kernel caps the value at net.core.somaxconn.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn shutdown_signal() {
