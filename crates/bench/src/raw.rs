@@ -10,7 +10,7 @@
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -23,7 +23,12 @@ pub async fn serve(listen: std::net::SocketAddr) -> anyhow::Result<()> {
         listen.ip().is_loopback(),
         "the raw relay listens on loopback only"
     );
-    let listener = TcpListener::bind(listen).await?;
+    // A backlog for bursts of connections: `TcpListener::bind` listens with 128, which a
+    // join storm overflows (the kernel then drops SYNs, and clients retry after 1 s).
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    let listener = socket.listen(4096)?;
     println!("listening on http://{}", listener.local_addr()?);
     let registry: Registry = Arc::default();
     loop {
