@@ -205,11 +205,10 @@ impl Room {
         self.add_member(0).await?;
 
         // Spread the periodic messages of different rooms over the period.
-        let spread = |period: Duration| {
-            #[allow(clippy::cast_precision_loss)]
-            let frac = (self.first as f64 * 0.618_033_988_75).fract();
-            tokio::time::Instant::now() + period.mul_f64(frac) + period
-        };
+        #[allow(clippy::cast_precision_loss)]
+        let frac = (self.first as f64 * 0.618_033_988_75).fract();
+        let spread =
+            move |period: Duration| tokio::time::Instant::now() + period.mul_f64(frac) + period;
         let mut keep = tokio::time::interval_at(spread(ctx.cfg.keepalive), ctx.cfg.keepalive);
         keep.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut stats =
@@ -233,7 +232,13 @@ impl Room {
                     }
                     let p = *phase.borrow_and_update();
                     match p {
-                        Phase::Load => self.start_load().await,
+                        Phase::Load => {
+                            // The fixed rate starts now: ticks missed during the setup must
+                            // not burst out (a long ramp would otherwise send a flood of
+                            // offers stamped seconds in the past).
+                            offers.reset_at(spread(rate_period) - rate_period);
+                            self.start_load().await;
+                        }
                         Phase::Drain => self.latency.flush(&self.ctx.shared),
                         Phase::Stop => {
                             self.stop().await;
