@@ -1,0 +1,274 @@
+//! The server under test as a process: start it (rtcroom, PeerJS, or the bench's own raw
+//! relay), and read its CPU time and memory from `/proc`.
+
+use anyhow::{Context, bail};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// CPU seconds (user + system) of a process, from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields count from after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks())
+}
+
+/// `sysconf(_SC_CLK_TCK)`; 100 on every Linux this runs on, read from `getconf` once.
+pub fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// Resident memory of a process in KiB, from `/proc/PID/status`.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The machine-wide CPU counters of `/proc/stat`, in ticks.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineTicks {
+    pub steal: u64,
+    /// Not idle and not waiting for IO (steal excluded).
+    pub busy: u64,
+    pub total: u64,
+}
+
+pub fn machine_ticks() -> Option<MachineTicks> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice, already in user]
+    let total: u64 = v.iter().take(8).sum();
+    let steal = *v.get(7)?;
+    let idle = v.get(3)? + v.get(4)?;
+    Some(MachineTicks {
+        steal,
+        busy: total - idle - steal,
+        total,
+    })
+}
+
+/// The soft limit on open files of this process.
+pub fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub enum Spawn {
+    /// `rtcroom serve` with settings for a load test.
+    Rtcroom {
+        binary: PathBuf,
+        env: Vec<(String, String)>,
+        log: Option<PathBuf>,
+    },
+    /// `node peerjs.js --port P --host 127.0.0.1 --key peerjs -c 1000000`.
+    PeerJs { script: PathBuf },
+    /// This binary's `raw-relay` subcommand.
+    Raw,
+}
+
+/// A server this run started; killed (by its pid) when dropped.
+#[derive(Debug)]
+pub struct Spawned {
+    child: Child,
+    pub addr: String,
+    data_dir: Option<PathBuf>,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Keep reading a child's output so it never blocks on a full pipe.
+fn drain(out: impl Read + Send + 'static) {
+    std::thread::spawn(move || {
+        let mut out = out;
+        let _ = std::io::copy(&mut out, &mut std::io::sink());
+    });
+}
+
+/// Read lines from the child's stdout until `pick` finds the address in one (or 20 s pass).
+fn wait_for_line(
+    child: &mut Child,
+    what: &str,
+    pick: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<String> {
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(None);
+                    return;
+                }
+                Ok(_) => {
+                    if tx.send(Some(line.clone())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Some(line)) => {
+                if let Some(addr) = pick(line.trim()) {
+                    // The reader thread keeps draining stdout after this.
+                    std::thread::spawn(move || while rx.recv().is_ok() {});
+                    return Ok(addr);
+                }
+            }
+            Ok(None) => bail!("{what} exited before it listened"),
+            Err(_) => bail!("{what} did not say where it listens within 20 s"),
+        }
+    }
+}
+
+pub fn start(spawn: &Spawn) -> anyhow::Result<Spawned> {
+    match spawn {
+        Spawn::Rtcroom { binary, env, log } => {
+            let data_dir = std::env::temp_dir().join(format!(
+                "rtcroom-bench-{}-{}",
+                std::process::id(),
+                crate::stats::now_us()
+            ));
+            std::fs::create_dir_all(&data_dir)?;
+            let mut cmd = Command::new(binary);
+            cmd.arg("serve")
+                .env("RTCROOM_SERVER_LISTEN", "127.0.0.1:0")
+                .env("RTCROOM_SERVER_DATA_DIR", &data_dir)
+                .env("RTCROOM_AUTH_REQUIRED", "false")
+                .env("RTCROOM_LOG_LEVEL", "warn")
+                // A load test sends far above a browser's rate: lift the per-connection limit.
+                .env("RTCROOM_ROOM_RATE_PER_SEC", "1000000")
+                .env("RTCROOM_ROOM_RATE_BURST", "1000000")
+                .env("RTCROOM_SERVER_MAX_CONNECTIONS", "1000000")
+                .stdout(Stdio::piped());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            match log {
+                Some(path) => {
+                    cmd.stderr(std::fs::File::create(path)?);
+                }
+                None => {
+                    cmd.stderr(Stdio::piped());
+                }
+            }
+            let mut child = cmd
+                .spawn()
+                .with_context(|| format!("cannot start {}", binary.display()))?;
+            if let Some(err) = child.stderr.take() {
+                drain(err);
+            }
+            let addr = wait_for_line(&mut child, "rtcroom", |l| {
+                l.strip_prefix("listening on http://").map(str::to_owned)
+            });
+            let mut spawned = Spawned {
+                child,
+                addr: String::new(),
+                data_dir: Some(data_dir),
+            };
+            spawned.addr = addr?;
+            Ok(spawned)
+        }
+        Spawn::PeerJs { script } => {
+            let port = free_port()?;
+            let mut child = Command::new("node")
+                .arg(script)
+                .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
+                .args(["--key", "peerjs", "-c", "1000000"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("cannot start node {}", script.display()))?;
+            if let Some(err) = child.stderr.take() {
+                drain(err);
+            }
+            let addr = wait_for_line(&mut child, "PeerJS", |l| {
+                l.starts_with("Started PeerServer")
+                    .then(|| format!("127.0.0.1:{port}"))
+            });
+            let mut spawned = Spawned {
+                child,
+                addr: String::new(),
+                data_dir: None,
+            };
+            spawned.addr = addr?;
+            Ok(spawned)
+        }
+        Spawn::Raw => {
+            let exe = std::env::current_exe()?;
+            let mut child = Command::new(exe)
+                .args(["raw-relay", "--listen", "127.0.0.1:0"])
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let addr = wait_for_line(&mut child, "raw relay", |l| {
+                l.strip_prefix("listening on http://").map(str::to_owned)
+            });
+            let mut spawned = Spawned {
+                child,
+                addr: String::new(),
+                data_dir: None,
+            };
+            spawned.addr = addr?;
+            Ok(spawned)
+        }
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (PeerJS cannot listen on port 0).
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// The script of an installed `peer` package, given its directory or the script itself.
+pub fn peerjs_script(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("node_modules/peer/dist/bin/peerjs.js")
+    } else {
+        path.to_path_buf()
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# A few seconds of real load through the whole call flow against the real server: a few
+# pairs join, call (offer/answer with SDPs of a few KB, candidates, peerConnected), keep
+# alive, report stats, exchange offer/answer round trips in a closed loop, and leave.
+# Fails when the bench saw any error, a dropped member, or relayed nothing.
+# Uses the debug binaries that `cargo test --workspace` has just built (builds nothing).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+target="${CARGO_TARGET_DIR:-target}"
+server="$target/debug/rtcroom"
+bench="$target/debug/rtcroom-bench"
+for bin in "$server" "$bench"; do
+  if [ ! -x "$bin" ]; then
+    echo "bench-smoke: $bin is missing: run 'cargo test --workspace' (or cargo build) first" >&2
+    exit 1
+  fi
+done
+# The bench starts the server itself (on 127.0.0.1, port 0), stops it by its pid, and
+# stops by itself: 4 pairs, 0.5 s warmup, 3 s window, setup limited to 30 s.
+out="$(timeout 120 "$bench" smoke --spawn "$server" --pairs 4 --duration 3 --setup-timeout 30)"
+echo "$out"
+# The bench exits non-zero on errors already; check the relayed count here as well.
+relayed="$(printf '%s\n' "$out" | tail -n 1 | sed -n 's/.*"relayed":\([0-9]*\).*/\1/p')"
+if [ -z "$relayed" ] || [ "$relayed" -eq 0 ]; then
+  echo "bench-smoke: nothing was relayed" >&2
+  exit 1
+fi
+echo "bench-smoke: ok ($relayed messages relayed)"
