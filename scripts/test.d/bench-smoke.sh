@@ -3,12 +3,14 @@
 # pairs join, call (offer/answer with SDPs of a few KB, candidates, peerConnected), keep
 # alive, report stats, exchange offer/answer round trips in a closed loop, and leave.
 # Fails when the bench saw any error, a dropped member, or relayed nothing.
-# Uses the debug binaries that `cargo test --workspace` has just built (builds nothing).
+# Builds the two debug binaries (cheap after `cargo test --workspace`: only the binaries
+# themselves are left to link).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target="${CARGO_TARGET_DIR:-target}"
 server="$target/debug/rtcroom"
 bench="$target/debug/rtcroom-bench"
+cargo build --locked --bin rtcroom --bin rtcroom-bench
 for bin in "$server" "$bench"; do
   if [ ! -x "$bin" ]; then
     echo "bench-smoke: $bin is missing: run 'cargo test --workspace' (or cargo build) first" >&2
