@@ -441,6 +441,10 @@ function toast(text, kind = 'info', ms = 4000) {
   t.className = `toast ${kind}`;
   t.textContent = text;
   toasts.append(t);
-  while (toasts.children.length > 3) toasts.firstElementChild.remove();
+  // At most three at once; routine notices ("Ben joined") make way before warnings do.
+  while (toasts.children.length > 3) {
+    const info = [...toasts.children].find((el) => el.classList.contains('info') && el !== t);
+    (info || toasts.firstElementChild).remove();
+  }
   setTimeout(() => t.remove(), ms);
 }
