@@ -184,6 +184,11 @@ pub fn start(spawn: &Spawn) -> anyhow::Result<Spawned> {
                 .env("RTCROOM_ROOM_RATE_PER_SEC", "1000000")
                 .env("RTCROOM_ROOM_RATE_BURST", "1000000")
                 .env("RTCROOM_SERVER_MAX_CONNECTIONS", "1000000")
+                // Signaling alone: every pair gets the static rtcConfig, so the embedded
+                // TURN server's bandwidth budget (which refuses joins with result 8 beyond a
+                // few thousand members) and its UDP port play no part.
+                .env("RTCROOM_ICE_MODE", "static")
+                .env("RTCROOM_TURN_ENABLED", "false")
                 .stdout(Stdio::piped());
             for (k, v) in env {
                 cmd.env(k, v);
