@@ -74,7 +74,9 @@ pub struct TurnSection {
     pub allow_loopback_peers: Option<bool>,
     /// Relay to private networks (10/8, 172.16/12, 192.168/16, fc00::/7).
     pub allow_private_peers: bool,
-    /// The bandwidth it may use, for selection (kbit/s).
+    /// The bandwidth it may use, for selection (kbit/s). Each new pair reserves its need
+    /// (40 kbit/s per audio member, 200 per video member) until the next report, so this also
+    /// bounds how many pairs may start within one report interval: size it to the NIC.
     pub max_bandwidth_kbps: u64,
     /// How often it reports its own load to the registry.
     pub report_interval_secs: u64,
@@ -94,7 +96,7 @@ impl Default for TurnSection {
             max_allocations: 10_000,
             allow_loopback_peers: None,
             allow_private_peers: false,
-            max_bandwidth_kbps: 100_000,
+            max_bandwidth_kbps: 1_000_000,
             report_interval_secs: 5,
             ice_transport_policy: "all".into(),
         }

@@ -74,8 +74,9 @@ enum Command {
         /// The network interface whose rates are reported (as in /proc/net/dev).
         #[arg(long, default_value = "eth0")]
         iface: String,
-        /// The bandwidth this server may use, kbit/s.
-        #[arg(long, default_value_t = 100_000)]
+        /// The bandwidth this server may use, kbit/s (each new pair reserves 400 until the
+        /// next report: size it to the NIC).
+        #[arg(long, default_value_t = 1_000_000)]
         max_bandwidth: u64,
         /// The TURN/STUN port of the server.
         #[arg(long, default_value_t = 3478)]
