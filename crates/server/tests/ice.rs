@@ -111,7 +111,7 @@ async fn wait_ready(server: &Server, status: u16) {
 async fn wait_mails(sink: &SmtpSink, n: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let mails = sink.messages();
+        let mails = sink.texts();
         if mails.len() >= n || Instant::now() > deadline {
             return mails;
         }

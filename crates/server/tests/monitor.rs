@@ -59,7 +59,7 @@ restart = '{restart}'
 
     let restarted = std::fs::read_to_string(&restarts).unwrap_or_default();
     assert_eq!(restarted.lines().count(), 1, "one restart: {restarted:?}");
-    let mails = sink.messages();
+    let mails = sink.texts();
     assert_eq!(mails.len(), 2, "one alert and one recovery: {mails:#?}");
     assert!(
         mails[0].contains("Subject: [rtcroom] DOWN: worker on"),

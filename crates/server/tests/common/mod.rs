@@ -281,6 +281,32 @@ impl SmtpSink {
     }
 }
 
+impl SmtpSink {
+    /// The messages received so far, oldest first, as a reader sees them: the subject and
+    /// recipients as header lines, then the decoded text body. (The raw text is
+    /// quoted-printable, where a soft line break can fall inside any phrase a test looks for.)
+    pub fn texts(&self) -> Vec<String> {
+        self.messages()
+            .iter()
+            .map(|raw| {
+                let m = mail_parser::MessageParser::default()
+                    .parse(raw.as_bytes())
+                    .unwrap_or_else(|| panic!("an unparseable mail: {raw}"));
+                let to: Vec<&str> = m
+                    .to()
+                    .map(|a| a.iter().filter_map(|a| a.address()).collect())
+                    .unwrap_or_default();
+                format!(
+                    "Subject: {}\nTo: {}\n\n{}",
+                    m.subject().unwrap_or_default(),
+                    to.join(", "),
+                    m.body_text(0).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
 impl Drop for SmtpSink {
     fn drop(&mut self) {
         let _ = self.child.kill();
