@@ -284,6 +284,7 @@ impl Config {
         if !["human", "json"].contains(&self.log.format.as_str()) {
             bail!("[log] format must be \"human\" or \"json\"");
         }
+        self.database.validate()?;
         Ok(())
     }
 
@@ -416,6 +417,32 @@ mod tests {
         assert_eq!(c.server.listen.port(), 0);
         assert!(!c.auth.required);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn records_are_turned_off_in_the_file_or_the_environment() {
+        let dir = std::env::temp_dir().join(format!("rtcroom-cfg-off-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[database]\nurl = \"off\"\n").unwrap();
+        assert!(
+            Config::load_with_env(Some(&file), env(&[]))
+                .unwrap()
+                .database
+                .is_off()
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+        let c = Config::load_with_env(None, env(&[("RTCROOM_DATABASE_URL", "off")])).unwrap();
+        assert!(c.database.is_off());
+        assert!(
+            !Config::load_with_env(None, env(&[]))
+                .unwrap()
+                .database
+                .is_off(),
+            "records are on by default"
+        );
+        let e = Config::load_with_env(None, env(&[("RTCROOM_DATABASE_URL", "OFF")])).unwrap_err();
+        assert!(format!("{e:#}").contains("write \"off\""), "{e:#}");
     }
 
     #[test]

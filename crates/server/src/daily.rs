@@ -321,11 +321,13 @@ pub async fn web_view(
     if let Err(d) = crate::admin::authorize(&state, &headers) {
         return d.into_response();
     }
+    // Without a store records are off: there is no report to build (404, not an outage).
+    let Some(store) = state.store.clone() else {
+        let msg = format!("{}: there are no reports\n", crate::records::OFF_MESSAGE);
+        return (StatusCode::NOT_FOUND, msg).into_response();
+    };
     let Ok(date) = NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
         return (StatusCode::BAD_REQUEST, "the date must be YYYY-MM-DD").into_response();
-    };
-    let Some(store) = state.store.clone() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "no call-record database").into_response();
     };
     // The report's builder and charts are not `Send`; the page is built on a blocking thread
     // that drives the reads itself.

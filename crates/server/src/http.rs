@@ -3,24 +3,25 @@
 //! `app(state)` builds the whole router, so tests can drive it without a socket.
 
 use crate::signaling::{self, Signaling};
+use crate::ws;
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Everything the handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub signaling: Arc<Signaling>,
-    /// The call-record database (read side).
+    /// The call-record database (read side); `None` when records are off.
     pub store: Option<rtcroom_store::Store>,
     /// `[report]`, for the operators' web view.
     pub report: Arc<crate::daily::ReportSection>,
-    /// The record writer, for its counters.
+    /// The record writer, for its counters; `None` when records are off.
     pub writer: Option<Arc<rtcroom_store::RecordWriter>>,
     /// `[admin] token`; empty disables the operator API.
     pub admin_token: Arc<str>,
@@ -69,7 +70,7 @@ pub fn app(state: AppState) -> Router {
 async fn ws(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    upgrade: WebSocketUpgrade,
+    req: Request,
 ) -> Response {
     let sig = state.signaling.clone();
     if !sig.admit() {
@@ -79,18 +80,43 @@ async fn ws(
     // Signaling frames are small: size the buffers for them, not for bulk data (tungstenite's
     // default 128 KiB read buffer is allocated and zeroed per connection). A frame above
     // `max_frame` but within four times it is read and refused with result 3; a larger one
-    // ends the connection, so nothing unbounded is ever buffered. 2 KiB holds every frame but
-    // an SDP in one read and is the largest per-member cost of an idle member (rtcroom-bench
-    // idle: 4 KiB -> 2 KiB took 10.4 -> 8.4 KiB RSS per member, CPU per relay unchanged).
+    // ends the connection, so nothing unbounded is ever buffered. The read buffer is the
+    // largest per-member cost of an idle member; with `ws::Coalesced` under it, its size no
+    // longer sets how many system calls a frame takes (rtcroom-bench idle and relay:
+    // docs/benchmarks.md).
     let limit = sig.max_frame.saturating_mul(4);
-    upgrade
-        .read_buffer_size(2 * 1024)
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_write_buffer_size(limit.max(1 << 20))
-        .max_message_size(limit)
-        .max_frame_size(limit)
-        .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
-        .on_upgrade(move |socket| signaling::serve(sig, socket, peer.ip().to_string()))
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    let admitted = Admitted(Some(sig));
+    ws::upgrade(req, config, move |socket| {
+        let sig = admitted.take();
+        signaling::serve(sig, socket, peer.ip().to_string())
+    })
+}
+
+/// tungstenite's read buffer per connection, in bytes.
+const READ_BUFFER: usize = 1024;
+
+/// A connection slot taken by `admit`; given back if the upgrade never happens.
+struct Admitted(Option<Arc<Signaling>>);
+
+impl Admitted {
+    /// The slot now belongs to the connection task, which gives it back when it ends.
+    fn take(mut self) -> Arc<Signaling> {
+        self.0.take().expect("an admitted slot is taken once")
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(sig) = self.0.take() {
+            sig.release();
+        }
+    }
 }
 
 /// Alive: the process answers HTTP.
@@ -98,7 +124,8 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready to take calls: the room engine answers and the server is not shutting down.
+/// Ready to take calls: the room engine answers and the server is not shutting down. The
+/// call-record database counts only when records are on (`[database] url = "off"` has none).
 async fn readyz(State(state): State<AppState>) -> Response {
     let mut problems = Vec::new();
     if state.draining.load(std::sync::atomic::Ordering::Acquire) {
@@ -141,20 +168,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let stats = state.signaling.hub.stats().await.unwrap_or_default();
     let servers = state.signaling.hub.ice_servers().await.unwrap_or_default();
-    crate::telemetry::observe_records(
-        state
-            .writer
-            .as_deref()
-            .map(rtcroom_store::RecordWriter::stats),
-    );
     crate::telemetry::observe_ice(&servers);
     crate::telemetry::observe_turn(state.turn.as_ref().map(|t| t.counters()));
+    let records = state
+        .writer
+        .as_deref()
+        .map(rtcroom_store::RecordWriter::stats);
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::telemetry::render(stats),
+        crate::telemetry::render(stats, records),
     )
         .into_response()
 }

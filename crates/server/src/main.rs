@@ -15,13 +15,21 @@ mod records;
 mod signaling;
 mod telemetry;
 mod web;
+mod ws;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::Config;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+
+// mimalloc instead of glibc's malloc: messages are allocated on the hub's thread and freed on
+// the connection's, and glibc's per-arena locks made those cross-thread frees contend
+// (futex waits in the relay profile; docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -159,8 +167,24 @@ enum AppsAction {
     List,
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Errors end the process with status 1, as returning them from `main` would; a command that
+/// needs call records while they are off ends with status 2, so that scripts can tell a
+/// setting from a failure.
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<records::RecordsOff>() => {
+            eprintln!("Error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let cfg = Config::load(config.as_deref())?;
@@ -174,6 +198,12 @@ fn main() -> anyhow::Result<()> {
         Command::CheckConfig { config } => {
             let cfg = Config::load(config.as_deref())?;
             println!("{cfg:#?}");
+            if cfg.database.is_off() {
+                println!(
+                    "{}: `serve` opens no database and writes no record; `migrate`, `records` and `report` exit with status 2",
+                    records::OFF_MESSAGE
+                );
+            }
             Ok(())
         }
         Command::Apps {
@@ -308,21 +338,44 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             alerts::start(mailer, to, host);
         }
     }
-    let store = records::open(&cfg.database, &cfg.server.data_dir).await?;
-    let (writer, records) =
-        records::start_writer(store.clone(), &cfg.database, &cfg.server.data_dir)?;
-    let writer = Arc::new(writer);
-    let watcher = records::watch(writer.clone());
-    let daily_task = match mail::Mailer::from_config(&cfg.smtp)? {
-        Some(mailer) if cfg.report.enabled && !cfg.report.recipients.is_empty() => {
+    let recording = if cfg.database.is_off() {
+        tracing::info!(
+            "{}: no database is opened and no call record is written",
+            records::OFF_MESSAGE
+        );
+        None
+    } else {
+        let store = records::open(&cfg.database, &cfg.server.data_dir).await?;
+        let (writer, sink) =
+            records::start_writer(store.clone(), &cfg.database, &cfg.server.data_dir)?;
+        let writer = Arc::new(writer);
+        let watcher = records::watch(writer.clone());
+        Some(Recording {
+            store,
+            writer,
+            watcher,
+            sink,
+        })
+    };
+    let daily_task = match (&recording, mail::Mailer::from_config(&cfg.smtp)?) {
+        (None, _) => {
+            if cfg.report.enabled {
+                tracing::info!(
+                    "the daily report is not scheduled: {}",
+                    records::OFF_MESSAGE
+                );
+            }
+            None
+        }
+        (Some(r), Some(mailer)) if cfg.report.enabled && !cfg.report.recipients.is_empty() => {
             Some(daily::schedule(
-                store.clone(),
+                r.store.clone(),
                 mailer,
                 cfg.report.clone(),
                 cfg.server.data_dir.clone(),
             )?)
         }
-        _ => {
+        (Some(_), _) => {
             if cfg.report.enabled {
                 tracing::info!(
                     "the daily report is not mailed: set [smtp] url and [report] recipients"
@@ -331,7 +384,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             None
         }
     };
-    let (hub, hub_task) = hub::spawn(engine, records.clone(), 4096);
+    // With records off the hub gets the default sink, which discards.
+    let sink = recording
+        .as_ref()
+        .map(|r| r.sink.clone())
+        .unwrap_or_default();
+    let (hub, hub_task) = hub::spawn(engine, sink, 4096);
     let turn = match embedded {
         Some((_, secret)) => Some(ice::start_embedded(&cfg.turn, secret, hub.clone()).await?),
         None => None,
@@ -355,9 +413,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = http::app(http::AppState {
         signaling: sig,
-        store: Some(store.clone()),
+        store: recording.as_ref().map(|r| r.store.clone()),
         report: Arc::new(cfg.report.clone()),
-        writer: Some(writer.clone()),
+        writer: recording.as_ref().map(|r| r.writer.clone()),
         admin_token: cfg.admin.token.as_str().into(),
         apps,
         rtc_config: rtcroom_protocol::SharedJson::rtc_config(&cfg.rtc_config()),
@@ -398,29 +456,54 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     if let Some(turn) = turn {
         turn.shutdown().await;
     }
-    // Every session was closed by the hub's shutdown; write what is queued, within a bound.
-    watcher.abort();
     if let Some(t) = daily_task {
         t.abort();
     }
-    let _ = watcher.await;
-    match Arc::try_unwrap(writer) {
-        Ok(writer) => {
-            let s = writer.shutdown(Duration::from_secs(10)).await;
-            if s.queue_depth > 0 {
-                tracing::warn!(
-                    left = s.queue_depth,
-                    spooled = s.spooled,
-                    "records not yet written are in the spool and will be written at the next start"
-                );
-            }
-        }
-        Err(_) => tracing::warn!(
-            "the record writer is still shared at shutdown; queued records stay in the spool"
-        ),
+    if let Some(recording) = recording {
+        recording.close().await;
     }
-    store.close().await;
     Ok(())
+}
+
+/// The call-record side of `serve` while records are on.
+struct Recording {
+    store: rtcroom_store::Store,
+    writer: Arc<rtcroom_store::RecordWriter>,
+    /// The database watch (alerts).
+    watcher: tokio::task::JoinHandle<()>,
+    /// The hub's handle on `writer`.
+    sink: records::RecordSink,
+}
+
+impl Recording {
+    /// Every session was closed by the hub's shutdown; write what is queued, within a bound.
+    async fn close(self) {
+        let Recording {
+            store,
+            writer,
+            watcher,
+            sink,
+        } = self;
+        drop(sink);
+        watcher.abort();
+        let _ = watcher.await;
+        match Arc::try_unwrap(writer) {
+            Ok(writer) => {
+                let s = writer.shutdown(Duration::from_secs(10)).await;
+                if s.queue_depth > 0 {
+                    tracing::warn!(
+                        left = s.queue_depth,
+                        spooled = s.spooled,
+                        "records not yet written are in the spool and will be written at the next start"
+                    );
+                }
+            }
+            Err(_) => tracing::warn!(
+                "the record writer is still shared at shutdown; queued records stay in the spool"
+            ),
+        }
+        store.close().await;
+    }
 }
 
 /// `rtcroom report`.

@@ -4,6 +4,10 @@
 //! The hub only ever calls [`RecordSink::push`], which never waits: the writer of
 //! `rtcroom-store` batches records into the database, keeps them in memory and a spool file
 //! while the database is away, and writes them when it returns.
+//!
+//! With `[database] url = "off"` there are no call records: no database is opened, no writer
+//! runs, the hub's sink discards what the engine emits, and everything that reads records
+//! answers [`RecordsOff`].
 
 use crate::http::AppState;
 use anyhow::Context;
@@ -17,12 +21,27 @@ use serde::Deserialize;
 use std::path::Path as FsPath;
 use std::time::Duration;
 
+/// The `[database] url` that turns call records off.
+pub const OFF: &str = "off";
+
+/// What every reader of records answers when they are off.
+pub const OFF_MESSAGE: &str = "call records are off ([database] url = \"off\")";
+
+/// A command or request that needs call records, while `[database] url = "off"`. The command
+/// line exits with status 2 on it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{OFF_MESSAGE}; to keep records, set [database] url (or RTCROOM_DATABASE_URL) to a database URL, or to \"\" for SQLite in data_dir"
+)]
+pub struct RecordsOff;
+
 /// `[database]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSection {
     /// `sqlite://PATH` (created), `mysql://user:pass@host/rtc_room_server`,
     /// `postgres://user@host/rtc_room_server`. Empty: SQLite in `data_dir/rtcroom.db`.
+    /// `off`: no call records at all (signaling only).
     pub url: String,
     pub max_connections: u32,
     /// Records kept in memory while the database is away, before they go to the spool file.
@@ -43,6 +62,22 @@ impl Default for DatabaseSection {
 }
 
 impl DatabaseSection {
+    /// Whether call records are off (`url = "off"`).
+    pub fn is_off(&self) -> bool {
+        self.url == OFF
+    }
+
+    /// Refuse spellings of "off" that would otherwise be taken for a database URL.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.is_off() && self.url.trim().eq_ignore_ascii_case(OFF) {
+            anyhow::bail!(
+                "[database] url {:?}: write \"off\" (lower case, no spaces) to turn call records off",
+                self.url
+            );
+        }
+        Ok(())
+    }
+
     /// The URL to connect to.
     pub fn url(&self, data_dir: &FsPath) -> String {
         if self.url.is_empty() {
@@ -53,8 +88,11 @@ impl DatabaseSection {
     }
 }
 
-/// Connect and apply the migrations.
+/// Connect and apply the migrations; [`RecordsOff`] when records are off.
 pub async fn open(db: &DatabaseSection, data_dir: &FsPath) -> anyhow::Result<Store> {
+    if db.is_off() {
+        return Err(RecordsOff.into());
+    }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create [server] data_dir {}", data_dir.display()))?;
     let url = db.url(data_dir);
@@ -105,7 +143,8 @@ pub fn start_writer(
     Ok((writer, RecordSink { inner: Some(sink) }))
 }
 
-/// The hub's handle on the record writer.
+/// The hub's handle on the record writer. The default sink has no writer and discards every
+/// record (call records off); it keeps nothing, so it grows no memory.
 #[derive(Debug, Clone, Default)]
 pub struct RecordSink {
     inner: Option<rtcroom_store::RecordSink>,
@@ -131,8 +170,14 @@ pub struct Limit {
     limit: Option<u32>,
 }
 
+/// The answer of `/api/records/...` without a store, which only happens with records off:
+/// 404, since this server has no records to find (a 5xx would look like an outage).
 fn no_store() -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, "no call-record database").into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({"error": OFF_MESSAGE})),
+    )
+        .into_response()
 }
 
 fn failed(e: impl std::fmt::Display) -> Response {
@@ -199,11 +244,11 @@ pub async fn day(
     if let Err(d) = crate::admin::authorize(&state, &headers) {
         return d.into_response();
     }
-    let Ok(day) = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
-        return (StatusCode::BAD_REQUEST, "the date must be YYYY-MM-DD").into_response();
-    };
     let Some(store) = state.store.as_ref() else {
         return no_store();
+    };
+    let Ok(day) = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
+        return (StatusCode::BAD_REQUEST, "the date must be YYYY-MM-DD").into_response();
     };
     match store.day_sub_sessions(day).collect().await {
         Ok(rows) => Json(rows).into_response(),
@@ -258,6 +303,35 @@ pub fn watch(writer: std::sync::Arc<RecordWriter>) -> tokio::task::JoinHandle<()
 
 #[cfg(test)]
 mod tests {
+    use super::DatabaseSection;
+
+    #[test]
+    fn off_is_spelled_one_way() {
+        let db = |url: &str| DatabaseSection {
+            url: url.into(),
+            ..DatabaseSection::default()
+        };
+        assert!(db("off").is_off() && db("off").validate().is_ok());
+        assert!(!db("").is_off() && db("").validate().is_ok());
+        assert!(!db("sqlite://off.db").is_off());
+        for near in ["OFF", "Off", " off"] {
+            let e = db(near).validate().unwrap_err().to_string();
+            assert!(e.contains("write \"off\""), "{near:?}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_opens_a_database_that_is_off() {
+        let dir = std::env::temp_dir().join(format!("rtcroom-off-{}", std::process::id()));
+        let db = DatabaseSection {
+            url: "off".into(),
+            ..DatabaseSection::default()
+        };
+        let e = super::open(&db, &dir).await.unwrap_err();
+        assert!(e.is::<super::RecordsOff>(), "{e:#}");
+        assert!(!dir.exists(), "not even the data directory is created");
+    }
+
     #[test]
     fn passwords_are_not_shown() {
         assert_eq!(

@@ -7,12 +7,15 @@
 
 use crate::hub::{Hub, HubMsg, Outbound};
 use crate::telemetry;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use crate::ws::Socket;
+use futures_util::{SinkExt, StreamExt};
 use rtcroom_core::{ConnId, Grant};
 use rtcroom_protocol::{Request, decode, decode_binary};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// Checks tokens for the hub. The login issue gives it keys; until then it only knows
 /// whether checking is on.
@@ -78,10 +81,15 @@ impl Signaling {
         }
         true
     }
+
+    /// Give back a place taken by `admit`.
+    pub fn release(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Serve one admitted connection until it closes.
-pub async fn serve(sig: Arc<Signaling>, mut socket: WebSocket, ip: String) {
+pub async fn serve(sig: Arc<Signaling>, mut socket: Socket, ip: String) {
     let conn = ConnId(sig.next_id.fetch_add(1, Ordering::Relaxed));
     let (out_tx, mut out_rx) = mpsc::channel(sig.outbound_queue);
     let (kill_tx, mut kill_rx) = oneshot::channel();
@@ -115,14 +123,14 @@ pub async fn serve(sig: Arc<Signaling>, mut socket: WebSocket, ip: String) {
                         }
                     }
                     Some(Outbound::Close(reason)) => {
-                        let frame = CloseFrame { code: reason.code(), reason: reason.text().into() };
+                        let frame = CloseFrame { code: reason.code().into(), reason: reason.text().into() };
                         let _ = socket.send(Message::Close(Some(frame))).await;
                         clean = true;
                         break;
                     }
                     None => break,
                 },
-                incoming = socket.recv() => match incoming {
+                incoming = socket.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         let at = std::time::Instant::now();
                         let frame = decode(text.as_str(), sig.max_frame);
@@ -147,13 +155,13 @@ pub async fn serve(sig: Arc<Signaling>, mut socket: WebSocket, ip: String) {
                         clean = true;
                         break;
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Err(_)) | None => break,
                 },
             }
         }
         sig.hub.send(HubMsg::Closed { conn, clean }).await;
     }
-    sig.open.fetch_sub(1, Ordering::AcqRel);
+    sig.release();
     telemetry::metrics().connections_closed.inc();
 }

@@ -152,8 +152,10 @@ pub fn metrics() -> &'static Metrics {
     &METRICS.get_or_init(build).0
 }
 
-/// The Prometheus text exposition of every metric, with the engine's gauges set from `stats`.
-pub fn render(stats: EngineStats) -> String {
+/// The Prometheus text exposition of every metric, with the engine's gauges set from `stats`
+/// and the record writer's from `records`. Without a writer (records off) the writer's series
+/// are left out, so that `database_up` never reads 0 for a database that is off on purpose.
+pub fn render(stats: EngineStats, records: Option<rtcroom_store::WriterStats>) -> String {
     let (m, registry) = METRICS.get_or_init(build);
     m.connections.set(stats.connections as i64);
     m.rooms.set(stats.rooms as i64);
@@ -161,6 +163,12 @@ pub fn render(stats: EngineStats) -> String {
     let mut out = String::new();
     prometheus_client::encoding::text::encode_registry(&mut out, registry)
         .expect("writing to a String cannot fail");
+    if let Some(s) = records {
+        let (w, writer_registry) = writer_gauges();
+        w.set(s);
+        prometheus_client::encoding::text::encode_registry(&mut out, writer_registry)
+            .expect("writing to a String cannot fail");
+    }
     prometheus_client::encoding::text::encode_registry(&mut out, observed_registry())
         .expect("writing to a String cannot fail");
     prometheus_client::encoding::text::encode_eof(&mut out)
@@ -298,15 +306,74 @@ pub struct IceLabel {
     pub ip: String,
 }
 
-/// Record-writer and ICE gauges, set at scrape time from their owners' counters.
+/// The record writer's gauges, set at scrape time from its counters; in a registry of their
+/// own, exported only while records are on.
+#[derive(Debug, Default)]
+struct WriterGauges {
+    record_queue_depth: Gauge,
+    records_spooled: Gauge,
+    records_written: Gauge,
+    record_write_errors: Gauge,
+    records_dropped: Gauge,
+    database_up: Gauge,
+}
+
+impl WriterGauges {
+    fn set(&self, s: rtcroom_store::WriterStats) {
+        let set = |g: &Gauge, v: u64| {
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&self.record_queue_depth, s.queue_depth);
+        set(&self.records_spooled, s.spooled);
+        set(&self.records_written, s.written);
+        set(&self.record_write_errors, s.write_errors);
+        set(&self.records_dropped, s.dropped);
+        self.database_up.set(i64::from(s.db_up));
+    }
+}
+
+fn writer_gauges() -> &'static (WriterGauges, Registry) {
+    static W: OnceLock<(WriterGauges, Registry)> = OnceLock::new();
+    W.get_or_init(|| {
+        let w = WriterGauges::default();
+        let mut r = Registry::with_prefix("rtcroom");
+        r.register(
+            "record_queue_depth",
+            "Call records accepted and not yet in the database",
+            w.record_queue_depth.clone(),
+        );
+        r.register(
+            "records_spooled",
+            "Call records in the spool file (the database was away)",
+            w.records_spooled.clone(),
+        );
+        r.register(
+            "records_written",
+            "Call records written to the database since start",
+            w.records_written.clone(),
+        );
+        r.register(
+            "record_write_errors",
+            "Failed record write attempts since start",
+            w.record_write_errors.clone(),
+        );
+        r.register(
+            "records_dropped",
+            "Call records the writer could not take (its queue was full)",
+            w.records_dropped.clone(),
+        );
+        r.register(
+            "database_up",
+            "1 when the last record write or check reached the database",
+            w.database_up.clone(),
+        );
+        (w, r)
+    })
+}
+
+/// ICE, TURN and report gauges, set at scrape time from their owners' counters.
 #[derive(Debug, Default)]
 pub struct Observed {
-    pub record_queue_depth: Gauge,
-    pub records_spooled: Gauge,
-    pub records_written: Gauge,
-    pub record_write_errors: Gauge,
-    pub records_dropped: Gauge,
-    pub database_up: Gauge,
     pub ice_headroom_kbps: Family<IceLabel, Gauge>,
     pub ice_tx_kbps: Family<IceLabel, Gauge>,
     pub ice_in_rotation: Family<IceLabel, Gauge>,
@@ -357,21 +424,6 @@ fn observed() -> &'static Observed {
     O.get_or_init(Observed::default)
 }
 
-/// Set the record writer's gauges.
-pub fn observe_records(stats: Option<rtcroom_store::WriterStats>) {
-    let o = observed();
-    let Some(s) = stats else { return };
-    let set = |g: &Gauge, v: u64| {
-        g.set(i64::try_from(v).unwrap_or(i64::MAX));
-    };
-    set(&o.record_queue_depth, s.queue_depth);
-    set(&o.records_spooled, s.spooled);
-    set(&o.records_written, s.written);
-    set(&o.record_write_errors, s.write_errors);
-    set(&o.records_dropped, s.dropped);
-    o.database_up.set(i64::from(s.db_up));
-}
-
 /// Set the ICE servers' gauges.
 pub fn observe_ice(servers: &[rtcroom_ice::ServerStatus]) {
     let o = observed();
@@ -397,36 +449,6 @@ fn observed_registry() -> &'static Registry {
     R.get_or_init(|| {
         let o = observed();
         let mut r = Registry::with_prefix("rtcroom");
-        r.register(
-            "record_queue_depth",
-            "Call records accepted and not yet in the database",
-            o.record_queue_depth.clone(),
-        );
-        r.register(
-            "records_spooled",
-            "Call records in the spool file (the database was away)",
-            o.records_spooled.clone(),
-        );
-        r.register(
-            "records_written",
-            "Call records written to the database since start",
-            o.records_written.clone(),
-        );
-        r.register(
-            "record_write_errors",
-            "Failed record write attempts since start",
-            o.record_write_errors.clone(),
-        );
-        r.register(
-            "records_dropped",
-            "Call records the writer could not take (its queue was full)",
-            o.records_dropped.clone(),
-        );
-        r.register(
-            "database_up",
-            "1 when the last record write or check reached the database",
-            o.database_up.clone(),
-        );
         r.register(
             "ice_headroom_kbps",
             "Bandwidth left on each registered ICE server",

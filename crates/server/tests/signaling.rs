@@ -427,3 +427,30 @@ async fn a_client_that_does_not_read_is_cut_off_without_delaying_the_room() {
     assert_eq!(parse_prometheus(&text)["rtcroom_slow_clients_total"], 1.0);
     drop(b);
 }
+
+/// A request to /ws that is not a WebSocket upgrade is told what is missing, and gives its
+/// connection slot back: with `max_connections = 1`, refused requests do not use it up.
+#[tokio::test]
+async fn a_plain_request_to_ws_is_refused_and_keeps_no_slot() {
+    let server = Server::start(&[
+        ("RTCROOM_AUTH_REQUIRED", "false"),
+        ("RTCROOM_SERVER_MAX_CONNECTIONS", "1"),
+    ]);
+    let url = format!("http://{}/ws", server.addr);
+    for _ in 0..3 {
+        let (status, body) = common::http("GET", &url, None, None).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("upgrade"), "{body}");
+    }
+    let (status, _) = common::http("POST", &url, None, Some("{}")).await;
+    assert_eq!(status, 405);
+    let mut a = server.client().await;
+    a.send(join("r", "u1", "U")).await;
+    assert_eq!(a.expect("respJoin").await["result"], 0);
+    // The one slot is in use now: a second WebSocket is refused with 503.
+    let second = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr)).await;
+    assert!(
+        second.is_err(),
+        "a second connection above max_connections was accepted"
+    );
+}
