@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # rtcroom vs PeerJS server 1.0.2 (and the bench's raw relay, the floor of a WebSocket relay
-# on tokio + tungstenite) under the same loads, in one run, repeated. Every load starts its
+# on tokio + tungstenite, bare and acknowledging each frame as rtcroom's respOffer does) under
+# the same loads, in one run, repeated. Every load starts its
 # own server on 127.0.0.1 and stops it; every load is bounded in count and time.
 #
 #   scripts/bench/compare.sh [-r REPEATS] [-o OUTDIR] [-s SETS] [-l LABEL]
@@ -69,6 +70,7 @@ run() { # run TARGET ARGS...: one load, its JSON line appended to results.jsonl
   case "$tgt" in
     peerjs) args=(--target peerjs --spawn "$peerjs") ;;
     raw) args=(--target raw) ;;
+    raw-ack) args=(--target raw-ack) ;;
     *) args=(--target rtcroom --spawn "${bin_of[$tgt]}"); name="${label:+$label }$tgt" ;;
   esac
   echo "== $tgt $*" >&2
@@ -84,8 +86,8 @@ run() { # run TARGET ARGS...: one load, its JSON line appended to results.jsonl
 for rep in $(seq 1 "$repeats"); do
   echo "### repeat $rep/$repeats" >&2
   if [[ ",$sets," == *",goals,"* ]]; then
-    for t in $ours peerjs raw; do run "$t" relay --pairs 100 --reply offer --warmup 2 --duration 10; done
-    for t in $ours peerjs raw; do run "$t" rate --pairs 1000 --rate 10 --warmup 3 --duration 10; done
+    for t in $ours peerjs raw raw-ack; do run "$t" relay --pairs 100 --reply offer --warmup 2 --duration 10; done
+    for t in $ours peerjs raw raw-ack; do run "$t" rate --pairs 1000 --rate 10 --warmup 3 --duration 10; done
     for t in $ours peerjs; do run "$t" join-storm --joins 10000 --room-size 3 --concurrency 256; done
     for t in $ours peerjs; do run "$t" idle --members "$idle" --room-size 3 --hold 30 --ramp 2000 --setup-timeout 300; done
   fi

@@ -28,3 +28,15 @@ if [ -z "$relayed" ] || [ "$relayed" -eq 0 ]; then
   exit 1
 fi
 echo "bench-smoke: ok ($relayed messages relayed)"
+
+# The raw relay that acknowledges every frame (the floor docs/benchmarks.md compares with):
+# every frame sent must come back twice, once relayed to the peer and once as the ack.
+raw="$(timeout 60 "$bench" relay --target raw-ack --pairs 4 --warmup 0.5 --duration 2 --quiet)"
+echo "$raw"
+sent="$(printf '%s\n' "$raw" | sed -n 's/.*"frames_sent":\([0-9]*\).*/\1/p')"
+received="$(printf '%s\n' "$raw" | sed -n 's/.*"frames_received":\([0-9]*\).*/\1/p')"
+if [ -z "$sent" ] || [ "$sent" -eq 0 ] || [ $((received * 10)) -lt $((sent * 19)) ]; then
+  echo "bench-smoke: the acknowledging raw relay did not answer each frame (sent $sent, received $received)" >&2
+  exit 1
+fi
+echo "bench-smoke: raw-ack ok ($sent frames sent, $received received)"

@@ -100,6 +100,10 @@ enum Scenario {
     RawRelay {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: std::net::SocketAddr,
+        /// Answer every forwarded frame to its sender with a small frame the size of a
+        /// `respOffer`, as a protocol that acknowledges each offer must.
+        #[arg(long)]
+        ack: bool,
     },
 }
 
@@ -119,6 +123,9 @@ enum Target {
     Peerjs,
     /// The bench's own raw relay (PeerJS wire format).
     Raw,
+    /// The raw relay that also acknowledges each forwarded frame to its sender: the floor
+    /// for a protocol that answers every offer (rtcroom's `respOffer`).
+    RawAck,
 }
 
 #[derive(Debug, Args)]
@@ -186,11 +193,11 @@ fn secs(s: f64) -> Duration {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Scenario::RawRelay { listen } = cli.scenario {
+    if let Scenario::RawRelay { listen, ack } = cli.scenario {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        return rt.block_on(raw::serve(listen));
+        return rt.block_on(raw::serve(listen, ack));
     }
     let (plan, common) = plan(cli.scenario)?;
     let threads = if common.threads == 0 {
@@ -209,7 +216,8 @@ fn main() -> anyhow::Result<()> {
     }
     stats::epoch();
     let spawn = match (common.target, &common.spawn) {
-        (Target::Raw, _) => Some(procfs::Spawn::Raw),
+        (Target::Raw, _) => Some(procfs::Spawn::Raw { ack: false }),
+        (Target::RawAck, _) => Some(procfs::Spawn::Raw { ack: true }),
         (Target::Rtcroom, Some(path)) => {
             // The rooms of the plan must fit (the default capacity is 3); --server-env wins.
             let mut env = vec![(
@@ -285,6 +293,7 @@ fn plan(scenario: Scenario) -> anyhow::Result<(run::Plan, Common)> {
         Target::Rtcroom => "rtcroom",
         Target::Peerjs => "peerjs",
         Target::Raw => "raw",
+        Target::RawAck => "raw-ack",
     };
     let base =
         |c: &Common, name, kind, members, room_size, room, warmup: f64, duration: f64| run::Plan {

@@ -86,8 +86,8 @@ pub enum Spawn {
     },
     /// `node peerjs.js --port P --host 127.0.0.1 --key peerjs -c 1000000`.
     PeerJs { script: PathBuf },
-    /// This binary's `raw-relay` subcommand.
-    Raw,
+    /// This binary's `raw-relay` subcommand (with `--ack` when `ack`).
+    Raw { ack: bool },
 }
 
 /// A server this run started; killed (by its pid) when dropped.
@@ -243,10 +243,11 @@ pub fn start(spawn: &Spawn) -> anyhow::Result<Spawned> {
             spawned.addr = addr?;
             Ok(spawned)
         }
-        Spawn::Raw => {
+        Spawn::Raw { ack } => {
             let exe = std::env::current_exe()?;
             let mut child = Command::new(exe)
                 .args(["raw-relay", "--listen", "127.0.0.1:0"])
+                .args(ack.then_some("--ack"))
                 .stdout(Stdio::piped())
                 .spawn()?;
             let addr = wait_for_line(&mut child, "raw relay", |l| {

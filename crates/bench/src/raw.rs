@@ -6,6 +6,10 @@
 //! forwarded unchanged to that client. Nothing else is parsed, checked or answered. Like
 //! the rtcroom server, each connection is one task that writes what others queue for it
 //! (bounded) and reads its own frames, with the same small buffers.
+//!
+//! With `ack`, every forwarded frame is also answered to its sender with a frame the size
+//! of rtcroom's `respOffer` (`{"type":"ACK",...}`, which the bench's PeerJS client ignores):
+//! the floor for a protocol that acknowledges each offer, as rtcroom's does.
 
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -18,7 +22,10 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 type Registry = Arc<Mutex<HashMap<String, mpsc::Sender<Utf8Bytes>>>>;
 
-pub async fn serve(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+/// What the relay answers a sender with `ack`: as long as a typical `respOffer`.
+const ACK: &str = r#"{"type":"ACK","remoteUid":"m000001","result":0,"desc":"success","subSessionId":"01KBENCH0000000000000000AC"}"#;
+
+pub async fn serve(listen: std::net::SocketAddr, ack: bool) -> anyhow::Result<()> {
     anyhow::ensure!(
         listen.ip().is_loopback(),
         "the raw relay listens on loopback only"
@@ -33,7 +40,7 @@ pub async fn serve(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     let registry: Registry = Arc::default();
     loop {
         let (tcp, _) = listener.accept().await?;
-        tokio::spawn(connection(tcp, registry.clone()));
+        tokio::spawn(connection(tcp, registry.clone(), ack));
     }
 }
 
@@ -45,7 +52,7 @@ fn query_id(req: &Request) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn connection(tcp: TcpStream, registry: Registry) {
+async fn connection(tcp: TcpStream, registry: Registry, ack: bool) {
     let _ = tcp.set_nodelay(true);
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
@@ -90,6 +97,9 @@ async fn connection(tcp: TcpStream, registry: Registry) {
                             let peer = registry.lock().unwrap_or_else(|e| e.into_inner()).get(dst).cloned();
                             if let Some(peer) = peer {
                                 let _ = peer.try_send(text);
+                                if ack && ws.send(Message::Text(ACK.into())).await.is_err() {
+                                    break;
+                                }
                             }
                         }
                     }

@@ -89,18 +89,28 @@ const MAX_ID_LEN: usize = 64;
 /// Informational fields (os, browser, sdk, room name) are cut to this many characters.
 const MAX_INFO_LEN: usize = 64;
 
+/// A room as clients name it: only joins and operator requests look rooms up by name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct RoomKey {
     app: Box<str>,
     room: Box<str>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A room as the engine numbers it, for the lookups every frame makes (cheap to copy and to
+/// hash, and never chosen by a client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct RoomNo(u64);
+
+/// Maps keyed by numbers the server assigns ([`ConnId`], [`RoomNo`]): a fast hasher is safe
+/// there, as no client chooses the keys. Maps keyed by client input keep SipHash.
+type NumMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bound {
     /// Never joined.
     Fresh,
     /// Joined this room, as the member whose `conn` is this connection.
-    Member(RoomKey),
+    Member(RoomNo),
     /// Was a member and is no longer (left, timed out, kicked, replaced).
     Gone,
 }
@@ -170,6 +180,7 @@ impl Member {
 
 #[derive(Debug)]
 struct Room {
+    key: RoomKey,
     app_id: String,
     room_id: Ident,
     room_name: String,
@@ -188,8 +199,11 @@ enum Due {
 pub struct Engine<E> {
     cfg: EngineConfig,
     ids: IdGen<E>,
-    conns: HashMap<ConnId, Conn>,
-    rooms: HashMap<RoomKey, Room>,
+    conns: NumMap<ConnId, Conn>,
+    rooms: NumMap<RoomNo, Room>,
+    /// The number of each room, by name.
+    room_nos: HashMap<RoomKey, RoomNo>,
+    next_room: u64,
     timers: BinaryHeap<Reverse<(Millis, ConnId)>>,
     out: VecDeque<Effect>,
     /// The ICE servers in rotation, in [`IceMode::Registry`].
@@ -198,7 +212,7 @@ pub struct Engine<E> {
 
 /// Where a request from a bound connection comes from.
 struct From {
-    key: RoomKey,
+    key: RoomNo,
     idx: usize,
 }
 
@@ -230,8 +244,10 @@ impl<E: Entropy> Engine<E> {
     pub fn new(cfg: EngineConfig, entropy: E) -> Self {
         Self {
             ids: IdGen::new(entropy),
-            conns: HashMap::new(),
-            rooms: HashMap::new(),
+            conns: NumMap::default(),
+            rooms: NumMap::default(),
+            room_nos: HashMap::new(),
+            next_room: 0,
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
             ice: match &cfg.ice {
@@ -392,14 +408,16 @@ impl<E: Entropy> Engine<E> {
             app: app_id.into(),
             room: room_id.into(),
         };
-        let Some(idx) = self
-            .rooms
-            .get(&key)
-            .and_then(|r| r.members.iter().position(|m| m.uid.key() == uid))
-        else {
+        let Some((&no, idx)) = self.room_nos.get(&key).and_then(|no| {
+            let idx = self.rooms[no]
+                .members
+                .iter()
+                .position(|m| m.uid.key() == uid)?;
+            Some((no, idx))
+        }) else {
             return false;
         };
-        let from = From { key, idx };
+        let from = From { key: no, idx };
         self.kick_member(
             now,
             from,
@@ -412,13 +430,10 @@ impl<E: Entropy> Engine<E> {
 
     /// Tell every member the server is going away, close every record and connection.
     pub fn shutdown(&mut self, now: Millis) {
-        let keys: Vec<RoomKey> = self.rooms.keys().cloned().collect();
+        let keys: Vec<RoomNo> = self.rooms.keys().copied().collect();
         for key in keys {
             while self.rooms.get(&key).is_some_and(|r| !r.members.is_empty()) {
-                let from = From {
-                    key: key.clone(),
-                    idx: 0,
-                };
+                let from = From { key, idx: 0 };
                 let why = "server is shutting down";
                 self.kick_member(now, from, why, LeaveCause::Shutdown, CloseReason::Shutdown);
             }
@@ -461,7 +476,7 @@ impl<E: Entropy> Engine<E> {
             return; // already known to be closed
         }
         c.live = false;
-        match c.bound.clone() {
+        match c.bound {
             Bound::Member(key) if clean && !c.closing => {
                 if let Some(idx) = self.member_of(&key, conn) {
                     self.remove_member(now, From { key, idx }, LeaveCause::Closed);
@@ -511,7 +526,7 @@ impl<E: Entropy> Engine<E> {
         self.out.push_back(Effect::Record(r));
     }
 
-    fn member_of(&self, key: &RoomKey, conn: ConnId) -> Option<usize> {
+    fn member_of(&self, key: &RoomNo, conn: ConnId) -> Option<usize> {
         self.rooms
             .get(key)?
             .members
@@ -574,7 +589,7 @@ impl<E: Entropy> Engine<E> {
     }
 
     fn fire(&mut self, now: Millis, conn: ConnId, due: Due) {
-        let bound = self.conns.get(&conn).map(|c| c.bound.clone());
+        let bound = self.conns.get(&conn).map(|c| c.bound);
         let from = match bound {
             Some(Bound::Member(key)) => self.member_of(&key, conn).map(|idx| From { key, idx }),
             _ => None,
@@ -670,12 +685,12 @@ impl<E: Entropy> Engine<E> {
         if !limited {
             c.tokens -= 1.0;
         }
-        if let Bound::Member(key) = c.bound.clone()
+        if let Bound::Member(key) = c.bound
             && let Some(idx) = self.member_of(&key, conn)
         {
             self.member(&From { key, idx }).last_seen = now;
         }
-        let req = match frame {
+        let mut req = match frame {
             Ok(req) => req,
             Err(e) => return self.refuse_decode(conn, e),
         };
@@ -684,7 +699,8 @@ impl<E: Entropy> Engine<E> {
             let (code, desc) = refusal(ResultCode::RateLimited, detail);
             return self.refuse(conn, &req, code, desc);
         }
-        let result = match &req {
+        // Mutable so that a relay can take the `msg` it forwards instead of copying it.
+        let result = match &mut req {
             Request::Join(j) => {
                 let j = j.clone();
                 return self.join(now, conn, j, grant);
@@ -743,10 +759,7 @@ impl<E: Entropy> Engine<E> {
             );
             return Err(refusal(ResultCode::NotAllowed, d));
         }
-        Ok(From {
-            key: key.clone(),
-            idx,
-        })
+        Ok(From { key: *key, idx })
     }
 
     /// The remote member named by `remote`, which must be someone else in the same room.
@@ -919,10 +932,10 @@ impl<E: Entropy> Engine<E> {
             app: j.app_id.as_str().into(),
             room: j.room_id.key().into(),
         };
-        if let Bound::Member(bound_key) = &self.conns[&conn].bound {
-            let idx = self.member_of(bound_key, conn);
-            let room = &self.rooms[bound_key];
-            if bound_key != &key {
+        if let Bound::Member(bound_no) = &self.conns[&conn].bound {
+            let idx = self.member_of(bound_no, conn);
+            let room = &self.rooms[bound_no];
+            if room.key != key {
                 let d = format!(
                     "this connection is in room {}; leave it first",
                     room.room_id
@@ -937,12 +950,12 @@ impl<E: Entropy> Engine<E> {
             }
         }
         let existing = j.uid.as_ref().and_then(|uid| {
-            self.rooms
-                .get(&key)
-                .and_then(|r| r.members.iter().position(|m| &m.uid == uid))
+            let no = *self.room_nos.get(&key)?;
+            let idx = self.rooms[&no].members.iter().position(|m| &m.uid == uid)?;
+            Some(From { key: no, idx })
         });
         match existing {
-            Some(idx) => self.rejoin(now, conn, j, From { key, idx }, token),
+            Some(from) => self.rejoin(now, conn, j, from, token),
             None => self.join_new(now, conn, j, key, token),
         }
     }
@@ -977,7 +990,7 @@ impl<E: Entropy> Engine<E> {
         if old_conn != conn {
             self.unbind(old_conn, CloseReason::Replaced);
         }
-        self.conns.get_mut(&conn).expect("live").bound = Bound::Member(from.key.clone());
+        self.conns.get_mut(&conn).expect("live").bound = Bound::Member(from.key);
         self.welcome(now, conn, j, &from, true);
         Ok(())
     }
@@ -991,14 +1004,15 @@ impl<E: Entropy> Engine<E> {
         token: Option<TokenState>,
     ) -> Result<(), Refusal> {
         let cap = self.cfg.max_capacity;
-        let count = self.rooms.get(&key).map_or(0, |r| r.members.len());
+        let existing = self.room_nos.get(&key).copied();
+        let count = existing.map_or(0, |no| self.rooms[&no].members.len());
         if count >= cap {
             let d = format!("room is full, it up to max number:{cap}");
             return Err((ResultCode::RoomFull, d));
         }
         let uid = match &j.uid {
             Some(uid) => uid.clone(),
-            None => self.assign_uid(&key),
+            None => self.assign_uid(existing),
         };
         let uname = j
             .uname
@@ -1015,10 +1029,14 @@ impl<E: Entropy> Engine<E> {
                     Media::Video
                 }
             };
-            let talk_types: Vec<i64> = self
-                .rooms
-                .get(&key)
-                .map(|r| r.members.iter().map(|m| m.talk_type).collect())
+            let talk_types: Vec<i64> = existing
+                .map(|no| {
+                    self.rooms[&no]
+                        .members
+                        .iter()
+                        .map(|m| m.talk_type)
+                        .collect()
+                })
                 .unwrap_or_default();
             for t in talk_types {
                 match registry.select(now.0, Need::pair(media(t), media(j.talk_type)), None) {
@@ -1059,7 +1077,14 @@ impl<E: Entropy> Engine<E> {
             subs: Vec::new(),
             token,
         };
-        let room = self.rooms.entry(key.clone()).or_insert_with(|| Room {
+        let no = existing.unwrap_or_else(|| {
+            self.next_room += 1;
+            let no = RoomNo(self.next_room);
+            self.room_nos.insert(key.clone(), no);
+            no
+        });
+        let room = self.rooms.entry(no).or_insert_with(|| Room {
+            key,
             app_id: j.app_id.clone(),
             room_id: j.room_id.clone(),
             room_name: cut(j.room_name.clone()),
@@ -1101,8 +1126,8 @@ impl<E: Entropy> Engine<E> {
         for r in opened {
             self.record(Record::SubSessionOpen(r));
         }
-        self.conns.get_mut(&conn).expect("live").bound = Bound::Member(key.clone());
-        self.welcome(now, conn, j, &From { key, idx }, false);
+        self.conns.get_mut(&conn).expect("live").bound = Bound::Member(no);
+        self.welcome(now, conn, j, &From { key: no, idx }, false);
         Ok(())
     }
 
@@ -1172,13 +1197,15 @@ impl<E: Entropy> Engine<E> {
         self.out.push_back(Effect::Event(event));
     }
 
-    fn assign_uid(&mut self, key: &RoomKey) -> Ident {
+    fn assign_uid(&mut self, room: Option<RoomNo>) -> Ident {
         loop {
             let candidate = format!("{:09}", self.ids.below(1_000_000_000));
-            let taken = self
-                .rooms
-                .get(key)
-                .is_some_and(|r| r.members.iter().any(|m| m.uid.key() == candidate));
+            let taken = room.is_some_and(|no| {
+                self.rooms[&no]
+                    .members
+                    .iter()
+                    .any(|m| m.uid.key() == candidate)
+            });
             if !taken {
                 return Ident::new(&candidate);
             }
@@ -1216,8 +1243,10 @@ impl<E: Entropy> Engine<E> {
             session_id: m.session_id,
             cause,
         };
-        if room.members.is_empty() {
-            self.rooms.remove(&from.key);
+        if room.members.is_empty()
+            && let Some(gone) = self.rooms.remove(&from.key)
+        {
+            self.room_nos.remove(&gone.key);
         }
         let relay = ServerMsg::RelayLeave(RelayLeave {
             uid: m.uid.clone(),
@@ -1259,7 +1288,7 @@ impl<E: Entropy> Engine<E> {
 
     // ----- relays -----
 
-    fn offer(&mut self, now: Millis, conn: ConnId, r: &Offer) -> Result<(), Refusal> {
+    fn offer(&mut self, now: Millis, conn: ConnId, r: &mut Offer) -> Result<(), Refusal> {
         let from = self.bound(conn, &r.id)?;
         let (ridx, rconn) = self.reachable(&from, &r.remote_uid)?;
         let room = self.rooms.get_mut(&from.key).expect("bound room exists");
@@ -1283,7 +1312,7 @@ impl<E: Entropy> Engine<E> {
             uname: me.uname.clone(),
             remote_uid: remote.uid.clone(),
             sub_session_id: theirs,
-            msg: r.msg.clone(),
+            msg: r.msg.take(),
             rtc_config,
             is_ice_reset: r.is_ice_reset,
         });
@@ -1304,7 +1333,7 @@ impl<E: Entropy> Engine<E> {
         Ok(())
     }
 
-    fn answer(&mut self, now: Millis, conn: ConnId, r: &Answer) -> Result<(), Refusal> {
+    fn answer(&mut self, now: Millis, conn: ConnId, r: &mut Answer) -> Result<(), Refusal> {
         let from = self.bound(conn, &r.id)?;
         let (ridx, rconn) = self.reachable(&from, &r.remote_uid)?;
         let room = self.rooms.get_mut(&from.key).expect("bound room exists");
@@ -1314,7 +1343,7 @@ impl<E: Entropy> Engine<E> {
             uid: me.uid.clone(),
             uname: me.uname.clone(),
             remote_uid: remote.uid.clone(),
-            msg: r.msg.clone(),
+            msg: r.msg.take(),
         });
         let begin = me.sub_to(remote.uid.key()).and_then(|s| {
             let first = !std::mem::replace(&mut s.begun, true);
@@ -1330,7 +1359,7 @@ impl<E: Entropy> Engine<E> {
         Ok(())
     }
 
-    fn candidate(&mut self, conn: ConnId, r: &Candidate) -> Result<(), Refusal> {
+    fn candidate(&mut self, conn: ConnId, r: &mut Candidate) -> Result<(), Refusal> {
         let from = self.bound(conn, &r.id)?;
         let (ridx, rconn) = self.reachable(&from, &r.remote_uid)?;
         let room = &self.rooms[&from.key];
@@ -1339,7 +1368,7 @@ impl<E: Entropy> Engine<E> {
             uid: me.uid.clone(),
             uname: me.uname.clone(),
             remote_uid: remote.uid.clone(),
-            msg: r.msg.clone(),
+            msg: r.msg.take(),
         });
         self.send(rconn, relay);
         Ok(())

@@ -35,6 +35,12 @@ pub use stats::QualityStats;
 pub struct RawJson(Box<serde_json::value::RawValue>);
 
 impl RawJson {
+    /// Move the value out, leaving `null` in its place (a relay forwards the `msg` it was
+    /// given without copying it).
+    pub fn take(&mut self) -> Self {
+        std::mem::replace(self, Self(serde_json::value::RawValue::NULL.to_owned()))
+    }
+
     /// Wrap JSON text; `None` when the text is not one valid JSON value.
     pub fn from_json(text: String) -> Option<Self> {
         serde_json::value::RawValue::from_string(text)

@@ -169,6 +169,8 @@ struct Link {
     kill: Option<oneshot::Sender<()>>,
 }
 
+type Links = HashMap<ConnId, Link, foldhash::fast::RandomState>;
+
 /// Start the hub task around `engine`; `inbox` bounds how many inputs may wait.
 pub fn spawn<E: Entropy + Send + 'static>(
     engine: Engine<E>,
@@ -185,7 +187,8 @@ async fn run<E: Entropy>(
     records: RecordSink,
     mut rx: mpsc::Receiver<HubMsg>,
 ) {
-    let mut links: HashMap<ConnId, Link> = HashMap::new();
+    // Connection numbers are the server's own, so a fast hasher is safe here.
+    let mut links: Links = Links::default();
     let mut batch = Vec::with_capacity(256);
     // ICE servers that stop reporting leave rotation; the registry is checked once a second.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -232,7 +235,7 @@ async fn run<E: Entropy>(
 /// hub stops.
 fn handle<E: Entropy>(
     engine: &mut Engine<E>,
-    links: &mut HashMap<ConnId, Link>,
+    links: &mut Links,
     msg: HubMsg,
 ) -> Option<oneshot::Sender<()>> {
     let t = now();
@@ -294,11 +297,7 @@ fn handle<E: Entropy>(
 }
 
 /// Carry out every queued effect.
-fn drain<E: Entropy>(
-    engine: &mut Engine<E>,
-    links: &mut HashMap<ConnId, Link>,
-    records: &RecordSink,
-) {
+fn drain<E: Entropy>(engine: &mut Engine<E>, links: &mut Links, records: &RecordSink) {
     while let Some(effect) = engine.poll_effect() {
         match effect {
             Effect::Send { conn, msg } => {
@@ -315,12 +314,7 @@ fn drain<E: Entropy>(
     }
 }
 
-fn deliver<E: Entropy>(
-    engine: &mut Engine<E>,
-    links: &mut HashMap<ConnId, Link>,
-    conn: ConnId,
-    item: Outbound,
-) {
+fn deliver<E: Entropy>(engine: &mut Engine<E>, links: &mut Links, conn: ConnId, item: Outbound) {
     let Some(link) = links.get_mut(&conn) else {
         return;
     };
