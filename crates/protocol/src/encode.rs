@@ -305,6 +305,11 @@ impl ServerMsg {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("server messages always serialize")
     }
+
+    /// Append the JSON text of the message to `out` (the same text as [`Self::to_json`]).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(out, self).expect("server messages always serialize");
+    }
 }
 
 #[cfg(test)]

@@ -7,15 +7,15 @@
 
 use crate::hub::{Hub, HubMsg, Outbound};
 use crate::telemetry;
-use crate::ws::Socket;
+use crate::ws::{Frames, Socket};
 use futures_util::{SinkExt, StreamExt};
 use rtcroom_core::{ConnId, Grant};
 use rtcroom_protocol::{Request, decode, decode_binary};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// Checks tokens for the hub. The login issue gives it keys; until then it only knows
 /// whether checking is on.
@@ -88,6 +88,9 @@ impl Signaling {
     }
 }
 
+/// At most this many bytes of queued frames go into one write.
+const BATCH: usize = 64 * 1024;
+
 /// Serve one admitted connection until it closes.
 pub async fn serve(sig: Arc<Signaling>, mut socket: Socket, ip: String) {
     let conn = ConnId(sig.next_id.fetch_add(1, Ordering::Relaxed));
@@ -107,6 +110,8 @@ pub async fn serve(sig: Arc<Signaling>, mut socket: Socket, ip: String) {
     // Only an explicit kill cuts the connection off; when the hub goes away (shutdown) the
     // kill switch is merely dropped, and the queued messages are still written.
     let mut hub_gone = false;
+    // The hub dropped this connection's queue: nothing more will come to write.
+    let mut hub_dropped_queue = false;
     if opened {
         loop {
             tokio::select! {
@@ -115,20 +120,44 @@ pub async fn serve(sig: Arc<Signaling>, mut socket: Socket, ip: String) {
                     Ok(()) => break,
                     Err(_) => hub_gone = true,
                 },
-                item = out_rx.recv() => match item {
-                    Some(Outbound::Msg(msg)) => {
-                        let text: Utf8Bytes = msg.to_json().into();
-                        if socket.send(Message::Text(text)).await.is_err() {
+                item = out_rx.recv() => {
+                    // This message and whatever else is queued already leave in one write (a
+                    // respOffer next to a relay, a burst of candidates), up to BATCH bytes.
+                    let mut frames = Frames::new();
+                    let mut close = None;
+                    let mut next = item;
+                    loop {
+                        match next {
+                            Some(Outbound::Msg(msg)) => frames.push_text(|out| msg.write_json(out)),
+                            Some(Outbound::Close(reason)) => {
+                                close = Some(reason);
+                                break;
+                            }
+                            None => {
+                                hub_dropped_queue = true;
+                                break;
+                            }
+                        }
+                        if frames.len() >= BATCH {
                             break;
                         }
+                        match out_rx.try_recv() {
+                            Ok(item) => next = Some(item),
+                            Err(_) => break,
+                        }
                     }
-                    Some(Outbound::Close(reason)) => {
+                    if !frames.is_empty() && frames.write_to(&mut socket).await.is_err() {
+                        break;
+                    }
+                    if let Some(reason) = close {
                         let frame = CloseFrame { code: reason.code().into(), reason: reason.text().into() };
                         let _ = socket.send(Message::Close(Some(frame))).await;
                         clean = true;
                         break;
                     }
-                    None => break,
+                    if hub_dropped_queue {
+                        break;
+                    }
                 },
                 incoming = socket.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {

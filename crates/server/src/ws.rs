@@ -237,10 +237,107 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
     }
 }
 
+/// Server-to-client text frames, built by us and written in one system call.
+///
+/// tungstenite would copy each frame into a write buffer of the connection's own, write it,
+/// and keep that buffer's capacity for as long as the connection lives: after one SDP every
+/// member held ~7 KB for good. Here the messages a connection has queued are serialized
+/// straight into one buffer, each behind its frame header (RFC 6455 §5.2: FIN, opcode 1,
+/// unmasked, shortest length encoding), written with one `write_all`, and dropped.
+/// tungstenite still reads every frame and writes the control frames (pong, close).
+#[derive(Debug, Default)]
+pub struct Frames {
+    buf: Vec<u8>,
+}
+
+impl Frames {
+    /// Room for a typical batch (a relayed SDP and its neighbours) without growing.
+    const START: usize = 16 * 1024;
+
+    pub fn new() -> Self {
+        Self {
+            buf: Vec::with_capacity(Self::START),
+        }
+    }
+
+    /// Append one text frame whose payload `write` appends (valid UTF-8: JSON text).
+    pub fn push_text(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.buf.len();
+        // Room for the common header (2-byte length); fixed up once the length is known.
+        self.buf.extend_from_slice(&[0; 4]);
+        write(&mut self.buf);
+        let len = self.buf.len() - start - 4;
+        self.buf[start] = 0x81; // FIN + text
+        match len {
+            0..=125 => {
+                self.buf[start + 1] = len as u8;
+                self.buf.drain(start + 2..start + 4);
+            }
+            126..=0xFFFF => {
+                self.buf[start + 1] = 126;
+                self.buf[start + 2..start + 4].copy_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                self.buf[start + 1] = 127;
+                let len = (len as u64).to_be_bytes();
+                self.buf.splice(start + 2..start + 4, len);
+            }
+        }
+    }
+
+    /// Bytes of the frames so far, headers included.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Write every frame to `socket`, after whatever tungstenite still holds (a pong), so
+    /// that frames never interleave.
+    pub async fn write_to(&self, socket: &mut Socket) -> io::Result<()> {
+        use futures_util::SinkExt;
+        use tokio::io::AsyncWriteExt;
+        socket.flush().await.map_err(io::Error::other)?;
+        socket.get_mut().write_all(&self.buf).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Frames of every length class (1-, 2- and 8-byte lengths, at their edges) are read back
+    /// whole and in order by tungstenite as a client, from one write.
+    #[tokio::test]
+    async fn frames_are_read_back_by_a_websocket_client() {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let texts: Vec<String> = [0usize, 1, 125, 126, 127, 5_000, 65_535, 65_536, 70_000]
+            .iter()
+            .map(|&n| (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect())
+            .collect();
+        let mut frames = Frames::new();
+        for t in &texts {
+            frames.push_text(|out| out.extend_from_slice(t.as_bytes()));
+        }
+        let mut server = server;
+        server.write_all(&frames.buf).await.unwrap();
+        drop(server);
+        let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        for t in &texts {
+            match ws.next().await {
+                Some(Ok(Message::Text(got))) => {
+                    assert_eq!(got.len(), t.len());
+                    assert!(got.as_str() == t, "a frame of {} bytes changed", t.len());
+                }
+                other => panic!("wanted a text frame of {} bytes, got {other:?}", t.len()),
+            }
+        }
+    }
 
     /// Everything written comes out in order, through reads of every size, and EOF is EOF.
     #[tokio::test]
