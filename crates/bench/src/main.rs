@@ -74,6 +74,11 @@ enum Scenario {
         /// How long to hold every member joined, in seconds (the measured window).
         #[arg(long, default_value_t = 30.0)]
         hold: f64,
+        /// Members call each other first (offers and answers with SDPs, candidates,
+        /// peerConnected), as the members of a real deployment have, then sit idle: the
+        /// memory a member keeps after its call.
+        #[arg(long)]
+        call: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -368,9 +373,10 @@ fn plan(scenario: Scenario) -> anyhow::Result<(run::Plan, Common)> {
             members,
             room_size,
             hold,
+            call,
             common,
         } => {
-            let room = room_cfg(&common, false, Load::None, false);
+            let room = room_cfg(&common, call, Load::None, false);
             let p = base(
                 &common,
                 "idle",
