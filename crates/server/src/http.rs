@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Everything the handlers share.
 #[derive(Debug, Clone)]
@@ -77,29 +76,16 @@ async fn ws(
         let msg = "too many connections: this room server is at its [server] max_connections";
         return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
     }
-    // Signaling frames are small: size the buffers for them, not for bulk data (tungstenite's
-    // default 128 KiB read buffer is allocated and zeroed per connection). A frame above
-    // `max_frame` but within four times it is read and refused with result 3; a larger one
-    // ends the connection, so nothing unbounded is ever buffered. The read buffer is the
-    // largest per-member cost of an idle member; with `ws::Coalesced` under it, its size no
-    // longer sets how many system calls a frame takes (rtcroom-bench idle and relay:
-    // docs/benchmarks.md).
+    // A frame above `max_frame` but within four times it is read and refused with result 3;
+    // a larger one ends the connection (close 1009), so nothing unbounded is ever buffered.
+    // A connection holds bytes only while a frame is incomplete (`ws::Socket`).
     let limit = sig.max_frame.saturating_mul(4);
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_write_buffer_size(limit.max(1 << 20))
-        .max_message_size(Some(limit))
-        .max_frame_size(Some(limit));
     let admitted = Admitted(Some(sig));
-    ws::upgrade(req, config, move |socket| {
+    ws::upgrade(req, limit, move |socket| {
         let sig = admitted.take();
         signaling::serve(sig, socket, peer.ip().to_string())
     })
 }
-
-/// tungstenite's read buffer per connection, in bytes.
-const READ_BUFFER: usize = 1024;
 
 /// A connection slot taken by `admit`; given back if the upgrade never happens.
 struct Admitted(Option<Arc<Signaling>>);

@@ -5,6 +5,7 @@ mod alerts;
 mod auth;
 mod config;
 mod daily;
+mod frame;
 mod http;
 mod hub;
 mod ice;

@@ -5,17 +5,16 @@
 //! hub queues for it, serializing each message here rather than in the hub. It owns no
 //! room state.
 
+use crate::frame::{Frames, Incoming};
 use crate::hub::{Hub, HubMsg, Outbound};
 use crate::telemetry;
-use crate::ws::{Frames, Socket};
-use futures_util::{SinkExt, StreamExt};
+use crate::ws::{ReadError, Socket};
 use rtcroom_core::{ConnId, Grant};
 use rtcroom_protocol::{Request, decode, decode_binary};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 /// Checks tokens for the hub. The login issue gives it keys; until then it only knows
 /// whether checking is on.
@@ -92,7 +91,10 @@ impl Signaling {
 const BATCH: usize = 64 * 1024;
 
 /// Serve one admitted connection until it closes.
-pub async fn serve(sig: Arc<Signaling>, mut socket: Socket, ip: String) {
+pub async fn serve<S>(sig: Arc<Signaling>, mut socket: Socket<S>, ip: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let conn = ConnId(sig.next_id.fetch_add(1, Ordering::Relaxed));
     let (out_tx, mut out_rx) = mpsc::channel(sig.outbound_queue);
     let (kill_tx, mut kill_rx) = oneshot::channel();
@@ -146,12 +148,13 @@ pub async fn serve(sig: Arc<Signaling>, mut socket: Socket, ip: String) {
                             Err(_) => break,
                         }
                     }
-                    if !frames.is_empty() && frames.write_to(&mut socket).await.is_err() {
+                    if let Some(reason) = &close {
+                        frames.push_close(reason.code(), &reason.text());
+                    }
+                    if !frames.is_empty() && socket.write(&frames).await.is_err() {
                         break;
                     }
-                    if let Some(reason) = close {
-                        let frame = CloseFrame { code: reason.code().into(), reason: reason.text().into() };
-                        let _ = socket.send(Message::Close(Some(frame))).await;
+                    if close.is_some() {
                         clean = true;
                         break;
                     }
@@ -160,9 +163,9 @@ pub async fn serve(sig: Arc<Signaling>, mut socket: Socket, ip: String) {
                     }
                 },
                 incoming = socket.next() => match incoming {
-                    Some(Ok(Message::Text(text))) => {
+                    Some(Ok(Incoming::Text(text))) => {
                         let at = std::time::Instant::now();
-                        let frame = decode(text.as_str(), sig.max_frame);
+                        let frame = decode(&text, sig.max_frame);
                         telemetry::received(frame.as_ref().map_or("invalid", |r| r.command().as_str()), text.len());
                         let grant = match &frame {
                             Ok(req @ (Request::Join(_) | Request::UpdateToken(_))) => sig.tokens.check(req),
@@ -172,20 +175,43 @@ pub async fn serve(sig: Arc<Signaling>, mut socket: Socket, ip: String) {
                             break;
                         }
                     }
-                    Some(Ok(Message::Binary(bytes))) => {
+                    Some(Ok(Incoming::Binary(len))) => {
                         let at = std::time::Instant::now();
-                        telemetry::received("invalid", bytes.len());
-                        let frame = Err(decode_binary(bytes.len(), sig.max_frame));
+                        telemetry::received("invalid", len);
+                        let frame = Err(decode_binary(len, sig.max_frame));
                         if !sig.hub.send(HubMsg::Frame { conn, frame, grant: Grant::Unchecked, at }).await {
                             break;
                         }
                     }
-                    Some(Ok(Message::Close(_))) => {
+                    Some(Ok(Incoming::Ping(payload))) => {
+                        let mut pong = Frames::default();
+                        pong.push_pong(&payload);
+                        if socket.write(&pong).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(Incoming::Close(code))) => {
+                        // Echo the close (RFC 6455 §5.5.1), with the client's code when it is
+                        // one an endpoint may send.
+                        let mut bye = Frames::default();
+                        let code = code.filter(|c| matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999)).unwrap_or(1000);
+                        bye.push_close(code, "");
+                        let _ = socket.write(&bye).await;
                         clean = true;
                         break;
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Err(_)) | None => break,
+                    Some(Err(ReadError::Protocol(v))) => {
+                        tracing::debug!(conn = conn.0, why = v.why, "closing a connection that broke RFC 6455");
+                        let mut bye = Frames::default();
+                        bye.push_close(v.code, v.why);
+                        let _ = socket.write(&bye).await;
+                        break;
+                    }
+                    Some(Err(ReadError::Io(e))) => {
+                        tracing::debug!(conn = conn.0, error = %e, "connection read failed");
+                        break;
+                    }
+                    None => break,
                 },
             }
         }

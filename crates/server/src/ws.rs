@@ -1,15 +1,14 @@
 //! The WebSocket upgrade of `/ws`, and the socket under it, sized for signaling.
 //!
-//! We answer the HTTP/1.1 upgrade ourselves instead of through axum's `WebSocketUpgrade` for
-//! one reason: to put [`Coalesced`] between tungstenite and the TCP stream, which axum's
-//! extractor does not allow. tungstenite reads at most its read-buffer size per `read` call,
-//! and that buffer is allocated for every connection, idle or not: at 2 KiB an SDP of 5 KB
-//! took three `recvfrom` calls, and a buffer big enough for one call per frame would cost
-//! every idle member its size. [`Coalesced`] reads whatever the socket holds (up to 16 KiB)
-//! into a per-thread scratch buffer in one system call and hands it out in tungstenite's
-//! small pieces, so the per-connection buffer can stay small and a frame is one read.
-//! (rtcroom-bench relay, 100 pairs: docs/benchmarks.md.)
+//! We answer the HTTP/1.1 upgrade ourselves and frame the connection with [`crate::frame`]
+//! rather than through axum/tungstenite, for memory and copies: a [`Socket`] reads whatever
+//! the TCP stream holds (up to 16 KiB) into a per-thread scratch buffer in one system call
+//! and takes frames straight out of it, so a connection holds bytes only while a frame is
+//! incomplete (tungstenite kept a buffer as large as the largest frame received, ~10 KB per
+//! member after a call), and a 5 KB SDP is one `recvfrom` and one copy (unmasking).
+//! (rtcroom-bench relay and idle --call: docs/benchmarks.md.)
 
+use crate::frame::{Frames, Incoming, Reader, Violation};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
@@ -20,13 +19,8 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::WebSocketStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-
-/// The server side of one signaling connection.
-pub type Socket = WebSocketStream<Coalesced<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// Why an HTTP request to `/ws` is not a WebSocket upgrade (the same checks and statuses as
 /// axum's extractor).
@@ -86,9 +80,9 @@ fn refuse(
 
 /// Answer the upgrade with `101 Switching Protocols` and run `on_socket` on the connection
 /// once hyper hands it over; any other request gets a 4xx that says what is missing.
-pub fn upgrade<F, Fut>(mut req: Request, config: WebSocketConfig, on_socket: F) -> Response
+pub fn upgrade<F, Fut>(mut req: Request, max_message: usize, on_socket: F) -> Response
 where
-    F: FnOnce(Socket) -> Fut + Send + 'static,
+    F: FnOnce(Socket<TokioIo<hyper::upgrade::Upgraded>>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     if let Some((status, why)) = refuse(req.headers(), req.method(), req.version()) {
@@ -116,9 +110,7 @@ where
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let io = Coalesced::new(TokioIo::new(upgraded));
-                let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                on_socket(socket).await;
+                on_socket(Socket::new(TokioIo::new(upgraded), max_message)).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -137,260 +129,204 @@ where
 const SCRATCH: usize = 16 * 1024;
 
 thread_local! {
-    /// Where a read lands before it is handed out; one per runtime thread, not per connection.
+    /// Where a read lands; one per runtime thread, not per connection.
     static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
 }
 
-/// A stream whose reads take everything the socket holds in one system call, however small
-/// the caller's buffer. What the caller has no room for is kept (`pending`, usually the rest
-/// of the frame being read, handed out at once) and freed as soon as it is taken, so an idle
-/// connection holds nothing here. Writes pass straight through.
+/// Why reading stopped short of a message.
 #[derive(Debug)]
-pub struct Coalesced<S> {
-    inner: S,
-    pending: Vec<u8>,
-    taken: usize,
+pub enum ReadError {
+    /// The client broke RFC 6455; answer with a close frame of this code.
+    Protocol(Violation),
+    Io(io::Error),
 }
 
-impl<S> Coalesced<S> {
-    pub fn new(inner: S) -> Self {
+/// The server side of one WebSocket connection: messages in, frames out.
+#[derive(Debug)]
+pub struct Socket<S> {
+    io: S,
+    reader: Reader,
+    /// The start of a frame not yet complete; empty, without an allocation, between frames.
+    partial: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
+    /// A socket after the handshake; messages above `max_message` bytes end the connection.
+    pub fn new(io: S, max_message: usize) -> Self {
         Self {
-            inner,
-            pending: Vec::new(),
-            taken: 0,
+            io,
+            reader: Reader::new(max_message),
+            partial: Vec::new(),
         }
     }
 
-    /// Hand out kept bytes; `true` when there were any.
-    fn give_pending(&mut self, buf: &mut ReadBuf<'_>) -> bool {
-        let left = &self.pending[self.taken..];
-        if left.is_empty() {
-            return false;
-        }
-        let n = left.len().min(buf.remaining());
-        buf.put_slice(&left[..n]);
-        self.taken += n;
-        if self.taken == self.pending.len() {
-            self.pending = Vec::new();
-            self.taken = 0;
-        }
-        true
+    /// The next message; `None` once the client is gone. Cancel-safe: bytes read are kept
+    /// for the next call.
+    pub async fn next(&mut self) -> Option<Result<Incoming, ReadError>> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
-}
 
-impl<S: AsyncRead + Unpin> AsyncRead for Coalesced<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if buf.remaining() == 0 || this.give_pending(buf) {
-            return Poll::Ready(Ok(()));
+    /// Write `frames` in one call (the caller's frames never interleave with others: only
+    /// its task writes).
+    pub async fn write(&mut self, frames: &Frames) -> io::Result<()> {
+        self.io.write_all(frames.bytes()).await
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming, ReadError>>> {
+        loop {
+            // A frame already here (the rest of an earlier read).
+            if !self.partial.is_empty() {
+                match self.reader.take(&self.partial) {
+                    Err(v) => return Poll::Ready(Some(Err(ReadError::Protocol(v)))),
+                    Ok((0, _)) => {}
+                    Ok((used, msg)) => {
+                        if used == self.partial.len() {
+                            self.partial = Vec::new();
+                        } else {
+                            self.partial.drain(..used);
+                        }
+                        match msg {
+                            Some(m) => return Poll::Ready(Some(Ok(m))),
+                            None => continue,
+                        }
+                    }
+                }
+            }
+            match ready!(self.poll_read_more(cx)) {
+                Err(e) => return Poll::Ready(Some(Err(ReadError::Io(e)))),
+                Ok(Read::Eof) => return Poll::Ready(None),
+                Ok(Read::Message(m)) => return Poll::Ready(Some(Ok(m))),
+                Ok(Read::Violation(v)) => return Poll::Ready(Some(Err(ReadError::Protocol(v)))),
+                Ok(Read::More) => {}
+            }
         }
-        if buf.remaining() >= SCRATCH {
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
-        }
+    }
+
+    /// One read into the scratch buffer. When nothing is pending, a frame is taken straight
+    /// from it and only what follows the frame is kept; else the bytes join `partial`.
+    fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Read>> {
         SCRATCH_BUF.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            let mut tmp = ReadBuf::new(&mut scratch[..]);
-            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut tmp))?;
-            let got = tmp.filled();
-            let n = got.len().min(buf.remaining());
-            buf.put_slice(&got[..n]);
-            if got.len() > n {
-                this.pending = got[n..].to_vec();
-                this.taken = 0;
+            let mut buf = ReadBuf::new(&mut scratch[..]);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
+            let got = buf.filled();
+            if got.is_empty() {
+                return Poll::Ready(Ok(Read::Eof));
             }
-            Poll::Ready(Ok(()))
+            if !self.partial.is_empty() {
+                self.partial.extend_from_slice(got);
+                return Poll::Ready(Ok(Read::More));
+            }
+            Poll::Ready(Ok(match self.reader.take(got) {
+                Err(v) => Read::Violation(v),
+                Ok((used, msg)) => {
+                    if used < got.len() {
+                        self.partial = got[used..].to_vec();
+                    }
+                    msg.map_or(Read::More, Read::Message)
+                }
+            }))
         })
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-/// Server-to-client text frames, built by us and written in one system call.
-///
-/// tungstenite would copy each frame into a write buffer of the connection's own, write it,
-/// and keep that buffer's capacity for as long as the connection lives: after one SDP every
-/// member held ~7 KB for good. Here the messages a connection has queued are serialized
-/// straight into one buffer, each behind its frame header (RFC 6455 §5.2: FIN, opcode 1,
-/// unmasked, shortest length encoding), written with one `write_all`, and dropped.
-/// tungstenite still reads every frame and writes the control frames (pong, close).
-#[derive(Debug, Default)]
-pub struct Frames {
-    buf: Vec<u8>,
-}
-
-impl Frames {
-    /// Room for a typical batch (a relayed SDP and its neighbours) without growing.
-    const START: usize = 16 * 1024;
-
-    pub fn new() -> Self {
-        Self {
-            buf: Vec::with_capacity(Self::START),
-        }
-    }
-
-    /// Append one text frame whose payload `write` appends (valid UTF-8: JSON text).
-    pub fn push_text(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
-        let start = self.buf.len();
-        // Room for the common header (2-byte length); fixed up once the length is known.
-        self.buf.extend_from_slice(&[0; 4]);
-        write(&mut self.buf);
-        let len = self.buf.len() - start - 4;
-        self.buf[start] = 0x81; // FIN + text
-        match len {
-            0..=125 => {
-                self.buf[start + 1] = len as u8;
-                self.buf.drain(start + 2..start + 4);
-            }
-            126..=0xFFFF => {
-                self.buf[start + 1] = 126;
-                self.buf[start + 2..start + 4].copy_from_slice(&(len as u16).to_be_bytes());
-            }
-            _ => {
-                self.buf[start + 1] = 127;
-                let len = (len as u64).to_be_bytes();
-                self.buf.splice(start + 2..start + 4, len);
-            }
-        }
-    }
-
-    /// Bytes of the frames so far, headers included.
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    /// Write every frame to `socket`, after whatever tungstenite still holds (a pong), so
-    /// that frames never interleave.
-    pub async fn write_to(&self, socket: &mut Socket) -> io::Result<()> {
-        use futures_util::SinkExt;
-        use tokio::io::AsyncWriteExt;
-        socket.flush().await.map_err(io::Error::other)?;
-        socket.get_mut().write_all(&self.buf).await
-    }
+/// What one read of the socket gave.
+enum Read {
+    Eof,
+    /// Bytes kept, no message complete yet.
+    More,
+    Message(Incoming),
+    Violation(Violation),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::Role;
 
-    /// Frames of every length class (1-, 2- and 8-byte lengths, at their edges) are read back
-    /// whole and in order by tungstenite as a client, from one write.
-    #[tokio::test]
-    async fn frames_are_read_back_by_a_websocket_client() {
-        use futures_util::StreamExt;
-        use tokio_tungstenite::tungstenite::Message;
+    /// A real WebSocket client (tungstenite) against a `Socket` over an in-memory pipe.
+    async fn pair() -> (
+        Socket<tokio::io::DuplexStream>,
+        tokio_tungstenite::WebSocketStream<tokio::io::DuplexStream>,
+    ) {
         let (client, server) = tokio::io::duplex(1 << 20);
-        let texts: Vec<String> = [0usize, 1, 125, 126, 127, 5_000, 65_535, 65_536, 70_000]
+        let client =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        (Socket::new(server, 1 << 20), client)
+    }
+
+    /// Messages of every size, sent back to back, come out whole and in order, and server
+    /// frames of every size are read back by the client.
+    #[tokio::test]
+    async fn messages_cross_both_ways_whole_and_in_order() {
+        let (mut server, mut client) = pair().await;
+        let texts: Vec<String> = [0usize, 1, 125, 126, 5_000, 16_000, 16_385, 65_536, 200_000]
             .iter()
             .map(|&n| (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect())
             .collect();
+        for t in &texts {
+            client.feed(Message::Text(t.as_str().into())).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        for t in &texts {
+            match server.next().await {
+                Some(Ok(Incoming::Text(got))) => {
+                    assert!(&got == t, "a message of {} bytes changed", t.len());
+                }
+                other => panic!("wanted {} bytes of text, got {other:?}", t.len()),
+            }
+        }
+        assert!(
+            server.partial.is_empty(),
+            "nothing is kept between messages"
+        );
+        assert_eq!(server.partial.capacity(), 0);
         let mut frames = Frames::new();
         for t in &texts {
             frames.push_text(|out| out.extend_from_slice(t.as_bytes()));
         }
-        let mut server = server;
-        server.write_all(&frames.buf).await.unwrap();
-        drop(server);
-        let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        server.write(&frames).await.unwrap();
         for t in &texts {
-            match ws.next().await {
-                Some(Ok(Message::Text(got))) => {
-                    assert_eq!(got.len(), t.len());
-                    assert!(got.as_str() == t, "a frame of {} bytes changed", t.len());
-                }
-                other => panic!("wanted a text frame of {} bytes, got {other:?}", t.len()),
+            match client.next().await {
+                Some(Ok(Message::Text(got))) => assert!(got.as_str() == t),
+                other => panic!("wanted {} bytes of text, got {other:?}", t.len()),
             }
         }
     }
 
-    /// Everything written comes out in order, through reads of every size, and EOF is EOF.
+    /// A ping is handed to the caller, a close ends the stream, and a client that breaks
+    /// the protocol is named with its close code.
     #[tokio::test]
-    async fn small_reads_see_every_byte_in_order() {
-        let (mut client, server) = tokio::io::duplex(64 * 1024);
-        let mut reader = Coalesced::new(server);
-        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
-        let sent = data.clone();
-        let writer = tokio::spawn(async move {
-            for chunk in sent.chunks(7_000) {
-                client.write_all(chunk).await.unwrap();
-                tokio::task::yield_now().await;
-            }
-        });
-        let mut got = Vec::new();
-        let mut sizes = [1usize, 3, 512, 2048, 17].into_iter().cycle();
-        loop {
-            let mut buf = vec![0; sizes.next().unwrap()];
-            let n = reader.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
-        writer.await.unwrap();
-        assert_eq!(got.len(), data.len());
-        assert!(got == data, "bytes came out changed or out of order");
-        assert!(reader.pending.is_empty(), "nothing is kept after EOF");
-    }
+    async fn pings_closes_and_violations() {
+        let (mut server, mut client) = pair().await;
+        client
+            .send(Message::Ping(b"hi".to_vec().into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            server.next().await.unwrap().unwrap(),
+            Incoming::Ping(b"hi".to_vec())
+        );
+        client
+            .send(Message::Binary(vec![1, 2].into()))
+            .await
+            .unwrap();
+        assert_eq!(server.next().await.unwrap().unwrap(), Incoming::Binary(2));
+        client.close(None).await.unwrap();
+        assert_eq!(server.next().await.unwrap().unwrap(), Incoming::Close(None));
 
-    /// One read of the socket serves a whole frame's worth of small reads, and what is kept
-    /// is released when taken.
-    #[tokio::test]
-    async fn one_socket_read_serves_many_small_reads() {
-        let (mut client, server) = tokio::io::duplex(64 * 1024);
-        let mut reader = Coalesced::new(server);
-        client.write_all(&[7u8; 5_000]).await.unwrap();
-        let mut buf = [0u8; 2048];
-        assert_eq!(reader.read(&mut buf).await.unwrap(), 2048);
-        assert_eq!(
-            reader.pending.len(),
-            5_000 - 2048,
-            "the rest of the read is kept"
-        );
-        assert_eq!(reader.read(&mut buf).await.unwrap(), 2048);
-        assert_eq!(reader.read(&mut buf).await.unwrap(), 904);
-        assert_eq!(
-            reader.pending.capacity(),
-            0,
-            "kept bytes are freed once taken"
-        );
-        drop(client);
-        assert_eq!(reader.read(&mut buf).await.unwrap(), 0);
+        let (client, io) = tokio::io::duplex(1024);
+        let mut server = Socket::new(io, 100);
+        let mut raw = client;
+        // An unmasked text frame: clients must mask.
+        raw.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+        match server.next().await {
+            Some(Err(ReadError::Protocol(v))) => assert_eq!(v.code, 1002),
+            other => panic!("wanted a protocol error, got {other:?}"),
+        }
+        drop(raw);
     }
 
     #[test]
