@@ -90,6 +90,7 @@ for rep in $(seq 1 "$repeats"); do
     for t in $ours peerjs raw raw-ack; do run "$t" rate --pairs 1000 --rate 10 --warmup 3 --duration 10; done
     for t in $ours peerjs; do run "$t" join-storm --joins 10000 --room-size 3 --concurrency 256; done
     for t in $ours peerjs; do run "$t" idle --members "$idle" --room-size 3 --hold 30 --ramp 2000 --setup-timeout 300; done
+    for t in $ours peerjs; do run "$t" idle --call --members "$idle" --room-size 3 --hold 30 --ramp 2000 --setup-timeout 300; done
   fi
   if [[ ",$sets," == *",rates,"* ]]; then
     for t in $ours peerjs raw; do run "$t" rate --pairs 1000 --rate 10 --warmup 3 --duration 10; done

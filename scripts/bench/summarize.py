@@ -37,7 +37,7 @@ def key(j):
         what = f'{j["pairs"]} pairs, closed loop ({load.get("closed_loop", "")})'
     elif j["scenario"] == "rate":
         what = f'{j["pairs"]} pairs × {load.get("offers_per_s_per_pair")}/s'
-    elif j["scenario"] == "idle":
+    elif j["scenario"] in ("idle", "idle-call"):
         what = f'{j["members"]} members, rooms of {j["room_size"]}'
     else:
         what = f'{j["members"]} joins, rooms of {j["room_size"]}'
@@ -84,6 +84,8 @@ COLUMNS = {
     ],
 }
 COLUMNS["smoke"] = COLUMNS["relay"]
+# Members that made their call (SDPs, candidates) before sitting idle.
+COLUMNS["idle-call"] = COLUMNS["idle"]
 
 
 def main(paths):

@@ -379,7 +379,7 @@ fn plan(scenario: Scenario) -> anyhow::Result<(run::Plan, Common)> {
             let room = room_cfg(&common, call, Load::None, false);
             let p = base(
                 &common,
-                "idle",
+                if call { "idle-call" } else { "idle" },
                 run::Kind::Idle,
                 members,
                 room_size.max(1),
