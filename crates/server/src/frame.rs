@@ -437,6 +437,102 @@ mod tests {
         }
     }
 
+    /// A message as a client may send it: text or binary, cut into fragments at the given
+    /// points, with a ping when `ping` is set: after the first fragment (before the message
+    /// when it is one frame), so that the ping always completes before the message does.
+    fn fragmented(text: &str, binary: bool, cuts: &[usize], ping: bool) -> Vec<u8> {
+        let bytes = text.as_bytes();
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.sort_unstable();
+        points.dedup();
+        points.retain(|&p| p > 0 && p < bytes.len());
+        let mut edges = vec![0];
+        edges.extend(points);
+        edges.push(bytes.len());
+        let mut out = Vec::new();
+        if ping && edges.len() == 2 {
+            out.extend(client_frame(true, PING, b"x"));
+        }
+        for (i, w) in edges.windows(2).enumerate() {
+            let last = i == edges.len() - 2;
+            let opcode = match (i, binary) {
+                (0, false) => TEXT,
+                (0, true) => BINARY,
+                _ => CONTINUATION,
+            };
+            out.extend(client_frame(last, opcode, &bytes[w[0]..w[1]]));
+            if i == 0 && ping && !last {
+                out.extend(client_frame(true, PING, b"x"));
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Messages cut into any fragments and the bytes cut into any reads come out as
+        /// they were sent, and nothing is left behind.
+        #[test]
+        fn any_fragmentation_and_any_reads_give_the_messages_back(
+            msgs in proptest::collection::vec(
+                ("\\PC{0,300}", proptest::prelude::any::<bool>(),
+                 proptest::collection::vec(0usize..400, 0..4), proptest::prelude::any::<bool>()),
+                1..6),
+            reads in proptest::collection::vec(1usize..700, 1..20),
+        ) {
+            let mut wire = Vec::new();
+            let mut want = Vec::new();
+            for (text, binary, cuts, ping) in &msgs {
+                wire.extend(fragmented(text, *binary, cuts, *ping));
+                if *ping {
+                    want.push(Incoming::Ping(b"x".to_vec()));
+                }
+                want.push(if *binary { Incoming::Binary(text.len()) } else { Incoming::Text(text.clone()) });
+            }
+            let mut r = Reader::new(1 << 20);
+            let mut got = Vec::new();
+            let mut pending: Vec<u8> = Vec::new();
+            let mut at = 0;
+            for size in reads.iter().cycle() {
+                if at >= wire.len() {
+                    break;
+                }
+                let end = (at + size).min(wire.len());
+                pending.extend_from_slice(&wire[at..end]);
+                at = end;
+                loop {
+                    let (used, msg) = r.take(&pending).expect("valid frames");
+                    if used == 0 {
+                        break;
+                    }
+                    pending.drain(..used);
+                    got.extend(msg);
+                }
+            }
+            proptest::prop_assert!(pending.is_empty());
+            proptest::prop_assert_eq!(got, want);
+        }
+
+        /// Whatever bytes arrive, the reader answers without panicking, never takes more than
+        /// it was given, and never accepts a frame larger than its limit.
+        #[test]
+        fn any_bytes_are_answered_without_a_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            let mut r = Reader::new(64);
+            let mut rest: &[u8] = &bytes;
+            while let Ok((used, msg)) = r.take(rest) {
+                proptest::prop_assert!(used <= rest.len());
+                if let Some(Incoming::Text(t)) = &msg {
+                    proptest::prop_assert!(t.len() <= 64);
+                }
+                if used == 0 {
+                    break;
+                }
+                rest = &rest[used..];
+            }
+        }
+    }
+
     #[test]
     fn server_frames_have_the_shortest_header() {
         for (n, header) in [
