@@ -104,6 +104,24 @@ impl Spawned {
     }
 }
 
+impl Spawned {
+    /// The started server once its address is known; when it is not (`addr` failed), the
+    /// child is stopped and its data directory removed on the way out, by `Drop`.
+    fn ready(
+        child: Child,
+        data_dir: Option<PathBuf>,
+        addr: anyhow::Result<String>,
+    ) -> anyhow::Result<Self> {
+        let mut spawned = Self {
+            child,
+            addr: String::new(),
+            data_dir,
+        };
+        spawned.addr = addr?;
+        Ok(spawned)
+    }
+}
+
 impl Drop for Spawned {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -210,13 +228,7 @@ pub fn start(spawn: &Spawn) -> anyhow::Result<Spawned> {
             let addr = wait_for_line(&mut child, "rtcroom", |l| {
                 l.strip_prefix("listening on http://").map(str::to_owned)
             });
-            let mut spawned = Spawned {
-                child,
-                addr: String::new(),
-                data_dir: Some(data_dir),
-            };
-            spawned.addr = addr?;
-            Ok(spawned)
+            Spawned::ready(child, Some(data_dir), addr)
         }
         Spawn::PeerJs { script } => {
             let port = free_port()?;
@@ -235,13 +247,7 @@ pub fn start(spawn: &Spawn) -> anyhow::Result<Spawned> {
                 l.starts_with("Started PeerServer")
                     .then(|| format!("127.0.0.1:{port}"))
             });
-            let mut spawned = Spawned {
-                child,
-                addr: String::new(),
-                data_dir: None,
-            };
-            spawned.addr = addr?;
-            Ok(spawned)
+            Spawned::ready(child, None, addr)
         }
         Spawn::Raw { ack } => {
             let exe = std::env::current_exe()?;
@@ -253,13 +259,7 @@ pub fn start(spawn: &Spawn) -> anyhow::Result<Spawned> {
             let addr = wait_for_line(&mut child, "raw relay", |l| {
                 l.strip_prefix("listening on http://").map(str::to_owned)
             });
-            let mut spawned = Spawned {
-                child,
-                addr: String::new(),
-                data_dir: None,
-            };
-            spawned.addr = addr?;
-            Ok(spawned)
+            Spawned::ready(child, None, addr)
         }
     }
 }

@@ -101,9 +101,11 @@ struct RoomKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct RoomNo(u64);
 
-/// Maps keyed by numbers the server assigns ([`ConnId`], [`RoomNo`]): a fast hasher is safe
-/// there, as no client chooses the keys. Maps keyed by client input keep SipHash.
-type NumMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// Maps keyed by numbers the server assigns ([`ConnId`], [`RoomNo`]): a fast hasher with a
+/// fixed seed is safe there, as no client chooses the keys, and it keeps the engine free of
+/// randomness of its own (iteration order depends on the inputs only). Maps keyed by client
+/// input keep SipHash.
+type NumMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bound {

@@ -169,7 +169,7 @@ struct Link {
     kill: Option<oneshot::Sender<()>>,
 }
 
-type Links = HashMap<ConnId, Link, foldhash::fast::RandomState>;
+type Links = HashMap<ConnId, Link, foldhash::fast::FixedState>;
 
 /// Start the hub task around `engine`; `inbox` bounds how many inputs may wait.
 pub fn spawn<E: Entropy + Send + 'static>(
