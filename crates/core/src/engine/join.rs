@@ -120,10 +120,12 @@ impl<E: Entropy> Engine<E> {
         let existing = self.room_nos.get(&key).copied();
         let count = existing.map_or(0, |no| self.rooms[&no].members.len());
         if count >= cap {
-            let d = format!("room is full, it up to max number:{cap}");
+            // The original server's whole text, which clients may match on, so it is not
+            // prefixed with the code's standard text as other refusals are.
+            let desc = format!("room is full, it up to max number:{cap}");
             return Err(Refusal {
                 code: ResultCode::RoomFull,
-                desc: d,
+                desc,
             });
         }
         let uid = match &j.uid {
