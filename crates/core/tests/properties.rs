@@ -1,18 +1,25 @@
-//! Properties of the engine under arbitrary sequences of inputs: it never panics, it answers
-//! every bad frame with a non-zero result, rooms never exceed their capacity, a uid is in a
-//! room at most once, nothing is sent to a closed connection, and after a shutdown every
-//! session and sub-session record that was opened has been closed exactly once.
+//! Properties of the engine under arbitrary sequences of inputs: it never panics; every
+//! request is answered by its command's response or relayed, and every refused frame gets
+//! exactly one answer with a non-zero result; a connection speaks only as the member it
+//! joined as, and every relay carries that member's uid; rooms never exceed their capacity
+//! and hold a uid at most once; nothing is sent to a closed connection; each pair's ICE
+//! server is the one recorded for it; two engines fed the same inputs emit the same effects;
+//! and after a shutdown every session and sub-session record that was opened has been closed
+//! exactly once.
 
 use proptest::prelude::*;
 use rtcroom_core::*;
-use rtcroom_protocol::{ServerMsg, decode};
+use rtcroom_ice::{IceCommand, Register, RegistryConfig};
+use rtcroom_protocol::{Command, Request, ResultCode, RtcConfig, ServerMsg, SharedJson, decode};
 use std::collections::{HashMap, HashSet};
+use ulid::Ulid;
 
 #[derive(Debug, Clone)]
 enum Op {
     Open(u8),
     Close(u8, bool),
-    Frame(u8, Frame),
+    /// A frame from a connection, with the `uid` it claims to speak as, if any.
+    Frame(u8, Frame, Option<u8>),
     Advance(u16),
     Kick(u8, u8),
 }
@@ -37,6 +44,8 @@ enum Frame {
 const CONNS: u8 = 5;
 const ROOMS: [&str; 2] = ["r1", "r2"];
 const UIDS: [&str; 4] = ["u0", "u1", "u2", "u3"];
+/// The ICE servers registered in [`Mode::Registry`].
+const ICE_IPS: [&str; 2] = ["198.51.100.1", "198.51.100.2"];
 
 fn uid(i: u8) -> &'static str {
     UIDS[usize::from(i) % UIDS.len()]
@@ -64,49 +73,91 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => (0..CONNS).prop_map(Op::Open),
         1 => (0..CONNS, any::<bool>()).prop_map(|(c, clean)| Op::Close(c, clean)),
-        12 => (0..CONNS, frame_strategy()).prop_map(|(c, f)| Op::Frame(c, f)),
+        12 => (0..CONNS, frame_strategy(), proptest::option::weighted(0.3, any::<u8>()))
+            .prop_map(|(c, f, claim)| Op::Frame(c, f, claim)),
         2 => (0u16..50_000).prop_map(Op::Advance),
         1 => (any::<u8>(), any::<u8>()).prop_map(|(r, u)| Op::Kick(r, u)),
     ]
 }
 
-fn text(f: &Frame) -> String {
-    match f {
-        Frame::Join(r, u) => format!(
-            r#"{{"cmd":"join","appId":"10000","roomId":"{}","uid":"{}","talkType":1}}"#,
-            ROOMS[usize::from(*r) % 2],
-            uid(*u)
-        ),
-        Frame::Leave => r#"{"cmd":"leave"}"#.into(),
+/// The frame's text; `claim` adds a `uid` to frames that do not name one already.
+fn text(f: &Frame, claim: Option<u8>) -> String {
+    let body = match f {
+        Frame::Join(r, u) => {
+            return format!(
+                r#"{{"cmd":"join","appId":"10000","roomId":"{}","uid":"{}","talkType":1}}"#,
+                ROOMS[usize::from(*r) % 2],
+                uid(*u)
+            );
+        }
+        Frame::Spoof(u) => {
+            return format!(r#"{{"cmd":"keepLive","uid":"{}","roomId":"r9"}}"#, uid(*u));
+        }
+        Frame::Garbage(s) => return s.clone(),
+        Frame::Leave => r#""cmd":"leave""#.into(),
         Frame::Offer(u, reset) => format!(
-            r#"{{"cmd":"offer","remoteUid":"{}","msg":"{{\"sdp\":1}}","isIceReset":{reset}}}"#,
+            r#""cmd":"offer","remoteUid":"{}","msg":"{{\"sdp\":1}}","isIceReset":{reset}"#,
             uid(*u)
         ),
         Frame::Answer(u) => format!(
-            r#"{{"cmd":"answer","remoteUid":"{}","msg":{{"sdp":2}}}}"#,
+            r#""cmd":"answer","remoteUid":"{}","msg":{{"sdp":2}}"#,
             uid(*u)
         ),
-        Frame::Candidate(u) => format!(
-            r#"{{"cmd":"candidate","remoteUid":"{}","msg":"c"}}"#,
-            uid(*u)
-        ),
-        Frame::KeepLive => r#"{"cmd":"keepLive"}"#.into(),
+        Frame::Candidate(u) => format!(r#""cmd":"candidate","remoteUid":"{}","msg":"c""#, uid(*u)),
+        Frame::KeepLive => r#""cmd":"keepLive""#.into(),
         Frame::TurnTalkType(i, e) => {
-            format!(r#"{{"cmd":"turnTalkType","index":{},"enable":{e}}}"#, i % 5)
+            format!(r#""cmd":"turnTalkType","index":{},"enable":{e}"#, i % 5)
         }
         Frame::PeerConnected(u, t) => format!(
-            r#"{{"cmd":"peerConnected","remoteUid":"{}","connectType":"{}"}}"#,
+            r#""cmd":"peerConnected","remoteUid":"{}","connectType":"{}""#,
             uid(*u),
             ["TURN", "STUN", "x"][usize::from(*t) % 3]
         ),
         Frame::ReportStats(u) => format!(
-            r#"{{"cmd":"reportStats","remoteId":"{}","audio":{{"recv":{{"bitRate":"40","packetsLostRate":"0.5"}}}}}}"#,
+            r#""cmd":"reportStats","remoteId":"{}","audio":{{"recv":{{"bitRate":"40","packetsLostRate":"0.5"}}}}"#,
             uid(*u)
         ),
-        Frame::ReportInfo => r#"{"cmd":"reportInfo","result":9,"desc":"x","data1":{"a":1}}"#.into(),
-        Frame::UpdateToken => r#"{"cmd":"updateToken","token":"t"}"#.into(),
-        Frame::Spoof(u) => format!(r#"{{"cmd":"keepLive","uid":"{}","roomId":"r9"}}"#, uid(*u)),
-        Frame::Garbage(s) => s.clone(),
+        Frame::ReportInfo => r#""cmd":"reportInfo","result":9,"desc":"x","data1":{"a":1}"#.into(),
+        Frame::UpdateToken => r#""cmd":"updateToken","token":"t""#.into(),
+    };
+    match claim {
+        Some(u) => format!(r#"{{{body},"uid":"{}"}}"#, uid(u)),
+        None => format!("{{{body}}}"),
+    }
+}
+
+/// The uid a request claims to speak as.
+fn claimed_uid(req: &Request) -> Option<String> {
+    let uid = match req {
+        Request::Join(j) => &j.uid,
+        Request::Leave(r) => &r.id.uid,
+        Request::Offer(r) => &r.id.uid,
+        Request::Answer(r) => &r.id.uid,
+        Request::Candidate(r) => &r.id.uid,
+        Request::KeepLive(r) => &r.id.uid,
+        Request::TurnTalkType(r) => &r.id.uid,
+        Request::PeerConnected(r) => &r.id.uid,
+        Request::ReportInfo(r) => &r.id.uid,
+        Request::ReportStats(r) => &r.id.uid,
+        Request::UpdateToken(r) => &r.id.uid,
+    };
+    uid.as_ref().map(|u| u.key().to_owned())
+}
+
+/// The response that answers each command (protocol.md), written out independently of the
+/// protocol crate so that a change there is caught here.
+fn response_name(cmd: Command) -> &'static str {
+    match cmd {
+        Command::Join => "respJoin",
+        Command::Leave => "respLeave",
+        Command::Offer => "respOffer",
+        Command::Answer => "respAnswer",
+        Command::Candidate => "respCandidate",
+        Command::KeepLive => "respKeepLive",
+        Command::TurnTalkType => "respTurnTalkType",
+        Command::PeerConnected => "respPeerConnected",
+        Command::ReportInfo | Command::ReportStats => "generalMsgResp",
+        Command::UpdateToken => "respUpdateToken",
     }
 }
 
@@ -120,6 +171,16 @@ struct Ledger {
     members: HashMap<String, (String, String)>,
     /// sub-session id → (owner session, remote session).
     pairs: HashMap<String, (String, String)>,
+    /// The `ice_ip` recorded for each pair of sessions (the lower id first).
+    pair_ice: HashMap<(String, String), String>,
+}
+
+fn pair_key(a: &str, b: &str) -> (String, String) {
+    if a < b {
+        (a.to_owned(), b.to_owned())
+    } else {
+        (b.to_owned(), a.to_owned())
+    }
 }
 
 impl Ledger {
@@ -163,6 +224,15 @@ impl Ledger {
                     })
                     .map(|(sid, _)| sid.clone())
                     .expect("the remote member has an open session");
+                // Both legs of a pair are on the same ICE server.
+                let ice = self
+                    .pair_ice
+                    .entry(pair_key(&owner, &remote))
+                    .or_insert_with(|| s.ice_ip.clone());
+                assert_eq!(
+                    *ice, s.ice_ip,
+                    "the two legs of a pair on different servers"
+                );
                 self.pairs.insert(id.clone(), (owner, remote));
                 assert!(self.subs_open.insert(id), "sub-session opened twice");
             }
@@ -189,146 +259,461 @@ impl Ledger {
     }
 }
 
-fn run(ops: Vec<Op>, auth: bool) {
-    let cfg = EngineConfig {
-        auth: if auth {
-            AuthMode::Required { prompt_secs: 5 }
-        } else {
-            AuthMode::Open
-        },
-        ..EngineConfig::default()
-    };
-    let cap = cfg.max_capacity;
-    let mut engine = Engine::new(cfg, SplitMix64(1));
-    let mut now = Millis(1_700_000_000_000);
-    let mut ledger = Ledger::default();
-    let mut live: HashSet<ConnId> = HashSet::new();
-    let mut generation: HashMap<u8, u64> = HashMap::new();
-    let mut next = 100u64;
-    let conn_of = |gen_: &HashMap<u8, u64>, c: u8| ConnId(*gen_.get(&c).unwrap_or(&u64::from(c)));
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Tokens unchecked, one static `rtcConfig`.
+    Open,
+    /// Tokens required (valid grants, prompts and expiries).
+    Tokens,
+    /// ICE servers from the registry, two of them registered.
+    Registry,
+}
 
-    let mut step = |engine: &mut Engine<SplitMix64>,
-                    live: &mut HashSet<ConnId>,
-                    sender: Option<(ConnId, bool)>| {
-        let mut answers = 0;
-        while let Some(e) = engine.poll_effect() {
+fn config(mode: Mode) -> EngineConfig {
+    let static_rtc = RtcConfig::with_servers(vec![rtcroom_protocol::IceServer {
+        credential: String::new(),
+        urls: vec!["stun:192.0.2.200:3478".into()],
+        username: String::new(),
+    }]);
+    EngineConfig {
+        auth: match mode {
+            Mode::Tokens => AuthMode::Required { prompt_secs: 5 },
+            Mode::Open | Mode::Registry => AuthMode::Open,
+        },
+        ice: match mode {
+            Mode::Registry => IceMode::Registry(RegistryConfig {
+                shared_secret: Some("secret".into()),
+                // The servers never report in these runs; they stay in rotation.
+                report_timeout_ms: u64::MAX / 4,
+                ..RegistryConfig::default()
+            }),
+            Mode::Open | Mode::Tokens => IceMode::Static,
+        },
+        rtc_config: SharedJson::rtc_config(&static_rtc),
+        ..EngineConfig::default()
+    }
+}
+
+const START: Millis = Millis(1_700_000_000_000);
+
+/// An engine, configured for `mode`, with its ICE servers registered.
+fn engine(mode: Mode) -> Engine<SplitMix64> {
+    let mut engine = Engine::new(config(mode), SplitMix64(1));
+    if mode == Mode::Registry {
+        for ip in ICE_IPS {
+            // Room for a few pairs each, so that some joins are refused with result 8.
+            engine.ice_command(START, IceCommand::Register(Register::new(ip, 3_000)));
+        }
+    }
+    engine
+}
+
+/// The connection a test slot names: its latest `Open`, else a connection never opened.
+fn conn_of(generation: &HashMap<u8, u64>, c: u8) -> ConnId {
+    ConnId(*generation.get(&c).unwrap_or(&u64::from(c)))
+}
+
+/// The input an operation is, with the grant the shell would attach.
+fn frame_input(now: Millis, conn: ConnId, f: &Frame, claim: Option<u8>) -> Input {
+    let frame = decode(&text(f, claim), rtcroom_protocol::DEFAULT_MAX_FRAME);
+    let grant = match f {
+        Frame::Join(..) | Frame::UpdateToken => Grant::Valid {
+            app_id: "10000".into(),
+            uid: None,
+            expires_at: now.plus_secs(30),
+        },
+        _ => Grant::Unchecked,
+    };
+    Input::Frame { conn, frame, grant }
+}
+
+/// What the test knows about a frame it handed to the engine.
+struct Sent {
+    conn: ConnId,
+    /// The request, or why it did not decode.
+    command: Result<Command, Option<Command>>,
+    claimed: Option<String>,
+    /// The member the connection spoke as before the frame.
+    before: Option<Member>,
+}
+
+/// A member as the test tracks it, from the `respJoin` its connection got.
+#[derive(Debug, Clone, PartialEq)]
+struct Member {
+    uid: String,
+    session: Ulid,
+}
+
+/// An engine and the test's model of it, checked after every input.
+struct World {
+    mode: Mode,
+    engine: Engine<SplitMix64>,
+    static_rtc: SharedJson,
+    cap: usize,
+    now: Millis,
+    ledger: Ledger,
+    live: HashSet<ConnId>,
+    /// The member each live connection speaks as.
+    members: HashMap<ConnId, Member>,
+}
+
+impl World {
+    fn new(mode: Mode) -> Self {
+        let cfg = config(mode);
+        Self {
+            mode,
+            engine: engine(mode),
+            static_rtc: cfg.rtc_config.clone(),
+            cap: cfg.max_capacity,
+            now: START,
+            ledger: Ledger::default(),
+            live: HashSet::new(),
+            members: HashMap::new(),
+        }
+    }
+
+    fn run(&mut self, ops: Vec<Op>) {
+        let mut generation: HashMap<u8, u64> = HashMap::new();
+        let mut next = 100u64;
+        for op in ops {
+            match op {
+                Op::Open(c) => {
+                    next += 1;
+                    generation.insert(c, next);
+                    let conn = ConnId(next);
+                    self.live.insert(conn);
+                    let ip = "192.0.2.9".into();
+                    self.engine.handle(self.now, Input::Open { conn, ip });
+                    self.drain(None);
+                }
+                Op::Close(c, clean) => {
+                    let conn = conn_of(&generation, c);
+                    self.live.remove(&conn);
+                    self.members.remove(&conn);
+                    self.engine.handle(self.now, Input::Closed { conn, clean });
+                    self.drain(None);
+                }
+                Op::Frame(c, f, claim) => {
+                    let conn = conn_of(&generation, c);
+                    let input = frame_input(self.now, conn, &f, claim);
+                    let Input::Frame { frame, .. } = &input else {
+                        unreachable!("frame_input makes frames")
+                    };
+                    let sent = Sent {
+                        conn,
+                        command: match frame {
+                            Ok(req) => Ok(req.command()),
+                            Err(e) => Err(e.command()),
+                        },
+                        claimed: frame.as_ref().ok().and_then(claimed_uid),
+                        before: self.members.get(&conn).cloned(),
+                    };
+                    let answered = self.live.contains(&conn);
+                    self.engine.handle(self.now, input);
+                    self.drain(answered.then_some(sent));
+                }
+                Op::Advance(ms) => {
+                    self.now = Millis(self.now.0 + u64::from(ms));
+                    self.engine.handle_timeout(self.now);
+                    self.drain(None);
+                }
+                Op::Kick(r, u) => {
+                    let room = ROOMS[usize::from(r) % 2];
+                    self.engine.kick(self.now, "10000", room, uid(u), "test");
+                    self.drain(None);
+                }
+            }
+        }
+        // Sockets that were dropped wait for their timeout; a long silence then a shutdown
+        // must close every record.
+        self.now = self.now.plus_secs(100);
+        self.engine.handle_timeout(self.now);
+        self.drain(None);
+        self.engine.shutdown(self.now);
+        self.drain(None);
+        assert_eq!(self.engine.stats().members, 0);
+        let l = &self.ledger;
+        assert_eq!(l.sessions_open, l.sessions_closed, "every session closed");
+        assert_eq!(l.subs_open, l.subs_closed, "every sub-session finished");
+    }
+
+    /// Carry out every queued effect, checking each, then the answer to `sent` (a frame
+    /// from a live connection) as a whole.
+    fn drain(&mut self, sent: Option<Sent>) {
+        let sender = sent.as_ref().map(|s| s.conn);
+        let mut answers: Vec<ServerMsg> = Vec::new();
+        let mut to_others: Vec<(ConnId, ServerMsg)> = Vec::new();
+        let mut records: Vec<Record> = Vec::new();
+        let mut refused = 0;
+        while let Some(e) = self.engine.poll_effect() {
             match e {
                 Effect::Send { conn, msg } => {
-                    assert!(live.contains(&conn), "sent to a closed connection: {msg:?}");
-                    if let Some((s, bad)) = sender
-                        && s == conn
-                        && bad
-                    {
-                        answers += 1;
-                        let result = msg.result().expect("a bad frame gets a response");
-                        assert_ne!(result.code(), 0, "a bad frame got result 0: {msg:?}");
-                        assert!(
-                            msg.name().starts_with("resp")
-                                || matches!(msg, ServerMsg::GeneralMsgResp(_)),
-                            "{msg:?}"
-                        );
+                    assert!(
+                        self.live.contains(&conn),
+                        "sent to a closed connection: {msg:?}"
+                    );
+                    self.follow(conn, &msg);
+                    if let Some(sender) = sender {
+                        self.check_rtc_config(sender, conn, &msg);
+                    }
+                    if Some(conn) == sender && msg.result().is_some() {
+                        answers.push(msg);
+                    } else if sender.is_some_and(|s| s != conn) {
+                        to_others.push((conn, msg));
                     }
                 }
                 Effect::Close { conn, .. } => {
-                    assert!(live.remove(&conn), "closing a connection twice");
+                    assert!(self.live.remove(&conn), "closing a connection twice");
+                    self.members.remove(&conn);
                 }
-                Effect::Record(r) => ledger.apply(&r),
+                Effect::Record(r) => {
+                    self.ledger.apply(&r);
+                    records.push(r);
+                }
+                Effect::Event(Event::Refused { .. }) => refused += 1,
                 Effect::Event(_) => {}
             }
         }
-        if let Some((_, true)) = sender {
-            assert_eq!(answers, 1, "a bad frame gets exactly one answer");
+        if let Some(sent) = sent {
+            self.check_answers(&sent, &answers, &to_others, &records, refused);
+            self.check_speaker(&sent, &answers, &to_others);
         }
-        for room in engine.rooms() {
-            assert!(room.members.len() <= cap, "room above capacity");
+        for room in self.engine.rooms() {
+            assert!(room.members.len() <= self.cap, "room above capacity");
             let uids: HashSet<&str> = room.members.iter().map(|m| m.uid.as_str()).collect();
             assert_eq!(uids.len(), room.members.len(), "a uid twice in a room");
         }
-    };
+    }
 
-    for op in ops {
-        match op {
-            Op::Open(c) => {
-                next += 1;
-                generation.insert(c, next);
-                let conn = ConnId(next);
-                live.insert(conn);
-                engine.handle(
-                    now,
-                    Input::Open {
-                        conn,
-                        ip: "192.0.2.9".into(),
-                    },
-                );
-                step(&mut engine, &mut live, None);
+    /// Keep the model of who each connection speaks as.
+    fn follow(&mut self, conn: ConnId, msg: &ServerMsg) {
+        match msg {
+            ServerMsg::RespJoin(r) if r.result == ResultCode::Ok => {
+                let session = r.session_id.expect("a successful join has a session");
+                let uid = r.uid.key().to_owned();
+                self.members.insert(conn, Member { uid, session });
             }
-            Op::Close(c, clean) => {
-                let conn = conn_of(&generation, c);
-                live.remove(&conn);
-                engine.handle(now, Input::Closed { conn, clean });
-                step(&mut engine, &mut live, None);
+            ServerMsg::RespLeave(r) if r.result == ResultCode::Ok => {
+                self.members.remove(&conn);
             }
-            Op::Frame(c, f) => {
-                let conn = conn_of(&generation, c);
-                let decoded = decode(&text(&f), rtcroom_protocol::DEFAULT_MAX_FRAME);
-                let bad = decoded.is_err() && live.contains(&conn);
-                let grant = match &f {
-                    Frame::Join(..) | Frame::UpdateToken => Grant::Valid {
-                        app_id: "10000".into(),
-                        uid: None,
-                        expires_at: now.plus_secs(30),
-                    },
-                    _ => Grant::Unchecked,
-                };
-                engine.handle(
-                    now,
-                    Input::Frame {
-                        conn,
-                        frame: decoded,
-                        grant,
-                    },
-                );
-                step(&mut engine, &mut live, Some((conn, bad)));
+            ServerMsg::SystemKickUser(_) => {
+                self.members.remove(&conn);
             }
-            Op::Advance(ms) => {
-                now = Millis(now.0 + u64::from(ms));
-                engine.handle_timeout(now);
-                step(&mut engine, &mut live, None);
+            _ => {}
+        }
+    }
+
+    /// Every request gets its command's response or its relay (or, for reports, its
+    /// record); a refused one gets exactly one answer with a non-zero result and nothing else.
+    fn check_answers(
+        &self,
+        sent: &Sent,
+        answers: &[ServerMsg],
+        to_others: &[(ConnId, ServerMsg)],
+        records: &[Record],
+        refused: usize,
+    ) {
+        let expected = match sent.command {
+            Ok(cmd) | Err(Some(cmd)) => response_name(cmd),
+            Err(None) => "generalMsgResp",
+        };
+        for a in answers {
+            assert_eq!(a.name(), expected, "{:?} answered by {a:?}", sent.command);
+        }
+        let refusals = answers
+            .iter()
+            .filter(|a| a.result() != Some(ResultCode::Ok))
+            .count();
+        assert_eq!(refused, refusals, "one Refused event per refusal");
+        if refusals > 0 {
+            assert_eq!(answers.len(), 1, "a refused frame gets exactly one answer");
+            assert!(to_others.is_empty(), "a refused frame is not relayed");
+        }
+        let cmd = match sent.command {
+            Ok(cmd) => cmd,
+            Err(_) => {
+                assert_eq!(refusals, 1, "a bad frame gets exactly one non-zero answer");
+                return;
             }
-            Op::Kick(r, u) => {
-                engine.kick(now, "10000", ROOMS[usize::from(r) % 2], uid(u), "test");
-                step(&mut engine, &mut live, None);
+        };
+        let relayed = |name: &str| to_others.iter().filter(|(_, m)| m.name() == name).count();
+        let recorded = |f: fn(&Record) -> bool| records.iter().filter(|r| f(r)).count();
+        let done_without_answer = match cmd {
+            Command::Answer => relayed("relayAnswer") == 1,
+            Command::Candidate => relayed("relayCandidate") == 1,
+            Command::ReportInfo => recorded(|r| matches!(r, Record::ClientInfo(_))) == 1,
+            Command::ReportStats => recorded(|r| matches!(r, Record::Quality(_))) == 1,
+            _ => false,
+        };
+        if done_without_answer {
+            assert!(
+                answers.is_empty(),
+                "{cmd:?} relayed and answered: {answers:?}"
+            );
+        } else {
+            assert_eq!(
+                answers.len(),
+                1,
+                "{cmd:?} got {answers:?}, relays {to_others:?}"
+            );
+        }
+    }
+
+    /// A connection speaks only as the member it joined as: a frame claiming another uid is
+    /// refused with result 13, and everything a frame makes the engine send to others
+    /// carries the sender's member uid, to the member it names as remote.
+    fn check_speaker(&self, sent: &Sent, answers: &[ServerMsg], to_others: &[(ConnId, ServerMsg)]) {
+        if let (Some(before), Some(claimed)) = (&sent.before, &sent.claimed)
+            && before.uid != *claimed
+        {
+            let results: Vec<_> = answers.iter().map(ServerMsg::result).collect();
+            assert_eq!(
+                results,
+                [Some(ResultCode::NotAllowed)],
+                "{claimed} spoke as"
+            );
+            assert!(
+                to_others.is_empty(),
+                "a forged uid was relayed: {to_others:?}"
+            );
+        }
+        let speaker = self.members.get(&sent.conn).or(sent.before.as_ref());
+        for (to, msg) in to_others {
+            let (uid, remote) = match msg {
+                ServerMsg::RelayOffer(m) => (&m.uid, Some(&m.remote_uid)),
+                ServerMsg::RelayAnswer(m) => (&m.uid, Some(&m.remote_uid)),
+                ServerMsg::RelayCandidate(m) => (&m.uid, Some(&m.remote_uid)),
+                ServerMsg::RelayTurnTalkType(m) => (&m.uid, None),
+                ServerMsg::NotifyNewPeer(m) => (&m.uid, None),
+                ServerMsg::RelayLeave(m) => (&m.uid, None),
+                other => panic!("a frame sent {other:?} to another connection"),
+            };
+            let speaker = speaker.expect("only members relay");
+            assert_eq!(uid.key(), speaker.uid, "a relay carries the sender's uid");
+            if let Some(remote) = remote {
+                let to = self.members.get(to).expect("relays go to members");
+                assert_eq!(remote.key(), to.uid, "a relay goes to the remote it names");
             }
         }
     }
-    // Sockets that were dropped wait for their timeout; a long silence then a shutdown
-    // must close every record.
-    now = now.plus_secs(100);
-    engine.handle_timeout(now);
-    step(&mut engine, &mut live, None);
+
+    /// Each pair's `rtcConfig` (in `notifyNewPeer` and `relayOffer`) names the ICE server
+    /// recorded for the pair, with credentials for the member that receives it; without a
+    /// registry it is the configured one.
+    fn check_rtc_config(&self, sender: ConnId, to: ConnId, msg: &ServerMsg) {
+        let rtc = match msg {
+            ServerMsg::NotifyNewPeer(m) => &m.rtc_config,
+            ServerMsg::RelayOffer(m) => &m.rtc_config,
+            _ => return,
+        };
+        if self.mode != Mode::Registry {
+            assert_eq!(
+                rtc, &self.static_rtc,
+                "a static rtcConfig handed out changed"
+            );
+            return;
+        }
+        let (Some(from), Some(to)) = (self.members.get(&sender), self.members.get(&to)) else {
+            panic!("an rtcConfig between non-members: {msg:?}");
+        };
+        let key = pair_key(&from.session.to_string(), &to.session.to_string());
+        let ice_ip = &self.ledger.pair_ice[&key];
+        assert!(ICE_IPS.contains(&ice_ip.as_str()), "pair on {ice_ip:?}");
+        let cfg: RtcConfig = serde_json::from_str(rtc.get()).expect("rtcConfig is JSON");
+        for server in &cfg.ice_servers {
+            for url in &server.urls {
+                assert!(
+                    url.contains(ice_ip.as_str()),
+                    "{url} is not the pair's {ice_ip}"
+                );
+            }
+            if url_is_turn(&server.urls) {
+                let suffix = format!(":{}", to.uid);
+                assert!(
+                    server.username.ends_with(&suffix),
+                    "{} for {}",
+                    server.username,
+                    to.uid
+                );
+            }
+        }
+    }
+}
+
+fn url_is_turn(urls: &[String]) -> bool {
+    urls.iter().any(|u| u.starts_with("turn:"))
+}
+
+/// Every effect of `ops`, in order, ending with a shutdown while members are still in
+/// their rooms (so that the order in which rooms are emptied shows).
+fn effects_of(ops: &[Op], mode: Mode) -> Vec<Effect> {
+    let mut engine = engine(mode);
+    let mut now = START;
+    let mut generation: HashMap<u8, u64> = HashMap::new();
+    let mut effects = Vec::new();
+    for (n, op) in ops.iter().enumerate() {
+        match op {
+            Op::Open(c) => {
+                let conn = ConnId(200 + n as u64);
+                generation.insert(*c, conn.0);
+                let ip = "192.0.2.9".into();
+                engine.handle(now, Input::Open { conn, ip });
+            }
+            Op::Close(c, clean) => {
+                let conn = conn_of(&generation, *c);
+                engine.handle(
+                    now,
+                    Input::Closed {
+                        conn,
+                        clean: *clean,
+                    },
+                );
+            }
+            Op::Frame(c, f, claim) => {
+                let conn = conn_of(&generation, *c);
+                engine.handle(now, frame_input(now, conn, f, *claim));
+            }
+            Op::Advance(ms) => {
+                now = Millis(now.0 + u64::from(*ms));
+                engine.handle_timeout(now);
+            }
+            Op::Kick(r, u) => {
+                engine.kick(now, "10000", ROOMS[usize::from(*r) % 2], uid(*u), "test");
+            }
+        }
+        effects.extend(std::iter::from_fn(|| engine.poll_effect()));
+    }
     engine.shutdown(now);
-    step(&mut engine, &mut live, None);
-    assert_eq!(engine.stats().members, 0);
-    assert_eq!(
-        ledger.sessions_open, ledger.sessions_closed,
-        "every session closed"
-    );
-    assert_eq!(
-        ledger.subs_open, ledger.subs_closed,
-        "every sub-session finished"
-    );
+    effects.extend(std::iter::from_fn(|| engine.poll_effect()));
+    effects
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(op_strategy(), 0..120)
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
-    fn no_sequence_breaks_the_engine(ops in proptest::collection::vec(op_strategy(), 0..120)) {
-        run(ops, false);
+    fn no_sequence_breaks_the_engine(ops in ops()) {
+        World::new(Mode::Open).run(ops);
     }
 
     #[test]
-    fn no_sequence_breaks_the_engine_with_tokens(ops in proptest::collection::vec(op_strategy(), 0..120)) {
-        run(ops, true);
+    fn no_sequence_breaks_the_engine_with_tokens(ops in ops()) {
+        World::new(Mode::Tokens).run(ops);
+    }
+
+    #[test]
+    fn ice_servers_are_chosen_per_pair(ops in ops()) {
+        World::new(Mode::Registry).run(ops);
+    }
+
+    #[test]
+    fn same_inputs_same_effects(ops in ops(), registry in any::<bool>()) {
+        let mode = if registry { Mode::Registry } else { Mode::Open };
+        let first = effects_of(&ops, mode);
+        prop_assert_eq!(first, effects_of(&ops, mode));
     }
 }

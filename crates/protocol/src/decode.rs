@@ -536,18 +536,7 @@ fn build(cmd: Command, f: &Fields<'_>) -> Field<Request> {
             msg: msg(f)?,
         }),
         Command::KeepLive => Request::KeepLive(KeepLive { id: identity(f)? }),
-        Command::TurnTalkType => {
-            let index = required("index", int("index", f.index))?;
-            let index = u8::try_from(index)
-                .ok()
-                .filter(|i| *i <= 3)
-                .ok_or_else(|| Bad("index", "must be 0, 1, 2 or 3".into()))?;
-            Request::TurnTalkType(TurnTalkType {
-                id: identity(f)?,
-                index,
-                enable: required("enable", boolean("enable", f.enable))?,
-            })
-        }
+        Command::TurnTalkType => Request::TurnTalkType(turn_talk_type(f)?),
         Command::PeerConnected => Request::PeerConnected(PeerConnected {
             id: identity(f)?,
             remote_uid: required("remoteUid", remote(f))?,
@@ -561,26 +550,41 @@ fn build(cmd: Command, f: &Fields<'_>) -> Field<Request> {
             data1: f.data1.filter(|r| !is_null(r)).map(owned),
             data2: f.data2.filter(|r| !is_null(r)).map(owned),
         }),
-        Command::ReportStats => {
-            let id = identity(f)?;
-            let sub_session_id = text("subSessionId", f.sub_session_id)?;
-            let remote_uid = remote(f)?;
-            if remote_uid.is_none() && sub_session_id.is_none() {
-                return Err(Bad("remoteUid", "or subSessionId is required".into()));
-            }
-            let stats = QualityStats::parse(f.audio.map(RawValue::get), f.video.map(RawValue::get))
-                .map_err(|e| Bad("audio/video", e.0))?;
-            Request::ReportStats(ReportStats {
-                id,
-                sub_session_id,
-                remote_uid,
-                stats,
-            })
-        }
+        Command::ReportStats => Request::ReportStats(report_stats(f)?),
         Command::UpdateToken => Request::UpdateToken(UpdateToken {
             id: identity(f)?,
             token: required("token", text("token", f.token))?,
         }),
+    })
+}
+
+fn turn_talk_type(f: &Fields<'_>) -> Field<TurnTalkType> {
+    let index = required("index", int("index", f.index))?;
+    let index = u8::try_from(index)
+        .ok()
+        .filter(|i| *i <= 3)
+        .ok_or_else(|| Bad("index", "must be 0, 1, 2 or 3".into()))?;
+    Ok(TurnTalkType {
+        id: identity(f)?,
+        index,
+        enable: required("enable", boolean("enable", f.enable))?,
+    })
+}
+
+fn report_stats(f: &Fields<'_>) -> Field<ReportStats> {
+    let id = identity(f)?;
+    let sub_session_id = text("subSessionId", f.sub_session_id)?;
+    let remote_uid = remote(f)?;
+    if remote_uid.is_none() && sub_session_id.is_none() {
+        return Err(Bad("remoteUid", "or subSessionId is required".into()));
+    }
+    let stats = QualityStats::parse(f.audio.map(RawValue::get), f.video.map(RawValue::get))
+        .map_err(|e| Bad("audio/video", e.0))?;
+    Ok(ReportStats {
+        id,
+        sub_session_id,
+        remote_uid,
+        stats,
     })
 }
 

@@ -9,6 +9,7 @@
 mod decode;
 mod encode;
 mod ident;
+mod refusal;
 mod result;
 mod rtc;
 mod stats;
@@ -25,6 +26,7 @@ pub use encode::{
     SystemPromptToken,
 };
 pub use ident::Ident;
+pub use refusal::{Field, Refusal};
 pub use result::ResultCode;
 pub use rtc::{ConnectType, IceServer, RtcConfig};
 pub use stats::QualityStats;

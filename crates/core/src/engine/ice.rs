@@ -1,0 +1,119 @@
+//! ICE servers: the registry the engine owns in [`IceMode::Registry`], the server chosen for
+//! each pair, and the `rtcConfig` each member is handed.
+
+use super::state::RoomNo;
+use super::{Engine, Refusal};
+use crate::Millis;
+use crate::config::IceMode;
+use crate::effect::{Effect, Event};
+use crate::ids::Entropy;
+use rtcroom_ice::{Chosen, HealthEvent, IceCommand, Media, Need, Registry, Reply, ServerStatus};
+use rtcroom_protocol::{Ident, ResultCode, SharedJson};
+use std::sync::Arc;
+
+/// The registry a configuration asks for: none in [`IceMode::Static`].
+pub(super) fn registry_for(mode: &IceMode) -> Option<Registry> {
+    match mode {
+        IceMode::Registry(c) => Some(Registry::new(c.clone())),
+        IceMode::Static => None,
+    }
+}
+
+fn media(talk_type: i64) -> Media {
+    if talk_type == 0 {
+        Media::AudioOnly
+    } else {
+        Media::Video
+    }
+}
+
+impl<E: Entropy> Engine<E> {
+    /// An ICE server (or its agent) registered, deregistered or reported its load. Answers
+    /// with the plain-text reply of the ICE HTTP API.
+    pub fn ice_command(&mut self, now: Millis, command: IceCommand) -> Reply {
+        match self.ice.as_mut() {
+            Some(registry) => registry.handle(now.0, command),
+            // Without a registry there is nothing to register with.
+            None => Reply::NotFound,
+        }
+    }
+
+    /// The registered ICE servers and their load.
+    pub fn ice_servers(&self, now: Millis) -> Vec<ServerStatus> {
+        self.ice
+            .as_ref()
+            .map(|r| r.servers(now.0))
+            .unwrap_or_default()
+    }
+
+    /// Check which ICE servers left rotation or came back; each change becomes an event.
+    pub fn ice_poll(&mut self, now: Millis) {
+        let Some(registry) = self.ice.as_mut() else {
+            return;
+        };
+        for e in registry.poll_health(now.0) {
+            let event = match e {
+                HealthEvent::LeftRotation { ip, last_seen_ms } => Event::IceHealth {
+                    ip,
+                    in_rotation: false,
+                    last_seen_ms: Some(last_seen_ms),
+                },
+                HealthEvent::Returned { ip } => Event::IceHealth {
+                    ip,
+                    in_rotation: true,
+                    last_seen_ms: None,
+                },
+            };
+            self.out.push_back(Effect::Event(event));
+        }
+    }
+
+    /// The `rtcConfig` a login hands out: the server a new pair would get now (nothing is
+    /// reserved), with credentials for `uid`; the static one without a registry.
+    pub fn login_rtc_config(&self, now: Millis, uid: &str) -> Option<SharedJson> {
+        match &self.ice {
+            Some(registry) => registry
+                .peek(now.0, None)
+                .map(|c| SharedJson::rtc_config(&c.rtc_config(uid, now.0))),
+            None => Some(self.cfg.rtc_config.clone()),
+        }
+    }
+
+    /// The `rtcConfig` member `uid` gets for a pair on `chosen` (the static one when the
+    /// pair has no chosen server).
+    pub(super) fn rtc_for(&self, chosen: Option<&Chosen>, uid: &Ident, now: Millis) -> SharedJson {
+        match chosen {
+            Some(c) => SharedJson::rtc_config(&c.rtc_config(uid.key(), now.0)),
+            None => self.cfg.rtc_config.clone(),
+        }
+    }
+
+    /// One ICE server for each pair a newcomer with `talk_type` would form in `room`, in the
+    /// order of the room's members (empty without a registry). Each selection reserves its
+    /// need; a pair no server has room for refuses the join (`result: 8`).
+    pub(super) fn choose_ice(
+        &mut self,
+        now: Millis,
+        room: Option<RoomNo>,
+        talk_type: i64,
+    ) -> Result<Vec<Option<Arc<Chosen>>>, Refusal> {
+        let Some(registry) = self.ice.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let members = room.map_or(&[][..], |no| &self.rooms[&no].members[..]);
+        let mut chosen = Vec::with_capacity(members.len());
+        for m in members {
+            let need = Need::pair(media(m.talk_type), media(talk_type));
+            match registry.select(now.0, need, None) {
+                Ok(c) => chosen.push(Some(Arc::new(c))),
+                Err(no_room) => {
+                    return Err(Refusal::new(
+                        ResultCode::IceBandwidthFull,
+                        no_room.to_string(),
+                    ));
+                }
+            }
+        }
+        Ok(chosen)
+    }
+}

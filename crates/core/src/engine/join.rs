@@ -1,0 +1,324 @@
+//! Joining: a new member (its session, a sub-session per direction with every member
+//! already there, `respJoin` and `notifyNewPeer`), or the same uid again (a reconnect).
+
+use super::state::{Member, Membership, Room, RoomKey, RoomNo, Seat, Sub, TokenState};
+use super::{ConnId, Engine, Grant, Handled};
+use crate::Millis;
+use crate::effect::{CloseReason, Effect, Event};
+use crate::ids::{Entropy, IdGen};
+use crate::record::{Record, SessionOpen, SubSessionOpen};
+use rtcroom_ice::Chosen;
+use rtcroom_protocol::{
+    Field, Ident, Join, NotifyNewPeer, Peer, Refusal, RespJoin, ResultCode, ServerMsg,
+};
+use std::sync::Arc;
+use ulid::Ulid;
+
+/// Longest accepted `appId`, `roomId`, `uid` and `uname` (characters). Longer ones are refused
+/// with result 3 rather than truncated, since clients adopt what the server echoes.
+const MAX_ID_LEN: usize = 64;
+/// Informational fields (os, browser, sdk, room name) are cut to this many characters.
+const MAX_INFO_LEN: usize = 64;
+
+fn cut(s: Option<String>) -> String {
+    let s = s.unwrap_or_default();
+    match s.char_indices().nth(MAX_INFO_LEN) {
+        Some((i, _)) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+impl<E: Entropy> Engine<E> {
+    pub(super) fn join(&mut self, now: Millis, conn: ConnId, j: &Join, grant: &Grant) -> Handled {
+        for (field, v) in [
+            (Field::AppId, Some(j.app_id.as_str())),
+            (Field::RoomId, Some(j.room_id.key())),
+            (Field::Uid, j.uid.as_ref().map(Ident::key)),
+            (Field::Uname, j.uname.as_deref()),
+        ] {
+            if v.is_some_and(|v| v.chars().count() > MAX_ID_LEN) {
+                return Err(Refusal::too_long(field, MAX_ID_LEN));
+            }
+        }
+        let token = self.check_grant(j, grant)?;
+        let key = RoomKey::new(&j.app_id, j.room_id.key());
+        self.check_rejoin_allowed(conn, j, &key)?;
+        let existing = j.uid.as_ref().and_then(|uid| {
+            let room = *self.room_nos.get(&key)?;
+            let idx = self.rooms[&room].index_of_uid(uid.key())?;
+            Some(Seat { room, idx })
+        });
+        match existing {
+            Some(seat) => self.rejoin(now, conn, j, seat, token),
+            None => self.join_new(now, conn, j, key, token)?,
+        }
+        self.schedule(conn);
+        Ok(())
+    }
+
+    /// A connection that is already a member may only join its own room again, as itself.
+    fn check_rejoin_allowed(&self, conn: ConnId, j: &Join, key: &RoomKey) -> Handled {
+        let Membership::In(room_no) = self.conns[&conn].membership else {
+            return Ok(());
+        };
+        let room = &self.rooms[&room_no];
+        if &room.key != key {
+            let d = format!(
+                "this connection is in room {}; leave it first",
+                room.room_id
+            );
+            return Err(Refusal::new(ResultCode::NotAllowed, d));
+        }
+        if let Some(m) = room.index_of_conn(conn).map(|idx| &room.members[idx])
+            && j.uid.as_ref().is_none_or(|u| u != &m.uid)
+        {
+            let d = format!("this connection joined as uid {}", m.uid);
+            return Err(Refusal::new(ResultCode::NotAllowed, d));
+        }
+        Ok(())
+    }
+
+    /// The same uid joins again (a reconnect): the member keeps its session and records,
+    /// moves to this connection, and the pairing starts again.
+    fn rejoin(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        j: &Join,
+        seat: Seat,
+        token: Option<TokenState>,
+    ) {
+        let ip = self.conns[&conn].ip.clone();
+        let m = self.member_mut(seat);
+        let old_conn = std::mem::replace(&mut m.conn, conn);
+        m.last_seen = now;
+        m.ip = ip;
+        m.talk_type = j.talk_type;
+        m.user_type = j.user_type;
+        if let Some(u) = &j.uname {
+            m.uname.clone_from(u);
+        }
+        if token.is_some() {
+            m.token = token;
+        }
+        if old_conn != conn {
+            self.unbind(old_conn, CloseReason::Replaced);
+        }
+        self.conns.get_mut(&conn).expect("live").membership = Membership::In(seat.room);
+        self.welcome(now, conn, j, seat, true);
+    }
+
+    fn join_new(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        j: &Join,
+        key: RoomKey,
+        token: Option<TokenState>,
+    ) -> Handled {
+        let cap = self.cfg.max_capacity;
+        let existing = self.room_nos.get(&key).copied();
+        let count = existing.map_or(0, |no| self.rooms[&no].members.len());
+        if count >= cap {
+            // The original server's whole text, which clients may match on, so it is not
+            // prefixed with the code's standard text as other refusals are.
+            let desc = format!("room is full, it up to max number:{cap}");
+            return Err(Refusal {
+                code: ResultCode::RoomFull,
+                desc,
+            });
+        }
+        let uid = match &j.uid {
+            Some(uid) => uid.clone(),
+            None => self.assign_uid(existing),
+        };
+        // One ICE server per pair, chosen before anything is created: a join that cannot be
+        // served is refused whole.
+        let chosen = self.choose_ice(now, existing, j.talk_type)?;
+        let newcomer = self.open_session(now, conn, j, uid, token);
+        let no = existing.unwrap_or_else(|| self.open_room(j, key));
+        let room = self.rooms.get_mut(&no).expect("just opened");
+        let opened = pair_up(&mut self.ids, room, newcomer, &chosen, now);
+        let idx = room.members.len() - 1;
+        for r in opened {
+            self.record(Record::SubSessionOpen(r));
+        }
+        self.conns.get_mut(&conn).expect("live").membership = Membership::In(no);
+        self.welcome(now, conn, j, Seat { room: no, idx }, false);
+        Ok(())
+    }
+
+    /// The newcomer as a member, its session opened and recorded.
+    fn open_session(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        j: &Join,
+        uid: Ident,
+        token: Option<TokenState>,
+    ) -> Member {
+        let uname = j
+            .uname
+            .clone()
+            .unwrap_or_else(|| format!("client_{}", uid.key()));
+        let session_id = self.ids.next(now);
+        let ip = self.conns[&conn].ip.clone();
+        self.record(Record::SessionOpen(SessionOpen {
+            session_id,
+            app_id: j.app_id.clone(),
+            room_id: j.room_id.key().to_owned(),
+            user_id: uid.key().to_owned(),
+            user_name: uname.clone(),
+            user_type: j.user_type,
+            talk_type: j.talk_type,
+            user_ip: ip.clone(),
+            os_name: cut(j.os_name.clone()),
+            browser: cut(j.browser.clone()),
+            sdk_info: cut(j.sdk_info.clone()),
+            join_time: now,
+        }));
+        Member {
+            uid,
+            uname,
+            user_type: j.user_type,
+            talk_type: j.talk_type,
+            conn,
+            ip,
+            session_id,
+            joined_at: now,
+            last_seen: now,
+            devices: [None; 4],
+            subs: Vec::new(),
+            token,
+        }
+    }
+
+    /// A new, empty room under a new number.
+    fn open_room(&mut self, j: &Join, key: RoomKey) -> RoomNo {
+        self.next_room += 1;
+        let no = RoomNo(self.next_room);
+        self.room_nos.insert(key.clone(), no);
+        let room = Room {
+            key,
+            app_id: j.app_id.clone(),
+            room_id: j.room_id.clone(),
+            room_name: cut(j.room_name.clone()),
+            members: Vec::new(),
+        };
+        self.rooms.insert(no, room);
+        no
+    }
+
+    /// `respJoin` to the joiner (with everyone already there), then `notifyNewPeer` to each
+    /// of them: the existing members make the offers.
+    fn welcome(&mut self, now: Millis, conn: ConnId, j: &Join, seat: Seat, rejoin: bool) {
+        let (room, me) = (self.room(seat), self.member(seat));
+        let peers: Vec<Peer> = room
+            .others(seat.idx)
+            .map(|m| Peer {
+                app_id: room.app_id.clone(),
+                uid: m.uid.clone(),
+                uname: m.uname.clone(),
+                user_type: m.user_type,
+                talk_type: m.talk_type,
+            })
+            .collect();
+        let resp = ServerMsg::RespJoin(RespJoin {
+            result: ResultCode::Ok,
+            desc: ResultCode::Ok.desc().to_owned(),
+            room_id: j.room_id.clone(),
+            room_name: room.room_name.clone(),
+            uid: j.uid.clone().unwrap_or_else(|| me.uid.clone()),
+            uname: me.uname.clone(),
+            session_id: Some(me.session_id),
+            report_stats_interval: self.cfg.report_stats_interval_secs,
+            user_list: (!peers.is_empty()).then_some(peers),
+        });
+        // Each existing member gets the rtcConfig of its pair with the newcomer.
+        let notifies: Vec<(ConnId, ServerMsg)> = room
+            .others(seat.idx)
+            .map(|m| {
+                let chosen = m.sub_to(me.uid.key()).and_then(|s| s.ice.as_deref());
+                let notify = ServerMsg::NotifyNewPeer(NotifyNewPeer {
+                    uid: me.uid.clone(),
+                    uname: me.uname.clone(),
+                    user_type: me.user_type,
+                    talk_type: me.talk_type,
+                    rtc_config: self.rtc_for(chosen, &m.uid, now),
+                });
+                (m.conn, notify)
+            })
+            .collect();
+        let event = Event::Joined {
+            app_id: room.app_id.clone(),
+            room_id: room.room_id.key().to_owned(),
+            uid: me.uid.key().to_owned(),
+            session_id: me.session_id,
+            rejoin,
+        };
+        self.send(conn, resp);
+        for (other, notify) in notifies {
+            self.send(other, notify);
+        }
+        self.out.push_back(Effect::Event(event));
+    }
+
+    /// A nine-digit uid no member of the room has, for a join without one.
+    fn assign_uid(&mut self, room: Option<RoomNo>) -> Ident {
+        loop {
+            let candidate = format!("{:09}", self.ids.below(1_000_000_000));
+            let taken = room.is_some_and(|no| self.rooms[&no].index_of_uid(&candidate).is_some());
+            if !taken {
+                return Ident::new(&candidate);
+            }
+        }
+    }
+}
+
+/// Seat the newcomer in `room`: every pair it forms gets two sub-sessions, one per
+/// direction, on the pair's ICE server (`chosen[i]` for the member at index `i`). Returns the
+/// records of the sub-sessions opened.
+fn pair_up<E: Entropy>(
+    ids: &mut IdGen<E>,
+    room: &mut Room,
+    mut newcomer: Member,
+    chosen: &[Option<Arc<Chosen>>],
+    now: Millis,
+) -> Vec<SubSessionOpen> {
+    let mut opened = Vec::new();
+    let place = (room.app_id.as_str(), room.room_id.key());
+    for (i, e) in room.members.iter_mut().enumerate() {
+        let ice = chosen.get(i).cloned().flatten();
+        let ice_ip = ice.as_ref().map_or("", |c| c.ip()).to_owned();
+        let there = Sub::towards(ids.next(now), &newcomer, ice.clone());
+        let back = Sub::towards(ids.next(now), e, ice);
+        opened.push(sub_open(place, e, &newcomer, there.id, &ice_ip, now));
+        opened.push(sub_open(place, &newcomer, e, back.id, &ice_ip, now));
+        e.subs.push(there);
+        newcomer.subs.push(back);
+    }
+    room.members.push(newcomer);
+    opened
+}
+
+fn sub_open(
+    (app_id, room_id): (&str, &str),
+    me: &Member,
+    remote: &Member,
+    id: Ulid,
+    ice_ip: &str,
+    now: Millis,
+) -> SubSessionOpen {
+    SubSessionOpen {
+        sub_session_id: id,
+        session_id: me.session_id,
+        app_id: app_id.to_owned(),
+        room_id: room_id.to_owned(),
+        user_id: me.uid.key().to_owned(),
+        remote_user_id: remote.uid.key().to_owned(),
+        remote_user_name: remote.uname.clone(),
+        remote_user_ip: remote.ip.clone(),
+        ice_ip: ice_ip.to_owned(),
+        created: now,
+    }
+}
