@@ -17,12 +17,12 @@
 //! what that means for a member (result 12, the prompt before expiry, the kick at expiry) is
 //! the room engine's, which keeps the clock.
 
-use crate::signaling::TokenCheck;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, Mac};
-use rtcroom_core::{Grant, Millis};
-use rtcroom_protocol::Request;
+use rtcroom_core::Millis;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -216,32 +216,44 @@ impl Apps {
     }
 }
 
-/// The token check the signaling shell runs on `join` and `updateToken`.
+/// Why an operator request was refused.
 #[derive(Debug)]
-pub struct JwtCheck {
-    pub apps: Apps,
+pub struct Denied(StatusCode, &'static str);
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(serde_json::json!({"error": self.1}))).into_response()
+    }
 }
 
-impl TokenCheck for JwtCheck {
-    fn check(&self, req: &Request) -> Grant {
-        let token = match req {
-            Request::Join(j) => j.token.as_deref(),
-            Request::UpdateToken(u) => Some(u.token.as_str()),
-            _ => return Grant::Unchecked,
-        };
-        let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return Grant::Invalid(
-                "the request carries no token; log in first (POST /api/login)".into(),
-            );
-        };
-        match self.apps.verify(token, crate::hub::now()) {
-            Ok(c) => Grant::Valid {
-                app_id: c.app,
-                uid: c.sub,
-                expires_at: Millis::from_secs(c.exp),
-            },
-            Err(e) => Grant::Invalid(e.to_string()),
-        }
+/// Check an operator request's `Authorization: Bearer <token>` header against `expected`
+/// (`[admin] token`; empty disables the operator API).
+pub fn operator(expected: &str, headers: &HeaderMap) -> Result<(), Denied> {
+    if expected.is_empty() {
+        return Err(Denied(
+            StatusCode::FORBIDDEN,
+            "the operator API is disabled: set [admin] token (or RTCROOM_ADMIN_TOKEN)",
+        ));
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare without an early exit so that the time taken does not tell a prefix.
+    let same = given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(Denied(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ))
     }
 }
 

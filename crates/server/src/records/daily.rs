@@ -6,66 +6,19 @@
 //! `data_dir/reports/`, and a server that starts after a run time it missed sends that
 //! report at once.
 
-use crate::http::AppState;
-use crate::mail::Mailer;
+use crate::config::ReportSection;
+use crate::ops::mail::Mailer;
+use crate::state::AppState;
 use anyhow::Context;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Duration as Days, NaiveDate, NaiveTime, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Duration as Days, NaiveDate, Utc};
 use rtcroom_report as report;
 use rtcroom_store::Store;
 use serde::Deserialize;
 use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
-
-/// `[report]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReportSection {
-    /// Whether `rtcroom serve` sends the report every day.
-    pub enabled: bool,
-    /// Local time of the daily run, `HH:MM`.
-    pub time: String,
-    /// The zone that defines the day, e.g. `Asia/Shanghai`.
-    pub timezone: String,
-    /// Who gets the report.
-    pub recipients: Vec<String>,
-    /// The subject; `{date}` becomes the day. Empty: `音视频通话统计日报 YYYY-MM-DD`.
-    pub subject: String,
-    /// Rows in the e-mail's detail table (the worst when there are more).
-    pub max_detail_rows: usize,
-}
-
-impl Default for ReportSection {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            time: "00:05".into(),
-            timezone: "UTC".into(),
-            recipients: Vec::new(),
-            subject: String::new(),
-            max_detail_rows: 150,
-        }
-    }
-}
-
-impl ReportSection {
-    pub fn tz(&self) -> anyhow::Result<Tz> {
-        self.timezone.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "[report] timezone {:?} is not a time zone name (e.g. UTC, Asia/Shanghai)",
-                self.timezone
-            )
-        })
-    }
-
-    pub fn at(&self) -> anyhow::Result<NaiveTime> {
-        NaiveTime::parse_from_str(&self.time, "%H:%M")
-            .with_context(|| format!("[report] time {:?} must be HH:MM", self.time))
-    }
-}
 
 fn session_row(s: &rtcroom_store::SessionRow) -> report::SessionRow {
     report::SessionRow {
@@ -281,11 +234,11 @@ pub fn schedule(
             loop {
                 match run_once(&store, &mailer, &cfg, &data_dir, date).await {
                     Ok(()) => {
-                        crate::telemetry::report_run(true);
+                        crate::ops::metrics::report_run(true);
                         break;
                     }
                     Err(e) => {
-                        crate::telemetry::report_run(false);
+                        crate::ops::metrics::report_run(false);
                         tracing::error!(%date, error = %format!("{e:#}"), "the daily report failed; retrying in 10 minutes");
                         let next = report::schedule::next_run(Utc::now(), tz, at);
                         if Utc::now() + Days::minutes(10) >= next {
@@ -318,12 +271,12 @@ pub async fn web_view(
     {
         headers.insert(header::AUTHORIZATION, v);
     }
-    if let Err(d) = crate::admin::authorize(&state, &headers) {
+    if let Err(d) = state.authorize(&headers) {
         return d.into_response();
     }
     // Without a store records are off: there is no report to build (404, not an outage).
     let Some(store) = state.store.clone() else {
-        let msg = format!("{}: there are no reports\n", crate::records::OFF_MESSAGE);
+        let msg = format!("{}: there are no reports\n", super::OFF_MESSAGE);
         return (StatusCode::NOT_FOUND, msg).into_response();
     };
     let Ok(date) = NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {

@@ -6,7 +6,7 @@
 //! [`answer`], tested on its own.
 
 use crate::auth::Apps;
-use crate::http::AppState;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -202,7 +202,7 @@ pub async fn http_login(
 ) -> Response {
     let url = room_server_url(&state, &headers);
     let ice = ice_for(&state, &body).await;
-    Json(answer(&state.apps, &body, &url, &ice, crate::hub::now())).into_response()
+    Json(answer(&state.apps, &body, &url, &ice, crate::clock::now())).into_response()
 }
 
 pub async fn ws_login(
@@ -226,7 +226,7 @@ async fn serve_ws(state: AppState, mut socket: WebSocket, url: String) {
             Message::Ping(_) | Message::Pong(_) => continue,
         };
         let ice = ice_for(&state, &body).await;
-        let resp = answer(&state.apps, &body, &url, &ice, crate::hub::now());
+        let resp = answer(&state.apps, &body, &url, &ice, crate::clock::now());
         let text = serde_json::to_string(&resp).expect("serializable");
         if socket.send(Message::Text(text.into())).await.is_err() {
             break;

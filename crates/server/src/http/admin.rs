@@ -1,9 +1,10 @@
 //! The operator API: rooms, members, kicks and counters, behind a bearer token.
 
-use crate::http::AppState;
-use crate::telemetry::metrics;
+use crate::auth::Denied;
+use crate::ops::metrics::metrics;
+use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,47 +16,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/rooms", get(rooms))
         .route("/api/rooms/{app_id}/{room_id}/kick", post(kick))
         .route("/api/stats", get(stats))
-}
-
-/// Why an operator request was refused.
-#[derive(Debug)]
-pub struct Denied(StatusCode, &'static str);
-
-impl IntoResponse for Denied {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-/// Check the `Authorization: Bearer <token>` header against `[admin] token`.
-pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Denied> {
-    let expected: &str = &state.admin_token;
-    if expected.is_empty() {
-        return Err(Denied(
-            StatusCode::FORBIDDEN,
-            "the operator API is disabled: set [admin] token (or RTCROOM_ADMIN_TOKEN)",
-        ));
-    }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Compare without an early exit so that the time taken does not tell a prefix.
-    let same = given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(Denied(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-        ))
-    }
 }
 
 #[derive(Serialize)]
@@ -78,7 +38,7 @@ struct RoomView {
 }
 
 async fn rooms(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Denied> {
-    authorize(&state, &headers)?;
+    state.authorize(&headers)?;
     let rooms = state.signaling.hub.rooms().await.unwrap_or_default();
     let view: Vec<RoomView> = rooms
         .into_iter()
@@ -115,7 +75,7 @@ async fn kick(
     Path((app_id, room_id)): Path<(String, String)>,
     Json(body): Json<KickBody>,
 ) -> Result<Response, Denied> {
-    authorize(&state, &headers)?;
+    state.authorize(&headers)?;
     let why = body
         .reason
         .unwrap_or_else(|| "removed by an operator".into());
@@ -136,7 +96,7 @@ async fn kick(
 }
 
 async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Denied> {
-    authorize(&state, &headers)?;
+    state.authorize(&headers)?;
     let s = state.signaling.hub.stats().await.unwrap_or_default();
     let m = metrics();
     Ok(Json(json!({

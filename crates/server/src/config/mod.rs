@@ -10,12 +10,27 @@
 //! configuration crate: section names have no underscores, so the mapping is one split,
 //! and the crates that do it pull in more than they save.
 
+//!
+//! Every section is plain data defined in this folder, so that `config` imports no feature
+//! module (only `auth` for the apps): the features import their sections from here.
+
+mod ice;
+mod ops;
+mod records;
+mod sections;
+
+pub use ice::{IceSection, TurnSection, registry_config};
+pub use ops::{AlertsSection, MonitorSection, SmtpSection, Target};
+pub use records::{DatabaseSection, ReportSection};
+pub use sections::{
+    AdminSection, AuthSection, BillingSection, LogSection, RoomSection, RtcSection, ServerSection,
+};
+
 use anyhow::{Context, bail};
 use rtcroom_core::{AuthMode, EngineConfig, Prices};
 use rtcroom_protocol::{IceServer, RtcConfig, SharedJson};
 use serde::Deserialize;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -31,169 +46,13 @@ pub struct Config {
     /// The apps allowed to use this server (`[[apps]]`). Empty: one demo app `10000` for
     /// `localhost` and `127.0.0.1`, with a secret generated on first start in `data_dir`.
     pub apps: Vec<crate::auth::App>,
-    pub smtp: crate::mail::SmtpSection,
-    pub database: crate::records::DatabaseSection,
-    pub report: crate::daily::ReportSection,
-    pub ice: crate::ice::IceSection,
-    pub turn: crate::ice::TurnSection,
-    pub alerts: crate::monitor::AlertsSection,
-    pub monitor: crate::monitor::MonitorSection,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerSection {
-    /// Address of the HTTP and WebSocket listener.
-    pub listen: SocketAddr,
-    /// Largest accepted signaling frame, in bytes.
-    pub max_frame_bytes: usize,
-    /// Messages queued for one connection before it is cut off as too slow.
-    pub outbound_queue: usize,
-    /// Open signaling connections at most; more are refused with HTTP 503.
-    pub max_connections: usize,
-    /// Where runtime data (SQLite database, generated secrets, spool) is kept.
-    pub data_dir: PathBuf,
-    /// The signaling URL handed out at login (e.g. `wss://rtc.example.com/ws`); empty: derived
-    /// from the request's Host (and X-Forwarded-Proto/Host behind a proxy).
-    pub public_url: String,
-}
-
-impl Default for ServerSection {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            max_frame_bytes: rtcroom_protocol::DEFAULT_MAX_FRAME,
-            outbound_queue: 256,
-            max_connections: 100_000,
-            data_dir: PathBuf::from("data"),
-            public_url: String::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RoomSection {
-    pub max_capacity: usize,
-    pub heartbeat_timeout_secs: u64,
-    pub report_stats_interval_secs: u64,
-    /// Messages per second one connection may send on average, and the burst above it.
-    pub rate_per_sec: u32,
-    pub rate_burst: u32,
-}
-
-impl Default for RoomSection {
-    fn default() -> Self {
-        Self {
-            max_capacity: 3,
-            heartbeat_timeout_secs: 40,
-            report_stats_interval_secs: 15,
-            rate_per_sec: 50,
-            rate_burst: 200,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthSection {
-    /// Whether `join` needs a valid token. With `false`, any token is accepted (the
-    /// original clients send a fixed one).
-    pub required: bool,
-    /// How long before a token expires the member is asked to renew it.
-    pub token_prompt_secs: u64,
-    /// Lifetime of the tokens this server mints at login.
-    pub token_ttl_secs: u64,
-}
-
-impl Default for AuthSection {
-    fn default() -> Self {
-        Self {
-            required: true,
-            token_prompt_secs: 60,
-            token_ttl_secs: 3600,
-        }
-    }
-}
-
-/// The `rtcConfig` handed to every pair.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RtcSection {
-    pub ice_servers: Vec<IceServerEntry>,
-    pub ice_transport_policy: String,
-    pub bundle_policy: String,
-    pub rtcp_mux_policy: String,
-}
-
-impl Default for RtcSection {
-    fn default() -> Self {
-        let base = RtcConfig::with_servers(Vec::new());
-        Self {
-            ice_servers: Vec::new(),
-            ice_transport_policy: base.ice_transport_policy,
-            bundle_policy: base.bundle_policy,
-            rtcp_mux_policy: base.rtcp_mux_policy,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IceServerEntry {
-    pub urls: Vec<String>,
-    #[serde(default)]
-    pub username: String,
-    #[serde(default)]
-    pub credential: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BillingSection {
-    /// Cents per started minute of a relayed (TURN) pair.
-    pub turn_cents_per_minute: u64,
-    /// Cents per started minute of a P2P (STUN) pair.
-    pub stun_cents_per_minute: u64,
-    /// Cents per started minute of a pair whose type the client did not know.
-    pub unknown_cents_per_minute: u64,
-}
-
-impl Default for BillingSection {
-    fn default() -> Self {
-        let p = Prices::default();
-        Self {
-            turn_cents_per_minute: p.turn,
-            stun_cents_per_minute: p.stun,
-            unknown_cents_per_minute: p.unknown,
-        }
-    }
-}
-
-/// The operator API (`/api/rooms`, `/api/records`, ...).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdminSection {
-    /// The bearer token of the operator API; empty disables the API.
-    pub token: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSection {
-    /// `human` or `json`.
-    pub format: String,
-    /// A tracing filter, e.g. `info` or `rtcroom=debug,info`.
-    pub level: String,
-}
-
-impl Default for LogSection {
-    fn default() -> Self {
-        Self {
-            format: "human".into(),
-            level: "info".into(),
-        }
-    }
+    pub smtp: SmtpSection,
+    pub database: DatabaseSection,
+    pub report: ReportSection,
+    pub ice: IceSection,
+    pub turn: TurnSection,
+    pub alerts: AlertsSection,
+    pub monitor: MonitorSection,
 }
 
 const ENV_PREFIX: &str = "RTCROOM_";
@@ -316,7 +175,7 @@ impl Config {
             report_stats_interval_secs: self.room.report_stats_interval_secs,
             rtc_config: SharedJson::rtc_config(&self.rtc_config()),
             ice: if self.ice.mode == "registry" {
-                rtcroom_core::IceMode::Registry(crate::ice::registry_config(&self.ice, embedded))
+                rtcroom_core::IceMode::Registry(registry_config(&self.ice, embedded))
             } else {
                 rtcroom_core::IceMode::Static
             },

@@ -6,82 +6,10 @@
 //! The decisions are the pure [`Watch`] (probe results and time in, actions out), tested on
 //! their own; the loop around it only probes, runs commands and sends mail.
 
-use crate::mail::{Mailer, mailboxes};
-use anyhow::Context;
-use serde::Deserialize;
-use std::path::PathBuf;
+use super::mail::{Mailer, mailboxes, notify};
+use crate::config::{AlertsSection, MonitorSection, Target};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MonitorSection {
-    /// Seconds between two rounds of probes.
-    pub interval_secs: u64,
-    /// Consecutive failed probes before a target counts as down.
-    pub failures_before_down: u32,
-    /// While a target stays down, its restart command is run again this often.
-    pub restart_every_secs: u64,
-    /// At most this many alert mails (down and recovery alike) per target per hour;
-    /// transitions beyond that are counted and mentioned in the next mail. A recovery is
-    /// always mailed when its outage was.
-    pub max_mails_per_hour: u32,
-    pub targets: Vec<Target>,
-}
-
-impl Default for MonitorSection {
-    fn default() -> Self {
-        Self {
-            interval_secs: 10,
-            failures_before_down: 2,
-            restart_every_secs: 60,
-            max_mails_per_hour: 6,
-            targets: Vec::new(),
-        }
-    }
-}
-
-/// One thing to watch. Exactly one of `http`, `tcp`, `pidfile`, `process` is set.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Target {
-    pub name: String,
-    /// An `http://host:port/path` that must answer 2xx.
-    pub http: Option<String>,
-    /// A `host:port` that must accept a TCP connection.
-    pub tcp: Option<String>,
-    /// A pid file whose process must be alive.
-    pub pidfile: Option<PathBuf>,
-    /// A process name (as in `/proc/PID/comm`) of which one must be running.
-    pub process: Option<String>,
-    /// A shell command that restarts the target.
-    pub restart: Option<String>,
-}
-
-impl Target {
-    fn check(&self) -> anyhow::Result<()> {
-        let kinds = [
-            self.http.is_some(),
-            self.tcp.is_some(),
-            self.pidfile.is_some(),
-            self.process.is_some(),
-        ];
-        let n = kinds.iter().filter(|k| **k).count();
-        anyhow::ensure!(
-            n == 1,
-            "monitor target {:?} must have exactly one of http, tcp, pidfile, process",
-            self.name
-        );
-        if let Some(url) = &self.http {
-            anyhow::ensure!(
-                url.starts_with("http://"),
-                "monitor target {:?}: only http:// health URLs are probed (probe the local port)",
-                self.name
-            );
-        }
-        Ok(())
-    }
-}
 
 /// What the watch wants done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,14 +238,6 @@ async fn restart(t: &Target) {
     }
 }
 
-/// The alert settings shared by the monitor and the room server's own alerts.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AlertsSection {
-    /// Who gets alert mails.
-    pub recipients: Vec<String>,
-}
-
 /// Run the monitor until interrupted (or for `rounds` rounds, for tests and cron-style use).
 pub async fn run(
     cfg: MonitorSection,
@@ -386,27 +306,6 @@ pub async fn run(
             return Ok(());
         }
         tokio::time::sleep(Duration::from_secs(cfg.interval_secs.max(1))).await;
-    }
-}
-
-/// Send an alert mail, or log that it could not be sent.
-pub async fn notify(
-    mailer: Option<&Mailer>,
-    to: &[lettre::message::Mailbox],
-    subject: &str,
-    body: String,
-) {
-    let Some(mailer) = mailer.filter(|_| !to.is_empty()) else {
-        return;
-    };
-    let sent = async {
-        let msg = mailer.text(to, subject, body)?;
-        mailer.send(&msg).await
-    }
-    .await
-    .context("alert mail");
-    if let Err(e) = sent {
-        tracing::error!(error = %format!("{e:#}"), subject, "could not send an alert mail");
     }
 }
 

@@ -19,26 +19,26 @@ const ASSETS: &[Asset] = &[
     Asset {
         name: "style.css",
         content_type: "text/css; charset=utf-8",
-        body: include_str!("../../../web/style.css"),
+        body: include_str!("../../../../web/style.css"),
     },
     Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../web/app.js"),
+        body: include_str!("../../../../web/app.js"),
     },
     Asset {
         name: "rtc-client.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../web/rtc-client.js"),
+        body: include_str!("../../../../web/rtc-client.js"),
     },
     Asset {
         name: "rtc-client.d.ts",
         content_type: "text/plain; charset=utf-8",
-        body: include_str!("../../../web/rtc-client.d.ts"),
+        body: include_str!("../../../../web/rtc-client.d.ts"),
     },
 ];
 
-const INDEX: &str = include_str!("../../../web/index.html");
+const INDEX: &str = include_str!("../../../../web/index.html");
 
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()

@@ -5,32 +5,17 @@
 //! hub queues for it, serializing each message here rather than in the hub. It owns no
 //! room state.
 
-use crate::frame::{Frames, Incoming};
-use crate::hub::{Hub, HubMsg, Outbound};
-use crate::telemetry;
-use crate::ws::{ReadError, Socket};
+use super::frame::{Frames, Incoming};
+use super::hub::{Hub, HubMsg, Outbound};
+use super::token::TokenCheck;
+use super::ws::{ReadError, Socket};
+use crate::ops::metrics;
 use rtcroom_core::{ConnId, Grant};
 use rtcroom_protocol::{Request, decode, decode_binary};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
-
-/// Checks tokens for the hub. The login issue gives it keys; until then it only knows
-/// whether checking is on.
-pub trait TokenCheck: Send + Sync + 'static {
-    fn check(&self, req: &Request) -> Grant;
-}
-
-/// No token checking (`[auth] required = false`).
-#[derive(Debug)]
-pub struct NoTokenCheck;
-
-impl TokenCheck for NoTokenCheck {
-    fn check(&self, _req: &Request) -> Grant {
-        Grant::Unchecked
-    }
-}
 
 /// What every connection task shares.
 pub struct Signaling {
@@ -98,7 +83,7 @@ where
     let conn = ConnId(sig.next_id.fetch_add(1, Ordering::Relaxed));
     let (out_tx, mut out_rx) = mpsc::channel(sig.outbound_queue);
     let (kill_tx, mut kill_rx) = oneshot::channel();
-    telemetry::metrics().connections_opened.inc();
+    metrics::metrics().connections_opened.inc();
     let opened = sig
         .hub
         .send(HubMsg::Open {
@@ -166,7 +151,7 @@ where
                     Some(Ok(Incoming::Text(text))) => {
                         let at = std::time::Instant::now();
                         let frame = decode(&text, sig.max_frame);
-                        telemetry::received(frame.as_ref().map_or("invalid", |r| r.command().as_str()), text.len());
+                        metrics::received(frame.as_ref().map_or("invalid", |r| r.command().as_str()), text.len());
                         let grant = match &frame {
                             Ok(req @ (Request::Join(_) | Request::UpdateToken(_))) => sig.tokens.check(req),
                             _ => Grant::Unchecked,
@@ -177,7 +162,7 @@ where
                     }
                     Some(Ok(Incoming::Binary(len))) => {
                         let at = std::time::Instant::now();
-                        telemetry::received("invalid", len);
+                        metrics::received("invalid", len);
                         let frame = Err(decode_binary(len, sig.max_frame));
                         if !sig.hub.send(HubMsg::Frame { conn, frame, grant: Grant::Unchecked, at }).await {
                             break;
@@ -218,5 +203,5 @@ where
         sig.hub.send(HubMsg::Closed { conn, clean }).await;
     }
     sig.release();
-    telemetry::metrics().connections_closed.inc();
+    metrics::metrics().connections_closed.inc();
 }

@@ -1,6 +1,6 @@
 //! The WebSocket upgrade of `/ws`, and the socket under it, sized for signaling.
 //!
-//! We answer the HTTP/1.1 upgrade ourselves and frame the connection with [`crate::frame`]
+//! We answer the HTTP/1.1 upgrade ourselves and frame the connection with [`super::frame`]
 //! rather than through axum/tungstenite, for memory and copies: a [`Socket`] reads whatever
 //! the TCP stream holds (up to 16 KiB) into a per-thread scratch buffer in one system call
 //! and takes frames straight out of it, so a connection holds bytes only while a frame is
@@ -8,7 +8,7 @@
 //! member after a call), and a 5 KB SDP is one `recvfrom` and one copy (unmasking).
 //! (rtcroom-bench relay and idle --call: docs/benchmarks.md.)
 
-use crate::frame::{Frames, Incoming, Reader, Violation};
+use super::frame::{Frames, Incoming, Reader, Violation};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};

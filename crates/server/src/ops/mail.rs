@@ -5,32 +5,11 @@
 //! (implicit TLS). An empty URL means no mail is sent, and whoever wanted to send one logs
 //! that instead.
 
+use crate::config::SmtpSection;
 use anyhow::Context;
 use lettre::message::{Mailbox, Message, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use serde::Deserialize;
 use std::time::Duration;
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SmtpSection {
-    /// The SMTP server; empty disables mail.
-    pub url: String,
-    /// The sender of every mail.
-    pub from: String,
-    /// Attempts per mail before it is given up (and logged as an error).
-    pub attempts: u32,
-}
-
-impl Default for SmtpSection {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            from: "rtcroom <rtcroom@localhost>".into(),
-            attempts: 5,
-        }
-    }
-}
 
 /// A configured SMTP sender.
 #[derive(Clone)]
@@ -111,4 +90,25 @@ pub fn mailboxes(addresses: &[String], what: &str) -> anyhow::Result<Vec<Mailbox
                 .with_context(|| format!("{what}: {a:?} is not a mail address"))
         })
         .collect()
+}
+
+/// Send an alert mail, or log that it could not be sent.
+pub async fn notify(
+    mailer: Option<&Mailer>,
+    to: &[lettre::message::Mailbox],
+    subject: &str,
+    body: String,
+) {
+    let Some(mailer) = mailer.filter(|_| !to.is_empty()) else {
+        return;
+    };
+    let sent = async {
+        let msg = mailer.text(to, subject, body)?;
+        mailer.send(&msg).await
+    }
+    .await
+    .context("alert mail");
+    if let Err(e) = sent {
+        tracing::error!(error = %format!("{e:#}"), subject, "could not send an alert mail");
+    }
 }

@@ -1,14 +1,15 @@
-//! Logs and metrics. The engine's events become log lines here, with the call's ids as
-//! fields (the document's levels: warn for a misbehaving client, info for the call flow),
-//! and every counter of the process lives in one Prometheus registry served at `/metrics`.
+//! Every counter of the process, in Prometheus registries served at `/metrics`: the
+//! process's own, the record writer's gauges (only while records are on), and the gauges set
+//! at scrape time from the ICE registry, the embedded TURN server and the report schedule.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Metric;
 use prometheus_client::registry::Registry;
-use rtcroom_core::{EngineStats, Event};
+use rtcroom_core::EngineStats;
 use rtcroom_protocol::ServerMsg;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -49,6 +50,8 @@ pub struct Metrics {
     pub rooms: Gauge,
     pub members: Gauge,
     pub records_emitted: Counter,
+    /// Log lines the log queue could not take (`ops::log`).
+    pub log_lines_dropped: Counter,
 }
 
 fn build() -> (Metrics, Registry) {
@@ -72,77 +75,102 @@ fn build() -> (Metrics, Registry) {
         rooms: Gauge::default(),
         members: Gauge::default(),
         records_emitted: Counter::default(),
+        log_lines_dropped: Counter::default(),
     };
     let mut r = Registry::with_prefix("rtcroom");
-    r.register(
+    reg(
+        &mut r,
         "connections_opened",
         "Signaling connections opened",
-        m.connections_opened.clone(),
+        &m.connections_opened,
     );
-    r.register(
+    reg(
+        &mut r,
         "connections_closed",
         "Signaling connections closed",
-        m.connections_closed.clone(),
+        &m.connections_closed,
     );
-    r.register(
+    reg(
+        &mut r,
         "frames_in",
         "Frames received, by command (invalid: could not be decoded)",
-        m.frames_in.clone(),
+        &m.frames_in,
     );
-    r.register("bytes_in", "Bytes of frames received", m.bytes_in.clone());
-    r.register(
+    reg(&mut r, "bytes_in", "Bytes of frames received", &m.bytes_in);
+    reg(
+        &mut r,
         "messages_out",
         "Messages queued for clients, by command",
-        m.messages_out.clone(),
+        &m.messages_out,
     );
-    r.register(
+    reg(
+        &mut r,
         "refusals",
         "Requests answered with a non-zero result, by command and result",
-        m.refusals.clone(),
+        &m.refusals,
     );
-    r.register(
+    reg(
+        &mut r,
         "slow_clients",
         "Connections cut off because they did not read",
-        m.slow_clients.clone(),
+        &m.slow_clients,
     );
-    r.register("joins", "Successful joins (new members)", m.joins.clone());
-    r.register(
+    reg(&mut r, "joins", "Successful joins (new members)", &m.joins);
+    reg(
+        &mut r,
         "rejoins",
         "Joins of a uid already in its room (reconnects)",
-        m.rejoins.clone(),
+        &m.rejoins,
     );
-    r.register(
+    reg(
+        &mut r,
         "leaves",
         "Members that left a room, by cause",
-        m.leaves.clone(),
+        &m.leaves,
     );
-    r.register(
+    reg(
+        &mut r,
         "client_reports",
         "reportInfo messages with a non-zero result",
-        m.client_reports.clone(),
+        &m.client_reports,
     );
-    r.register(
+    reg(
+        &mut r,
         "signaling_latency_seconds",
         "From a frame's arrival to its answers and relays being queued",
-        m.signaling_latency.clone(),
+        &m.signaling_latency,
     );
-    r.register(
+    reg(
+        &mut r,
         "open_connections",
         "Open signaling connections",
-        m.connections.clone(),
+        &m.connections,
     );
-    r.register("rooms", "Rooms with at least one member", m.rooms.clone());
-    r.register(
+    reg(&mut r, "rooms", "Rooms with at least one member", &m.rooms);
+    reg(
+        &mut r,
         "members",
         "Members in rooms (including those waiting to reconnect)",
-        m.members.clone(),
+        &m.members,
     );
-    r.register(
+    reg(
+        &mut r,
         "records_emitted",
         "Call records produced by the engine",
-        m.records_emitted.clone(),
+        &m.records_emitted,
+    );
+    reg(
+        &mut r,
+        "log_lines_dropped",
+        "Log lines dropped because the log queue was full (stderr was not read fast enough)",
+        &m.log_lines_dropped,
     );
     (m, r)
+}
+
+/// Register one metric under `name` (the registry adds the `rtcroom_` prefix).
+fn reg<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: &M) {
+    r.register(name, help, metric.clone());
 }
 
 static METRICS: OnceLock<(Metrics, Registry)> = OnceLock::new();
@@ -193,114 +221,6 @@ pub fn handled_in(elapsed: Duration) {
     metrics().signaling_latency.observe(elapsed.as_secs_f64());
 }
 
-/// Log one engine event and count it.
-pub fn event(e: &Event) {
-    let m = metrics();
-    match e {
-        Event::Joined {
-            app_id,
-            room_id,
-            uid,
-            session_id,
-            rejoin,
-        } => {
-            if *rejoin {
-                m.rejoins.inc()
-            } else {
-                m.joins.inc()
-            };
-            tracing::info!(app = %app_id, room = %room_id, uid = %uid, session = %session_id, rejoin, "joined");
-        }
-        Event::Left {
-            app_id,
-            room_id,
-            uid,
-            session_id,
-            cause,
-        } => {
-            m.leaves
-                .get_or_create(&CauseLabel {
-                    cause: cause.as_str(),
-                })
-                .inc();
-            tracing::info!(app = %app_id, room = %room_id, uid = %uid, session = %session_id, cause = cause.as_str(), "left");
-        }
-        Event::Detached {
-            app_id,
-            room_id,
-            uid,
-            session_id,
-        } => {
-            tracing::info!(app = %app_id, room = %room_id, uid = %uid, session = %session_id, "connection dropped; waiting for a reconnect");
-        }
-        Event::ClientReport {
-            app_id,
-            room_id,
-            uid,
-            session_id,
-            result,
-            desc,
-        } => {
-            m.client_reports.inc();
-            tracing::warn!(app = %app_id, room = %room_id, uid = %uid, session = %session_id, result, desc = %desc, "client reported a problem");
-        }
-        Event::IceHealth {
-            ip,
-            in_rotation,
-            last_seen_ms,
-        } => {
-            if *in_rotation {
-                tracing::info!(ice = %ip, "ICE server is back in rotation");
-                crate::alerts::raise(
-                    format!("[rtcroom] ICE server {ip} is back in rotation"),
-                    format!("The ICE server {ip} reports again and gets new calls.\n"),
-                );
-            } else {
-                let ago = last_seen_ms.map_or(String::from("ever"), |t| {
-                    let secs = crate::hub::now().0.saturating_sub(t) / 1000;
-                    format!("{secs} s ago")
-                });
-                tracing::error!(ice = %ip, last_report = %ago, critical = true, "ICE server left rotation: it stopped reporting");
-                crate::alerts::raise(
-                    format!("[rtcroom] ICE server {ip} left rotation"),
-                    format!(
-                        "The ICE server {ip} has not reported its load since {ago} and gets no new calls.\n\
-                         Check its agent (rtcroom ice-agent) and the TURN server beside it.\n"
-                    ),
-                );
-            }
-        }
-        Event::Refused {
-            conn,
-            cmd,
-            result,
-            desc,
-        } => {
-            m.refusals
-                .get_or_create(&RefusalLabel {
-                    cmd,
-                    result: *result,
-                })
-                .inc();
-            tracing::warn!(conn = conn.0, cmd, result, desc = %desc, "request refused");
-        }
-    }
-}
-
-/// Install the log subscriber: human-readable by default, JSON lines with `json`.
-pub fn init(format: &str, level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct IceLabel {
     pub ip: String,
@@ -337,35 +257,41 @@ fn writer_gauges() -> &'static (WriterGauges, Registry) {
     W.get_or_init(|| {
         let w = WriterGauges::default();
         let mut r = Registry::with_prefix("rtcroom");
-        r.register(
+        reg(
+            &mut r,
             "record_queue_depth",
             "Call records accepted and not yet in the database",
-            w.record_queue_depth.clone(),
+            &w.record_queue_depth,
         );
-        r.register(
+        reg(
+            &mut r,
             "records_spooled",
             "Call records in the spool file (the database was away)",
-            w.records_spooled.clone(),
+            &w.records_spooled,
         );
-        r.register(
+        reg(
+            &mut r,
             "records_written",
             "Call records written to the database since start",
-            w.records_written.clone(),
+            &w.records_written,
         );
-        r.register(
+        reg(
+            &mut r,
             "record_write_errors",
             "Failed record write attempts since start",
-            w.record_write_errors.clone(),
+            &w.record_write_errors,
         );
-        r.register(
+        reg(
+            &mut r,
             "records_dropped",
             "Call records the writer could not take (its queue was full)",
-            w.records_dropped.clone(),
+            &w.records_dropped,
         );
-        r.register(
+        reg(
+            &mut r,
             "database_up",
             "1 when the last record write or check reached the database",
-            w.database_up.clone(),
+            &w.database_up,
         );
         (w, r)
     })
@@ -449,65 +375,77 @@ fn observed_registry() -> &'static Registry {
     R.get_or_init(|| {
         let o = observed();
         let mut r = Registry::with_prefix("rtcroom");
-        r.register(
+        reg(
+            &mut r,
             "ice_headroom_kbps",
             "Bandwidth left on each registered ICE server",
-            o.ice_headroom_kbps.clone(),
+            &o.ice_headroom_kbps,
         );
-        r.register(
+        reg(
+            &mut r,
             "ice_tx_kbps",
             "Reported send rate of each registered ICE server",
-            o.ice_tx_kbps.clone(),
+            &o.ice_tx_kbps,
         );
-        r.register(
+        reg(
+            &mut r,
             "ice_in_rotation",
             "1 when the ICE server gets new pairs",
-            o.ice_in_rotation.clone(),
+            &o.ice_in_rotation,
         );
-        r.register(
+        reg(
+            &mut r,
             "turn_allocations",
             "Live allocations on the embedded TURN server",
-            o.turn_allocations.clone(),
+            &o.turn_allocations,
         );
-        r.register(
+        reg(
+            &mut r,
             "turn_allocations_created",
             "Allocations the embedded TURN server granted since start",
-            o.turn_allocations_total.clone(),
+            &o.turn_allocations_total,
         );
-        r.register(
+        reg(
+            &mut r,
             "turn_allocations_refused",
             "Allocations refused at the cap since start",
-            o.turn_allocations_refused.clone(),
+            &o.turn_allocations_refused,
         );
-        r.register(
+        reg(
+            &mut r,
             "turn_auth_refused",
             "TURN requests with wrong or expired credentials since start",
-            o.turn_auth_refused.clone(),
+            &o.turn_auth_refused,
         );
-        r.register(
+        reg(
+            &mut r,
             "turn_relayed_bytes",
             "Bytes relayed to and from peers since start",
-            o.turn_relayed_bytes.clone(),
+            &o.turn_relayed_bytes,
         );
-        r.register(
+        reg(
+            &mut r,
             "turn_relayed_packets",
             "Datagrams relayed to and from peers since start",
-            o.turn_relayed_packets.clone(),
+            &o.turn_relayed_packets,
         );
-        r.register(
+        reg(
+            &mut r,
             "turn_peer_denied_packets",
             "Datagrams the peer filter dropped since start",
-            o.turn_peer_denied_packets.clone(),
+            &o.turn_peer_denied_packets,
         );
-        r.register(
+        reg(
+            &mut r,
             "report_runs",
             "Scheduled daily report runs",
-            o.report_runs.clone(),
+            &o.report_runs,
         );
-        r.register(
+        reg(
+            &mut r,
             "report_failures",
             "Scheduled daily report runs that failed (retried)",
-            o.report_failures.clone(),
+            &o.report_failures,
         );
         r
     })

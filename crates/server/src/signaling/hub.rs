@@ -7,16 +7,19 @@
 //! slow client cannot delay its room.
 //!
 //! **Invariant:** the hub never awaits anything but its own inbox and its timer; it does no
-//! IO, so the engine step is never stalled by a socket, a database or a mail server.
+//! IO, so the engine step is never stalled by a socket, a database or a mail server. What it
+//! hands on only queues: messages to bounded connection queues, records to the writer's
+//! channel, alerts to the alert task, log lines to the log queue (`ops::log`).
 
-use crate::records::RecordSink;
-use crate::telemetry;
+use crate::clock::now;
+use crate::ops::alerts::Alerts;
+use crate::ops::{metrics, telemetry};
 use rtcroom_core::{
-    CloseReason, ConnId, Effect, Engine, EngineStats, Entropy, Grant, Input, Millis, RoomInfo,
+    CloseReason, ConnId, Effect, Engine, EngineStats, Entropy, Grant, Input, RoomInfo,
 };
 use rtcroom_protocol::{DecodeError, Request, ServerMsg};
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// What the hub delivers to a connection task.
@@ -111,6 +114,12 @@ impl Hub {
         .unwrap_or(false)
     }
 
+    /// Hand an ICE command (register, report, deregister) to the engine; `None` once the
+    /// engine has stopped.
+    pub async fn ice(&self, command: rtcroom_ice::IceCommand) -> Option<rtcroom_ice::Reply> {
+        self.ask(|reply| HubMsg::Ice { command, reply }).await
+    }
+
     pub async fn ice_servers(&self) -> Option<Vec<rtcroom_ice::ServerStatus>> {
         self.ask(HubMsg::IceServers).await
     }
@@ -125,14 +134,6 @@ impl Hub {
     pub async fn shutdown(&self) {
         let _ = self.ask(HubMsg::Shutdown).await;
     }
-}
-
-/// The wall clock as the engine sees it.
-pub fn now() -> Millis {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Entropy straight from the operating system, read in blocks.
@@ -164,6 +165,41 @@ impl Entropy for OsEntropy {
     }
 }
 
+/// Where the hub hands the effects that do not go to a connection: call records to the
+/// record writer, alerts to the alert task. Both only queue, never wait.
+#[derive(Debug, Clone, Default)]
+pub struct Sinks {
+    pub records: RecordSink,
+    pub alerts: Alerts,
+}
+
+/// The hub's handle on the record writer. The default sink has no writer and discards every
+/// record (call records off); it keeps nothing, so it grows no memory.
+#[derive(Debug, Clone, Default)]
+pub struct RecordSink {
+    inner: Option<rtcroom_store::RecordSink>,
+}
+
+impl RecordSink {
+    /// A sink into the record writer of `rtcroom-store`.
+    pub fn new(sink: rtcroom_store::RecordSink) -> Self {
+        Self { inner: Some(sink) }
+    }
+
+    /// Hand one record over; never blocks. A record the writer cannot take (its channel is
+    /// full) is counted in the writer's `dropped` and logged.
+    pub fn push(&self, record: rtcroom_core::Record) {
+        if let Some(sink) = &self.inner
+            && sink.try_send(record).is_err()
+        {
+            tracing::error!(
+                critical = true,
+                "the record writer's queue is full; a call record was dropped"
+            );
+        }
+    }
+}
+
 struct Link {
     out: mpsc::Sender<Outbound>,
     kill: Option<oneshot::Sender<()>>,
@@ -174,19 +210,15 @@ type Links = HashMap<ConnId, Link, foldhash::fast::FixedState>;
 /// Start the hub task around `engine`; `inbox` bounds how many inputs may wait.
 pub fn spawn<E: Entropy + Send + 'static>(
     engine: Engine<E>,
-    records: RecordSink,
+    sinks: Sinks,
     inbox: usize,
 ) -> (Hub, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(inbox);
-    let task = tokio::spawn(run(engine, records, rx));
+    let task = tokio::spawn(run(engine, sinks, rx));
     (Hub { tx }, task)
 }
 
-async fn run<E: Entropy>(
-    mut engine: Engine<E>,
-    records: RecordSink,
-    mut rx: mpsc::Receiver<HubMsg>,
-) {
+async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Receiver<HubMsg>) {
     // Connection numbers are the server's own, so a fast hasher is safe here.
     let mut links: Links = Links::default();
     let mut batch = Vec::with_capacity(256);
@@ -209,9 +241,9 @@ async fn run<E: Entropy>(
                         _ => None,
                     };
                     let stop = handle(&mut engine, &mut links, msg);
-                    drain(&mut engine, &mut links, &records);
+                    drain(&mut engine, &mut links, &sinks);
                     if let Some(at) = arrived {
-                        telemetry::handled_in(at.elapsed());
+                        metrics::handled_in(at.elapsed());
                     }
                     if let Some(reply) = stop {
                         let _ = reply.send(());
@@ -227,7 +259,7 @@ async fn run<E: Entropy>(
                 engine.ice_poll(now());
             }
         }
-        drain(&mut engine, &mut links, &records);
+        drain(&mut engine, &mut links, &sinks);
     }
 }
 
@@ -297,19 +329,23 @@ fn handle<E: Entropy>(
 }
 
 /// Carry out every queued effect.
-fn drain<E: Entropy>(engine: &mut Engine<E>, links: &mut Links, records: &RecordSink) {
+fn drain<E: Entropy>(engine: &mut Engine<E>, links: &mut Links, sinks: &Sinks) {
     while let Some(effect) = engine.poll_effect() {
         match effect {
             Effect::Send { conn, msg } => {
-                telemetry::sent(&msg);
+                metrics::sent(&msg);
                 deliver(engine, links, conn, Outbound::Msg(Box::new(msg)));
             }
             Effect::Close { conn, reason } => deliver(engine, links, conn, Outbound::Close(reason)),
             Effect::Record(r) => {
-                telemetry::metrics().records_emitted.inc();
-                records.push(r);
+                metrics::metrics().records_emitted.inc();
+                sinks.records.push(r);
             }
-            Effect::Event(e) => telemetry::event(&e),
+            Effect::Event(e) => {
+                if let Some(alert) = telemetry::event(&e, now()) {
+                    sinks.alerts.raise(alert);
+                }
+            }
         }
     }
 }
@@ -327,7 +363,7 @@ fn deliver<E: Entropy>(engine: &mut Engine<E>, links: &mut Links, conn: ConnId, 
                 conn = conn.0,
                 "outbound queue full; disconnecting a client that does not read"
             );
-            telemetry::metrics().slow_clients.inc();
+            metrics::metrics().slow_clients.inc();
             if let Some(kill) = link.kill.take() {
                 let _ = kill.send(());
             }

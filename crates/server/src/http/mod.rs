@@ -1,9 +1,15 @@
-//! The HTTP surface: the WebSocket upgrade, health, and the web page.
+//! The HTTP surface: the router of every path, the WebSocket upgrade, health and metrics;
+//! the operator API (`admin`), login (`login`) and the web page (`web`) in their own files.
 //!
 //! `app(state)` builds the whole router, so tests can drive it without a socket.
 
-use crate::signaling::{self, Signaling};
-use crate::ws;
+mod admin;
+mod login;
+mod web;
+
+use crate::ops::metrics;
+use crate::signaling::{Signaling, connection, ws};
+use crate::state::AppState;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
@@ -12,57 +18,33 @@ use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Everything the handlers share.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub signaling: Arc<Signaling>,
-    /// The call-record database (read side); `None` when records are off.
-    pub store: Option<rtcroom_store::Store>,
-    /// `[report]`, for the operators' web view.
-    pub report: Arc<crate::daily::ReportSection>,
-    /// The record writer, for its counters; `None` when records are off.
-    pub writer: Option<Arc<rtcroom_store::RecordWriter>>,
-    /// `[admin] token`; empty disables the operator API.
-    pub admin_token: Arc<str>,
-    pub apps: Arc<crate::auth::Apps>,
-    /// The `rtcConfig` handed out at login.
-    pub rtc_config: rtcroom_protocol::SharedJson,
-    /// `[server] public_url`.
-    pub public_url: Arc<str>,
-    /// The embedded TURN server, for its counters.
-    pub turn: Option<Arc<rtcroom_turn::TurnHandle>>,
-    /// Set when shutdown begins: the server is no longer ready.
-    pub draining: Arc<std::sync::atomic::AtomicBool>,
-    /// `[ice] register_secret`.
-    pub ice_register_secret: Arc<str>,
-    /// Pairs get servers from the registry (readiness needs one in rotation).
-    pub ice_registry: bool,
-}
-
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/login", axum::routing::post(crate::login::http_login))
-        .route("/login", get(crate::login::ws_login))
+        .route("/api/login", axum::routing::post(login::http_login))
+        .route("/login", get(login::ws_login))
         .route(
             "/icebandwidthload",
-            axum::routing::post(crate::ice::http_api),
+            axum::routing::post(crate::ice::api::http_api),
         )
         .route(
             "/api/records/member/{app_id}/{uid}",
-            get(crate::records::member),
+            get(crate::records::api::member),
         )
         .route(
             "/api/records/session/{session_id}",
-            get(crate::records::session),
+            get(crate::records::api::session),
         )
-        .route("/api/records/day/{date}", get(crate::records::day))
-        .route("/admin/reports/{date}", get(crate::daily::web_view))
-        .merge(crate::admin::routes())
-        .merge(crate::web::routes())
+        .route("/api/records/day/{date}", get(crate::records::api::day))
+        .route(
+            "/admin/reports/{date}",
+            get(crate::records::daily::web_view),
+        )
+        .merge(admin::routes())
+        .merge(web::routes())
         .with_state(state)
 }
 
@@ -83,7 +65,7 @@ async fn ws(
     let admitted = Admitted(Some(sig));
     ws::upgrade(req, limit, move |socket| {
         let sig = admitted.take();
-        signaling::serve(sig, socket, peer.ip().to_string())
+        connection::serve(sig, socket, peer.ip().to_string())
     })
 }
 
@@ -154,8 +136,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let stats = state.signaling.hub.stats().await.unwrap_or_default();
     let servers = state.signaling.hub.ice_servers().await.unwrap_or_default();
-    crate::telemetry::observe_ice(&servers);
-    crate::telemetry::observe_turn(state.turn.as_ref().map(|t| t.counters()));
+    metrics::observe_ice(&servers);
+    metrics::observe_turn(state.turn.as_ref().map(|t| t.counters()));
     let records = state
         .writer
         .as_deref()
@@ -165,7 +147,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::telemetry::render(stats, records),
+        metrics::render(stats, records),
     )
         .into_response()
 }

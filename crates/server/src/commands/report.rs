@@ -1,0 +1,91 @@
+//! `rtcroom report`: the daily report of a day, printed, written as HTML or JSON, or mailed.
+
+use crate::config::Config;
+use crate::ops::mail::Mailer;
+use crate::records::daily;
+use anyhow::Context;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+/// What to do with the report.
+#[derive(Debug)]
+pub struct Options {
+    pub date: Option<chrono::NaiveDate>,
+    pub out: Option<PathBuf>,
+    pub json: bool,
+    pub send: bool,
+}
+
+pub fn run(opts: Options, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = Config::load(config.as_deref())?;
+    let runtime = super::small_runtime()?;
+    runtime.block_on(report(cfg, opts))
+}
+
+async fn report(cfg: Config, opts: Options) -> anyhow::Result<()> {
+    let tz = cfg.report.tz()?;
+    let date = opts.date.unwrap_or_else(|| {
+        (chrono::Utc::now().with_timezone(&tz) - chrono::Duration::days(1)).date_naive()
+    });
+    let store = crate::records::open(&cfg.database, &cfg.server.data_dir).await?;
+    let progress = |n: u64| eprint!("\rreading {date}: {n} rows");
+    let (report, charts) =
+        daily::compute(&store, &cfg.report, date, chrono::Utc::now(), progress).await?;
+    eprintln!();
+    let day = Day {
+        store: &store,
+        report: &report,
+        charts: &charts,
+    };
+    match (&opts.out, opts.json) {
+        (Some(path), json) => day.write_file(path, json).await?,
+        (None, true) => {
+            let stdout = std::io::stdout();
+            day.export(true, std::io::BufWriter::new(stdout.lock()))
+                .await?;
+        }
+        (None, false) if !opts.send => {
+            let subject = if cfg.report.subject.is_empty() {
+                rtcroom_report::default_subject(date)
+            } else {
+                cfg.report.subject.replace("{date}", &date.to_string())
+            };
+            let mut stdout = std::io::stdout().lock();
+            write!(stdout, "{}", rtcroom_report::email_text(&report, &subject))?;
+        }
+        (None, false) => {}
+    }
+    if opts.send {
+        let mailer = Mailer::from_config(&cfg.smtp)?
+            .context("--send needs [smtp] url (e.g. smtp://127.0.0.1:25)")?;
+        daily::send(&mailer, &cfg.report, &report, &charts).await?;
+        eprintln!(
+            "sent the report of {date} to {}",
+            cfg.report.recipients.join(", ")
+        );
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// A computed day and the store its detail rows are read from.
+struct Day<'a> {
+    store: &'a rtcroom_store::Store,
+    report: &'a rtcroom_report::Report,
+    charts: &'a [rtcroom_report::Chart],
+}
+
+impl Day<'_> {
+    async fn export(&self, json: bool, out: impl std::io::Write) -> anyhow::Result<u64> {
+        daily::export(self.store, self.report, self.charts, json, out).await
+    }
+
+    /// The full report (every call) into `path`: standalone HTML, or JSON.
+    async fn write_file(&self, path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        let n = self.export(json, std::io::BufWriter::new(file)).await?;
+        eprintln!("wrote {} ({n} calls)", path.display());
+        Ok(())
+    }
+}

@@ -1,0 +1,230 @@
+//! `rtcroom serve`: the room server. The start order here is the order of dependencies
+//! (alerts, records, the hub, the embedded TURN server, HTTP), and the stop order its
+//! reverse: stop taking connections, tell members, stop TURN, write the queued records.
+
+use crate::auth::Apps;
+use crate::config::Config;
+use crate::ice::embedded::{self, Embedded};
+use crate::ops::alerts::Alerts;
+use crate::ops::{log, mail};
+use crate::records::daily;
+use crate::records::writer::Recording;
+use crate::signaling::Signaling;
+use crate::signaling::hub::{self, Hub, OsEntropy, Sinks};
+use crate::signaling::token::{JwtCheck, NoTokenCheck, TokenCheck};
+use crate::state::AppState;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = Config::load(config.as_deref())?;
+    let _log = log::init(&cfg.log.format, &cfg.log.level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(cfg))
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let registry = cfg.ice.mode == "registry";
+    let embedded = if registry && cfg.turn.enabled {
+        let ip = embedded::turn_public_ip(&cfg.turn)?.to_string();
+        Some((ip, embedded::turn_secret(&cfg.turn, &cfg.server.data_dir)?))
+    } else {
+        None
+    };
+    let engine_cfg = cfg.engine(embedded.as_ref().map(|(ip, s)| (ip.as_str(), s.as_str())));
+    let engine = rtcroom_core::Engine::new(engine_cfg, OsEntropy::new());
+    let alerts = start_alerts(&cfg, super::hostname())?;
+    let recording = start_recording(&cfg, alerts.clone()).await?;
+    let daily_task = schedule_report(&cfg, recording.as_ref())?;
+    // With records off the hub gets the default sink, which discards.
+    let sinks = Sinks {
+        records: recording
+            .as_ref()
+            .map(|r| r.sink.clone())
+            .unwrap_or_default(),
+        alerts,
+    };
+    let (hub, hub_task) = hub::spawn(engine, sinks, 4096);
+    let turn = match embedded {
+        Some((_, secret)) => Some(embedded::start_embedded(&cfg.turn, secret, hub.clone()).await?),
+        None => None,
+    };
+    let draining = Arc::new(AtomicBool::new(false));
+    let state = app_state(
+        &cfg,
+        hub.clone(),
+        recording.as_ref(),
+        turn.as_ref(),
+        &draining,
+    )?;
+    serve_http(&cfg, state, hub.clone(), draining).await?;
+    drop(hub);
+    // The hub has stopped; give connection tasks a moment to send their close frames.
+    let _ = tokio::time::timeout(Duration::from_secs(5), hub_task).await;
+    if let Some(turn) = turn {
+        turn.shutdown().await;
+    }
+    if let Some(t) = daily_task {
+        t.abort();
+    }
+    if let Some(recording) = recording {
+        recording.close().await;
+    }
+    Ok(())
+}
+
+/// The alert task, when `[smtp]` and `[alerts] recipients` are set; else alerts are only
+/// logged.
+fn start_alerts(cfg: &Config, host: String) -> anyhow::Result<Alerts> {
+    if let Some(mailer) = mail::Mailer::from_config(&cfg.smtp)? {
+        let to = mail::mailboxes(&cfg.alerts.recipients, "[alerts] recipients")?;
+        if !to.is_empty() {
+            return Ok(Alerts::start(mailer, to, host));
+        }
+    }
+    Ok(Alerts::default())
+}
+
+/// The database, the record writer and its watch, unless records are off.
+async fn start_recording(cfg: &Config, alerts: Alerts) -> anyhow::Result<Option<Recording>> {
+    if cfg.database.is_off() {
+        tracing::info!(
+            "{}: no database is opened and no call record is written",
+            crate::records::OFF_MESSAGE
+        );
+        return Ok(None);
+    }
+    Recording::start(&cfg.database, &cfg.server.data_dir, alerts)
+        .await
+        .map(Some)
+}
+
+/// The daily report's schedule, when records are on and it has somewhere to go.
+fn schedule_report(
+    cfg: &Config,
+    recording: Option<&Recording>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    match (recording, mail::Mailer::from_config(&cfg.smtp)?) {
+        (None, _) => {
+            if cfg.report.enabled {
+                tracing::info!(
+                    "the daily report is not scheduled: {}",
+                    crate::records::OFF_MESSAGE
+                );
+            }
+            Ok(None)
+        }
+        (Some(r), Some(mailer)) if cfg.report.enabled && !cfg.report.recipients.is_empty() => {
+            Ok(Some(daily::schedule(
+                r.store.clone(),
+                mailer,
+                cfg.report.clone(),
+                cfg.server.data_dir.clone(),
+            )?))
+        }
+        (Some(_), _) => {
+            if cfg.report.enabled {
+                tracing::info!(
+                    "the daily report is not mailed: set [smtp] url and [report] recipients"
+                );
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// What the HTTP handlers share.
+fn app_state(
+    cfg: &Config,
+    hub: Hub,
+    recording: Option<&Recording>,
+    turn: Option<&Embedded>,
+    draining: &Arc<AtomicBool>,
+) -> anyhow::Result<AppState> {
+    let apps = Arc::new(Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs));
+    let tokens: Arc<dyn TokenCheck> = if cfg.auth.required {
+        Arc::new(JwtCheck {
+            apps: (*apps).clone(),
+        })
+    } else {
+        tracing::warn!("[auth] required = false: joins are not checked for a token");
+        Arc::new(NoTokenCheck)
+    };
+    let signaling = Arc::new(Signaling::new(
+        hub,
+        tokens,
+        cfg.server.max_frame_bytes,
+        cfg.server.outbound_queue,
+        cfg.server.max_connections,
+    ));
+    Ok(AppState {
+        signaling,
+        store: recording.map(|r| r.store.clone()),
+        report: Arc::new(cfg.report.clone()),
+        writer: recording.map(|r| r.writer.clone()),
+        admin_token: cfg.admin.token.as_str().into(),
+        apps,
+        rtc_config: rtcroom_protocol::SharedJson::rtc_config(&cfg.rtc_config()),
+        public_url: cfg.server.public_url.as_str().into(),
+        draining: draining.clone(),
+        turn: turn.map(|t| t.handle.clone()),
+        ice_register_secret: cfg.ice.register_secret.as_str().into(),
+        ice_registry: cfg.ice.mode == "registry",
+    })
+}
+
+/// Serve HTTP until SIGTERM or ctrl-c; then stop being ready and have the hub tell every
+/// member and close every record.
+async fn serve_http(
+    cfg: &Config,
+    state: AppState,
+    hub: Hub,
+    draining: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let app = crate::http::app(state);
+    let listener = listen(cfg.server.listen)
+        .with_context(|| format!("cannot listen on {} ([server] listen)", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    // Signaling is request/response over small frames: with Nagle's algorithm on, a frame's
+    // last partial segment waits for the peer's delayed ACK (up to 40 ms on Linux), which
+    // rtcroom-bench measured as 20-50 ms relay latency and a closed loop slowed tenfold.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
+    // Tests and scripts read this line to find the port when `listen` has port 0.
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, ws = %format!("ws://{addr}/ws"), "rtcroom room server started");
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(async move {
+            super::shutdown_signal().await;
+            draining.store(true, Ordering::Release);
+            tracing::info!("shutting down: telling members, closing records");
+            hub.shutdown().await;
+        })
+        .await
+        .context("the HTTP server failed")
+}
+
+/// The listener, with a backlog for bursts of joins. `TcpListener::bind` listens with a
+/// backlog of 128; a join storm (rtcroom-bench join-storm, 256 connects in flight) overflowed
+/// it and the kernel dropped SYNs, so about 1% of the joins waited for the client's 1 s SYN
+/// retry. The kernel caps the value at net.core.somaxconn.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}

@@ -1,0 +1,108 @@
+//! The ICE sections: `[ice]` (how pairs get ICE servers) and `[turn]` (the embedded
+//! STUN/TURN server).
+
+use rtcroom_ice::RegistryConfig;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// `[ice]`: how pairs get ICE servers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IceSection {
+    /// `registry`: each pair gets the registered server with the most headroom (the embedded
+    /// TURN server and coturn agents). `static`: every pair gets `[rtc] ice_servers`.
+    pub mode: String,
+    /// The secret an agent sends to register from another host; empty: only loopback may.
+    pub register_secret: String,
+    /// coturn's `--static-auth-secret`, shared by the registered coturn servers, for minting
+    /// per-member credentials. Empty: coturn servers hand out their registered credentials.
+    pub turn_secret: String,
+    /// A server that has not reported for this long leaves rotation (and an alert is sent).
+    pub report_timeout_secs: u64,
+    /// Lifetime of minted TURN credentials; a relayed call cannot outlast it.
+    pub credential_ttl_secs: u64,
+    pub audio_reserve_kbps: u64,
+    pub video_reserve_kbps: u64,
+    pub max_servers: usize,
+}
+
+impl Default for IceSection {
+    fn default() -> Self {
+        let r = RegistryConfig::default();
+        Self {
+            mode: "registry".into(),
+            register_secret: String::new(),
+            turn_secret: String::new(),
+            report_timeout_secs: r.report_timeout_ms / 1000,
+            credential_ttl_secs: r.credential_ttl_secs,
+            audio_reserve_kbps: r.audio_reserve_kbps,
+            video_reserve_kbps: r.video_reserve_kbps,
+            max_servers: r.max_servers,
+        }
+    }
+}
+
+/// `[turn]`: the embedded STUN/TURN server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnSection {
+    pub enabled: bool,
+    /// UDP address of the server; relay sockets bind to the same IP.
+    pub listen: SocketAddr,
+    /// The address clients reach it at (in URLs and relayed addresses); empty: the listen IP.
+    pub public_ip: String,
+    /// Relay ports, `"MIN-MAX"`.
+    pub relay_ports: String,
+    /// The REST shared secret of its credentials; empty: generated once into data_dir.
+    pub secret: String,
+    pub max_allocations: usize,
+    /// Relay to loopback peers; empty (unset) means yes when `listen` is a loopback address.
+    pub allow_loopback_peers: Option<bool>,
+    /// Relay to private networks (10/8, 172.16/12, 192.168/16, fc00::/7).
+    pub allow_private_peers: bool,
+    /// The bandwidth it may use, for selection (kbit/s). Each new pair reserves its need
+    /// (40 kbit/s per audio member, 200 per video member) until the next report, so this also
+    /// bounds how many pairs may start within one report interval: size it to the NIC.
+    pub max_bandwidth_kbps: u64,
+    /// How often it reports its own load to the registry.
+    pub report_interval_secs: u64,
+    /// The `iceTransportPolicy` pairs on this server get: `all`, or `relay` to force every
+    /// call through TURN (for testing relays, or to hide members' addresses from each other).
+    pub ice_transport_policy: String,
+}
+
+impl Default for TurnSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 3478)),
+            public_ip: String::new(),
+            relay_ports: "49152-65535".into(),
+            secret: String::new(),
+            max_allocations: 10_000,
+            allow_loopback_peers: None,
+            allow_private_peers: false,
+            max_bandwidth_kbps: 1_000_000,
+            report_interval_secs: 5,
+            ice_transport_policy: "all".into(),
+        }
+    }
+}
+
+/// The registry configuration of `[ice]` (and the embedded server's secret).
+pub fn registry_config(ice: &IceSection, embedded: Option<(&str, &str)>) -> RegistryConfig {
+    let mut server_secrets = BTreeMap::new();
+    if let Some((ip, secret)) = embedded {
+        server_secrets.insert(ip.to_owned(), secret.to_owned());
+    }
+    RegistryConfig {
+        report_timeout_ms: ice.report_timeout_secs.saturating_mul(1000),
+        audio_reserve_kbps: ice.audio_reserve_kbps,
+        video_reserve_kbps: ice.video_reserve_kbps,
+        max_servers: ice.max_servers,
+        shared_secret: (!ice.turn_secret.is_empty()).then(|| ice.turn_secret.clone()),
+        server_secrets,
+        credential_ttl_secs: ice.credential_ttl_secs,
+    }
+}

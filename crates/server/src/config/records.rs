@@ -1,0 +1,131 @@
+//! The call-record sections: `[database]` (where records go, or `off`) and `[report]` (the
+//! daily report).
+
+use anyhow::Context;
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use serde::Deserialize;
+use std::path::Path as FsPath;
+
+/// The `[database] url` that turns call records off.
+pub const OFF: &str = "off";
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSection {
+    /// `sqlite://PATH` (created), `mysql://user:pass@host/rtc_room_server`,
+    /// `postgres://user@host/rtc_room_server`. Empty: SQLite in `data_dir/rtcroom.db`.
+    /// `off`: no call records at all (signaling only).
+    pub url: String,
+    pub max_connections: u32,
+    /// Records kept in memory while the database is away, before they go to the spool file.
+    pub memory_records: usize,
+    /// Records per transaction at most.
+    pub batch_size: usize,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 4,
+            memory_records: 20_000,
+            batch_size: 1_000,
+        }
+    }
+}
+
+impl DatabaseSection {
+    /// Whether call records are off (`url = "off"`).
+    pub fn is_off(&self) -> bool {
+        self.url == OFF
+    }
+
+    /// Refuse spellings of "off" that would otherwise be taken for a database URL.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.is_off() && self.url.trim().eq_ignore_ascii_case(OFF) {
+            anyhow::bail!(
+                "[database] url {:?}: write \"off\" (lower case, no spaces) to turn call records off",
+                self.url
+            );
+        }
+        Ok(())
+    }
+
+    /// The URL to connect to.
+    pub fn url(&self, data_dir: &FsPath) -> String {
+        if self.url.is_empty() {
+            format!("sqlite://{}", data_dir.join("rtcroom.db").display())
+        } else {
+            self.url.clone()
+        }
+    }
+}
+
+/// `[report]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSection {
+    /// Whether `rtcroom serve` sends the report every day.
+    pub enabled: bool,
+    /// Local time of the daily run, `HH:MM`.
+    pub time: String,
+    /// The zone that defines the day, e.g. `Asia/Shanghai`.
+    pub timezone: String,
+    /// Who gets the report.
+    pub recipients: Vec<String>,
+    /// The subject; `{date}` becomes the day. Empty: `音视频通话统计日报 YYYY-MM-DD`.
+    pub subject: String,
+    /// Rows in the e-mail's detail table (the worst when there are more).
+    pub max_detail_rows: usize,
+}
+
+impl Default for ReportSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            time: "00:05".into(),
+            timezone: "UTC".into(),
+            recipients: Vec::new(),
+            subject: String::new(),
+            max_detail_rows: 150,
+        }
+    }
+}
+
+impl ReportSection {
+    pub fn tz(&self) -> anyhow::Result<Tz> {
+        self.timezone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "[report] timezone {:?} is not a time zone name (e.g. UTC, Asia/Shanghai)",
+                self.timezone
+            )
+        })
+    }
+
+    pub fn at(&self) -> anyhow::Result<NaiveTime> {
+        NaiveTime::parse_from_str(&self.time, "%H:%M")
+            .with_context(|| format!("[report] time {:?} must be HH:MM", self.time))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseSection;
+
+    #[test]
+    fn off_is_spelled_one_way() {
+        let db = |url: &str| DatabaseSection {
+            url: url.into(),
+            ..DatabaseSection::default()
+        };
+        assert!(db("off").is_off() && db("off").validate().is_ok());
+        assert!(!db("").is_off() && db("").validate().is_ok());
+        assert!(!db("sqlite://off.db").is_off());
+        for near in ["OFF", "Off", " off"] {
+            let e = db(near).validate().unwrap_err().to_string();
+            assert!(e.contains("write \"off\""), "{near:?}: {e}");
+        }
+    }
+}

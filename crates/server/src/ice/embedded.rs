@@ -1,0 +1,132 @@
+//! The embedded STUN/TURN server of `[turn]`: started on its own thread, registered with the
+//! ICE registry in the engine, and reporting its load every few seconds.
+
+use crate::config::TurnSection;
+use crate::signaling::hub::Hub;
+use anyhow::Context;
+use rtcroom_ice::{IceCommand, IceType, Register, Reply, Report};
+use rtcroom_turn::{PeerFilter, PortRange, TurnConfig, TurnHandle, TurnServer};
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The embedded server's secret: configured, or generated once and kept in `data_dir`.
+pub fn turn_secret(turn: &TurnSection, data_dir: &Path) -> anyhow::Result<String> {
+    if !turn.secret.is_empty() {
+        return Ok(turn.secret.clone());
+    }
+    crate::config::persistent_secret(data_dir, "turn.secret")
+}
+
+/// The embedded server's public address.
+pub fn turn_public_ip(turn: &TurnSection) -> anyhow::Result<IpAddr> {
+    if turn.public_ip.is_empty() {
+        anyhow::ensure!(
+            !turn.listen.ip().is_unspecified(),
+            "[turn] public_ip is needed when [turn] listen ({}) is a wildcard address",
+            turn.listen
+        );
+        Ok(turn.listen.ip())
+    } else {
+        turn.public_ip
+            .parse()
+            .with_context(|| format!("[turn] public_ip {:?} is not an IP address", turn.public_ip))
+    }
+}
+
+/// The running embedded server and the task that reports its load.
+#[derive(Debug)]
+pub struct Embedded {
+    pub handle: std::sync::Arc<TurnHandle>,
+    reporter: tokio::task::JoinHandle<()>,
+}
+
+impl Embedded {
+    /// Stop reporting, close every allocation, stop listening.
+    pub async fn shutdown(self) {
+        self.reporter.abort();
+        let _ = self.reporter.await;
+        match std::sync::Arc::try_unwrap(self.handle) {
+            Ok(handle) => {
+                if let Err(e) = handle.shutdown().await {
+                    tracing::warn!(error = %e, "the embedded TURN server did not stop cleanly");
+                }
+            }
+            Err(_) => tracing::warn!("the embedded TURN server is still in use at shutdown"),
+        }
+    }
+}
+
+/// Start the embedded TURN server and keep it registered and reporting.
+pub async fn start_embedded(
+    turn: &TurnSection,
+    secret: String,
+    hub: Hub,
+) -> anyhow::Result<Embedded> {
+    let public_ip = turn_public_ip(turn)?;
+    let relay_ports: PortRange = turn
+        .relay_ports
+        .parse()
+        .context("[turn] relay_ports must be \"MIN-MAX\"")?;
+    let mut cfg = TurnConfig::new(secret);
+    cfg.listen = turn.listen;
+    cfg.public_ip = Some(public_ip);
+    cfg.relay_ports = relay_ports;
+    cfg.max_allocations = turn.max_allocations;
+    cfg.peers = PeerFilter {
+        allow_loopback: turn
+            .allow_loopback_peers
+            .unwrap_or(turn.listen.ip().is_loopback()),
+        allow_private: turn.allow_private_peers,
+    };
+    let handle = TurnServer::start_on_own_thread(cfg).with_context(|| {
+        format!(
+            "cannot start the embedded TURN server on {} (is the port taken? set [turn] listen, or [turn] enabled = false)",
+            turn.listen
+        )
+    })?;
+    let port = handle.local_addr().port();
+    let mut registration = Register::new(public_ip.to_string(), turn.max_bandwidth_kbps);
+    registration.ice_type = IceType::Turn;
+    anyhow::ensure!(
+        ["all", "relay"].contains(&turn.ice_transport_policy.as_str()),
+        "[turn] ice_transport_policy must be \"all\" or \"relay\""
+    );
+    registration.ice_transport_policy = turn.ice_transport_policy.clone();
+    registration.turn_port = port;
+    registration.stun_port = port;
+    let reply = hub.ice(IceCommand::Register(registration.clone())).await;
+    tracing::info!(
+        addr = %handle.local_addr(),
+        public_ip = %public_ip,
+        reply = reply.map_or("the room engine is gone", Reply::as_str),
+        "embedded TURN server started"
+    );
+    let handle = std::sync::Arc::new(handle);
+    let counters = handle.clone();
+    let interval = Duration::from_secs(turn.report_interval_secs.max(1));
+    let reporter = tokio::spawn(async move {
+        let mut last = (counters.counters(), Instant::now());
+        loop {
+            tokio::time::sleep(interval).await;
+            let now = (counters.counters(), Instant::now());
+            let elapsed =
+                u64::try_from(now.1.duration_since(last.1).as_millis()).unwrap_or(u64::MAX);
+            let (rx_kbps, tx_kbps) = now.0.rates_kbps(&last.0, elapsed);
+            last = now;
+            let report = IceCommand::Report(Report {
+                ip: registration.ip.clone(),
+                rx_kbps,
+                tx_kbps,
+            });
+            match hub.ice(report).await {
+                Some(Reply::NotFound) => {
+                    hub.ice(IceCommand::Register(registration.clone())).await;
+                }
+                None => return,
+                Some(_) => {}
+            }
+        }
+    });
+    Ok(Embedded { handle, reporter })
+}

@@ -1,0 +1,13 @@
+//! Signaling: the WebSocket connections and the hub that owns the room engine.
+//!
+//! `ws` answers the upgrade and reads and writes the connection (framing in `frame`, without
+//! IO); `connection` is the task of one connection; `token` checks tokens before a frame goes
+//! to the hub; `hub` is the one task that feeds the engine and carries out its effects.
+
+pub mod connection;
+pub mod frame;
+pub mod hub;
+pub mod token;
+pub mod ws;
+
+pub use connection::Signaling;
