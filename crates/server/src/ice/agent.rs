@@ -7,6 +7,8 @@
 use anyhow::Context;
 use axum::http::StatusCode;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -72,103 +74,122 @@ pub async fn run_agent(
     opts: AgentOptions,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let healthy = Arc::new(AtomicU64::new(0));
     if let Some(addr) = opts.listen {
-        let h = healthy.clone();
-        let interval = opts.interval;
-        let app = axum::Router::new()
-            .route("/healthz", axum::routing::get(|| async { "ok\n" }))
-            .route(
-                "/readyz",
-                axum::routing::get(move || async move {
-                    let last = h.load(std::sync::atomic::Ordering::Acquire);
-                    let now = crate::clock::now().0;
-                    if last > 0 && now.saturating_sub(last) < 3 * interval.as_millis() as u64 {
-                        (StatusCode::OK, "ready\n".to_owned())
-                    } else {
-                        (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "not ready: no accepted report recently\n".to_owned(),
-                        )
-                    }
-                }),
-            );
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (--listen)"))?;
-        println!("agent health on http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        serve_health(addr, healthy.clone(), opts.interval).await?;
     }
-    let secret = opts.secret.clone();
-    let with_secret = |mut v: serde_json::Value| {
-        if let Some(s) = &secret {
-            v["secret"] = serde_json::json!(s);
-        }
-        v.to_string()
-    };
-    let register = with_secret(serde_json::json!({
-        "cmd": "iceRegister", "ip": opts.ip, "iceType": "turn", "bundlePolicy": "max-bundle",
-        "rtcpMuxPolicy": "require", "iceTransportPolicy": "all", "turnPort": opts.turn_port,
-        "stunPort": opts.turn_port, "maxBandwidth": opts.max_bandwidth_kbps, "username": "", "credential": ""
-    }));
-    let read_nic = || -> anyhow::Result<(u64, u64)> {
-        let text = std::fs::read_to_string("/proc/net/dev").context("cannot read /proc/net/dev")?;
-        nic_bytes(&text, &opts.iface)
-            .with_context(|| format!("no interface {} in /proc/net/dev", opts.iface))
-    };
-    read_nic()?;
-    let work = async {
-        let mut registered = false;
-        let mut last = (read_nic()?, Instant::now());
-        loop {
-            if !registered {
-                match post(&opts.room_server, &register).await {
-                    Ok(r) if r == "successful" || r == "ice_have_registered" => {
-                        tracing::info!(reply = %r, "registered with the room server");
-                        registered = true;
-                    }
-                    Ok(r) => tracing::warn!(reply = %r, "the room server refused the registration"),
-                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot register"),
-                }
-            }
-            tokio::time::sleep(opts.interval).await;
-            let now = (read_nic()?, Instant::now());
-            let secs = now.1.duration_since(last.1).as_secs_f64().max(0.001);
-            let rx = ((now.0.0.saturating_sub(last.0.0)) as f64 * 8.0 / 1000.0 / secs) as u64;
-            let tx = ((now.0.1.saturating_sub(last.0.1)) as f64 * 8.0 / 1000.0 / secs) as u64;
-            last = now;
-            if registered {
-                let report = with_secret(
-                    serde_json::json!({"cmd":"iceReportRxTxRate","ip":opts.ip,"rxRate":rx,"txRate":tx}),
-                );
-                match post(&opts.room_server, &report).await {
-                    Ok(r) if r == "successful" => {
-                        healthy.store(crate::clock::now().0, std::sync::atomic::Ordering::Release)
-                    }
-                    Ok(r) if r == "ice_no_found" => {
-                        tracing::warn!(
-                            "the room server does not know this server (restarted?); registering again"
-                        );
-                        registered = false;
-                    }
-                    Ok(r) => tracing::warn!(reply = %r, "report refused"),
-                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot report"),
-                }
-            }
-        }
-        #[allow(unreachable_code)]
-        Ok::<(), anyhow::Error>(())
-    };
+    read_nic(&opts.iface)?;
     tokio::select! {
-        r = work => r?,
+        r = report_loop(&opts, &healthy) => r?,
         () = stop => {}
     }
-    let bye = with_secret(serde_json::json!({"cmd":"iceDeregister","ip":opts.ip}));
+    let bye = with_secret(
+        &opts,
+        serde_json::json!({"cmd":"iceDeregister","ip":opts.ip}),
+    );
     match post(&opts.room_server, &bye).await {
         Ok(r) => tracing::info!(reply = %r, "deregistered"),
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot deregister"),
     }
     Ok(())
+}
+
+/// `/healthz` (alive) and `/readyz` (a report was accepted within three intervals), for
+/// the agent's supervisor.
+async fn serve_health(
+    addr: SocketAddr,
+    healthy: Arc<AtomicU64>,
+    interval: Duration,
+) -> anyhow::Result<()> {
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || async move {
+                let last = healthy.load(Ordering::Acquire);
+                let now = crate::clock::now().0;
+                if last > 0 && now.saturating_sub(last) < 3 * interval.as_millis() as u64 {
+                    (StatusCode::OK, "ready\n".to_owned())
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: no accepted report recently\n".to_owned(),
+                    )
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (--listen)"))?;
+    println!("agent health on http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(())
+}
+
+/// A request body with the agent's secret, when it has one.
+fn with_secret(opts: &AgentOptions, mut v: serde_json::Value) -> String {
+    if let Some(s) = &opts.secret {
+        v["secret"] = serde_json::json!(s);
+    }
+    v.to_string()
+}
+
+/// Bytes received and sent by `iface` so far.
+fn read_nic(iface: &str) -> anyhow::Result<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/net/dev").context("cannot read /proc/net/dev")?;
+    nic_bytes(&text, iface).with_context(|| format!("no interface {iface} in /proc/net/dev"))
+}
+
+/// Register (again, whenever the room server forgot this server), then report the NIC's
+/// rates every interval. Returns only on an error reading the NIC.
+async fn report_loop(opts: &AgentOptions, healthy: &AtomicU64) -> anyhow::Result<()> {
+    let register = with_secret(
+        opts,
+        serde_json::json!({
+            "cmd": "iceRegister", "ip": opts.ip, "iceType": "turn", "bundlePolicy": "max-bundle",
+            "rtcpMuxPolicy": "require", "iceTransportPolicy": "all", "turnPort": opts.turn_port,
+            "stunPort": opts.turn_port, "maxBandwidth": opts.max_bandwidth_kbps, "username": "", "credential": ""
+        }),
+    );
+    let mut registered = false;
+    let mut last = (read_nic(&opts.iface)?, Instant::now());
+    loop {
+        if !registered {
+            match post(&opts.room_server, &register).await {
+                Ok(r) if r == "successful" || r == "ice_have_registered" => {
+                    tracing::info!(reply = %r, "registered with the room server");
+                    registered = true;
+                }
+                Ok(r) => tracing::warn!(reply = %r, "the room server refused the registration"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot register"),
+            }
+        }
+        tokio::time::sleep(opts.interval).await;
+        let now = (read_nic(&opts.iface)?, Instant::now());
+        let secs = now.1.duration_since(last.1).as_secs_f64().max(0.001);
+        let rx = ((now.0.0.saturating_sub(last.0.0)) as f64 * 8.0 / 1000.0 / secs) as u64;
+        let tx = ((now.0.1.saturating_sub(last.0.1)) as f64 * 8.0 / 1000.0 / secs) as u64;
+        last = now;
+        if registered {
+            let report = with_secret(
+                opts,
+                serde_json::json!({"cmd":"iceReportRxTxRate","ip":opts.ip,"rxRate":rx,"txRate":tx}),
+            );
+            match post(&opts.room_server, &report).await {
+                Ok(r) if r == "successful" => {
+                    healthy.store(crate::clock::now().0, Ordering::Release)
+                }
+                Ok(r) if r == "ice_no_found" => {
+                    tracing::warn!(
+                        "the room server does not know this server (restarted?); registering again"
+                    );
+                    registered = false;
+                }
+                Ok(r) => tracing::warn!(reply = %r, "report refused"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot report"),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -55,7 +55,15 @@ pub struct Metrics {
 }
 
 fn build() -> (Metrics, Registry) {
-    let m = Metrics {
+    let m = new_metrics();
+    let mut r = Registry::with_prefix("rtcroom");
+    register_traffic(&m, &mut r);
+    register_rooms(&m, &mut r);
+    (m, r)
+}
+
+fn new_metrics() -> Metrics {
+    Metrics {
         connections_opened: Counter::default(),
         connections_closed: Counter::default(),
         frames_in: Family::default(),
@@ -76,96 +84,97 @@ fn build() -> (Metrics, Registry) {
         members: Gauge::default(),
         records_emitted: Counter::default(),
         log_lines_dropped: Counter::default(),
-    };
-    let mut r = Registry::with_prefix("rtcroom");
+    }
+}
+
+/// Connections, frames, messages and latency.
+fn register_traffic(m: &Metrics, r: &mut Registry) {
     reg(
-        &mut r,
+        r,
         "connections_opened",
         "Signaling connections opened",
         &m.connections_opened,
     );
     reg(
-        &mut r,
+        r,
         "connections_closed",
         "Signaling connections closed",
         &m.connections_closed,
     );
     reg(
-        &mut r,
+        r,
         "frames_in",
         "Frames received, by command (invalid: could not be decoded)",
         &m.frames_in,
     );
-    reg(&mut r, "bytes_in", "Bytes of frames received", &m.bytes_in);
+    reg(r, "bytes_in", "Bytes of frames received", &m.bytes_in);
     reg(
-        &mut r,
+        r,
         "messages_out",
         "Messages queued for clients, by command",
         &m.messages_out,
     );
     reg(
-        &mut r,
+        r,
         "refusals",
         "Requests answered with a non-zero result, by command and result",
         &m.refusals,
     );
     reg(
-        &mut r,
+        r,
         "slow_clients",
         "Connections cut off because they did not read",
         &m.slow_clients,
     );
-    reg(&mut r, "joins", "Successful joins (new members)", &m.joins);
+}
+
+/// Rooms, members, records and the process's own log queue.
+fn register_rooms(m: &Metrics, r: &mut Registry) {
+    reg(r, "joins", "Successful joins (new members)", &m.joins);
     reg(
-        &mut r,
+        r,
         "rejoins",
         "Joins of a uid already in its room (reconnects)",
         &m.rejoins,
     );
+    reg(r, "leaves", "Members that left a room, by cause", &m.leaves);
     reg(
-        &mut r,
-        "leaves",
-        "Members that left a room, by cause",
-        &m.leaves,
-    );
-    reg(
-        &mut r,
+        r,
         "client_reports",
         "reportInfo messages with a non-zero result",
         &m.client_reports,
     );
     reg(
-        &mut r,
+        r,
         "signaling_latency_seconds",
         "From a frame's arrival to its answers and relays being queued",
         &m.signaling_latency,
     );
     reg(
-        &mut r,
+        r,
         "open_connections",
         "Open signaling connections",
         &m.connections,
     );
-    reg(&mut r, "rooms", "Rooms with at least one member", &m.rooms);
+    reg(r, "rooms", "Rooms with at least one member", &m.rooms);
     reg(
-        &mut r,
+        r,
         "members",
         "Members in rooms (including those waiting to reconnect)",
         &m.members,
     );
     reg(
-        &mut r,
+        r,
         "records_emitted",
         "Call records produced by the engine",
         &m.records_emitted,
     );
     reg(
-        &mut r,
+        r,
         "log_lines_dropped",
         "Log lines dropped because the log queue was full (stderr was not read fast enough)",
         &m.log_lines_dropped,
     );
-    (m, r)
 }
 
 /// Register one metric under `name` (the registry adds the `rtcroom_` prefix).

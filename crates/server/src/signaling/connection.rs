@@ -11,7 +11,7 @@ use super::token::TokenCheck;
 use super::ws::{ReadError, Socket};
 use crate::ops::metrics;
 use rtcroom_core::{ConnId, Grant};
-use rtcroom_protocol::{Request, decode, decode_binary};
+use rtcroom_protocol::{DecodeError, Request, decode, decode_binary};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -81,8 +81,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let conn = ConnId(sig.next_id.fetch_add(1, Ordering::Relaxed));
-    let (out_tx, mut out_rx) = mpsc::channel(sig.outbound_queue);
-    let (kill_tx, mut kill_rx) = oneshot::channel();
+    let (out_tx, out_rx) = mpsc::channel(sig.outbound_queue);
+    let (kill_tx, kill_rx) = oneshot::channel();
     metrics::metrics().connections_opened.inc();
     let opened = sig
         .hub
@@ -93,115 +93,192 @@ where
             kill: kill_tx,
         })
         .await;
-    let mut clean = false;
-    // Only an explicit kill cuts the connection off; when the hub goes away (shutdown) the
-    // kill switch is merely dropped, and the queued messages are still written.
-    let mut hub_gone = false;
-    // The hub dropped this connection's queue: nothing more will come to write.
-    let mut hub_dropped_queue = false;
     if opened {
-        loop {
-            tokio::select! {
-                biased;
-                killed = &mut kill_rx, if !hub_gone => match killed {
-                    Ok(()) => break,
-                    Err(_) => hub_gone = true,
-                },
-                item = out_rx.recv() => {
-                    // This message and whatever else is queued already leave in one write (a
-                    // respOffer next to a relay, a burst of candidates), up to BATCH bytes.
-                    let mut frames = Frames::new();
-                    let mut close = None;
-                    let mut next = item;
-                    loop {
-                        match next {
-                            Some(Outbound::Msg(msg)) => frames.push_text(|out| msg.write_json(out)),
-                            Some(Outbound::Close(reason)) => {
-                                close = Some(reason);
-                                break;
-                            }
-                            None => {
-                                hub_dropped_queue = true;
-                                break;
-                            }
-                        }
-                        if frames.len() >= BATCH {
-                            break;
-                        }
-                        match out_rx.try_recv() {
-                            Ok(item) => next = Some(item),
-                            Err(_) => break,
-                        }
-                    }
-                    if let Some(reason) = &close {
-                        frames.push_close(reason.code(), &reason.text());
-                    }
-                    if !frames.is_empty() && socket.write(&frames).await.is_err() {
-                        break;
-                    }
-                    if close.is_some() {
-                        clean = true;
-                        break;
-                    }
-                    if hub_dropped_queue {
-                        break;
-                    }
-                },
-                incoming = socket.next() => match incoming {
-                    Some(Ok(Incoming::Text(text))) => {
-                        let at = std::time::Instant::now();
-                        let frame = decode(&text, sig.max_frame);
-                        metrics::received(frame.as_ref().map_or("invalid", |r| r.command().as_str()), text.len());
-                        let grant = match &frame {
-                            Ok(req @ (Request::Join(_) | Request::UpdateToken(_))) => sig.tokens.check(req),
-                            _ => Grant::Unchecked,
-                        };
-                        if !sig.hub.send(HubMsg::Frame { conn, frame, grant, at }).await {
-                            break;
-                        }
-                    }
-                    Some(Ok(Incoming::Binary(len))) => {
-                        let at = std::time::Instant::now();
-                        metrics::received("invalid", len);
-                        let frame = Err(decode_binary(len, sig.max_frame));
-                        if !sig.hub.send(HubMsg::Frame { conn, frame, grant: Grant::Unchecked, at }).await {
-                            break;
-                        }
-                    }
-                    Some(Ok(Incoming::Ping(payload))) => {
-                        let mut pong = Frames::default();
-                        pong.push_pong(&payload);
-                        if socket.write(&pong).await.is_err() {
-                            break;
-                        }
-                    }
-                    Some(Ok(Incoming::Close(code))) => {
-                        // Echo the close (RFC 6455 §5.5.1), with the client's code when it is
-                        // one an endpoint may send.
-                        let mut bye = Frames::default();
-                        let code = code.filter(|c| matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999)).unwrap_or(1000);
-                        bye.push_close(code, "");
-                        let _ = socket.write(&bye).await;
-                        clean = true;
-                        break;
-                    }
-                    Some(Err(ReadError::Protocol(v))) => {
-                        tracing::debug!(conn = conn.0, why = v.why, "closing a connection that broke RFC 6455");
-                        let mut bye = Frames::default();
-                        bye.push_close(v.code, v.why);
-                        let _ = socket.write(&bye).await;
-                        break;
-                    }
-                    Some(Err(ReadError::Io(e))) => {
-                        tracing::debug!(conn = conn.0, error = %e, "connection read failed");
-                        break;
-                    }
-                    None => break,
-                },
-            }
-        }
+        let clean = run(&sig, conn, &mut socket, out_rx, kill_rx).await;
         sig.hub.send(HubMsg::Closed { conn, clean }).await;
     }
     sig.release();
     metrics::metrics().connections_closed.inc();
+}
+
+/// What the loop does after one event: go on, or end the connection (`clean`: with a close
+/// handshake).
+enum Step {
+    Continue,
+    End { clean: bool },
+}
+
+/// The connection's loop: write what the hub queues, read what the client sends. Returns
+/// whether the connection ended cleanly.
+async fn run<S>(
+    sig: &Signaling,
+    conn: ConnId,
+    socket: &mut Socket<S>,
+    mut out_rx: mpsc::Receiver<Outbound>,
+    mut kill_rx: oneshot::Receiver<()>,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Only an explicit kill cuts the connection off; when the hub goes away (shutdown) the
+    // kill switch is merely dropped, and the queued messages are still written.
+    let mut hub_gone = false;
+    loop {
+        let step = tokio::select! {
+            biased;
+            killed = &mut kill_rx, if !hub_gone => match killed {
+                Ok(()) => Step::End { clean: false },
+                Err(_) => {
+                    hub_gone = true;
+                    Step::Continue
+                }
+            },
+            item = out_rx.recv() => write_queued(socket, item, &mut out_rx).await,
+            incoming = socket.next() => on_incoming(sig, conn, socket, incoming).await,
+        };
+        if let Step::End { clean } = step {
+            return clean;
+        }
+    }
+}
+
+/// Write `item` and whatever else is queued already in one write (a respOffer next to a
+/// relay, a burst of candidates), up to BATCH bytes.
+async fn write_queued<S>(
+    socket: &mut Socket<S>,
+    item: Option<Outbound>,
+    out_rx: &mut mpsc::Receiver<Outbound>,
+) -> Step
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut frames = Frames::new();
+    let mut close = None;
+    // The hub dropped this connection's queue: nothing more will come to write.
+    let mut hub_dropped_queue = false;
+    let mut next = item;
+    loop {
+        match next {
+            Some(Outbound::Msg(msg)) => frames.push_text(|out| msg.write_json(out)),
+            Some(Outbound::Close(reason)) => {
+                close = Some(reason);
+                break;
+            }
+            None => {
+                hub_dropped_queue = true;
+                break;
+            }
+        }
+        if frames.len() >= BATCH {
+            break;
+        }
+        match out_rx.try_recv() {
+            Ok(item) => next = Some(item),
+            Err(_) => break,
+        }
+    }
+    if let Some(reason) = &close {
+        frames.push_close(reason.code(), &reason.text());
+    }
+    if !frames.is_empty() && socket.write(&frames).await.is_err() {
+        return Step::End { clean: false };
+    }
+    if close.is_some() {
+        return Step::End { clean: true };
+    }
+    if hub_dropped_queue {
+        return Step::End { clean: false };
+    }
+    Step::Continue
+}
+
+/// Hand a frame to the hub, answer a ping, echo a close.
+async fn on_incoming<S>(
+    sig: &Signaling,
+    conn: ConnId,
+    socket: &mut Socket<S>,
+    incoming: Option<Result<Incoming, ReadError>>,
+) -> Step
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let sent = match incoming {
+        Some(Ok(Incoming::Text(text))) => {
+            let at = std::time::Instant::now();
+            let (frame, grant) = decode_text(sig, &text);
+            sig.hub
+                .send(HubMsg::Frame {
+                    conn,
+                    frame,
+                    grant,
+                    at,
+                })
+                .await
+        }
+        Some(Ok(Incoming::Binary(len))) => {
+            let at = std::time::Instant::now();
+            metrics::received("invalid", len);
+            let frame = Err(decode_binary(len, sig.max_frame));
+            let grant = Grant::Unchecked;
+            sig.hub
+                .send(HubMsg::Frame {
+                    conn,
+                    frame,
+                    grant,
+                    at,
+                })
+                .await
+        }
+        Some(Ok(Incoming::Ping(payload))) => {
+            let mut pong = Frames::default();
+            pong.push_pong(&payload);
+            socket.write(&pong).await.is_ok()
+        }
+        Some(Ok(Incoming::Close(code))) => {
+            // Echo the close (RFC 6455 §5.5.1), with the client's code when it is one an
+            // endpoint may send.
+            let mut bye = Frames::default();
+            let code = code
+                .filter(|c| matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999))
+                .unwrap_or(1000);
+            bye.push_close(code, "");
+            let _ = socket.write(&bye).await;
+            return Step::End { clean: true };
+        }
+        Some(Err(ReadError::Protocol(v))) => {
+            tracing::debug!(
+                conn = conn.0,
+                why = v.why,
+                "closing a connection that broke RFC 6455"
+            );
+            let mut bye = Frames::default();
+            bye.push_close(v.code, v.why);
+            let _ = socket.write(&bye).await;
+            false
+        }
+        Some(Err(ReadError::Io(e))) => {
+            tracing::debug!(conn = conn.0, error = %e, "connection read failed");
+            false
+        }
+        None => false,
+    };
+    if sent {
+        Step::Continue
+    } else {
+        Step::End { clean: false }
+    }
+}
+
+/// Decode a text frame (counted by its command) and check its token when it carries one.
+fn decode_text(sig: &Signaling, text: &str) -> (Result<Request, DecodeError>, Grant) {
+    let frame = decode(text, sig.max_frame);
+    metrics::received(
+        frame.as_ref().map_or("invalid", |r| r.command().as_str()),
+        text.len(),
+    );
+    let grant = match &frame {
+        Ok(req @ (Request::Join(_) | Request::UpdateToken(_))) => sig.tokens.check(req),
+        _ => Grant::Unchecked,
+    };
+    (frame, grant)
 }

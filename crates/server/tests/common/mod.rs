@@ -25,6 +25,16 @@ impl Server {
 
     /// Start the binary with a configuration file as well.
     pub fn start_with(env: &[(&str, &str)], config: Option<&std::path::Path>) -> Self {
+        Self::spawn(env, config, Stdio::inherit())
+    }
+
+    /// Start the binary with its stderr (where it logs) going into a pipe that nobody reads:
+    /// once the pipe's buffer is full, every write to it would block.
+    pub fn start_with_stderr_pipe(env: &[(&str, &str)]) -> Self {
+        Self::spawn(env, None, Stdio::piped())
+    }
+
+    fn spawn(env: &[(&str, &str)], config: Option<&std::path::Path>, stderr: Stdio) -> Self {
         let data_dir = std::env::temp_dir().join(format!(
             "rtcroom-test-{}-{}",
             std::process::id(),
@@ -45,7 +55,7 @@ impl Server {
             // Servers run side by side: each gets its own TURN port.
             .env("RTCROOM_TURN_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
