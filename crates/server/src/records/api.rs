@@ -31,6 +31,30 @@ fn failed(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
+/// Why an operator's read found no store.
+enum NoReader {
+    Denied(crate::auth::Denied),
+    Off,
+}
+
+impl IntoResponse for NoReader {
+    fn into_response(self) -> Response {
+        match self {
+            NoReader::Denied(d) => d.into_response(),
+            NoReader::Off => no_store(),
+        }
+    }
+}
+
+/// The store for an operator's read: refused without the admin token, 404 with records off.
+fn reader<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+) -> Result<&'a rtcroom_store::Store, NoReader> {
+    state.authorize(headers).map_err(NoReader::Denied)?;
+    state.store.as_ref().ok_or(NoReader::Off)
+}
+
 /// `GET /api/records/member/{appId}/{uid}?limit=N`: a member's sessions with their
 /// sub-sessions and quality summary, newest first.
 pub async fn member(
@@ -39,11 +63,9 @@ pub async fn member(
     Path((app_id, uid)): Path<(String, String)>,
     Query(q): Query<Limit>,
 ) -> Response {
-    if let Err(d) = state.authorize(&headers) {
-        return d.into_response();
-    }
-    let Some(store) = state.store.as_ref() else {
-        return no_store();
+    let store = match reader(&state, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
     };
     match store
         .member_sessions(&app_id, &uid, q.limit.unwrap_or(50))
@@ -60,11 +82,9 @@ pub async fn session(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(d) = state.authorize(&headers) {
-        return d.into_response();
-    }
-    let Some(store) = state.store.as_ref() else {
-        return no_store();
+    let store = match reader(&state, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
     };
     match store.session(&id).await {
         Ok(Some(s)) => Json(s).into_response(),
@@ -84,11 +104,9 @@ pub async fn day(
     headers: HeaderMap,
     Path(date): Path<String>,
 ) -> Response {
-    if let Err(d) = state.authorize(&headers) {
-        return d.into_response();
-    }
-    let Some(store) = state.store.as_ref() else {
-        return no_store();
+    let store = match reader(&state, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused.into_response(),
     };
     let Ok(day) = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
         return (StatusCode::BAD_REQUEST, "the date must be YYYY-MM-DD").into_response();

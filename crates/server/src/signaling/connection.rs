@@ -206,28 +206,13 @@ where
         Some(Ok(Incoming::Text(text))) => {
             let at = std::time::Instant::now();
             let (frame, grant) = decode_text(sig, &text);
-            sig.hub
-                .send(HubMsg::Frame {
-                    conn,
-                    frame,
-                    grant,
-                    at,
-                })
-                .await
+            to_hub(sig, conn, frame, grant, at).await
         }
         Some(Ok(Incoming::Binary(len))) => {
             let at = std::time::Instant::now();
             metrics::received("invalid", len);
             let frame = Err(decode_binary(len, sig.max_frame));
-            let grant = Grant::Unchecked;
-            sig.hub
-                .send(HubMsg::Frame {
-                    conn,
-                    frame,
-                    grant,
-                    at,
-                })
-                .await
+            to_hub(sig, conn, frame, Grant::Unchecked, at).await
         }
         Some(Ok(Incoming::Ping(payload))) => {
             let mut pong = Frames::default();
@@ -267,6 +252,23 @@ where
     } else {
         Step::End { clean: false }
     }
+}
+
+/// Hand a frame to the hub; `false` once the hub is gone.
+async fn to_hub(
+    sig: &Signaling,
+    conn: ConnId,
+    frame: Result<Request, DecodeError>,
+    grant: Grant,
+    at: std::time::Instant,
+) -> bool {
+    let msg = HubMsg::Frame {
+        conn,
+        frame,
+        grant,
+        at,
+    };
+    sig.hub.send(msg).await
 }
 
 /// Decode a text frame (counted by its command) and check its token when it carries one.
