@@ -1,4 +1,4 @@
-// rtcroom browser SDK: signaling (the wire protocol of shared/spec/protocol.md) and a mesh of
+// rtcroom browser SDK: signaling (the wire protocol of docs/protocol.md) and a mesh of
 // RTCPeerConnections, one per remote member. No dependencies, no build step: import it as an
 // ES module. Types are in rtc-client.d.ts; the guide is docs/web.md.
 //

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The database servers the tests talk to (shared/testing.md): start whichever is down.
+# The database servers the tests talk to: start whichever is down.
 # MariaDB on 127.0.0.1:3306 (root, no password), PostgreSQL on 127.0.0.1:5432 (trust).
 set -euo pipefail
 

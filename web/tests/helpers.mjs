@@ -17,7 +17,7 @@ export const BIN = process.env.RTCROOM_BIN
   : path.resolve(WEB_DIR, '../target/debug/rtcroom');
 export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
-/** The flags of shared/testing.md that WebRTC needs on a loopback-only machine. */
+/** The flags WebRTC needs in headless Chromium on a loopback-only machine. */
 export const CHROMIUM_FLAGS = [
   '--headless',
   '--no-sandbox',

@@ -1,4 +1,4 @@
-//! Wire types of the rtcroom signaling protocol (`shared/spec/protocol.md`).
+//! Wire types of the rtcroom signaling protocol (`docs/protocol.md`).
 //!
 //! This crate owns JSON: it turns a text frame into a typed [`Request`] (liberally: numbers
 //! as strings, seconds or milliseconds, either spelling of a field) and a typed [`ServerMsg`]

@@ -343,7 +343,7 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
         .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
-/// What the protocol's result codes mean (`shared/spec/protocol.md`).
+/// What the protocol's result codes mean (`docs/protocol.md`).
 pub fn result_meaning(code: i64) -> &'static str {
     match code {
         0 => "ok",

@@ -71,7 +71,7 @@ async fn calls_go_on_while_the_database_is_away_and_no_record_is_lost() {
     let name = format!("rtcroom_outage_{}", std::process::id());
     Store::create_database(&format!("mysql://root@127.0.0.1:3306/{name}"))
         .await
-        .expect("MariaDB runs on 127.0.0.1:3306 (see shared/testing.md)");
+        .expect("MariaDB runs on 127.0.0.1:3306 (scripts/deps/services.sh starts it)");
     let mut proxy = Proxy::start_on(0).await;
     let port = proxy.port;
     let url = format!("mysql://root@127.0.0.1:{port}/{name}");

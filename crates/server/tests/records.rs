@@ -35,7 +35,7 @@ async fn backend_url(kind: &str) -> String {
     if kind != "sqlite" {
         Store::create_database(&url)
             .await
-            .unwrap_or_else(|e| panic!("cannot create a {kind} database ({e}); is the server running? see shared/testing.md"));
+            .unwrap_or_else(|e| panic!("cannot create a {kind} database ({e}); is the server running? scripts/deps/services.sh starts it"));
     }
     url
 }
