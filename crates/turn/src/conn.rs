@@ -50,8 +50,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Default)]
 pub(crate) struct UserTable {
     live: Mutex<HashMap<String, usize>>,
-    /// The uid of the authenticated Allocate the crate is handling, if that is what it is
-    /// handling (see the module docs).
+    /// The uid of the last Allocate passed to the crate (None if it was not authenticated):
+    /// whenever the crate allocates, that is the request it is handling (see the module docs).
     allocating: Mutex<Option<String>>,
 }
 
@@ -114,12 +114,9 @@ impl ClientConn {
             self.guard.screen(datagram, now_secs, &live)
         };
         let (refusal, reply) = match screen {
-            Screen::Pass => {
-                *lock(&self.users.allocating) = None;
-                return None;
-            }
+            Screen::Pass => return None,
             Screen::Allocate(uid) => {
-                *lock(&self.users.allocating) = Some(uid);
+                *lock(&self.users.allocating) = uid;
                 return None;
             }
             Screen::Refuse(refusal, reply) => (refusal, reply),

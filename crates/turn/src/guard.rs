@@ -41,7 +41,7 @@ use stun::error_code::{
 use stun::integrity::MessageIntegrity;
 use stun::message::{
     CLASS_ERROR_RESPONSE, CLASS_REQUEST, METHOD_ALLOCATE, METHOD_CHANNEL_BIND,
-    METHOD_CREATE_PERMISSION, METHOD_REFRESH, Message, MessageType, Setter,
+    METHOD_CREATE_PERMISSION, METHOD_REFRESH, Message, MessageType, Method, Setter,
 };
 use stun::textattrs::TextAttribute;
 
@@ -124,9 +124,10 @@ pub(crate) enum Refusal {
 pub(crate) enum Screen {
     /// Hand it to the crate.
     Pass,
-    /// Hand it to the crate: an authenticated Allocate of this user (uid), whose allocation,
-    /// if the crate makes one, counts against the user's quota.
-    Allocate(String),
+    /// Hand it to the crate: an Allocate, authenticated as this user (uid) or not
+    /// authenticated (the crate refuses it). An allocation the crate makes for it counts
+    /// against the user's quota.
+    Allocate(Option<String>),
     /// Answer it with these bytes instead.
     Refuse(Refusal, Vec<u8>),
 }
@@ -156,13 +157,20 @@ impl Guard {
     /// Judge a datagram from a client at `now_secs` (unix time), `live` being the live
     /// allocations per uid.
     pub fn screen(&self, datagram: &[u8], now_secs: u64, live: &HashMap<String, usize>) -> Screen {
-        let Some(req) = self.authenticate(datagram, now_secs) else {
+        let Some(method) = auth_method(datagram) else {
+            // Indications, Binding requests, responses: not for the guard, and not decoded.
             return Screen::Pass;
+        };
+        let Some(req) = self.authenticate(datagram, now_secs) else {
+            return if method == METHOD_ALLOCATE {
+                Screen::Allocate(None)
+            } else {
+                Screen::Pass
+            };
         };
         if req.expiry.saturating_sub(now_secs) > self.limits.max_credential_lifetime_secs {
             return Screen::Refuse(Refusal::CredentialTooLong, unauthorized(&req.msg));
         }
-        let method = req.msg.typ.method;
         if method == METHOD_ALLOCATE {
             let uid = uid_of(&req.username);
             if live.get(uid).copied().unwrap_or(0) >= self.limits.max_allocations_per_user {
@@ -171,7 +179,7 @@ impl Guard {
                     signed_error(&req, CODE_ALLOC_QUOTA_REACHED, "Allocation Quota Reached"),
                 );
             }
-            return Screen::Allocate(uid.to_owned());
+            return Screen::Allocate(Some(uid.to_owned()));
         }
         if method == METHOD_CREATE_PERMISSION || method == METHOD_CHANNEL_BIND {
             let peers: Option<Vec<SocketAddr>> = req
@@ -198,15 +206,7 @@ impl Guard {
     fn authenticate(&self, datagram: &[u8], now_secs: u64) -> Option<Authenticated> {
         let mut msg = Message::new();
         msg.unmarshal_binary(datagram).ok()?;
-        let method = msg.typ.method;
-        let needs_auth = [
-            METHOD_ALLOCATE,
-            METHOD_REFRESH,
-            METHOD_CREATE_PERMISSION,
-            METHOD_CHANNEL_BIND,
-        ]
-        .contains(&method);
-        if msg.typ.class != CLASS_REQUEST || !needs_auth || !msg.contains(ATTR_MESSAGE_INTEGRITY) {
+        if !msg.contains(ATTR_MESSAGE_INTEGRITY) {
             return None;
         }
         let text = |attr| TextAttribute::get_from_as(&msg, attr).ok().map(|t| t.text);
@@ -222,6 +222,25 @@ impl Guard {
             expiry,
         })
     }
+}
+
+/// The method of a request that needs authentication (Allocate, Refresh, CreatePermission,
+/// ChannelBind), read from the STUN header alone.
+fn auth_method(b: &[u8]) -> Option<Method> {
+    if b.len() < 20 || b[0] & 0xc0 != 0 {
+        return None;
+    }
+    let typ = u16::from_be_bytes([b[0], b[1]]);
+    let mut t = MessageType::default();
+    t.read_value(typ);
+    let needs_auth = [
+        METHOD_ALLOCATE,
+        METHOD_REFRESH,
+        METHOD_CREATE_PERMISSION,
+        METHOD_CHANNEL_BIND,
+    ]
+    .contains(&t.method);
+    (t.class == CLASS_REQUEST && needs_auth).then_some(t.method)
 }
 
 /// An XOR-PEER-ADDRESS value (RFC 5389 §15.2), or None if it is malformed.
@@ -481,13 +500,31 @@ mod tests {
     }
 
     #[test]
+    fn only_requests_that_need_authentication_are_screened() {
+        let alloc = request(METHOD_ALLOCATE, "1700000600:alice", &[], true);
+        assert_eq!(auth_method(&alloc), Some(METHOD_ALLOCATE));
+        let mut indication = request(METHOD_CREATE_PERMISSION, "1700000600:alice", &[], true);
+        indication[1] |= 0x10; // the indication class bit
+        assert_eq!(auth_method(&indication), None);
+        let binding = request(stun::message::METHOD_BINDING, "1700000600:alice", &[], true);
+        assert_eq!(auth_method(&binding), None);
+        assert_eq!(
+            auth_method(&[0x40, 0, 0, 4, 1, 2, 3, 4]),
+            None,
+            "ChannelData"
+        );
+        let g = guard(PeerFilter::default());
+        assert_eq!(g.screen(&binding, NOW, &HashMap::new()), Screen::Pass);
+    }
+
+    #[test]
     fn user_quota_and_lifetime() {
         let g = guard(PeerFilter::default());
         let mut live = HashMap::new();
         let alloc = request(METHOD_ALLOCATE, "1700000600:alice", &[], true);
         assert_eq!(
             g.screen(&alloc, NOW, &live),
-            Screen::Allocate("alice".into())
+            Screen::Allocate(Some("alice".into()))
         );
         live.insert("alice".to_owned(), 2);
         let Screen::Refuse(Refusal::UserQuota, reply) = g.screen(&alloc, NOW, &live) else {
@@ -501,7 +538,12 @@ mod tests {
             Screen::Refuse(Refusal::UserQuota, _)
         ));
         let bob = request(METHOD_ALLOCATE, "1700000600:bob", &[], true);
-        assert_eq!(g.screen(&bob, NOW, &live), Screen::Allocate("bob".into()));
+        assert_eq!(
+            g.screen(&bob, NOW, &live),
+            Screen::Allocate(Some("bob".into()))
+        );
+        let forged = request(METHOD_ALLOCATE, "1700000600:bob", &[], false);
+        assert_eq!(g.screen(&forged, NOW, &live), Screen::Allocate(None));
 
         let limit = format!("{}:carol", NOW + 86_400);
         let ok = request(METHOD_REFRESH, &limit, &[], true);
