@@ -62,8 +62,10 @@ EMBEDDED_PORT=$($HELP free-port)
 EMBEDDED_RELAYS="46000 47999"
 # EMBEDDED_ARGS="--threads 2" runs it on a multi-threaded runtime instead of its own thread.
 # shellcheck disable=SC2086
+# uclient makes every allocation as one user ("bench"): no per-user quota, as in coturn's
+# default.
 "$EMBEDDED" "127.0.0.1:$EMBEDDED_PORT" 46000-47999 "$SECRET" --allow-loopback-peers \
-    ${EMBEDDED_ARGS:-} >"$WORK/embedded.log" 2>&1 &
+    --allocations-per-user 100000 ${EMBEDDED_ARGS:-} >"$WORK/embedded.log" 2>&1 &
 EMBEDDED_PID=$!
 PIDS+=("$EMBEDDED_PID")
 sleep 2

@@ -3,12 +3,15 @@
 //!
 //! ```text
 //! cargo run --release -p rtcroom-turn --example turn_server -- \
-//!     127.0.0.1:3478 49152-65535 SECRET [--allow-loopback-peers] [--threads N]
+//!     127.0.0.1:3478 49152-65535 SECRET [--allow-loopback-peers] [--threads N] \
+//!     [--allocations-per-user N] [--bytes-per-sec N]
 //! ```
 //!
 //! By default the server runs on its own thread (`TurnServer::start_on_own_thread`); with
 //! `--threads N` it runs on a multi-threaded runtime of N workers instead, for comparison. It
-//! prints its counters once a second on stdout and runs until killed.
+//! prints its counters once a second on stdout and runs until killed. `--allocations-per-user`
+//! and `--bytes-per-sec` override `max_allocations_per_user` and `allocation_bytes_per_sec`
+//! (0: no limit).
 
 use std::time::Duration;
 
@@ -19,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [listen, ports, secret, ..] = args.as_slice() else {
         return Err(
             "usage: turn_server LISTEN MIN-MAX SECRET [--allow-loopback-peers] \
-                    [--threads N]"
+                    [--threads N] [--allocations-per-user N] [--bytes-per-sec N]"
                 .into(),
         );
     };
@@ -30,12 +33,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         allow_loopback: args.iter().any(|a| a == "--allow-loopback-peers"),
         allow_private: false,
     };
-    let threads = args
-        .iter()
-        .position(|a| a == "--threads")
-        .and_then(|i| args.get(i + 1))
-        .map(|n| n.parse::<usize>())
-        .transpose()?;
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(|n| n.parse::<u64>())
+            .transpose()
+    };
+    let threads = option("--threads")?.map(|n| n as usize);
+    if let Some(n) = option("--allocations-per-user")? {
+        cfg.max_allocations_per_user = n as usize;
+    }
+    if let Some(n) = option("--bytes-per-sec")? {
+        cfg.allocation_bytes_per_sec = n;
+    }
     let rt = match threads {
         Some(n) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(n)

@@ -63,6 +63,10 @@ pub enum ConfigError {
     NoPublicIp(SocketAddr),
     #[error("max_allocations must be at least 1")]
     NoAllocations,
+    #[error("max_allocations_per_user must be at least 1")]
+    NoAllocationsPerUser,
+    #[error("max_credential_lifetime_secs must be at least 1")]
+    NoCredentialLifetime,
 }
 
 /// `[turn]` of the server's config.
@@ -80,7 +84,22 @@ pub struct TurnConfig {
     pub secret: String,
     /// Allocate requests beyond this many live allocations get 508 Insufficient Capacity.
     pub max_allocations: usize,
+    /// Which peers relays reach. Besides the filter's classes of addresses, the server's own
+    /// addresses are refused unless `allow_loopback` is set (except relay ports: another
+    /// client's relayed address). A CreatePermission or ChannelBind naming a refused peer gets
+    /// 403 Forbidden.
     pub peers: PeerFilter,
+    /// Allocate requests of a user (the uid of the REST username) who holds this many live
+    /// allocations get 486 Allocation Quota Reached (default 16: a browser makes one or two
+    /// per TURN URL and call).
+    pub max_allocations_per_user: usize,
+    /// Relayed bytes per second per allocation and direction (to peers, from peers); datagrams
+    /// beyond it are dropped and counted. Default 1,000,000 (8 Mbit/s); 0 means no limit.
+    pub allocation_bytes_per_sec: u64,
+    /// Requests with a REST username that expires further ahead than this get 401
+    /// Unauthorized (default 86,400 s, one day). The expiry is compared with this server's
+    /// clock, so the clock of whoever mints the credentials must agree with it.
+    pub max_credential_lifetime_secs: u64,
     /// SO_RCVBUF/SO_SNDBUF of the listening socket. Every client's datagrams arrive on that
     /// one socket, and clients send in bursts (one packet per client per audio frame); with the
     /// kernel's default of about 200 KiB a burst from 100 clients overflows it. The kernel caps
@@ -99,6 +118,9 @@ impl TurnConfig {
             secret: secret.into(),
             max_allocations: 10_000,
             peers: PeerFilter::default(),
+            max_allocations_per_user: 16,
+            allocation_bytes_per_sec: 1_000_000,
+            max_credential_lifetime_secs: 86_400,
             socket_buffer_bytes: 4 << 20,
         }
     }
@@ -118,6 +140,12 @@ impl TurnConfig {
         }
         if self.max_allocations == 0 {
             return Err(ConfigError::NoAllocations);
+        }
+        if self.max_allocations_per_user == 0 {
+            return Err(ConfigError::NoAllocationsPerUser);
+        }
+        if self.max_credential_lifetime_secs == 0 {
+            return Err(ConfigError::NoCredentialLifetime);
         }
         self.relay_ip().map(|_| ())
     }
@@ -151,6 +179,14 @@ mod tests {
         c.public_ip = None;
         c.listen = "127.0.0.1:0".parse().expect("addr");
         assert_eq!(c.relay_ip(), Ok(IpAddr::from([127, 0, 0, 1])));
+        c.max_allocations_per_user = 0;
+        assert_eq!(c.validate(), Err(ConfigError::NoAllocationsPerUser));
+        c.max_allocations_per_user = 16;
+        c.max_credential_lifetime_secs = 0;
+        assert_eq!(c.validate(), Err(ConfigError::NoCredentialLifetime));
+        c.max_credential_lifetime_secs = 1;
+        c.allocation_bytes_per_sec = 0;
+        assert_eq!(c.validate(), Ok(()), "no bandwidth limit");
         c.max_allocations = 0;
         assert_eq!(c.validate(), Err(ConfigError::NoAllocations));
         assert_eq!(

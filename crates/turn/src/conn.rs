@@ -1,23 +1,30 @@
 //! The sockets the `turn` crate relays through, wrapped to add what it lacks: byte and packet
-//! counters, the peer filter, and the cap on live allocations.
+//! counters, the limits of the `guard` module, and the cap on live allocations.
 //!
-//! The `turn` crate has no hook to refuse a permission or a channel for a peer address, so the
-//! peer filter sits at the narrowest seam it does offer: the relay socket that its
-//! `RelayAddressGenerator` hands out. Every datagram to a peer passes `send_to` and every
-//! datagram from a peer passes `recv_from` of that socket, so a denied peer is unreachable
-//! both ways. The cost of the seam: a CreatePermission or ChannelBind for a denied peer still
-//! succeeds (coturn answers 403) and the datagrams are dropped silently, counted in
-//! `peer_denied_packets`.
+//! The `turn` crate has no hooks for policy, so the policy sits at the two seams it offers:
 //!
-//! The listening socket also carries the nonce gate of the `nonce` module.
+//! - The listening socket, whose `recv_from` the crate's read loop calls for every datagram.
+//!   The nonce gate (`nonce` module) and then the guard see each request first; what they
+//!   answer themselves never reaches the crate.
+//! - The relay sockets, which its `RelayAddressGenerator` hands out. Every datagram to a peer
+//!   passes `send_to` and every datagram from a peer passes `recv_from` of that socket, so a
+//!   refused peer is unreachable both ways (a Send indication carries no answer: it is dropped
+//!   and counted in `peer_denied_packets`), and the bandwidth limit drops there.
+//!
+//! The per-user quota needs to know whose allocation a relay socket serves, which
+//! `allocate_conn` is not told. The crate's read loop handles one request at a time (it awaits
+//! each before it reads the next datagram), so the uid of the Allocate the guard passed last
+//! is the uid of any relay socket allocated before the next datagram is read: the listening
+//! socket notes it in the [`UserTable`], the allocator reads it there.
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use tokio::net::UdpSocket;
@@ -27,17 +34,57 @@ use webrtc_util::Conn;
 
 use crate::config::PortRange;
 use crate::counters::{Counters, add};
-use crate::filter::PeerFilter;
+use crate::guard::{Guard, PeerPolicy, Refusal, Screen, TokenBucket};
 use crate::nonce::{NonceGate, Verdict, maybe_stun};
 
 type UtilResult<T> = Result<T, webrtc_util::Error>;
 
-/// The listening socket: counts client traffic and puts the nonce gate in front of the crate.
+/// Locks a mutex whose data stays consistent across a panic elsewhere: every critical section
+/// here is a single insert, update or swap.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Live allocations per user (uid), shared by the listening socket (which judges quotas) and
+/// the relay sockets (which hold them).
+#[derive(Debug, Default)]
+pub(crate) struct UserTable {
+    live: Mutex<HashMap<String, usize>>,
+    /// The uid of the last Allocate passed to the crate (None if it was not authenticated):
+    /// whenever the crate allocates, that is the request it is handling (see the module docs).
+    allocating: Mutex<Option<String>>,
+}
+
+impl UserTable {
+    fn acquire(&self, uid: &str) {
+        *lock(&self.live).entry(uid.to_owned()).or_default() += 1;
+    }
+
+    fn release(&self, uid: &str) {
+        let mut live = lock(&self.live);
+        if let Some(n) = live.get_mut(uid) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(uid);
+            }
+        }
+    }
+
+    /// The live allocations of one user.
+    pub fn live_of(&self, uid: &str) -> usize {
+        lock(&self.live).get(uid).copied().unwrap_or(0)
+    }
+}
+
+/// The listening socket: counts client traffic and puts the nonce gate and the guard in front
+/// of the crate.
 pub(crate) struct ClientConn {
     pub socket: UdpSocket,
     pub counters: Arc<Counters>,
     pub realm: String,
     pub gate: Mutex<NonceGate>,
+    pub guard: Guard,
+    pub users: Arc<UserTable>,
 }
 
 impl ClientConn {
@@ -52,11 +99,43 @@ impl ClientConn {
         }
     }
 
-    fn gate(&self) -> std::sync::MutexGuard<'_, NonceGate> {
-        // The gate's state stays consistent across a panic elsewhere: use it as it is.
-        self.gate
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn gate(&self) -> MutexGuard<'_, NonceGate> {
+        lock(&self.gate)
+    }
+
+    /// Judge a request that passed the nonce gate: the reply to send instead of passing it on.
+    fn screen(&self, datagram: &[u8]) -> Option<Vec<u8>> {
+        // The one clock read of the guard: the shell is the only place that may read it.
+        let now_secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let screen = {
+            let live = lock(&self.users.live);
+            self.guard.screen(datagram, now_secs, &live)
+        };
+        let (refusal, reply) = match screen {
+            Screen::Pass => return None,
+            Screen::Allocate(uid) => {
+                *lock(&self.users.allocating) = uid;
+                return None;
+            }
+            Screen::Refuse(refusal, reply) => (refusal, reply),
+        };
+        let counter = match refusal {
+            Refusal::Peer => &self.counters.permissions_refused,
+            Refusal::UserQuota => &self.counters.allocations_refused_user_quota,
+            Refusal::CredentialTooLong => &self.counters.credentials_too_long,
+        };
+        add(counter, 1);
+        Some(reply)
+    }
+
+    async fn answer(&self, reply: &[u8], to: SocketAddr) {
+        // A failed send is a lost datagram like any other: the client retransmits.
+        if let Ok(sent) = self.socket.send_to(reply, to).await {
+            add(&self.counters.client_tx_packets, 1);
+            add(&self.counters.client_tx_bytes, sent);
+        }
     }
 }
 
@@ -84,15 +163,14 @@ impl Conn for ClientConn {
                 .gate()
                 .on_request(Instant::now(), &buf[..n], &self.realm);
             match verdict {
-                Verdict::Pass => return Ok((n, from)),
+                Verdict::Pass => match self.screen(&buf[..n]) {
+                    None => return Ok((n, from)),
+                    Some(reply) => self.answer(&reply, from).await,
+                },
                 Verdict::Drop => {}
                 Verdict::Answer(reply) => {
                     add(&self.counters.challenges_answered, 1);
-                    // A failed send is a lost datagram like any other: the client retransmits.
-                    if let Ok(sent) = self.socket.send_to(&reply, from).await {
-                        add(&self.counters.client_tx_packets, 1);
-                        add(&self.counters.client_tx_bytes, sent);
-                    }
+                    self.answer(&reply, from).await;
                 }
             }
         }
@@ -127,22 +205,32 @@ impl Conn for ClientConn {
     }
 }
 
-/// One live allocation's claim on `max_allocations`, given back exactly once: when the
-/// allocation is closed, or when its socket is dropped without a close (the `turn` crate
-/// binds and drops a socket to probe for an even port).
+/// One live allocation's claim on `max_allocations` and on its user's quota, given back
+/// exactly once: when the allocation is closed, or when its socket is dropped without a close
+/// (the `turn` crate binds and drops a socket to probe for an even port).
 struct Slot {
     counters: Arc<Counters>,
+    user: Option<(Arc<UserTable>, String)>,
     released: AtomicBool,
 }
 
 impl Slot {
-    fn acquire(counters: &Arc<Counters>, max: u64) -> Option<Self> {
+    fn acquire(
+        counters: &Arc<Counters>,
+        max: u64,
+        users: &Arc<UserTable>,
+        uid: Option<String>,
+    ) -> Option<Self> {
         counters
             .allocations_active
             .fetch_update(AcqRel, Relaxed, |n| (n < max).then_some(n + 1))
             .ok()?;
+        if let Some(uid) = &uid {
+            users.acquire(uid);
+        }
         Some(Self {
             counters: Arc::clone(counters),
+            user: uid.map(|uid| (Arc::clone(users), uid)),
             released: AtomicBool::new(false),
         })
     }
@@ -150,6 +238,9 @@ impl Slot {
     fn release(&self) {
         if !self.released.swap(true, AcqRel) {
             self.counters.allocations_active.fetch_sub(1, AcqRel);
+            if let Some((users, uid)) = &self.user {
+                users.release(uid);
+            }
         }
     }
 }
@@ -160,12 +251,15 @@ impl Drop for Slot {
     }
 }
 
-/// A relay socket: filters and counts peer traffic, holds the allocation's slot.
+/// A relay socket: filters, limits and counts peer traffic, holds the allocation's slot.
 struct RelayConn {
     socket: UdpSocket,
-    filter: PeerFilter,
+    peers: Arc<PeerPolicy>,
     counters: Arc<Counters>,
     slot: Slot,
+    /// The bandwidth limits towards peers and from them (`None`: no limit).
+    to_peers: Option<Mutex<TokenBucket>>,
+    from_peers: Option<Mutex<TokenBucket>>,
     /// Whether an allocation's reader has started on this socket. The `turn` crate also binds
     /// sockets only to probe for an even port and drops them unread; counting allocations at
     /// the first read leaves those out of `allocations_total`.
@@ -177,6 +271,18 @@ struct RelayConn {
 impl RelayConn {
     fn closed_error() -> webrtc_util::Error {
         io::Error::new(io::ErrorKind::NotConnected, "relay socket closed").into()
+    }
+
+    /// Whether a datagram of `n` bytes fits the bandwidth limit of its direction; counts it
+    /// if not.
+    fn admit(&self, bucket: Option<&Mutex<TokenBucket>>, n: usize) -> bool {
+        let Some(bucket) = bucket else { return true };
+        if lock(bucket).admit(Instant::now(), n) {
+            return true;
+        }
+        add(&self.counters.bandwidth_dropped_packets, 1);
+        add(&self.counters.bandwidth_dropped_bytes, n);
+        false
     }
 }
 
@@ -206,8 +312,11 @@ impl Conn for RelayConn {
                 r = self.socket.recv_from(buf) => r?,
                 () = closing => return Err(Self::closed_error()),
             };
-            if !self.filter.allows(from.ip()) {
+            if !self.peers.allows(from) {
                 add(&self.counters.peer_denied_packets, 1);
+                continue;
+            }
+            if !self.admit(self.from_peers.as_ref(), n) {
                 continue;
             }
             add(&self.counters.peer_rx_packets, 1);
@@ -226,10 +335,14 @@ impl Conn for RelayConn {
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> UtilResult<usize> {
-        if !self.filter.allows(target.ip()) {
+        if !self.peers.allows(target) {
             // Report the datagram as sent, as a firewall would: an error here would only be
             // logged by the `turn` crate, once per datagram.
             add(&self.counters.peer_denied_packets, 1);
+            return Ok(buf.len());
+        }
+        if !self.admit(self.to_peers.as_ref(), buf.len()) {
+            // Dropped as a congested link drops: reported as sent.
             return Ok(buf.len());
         }
         let n = self.socket.send_to(buf, target).await?;
@@ -263,9 +376,12 @@ pub(crate) struct RelayAllocator {
     pub bind_ip: IpAddr,
     pub relay_ip: IpAddr,
     pub ports: PortRange,
-    pub filter: PeerFilter,
+    pub peers: Arc<PeerPolicy>,
     pub max_allocations: u64,
+    /// Per direction; 0: no limit.
+    pub bytes_per_sec: u64,
     pub counters: Arc<Counters>,
+    pub users: Arc<UserTable>,
 }
 
 impl RelayAllocator {
@@ -308,7 +424,9 @@ impl RelayAddressGenerator for RelayAllocator {
                 "requested address family is not served".into(),
             ));
         }
-        let Some(slot) = Slot::acquire(&self.counters, self.max_allocations) else {
+        let uid = lock(&self.users.allocating).clone();
+        let Some(slot) = Slot::acquire(&self.counters, self.max_allocations, &self.users, uid)
+        else {
             add(&self.counters.allocations_refused, 1);
             return Err(turn::Error::Other(format!(
                 "{} allocations are live, the configured maximum",
@@ -323,11 +441,17 @@ impl RelayAddressGenerator for RelayAllocator {
             }
         };
         let relay_addr = SocketAddr::new(self.relay_ip, socket.local_addr()?.port());
+        let now = Instant::now();
+        let bucket = || {
+            (self.bytes_per_sec > 0).then(|| Mutex::new(TokenBucket::new(self.bytes_per_sec, now)))
+        };
         let conn = RelayConn {
             socket,
-            filter: self.filter,
+            peers: Arc::clone(&self.peers),
             counters: Arc::clone(&self.counters),
             slot,
+            to_peers: bucket(),
+            from_peers: bucket(),
             started: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             on_close: Notify::new(),

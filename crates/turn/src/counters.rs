@@ -22,6 +22,11 @@ pub(crate) struct Counters {
     pub auth_refused: AtomicU64,
     pub challenges_answered: AtomicU64,
     pub nonces_issued: AtomicU64,
+    pub permissions_refused: AtomicU64,
+    pub allocations_refused_user_quota: AtomicU64,
+    pub credentials_too_long: AtomicU64,
+    pub bandwidth_dropped_packets: AtomicU64,
+    pub bandwidth_dropped_bytes: AtomicU64,
 }
 
 pub(crate) fn add(c: &AtomicU64, n: usize) {
@@ -47,6 +52,11 @@ impl Counters {
             auth_refused: g(&self.auth_refused),
             challenges_answered: g(&self.challenges_answered),
             nonces_issued: g(&self.nonces_issued),
+            permissions_refused: g(&self.permissions_refused),
+            allocations_refused_user_quota: g(&self.allocations_refused_user_quota),
+            credentials_too_long: g(&self.credentials_too_long),
+            bandwidth_dropped_packets: g(&self.bandwidth_dropped_packets),
+            bandwidth_dropped_bytes: g(&self.bandwidth_dropped_bytes),
         }
     }
 }
@@ -63,13 +73,15 @@ pub struct CounterSnapshot {
     pub peer_rx_bytes: u64,
     pub peer_tx_packets: u64,
     pub peer_tx_bytes: u64,
-    /// Datagrams to or from peers that the peer filter dropped.
+    /// Datagrams to or from refused peers that relay sockets dropped (Send indications and
+    /// ChannelData for peers that got no permission, datagrams from such peers).
     pub peer_denied_packets: u64,
     /// Live allocations (sockets bound to probe for an even port count while they exist).
     pub allocations_active: u64,
     /// Allocations created since start.
     pub allocations_total: u64,
-    /// Allocations refused because `max_allocations` were live or no relay port was free.
+    /// Allocations refused because `max_allocations` were live or no relay port was free
+    /// (508).
     pub allocations_refused: u64,
     /// Requests whose username was malformed or expired.
     pub auth_refused: u64,
@@ -77,6 +89,17 @@ pub struct CounterSnapshot {
     pub challenges_answered: u64,
     /// Nonces the `turn` crate issued, each one entry it keeps for good.
     pub nonces_issued: u64,
+    /// CreatePermission and ChannelBind requests answered 403 for naming a refused peer.
+    pub permissions_refused: u64,
+    /// Allocate requests answered 486: the user held `max_allocations_per_user`.
+    pub allocations_refused_user_quota: u64,
+    /// Requests answered 401: the credential expires further ahead than
+    /// `max_credential_lifetime_secs`.
+    pub credentials_too_long: u64,
+    /// Relayed datagrams (either direction) dropped by `allocation_bytes_per_sec`...
+    pub bandwidth_dropped_packets: u64,
+    /// ...and their bytes.
+    pub bandwidth_dropped_bytes: u64,
 }
 
 impl CounterSnapshot {

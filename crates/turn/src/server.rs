@@ -9,8 +9,9 @@ use turn::server::config::{ConnConfig, ServerConfig};
 
 use crate::auth::RestAuth;
 use crate::config::{ConfigError, TurnConfig};
-use crate::conn::{ClientConn, RelayAllocator};
+use crate::conn::{ClientConn, RelayAllocator, UserTable};
 use crate::counters::{CounterSnapshot, Counters};
+use crate::guard::{Guard, Limits, PeerPolicy};
 use crate::nonce::NonceGate;
 
 /// Why the server did not start or stop cleanly.
@@ -49,11 +50,9 @@ impl TurnServer {
     /// Bind the listening socket and start serving on the current Tokio runtime: the `turn`
     /// crate spawns a task for the listener and one per allocation.
     pub async fn start(cfg: TurnConfig) -> Result<TurnHandle, TurnError> {
-        let (server, counters, local_addr) = Self::serve(cfg).await?;
+        let serving = Self::serve(cfg).await?;
         Ok(TurnHandle {
-            server,
-            counters,
-            local_addr,
+            serving,
             thread: None,
         })
     }
@@ -87,18 +86,16 @@ impl TurnServer {
                 });
             })
             .map_err(TurnError::Runtime)?;
-        let (server, counters, local_addr) = ready_rx
+        let serving = ready_rx
             .recv()
             .map_err(|_| TurnError::Runtime(std::io::Error::other("turn thread ended early")))??;
         Ok(TurnHandle {
-            server,
-            counters,
-            local_addr,
+            serving,
             thread: Some((stop_tx, join)),
         })
     }
 
-    async fn serve(cfg: TurnConfig) -> Result<(Server, Arc<Counters>, SocketAddr), TurnError> {
+    async fn serve(cfg: TurnConfig) -> Result<Serving, TurnError> {
         cfg.validate()?;
         let relay_ip = cfg.relay_ip()?;
         let counters = Arc::new(Counters::default());
@@ -111,6 +108,20 @@ impl TurnServer {
             addr: cfg.listen,
             source,
         })?;
+        let peers = Arc::new(PeerPolicy::new(
+            cfg.peers,
+            &[cfg.listen.ip(), relay_ip],
+            cfg.relay_ports,
+        ));
+        let users = Arc::new(UserTable::default());
+        let guard = Guard {
+            secret: cfg.secret.clone().into_bytes(),
+            peers: PeerPolicy::clone(&peers),
+            limits: Limits {
+                max_allocations_per_user: cfg.max_allocations_per_user,
+                max_credential_lifetime_secs: cfg.max_credential_lifetime_secs,
+            },
+        };
         let server = Server::new(ServerConfig {
             conn_configs: vec![ConnConfig {
                 conn: Arc::new(ClientConn {
@@ -118,14 +129,18 @@ impl TurnServer {
                     counters: Arc::clone(&counters),
                     realm: cfg.realm.clone(),
                     gate: Mutex::new(NonceGate::default()),
+                    guard,
+                    users: Arc::clone(&users),
                 }),
                 relay_addr_generator: Box::new(RelayAllocator {
                     bind_ip: cfg.listen.ip(),
                     relay_ip,
                     ports: cfg.relay_ports,
-                    filter: cfg.peers,
+                    peers,
                     max_allocations: cfg.max_allocations as u64,
+                    bytes_per_sec: cfg.allocation_bytes_per_sec,
                     counters: Arc::clone(&counters),
+                    users: Arc::clone(&users),
                 }),
             }],
             realm: cfg.realm,
@@ -138,15 +153,28 @@ impl TurnServer {
             alloc_close_notify: None,
         })
         .await?;
-        Ok((server, counters, local_addr))
+        Ok(Serving {
+            server,
+            counters,
+            users,
+            local_addr,
+            max_allocations: cfg.max_allocations as u64,
+        })
     }
+}
+
+/// What a started server is made of.
+struct Serving {
+    server: Server,
+    counters: Arc<Counters>,
+    users: Arc<UserTable>,
+    local_addr: SocketAddr,
+    max_allocations: u64,
 }
 
 /// A running embedded TURN server.
 pub struct TurnHandle {
-    server: Server,
-    counters: Arc<Counters>,
-    local_addr: SocketAddr,
+    serving: Serving,
     /// The server's own thread, when started with [`TurnServer::start_on_own_thread`].
     thread: Option<(
         tokio::sync::oneshot::Sender<()>,
@@ -157,25 +185,42 @@ pub struct TurnHandle {
 impl std::fmt::Debug for TurnHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TurnHandle")
-            .field("local_addr", &self.local_addr)
-            .field("counters", &self.counters.snapshot())
+            .field("local_addr", &self.serving.local_addr)
+            .field("counters", &self.serving.counters.snapshot())
             .finish_non_exhaustive()
     }
 }
 
 impl TurnHandle {
     pub fn counters(&self) -> CounterSnapshot {
-        self.counters.snapshot()
+        self.serving.counters.snapshot()
     }
 
     /// The listening address (with the real port when the config asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.serving.local_addr
+    }
+
+    /// Live allocations.
+    pub fn allocations(&self) -> u64 {
+        self.serving.counters.snapshot().allocations_active
+    }
+
+    /// Live allocations of one user (the uid of the REST username `"<expiry>:<uid>"`), which
+    /// `max_allocations_per_user` bounds.
+    pub fn allocations_of(&self, uid: &str) -> usize {
+        self.serving.users.live_of(uid)
+    }
+
+    /// Whether `max_allocations` are live, so that the next Allocate gets 508: a relay that
+    /// should not be handed to new calls (readiness).
+    pub fn is_full(&self) -> bool {
+        self.allocations() >= self.serving.max_allocations
     }
 
     /// Close every allocation and stop listening (and end the server's own thread).
     pub async fn shutdown(self) -> Result<(), TurnError> {
-        self.server.close().await?;
+        self.serving.server.close().await?;
         if let Some((stop, join)) = self.thread {
             let _ = stop.send(());
             // The thread ends as soon as it sees the stop; joining it off the async workers.
