@@ -289,7 +289,7 @@ function describeWarnings(list, inCall) {
   const why = (what, plural) => {
     const r = reasons.every((x) => x === reasons[0]) ? reasons[0] : 'failed';
     return {
-      'not-found': `No ${what} ${plural ? 'were' : 'was'} found`,
+      'not-found': `No ${what} found`,
       denied: `Permission for the ${what} was denied (allow it in the browser's site settings)`,
       'in-use': `The ${what} ${plural ? 'are' : 'is'} in use by another app`,
       unsupported: `This browser cannot open the ${what}`,
