@@ -195,6 +195,8 @@ export declare class RtcClient extends EventTarget {
   readonly devices: DeviceState;
   /** 1 when we joined sending video, else 0. */
   readonly talkType: number;
+  /** The speaker picked with `selectDevice('audiooutput', id)`; '' for the default. */
+  readonly speakerId: string;
 
   /** Subscribes to an event; returns the function that unsubscribes. */
   on<K extends keyof RtcClientEvents>(type: K, fn: (detail: RtcClientEvents[K]) => void): () => void;
@@ -207,6 +209,13 @@ export declare class RtcClient extends EventTarget {
   setMicrophone(on: boolean): Promise<boolean>;
   /** Camera on (opens it) or off (releases it); resolves with the new state. */
   setCamera(on: boolean): Promise<boolean>;
+  /**
+   * Picks a camera (`videoinput`), microphone (`audioinput`) or speaker (`audiooutput`) by
+   * its deviceId ('' for the default). An open camera or microphone switches at once; the
+   * speaker is only remembered in `speakerId` for the page's `setSinkId`. False (with a
+   * `media-warning`) when the device cannot be opened.
+   */
+  selectDevice(kind: 'audioinput' | 'videoinput' | 'audiooutput', deviceId: string): Promise<boolean>;
   /** Sends the screen in place of the camera; resolves false if the user cancelled. */
   startScreenShare(): Promise<boolean>;
   stopScreenShare(): Promise<void>;

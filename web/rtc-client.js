@@ -198,6 +198,8 @@ export class RtcClient extends EventTarget {
     this.tracks = { microphone: null, camera: null, screen: null };
     this.devices = { camera: false, microphone: false, screen: false, systemSound: false };
     this.talkType = 0;
+    /** The speaker chosen with selectDevice('audiooutput', id); '' is the default. */
+    this.speakerId = '';
     /** @type {WebSocket|null} */
     this.ws = null;
     this.pending = new Map();
@@ -417,6 +419,51 @@ export class RtcClient extends EventTarget {
     await this.replaceOutgoing('video');
     this.announce(DeviceIndex.SCREEN, false);
     this.localDevicesChanged();
+  }
+
+  /**
+   * Picks the device of `kind` by its `deviceId` (from `enumerateDevices()`; '' for the
+   * browser's default). A camera or microphone that is open switches at once (the others
+   * get the new track through replaceTrack; a muted microphone stays muted); a closed one
+   * opens on that device later. `audiooutput` is only remembered in `speakerId`: the page
+   * plays remote media through it with `setSinkId`. Resolves false, with a `media-warning`,
+   * when the device cannot be opened; the old one then stays in use.
+   * @param {'audioinput'|'videoinput'|'audiooutput'} kind
+   * @param {string} deviceId
+   */
+  async selectDevice(kind, deviceId) {
+    if (kind === 'audiooutput') {
+      this.speakerId = deviceId;
+      return true;
+    }
+    const device = kind === 'audioinput' ? 'microphone' : kind === 'videoinput' ? 'camera' : '';
+    if (!device) throw new RtcError(ResultCode.BAD_MESSAGE, `unknown device kind ${kind}`, 'media');
+    const key = device === 'microphone' ? 'audio' : 'video';
+    const base = typeof this.options[key] === 'object' ? { ...this.options[key] } : {};
+    delete base.deviceId;
+    const constraints = deviceId ? { ...base, deviceId: { exact: deviceId } } : base;
+    const old = this.tracks[device];
+    if (old) {
+      let track;
+      try {
+        track = (await navigator.mediaDevices.getUserMedia({ [key]: constraints })).getTracks()[0];
+      } catch (e) {
+        this.mediaWarning(device, mediaReason(e), e);
+        return false;
+      }
+      if (this.tracks[device] !== old) {
+        // Turned off (or switched again) meanwhile: this answer is stale.
+        track.stop();
+        return false;
+      }
+      track.enabled = old.enabled;
+      this.tracks[device] = track;
+      old.stop();
+      this.watchTrackEnd(track, device);
+      await this.replaceOutgoing(key);
+    }
+    this.options[key] = constraints;
+    return true;
   }
 
   stopMedia() {

@@ -4,6 +4,8 @@
 # Builds nothing: set RTCROOM_BIN, or build target/debug/rtcroom first (cargo build --bin rtcroom).
 # Extra arguments go to `node --test` (e.g. --test-name-pattern=full).
 # RTCROOM_SCREENSHOTS=docs/screenshots also retakes the screenshots of docs/web.md.
+# RTCROOM_E2E_WEB_FROM_DISK=1 serves web/ from disk instead of the binary's embedded copy
+# (page edits without a rebuild; the binary still answers /api and /ws).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"

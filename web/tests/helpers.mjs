@@ -101,7 +101,8 @@ export async function startServer(opts = {}) {
 
   let front = null;
   let origin = binOrigin;
-  if (opts.front || !(await servesPage(binOrigin))) {
+  // RTCROOM_E2E_WEB_FROM_DISK=1 serves web/ from disk (no rebuild between page edits).
+  if (opts.front || process.env.RTCROOM_E2E_WEB_FROM_DISK === '1' || !(await servesPage(binOrigin))) {
     front = await startFront(binOrigin);
     origin = front.origin;
   }

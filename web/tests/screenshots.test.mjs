@@ -31,10 +31,12 @@ after(async () => {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const shot = (page, name) => page.screenshot({ path: path.join(OUT, name), animations: 'disabled' });
 
-test('screenshots of the lobby, a call and a full room', { skip: !OUT && 'set RTCROOM_SCREENSHOTS to take them', timeout: 90000 }, async () => {
+test('screenshots of the lobby, a call, the participant list, a full room, the left screen and a bad link', { skip: !OUT && 'set RTCROOM_SCREENSHOTS to take them', timeout: 90000 }, async () => {
   const room = 'design-review';
   const lobby = await openPage(browser, `${server.origin}/?room=${room}`, { viewport: DESKTOP, lightVideo: false });
   await lobby.fill('#name-input', 'Ana');
+  await lobby.waitForFunction(() => document.querySelector('#preview').dataset.camera === 'on' && document.querySelector('#preview-video').videoWidth > 0);
+  await sleep(500);
   await shot(lobby, 'lobby-desktop.png');
   await lobby.setViewportSize(PHONE);
   await shot(lobby, 'lobby-phone.png');
@@ -57,6 +59,15 @@ test('screenshots of the lobby, a call and a full room', { skip: !OUT && 'set RT
     await shot(ana, 'call-desktop.png');
     await shot(ben, 'call-phone.png');
 
+    // The participant list, and the connection details of one of them.
+    await ana.waitForFunction((ub) => document.querySelector(`#grid .tile[data-uid="${ub}"]`).dataset.quality !== 'unknown', ub, { timeout: 15000 });
+    await ana.click('#btn-people');
+    await ana.click(`#grid .tile[data-uid="${ub}"] .conn`);
+    await ana.waitForSelector('#quality-details:not([hidden])');
+    await shot(ana, 'call-people-desktop.png');
+    await ana.click('#people-close');
+    await ana.keyboard.press('Escape');
+
     await chloe.click('#btn-screen');
     await waitForTile(ana, uc, { screen: 'on' });
     await sleep(1500);
@@ -68,6 +79,15 @@ test('screenshots of the lobby, a call and a full room', { skip: !OUT && 'set RT
     assert.equal(await dan.evaluate(() => document.body.dataset.state), 'refused');
     await shot(dan, 'room-full-phone.png');
     await closePage(dan);
+
+    await chloe.click('#btn-leave');
+    await chloe.waitForFunction(() => document.body.dataset.state === 'left');
+    await shot(chloe, 'left-desktop.png');
+
+    const bad = await openPage(browser, `${server.origin}/?room=${encodeURIComponent('team meeting!')}&name=Eve`, { viewport: PHONE, lightVideo: false });
+    await bad.waitForFunction(() => document.body.dataset.state === 'invalid-link');
+    await shot(bad, 'invalid-link-phone.png');
+    await closePage(bad);
   } finally {
     await Promise.all(pages.map(closePage));
   }
