@@ -331,6 +331,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         None
     };
     let engine_cfg = cfg.engine(embedded.as_ref().map(|(ip, s)| (ip.as_str(), s.as_str())));
+    let prices = engine_cfg.prices;
     let engine = rtcroom_core::Engine::new(engine_cfg, hub::OsEntropy::new());
     let host = hostname();
     if let Some(mailer) = mail::Mailer::from_config(&cfg.smtp)? {
@@ -348,7 +349,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     } else {
         let store = records::open(&cfg.database, &cfg.server.data_dir).await?;
         let (writer, sink) =
-            records::start_writer(store.clone(), &cfg.database, &cfg.server.data_dir)?;
+            records::start_writer(store.clone(), &cfg.database, &cfg.server.data_dir, prices)?;
         let writer = Arc::new(writer);
         let watcher = records::watch(writer.clone());
         Some(Recording {

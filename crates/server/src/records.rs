@@ -48,6 +48,9 @@ pub struct DatabaseSection {
     pub memory_records: usize,
     /// Records per transaction at most.
     pub batch_size: usize,
+    /// Every this many seconds the open sessions and sub-sessions are stamped alive, and
+    /// after a crash they are closed and billed up to their last stamp. 0: never.
+    pub checkpoint_secs: u64,
 }
 
 impl Default for DatabaseSection {
@@ -57,6 +60,7 @@ impl Default for DatabaseSection {
             max_connections: 4,
             memory_records: 20_000,
             batch_size: 1_000,
+            checkpoint_secs: 5,
         }
     }
 }
@@ -130,8 +134,11 @@ pub fn start_writer(
     store: Store,
     db: &DatabaseSection,
     data_dir: &FsPath,
+    prices: rtcroom_core::Prices,
 ) -> anyhow::Result<(RecordWriter, RecordSink)> {
     let cfg = WriterConfig {
+        checkpoint: (db.checkpoint_secs > 0).then(|| Duration::from_secs(db.checkpoint_secs)),
+        prices,
         memory_limit: db.memory_records.max(1),
         batch_size: db.batch_size.max(1),
         spool_dir: data_dir.join("spool"),
@@ -151,15 +158,15 @@ pub struct RecordSink {
 }
 
 impl RecordSink {
-    /// Hand one record over; never blocks. A record the writer cannot take (its channel is
-    /// full) is counted in the writer's `dropped` and logged.
+    /// Hand one record over; never blocks, never drops while the writer runs. A record sent
+    /// after the writer stopped is counted in its `dropped` and logged.
     pub fn push(&self, record: Record) {
         if let Some(sink) = &self.inner
             && sink.try_send(record).is_err()
         {
             tracing::error!(
                 critical = true,
-                "the record writer's queue is full; a call record was dropped"
+                "the record writer has stopped; a call record was dropped"
             );
         }
     }

@@ -315,6 +315,7 @@ struct WriterGauges {
     records_written: Gauge,
     record_write_errors: Gauge,
     records_dropped: Gauge,
+    records_channel_high_water: Gauge,
     database_up: Gauge,
 }
 
@@ -328,6 +329,7 @@ impl WriterGauges {
         set(&self.records_written, s.written);
         set(&self.record_write_errors, s.write_errors);
         set(&self.records_dropped, s.dropped);
+        set(&self.records_channel_high_water, s.channel_high_water);
         self.database_up.set(i64::from(s.db_up));
     }
 }
@@ -359,8 +361,13 @@ fn writer_gauges() -> &'static (WriterGauges, Registry) {
         );
         r.register(
             "records_dropped",
-            "Call records the writer could not take (its queue was full)",
+            "Call records sent after the writer stopped (never while it runs)",
             w.records_dropped.clone(),
+        );
+        r.register(
+            "records_channel_high_water",
+            "The most call records waiting for the writer's intake at once since start",
+            w.records_channel_high_water.clone(),
         );
         r.register(
             "database_up",
