@@ -156,7 +156,7 @@ impl Journal {
     }
 
     /// A handle to sync outside the writer's lock, when something was written since the last.
-    pub(crate) fn to_sync(&mut self) -> Option<File> {
+    pub(crate) fn take_unsynced(&mut self) -> Option<File> {
         if !self.dirty {
             return None;
         }

@@ -516,7 +516,7 @@ fn intake(rx: mpsc::Receiver<Msg>, shared: &Shared, timing: Timing) {
         }
         q.intake_done = stop;
         let to_sync = if stop || last_sync.elapsed() >= timing.journal_sync {
-            q.journal.to_sync()
+            q.journal.take_unsynced()
         } else {
             None
         };
