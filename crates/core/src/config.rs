@@ -1,6 +1,6 @@
 //! What the engine is told at construction; the shell maps its configuration file onto it.
 
-use rtcroom_protocol::{RtcConfig, SharedJson};
+use rtcroom_protocol::{ConnectType, RtcConfig, SharedJson};
 
 /// Prices in cents (分) per started minute of a connected pair, by connect type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,22 @@ impl Default for Prices {
             stun: 0,
             unknown: 0,
         }
+    }
+}
+
+impl Prices {
+    /// The price of a minute of a pair connected this way.
+    pub fn per_minute(&self, connect_type: ConnectType) -> u64 {
+        match connect_type {
+            ConnectType::Turn => self.turn,
+            ConnectType::Stun => self.stun,
+            ConnectType::Unknown => self.unknown,
+        }
+    }
+
+    /// What `duration_secs` of a pair connected this way cost: started minutes × the price.
+    pub fn cost_cents(&self, connect_type: ConnectType, duration_secs: u64) -> u64 {
+        duration_secs.div_ceil(60) * self.per_minute(connect_type)
     }
 }
 

@@ -3,6 +3,7 @@
 /// A point in time in milliseconds since the Unix epoch (UTC). The shell reads the clock;
 /// the engine only compares and subtracts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Millis(pub u64);
 
 impl Millis {

@@ -66,3 +66,19 @@ impl ConnectType {
         }
     }
 }
+
+/// Stored as the text of [`ConnectType::as_str`], read back with [`ConnectType::parse`].
+#[cfg(feature = "serde")]
+impl Serialize for ConnectType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> Deserialize<'de> for ConnectType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Self::parse(&s))
+    }
+}

@@ -7,7 +7,11 @@ use std::fmt;
 /// One quality report, flattened into the columns of `rtc_talk_quality_stats_infos`
 /// (plus the receive resolution and codecs, which the document's struct carries too).
 /// Absent values are zero, as the document's column defaults are.
+///
+/// With the `serde` feature it serializes by its field names: the storage form of the record
+/// spool, not the wire form of `reportStats` (which `decode` reads).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, Deserialize))]
 pub struct QualityStats {
     pub aud_send_lost_rate: f32,
     pub aud_send_bitrate: i64,

@@ -48,7 +48,6 @@ async fn run(backend: Backend, batch_size: usize, n: usize) -> (f64, Duration) {
     let spool = tempfile::tempdir().unwrap();
     let cfg = WriterConfig {
         batch_size,
-        channel_capacity: n,
         spool_dir: spool.path().to_owned(),
         ..WriterConfig::default()
     };

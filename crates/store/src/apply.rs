@@ -15,12 +15,15 @@ use crate::db::{Kind, Stmt, Tx, Val};
 use crate::dialect::Dialect;
 use crate::error::StoreError;
 use rtcroom_core::{
-    ClientInfo, Millis, Quality, Record, SessionClose, SessionOpen, SubSessionBegin,
-    SubSessionConnect, SubSessionFinish, SubSessionOpen,
+    ClientInfo, Millis, Prices, Quality, Record, SessionClose, SessionOpen, SubSessionBegin,
+    SubSessionConnect, SubSessionFinish, SubSessionOpen, SubStatus,
 };
+use rtcroom_protocol::ConnectType;
 
-/// One unit of work for the writer: a record, or the restart recovery, which is queued
-/// behind the records of the previous run so that they are written before it.
+/// One unit of work for the writer: a record; the restart recovery, which is queued
+/// behind the records of the previous run so that they are written before it; or a
+/// checkpoint, which stamps the rows still open as alive at that time (what the recovery
+/// after a crash bills up to).
 #[derive(Debug, Clone, PartialEq)]
 #[allow(
     clippy::large_enum_variant,
@@ -29,6 +32,7 @@ use rtcroom_core::{
 pub(crate) enum Item {
     Record(Record),
     CloseOpen(Millis),
+    Checkpoint(Millis),
 }
 
 /// What [`crate::Store::close_open_sessions`] closed.
@@ -50,9 +54,12 @@ pub(crate) struct WriteSql {
     sub_finish: Stmt,
     quality: Stmt,
     client_info: Stmt,
+    alive_sessions: Stmt,
+    alive_subs: Stmt,
     open_sessions: Stmt,
     close_session: Stmt,
-    close_subs: Stmt,
+    open_subs: Stmt,
+    close_sub: Stmt,
 }
 
 const QUALITY_COLUMNS: &str = "record_id, session_id, user_id, remote_user_id, sub_session_id, \
@@ -122,35 +129,52 @@ impl WriteSql {
                 placeholders(10),
                 d.on_conflict_ignore("record_id")
             )),
-            open_sessions: s("SELECT session_id, join_time FROM rtc_talk_sessions \
-                 WHERE leave_time IS NULL AND join_time <= ?"
+            // Only forward: a checkpoint applied again (a retried batch, a replayed
+            // journal) never moves a stamp back.
+            alive_sessions: s("UPDATE rtc_talk_sessions SET last_alive = ? \
+                 WHERE leave_time IS NULL AND (last_alive IS NULL OR last_alive < ?)"
                 .into()),
+            alive_subs: s("UPDATE rtc_talk_subsessions SET last_alive = ? \
+                 WHERE finish_time IS NULL AND (last_alive IS NULL OR last_alive < ?)"
+                .into()),
+            open_sessions: s(
+                "SELECT session_id, join_time, last_alive FROM rtc_talk_sessions \
+                 WHERE leave_time IS NULL AND join_time <= ?"
+                    .into(),
+            ),
             close_session: s(
                 "UPDATE rtc_talk_sessions SET leave_time = ?, duration = ?, \
                  time_out = 1 WHERE session_id = ? AND leave_time IS NULL"
                     .into(),
             ),
-            close_subs: s(
-                "UPDATE rtc_talk_subsessions SET finish_time = ?, duration = 0, \
-                 cost = 0, status = CASE WHEN connect_time IS NULL THEN 3 ELSE 1 END \
-                 WHERE finish_time IS NULL AND create_time <= ?"
+            open_subs: s(
+                "SELECT sub_session_id, connect_time, connect_type, last_alive \
+                 FROM rtc_talk_subsessions WHERE finish_time IS NULL AND create_time <= ?"
+                    .into(),
+            ),
+            close_sub: s(
+                "UPDATE rtc_talk_subsessions SET finish_time = ?, duration = ?, cost = ?, \
+                 status = ? WHERE sub_session_id = ? AND finish_time IS NULL"
                     .into(),
             ),
         }
     }
 }
 
-/// Applies `items` in order inside `tx` (the caller commits).
-pub(crate) async fn apply_items(
+/// Applies `items` in order inside `tx` (the caller commits); `prices` bill what the
+/// recovery closes.
+pub(crate) async fn apply_items<'a>(
     tx: &mut Tx,
     sql: &WriteSql,
-    items: &[Item],
+    items: impl IntoIterator<Item = &'a Item>,
+    prices: &Prices,
 ) -> Result<(), StoreError> {
     for item in items {
         match item {
             Item::Record(r) => apply_record(tx, sql, r).await?,
+            Item::Checkpoint(now) => checkpoint(tx, sql, *now).await?,
             Item::CloseOpen(now) => {
-                let r = close_open(tx, sql, *now).await?;
+                let r = close_open(tx, sql, *now, prices).await?;
                 if r != Recovered::default() {
                     tracing::warn!(
                         sessions = r.sessions,
@@ -306,40 +330,87 @@ async fn client_info(tx: &mut Tx, sql: &WriteSql, r: &ClientInfo) -> Result<(), 
     tx.execute(&sql.client_info, args).await.map(drop)
 }
 
+/// Stamps every open session and sub-session as alive at `now`.
+async fn checkpoint(tx: &mut Tx, sql: &WriteSql, now: Millis) -> Result<(), StoreError> {
+    let at = || vec![time_val(now), time_val(now)];
+    tx.execute(&sql.alive_sessions, at()).await?;
+    tx.execute(&sql.alive_subs, at()).await.map(drop)
+}
+
 /// Closes every session and sub-session that is still open and began at or before `now`.
 ///
-/// A session gets `leave_time = now`, `time_out = 1` and its duration from join to `now`.
-/// A sub-session gets `finish_time = now`, the timed-out status (1 if it had connected,
-/// 3 if not), and duration and cost 0: nobody knows when its media stopped, and billing a
-/// guess would charge for time the server was down. Rows that began after `now` belong to
-/// the new run and are left alone, which also keeps a re-applied recovery harmless.
+/// Each row ends at its last checkpoint (`last_alive`, stamped every `checkpoint_secs` while
+/// the previous run lived): a session gets `leave_time` = that time, `time_out = 1` and its
+/// duration from join; a sub-session gets `finish_time` = that time, the timed-out status (1
+/// if it had connected, 3 if not), and is billed from its connect to that time, as the engine
+/// bills a pair that times out. A row no checkpoint reached (it began less than one interval
+/// before the crash, or was written by a build without checkpoints) ends at `now`, the
+/// session with its duration up to `now` and the sub-session with duration and cost 0:
+/// nobody knows when its media stopped. Rows that began after `now` belong to the new run
+/// and are left alone, which also keeps a re-applied recovery harmless.
 pub(crate) async fn close_open(
     tx: &mut Tx,
     sql: &WriteSql,
     now: Millis,
+    prices: &Prices,
 ) -> Result<Recovered, StoreError> {
     let at = db_time(now);
+    let time = |v: Option<&Val>| match v {
+        Some(Val::Time(t)) => Ok(t.map(convert::millis_of)),
+        _ => Err(StoreError::Corrupt("open row".into())),
+    };
     let open = tx
         .fetch_all(
             &sql.open_sessions,
             vec![Val::Time(Some(at))],
-            &[Kind::Str, Kind::Time],
+            &[Kind::Str, Kind::Time, Kind::Time],
         )
         .await?;
     let mut closed = Recovered::default();
     for row in open {
-        let (Some(Val::Str(Some(id))), Some(Val::Time(join))) = (row.first(), row.get(1)) else {
+        let Some(Val::Str(Some(id))) = row.first() else {
             return Err(StoreError::Corrupt("open session row".into()));
         };
-        let secs = join.map_or(0, |j| now.secs_since(convert::millis_of(j)));
-        let args = vec![
-            Val::Time(Some(at)),
-            secs_val(secs),
-            Val::Str(Some(id.clone())),
-        ];
+        let (join, alive) = (time(row.get(1))?, time(row.get(2))?);
+        let end = alive.map_or(now, |a| a.min(now).max(join.unwrap_or(a)));
+        let secs = join.map_or(0, |j| end.secs_since(j));
+        let args = vec![time_val(end), secs_val(secs), Val::Str(Some(id.clone()))];
         closed.sessions += tx.execute(&sql.close_session, args).await?;
     }
-    let args = vec![Val::Time(Some(at)), Val::Time(Some(at))];
-    closed.sub_sessions = tx.execute(&sql.close_subs, args).await?;
+    let open = tx
+        .fetch_all(
+            &sql.open_subs,
+            vec![Val::Time(Some(at))],
+            &[Kind::Str, Kind::Time, Kind::Str, Kind::Time],
+        )
+        .await?;
+    for row in open {
+        let (Some(Val::Str(Some(id))), Some(Val::Str(kind))) = (row.first(), row.get(2)) else {
+            return Err(StoreError::Corrupt("open sub-session row".into()));
+        };
+        let (connect, alive) = (time(row.get(1))?, time(row.get(3))?);
+        let status = if connect.is_some() {
+            SubStatus::ConnectedTimedOut
+        } else {
+            SubStatus::NeverConnectedTimedOut
+        };
+        let (end, secs) = match (alive, connect) {
+            (Some(a), Some(c)) => {
+                let end = a.min(now).max(c);
+                (end, end.secs_since(c))
+            }
+            (Some(a), None) => (a.min(now), 0),
+            (None, _) => (now, 0),
+        };
+        let kind = ConnectType::parse(kind.as_deref().unwrap_or(""));
+        let args = vec![
+            time_val(end),
+            secs_val(secs),
+            int_val(i64::try_from(prices.cost_cents(kind, secs)).unwrap_or(i64::MAX)),
+            Val::I64(Some(status as i64)),
+            Val::Str(Some(id.clone())),
+        ];
+        closed.sub_sessions += tx.execute(&sql.close_sub, args).await?;
+    }
     Ok(closed)
 }

@@ -155,18 +155,33 @@ impl Pool {
     }
 
     pub(crate) async fn migrate(&self, dialect: Dialect) -> Result<(), StoreError> {
-        let sql = match dialect {
-            Dialect::Sqlite => include_str!("../migrations/sqlite/0001_records.sql"),
-            Dialect::MySql => include_str!("../migrations/mysql/0001_records.sql"),
-            Dialect::Postgres => include_str!("../migrations/postgres/0001_records.sql"),
+        let (records, last_alive) = match dialect {
+            Dialect::Sqlite => (
+                include_str!("../migrations/sqlite/0001_records.sql"),
+                include_str!("../migrations/sqlite/0002_last_alive.sql"),
+            ),
+            Dialect::MySql => (
+                include_str!("../migrations/mysql/0001_records.sql"),
+                include_str!("../migrations/mysql/0002_last_alive.sql"),
+            ),
+            Dialect::Postgres => (
+                include_str!("../migrations/postgres/0001_records.sql"),
+                include_str!("../migrations/postgres/0002_last_alive.sql"),
+            ),
         };
-        let migrator = Migrator::with_migrations(vec![Migration::new(
-            1,
-            "records".into(),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )]);
+        let migration = |version, name: &str, sql: &'static str| {
+            Migration::new(
+                version,
+                name.to_owned().into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        };
+        let migrator = Migrator::with_migrations(vec![
+            migration(1, "records", records),
+            migration(2, "last alive", last_alive),
+        ]);
         each_backend!(Pool, self, p => migrator.run(p).await)?;
         Ok(())
     }

@@ -9,7 +9,8 @@
 //!   The shell calls [`RecordSink::try_send`], which never blocks; the writer batches
 //!   records into transactions, and while the database is away it keeps them in memory up
 //!   to a bound, then in an append-only spool file, and writes them, in order and exactly
-//!   once, when the database is back.
+//!   once, when the database is back. Every record is also appended to a write-ahead
+//!   journal first, which the next start replays if the process died.
 //!
 //! How the server uses it (the records come from the engine's `Effect::Record`):
 //!
@@ -25,7 +26,7 @@
 //! let cfg = WriterConfig { recover_at: Some(started), ..WriterConfig::default() };
 //! let (writer, sink) = RecordWriter::start(store.clone(), cfg)?;
 //! for r in records {
-//!     // Never blocks; a full queue drops the record and counts it.
+//!     // Never blocks and never drops while the writer runs.
 //!     let _ = sink.try_send(r);
 //! }
 //! let ready = writer.stats().db_up; // and queue_depth, spooled, ... for metrics
@@ -43,10 +44,11 @@ mod convert;
 mod db;
 mod dialect;
 mod error;
+mod journal;
+mod line;
 mod read;
 mod spool;
 mod store;
-mod wire;
 mod writer;
 
 pub use apply::Recovered;

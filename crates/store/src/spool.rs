@@ -2,7 +2,7 @@
 //! order when the database returns.
 //!
 //! Files in the spool directory:
-//! - `records.jsonl`: one JSON line per item (see `wire`), appended and fsynced per spill;
+//! - `records.jsonl`: one JSON line per entry (see `line`), appended and fsynced per spill;
 //! - `records.offset`: how many bytes of it are known to be in the database. It is written
 //!   after each committed batch without fsync: after a crash an older offset only means
 //!   some items are applied again, which the idempotent writes make harmless;
@@ -12,9 +12,8 @@
 //! When everything in `records.jsonl` is committed the file is truncated to empty. This
 //! module does blocking file IO: the writer calls it from a blocking thread.
 
-use crate::apply::Item;
 use crate::error::StoreError;
-use crate::wire;
+use crate::line::{self, Entry};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -33,12 +32,14 @@ pub(crate) struct Spool {
     committed: u64,
     /// Items after `committed`.
     pending: u64,
+    /// The highest sequence number in the file when it was opened (0 for none).
+    last_seq: u64,
 }
 
 /// Items read from the spool, to commit up to `end` once they are written.
 #[derive(Debug)]
 pub(crate) struct SpoolBatch {
-    pub items: Vec<Item>,
+    pub items: Vec<Entry>,
     pub end: u64,
     /// Lines read, including unreadable ones (which are moved to the rejected file).
     pub lines: u64,
@@ -76,6 +77,7 @@ impl Spool {
             (0u64, 0u64, 0u64, offset == 0);
         let mut reader = BufReader::with_capacity(1 << 16, &file);
         let mut pos = 0u64;
+        let mut last_start = 0u64;
         loop {
             let buf = reader.fill_buf().map_err(io_err(&data_path))?;
             if buf.is_empty() {
@@ -84,6 +86,7 @@ impl Spool {
             for (i, &b) in buf.iter().enumerate() {
                 if b == b'\n' {
                     let end = pos + i as u64 + 1;
+                    last_start = complete;
                     complete = end;
                     lines += 1;
                     if end <= offset {
@@ -106,6 +109,17 @@ impl Spool {
             file.set_len(complete).map_err(io_err(&data_path))?;
         }
         let len = complete;
+        // The file is in queue order, so its last line holds the highest sequence number.
+        let last_seq = if len > 0 {
+            let mut f = &file;
+            let mut last = vec![0; (len - last_start) as usize];
+            f.seek(SeekFrom::Start(last_start))
+                .and_then(|_| f.read_exact(&mut last))
+                .map_err(io_err(&data_path))?;
+            line::seq_of(&String::from_utf8_lossy(&last))
+        } else {
+            0
+        };
         let (committed, pending) = if offset_on_line_end && offset <= len {
             (offset, lines - before)
         } else {
@@ -120,7 +134,60 @@ impl Spool {
             read_pos: committed,
             committed,
             pending,
+            last_seq,
         })
+    }
+
+    /// The highest sequence number the file held when it was opened.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Puts the entries a crashed run left in its journal behind what is pending here, in
+    /// queue order: a pending line numbered at or after the journal's first entry is also in
+    /// the journal (it was spilled after the journal began), so it is dropped here and
+    /// written once, in its place, from the journal. Rewrites the file.
+    pub(crate) fn replay(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        let Some(first) = entries.first().map(|e| e.seq) else {
+            return Ok(());
+        };
+        let path = self.data_path.clone();
+        let tmp = path.with_extension("jsonl.tmp");
+        let rewrite = || -> std::io::Result<(File, u64, u64)> {
+            let mut src = File::open(&path)?;
+            src.seek(SeekFrom::Start(self.committed))?;
+            let src = BufReader::new(src.take(self.len - self.committed));
+            let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+            let (mut len, mut lines) = (0u64, 0u64);
+            for l in src.lines() {
+                let l = l?;
+                if line::seq_of(&l) < first {
+                    writeln!(out, "{l}")?;
+                    len += l.len() as u64 + 1;
+                    lines += 1;
+                }
+            }
+            for e in entries {
+                let l = line::encode(e);
+                writeln!(out, "{l}")?;
+                len += l.len() as u64 + 1;
+                lines += 1;
+            }
+            let f = out.into_inner().map_err(|e| e.into_error())?;
+            f.sync_data()?;
+            fs::rename(&tmp, &path)?;
+            let f = OpenOptions::new().read(true).append(true).open(&path)?;
+            Ok((f, len, lines))
+        };
+        let (file, len, lines) = rewrite().map_err(io_err(&self.data_path))?;
+        let _ = fs::remove_file(&self.offset_path);
+        self.file = file;
+        self.len = len;
+        self.read_pos = 0;
+        self.committed = 0;
+        self.pending = lines;
+        self.last_seq = self.last_seq.max(entries.last().map_or(0, |e| e.seq));
+        Ok(())
     }
 
     /// Items in the file that are not known to be in the database.
@@ -134,13 +201,13 @@ impl Spool {
     }
 
     /// Appends `items` and syncs them to disk. On failure nothing is appended.
-    pub(crate) fn append(&mut self, items: &[Item]) -> Result<(), StoreError> {
+    pub(crate) fn append(&mut self, items: &[Entry]) -> Result<(), StoreError> {
         if items.is_empty() {
             return Ok(());
         }
         let mut buf = String::new();
         for item in items {
-            buf.push_str(&wire::encode(item));
+            buf.push_str(&line::encode(item));
             buf.push('\n');
         }
         let written = self
@@ -180,7 +247,7 @@ impl Spool {
             }
             batch.end += n as u64;
             batch.lines += 1;
-            match wire::decode(line.trim_end()) {
+            match line::decode(line.trim_end()) {
                 Ok(item) => batch.items.push(item),
                 Err(e) => {
                     tracing::error!(error = %e, "unreadable line in the record spool, moved aside");
@@ -216,7 +283,7 @@ impl Spool {
     /// Puts `items` in front of everything not yet committed: used at shutdown for a batch
     /// the writer had taken from memory but could not write, which is older than anything
     /// spilled since. Rewrites the file; only valid when no spool batch is taken.
-    pub(crate) fn prepend(&mut self, items: &[Item]) -> Result<(), StoreError> {
+    pub(crate) fn prepend(&mut self, items: &[Entry]) -> Result<(), StoreError> {
         if items.is_empty() {
             return Ok(());
         }
@@ -227,7 +294,7 @@ impl Spool {
         f.read_to_end(&mut rest).map_err(io_err(&self.data_path))?;
         let mut buf = Vec::new();
         for item in items {
-            buf.extend_from_slice(wire::encode(item).as_bytes());
+            buf.extend_from_slice(line::encode(item).as_bytes());
             buf.push(b'\n');
         }
         buf.extend_from_slice(&rest);
@@ -252,11 +319,11 @@ impl Spool {
     }
 
     /// Keeps an item the database refused, with the reason, for an operator.
-    pub(crate) fn reject(&mut self, item: &Item, reason: &str) -> Result<(), StoreError> {
-        self.reject_line(&wire::encode(item), reason)
+    pub(crate) fn reject(&mut self, item: &Entry, reason: &str) -> Result<(), StoreError> {
+        self.reject_line(&line::encode(item), reason)
     }
 
-    fn reject_line(&mut self, line: &str, reason: &str) -> Result<(), StoreError> {
+    pub(crate) fn reject_line(&mut self, line: &str, reason: &str) -> Result<(), StoreError> {
         let entry = serde_json::json!({ "reason": reason, "line": line });
         let mut f = OpenOptions::new()
             .create(true)
@@ -270,12 +337,35 @@ impl Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::Item;
     use rtcroom_core::Millis;
 
-    fn items(from: u64, n: u64) -> Vec<Item> {
+    fn items(from: u64, n: u64) -> Vec<Entry> {
         (from..from + n)
-            .map(|i| Item::CloseOpen(Millis(i)))
+            .map(|i| Entry {
+                seq: i + 1,
+                item: Item::CloseOpen(Millis(i)),
+            })
             .collect()
+    }
+
+    #[test]
+    fn a_replayed_journal_replaces_the_spilled_copies_of_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path()).unwrap();
+        // 0..3 spilled long ago; 6..8 spilled while 3..6 was being written (lost in the
+        // crash): the journal holds 3..9 and must come back in order, each once.
+        s.append(&items(0, 3)).unwrap();
+        s.append(&items(6, 2)).unwrap();
+        let b = s.take(1).unwrap();
+        s.commit(b.end, b.lines).unwrap();
+        s.replay(&items(3, 6)).unwrap();
+        assert_eq!(s.pending(), 8);
+        drop(s);
+        let mut s = Spool::open(dir.path()).unwrap();
+        assert_eq!(s.last_seq(), 9);
+        let b = s.take(100).unwrap();
+        assert_eq!(b.items, items(1, 8));
     }
 
     #[test]
@@ -315,7 +405,7 @@ mod tests {
         drop(s);
         let path = dir.path().join("records.jsonl");
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"v\":1,\"k\":\"nonsense\"}\n{\"v\":1,\"k\":\"CloseO")
+        f.write_all(b"{\"v\":2,\"seq\":9,\"nonsense\":1}\n{\"v\":2,\"seq\":10,\"close_op")
             .unwrap();
         drop(f);
         let mut s = Spool::open(dir.path()).unwrap();

@@ -4,13 +4,14 @@ use crate::apply::{self, Item, Recovered, WriteSql};
 use crate::db::{self, Pool, StoreOptions};
 use crate::dialect::Dialect;
 use crate::error::StoreError;
+use crate::line::Entry;
 use crate::read::SessionRow;
 use crate::read::{
     self, ClientInfoRow, DaySubSession, QualityRow, ReadSql, RowStream, SessionDetail, TableCounts,
     day_range,
 };
 use chrono::{DateTime, NaiveDate, Utc};
-use rtcroom_core::{Millis, Record};
+use rtcroom_core::{Millis, Prices, Record};
 use std::sync::Arc;
 
 /// The backend a store talks to.
@@ -85,23 +86,30 @@ impl Store {
     /// Writes `records` in order in one transaction. Idempotent: applying the same records
     /// again changes nothing. The server writes through [`crate::RecordWriter`] instead.
     pub async fn apply(&self, records: &[Record]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         let items: Vec<Item> = records.iter().cloned().map(Item::Record).collect();
-        self.apply_items(&items).await
+        apply::apply_items(&mut tx, &self.write, &items, &Prices::default()).await?;
+        tx.commit().await
     }
 
-    pub(crate) async fn apply_items(&self, items: &[Item]) -> Result<(), StoreError> {
+    pub(crate) async fn apply_items(
+        &self,
+        items: &[Entry],
+        prices: &Prices,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        apply::apply_items(&mut tx, &self.write, items).await?;
+        apply::apply_items(&mut tx, &self.write, items.iter().map(Entry::item), prices).await?;
         tx.commit().await
     }
 
     /// Restart recovery: closes the sessions and sub-sessions a crash left open (those
-    /// begun at or before `now`). Sessions get `leave_time = now`, `time_out = 1` and their
-    /// duration; sub-sessions get `finish_time = now`, status 1 (had connected) or 3 (had
-    /// not) and duration and cost 0, since when their media stopped is unknown.
+    /// begun at or before `now`), each at its last checkpoint (`last_alive`), billing a
+    /// connected sub-session up to there at the default prices (the writer uses the
+    /// configured ones); a row no checkpoint reached ends at `now`, a sub-session then with
+    /// duration and cost 0. Status 1 (had connected) or 3 (had not), `time_out = 1`.
     pub async fn close_open_sessions(&self, now: Millis) -> Result<Recovered, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let r = apply::close_open(&mut tx, &self.write, now).await?;
+        let r = apply::close_open(&mut tx, &self.write, now, &Prices::default()).await?;
         tx.commit().await?;
         Ok(r)
     }

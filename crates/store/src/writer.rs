@@ -1,12 +1,18 @@
 //! [`RecordWriter`]: takes records off the signaling path and into the database.
 //!
 //! Three parts, so that no step can hold up the one before it:
-//! 1. [`RecordSink::try_send`] puts a record into a bounded channel and returns at once; a
-//!    full channel drops the record and counts it (the only way a record is lost while
-//!    the process lives, and only when the intake thread cannot keep up at all).
-//! 2. The intake thread moves records from the channel into the in-memory queue and, when
-//!    that holds more than [`WriterConfig::memory_limit`], spills the whole queue to the
-//!    spool file. It never touches the database.
+//! 1. [`RecordSink::try_send`] puts a record into an unbounded channel and returns at once.
+//!    It never drops a record and never waits: the channel's depth is counted, and its
+//!    highest depth is reported ([`WriterStats::channel_high_water`]) so that an intake
+//!    that falls behind is seen. Only a record sent after [`RecordWriter::shutdown`] is
+//!    refused (and counted in `dropped`). Why unbounded rather than bounded and dropping
+//!    or blocking: ARCHITECTURE.md, "Record intake".
+//! 2. The intake thread moves records from the channel into the write-ahead journal (see
+//!    `journal`: one `write` per burst, synced to disk within
+//!    [`WriterConfig::journal_sync`]) and the in-memory queue and, when that holds more than
+//!    [`WriterConfig::memory_limit`], spills the whole queue to the spool file. Every
+//!    [`WriterConfig::checkpoint`] it queues a checkpoint, which stamps the open rows alive.
+//!    It never touches the database.
 //! 3. The database task takes the oldest records (the spool before memory) as one batch,
 //!    writes the batch in one transaction, and only then lets go of it. While the database
 //!    is away it keeps retrying the same batch with backoff, asks the intake side to spill
@@ -16,27 +22,30 @@
 //! each part only ever holds records newer than the part before, so records reach the
 //! database in the order they were sent. Exactly once: a batch is let go only after its
 //! commit, and a commit whose acknowledgement was lost is applied again, which the
-//! idempotent writes turn into a no-op. What a crash of this process loses: the records in
-//! memory and in the channel (bounded by the limits), never what was spooled.
+//! idempotent writes turn into a no-op. What a crash of this process loses: the records still
+//! in the channel (microseconds' worth); what a crash of the machine loses: what the journal
+//! had not synced yet (at most about twice `journal_sync`). Everything else is in the
+//! journal, the spool or the database, and the next start replays the journal.
 
 use crate::apply::Item;
 use crate::error::StoreError;
+use crate::journal::Journal;
+use crate::line::Entry;
 use crate::spool::Spool;
 use crate::store::Store;
-use rtcroom_core::{Millis, Record};
+use rtcroom_core::{Millis, Prices, Record};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Limits and timings of the writer; the defaults suit one server.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// Records the channel holds before `try_send` drops.
-    pub channel_capacity: usize,
     /// Records kept in memory before they are spilled to the spool file.
     pub memory_limit: usize,
     /// Records per transaction at most.
@@ -53,12 +62,20 @@ pub struct WriterConfig {
     /// Queue [`Store::close_open_sessions`] at this time behind the records spooled by the
     /// previous run (so those are written first). Set it to the start time of the process.
     pub recover_at: Option<Millis>,
+    /// How often the rows still open are stamped alive (`last_alive`), which restart
+    /// recovery bills up to after a crash; `None`: never.
+    pub checkpoint: Option<Duration>,
+    /// How long an accepted record may be in the journal before it is synced to disk.
+    pub journal_sync: Duration,
+    /// A journal segment's size before the next begins.
+    pub journal_segment_bytes: u64,
+    /// What the recovery bills a sub-session it closes (the engine's prices).
+    pub prices: Prices,
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
         Self {
-            channel_capacity: 65_536,
             memory_limit: 20_000,
             batch_size: 1_000,
             spool_dir: PathBuf::from("data/spool"),
@@ -67,6 +84,10 @@ impl Default for WriterConfig {
             write_timeout: Duration::from_secs(30),
             health_interval: Duration::from_secs(10),
             recover_at: None,
+            checkpoint: Some(Duration::from_secs(5)),
+            journal_sync: Duration::from_millis(250),
+            journal_segment_bytes: 16 << 20,
+            prices: Prices::default(),
         }
     }
 }
@@ -84,17 +105,19 @@ pub struct WriterStats {
     pub written: u64,
     /// Failed write attempts (each retry counts).
     pub write_errors: u64,
-    /// Records refused by `try_send` because the channel was full or closed.
+    /// Records refused by `try_send` because the writer had stopped (never while it runs).
     pub dropped: u64,
+    /// The most records the channel has held at once since start: the intake thread's lag.
+    pub channel_high_water: u64,
     /// Records the database refused for their content, moved to `rejected.jsonl`.
     pub rejected: u64,
     /// Whether the last write or health check reached the database.
     pub db_up: bool,
 }
 
-/// `try_send` could not take the record (the channel is full or the writer stopped).
+/// `try_send` could not take the record: the writer has stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the record queue is full; the record was dropped")]
+#[error("the record writer has stopped; the record was dropped")]
 pub struct RecordDropped;
 
 #[allow(
@@ -117,13 +140,23 @@ struct Counters {
     in_flight: AtomicU64,
     /// Records the intake thread has taken off the channel and not yet queued.
     intake_buffered: AtomicU64,
+    /// Records sent into the channel, and taken out of it by the intake thread.
+    sent: AtomicU64,
+    taken: AtomicU64,
+    channel_high_water: AtomicU64,
     db_up: AtomicBool,
 }
 
 #[derive(Debug)]
 struct Queue {
-    mem: VecDeque<Item>,
+    mem: VecDeque<Entry>,
     spool: Spool,
+    journal: Journal,
+    /// The sequence number the next entry gets.
+    next_seq: u64,
+    /// The first sequence number of the batch the database task took from memory, until it
+    /// is committed or spooled.
+    in_flight_seq: Option<u64>,
     /// The intake thread has stopped: nothing more will arrive.
     intake_done: bool,
 }
@@ -135,9 +168,20 @@ struct Shared {
     work: Notify,
     counters: Counters,
     memory_limit: usize,
-    /// Beyond this many records in memory (when the spool cannot be written either), new
-    /// records are dropped rather than exhausting memory.
-    memory_hard_limit: usize,
+}
+
+impl Queue {
+    /// The lowest sequence number that is only in memory (and the journal); every entry
+    /// below it is in the database or the spool, so the journal may let go of it.
+    fn low_water(&self) -> u64 {
+        let mem = self.mem.front().map_or(self.next_seq, |e| e.seq);
+        self.in_flight_seq.map_or(mem, |s| s.min(mem))
+    }
+
+    fn release_journal(&mut self) {
+        let low = self.low_water();
+        self.journal.release(low);
+    }
 }
 
 impl Shared {
@@ -153,10 +197,11 @@ impl Shared {
         if q.mem.is_empty() {
             return true;
         }
-        let items: Vec<Item> = q.mem.iter().cloned().collect();
+        let items: Vec<Entry> = q.mem.iter().cloned().collect();
         match q.spool.append(&items) {
             Ok(()) => {
                 q.mem.clear();
+                q.release_journal();
                 self.counters
                     .spilled_total
                     .fetch_add(items.len() as u64, Ordering::Relaxed);
@@ -169,7 +214,7 @@ impl Shared {
         }
     }
 
-    fn reject(&self, item: &Item, reason: &str) {
+    fn reject(&self, item: &Entry, reason: &str) {
         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
             reason,
@@ -198,10 +243,16 @@ impl std::fmt::Debug for Msg {
 }
 
 impl RecordSink {
-    /// Queues a record; never blocks, never waits for the database.
+    /// Queues a record; never blocks, never waits for the database, never drops while the
+    /// writer runs (the channel is unbounded; its depth is watched instead).
     pub fn try_send(&self, record: Record) -> Result<(), RecordDropped> {
-        self.tx.try_send(Msg::Record(record)).map_err(|_| {
-            self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        let c = &self.shared.counters;
+        let depth = (c.sent.fetch_add(1, Ordering::Relaxed) + 1)
+            .saturating_sub(c.taken.load(Ordering::Relaxed));
+        c.channel_high_water.fetch_max(depth, Ordering::Relaxed);
+        self.tx.send(Msg::Record(record)).map_err(|_| {
+            c.sent.fetch_sub(1, Ordering::Relaxed);
+            c.dropped.fetch_add(1, Ordering::Relaxed);
             RecordDropped
         })
     }
@@ -233,7 +284,7 @@ impl StopSignal {
 /// A batch the database task holds until it is committed.
 #[derive(Debug)]
 struct Batch {
-    items: Vec<Item>,
+    items: Vec<Entry>,
     /// Where it came from: the spool (commit up to `end`, `lines` lines) or memory.
     spool: Option<(u64, u64)>,
 }
@@ -245,21 +296,32 @@ impl RecordWriter {
         store: Store,
         cfg: WriterConfig,
     ) -> Result<(RecordWriter, RecordSink), StoreError> {
-        let spool = Spool::open(&cfg.spool_dir)?;
+        let mut spool = Spool::open(&cfg.spool_dir)?;
+        let (journal, last_seq) =
+            Journal::open(&cfg.spool_dir, &mut spool, cfg.journal_segment_bytes)?;
         if spool.pending() > 0 {
             tracing::info!(
                 records = spool.pending(),
                 "records from a previous run are in the spool and will be written first"
             );
         }
+        let mut next_seq = last_seq + 1;
         let mut mem = VecDeque::new();
         if let Some(now) = cfg.recover_at {
-            mem.push_back(Item::CloseOpen(now));
+            // Not journaled: a crash before it is written makes the next start queue its own.
+            mem.push_back(Entry {
+                seq: next_seq,
+                item: Item::CloseOpen(now),
+            });
+            next_seq += 1;
         }
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 mem,
                 spool,
+                journal,
+                next_seq,
+                in_flight_seq: None,
                 intake_done: false,
             }),
             work: Notify::new(),
@@ -270,14 +332,17 @@ impl RecordWriter {
                 ..Counters::default()
             },
             memory_limit: cfg.memory_limit.max(1),
-            memory_hard_limit: cfg.memory_limit.max(1).saturating_mul(4),
         });
-        let (tx, rx) = mpsc::channel(cfg.channel_capacity.max(1));
+        let (tx, rx) = mpsc::channel();
         let intake = {
             let shared = Arc::clone(&shared);
+            let timing = Timing {
+                journal_sync: cfg.journal_sync.max(Duration::from_millis(1)),
+                checkpoint: cfg.checkpoint.filter(|d| !d.is_zero()),
+            };
             std::thread::Builder::new()
                 .name("rtcroom-records".into())
-                .spawn(move || intake(rx, &shared))
+                .spawn(move || intake(rx, &shared, timing))
                 .map_err(|source| StoreError::Io {
                     path: cfg.spool_dir.clone(),
                     source,
@@ -310,7 +375,7 @@ impl RecordWriter {
     /// Records sent after this call are dropped.
     pub async fn shutdown(mut self, grace: Duration) -> WriterStats {
         // The channel is FIFO: every record sent before this marker is taken in.
-        let _ = self.tx.send(Msg::Stop).await;
+        let _ = self.tx.send(Msg::Stop);
         if let Some(h) = self.intake.take() {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
@@ -321,17 +386,27 @@ impl RecordWriter {
         if let Err(e) = (&mut self.db_task).await {
             tracing::error!(error = %e, "the record writer task failed");
         }
+        {
+            // Everything is in the database or the spool: the journal has nothing to add.
+            let mut q = self.shared.lock();
+            if q.mem.is_empty() && q.in_flight_seq.is_none() {
+                q.journal.remove_all();
+            }
+        }
         stats(&self.shared, &self.tx)
     }
 }
 
-fn stats(shared: &Shared, tx: &mpsc::Sender<Msg>) -> WriterStats {
+fn stats(shared: &Shared, _tx: &mpsc::Sender<Msg>) -> WriterStats {
     let c = &shared.counters;
     let (mem, spooled) = {
         let q = shared.lock();
         (q.mem.len() as u64, q.spool.pending())
     };
-    let channel = (tx.max_capacity() - tx.capacity()) as u64;
+    let channel = c
+        .sent
+        .load(Ordering::Relaxed)
+        .saturating_sub(c.taken.load(Ordering::Relaxed));
     let in_flight = c.in_flight.load(Ordering::Relaxed);
     let buffered = c.intake_buffered.load(Ordering::Relaxed);
     WriterStats {
@@ -342,22 +417,47 @@ fn stats(shared: &Shared, tx: &mpsc::Sender<Msg>) -> WriterStats {
         written: c.written.load(Ordering::Relaxed),
         write_errors: c.write_errors.load(Ordering::Relaxed),
         dropped: c.dropped.load(Ordering::Relaxed),
+        channel_high_water: c.channel_high_water.load(Ordering::Relaxed),
         rejected: c.rejected.load(Ordering::Relaxed),
         db_up: c.db_up.load(Ordering::Relaxed),
     }
 }
 
-/// The intake thread: channel → memory, spilling to the spool above the memory limit.
-fn intake(mut rx: mpsc::Receiver<Msg>, shared: &Shared) {
+/// The intake thread's clocks.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    journal_sync: Duration,
+    checkpoint: Option<Duration>,
+}
+
+/// The server's clock, for checkpoints (this crate is a shell: it may read the clock).
+fn wall_clock() -> Millis {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The intake thread: channel → journal and memory, spilling to the spool above the memory
+/// limit; a checkpoint every `checkpoint`; the journal synced every `journal_sync`.
+fn intake(rx: mpsc::Receiver<Msg>, shared: &Shared, timing: Timing) {
+    use std::time::Instant;
     let mut buf = Vec::new();
     let mut stop = false;
     // After a failed spill, the next try waits until memory has grown by another quarter
     // of the limit, rather than rewriting the whole queue for every record.
     let mut spill_at = shared.memory_limit;
+    let mut last_sync = Instant::now();
+    let mut next_checkpoint = timing.checkpoint.map(|d| Instant::now() + d);
     while !stop {
-        match rx.blocking_recv() {
-            Some(Msg::Record(r)) => buf.push(Item::Record(r)),
-            Some(Msg::Stop) | None => stop = true,
+        let wait = next_checkpoint.map_or(timing.journal_sync, |at| {
+            at.saturating_duration_since(Instant::now())
+                .min(timing.journal_sync)
+        });
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Record(r)) => buf.push(Item::Record(r)),
+            Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         // Take whatever else is waiting, to lock once per burst rather than per record.
         while !stop && buf.len() < 4096 {
@@ -367,30 +467,68 @@ fn intake(mut rx: mpsc::Receiver<Msg>, shared: &Shared) {
                 Err(_) => break,
             }
         }
-        shared
-            .counters
-            .intake_buffered
-            .store(buf.len() as u64, Ordering::Relaxed);
+        let c = &shared.counters;
+        c.taken.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        c.intake_buffered.store(buf.len() as u64, Ordering::Relaxed);
+        let checkpoint = match (next_checkpoint, timing.checkpoint) {
+            (Some(at), Some(every)) if Instant::now() >= at && !stop => {
+                next_checkpoint = Some(Instant::now() + every);
+                true
+            }
+            _ => false,
+        };
         let mut q = shared.lock();
+        // One checkpoint waiting is enough: a newer one adds nothing until it is written.
+        if checkpoint
+            && !matches!(
+                q.mem.back(),
+                Some(Entry {
+                    item: Item::Checkpoint(_),
+                    ..
+                })
+            )
+        {
+            buf.push(Item::Checkpoint(wall_clock()));
+        }
+        let mut entries = Vec::with_capacity(buf.len());
         for item in buf.drain(..) {
+            entries.push(Entry {
+                seq: q.next_seq,
+                item,
+            });
+            q.next_seq += 1;
+        }
+        if let Err(e) = q.journal.append(&entries) {
+            // The records are still queued; only a crash before they are written loses them.
+            tracing::error!(error = %e, "cannot write the record journal");
+        }
+        for entry in entries {
             if q.mem.len() >= spill_at {
                 spill_at = if shared.spill(&mut q) {
                     shared.memory_limit
                 } else {
+                    // Memory grows past its limit rather than drop a record; the queue
+                    // depth shows it.
                     q.mem.len() + shared.memory_limit.div_ceil(4)
                 };
             }
-            if q.mem.len() >= shared.memory_hard_limit {
-                // Memory is full and the spool cannot be written: the only drop.
-                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            } else {
-                q.mem.push_back(item);
-            }
+            q.mem.push_back(entry);
         }
         q.intake_done = stop;
+        let to_sync = if stop || last_sync.elapsed() >= timing.journal_sync {
+            q.journal.take_unsynced()
+        } else {
+            None
+        };
         drop(q);
-        shared.counters.intake_buffered.store(0, Ordering::Relaxed);
+        c.intake_buffered.store(0, Ordering::Relaxed);
         shared.work.notify_one();
+        if let Some(f) = to_sync {
+            if let Err(e) = f.sync_data() {
+                tracing::error!(error = %e, "cannot sync the record journal");
+            }
+            last_sync = Instant::now();
+        }
     }
 }
 
@@ -408,7 +546,8 @@ fn take_batch(shared: &Shared, max: usize) -> Result<Option<Batch>, StoreError> 
         return Ok(None);
     }
     let n = q.mem.len().min(max);
-    let items: Vec<Item> = q.mem.drain(..n).collect();
+    let items: Vec<Entry> = q.mem.drain(..n).collect();
+    q.in_flight_seq = items.first().map(|e| e.seq);
     shared
         .counters
         .in_flight
@@ -423,7 +562,12 @@ enum Outcome {
 }
 
 async fn write_batch(store: &Store, shared: &Shared, cfg: &WriterConfig, batch: Batch) -> Outcome {
-    let res = match tokio::time::timeout(cfg.write_timeout, store.apply_items(&batch.items)).await {
+    let res = match tokio::time::timeout(
+        cfg.write_timeout,
+        store.apply_items(&batch.items, &cfg.prices),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(_) => Err(StoreError::Timeout(cfg.write_timeout)),
     };
@@ -448,7 +592,9 @@ async fn write_batch(store: &Store, shared: &Shared, cfg: &WriterConfig, batch: 
     let Batch { items, spool } = batch;
     for (i, item) in items.iter().enumerate() {
         let one = std::slice::from_ref(item);
-        let res = match tokio::time::timeout(cfg.write_timeout, store.apply_items(one)).await {
+        let res = match tokio::time::timeout(cfg.write_timeout, store.apply_items(one, &cfg.prices))
+            .await
+        {
             Ok(r) => r,
             Err(_) => Err(StoreError::Timeout(cfg.write_timeout)),
         };
@@ -473,10 +619,10 @@ async fn write_batch(store: &Store, shared: &Shared, cfg: &WriterConfig, batch: 
 }
 
 /// Records among `items` (the recovery item is not a record).
-fn count_records(items: &[Item]) -> u64 {
+fn count_records(items: &[Entry]) -> u64 {
     items
         .iter()
-        .filter(|i| matches!(i, Item::Record(_)))
+        .filter(|e| matches!(e.item, Item::Record(_)))
         .count() as u64
 }
 
@@ -497,7 +643,12 @@ fn release(shared: &Shared, batch_spool: Option<(u64, u64)>) {
                 tracing::error!(error = %e, "cannot record the spool's progress");
             }
         }
-        None => shared.counters.in_flight.store(0, Ordering::Relaxed),
+        None => {
+            shared.counters.in_flight.store(0, Ordering::Relaxed);
+            let mut q = shared.lock();
+            q.in_flight_seq = None;
+            q.release_journal();
+        }
     }
 }
 
@@ -622,6 +773,8 @@ fn to_spool(shared: &Shared, batch: Batch) -> Option<Batch> {
     match q.spool.prepend(&batch.items) {
         Ok(()) => {
             shared.counters.in_flight.store(0, Ordering::Relaxed);
+            q.in_flight_seq = None;
+            q.release_journal();
             shared
                 .counters
                 .spilled_total
@@ -643,7 +796,10 @@ fn persist_held(shared: &Shared, batch: Batch) {
     if batch.spool.is_none() {
         // A batch from memory is older than everything spilled since it was taken.
         match q.spool.prepend(&batch.items) {
-            Ok(()) => shared.counters.in_flight.store(0, Ordering::Relaxed),
+            Ok(()) => {
+                shared.counters.in_flight.store(0, Ordering::Relaxed);
+                q.in_flight_seq = None;
+            }
             Err(e) => tracing::error!(
                 error = %e,
                 records = batch.items.len(),

@@ -38,9 +38,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         None
     };
     let engine_cfg = cfg.engine(embedded.as_ref().map(|(ip, s)| (ip.as_str(), s.as_str())));
+    let prices = engine_cfg.prices;
     let engine = rtcroom_core::Engine::new(engine_cfg, OsEntropy::new());
     let alerts = start_alerts(&cfg, super::hostname())?;
-    let recording = start_recording(&cfg, alerts.clone()).await?;
+    let recording = start_recording(&cfg, alerts.clone(), prices).await?;
     let daily_task = schedule_report(&cfg, recording.as_ref())?;
     // With records off the hub gets the default sink, which discards.
     let sinks = Sinks {
@@ -92,7 +93,11 @@ fn start_alerts(cfg: &Config, host: String) -> anyhow::Result<Alerts> {
 }
 
 /// The database, the record writer and its watch, unless records are off.
-async fn start_recording(cfg: &Config, alerts: Alerts) -> anyhow::Result<Option<Recording>> {
+async fn start_recording(
+    cfg: &Config,
+    alerts: Alerts,
+    prices: rtcroom_core::Prices,
+) -> anyhow::Result<Option<Recording>> {
     if cfg.database.is_off() {
         tracing::info!(
             "{}: no database is opened and no call record is written",
@@ -100,7 +105,7 @@ async fn start_recording(cfg: &Config, alerts: Alerts) -> anyhow::Result<Option<
         );
         return Ok(None);
     }
-    Recording::start(&cfg.database, &cfg.server.data_dir, alerts)
+    Recording::start(&cfg.database, &cfg.server.data_dir, alerts, prices)
         .await
         .map(Some)
 }

@@ -23,6 +23,9 @@ pub struct DatabaseSection {
     pub memory_records: usize,
     /// Records per transaction at most.
     pub batch_size: usize,
+    /// Every this many seconds the open sessions and sub-sessions are stamped alive, and
+    /// after a crash they are closed and billed up to their last stamp. 0: never.
+    pub checkpoint_secs: u64,
 }
 
 impl Default for DatabaseSection {
@@ -32,6 +35,7 @@ impl Default for DatabaseSection {
             max_connections: 4,
             memory_records: 20_000,
             batch_size: 1_000,
+            checkpoint_secs: 5,
         }
     }
 }

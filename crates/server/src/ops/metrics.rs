@@ -244,6 +244,7 @@ struct WriterGauges {
     records_written: Gauge,
     record_write_errors: Gauge,
     records_dropped: Gauge,
+    records_channel_high_water: Gauge,
     database_up: Gauge,
 }
 
@@ -257,6 +258,7 @@ impl WriterGauges {
         set(&self.records_written, s.written);
         set(&self.record_write_errors, s.write_errors);
         set(&self.records_dropped, s.dropped);
+        set(&self.records_channel_high_water, s.channel_high_water);
         self.database_up.set(i64::from(s.db_up));
     }
 }
@@ -293,8 +295,14 @@ fn writer_gauges() -> &'static (WriterGauges, Registry) {
         reg(
             &mut r,
             "records_dropped",
-            "Call records the writer could not take (its queue was full)",
+            "Call records sent after the writer stopped (never while it runs)",
             &w.records_dropped,
+        );
+        reg(
+            &mut r,
+            "records_channel_high_water",
+            "The most call records waiting for the writer's intake at once since start",
+            &w.records_channel_high_water,
         );
         reg(
             &mut r,

@@ -16,8 +16,11 @@ pub fn start_writer(
     store: Store,
     db: &DatabaseSection,
     data_dir: &FsPath,
+    prices: rtcroom_core::Prices,
 ) -> anyhow::Result<(RecordWriter, RecordSink)> {
     let cfg = WriterConfig {
+        checkpoint: (db.checkpoint_secs > 0).then(|| Duration::from_secs(db.checkpoint_secs)),
+        prices,
         memory_limit: db.memory_records.max(1),
         batch_size: db.batch_size.max(1),
         spool_dir: data_dir.join("spool"),
@@ -90,9 +93,10 @@ impl Recording {
         db: &DatabaseSection,
         data_dir: &FsPath,
         alerts: Alerts,
+        prices: rtcroom_core::Prices,
     ) -> anyhow::Result<Self> {
         let store = super::open(db, data_dir).await?;
-        let (writer, sink) = start_writer(store.clone(), db, data_dir)?;
+        let (writer, sink) = start_writer(store.clone(), db, data_dir, prices)?;
         let writer = Arc::new(writer);
         let watcher = watch(writer.clone(), alerts);
         Ok(Self {

@@ -186,15 +186,15 @@ impl RecordSink {
         Self { inner: Some(sink) }
     }
 
-    /// Hand one record over; never blocks. A record the writer cannot take (its channel is
-    /// full) is counted in the writer's `dropped` and logged.
+    /// Hand one record over; never blocks, never drops while the writer runs. A record sent
+    /// after the writer stopped is counted in its `dropped` and logged.
     pub fn push(&self, record: rtcroom_core::Record) {
         if let Some(sink) = &self.inner
             && sink.try_send(record).is_err()
         {
             tracing::error!(
                 critical = true,
-                "the record writer's queue is full; a call record was dropped"
+                "the record writer has stopped; a call record was dropped"
             );
         }
     }

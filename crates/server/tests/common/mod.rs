@@ -79,6 +79,12 @@ impl Server {
         Client::connect(&format!("ws://{}/ws", self.addr)).await
     }
 
+    /// `kill -9`: the process dies at once, without any shutdown.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Send SIGTERM and wait for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")

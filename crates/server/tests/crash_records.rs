@@ -1,0 +1,188 @@
+//! The real binary killed with `kill -9` in the middle of a call, then started again on the
+//! same database and data directory:
+//! - the checkpoints (`[database] checkpoint_secs`) let restart recovery close the session
+//!   and both sub-sessions at the last checkpoint and bill the connected pair up to there,
+//!   not zero;
+//! - the write-ahead journal brings back records the database had not taken yet (it was
+//!   locked by another connection the whole time the call lasted).
+
+mod common;
+
+use common::{Client, Server, join};
+use rtcroom_store::{SessionDetail, Store};
+use serde_json::json;
+use sqlx::Connection;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+fn sqlite_url(tag: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let file = std::env::temp_dir().join(format!(
+        "rtcroom_crash_{tag}_{}_{}.db",
+        std::process::id(),
+        nanos % 1_000_000_000
+    ));
+    format!("sqlite://{}", file.display())
+}
+
+fn start(url: &str, data_dir: Option<&Path>) -> Server {
+    let dir = data_dir.map(|d| d.display().to_string());
+    let mut env = vec![
+        ("RTCROOM_AUTH_REQUIRED", "false"),
+        ("RTCROOM_DATABASE_URL", url),
+        ("RTCROOM_DATABASE_CHECKPOINT_SECS", "1"),
+        ("RTCROOM_ROOM_HEARTBEAT_TIMEOUT_SECS", "60"),
+    ];
+    if let Some(dir) = dir.as_deref() {
+        env.push(("RTCROOM_SERVER_DATA_DIR", dir));
+    }
+    Server::start(&env)
+}
+
+/// alice and bob in one room, both directions connected through TURN; their session ids.
+async fn call(server: &Server) -> (Client, Client, String, String) {
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    a.send(join("crash", "alice", "Alice")).await;
+    let ja = a.expect("respJoin").await;
+    b.send(join("crash", "bob", "Bob")).await;
+    let jb = b.expect("respJoin").await;
+    a.expect("notifyNewPeer").await;
+    a.send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    b.expect("relayOffer").await;
+    a.expect("respOffer").await;
+    b.send(json!({"cmd":"answer","remoteUid":"alice","msg":"{\"type\":\"answer\"}"}))
+        .await;
+    a.expect("relayAnswer").await;
+    for (c, remote) in [(&mut a, "bob"), (&mut b, "alice")] {
+        c.send(json!({"cmd":"peerConnected","remoteUid":remote,"connectType":"TURN"}))
+            .await;
+        c.expect("respPeerConnected").await;
+    }
+    let id = |v: &serde_json::Value| v["sessionId"].as_str().unwrap().to_owned();
+    let (sa, sb) = (id(&ja), id(&jb));
+    (a, b, sa, sb)
+}
+
+/// Waits until restart recovery has closed `session_id`.
+async fn closed_session(store: &Store, session_id: &str) -> SessionDetail {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(s)) = store.session(session_id).await
+            && s.session.leave_time.is_some()
+            && s.sub_sessions
+                .iter()
+                .all(|x| x.sub_session.finish_time.is_some())
+        {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "session {session_id} was not closed after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn journal_bytes(data_dir: &Path) -> u64 {
+    std::fs::read_dir(data_dir.join("spool"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("journal-"))
+                .map(|e| e.metadata().map_or(0, |m| m.len()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_bills_open_calls_up_to_the_last_checkpoint() {
+    let url = sqlite_url("checkpoint");
+    let mut server = start(&url, None);
+    let (a, b, sa, sb) = call(&server).await;
+    let connected = chrono::Utc::now();
+    // Three checkpoints (one a second) while the call goes on.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let killed = chrono::Utc::now();
+    server.kill();
+    drop((a, b));
+
+    let mut again = start(&url, Some(&server.data_dir));
+    let store = Store::connect(&url, &Default::default()).await.unwrap();
+    for id in [&sa, &sb] {
+        let s = closed_session(&store, id).await;
+        let leave = s.session.leave_time.unwrap();
+        assert!(s.session.time_out, "closed by recovery: {s:?}");
+        assert!(
+            leave <= killed,
+            "ends at a checkpoint before the kill: {s:?}"
+        );
+        assert!(
+            s.session.duration >= 2,
+            "billed up to a checkpoint, not zero: {s:?}"
+        );
+        assert_eq!(s.sub_sessions.len(), 1, "{s:?}");
+        let sub = &s.sub_sessions[0].sub_session;
+        let finish = sub.finish_time.unwrap();
+        assert_eq!(sub.status, 1, "connected, then timed out: {sub:?}");
+        assert_eq!(sub.connect_type, "TURN");
+        assert!(finish <= killed, "{sub:?}");
+        assert!(
+            sub.duration >= 2 && sub.duration <= (killed - connected).num_seconds() + 1,
+            "billed from connect to the last checkpoint: {sub:?}"
+        );
+        // One started minute at the default price of a relayed minute (1 cent).
+        assert_eq!(sub.cost, 1, "{sub:?}");
+    }
+    again.terminate();
+    store.close().await;
+    let _ = Store::drop_database(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_the_database_never_took_come_back_from_the_journal() {
+    let url = sqlite_url("journal");
+    let mut server = start(&url, None);
+    // Another connection holds the database's write lock: the writer's first batch waits
+    // for it (SQLite's busy timeout), so the call's records are only in memory and the
+    // journal when the process is killed.
+    let mut lock = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let (a, b, sa, sb) = call(&server).await;
+    // The journal is written per burst and synced within 250 ms.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.kill();
+    drop((a, b));
+    assert!(
+        journal_bytes(&server.data_dir) > 0,
+        "the call's records are in the journal"
+    );
+    let spooled =
+        std::fs::metadata(server.data_dir.join("spool/records.jsonl")).map_or(0, |m| m.len());
+    assert_eq!(
+        spooled, 0,
+        "and not in the spool: only the journal has them"
+    );
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+
+    let mut again = start(&url, Some(&server.data_dir));
+    let store = Store::connect(&url, &Default::default()).await.unwrap();
+    for (id, uid) in [(&sa, "alice"), (&sb, "bob")] {
+        let s = closed_session(&store, id).await;
+        assert_eq!(s.session.user_id, uid);
+        assert!(s.session.time_out, "{s:?}");
+        let sub = &s.sub_sessions[0].sub_session;
+        assert_eq!((sub.status, sub.connect_type.as_str()), (1, "TURN"));
+    }
+    again.terminate();
+    store.close().await;
+    let _ = Store::drop_database(&url).await;
+}
