@@ -308,13 +308,13 @@ impl<E: Entropy> Engine<E> {
             .others(seat.idx)
             .filter(|_| how != Welcome::Resume)
             .map(|m| {
-                let chosen = m.sub_to(me.uid.key()).and_then(|s| s.ice.as_deref());
+                let chosen = m.sub_to(me.uid.key()).and_then(|s| self.pair_ice(s));
                 let notify = ServerMsg::NotifyNewPeer(NotifyNewPeer {
                     uid: me.uid.clone(),
                     uname: me.uname.clone(),
                     user_type: me.user_type,
                     talk_type: me.talk_type,
-                    rtc_config: self.rtc_for(chosen, &m.uid, now),
+                    rtc_config: self.rtc_for(chosen.as_deref(), &m.uid, now),
                 });
                 (m.conn, notify)
             })
