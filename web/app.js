@@ -556,6 +556,17 @@ function wire(c) {
       s.hidden = true;
     }
   }));
+  // The call goes on while the signaling connection comes back (a drop, a server restart).
+  c.on('reconnecting', mine(() => {
+    document.body.dataset.signal = 'reconnecting';
+  }));
+  c.on('reconnected', mine((d) => {
+    delete document.body.dataset.signal;
+    if (!d.resumed) toast('Reconnected: the call is being set up again.', 'warn', 4000);
+  }));
+  c.on('ended', mine(() => {
+    delete document.body.dataset.signal;
+  }));
   c.on('error', mine((d) => {
     if (!d.fatal) {
       if (debug || d.source === 'webrtc') toast(explain(d).join(': '), 'error');

@@ -70,8 +70,15 @@ export interface RtcClientOptions {
   keepAliveMaxFailures?: number;
   /** Default 10000: how long to wait for `respJoin` and the socket to open. */
   requestTimeoutMs?: number;
-  /** Default 10: reconnect attempts after a drop before giving up. */
+  /**
+   * Default 10: reconnect attempts after a drop before giving up, for a server that does
+   * not say its `heartbeatTimeout`; otherwise reconnecting goes on until that timeout.
+   */
   reconnectAttempts?: number;
+  /** Default 250: the first reconnect waits up to this long (full jitter), doubling. */
+  reconnectBaseMs?: number;
+  /** Default 5000: the longest wait between reconnect attempts. */
+  reconnectMaxMs?: number;
   /** Default 5: ICE restarts in a row for one peer before reporting it failed. */
   iceRestartAttempts?: number;
   /** Default 4000: how long "disconnected" may last before the initiator restarts ICE. */
@@ -152,7 +159,8 @@ export interface Quality {
 
 export interface RtcClientEvents {
   state: { state: ClientState };
-  joined: { uid: string; uname: string; roomId: string; roomName: string; sessionId: string; rejoin: boolean; reportStatsInterval: number };
+  /** `rejoin`: after a reconnect; `resumed`: the server kept our place and our peer connections go on. */
+  joined: { uid: string; uname: string; roomId: string; roomName: string; sessionId: string; rejoin: boolean; resumed: boolean; reportStatsInterval: number };
   'peer-joined': { uid: string; uname: string; userType: number; talkType: number; devices: DeviceState };
   /** reason: "left" (the peer left, timed out or was kicked) or "self-left" (we left). */
   'peer-left': { uid: string; uname: string; reason: 'left' | 'self-left' };
@@ -167,7 +175,19 @@ export interface RtcClientEvents {
   'media-warning': { device: 'camera' | 'microphone' | 'screen'; reason: 'not-found' | 'denied' | 'in-use' | 'unsupported' | 'failed'; message: string };
   /** `fatal: true` means the call ended (state "left" follows). */
   error: { result: number; desc: string; source: ErrorSource; fatal: boolean };
-  reconnecting: { code: number; reason: string };
+  /**
+   * The signaling connection dropped or the server restarts (close 1012); the call goes on
+   * while the SDK reconnects. `deadline` (Unix ms) is when the server gives our place up.
+   */
+  reconnecting: { code: number; reason: string; deadline: number | null };
+  /** Back in the call. `resumed: false` means the pairs were started again. */
+  reconnected: { resumed: boolean; sessionId: string };
+  /**
+   * The call ended without our `leave`: no reconnect within the heartbeat timeout
+   * ("timeout"), our place was gone ("refused"), an operator or token expiry ("kicked"), or
+   * the call moved to another window ("replaced"). `error` (fatal) and `left` follow.
+   */
+  ended: { reason: 'timeout' | 'refused' | 'kicked' | 'replaced'; result: number; desc: string };
   kicked: { desc: string };
   stats: Quality & { uid: string };
   left: Record<string, never>;
@@ -184,6 +204,8 @@ export declare class RtcClient extends EventTarget {
   readonly roomName: string;
   readonly sessionId: string;
   readonly reportStatsInterval: number;
+  /** Seconds the server keeps our place after a drop (from `respJoin`; 0 if not said). */
+  readonly heartbeatTimeout: number;
   readonly token: string;
   readonly roomServer: string;
   readonly expireAt: number | string | null;

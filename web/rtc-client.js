@@ -64,6 +64,8 @@ const DEFAULTS = {
   keepAliveMaxFailures: 3,
   requestTimeoutMs: 10000,
   reconnectAttempts: 10,
+  reconnectBaseMs: 250,
+  reconnectMaxMs: 5000,
   iceRestartAttempts: 5,
   disconnectedGraceMs: 4000,
   log: false,
@@ -74,6 +76,10 @@ const DEFAULTS = {
 const CLOSE_REPLACED = 4001;
 const CLOSE_TOKEN_EXPIRED = 4003;
 const CLOSE_KICKED = 4004;
+// The server restarts (RFC 6455 1012): reconnect and resume, even after a systemKickUser.
+const CLOSE_SERVICE_RESTART = 1012;
+// How long a systemKickUser waits for the close that follows it: a 1012 makes it a restart.
+const KICK_SETTLE_MS = 1500;
 
 const now = () => Date.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -208,6 +214,12 @@ export class RtcClient extends EventTarget {
     this.keepAliveFailures = 0;
     this.reconnecting = false;
     this.loginAvailable = true;
+    // From respJoin: the proof that resumes this member after a drop, and how long the
+    // server keeps its place (seconds; 0 when the server does not say).
+    this.resumeKey = '';
+    this.heartbeatTimeout = 0;
+    /** A systemKickUser waiting for the close that says whether it was final. */
+    this.pendingKick = null;
   }
 
   // ---- events ------------------------------------------------------------------------------
@@ -694,11 +706,14 @@ export class RtcClient extends EventTarget {
     this.attachSocket(ws);
     const answer = this.expect('respJoin');
     this.talkType = this.outgoingTrack('video') ? 1 : 0;
-    this.send({
+    const join = {
       cmd: 'join', appId: this.appId, token: this.token, roomId: this.roomId, roomName: this.roomName,
       uid: this.uid, uname: this.uname, userType: this.userType, talkType: this.talkType,
       time: String(now()), osName: describeOs(), browser: describeBrowser(), sdkInfo: SDK_INFO,
-    });
+    };
+    // A reconnect resumes this member: same session, and the others keep their connections.
+    if (rejoin && this.resumeKey) join.resumeKey = this.resumeKey;
+    this.send(join);
     const resp = await answer;
     if (this.state !== 'connecting' && this.state !== 'reconnecting') {
       this.ws = null;
@@ -721,15 +736,20 @@ export class RtcClient extends EventTarget {
     this.sessionId = resp.sessionId ?? '';
     this.roomName = resp.roomName ?? this.roomName;
     this.reportStatsInterval = Number(resp.reportStatsInterval) || 0;
+    this.resumeKey = typeof resp.resumeKey === 'string' ? resp.resumeKey : '';
+    this.heartbeatTimeout = Number(resp.heartbeatTimeout) || 0;
+    const resumed = rejoin && resp.resumed === true;
     const list = Array.isArray(resp.userList) ? resp.userList : [];
     const present = new Set(list.map((u) => String(u.uid)));
-    // On a rejoin every pair starts again: the others offer anew after our respJoin.
+    // Resumed: the peer connections never depended on the room server, so they stay as
+    // they are. A plain rejoin starts every pair again: the others offer anew.
     for (const peer of [...this.peers.values()]) {
       if (!present.has(peer.uid)) this.removePeer(peer.uid, 'left');
-      else this.resetPeerConnection(peer);
+      else if (!resumed) this.resetPeerConnection(peer);
     }
     this.setState('joined');
-    this.emit('joined', { uid: this.uid, uname: this.uname, roomId: this.roomId, roomName: this.roomName, sessionId: this.sessionId, rejoin, reportStatsInterval: this.reportStatsInterval });
+    this.emit('joined', { uid: this.uid, uname: this.uname, roomId: this.roomId, roomName: this.roomName, sessionId: this.sessionId, rejoin, resumed, reportStatsInterval: this.reportStatsInterval });
+    if (rejoin) this.emit('reconnected', { resumed, sessionId: this.sessionId });
     for (const u of list) {
       const uid = String(u.uid);
       const known = this.peers.get(uid);
@@ -742,6 +762,8 @@ export class RtcClient extends EventTarget {
     }
     this.startKeepAlive();
     this.startStats();
+    // The server kept our device state with the member: nothing to say again.
+    if (resumed) return void this.localDevicesChanged();
     // Talk type says whether we send video; say the rest of the device state now. After a
     // rejoin say all of it: the server may still hold states from before the drop.
     if (rejoin) this.announce(DeviceIndex.CAMERA, this.devices.camera);
@@ -793,7 +815,8 @@ export class RtcClient extends EventTarget {
 
   dispatch(m) {
     const cmd = m.cmd;
-    if (cmd !== 'respKeepLive') this.log('<-', cmd, m);
+    // The resume key is a credential: it never goes into a log line.
+    if (cmd !== 'respKeepLive') this.log('<-', cmd, m.resumeKey ? { ...m, resumeKey: '…' } : m);
     if (this.settlePending(m)) return;
     switch (cmd) {
       case 'notifyNewPeer':
@@ -1087,31 +1110,50 @@ export class RtcClient extends EventTarget {
 
   onSocketLost(code, reason) {
     if (this.state !== 'joined') return;
+    const kick = this.pendingKick;
+    this.pendingKick = null;
+    if (kick) clearTimeout(kick.timer);
+    if (kick && code !== CLOSE_SERVICE_RESTART) return this.endByKick(kick.desc);
     if (code === CLOSE_REPLACED || /replaced/i.test(reason || '')) {
       // The same uid joined from another tab or device: that one has the call now.
+      this.emit('ended', { reason: 'replaced', result: ResultCode.NOT_ALLOWED, desc: 'this call continues in another window' });
       this.fail(ResultCode.NOT_ALLOWED, 'this call continues in another window', 'replaced', true);
       this.finish();
       return;
     }
     if (code === CLOSE_TOKEN_EXPIRED || code === CLOSE_KICKED) {
       // systemKickUser usually came first and ended the call; this covers a lost kick.
-      this.fail(code === CLOSE_TOKEN_EXPIRED ? ResultCode.TOKEN_REFUSED : ResultCode.NOT_ALLOWED, reason || 'removed from the room', 'kick', true);
-      this.finish();
-      return;
+      return this.endByKick(reason || 'removed from the room');
     }
     this.reconnect(code, reason);
   }
 
+  /**
+   * The signaling connection is gone (a drop, a server restart): connect again with
+   * exponential backoff and jitter and resume with the resume key. The server keeps our
+   * place for `heartbeatTimeout` seconds from when it last heard us; past that, or when the
+   * server says our place is gone, the call has ended (`ended`). Peer connections are left
+   * alone meanwhile: media does not pass through the room server.
+   */
   async reconnect(code, reason) {
     if (this.reconnecting) return;
     this.reconnecting = true;
     this.rejectAllPending(new RtcError(ResultCode.WEBSOCKET_BROKEN, 'websocket closed', 'signal'));
     clearInterval(this.timers.keepAlive);
+    // Our place is kept from when the server last heard us: the last answered heartbeat.
+    const heardAt = Math.min(this.lastKeepAliveAnswer || now(), now());
+    const deadline = this.heartbeatTimeout > 0 ? heardAt + this.heartbeatTimeout * 1000 : Infinity;
     this.setState('reconnecting');
-    this.emit('reconnecting', { code, reason });
+    this.emit('reconnecting', { code, reason, deadline: Number.isFinite(deadline) ? deadline : null });
     let lastError = null;
-    for (let attempt = 0; attempt < this.options.reconnectAttempts; attempt++) {
-      await sleep(Math.min(500 * 2 ** attempt, 8000));
+    // Without a heartbeat timeout (an older server) the attempts are counted instead.
+    const attempts = Number.isFinite(deadline) ? Infinity : this.options.reconnectAttempts;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const { reconnectBaseMs: base, reconnectMaxMs: max } = this.options;
+      // Full jitter: clients cut off together by a restart do not come back together.
+      const wait = Math.random() * Math.min(max, base * 2 ** attempt);
+      if (now() + wait >= deadline) break;
+      await sleep(wait);
       if (this.state !== 'reconnecting') break;
       try {
         await this.connectAndJoin(true);
@@ -1130,7 +1172,9 @@ export class RtcClient extends EventTarget {
     }
     this.reconnecting = false;
     if (this.state !== 'reconnecting') return;
-    const err = lastError instanceof RtcError ? lastError : new RtcError(ResultCode.NO_ROOM_SERVER, 'cannot reconnect to the room server', 'reconnect');
+    const refused = lastError instanceof RtcError && lastError.source === 'join';
+    const err = refused ? lastError : new RtcError(ResultCode.NO_ROOM_SERVER, 'the room server did not come back in time', 'reconnect');
+    this.emit('ended', { reason: refused ? 'refused' : 'timeout', result: err.result, desc: err.desc });
     this.fail(err.result, err.desc, 'reconnect', true);
     this.finish();
   }
@@ -1147,9 +1191,25 @@ export class RtcClient extends EventTarget {
     this.send({ cmd: 'updateToken', appId: this.appId, token: this.token, roomId: this.roomId, uid: this.uid, time: String(now()) });
   }
 
+  /**
+   * `systemKickUser`: final, unless the close that follows says the server restarts (1012);
+   * then we reconnect and resume. So the kick waits briefly for that close.
+   */
   onKicked(m) {
     const desc = m.desc || 'removed from the room';
+    if (this.pendingKick) return;
+    const timer = setTimeout(() => {
+      if (this.pendingKick?.timer !== timer) return;
+      this.pendingKick = null;
+      this.endByKick(desc);
+    }, KICK_SETTLE_MS);
+    this.pendingKick = { desc, timer };
+  }
+
+  endByKick(desc) {
+    if (this.state === 'left' || this.state === 'idle') return;
     this.emit('kicked', { desc });
+    this.emit('ended', { reason: 'kicked', result: ResultCode.NOT_ALLOWED, desc });
     this.fail(/token/i.test(desc) ? ResultCode.TOKEN_REFUSED : ResultCode.NOT_ALLOWED, desc, 'kick', true);
     this.finish();
   }
@@ -1209,6 +1269,9 @@ export class RtcClient extends EventTarget {
   }
 
   teardownCall() {
+    if (this.pendingKick) clearTimeout(this.pendingKick.timer);
+    this.pendingKick = null;
+    this.resumeKey = '';
     clearInterval(this.timers.keepAlive);
     clearInterval(this.timers.stats);
     this.rejectAllPending(new RtcError(ResultCode.CLIENT_EXCEPTION, 'left', 'leave'));

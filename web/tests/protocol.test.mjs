@@ -103,7 +103,7 @@ test('the SDK speaks the protocol: keepLive, who offers, candidates, peerConnect
   }
 });
 
-test('after a network drop both pages reconnect with the same uid and the call resumes', { timeout: 60000 }, async () => {
+test('after a network drop both pages resume with their resume keys and the call goes on', { timeout: 60000 }, async () => {
   const room = uniqueRoom('drop');
   const [a, b] = await Promise.all([joinCall(browser, server.origin, room, 'Ana', rec), joinCall(browser, server.origin, room, 'Ben', rec)]);
   try {
@@ -112,9 +112,14 @@ test('after a network drop both pages reconnect with the same uid and the call r
     await a.click('#btn-mic');
     await waitForTile(b, ua, { mic: 'off' });
     assert.ok(server.dropWebSockets() >= 2);
-    // Each page rejoins (a second join with its uid) and is paired again.
+    // Each page resumes (a second join with its uid and resume key) and keeps its peer
+    // connection: the server tells nobody, so nobody offers again.
     for (const p of [a, b]) {
       await p.waitForFunction(() => window.__frames.filter((f) => f.dir === 'in' && f.m.cmd === 'respJoin' && f.m.result === 0).length === 2, null, { timeout: 15000 });
+      const resumed = (await frames(p, 'in', 'respJoin')).map((f) => f.m.resumed);
+      assert.deepEqual(resumed, [false, true]);
+      const keys = (await frames(p, 'out', 'join')).map((f) => typeof f.m.resumeKey);
+      assert.deepEqual(keys, ['undefined', 'string']);
     }
     await Promise.all([waitForConnectedPeers(a, 1), waitForConnectedPeers(b, 1)]);
     assert.equal(await uidOf(a), ua);

@@ -16,8 +16,11 @@ pub enum CloseReason {
     TokenExpired,
     /// An operator removed the member.
     Kicked(String),
-    /// The server is shutting down.
+    /// The server is shutting down; its members were removed.
     Shutdown,
+    /// The server restarts: reconnect and resume (`join` with the `resumeKey`). The member
+    /// keeps its place for the heartbeat timeout.
+    ServiceRestart,
 }
 
 impl CloseReason {
@@ -29,6 +32,8 @@ impl CloseReason {
             Self::TokenExpired => 4003,
             Self::Kicked(_) => 4004,
             Self::Shutdown => 1001,
+            // RFC 6455 §7.4.1 as registered: 1012 "Service Restart".
+            Self::ServiceRestart => 1012,
         }
     }
 
@@ -39,6 +44,7 @@ impl CloseReason {
             Self::TokenExpired => "token is expire".into(),
             Self::Kicked(why) => format!("kicked: {why}"),
             Self::Shutdown => "server is shutting down; reconnect shortly".into(),
+            Self::ServiceRestart => "service restart; reconnect and resume".into(),
         }
     }
 }
@@ -76,7 +82,8 @@ pub enum Event {
         room_id: String,
         uid: String,
         session_id: Ulid,
-        /// The uid was already in the room (a reconnect).
+        /// The uid was already in the room: a reconnect of the same connection, or a resume
+        /// with the member's resume key.
         rejoin: bool,
     },
     Left {

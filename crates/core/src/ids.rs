@@ -60,6 +60,14 @@ impl<E: Entropy> IdGen<E> {
         Ulid::from_parts(ms, ((hi << 64) | lo) & !(1u128 << 79))
     }
 
+    /// A member's resume key: 128 bits of the entropy, unguessable when the shell's entropy
+    /// is (the server reads it from the operating system).
+    pub fn resume_key(&mut self) -> rtcroom_protocol::ResumeKey {
+        let hi = self.entropy.next_u64();
+        let lo = self.entropy.next_u64();
+        rtcroom_protocol::ResumeKey::from_bits(hi, lo)
+    }
+
     /// A random number below `bound` (for server-assigned uids).
     pub fn below(&mut self, bound: u64) -> u64 {
         self.entropy.next_u64() % bound.max(1)

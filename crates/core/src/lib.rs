@@ -21,7 +21,9 @@ mod time;
 
 pub use config::{AuthMode, EngineConfig, IceMode, Prices};
 pub use effect::{CloseReason, Effect, Event, LeaveCause};
-pub use engine::{ConnId, Engine, EngineStats, Grant, Input, MemberInfo, RoomInfo};
+pub use engine::{
+    ConnId, Engine, EngineStats, Grant, Input, MemberInfo, RestoreError, RoomInfo, Snapshot,
+};
 pub use ids::{Entropy, IdGen, SplitMix64};
 pub use record::{
     ClientInfo, Quality, Record, SessionClose, SessionOpen, SubSessionBegin, SubSessionConnect,

@@ -4,7 +4,9 @@
 //! joined as, and every relay carries that member's uid; rooms never exceed their capacity
 //! and hold a uid at most once; nothing is sent to a closed connection; each pair's ICE
 //! server is the one recorded for it; two engines fed the same inputs emit the same effects;
-//! and after a shutdown every session and sub-session record that was opened has been closed
+//! all of it across resumes (joins with a member's resume key, right or wrong) and server
+//! restarts (restart, snapshot through serde, restore into a new engine); and after a
+//! shutdown every session and sub-session record that was opened has been closed
 //! exactly once.
 
 use proptest::prelude::*;
@@ -22,11 +24,16 @@ enum Op {
     Frame(u8, Frame, Option<u8>),
     Advance(u16),
     Kick(u8, u8),
+    /// The server restarts: `restart`, then a new engine restored from the snapshot.
+    Restart,
 }
 
 #[derive(Debug, Clone)]
 enum Frame {
     Join(u8, u8),
+    /// A join with one of the resume keys handed out so far, as its own member (`true`) or
+    /// with a wrong key.
+    Resume(u8, bool),
     Leave,
     Offer(u8, bool),
     Answer(u8),
@@ -54,6 +61,7 @@ fn uid(i: u8) -> &'static str {
 fn frame_strategy() -> impl Strategy<Value = Frame> {
     prop_oneof![
         3 => (any::<u8>(), any::<u8>()).prop_map(|(r, u)| Frame::Join(r, u)),
+        3 => (any::<u8>(), proptest::bool::weighted(0.8)).prop_map(|(k, right)| Frame::Resume(k, right)),
         1 => Just(Frame::Leave),
         3 => (any::<u8>(), any::<bool>()).prop_map(|(u, reset)| Frame::Offer(u, reset)),
         2 => any::<u8>().prop_map(Frame::Answer),
@@ -77,12 +85,33 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(c, f, claim)| Op::Frame(c, f, claim)),
         2 => (0u16..50_000).prop_map(Op::Advance),
         1 => (any::<u8>(), any::<u8>()).prop_map(|(r, u)| Op::Kick(r, u)),
+        1 => Just(Op::Restart),
     ]
 }
 
+/// The resume keys handed out, by room and uid.
+type Keys = HashMap<(String, String), String>;
+
 /// The frame's text; `claim` adds a `uid` to frames that do not name one already.
-fn text(f: &Frame, claim: Option<u8>) -> String {
+fn text(f: &Frame, claim: Option<u8>, keys: &Keys) -> String {
     let body = match f {
+        Frame::Resume(pick, right) => {
+            // One of the keys handed out so far (its member may have left since).
+            let mut known: Vec<_> = keys.iter().collect();
+            known.sort();
+            let ((room, uid), key) = match known.get(usize::from(*pick) % known.len().max(1)) {
+                Some(((room, uid), key)) => ((room.as_str(), uid.as_str()), key.as_str()),
+                None => (("r1", "u0"), ""),
+            };
+            let key = if *right {
+                key
+            } else {
+                "0123456789abcdef0123456789abcdef"
+            };
+            return format!(
+                r#"{{"cmd":"join","appId":"10000","roomId":"{room}","uid":"{uid}","talkType":1,"resumeKey":"{key}"}}"#
+            );
+        }
         Frame::Join(r, u) => {
             return format!(
                 r#"{{"cmd":"join","appId":"10000","roomId":"{}","uid":"{}","talkType":1}}"#,
@@ -298,14 +327,43 @@ const START: Millis = Millis(1_700_000_000_000);
 
 /// An engine, configured for `mode`, with its ICE servers registered.
 fn engine(mode: Mode) -> Engine<SplitMix64> {
-    let mut engine = Engine::new(config(mode), SplitMix64(1));
+    engine_at(mode, START, 1)
+}
+
+/// An engine started at `now` with entropy `seed` (a restarted server draws new randomness).
+fn engine_at(mode: Mode, now: Millis, seed: u64) -> Engine<SplitMix64> {
+    let mut engine = Engine::new(config(mode), SplitMix64(seed));
     if mode == Mode::Registry {
         for ip in ICE_IPS {
             // Room for a few pairs each, so that some joins are refused with result 8.
-            engine.ice_command(START, IceCommand::Register(Register::new(ip, 3_000)));
+            engine.ice_command(now, IceCommand::Register(Register::new(ip, 3_000)));
         }
     }
     engine
+}
+
+/// A server restart: every client told to reconnect, the state kept in a snapshot that
+/// goes through its serialized form, and a new engine restored from it.
+fn restart(engine: &mut Engine<SplitMix64>, mode: Mode, now: Millis, seed: u64) -> Vec<Effect> {
+    engine.restart(now);
+    let effects: Vec<Effect> = std::iter::from_fn(|| engine.poll_effect()).collect();
+    let json = serde_json::to_string(&engine.snapshot(now)).expect("a snapshot serializes");
+    let snapshot: Snapshot = serde_json::from_str(&json).expect("a snapshot reads back");
+    *engine = engine_at(mode, now, seed);
+    engine
+        .restore(now, snapshot)
+        .expect("a new engine takes a snapshot");
+    effects
+}
+
+/// Keep the resume keys handed out in `msg`.
+fn keep_key(keys: &mut Keys, msg: &ServerMsg) {
+    if let ServerMsg::RespJoin(r) = msg
+        && r.result == ResultCode::Ok
+    {
+        let at = (r.room_id.key().to_owned(), r.uid.key().to_owned());
+        keys.insert(at, r.resume_key.expose().to_owned());
+    }
 }
 
 /// The connection a test slot names: its latest `Open`, else a connection never opened.
@@ -314,10 +372,10 @@ fn conn_of(generation: &HashMap<u8, u64>, c: u8) -> ConnId {
 }
 
 /// The input an operation is, with the grant the shell would attach.
-fn frame_input(now: Millis, conn: ConnId, f: &Frame, claim: Option<u8>) -> Input {
-    let frame = decode(&text(f, claim), rtcroom_protocol::DEFAULT_MAX_FRAME);
+fn frame_input(now: Millis, conn: ConnId, f: &Frame, claim: Option<u8>, keys: &Keys) -> Input {
+    let frame = decode(&text(f, claim, keys), rtcroom_protocol::DEFAULT_MAX_FRAME);
     let grant = match f {
-        Frame::Join(..) | Frame::UpdateToken => Grant::Valid {
+        Frame::Join(..) | Frame::Resume(..) | Frame::UpdateToken => Grant::Valid {
             app_id: "10000".into(),
             uid: None,
             expires_at: now.plus_secs(30),
@@ -355,6 +413,7 @@ struct World {
     live: HashSet<ConnId>,
     /// The member each live connection speaks as.
     members: HashMap<ConnId, Member>,
+    keys: Keys,
 }
 
 impl World {
@@ -369,6 +428,7 @@ impl World {
             ledger: Ledger::default(),
             live: HashSet::new(),
             members: HashMap::new(),
+            keys: Keys::new(),
         }
     }
 
@@ -395,7 +455,7 @@ impl World {
                 }
                 Op::Frame(c, f, claim) => {
                     let conn = conn_of(&generation, c);
-                    let input = frame_input(self.now, conn, &f, claim);
+                    let input = frame_input(self.now, conn, &f, claim, &self.keys);
                     let Input::Frame { frame, .. } = &input else {
                         unreachable!("frame_input makes frames")
                     };
@@ -421,6 +481,18 @@ impl World {
                     let room = ROOMS[usize::from(r) % 2];
                     self.engine.kick(self.now, "10000", room, uid(u), "test");
                     self.drain(None);
+                }
+                Op::Restart => {
+                    next += 1;
+                    for e in restart(&mut self.engine, self.mode, self.now, next) {
+                        let Effect::Close { conn, reason } = e else {
+                            continue;
+                        };
+                        assert_eq!(reason, CloseReason::ServiceRestart);
+                        assert!(self.live.remove(&conn), "closing a connection twice");
+                        self.members.remove(&conn);
+                    }
+                    assert_eq!(self.engine.stats().connections, 0);
                 }
             }
         }
@@ -487,6 +559,7 @@ impl World {
 
     /// Keep the model of who each connection speaks as.
     fn follow(&mut self, conn: ConnId, msg: &ServerMsg) {
+        keep_key(&mut self.keys, msg);
         match msg {
             ServerMsg::RespJoin(r) if r.result == ResultCode::Ok => {
                 let session = r.session_id.expect("a successful join has a session");
@@ -650,7 +723,8 @@ fn effects_of(ops: &[Op], mode: Mode) -> Vec<Effect> {
     let mut engine = engine(mode);
     let mut now = START;
     let mut generation: HashMap<u8, u64> = HashMap::new();
-    let mut effects = Vec::new();
+    let mut effects: Vec<Effect> = Vec::new();
+    let mut keys = Keys::new();
     for (n, op) in ops.iter().enumerate() {
         match op {
             Op::Open(c) => {
@@ -671,7 +745,7 @@ fn effects_of(ops: &[Op], mode: Mode) -> Vec<Effect> {
             }
             Op::Frame(c, f, claim) => {
                 let conn = conn_of(&generation, *c);
-                engine.handle(now, frame_input(now, conn, f, *claim));
+                engine.handle(now, frame_input(now, conn, f, *claim, &keys));
             }
             Op::Advance(ms) => {
                 now = Millis(now.0 + u64::from(*ms));
@@ -680,8 +754,14 @@ fn effects_of(ops: &[Op], mode: Mode) -> Vec<Effect> {
             Op::Kick(r, u) => {
                 engine.kick(now, "10000", ROOMS[usize::from(*r) % 2], uid(*u), "test");
             }
+            Op::Restart => effects.extend(restart(&mut engine, mode, now, 1000 + n as u64)),
         }
         effects.extend(std::iter::from_fn(|| engine.poll_effect()));
+        for e in &effects {
+            if let Effect::Send { msg, .. } = e {
+                keep_key(&mut keys, msg);
+            }
+        }
     }
     engine.shutdown(now);
     effects.extend(std::iter::from_fn(|| engine.poll_effect()));

@@ -5,7 +5,7 @@
 mod harness;
 
 use expect_test::{Expect, expect};
-use harness::{World, join};
+use harness::{World, join, join_with_key};
 use rtcroom_core::{AuthMode, EngineConfig, Grant, Millis};
 
 fn check(cfg: EngineConfig, script: &str, expected: Expect) {
@@ -48,14 +48,14 @@ fn two_party_call() {
         open a
         a> {"cmd":"join","appId":"10000","token":"t","roomId":"22","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #1 10000/22 uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"22","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"22","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(alice)","heartbeatTimeout":40,"resumed":false}
         +1s
         open b 198.51.100.7
         b> {"cmd":"join","appId":"10000","token":"t","roomId":"22","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #2 10000/22 uid=bob uname=bob_name ip=198.51.100.7 os=Win32 browser=chrome58.0 sdk=1.0.0 t=1s
           rec sub+ #3 of #1 alice->bob t=1s
           rec sub+ #4 of #2 bob->alice t=1s
-          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"22","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
+          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"22","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":false}
           a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
         a> {"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\",\"sdp\":\"v=0\"}"}
           b< {"cmd":"relayOffer","uid":"alice","uname":"alice_name","remoteUid":"bob","subSessionId":"#4","msg":"{\"type\":\"offer\",\"sdp\":\"v=0\"}","rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"},"isIceReset":false}
@@ -118,13 +118,13 @@ fn three_party_call_full_room_and_leave() {
         open a
         a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(alice)","heartbeatTimeout":40,"resumed":false}
         open b
         b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
           rec sub+ #3 of #1 alice->bob t=0s
           rec sub+ #4 of #2 bob->alice t=0s
-          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
+          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":false}
           a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
         open c
         c> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"carol","uname":"carol_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
@@ -133,12 +133,12 @@ fn three_party_call_full_room_and_leave() {
           rec sub+ #7 of #5 carol->alice t=0s
           rec sub+ #8 of #2 bob->carol t=0s
           rec sub+ #9 of #5 carol->bob t=0s
-          c< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"carol","uname":"carol_name","sessionId":"#5","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1},{"appId":"10000","uid":"bob","uname":"bob_name","userType":0,"talkType":1}]}
+          c< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"carol","uname":"carol_name","sessionId":"#5","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1},{"appId":"10000","uid":"bob","uname":"bob_name","userType":0,"talkType":1}],"resumeKey":"$key(carol)","heartbeatTimeout":40,"resumed":false}
           a< {"cmd":"notifyNewPeer","uid":"carol","uname":"carol_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
           b< {"cmd":"notifyNewPeer","uid":"carol","uname":"carol_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
         open d
         d> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"dave","uname":"dave_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          d< {"cmd":"respJoin","result":1,"desc":"room is full, it up to max number:3","roomId":"r","roomName":"","uid":"dave","uname":"","sessionId":"","reportStatsInterval":15,"userList":null}
+          d< {"cmd":"respJoin","result":1,"desc":"room is full, it up to max number:3","roomId":"r","roomName":"","uid":"dave","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
         c> {"cmd":"leave"}
           c< {"cmd":"respLeave","uid":"carol","uname":"carol_name","userType":0,"result":0,"desc":"ok"}
           a< {"cmd":"relayLeave","uid":"carol","uname":"carol_name","userType":0}
@@ -154,7 +154,7 @@ fn three_party_call_full_room_and_leave() {
           rec sub+ #12 of #10 dave->alice t=0s
           rec sub+ #13 of #2 bob->dave t=0s
           rec sub+ #14 of #10 dave->bob t=0s
-          d< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"dave","uname":"dave_name","sessionId":"#10","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1},{"appId":"10000","uid":"bob","uname":"bob_name","userType":0,"talkType":1}]}
+          d< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"dave","uname":"dave_name","sessionId":"#10","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1},{"appId":"10000","uid":"bob","uname":"bob_name","userType":0,"talkType":1}],"resumeKey":"$key(dave)","heartbeatTimeout":40,"resumed":false}
           a< {"cmd":"notifyNewPeer","uid":"dave","uname":"dave_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
           b< {"cmd":"notifyNewPeer","uid":"dave","uname":"dave_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
     "##]],
@@ -186,13 +186,13 @@ fn heartbeat_timeout_removes_the_silent_member() {
         open a
         a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(alice)","heartbeatTimeout":40,"resumed":false}
         open b
         b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
           rec sub+ #3 of #1 alice->bob t=0s
           rec sub+ #4 of #2 bob->alice t=0s
-          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
+          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":false}
           a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
         a> {"cmd":"offer","remoteUid":"bob","msg":"{}"}
           b< {"cmd":"relayOffer","uid":"alice","uname":"alice_name","remoteUid":"bob","subSessionId":"#4","msg":"{}","rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"},"isIceReset":false}
@@ -216,7 +216,7 @@ fn heartbeat_timeout_removes_the_silent_member() {
 }
 
 #[test]
-fn a_dropped_member_keeps_its_place_and_rejoins() {
+fn a_dropped_member_keeps_its_place_and_resumes_with_its_key() {
     let script = format!(
         r#"
         open a
@@ -226,16 +226,24 @@ fn a_dropped_member_keeps_its_place_and_rejoins() {
         drop b
         a> {{"cmd":"offer","remoteUid":"bob","msg":"{{}}"}}
         +10s
+        # the same uid without its resume key, or with another, takes nobody's place
+        open x
+        x> {jb}
+        x> {jb_wrong}
         open b2
-        b2> {jb}
+        b2> {jb_key}
         a> {{"cmd":"offer","remoteUid":"bob","msg":"{{}}"}}
-        # the same uid again replaces a live connection too
+        # the key also moves a live member to a new connection; the old one is closed
         open b3
-        b3> {jb}
+        b3> {jb_key}
         b2> {{"cmd":"keepLive"}}
+        # the connection a member is on may join again without its key (the others re-offer)
+        b3> {jb}
         "#,
         ja = join("r", "alice"),
         jb = join("r", "bob"),
+        jb_key = join_with_key("r", "bob", "$key(bob)"),
+        jb_wrong = join_with_key("r", "bob", "0123456789abcdef0123456789abcdef"),
     );
     check(
         cfg(),
@@ -244,32 +252,38 @@ fn a_dropped_member_keeps_its_place_and_rejoins() {
         open a
         a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(alice)","heartbeatTimeout":40,"resumed":false}
         open b
         b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
           rec sub+ #3 of #1 alice->bob t=0s
           rec sub+ #4 of #2 bob->alice t=0s
-          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
+          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":false}
           a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
         drop b
         a> {"cmd":"offer","remoteUid":"bob","msg":"{}"}
           a< {"cmd":"respOffer","remoteUid":"bob","result":6,"desc":"can't find the remote user id: the remote user's connection dropped; it may rejoin shortly","subSessionId":""}
         +10s
+        open x
+        x> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+          x< {"cmd":"respJoin","result":13,"desc":"not allowed: uid bob is in this room; a reconnect must carry its resumeKey","roomId":"r","roomName":"","uid":"bob","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
+        x> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0","resumeKey":"0123456789abcdef0123456789abcdef"}
+          x< {"cmd":"respJoin","result":13,"desc":"not allowed: resumeKey is not uid bob's","roomId":"r","roomName":"","uid":"bob","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
         open b2
-        b2> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          b2< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
-          a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
+        b2> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0","resumeKey":"$key(bob)"}
+          b2< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":true}
         a> {"cmd":"offer","remoteUid":"bob","msg":"{}"}
           b2< {"cmd":"relayOffer","uid":"alice","uname":"alice_name","remoteUid":"bob","subSessionId":"#4","msg":"{}","rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"},"isIceReset":false}
           a< {"cmd":"respOffer","remoteUid":"bob","result":0,"desc":"ok","subSessionId":"#3"}
           rec sub-begin #3 t=10s
         open b3
-        b3> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+        b3> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0","resumeKey":"$key(bob)"}
           b2 closed 4001 replaced by a newer connection of the same uid
-          b3< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
-          a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
+          b3< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":true}
         b2> {"cmd":"keepLive"}
+        b3> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+          b3< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":false}
+          a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
     "##]],
     );
 }
@@ -298,13 +312,13 @@ fn a_dropped_member_times_out() {
         open a
         a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(alice)","heartbeatTimeout":40,"resumed":false}
         open b
         b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
           rec sub+ #3 of #1 alice->bob t=0s
           rec sub+ #4 of #2 bob->alice t=0s
-          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
+          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":false}
           a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
         +5s
         drop b
@@ -340,13 +354,13 @@ fn a_clean_close_leaves_at_once() {
         open a
         a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(alice)","heartbeatTimeout":40,"resumed":false}
         open b
         b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
           rec sub+ #3 of #1 alice->bob t=0s
           rec sub+ #4 of #2 bob->alice t=0s
-          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
+          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":false}
           a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
         close b
           a< {"cmd":"relayLeave","uid":"bob","uname":"bob_name","userType":0}
@@ -392,13 +406,13 @@ fn identity_mismatch_unknown_remote_and_order_of_joining() {
           a< {"cmd":"respKeepLive","result":13,"desc":"not allowed: join a room first"}
         a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(alice)","heartbeatTimeout":40,"resumed":false}
         open b
         b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
           rec sub+ #3 of #1 alice->bob t=0s
           rec sub+ #4 of #2 bob->alice t=0s
-          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
+          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":false}
           a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
         b> {"cmd":"offer","uid":"alice","remoteUid":"alice","msg":"{}"}
           b< {"cmd":"respOffer","remoteUid":"alice","result":13,"desc":"not allowed: uid alice is not this connection's uid bob","subSessionId":""}
@@ -413,9 +427,9 @@ fn identity_mismatch_unknown_remote_and_order_of_joining() {
         b> {"cmd":"peerConnected","remoteUid":"carol","connectType":"TURN"}
           b< {"cmd":"respPeerConnected","uid":"","uname":"","remoteUid":"carol","result":6,"desc":"can't find the remote user id"}
         b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"mallory","uname":"mallory_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          b< {"cmd":"respJoin","result":13,"desc":"not allowed: this connection joined as uid bob","roomId":"r","roomName":"","uid":"mallory","uname":"","sessionId":"","reportStatsInterval":15,"userList":null}
+          b< {"cmd":"respJoin","result":13,"desc":"not allowed: this connection joined as uid bob","roomId":"r","roomName":"","uid":"mallory","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
         b> {"cmd":"join","appId":"10000","token":"t","roomId":"other","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          b< {"cmd":"respJoin","result":13,"desc":"not allowed: this connection is in room r; leave it first","roomId":"other","roomName":"","uid":"bob","uname":"","sessionId":"","reportStatsInterval":15,"userList":null}
+          b< {"cmd":"respJoin","result":13,"desc":"not allowed: this connection is in room r; leave it first","roomId":"other","roomName":"","uid":"bob","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
         b> {"cmd":"leave"}
           b< {"cmd":"respLeave","uid":"bob","uname":"bob_name","userType":0,"result":0,"desc":"ok"}
           a< {"cmd":"relayLeave","uid":"bob","uname":"bob_name","userType":0}
@@ -455,7 +469,7 @@ fn turn_talk_type_is_seen_by_a_late_joiner() {
         open a
         a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(alice)","heartbeatTimeout":40,"resumed":false}
         a> {"cmd":"turnTalkType","index":0,"enable":false}
           a< {"cmd":"respTurnTalkType","uid":"alice","result":0,"desc":"ok"}
         a> {"cmd":"turnTalkType","index":"2","enable":"true"}
@@ -465,7 +479,7 @@ fn turn_talk_type_is_seen_by_a_late_joiner() {
           rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
           rec sub+ #3 of #1 alice->bob t=0s
           rec sub+ #4 of #2 bob->alice t=0s
-          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
+          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":false}
           a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
         a> {"cmd":"offer","remoteUid":"bob","msg":"{}"}
           b< {"cmd":"relayOffer","uid":"alice","uname":"alice_name","remoteUid":"bob","subSessionId":"#4","msg":"{}","rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"},"isIceReset":false}
@@ -513,12 +527,12 @@ fn bad_frames_get_non_zero_answers() {
         a> {"cmd":"fly"}
           a< {"cmd":"generalMsgResp","result":3,"desc":"server parse the message faild, please check the format: unknown cmd \"fly\""}
         a> {"cmd":"join","appId":"10000","uid":7}
-          a< {"cmd":"respJoin","result":3,"desc":"server parse the message faild, please check the format: join: field roomId is required","roomId":"","roomName":"","uid":7,"uname":"","sessionId":"","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":3,"desc":"server parse the message faild, please check the format: join: field roomId is required","roomId":"","roomName":"","uid":7,"uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
         a> {"cmd":"join","appId":"10000","roomId":"r","uid":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}
-          a< {"cmd":"respJoin","result":3,"desc":"server parse the message faild, please check the format: uid is longer than 64 characters","roomId":"r","roomName":"","uid":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx","uname":"","sessionId":"","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":3,"desc":"server parse the message faild, please check the format: uid is longer than 64 characters","roomId":"r","roomName":"","uid":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
         a> {"cmd":"join","appId":"10000","roomId":22,"uid":"","uname":""}
           rec session+ #1 10000/22 uid=755275413 uname=client_755275413 ip=192.0.2.1 os= browser= sdk= t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":22,"roomName":"","uid":"755275413","uname":"client_755275413","sessionId":"#1","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":22,"roomName":"","uid":"755275413","uname":"client_755275413","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(755275413)","heartbeatTimeout":40,"resumed":false}
         a> {"cmd":"reportStats"}
           a< {"cmd":"generalMsgResp","result":3,"desc":"server parse the message faild, please check the format: reportStats: field remoteUid or subSessionId is required"}
         a> {"cmd":"reportStats","remoteUid":"nobody"}
@@ -575,46 +589,46 @@ fn tokens_are_enforced_renewed_and_expire() {
     // Keep both alive; the renewed token runs out at 60 s.
     out += &w.run("+25s\na> {\"cmd\":\"keepLive\"}\nb> {\"cmd\":\"keepLive\"}\n+20s");
     expect![[r##"
-        open a
-        a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          a< {"cmd":"respJoin","result":12,"desc":"token is missing, invalid or expired: the join carries no token","roomId":"r","roomName":"","uid":"alice","uname":"","sessionId":"","reportStatsInterval":15,"userList":null}
-        a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          a< {"cmd":"respJoin","result":12,"desc":"token is missing, invalid or expired: signature does not match","roomId":"r","roomName":"","uid":"alice","uname":"","sessionId":"","reportStatsInterval":15,"userList":null}
-        a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          a< {"cmd":"respJoin","result":12,"desc":"token is missing, invalid or expired: the token is for app 20000, not 10000","roomId":"r","roomName":"","uid":"alice","uname":"","sessionId":"","reportStatsInterval":15,"userList":null}
-        a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          a< {"cmd":"respJoin","result":12,"desc":"token is missing, invalid or expired: the token is for uid bob","roomId":"r","roomName":"","uid":"alice","uname":"","sessionId":"","reportStatsInterval":15,"userList":null}
-        a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
-        open b
-        b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          rec sub+ #3 of #1 alice->bob t=0s
-          rec sub+ #4 of #2 bob->alice t=0s
-          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
-          a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
-        +20s
-          a< {"cmd":"systemPromptToken","appId":"10000","roomId":"r","uid":"alice","expireAt":1700000030}
-        a> {"cmd":"updateToken","token":"fresh"}
-          a< {"cmd":"respUpdateToken","result":0,"desc":"ok","expireAt":1700000060}
-        a> {"cmd":"updateToken","token":"stolen"}
-          a< {"cmd":"respUpdateToken","result":12,"desc":"token is missing, invalid or expired: the token is for uid bob","expireAt":0}
-        +25s
-          a< {"cmd":"relayLeave","uid":"bob","uname":"bob_name","userType":0}
-          rec sub- #4 t=40s duration=0s status=3 cost=0
-          rec sub- #3 t=40s duration=0s status=3 cost=0
-          rec session- #2 t=40s duration=40s timed_out=true
-          b closed 4002 no message within the heartbeat timeout
-        a> {"cmd":"keepLive"}
-          a< {"cmd":"respKeepLive","result":0,"desc":"ok"}
-        b> {"cmd":"keepLive"}
-        +20s
-          a< {"cmd":"systemPromptToken","appId":"10000","roomId":"r","uid":"alice","expireAt":1700000060}
-          a< {"cmd":"systemKickUser","appId":"10000","roomId":"r","uid":"alice","desc":"token is expire"}
-          rec session- #1 t=60s duration=60s timed_out=false
-          a closed 4003 token is expire
-    "##]].assert_eq(&out);
+    open a
+    a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+      a< {"cmd":"respJoin","result":12,"desc":"token is missing, invalid or expired: the join carries no token","roomId":"r","roomName":"","uid":"alice","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
+    a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+      a< {"cmd":"respJoin","result":12,"desc":"token is missing, invalid or expired: signature does not match","roomId":"r","roomName":"","uid":"alice","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
+    a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+      a< {"cmd":"respJoin","result":12,"desc":"token is missing, invalid or expired: the token is for app 20000, not 10000","roomId":"r","roomName":"","uid":"alice","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
+    a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+      a< {"cmd":"respJoin","result":12,"desc":"token is missing, invalid or expired: the token is for uid bob","roomId":"r","roomName":"","uid":"alice","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
+    a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+      rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
+      a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(alice)","heartbeatTimeout":40,"resumed":false}
+    open b
+    b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+      rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
+      rec sub+ #3 of #1 alice->bob t=0s
+      rec sub+ #4 of #2 bob->alice t=0s
+      b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":false}
+      a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
+    +20s
+      a< {"cmd":"systemPromptToken","appId":"10000","roomId":"r","uid":"alice","expireAt":1700000030}
+    a> {"cmd":"updateToken","token":"fresh"}
+      a< {"cmd":"respUpdateToken","result":0,"desc":"ok","expireAt":1700000060}
+    a> {"cmd":"updateToken","token":"stolen"}
+      a< {"cmd":"respUpdateToken","result":12,"desc":"token is missing, invalid or expired: the token is for uid bob","expireAt":0}
+    +25s
+      a< {"cmd":"relayLeave","uid":"bob","uname":"bob_name","userType":0}
+      rec sub- #4 t=40s duration=0s status=3 cost=0
+      rec sub- #3 t=40s duration=0s status=3 cost=0
+      rec session- #2 t=40s duration=40s timed_out=true
+      b closed 4002 no message within the heartbeat timeout
+    a> {"cmd":"keepLive"}
+      a< {"cmd":"respKeepLive","result":0,"desc":"ok"}
+    b> {"cmd":"keepLive"}
+    +20s
+      a< {"cmd":"systemPromptToken","appId":"10000","roomId":"r","uid":"alice","expireAt":1700000060}
+      a< {"cmd":"systemKickUser","appId":"10000","roomId":"r","uid":"alice","desc":"token is expire"}
+      rec session- #1 t=60s duration=60s timed_out=false
+      a closed 4003 token is expire
+"##]].assert_eq(&out);
 }
 
 #[test]
@@ -642,13 +656,13 @@ fn operator_kick_and_shutdown() {
         open a
         a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(alice)","heartbeatTimeout":40,"resumed":false}
         open b
         b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
           rec sub+ #3 of #1 alice->bob t=0s
           rec sub+ #4 of #2 bob->alice t=0s
-          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
+          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":false}
           a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
         kick 10000 r bob
           = true
@@ -665,7 +679,7 @@ fn operator_kick_and_shutdown() {
           rec session+ #5 10000/r uid=carol uname=carol_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
           rec sub+ #6 of #1 alice->carol t=0s
           rec sub+ #7 of #5 carol->alice t=0s
-          c< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"carol","uname":"carol_name","sessionId":"#5","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
+          c< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"carol","uname":"carol_name","sessionId":"#5","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(carol)","heartbeatTimeout":40,"resumed":false}
           a< {"cmd":"notifyNewPeer","uid":"carol","uname":"carol_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
         shutdown
           a< {"cmd":"systemKickUser","appId":"10000","roomId":"r","uid":"alice","desc":"server is shutting down"}
@@ -707,7 +721,7 @@ fn flooding_is_rate_limited() {
         open a
         a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(alice)","heartbeatTimeout":40,"resumed":false}
         a> {"cmd":"keepLive"}
           a< {"cmd":"respKeepLive","result":0,"desc":"ok"}
         a> {"cmd":"keepLive"}
@@ -756,24 +770,24 @@ fn each_pair_gets_the_least_loaded_ice_server_with_its_own_credentials() {
         join("r", "bob")
     ));
     expect![[r##"
-        open a
-        a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null}
-        open b
-        b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          b< {"cmd":"respJoin","result":8,"desc":"ice server bandwidth is full loading: no ICE server has 400 kbit/s left (0 of 0 servers healthy)","roomId":"r","roomName":"","uid":"bob","uname":"","sessionId":"","reportStatsInterval":15,"userList":null}
-        register 203.0.113.1 -> successful
-        register 203.0.113.2 -> successful
-        b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
-          rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
-          rec sub+ #3 of #1 alice->bob t=0s ice=203.0.113.2
-          rec sub+ #4 of #2 bob->alice t=0s ice=203.0.113.2
-          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}]}
-          a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[{"credential":"5iY+IeUUagohcNcZFo30lkvz3YM=","urls":["turn:203.0.113.2:3478?transport=udp","turn:203.0.113.2:3478?transport=tcp"],"username":"1700086400:alice"},{"credential":"","urls":["stun:203.0.113.2:3478"],"username":""}],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
-        a> {"cmd":"offer","remoteUid":"bob","msg":"{}"}
-          b< {"cmd":"relayOffer","uid":"alice","uname":"alice_name","remoteUid":"bob","subSessionId":"#4","msg":"{}","rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[{"credential":"PhiaqEbrVdyJA3gdTKkBqqV77AM=","urls":["turn:203.0.113.2:3478?transport=udp","turn:203.0.113.2:3478?transport=tcp"],"username":"1700086400:bob"},{"credential":"","urls":["stun:203.0.113.2:3478"],"username":""}],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"},"isIceReset":false}
-          a< {"cmd":"respOffer","remoteUid":"bob","result":0,"desc":"ok","subSessionId":"#3"}
-          rec sub-begin #3 t=0s
-    "##]].assert_eq(&out);
+    open a
+    a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+      rec session+ #1 10000/r uid=alice uname=alice_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
+      a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"alice","uname":"alice_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(alice)","heartbeatTimeout":40,"resumed":false}
+    open b
+    b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+      b< {"cmd":"respJoin","result":8,"desc":"ice server bandwidth is full loading: no ICE server has 400 kbit/s left (0 of 0 servers healthy)","roomId":"r","roomName":"","uid":"bob","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
+    register 203.0.113.1 -> successful
+    register 203.0.113.2 -> successful
+    b> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+      rec session+ #2 10000/r uid=bob uname=bob_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
+      rec sub+ #3 of #1 alice->bob t=0s ice=203.0.113.2
+      rec sub+ #4 of #2 bob->alice t=0s ice=203.0.113.2
+      b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"bob","uname":"bob_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"alice","uname":"alice_name","userType":0,"talkType":1}],"resumeKey":"$key(bob)","heartbeatTimeout":40,"resumed":false}
+      a< {"cmd":"notifyNewPeer","uid":"bob","uname":"bob_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[{"credential":"5iY+IeUUagohcNcZFo30lkvz3YM=","urls":["turn:203.0.113.2:3478?transport=udp","turn:203.0.113.2:3478?transport=tcp"],"username":"1700086400:alice"},{"credential":"","urls":["stun:203.0.113.2:3478"],"username":""}],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
+    a> {"cmd":"offer","remoteUid":"bob","msg":"{}"}
+      b< {"cmd":"relayOffer","uid":"alice","uname":"alice_name","remoteUid":"bob","subSessionId":"#4","msg":"{}","rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[{"credential":"PhiaqEbrVdyJA3gdTKkBqqV77AM=","urls":["turn:203.0.113.2:3478?transport=udp","turn:203.0.113.2:3478?transport=tcp"],"username":"1700086400:bob"},{"credential":"","urls":["stun:203.0.113.2:3478"],"username":""}],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"},"isIceReset":false}
+      a< {"cmd":"respOffer","remoteUid":"bob","result":0,"desc":"ok","subSessionId":"#3"}
+      rec sub-begin #3 t=0s
+"##]].assert_eq(&out);
 }

@@ -333,6 +333,13 @@ impl Registry {
         self.best(now_ms, 0, region).map(|e| self.chosen(e, 0))
     }
 
+    /// The server registered at `ip`, in rotation or not, without reserving anything: for a
+    /// pair whose server was chosen before the room server restarted (a snapshot keeps the
+    /// address, and the agent registers again).
+    pub fn registered(&self, ip: &str) -> Option<Chosen> {
+        self.servers.get(ip).map(|e| self.chosen(e, 0))
+    }
+
     /// Changes of rotation since the last call, for the shell to log and alert on. Call it
     /// every few seconds; selection does not depend on it.
     pub fn poll_health(&mut self, now_ms: u64) -> Vec<HealthEvent> {

@@ -4,7 +4,7 @@
 //! protocol.md's "Liberal input" table allows. Unknown fields are skipped, `null` is absent.
 
 use crate::stats::QualityStats;
-use crate::{ConnectType, Ident, RawJson};
+use crate::{ConnectType, Ident, RawJson, ResumeKey};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -151,6 +151,8 @@ pub struct Join {
     pub browser: Option<String>,
     pub sdk_info: Option<String>,
     pub time_ms: Option<u64>,
+    /// The `resumeKey` of an earlier `respJoin`: this join asks to resume that member.
+    pub resume_key: Option<ResumeKey>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -320,6 +322,8 @@ struct Fields<'a> {
     audio: Option<&'a RawValue>,
     #[serde(borrow)]
     video: Option<&'a RawValue>,
+    #[serde(borrow)]
+    resume_key: Option<&'a RawValue>,
 }
 
 /// A field problem before the command is attached.
@@ -512,6 +516,7 @@ fn build(cmd: Command, f: &Fields<'_>) -> Field<Request> {
             browser: text("browser", f.browser)?,
             sdk_info: text("sdkInfo", f.sdk_info)?,
             time_ms: time_ms(f.time),
+            resume_key: text("resumeKey", f.resume_key)?.map(ResumeKey::new),
         }),
         Command::Leave => Request::Leave(Leave { id: identity(f)? }),
         Command::Offer => Request::Offer(Offer {
@@ -626,6 +631,20 @@ mod tests {
     }
 
     #[test]
+    fn a_join_may_carry_a_resume_key() {
+        let frame = r#"{"cmd":"join","appId":"1","roomId":"r","uid":"u","resumeKey":"k1"}"#;
+        let Ok(Request::Join(j)) = decode(frame, LIMIT) else {
+            panic!("join did not decode")
+        };
+        assert_eq!(j.resume_key.as_ref().map(ResumeKey::expose), Some("k1"));
+        let frame = r#"{"cmd":"join","appId":"1","roomId":"r","uid":"u","resumeKey":""}"#;
+        let Ok(Request::Join(j)) = decode(frame, LIMIT) else {
+            panic!("join did not decode")
+        };
+        assert_eq!(j.resume_key, None);
+    }
+
+    #[test]
     fn msg_is_kept_byte_for_byte() {
         let frame = r#"{"cmd":"offer","remoteUid":"b","msg":{ "type" : "offer","sdp":"v=0\r\n" }}"#;
         let Ok(Request::Offer(o)) = decode(frame, LIMIT) else {
@@ -705,7 +724,7 @@ mod tests {
             fields in proptest::collection::vec(
                 (proptest::sample::select(vec!["uid","roomId","appId","remoteUid","remoteId","msg",
                     "index","enable","time","talkType","token","audio","video","connectType","isIceReset",
-                    "subSessionId","data1","result"]),
+                    "subSessionId","data1","result","resumeKey"]),
                  proptest::sample::select(vec!["null","1","-1","1.5","\"\"","\"x\"","true","{}","[]",
                     "{\"recv\":{\"bitRate\":\"a\"}}","1e400","\"99999999999999999999\""])),
                 0..8),

@@ -1,7 +1,7 @@
 //! Server → client: typed messages written as the exact JSON of protocol.md, `cmd` first
 //! and the fields in the document's order.
 
-use crate::{Ident, RawJson, ResultCode, RtcConfig};
+use crate::{Ident, RawJson, ResultCode, ResumeKey, RtcConfig};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -81,6 +81,15 @@ pub struct RespJoin {
     pub session_id: Option<Ulid>,
     pub report_stats_interval: u64,
     pub user_list: Option<Vec<Peer>>,
+    // The fields below come after the document's, so that clients that read the document's
+    // fields by position or ignore unknown ones are unaffected.
+    /// The member's proof for a later `join` that resumes it; empty in a refusal.
+    pub resume_key: ResumeKey,
+    /// Seconds a member whose connection dropped keeps its place (0 in a refusal).
+    pub heartbeat_timeout: u64,
+    /// This join resumed the member: same session, same sub-sessions, the others were told
+    /// nothing, so the client keeps its peer connections.
+    pub resumed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -329,10 +338,13 @@ mod tests {
             session_id: Some("01DD05Q5G8EA81MMTFRT0SZH3X".parse().unwrap()),
             report_stats_interval: 15,
             user_list: None,
+            resume_key: ResumeKey::from_bits(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210),
+            heartbeat_timeout: 40,
+            resumed: false,
         });
         assert_eq!(
             m.to_json(),
-            r#"{"cmd":"respJoin","result":0,"desc":"ok","roomId":"22","roomName":"talk-now","uid":"386082043","uname":"client_216","sessionId":"01DD05Q5G8EA81MMTFRT0SZH3X","reportStatsInterval":15,"userList":null}"#
+            r#"{"cmd":"respJoin","result":0,"desc":"ok","roomId":"22","roomName":"talk-now","uid":"386082043","uname":"client_216","sessionId":"01DD05Q5G8EA81MMTFRT0SZH3X","reportStatsInterval":15,"userList":null,"resumeKey":"0123456789abcdeffedcba9876543210","heartbeatTimeout":40,"resumed":false}"#
         );
     }
 

@@ -24,6 +24,20 @@ impl Ident {
         Self::from_parts(key.into(), raw)
     }
 
+    /// An identifier from the JSON text it was received as (a string or a number), as
+    /// [`Self::raw_json`] gives it; `None` for any other text. For state kept across a
+    /// restart, so that the identifier is echoed as it was first received.
+    pub fn from_json(raw_json: &str) -> Option<Self> {
+        if raw_json.starts_with('"') {
+            let key: String = serde_json::from_str(raw_json).ok()?;
+            Some(Self::from_parts(key.into(), raw_json.to_owned()))
+        } else {
+            let n: serde_json::Number = serde_json::from_str(raw_json).ok()?;
+            (n.to_string() == raw_json)
+                .then(|| Self::from_parts(raw_json.into(), raw_json.to_owned()))
+        }
+    }
+
     pub(crate) fn from_parts(key: Box<str>, raw_json: String) -> Self {
         let raw = RawValue::from_string(raw_json).expect("caller passes valid JSON");
         Self(Arc::new(Inner { key, raw }))
@@ -62,5 +76,23 @@ impl fmt::Display for Ident {
 impl Serialize for Ident {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.0.raw.serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_identifier_comes_back_from_its_json_text() {
+        for raw in ["\"22\"", "22", "\"a\\\"b\""] {
+            let id = Ident::from_json(raw).expect("valid identifier text");
+            assert_eq!(id.raw_json(), raw);
+        }
+        assert_eq!(Ident::from_json("22").unwrap(), Ident::new("22"));
+        assert_eq!(Ident::from_json("\"a\\\"b\"").unwrap().key(), "a\"b");
+        for bad in ["", "x", "{}", "[1]", "22 ", "null", "\"open"] {
+            assert!(Ident::from_json(bad).is_none(), "{bad}");
+        }
     }
 }

@@ -11,6 +11,7 @@ mod encode;
 mod ident;
 mod refusal;
 mod result;
+mod resume;
 mod rtc;
 mod stats;
 
@@ -28,6 +29,7 @@ pub use encode::{
 pub use ident::Ident;
 pub use refusal::{Field, Refusal};
 pub use result::ResultCode;
+pub use resume::ResumeKey;
 pub use rtc::{ConnectType, IceServer, RtcConfig};
 pub use stats::QualityStats;
 

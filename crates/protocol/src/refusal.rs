@@ -4,7 +4,8 @@
 
 use crate::{
     Command, DecodeError, GeneralMsgResp, Ident, Identity, Request, RespAnswer, RespJoin,
-    RespKeepLive, RespLeave, RespOffer, RespTurnTalkType, RespUpdateToken, ResultCode, ServerMsg,
+    RespKeepLive, RespLeave, RespOffer, RespTurnTalkType, RespUpdateToken, ResultCode, ResumeKey,
+    ServerMsg,
 };
 use std::fmt;
 
@@ -16,6 +17,7 @@ pub enum Field {
     Uid,
     Uname,
     RemoteUid,
+    ResumeKey,
 }
 
 impl Field {
@@ -27,6 +29,7 @@ impl Field {
             Self::Uid => "uid",
             Self::Uname => "uname",
             Self::RemoteUid => "remoteUid",
+            Self::ResumeKey => "resumeKey",
         }
     }
 
@@ -36,6 +39,7 @@ impl Field {
             Self::AppId => "app",
             Self::RoomId => "room",
             Self::Uid | Self::Uname | Self::RemoteUid => "uid",
+            Self::ResumeKey => "key",
         }
     }
 }
@@ -179,6 +183,9 @@ fn reply(
             session_id: None,
             report_stats_interval,
             user_list: None,
+            resume_key: ResumeKey::default(),
+            heartbeat_timeout: 0,
+            resumed: false,
         }),
         Command::Leave => ServerMsg::RespLeave(RespLeave {
             uid,
@@ -225,7 +232,7 @@ mod tests {
         let msg = req.refusal(Refusal::new(ResultCode::RoomFull, "max 3"), 15);
         assert_eq!(
             msg.to_json(),
-            r#"{"cmd":"respJoin","result":1,"desc":"room is full: max 3","roomId":22,"roomName":"","uid":"u","uname":"","sessionId":"","reportStatsInterval":15,"userList":null}"#
+            r#"{"cmd":"respJoin","result":1,"desc":"room is full: max 3","roomId":22,"roomName":"","uid":"u","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}"#
         );
     }
 

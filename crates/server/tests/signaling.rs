@@ -214,7 +214,10 @@ async fn identity_is_bound_to_the_connection() {
     a.send(join("r", "alice", "A")).await;
     a.expect("respJoin").await;
     b.send(join("r", "bob", "B")).await;
-    b.expect("respJoin").await;
+    let bob = b.expect("respJoin").await;
+    assert_eq!(bob["resumeKey"].as_str().map(str::len), Some(32));
+    assert_eq!(bob["heartbeatTimeout"], 40);
+    assert_eq!(bob["resumed"], false);
     a.expect("notifyNewPeer").await;
     // Bob pretends to be Alice.
     b.send(json!({"cmd":"offer","uid":"alice","remoteUid":"alice","msg":"{}"}))
@@ -226,14 +229,29 @@ async fn identity_is_bound_to_the_connection() {
     b.send(json!({"cmd":"offer","remoteUid":"carol","msg":"{}"}))
         .await;
     assert_eq!(b.expect("respOffer").await["result"], 6);
-    // Rejoining with the same uid from a new connection replaces the old one.
+    // The same uid from a new connection takes nobody's place without Bob's resume key.
     let mut b2 = server.client().await;
     b2.send(join("r", "bob", "B")).await;
     let resp = b2.expect("respJoin").await;
+    assert_eq!(resp["result"], 13);
+    let mut wrong = join("r", "bob", "B");
+    wrong["resumeKey"] = json!("0123456789abcdef0123456789abcdef");
+    b2.send(wrong).await;
+    assert_eq!(b2.expect("respJoin").await["result"], 13);
+    b.send(json!({"cmd":"keepLive"})).await;
+    assert_eq!(b.expect("respKeepLive").await["result"], 0);
+    // With the key, Bob resumes on the new connection: same session, the old connection
+    // closed, Alice told nothing.
+    let mut resume = join("r", "bob", "B");
+    resume["resumeKey"] = bob["resumeKey"].clone();
+    b2.send(resume).await;
+    let resp = b2.expect("respJoin").await;
     assert_eq!(resp["result"], 0);
+    assert_eq!(resp["resumed"], true);
+    assert_eq!(resp["sessionId"], bob["sessionId"]);
     assert_eq!(resp["userList"][0]["uid"], "alice");
     assert_eq!(b.expect_close().await, Some(4001));
-    assert_eq!(a.expect("notifyNewPeer").await["uid"], "bob");
+    a.expect_silence().await;
 }
 
 #[tokio::test]

@@ -84,7 +84,15 @@ impl<E: Entropy> Engine<E> {
     fn fire(&mut self, now: Millis, conn: ConnId, due: Due) {
         match (due, self.seat_of_conn(conn)) {
             (Due::Heartbeat, Some(seat)) => {
-                self.remove_member(now, seat, LeaveCause::TimedOut);
+                // A member restored from a snapshot that never came back was last heard
+                // before the restart: its records end then, not when the server noticed.
+                let m = self.member(seat);
+                let at = if m.restored {
+                    m.last_seen.min(now)
+                } else {
+                    now
+                };
+                self.remove_member(at, seat, LeaveCause::TimedOut);
                 self.unbind(conn, CloseReason::HeartbeatTimeout);
             }
             (Due::Heartbeat, None) => self.close(conn, CloseReason::HeartbeatTimeout),

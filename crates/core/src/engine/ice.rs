@@ -1,7 +1,7 @@
 //! ICE servers: the registry the engine owns in [`IceMode::Registry`], the server chosen for
 //! each pair, and the `rtcConfig` each member is handed.
 
-use super::state::RoomNo;
+use super::state::{RoomNo, Sub};
 use super::{Engine, Refusal};
 use crate::Millis;
 use crate::config::IceMode;
@@ -77,6 +77,16 @@ impl<E: Entropy> Engine<E> {
                 .map(|c| SharedJson::rtc_config(&c.rtc_config(uid, now.0))),
             None => Some(self.cfg.rtc_config.clone()),
         }
+    }
+
+    /// The ICE server of a pair, from one of its sub-sessions: the one chosen at join, or,
+    /// for a pair restored from a snapshot, the registered server at the recorded address.
+    pub(super) fn pair_ice(&self, sub: &Sub) -> Option<Arc<Chosen>> {
+        if sub.ice.is_some() || sub.ice_ip.is_empty() {
+            return sub.ice.clone();
+        }
+        let registry = self.ice.as_ref()?;
+        registry.registered(&sub.ice_ip).map(Arc::new)
     }
 
     /// The `rtcConfig` member `uid` gets for a pair on `chosen` (the static one when the

@@ -1,5 +1,8 @@
 //! Joining: a new member (its session, a sub-session per direction with every member
-//! already there, `respJoin` and `notifyNewPeer`), or the same uid again (a reconnect).
+//! already there, `respJoin` and `notifyNewPeer`), the member again on its own connection,
+//! or the member resuming on a new connection with its resume key. A join for a uid that is
+//! a member of the room, from another connection and without that member's key, is refused:
+//! nobody takes a member's place without its proof.
 
 use super::state::{Member, Membership, Room, RoomKey, RoomNo, Seat, Sub, TokenState};
 use super::{ConnId, Engine, Grant, Handled};
@@ -48,9 +51,40 @@ impl<E: Entropy> Engine<E> {
             let idx = self.rooms[&room].index_of_uid(uid.key())?;
             Some(Seat { room, idx })
         });
-        match existing {
-            Some(seat) => self.rejoin(now, conn, j, seat, token),
-            None => self.join_new(now, conn, j, key, token)?,
+        match (existing, &j.resume_key) {
+            (Some(seat), Some(proof)) => {
+                let m = self.member(seat);
+                if !m.resume_key.matches(proof) {
+                    let d = format!("{} is not uid {}'s", Field::ResumeKey, m.uid);
+                    return Err(Refusal::new(ResultCode::NotAllowed, d));
+                }
+                self.resume(now, conn, j, seat, token);
+            }
+            // The connection the member is on may join again without its key.
+            (Some(seat), None) if self.member(seat).conn == conn => {
+                self.rejoin(now, conn, j, seat, token);
+            }
+            (Some(seat), None) => {
+                let d = format!(
+                    "uid {} is in this room; a reconnect must carry its {}",
+                    self.member(seat).uid,
+                    Field::ResumeKey
+                );
+                return Err(Refusal::new(ResultCode::NotAllowed, d));
+            }
+            // A key resumes one member of one room; it never opens a new session, so that a
+            // client whose member is gone (it left, timed out, or the key is from another
+            // room or app) learns it instead of silently starting over.
+            (None, Some(_)) => {
+                let uid = j.uid.as_ref().map_or(String::new(), ToString::to_string);
+                let d = format!(
+                    "no member uid {uid} in room {} to resume with this {}",
+                    j.room_id,
+                    Field::ResumeKey
+                );
+                return Err(Refusal::new(ResultCode::NotAllowed, d));
+            }
+            (None, None) => self.join_new(now, conn, j, key, token)?,
         }
         self.schedule(conn);
         Ok(())
@@ -78,9 +112,40 @@ impl<E: Entropy> Engine<E> {
         Ok(())
     }
 
-    /// The same uid joins again (a reconnect): the member keeps its session and records,
-    /// moves to this connection, and the pairing starts again.
+    /// The member joins again on the connection it is on: it keeps its session and records,
+    /// and the pairing starts again (the others get `notifyNewPeer` and offer anew).
     fn rejoin(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        j: &Join,
+        seat: Seat,
+        token: Option<TokenState>,
+    ) {
+        self.take_seat(now, conn, j, seat, token);
+        self.welcome(now, conn, j, seat, Welcome::Rejoin);
+    }
+
+    /// The member comes back with its resume key, typically on a new connection after its
+    /// old one dropped or the server restarted: it takes its place on this connection with
+    /// the same session and sub-sessions, the old connection is closed, and the others are
+    /// told nothing, so no peer connection is rebuilt.
+    fn resume(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        j: &Join,
+        seat: Seat,
+        token: Option<TokenState>,
+    ) {
+        self.take_seat(now, conn, j, seat, token);
+        self.member_mut(seat).restored = false;
+        self.welcome(now, conn, j, seat, Welcome::Resume);
+    }
+
+    /// Move the member at `seat` to `conn` with what the join says about it; its previous
+    /// connection, if another, is closed as replaced.
+    fn take_seat(
         &mut self,
         now: Millis,
         conn: ConnId,
@@ -105,7 +170,6 @@ impl<E: Entropy> Engine<E> {
             self.unbind(old_conn, CloseReason::Replaced);
         }
         self.conns.get_mut(&conn).expect("live").membership = Membership::In(seat.room);
-        self.welcome(now, conn, j, seat, true);
     }
 
     fn join_new(
@@ -144,7 +208,7 @@ impl<E: Entropy> Engine<E> {
             self.record(Record::SubSessionOpen(r));
         }
         self.conns.get_mut(&conn).expect("live").membership = Membership::In(no);
-        self.welcome(now, conn, j, Seat { room: no, idx }, false);
+        self.welcome(now, conn, j, Seat { room: no, idx }, Welcome::New);
         Ok(())
     }
 
@@ -190,6 +254,8 @@ impl<E: Entropy> Engine<E> {
             devices: [None; 4],
             subs: Vec::new(),
             token,
+            resume_key: self.ids.resume_key(),
+            restored: false,
         }
     }
 
@@ -209,9 +275,9 @@ impl<E: Entropy> Engine<E> {
         no
     }
 
-    /// `respJoin` to the joiner (with everyone already there), then `notifyNewPeer` to each
-    /// of them: the existing members make the offers.
-    fn welcome(&mut self, now: Millis, conn: ConnId, j: &Join, seat: Seat, rejoin: bool) {
+    /// `respJoin` to the joiner (with everyone already there), then, unless it resumed,
+    /// `notifyNewPeer` to each of them: the existing members make the offers.
+    fn welcome(&mut self, now: Millis, conn: ConnId, j: &Join, seat: Seat, how: Welcome) {
         let (room, me) = (self.room(seat), self.member(seat));
         let peers: Vec<Peer> = room
             .others(seat.idx)
@@ -233,18 +299,22 @@ impl<E: Entropy> Engine<E> {
             session_id: Some(me.session_id),
             report_stats_interval: self.cfg.report_stats_interval_secs,
             user_list: (!peers.is_empty()).then_some(peers),
+            resume_key: me.resume_key.clone(),
+            heartbeat_timeout: self.cfg.heartbeat_timeout_secs,
+            resumed: how == Welcome::Resume,
         });
         // Each existing member gets the rtcConfig of its pair with the newcomer.
         let notifies: Vec<(ConnId, ServerMsg)> = room
             .others(seat.idx)
+            .filter(|_| how != Welcome::Resume)
             .map(|m| {
-                let chosen = m.sub_to(me.uid.key()).and_then(|s| s.ice.as_deref());
+                let chosen = m.sub_to(me.uid.key()).and_then(|s| self.pair_ice(s));
                 let notify = ServerMsg::NotifyNewPeer(NotifyNewPeer {
                     uid: me.uid.clone(),
                     uname: me.uname.clone(),
                     user_type: me.user_type,
                     talk_type: me.talk_type,
-                    rtc_config: self.rtc_for(chosen, &m.uid, now),
+                    rtc_config: self.rtc_for(chosen.as_deref(), &m.uid, now),
                 });
                 (m.conn, notify)
             })
@@ -254,7 +324,7 @@ impl<E: Entropy> Engine<E> {
             room_id: room.room_id.key().to_owned(),
             uid: me.uid.key().to_owned(),
             session_id: me.session_id,
-            rejoin,
+            rejoin: how != Welcome::New,
         };
         self.send(conn, resp);
         for (other, notify) in notifies {
@@ -273,6 +343,17 @@ impl<E: Entropy> Engine<E> {
             }
         }
     }
+}
+
+/// How a join seats its member, which decides what the others are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Welcome {
+    /// A new member: a new session; the others get `notifyNewPeer`.
+    New,
+    /// The member again, on the connection it is on: the others get `notifyNewPeer`.
+    Rejoin,
+    /// The member on a new connection with its resume key: the others are told nothing.
+    Resume,
 }
 
 /// Seat the newcomer in `room`: every pair it forms gets two sub-sessions, one per

@@ -4,9 +4,11 @@
 //! and [`Engine::handle_timeout`] change state and queue [`Effect`]s; nothing else happens.
 //! This module holds the public types and the dispatch of frames; each submodule does one
 //! job: `state` (what is held), `conns` (connections, sending, rate limit), `identity` (who
-//! a frame speaks as), `join`, `leave`, `relay`, `reports`, `tokens`, `deadlines`, `ice`.
+//! a frame speaks as), `join`, `leave`, `relay`, `reports`, `tokens`, `deadlines`, `ice`,
+//! `continuity` (restart, snapshot, restore).
 
 mod conns;
+mod continuity;
 mod deadlines;
 mod ice;
 mod identity;
@@ -21,6 +23,7 @@ use crate::Millis;
 use crate::config::EngineConfig;
 use crate::effect::{Effect, Event};
 use crate::ids::{Entropy, IdGen};
+pub use continuity::{RestoreError, Snapshot};
 use rtcroom_ice::Registry;
 use rtcroom_protocol::{DecodeError, Refusal, Request, ResultCode};
 use state::{Conn, NumMap, Room, RoomKey, RoomNo, Seat};
@@ -28,7 +31,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use ulid::Ulid;
 
-/// A connection, numbered by the shell.
+/// A connection, numbered by the shell from 0 up (numbers from 2^63 up are the engine's
+/// own, for members restored from a snapshot before they reconnect).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 

@@ -23,9 +23,9 @@ impl<E: Entropy> Engine<E> {
         let (me, remote) = self.room_mut(seat).pair_mut(seat.idx, remote_seat.idx);
         let mine = me.sub_to_mut(remote.uid.key()).ok_or_else(no_sub)?;
         let (my_sub, begin) = (mine.id, mine.begin());
-        let theirs = remote.sub_to(me.uid.key()).ok_or_else(no_sub)?;
-        let (their_sub, chosen) = (theirs.id, theirs.ice.clone());
+        let their_sub = remote.sub_to(me.uid.key()).ok_or_else(no_sub)?.id;
         let (me, remote) = (self.member(seat), self.member(remote_seat));
+        let chosen = remote.sub_to(me.uid.key()).and_then(|s| self.pair_ice(s));
         let relay = ServerMsg::RelayOffer(RelayOffer {
             uid: me.uid.clone(),
             uname: me.uname.clone(),

@@ -4,7 +4,7 @@
 use super::ConnId;
 use crate::Millis;
 use rtcroom_ice::Chosen;
-use rtcroom_protocol::{ConnectType, Ident};
+use rtcroom_protocol::{ConnectType, Ident, ResumeKey};
 use std::collections::HashMap;
 use std::sync::Arc;
 use ulid::Ulid;
@@ -51,7 +51,7 @@ pub(super) enum Membership {
     NotJoined,
     /// Joined this room, as the member whose `conn` is this connection.
     In(RoomNo),
-    /// Was a member and is no longer (left, timed out, kicked, replaced).
+    /// Was a member and is no longer (left, timed out, kicked, replaced, resumed elsewhere).
     Departed,
 }
 
@@ -98,6 +98,9 @@ pub(super) struct Sub {
     pub finished: bool,
     /// The ICE server chosen for the pair (the same on both directions).
     pub ice: Option<Arc<Chosen>>,
+    /// That server's address ("" without one), kept apart so that it outlives a restart
+    /// (a snapshot keeps the address, not the registration).
+    pub ice_ip: Box<str>,
 }
 
 impl Sub {
@@ -111,6 +114,7 @@ impl Sub {
             connected_at: None,
             connect_type: ConnectType::Unknown,
             finished: false,
+            ice_ip: ice.as_ref().map_or("", |c| c.ip()).into(),
             ice,
         }
     }
@@ -137,6 +141,11 @@ pub(super) struct Member {
     /// This member's sub-sessions (self → remote), in creation order.
     pub subs: Vec<Sub>,
     pub token: Option<TokenState>,
+    /// The member's proof for a `join` that resumes it on another connection.
+    pub resume_key: ResumeKey,
+    /// Restored from a snapshot and not resumed since: if it does not come back within the
+    /// heartbeat timeout, its records close at the time it was last heard.
+    pub restored: bool,
 }
 
 impl Member {

@@ -12,22 +12,28 @@ pub const START: Millis = Millis(1_700_000_000_000);
 
 pub struct World {
     pub engine: Engine<SplitMix64>,
+    engine_config: EngineConfig,
     pub now: Millis,
     conns: HashMap<String, ConnId>,
     names: HashMap<String, String>,
     /// Grants the shell would attach to the next join/updateToken of a connection.
     pub grants: HashMap<String, Grant>,
+    /// The latest resume key handed to each uid, written `$key(uid)` in scripts and
+    /// transcripts.
+    pub keys: HashMap<String, String>,
     pub log: String,
 }
 
 impl World {
     pub fn new(cfg: EngineConfig) -> Self {
         Self {
-            engine: Engine::new(cfg, SplitMix64(42)),
+            engine: Engine::new(cfg.clone(), SplitMix64(42)),
+            engine_config: cfg,
             now: START,
             conns: HashMap::new(),
             names: HashMap::new(),
             grants: HashMap::new(),
+            keys: HashMap::new(),
             log: String::new(),
         }
     }
@@ -49,7 +55,9 @@ impl World {
     ///
     /// Lines: `open NAME [IP]`, `NAME> {json}`, `close NAME` (clean), `drop NAME`,
     /// `+Ns` (advance the clock N seconds and fire deadlines), `kick APP ROOM UID`,
-    /// `shutdown`. Lines starting with `#` are comments.
+    /// `shutdown`, `restart`, `restore` (snapshot the engine and restore it into a new one,
+    /// as a restarted server does). `$key(UID)` in a line is the latest resume key handed to
+    /// UID. Lines starting with `#` are comments.
     pub fn run(&mut self, script: &str) -> String {
         let start = self.log.len();
         for line in script
@@ -58,6 +66,7 @@ impl World {
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
         {
             writeln!(self.log, "{line}").unwrap();
+            let line = &self.with_keys(line);
             if let Some(rest) = line.strip_prefix("open ") {
                 let mut parts = rest.split_whitespace();
                 let name = parts.next().unwrap();
@@ -88,6 +97,10 @@ impl World {
                 writeln!(self.log, "  = {found}").unwrap();
             } else if line == "shutdown" {
                 self.engine.shutdown(self.now);
+            } else if line == "restart" {
+                self.engine.restart(self.now);
+            } else if line == "restore" {
+                self.restore();
             } else if let Some((name, frame)) = line.split_once("> ") {
                 let conn = self.conn(name);
                 let frame = decode(frame, rtcroom_protocol::DEFAULT_MAX_FRAME);
@@ -108,11 +121,40 @@ impl World {
         self.log[start..].to_owned()
     }
 
-    fn flush(&mut self) {
+    /// Replace the engine by one restored from its snapshot, as a restarted server does (a
+    /// new entropy seed: a new process draws new randomness).
+    pub fn restore(&mut self) {
+        self.flush();
+        let snapshot = self.engine.snapshot(self.now);
+        let cfg = self.engine_config.clone();
+        self.engine = Engine::new(cfg, SplitMix64(self.now.0));
+        self.engine
+            .restore(self.now, snapshot)
+            .expect("a fresh engine takes a snapshot");
+    }
+
+    /// `$key(uid)` replaced by that uid's latest resume key.
+    fn with_keys(&self, line: &str) -> String {
+        let mut line = line.to_owned();
+        for (uid, key) in &self.keys {
+            line = line.replace(&format!("$key({uid})"), key);
+        }
+        line
+    }
+
+    pub fn flush(&mut self) {
         while let Some(effect) = self.engine.poll_effect() {
             let line = match effect {
                 Effect::Send { conn, msg } => {
-                    format!("  {}< {}", self.conn_name(conn), msg.to_json())
+                    let mut text = msg.to_json();
+                    if let rtcroom_protocol::ServerMsg::RespJoin(r) = &msg
+                        && !r.resume_key.is_empty()
+                    {
+                        let key = r.resume_key.expose();
+                        self.keys.insert(r.uid.key().to_owned(), key.to_owned());
+                        text = text.replace(key, &format!("$key({})", r.uid.key()));
+                    }
+                    format!("  {}< {}", self.conn_name(conn), text)
                 }
                 Effect::Close { conn, reason } => {
                     format!(
@@ -245,5 +287,15 @@ impl World {
 pub fn join(room: &str, uid: &str) -> String {
     format!(
         r#"{{"cmd":"join","appId":"10000","token":"t","roomId":"{room}","roomName":"talk-now","uid":"{uid}","uname":"{uid}_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}}"#
+    )
+}
+
+/// A join frame in the document's form that resumes `uid` with `key` (`$key(uid)` for the
+/// key the uid was handed).
+pub fn join_with_key(room: &str, uid: &str, key: &str) -> String {
+    let j = join(room, uid);
+    format!(
+        r#"{},"resumeKey":"{key}"}}"#,
+        j.strip_suffix('}').expect("a JSON object")
     )
 }

@@ -1,0 +1,377 @@
+//! Continuity across a restart: [`Engine::restart`] tells every client to reconnect without
+//! anyone leaving, [`Engine::snapshot`] captures the rooms, members, sessions and
+//! sub-sessions as plain data, and [`Engine::restore`] seats them again in a new engine,
+//! each member without a connection until it resumes with its resume key.
+//!
+//! A snapshot holds resume keys, so its `Debug` never shows them; whoever writes it to disk
+//! keeps the file private to the server.
+
+use super::state::{Conn, Member, Membership, Room, RoomKey, RoomNo, Sub, TokenState};
+use super::{ConnId, Engine};
+use crate::Millis;
+use crate::effect::{CloseReason, Effect, Event};
+use crate::ids::Entropy;
+use rtcroom_protocol::{ConnectType, Ident, ResumeKey};
+use std::collections::HashSet;
+use std::fmt;
+use ulid::Ulid;
+
+/// The version of the snapshot's shape; a snapshot of another version is not restored.
+const VERSION: u32 = 1;
+
+/// Connection numbers from here up are the engine's own: a restored member sits on a
+/// placeholder connection (never live) until it resumes. The shell numbers its connections
+/// from 0 up and never reaches them.
+const RESTORED_CONNS: u64 = 1 << 63;
+
+/// Everything a restarted server needs to keep its calls: rooms, members (with their
+/// sessions, resume keys, tokens and when they were last heard) and sub-sessions. With the
+/// `serde` feature it serializes; its fields are private so that only [`Engine::restore`]
+/// reads it.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Snapshot {
+    version: u32,
+    /// Unix ms.
+    taken_at: u64,
+    rooms: Vec<SnapRoom>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct SnapRoom {
+    app_id: String,
+    /// The room id's JSON text as first received (`"22"` or `22`).
+    room_id: String,
+    room_name: String,
+    members: Vec<SnapMember>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct SnapMember {
+    /// The uid's JSON text as first received.
+    uid: String,
+    uname: String,
+    user_type: i64,
+    talk_type: i64,
+    ip: String,
+    session_id: String,
+    joined_at: u64,
+    last_seen: u64,
+    devices: [Option<bool>; 4],
+    subs: Vec<SnapSub>,
+    /// The token's expiry (Unix ms) and whether its prompt was sent.
+    token: Option<(u64, bool)>,
+    resume_key: SecretText,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct SnapSub {
+    id: String,
+    remote_key: String,
+    remote_session: String,
+    begun: bool,
+    connected_at: Option<u64>,
+    connect_type: String,
+    finished: bool,
+    ice_ip: String,
+}
+
+/// A resume key in a snapshot: serialized as it is, never shown by `Debug`.
+#[derive(Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+struct SecretText(String);
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("…")
+    }
+}
+
+impl Snapshot {
+    /// When the snapshot was taken: a shell ignores one older than the heartbeat timeout,
+    /// whose members could not have resumed anyway.
+    pub fn taken_at(&self) -> Millis {
+        Millis(self.taken_at)
+    }
+
+    /// Rooms in the snapshot.
+    pub fn rooms(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Members in the snapshot.
+    pub fn members(&self) -> usize {
+        self.rooms.iter().map(|r| r.members.len()).sum()
+    }
+}
+
+/// Why [`Engine::restore`] did not take a snapshot. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreError {
+    /// Written by a server with another snapshot format.
+    Version { found: u32, expected: u32 },
+    /// The engine already has rooms; a snapshot is restored into a new engine.
+    NotEmpty,
+    /// The snapshot does not describe a state the engine can be in.
+    Invalid(String),
+}
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Version { found, expected } => write!(
+                f,
+                "snapshot format version {found}, this server reads version {expected}"
+            ),
+            Self::NotEmpty => f.write_str("the engine already has rooms"),
+            Self::Invalid(why) => write!(f, "the snapshot is inconsistent: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RestoreError {}
+
+fn invalid(why: impl Into<String>) -> RestoreError {
+    RestoreError::Invalid(why.into())
+}
+
+fn ulid(text: &str) -> Result<Ulid, RestoreError> {
+    Ulid::from_string(text).map_err(|_| invalid(format!("{text:?} is not a ULID")))
+}
+
+fn ident(text: &str) -> Result<Ident, RestoreError> {
+    Ident::from_json(text).ok_or_else(|| invalid(format!("{text:?} is not an identifier")))
+}
+
+impl<E: Entropy> Engine<E> {
+    /// The server restarts: every connection is closed with
+    /// [`CloseReason::ServiceRestart`] (WebSocket 1012), and nobody leaves: members keep
+    /// their place, sessions and sub-sessions stay open, no record is written. Each member
+    /// is then as if its connection had dropped: it may resume with its resume key within
+    /// the heartbeat timeout (here, or in the engine a [`Snapshot`] is restored into).
+    pub fn restart(&mut self, _now: Millis) {
+        let mut conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.reachable())
+            .map(|(id, _)| *id)
+            .collect();
+        conns.sort_unstable();
+        for conn in conns {
+            let Some(seat) = self.seat_of_conn(conn) else {
+                self.close(conn, CloseReason::ServiceRestart);
+                continue;
+            };
+            // The socket is gone as far as the engine is concerned: nothing more is sent
+            // to it and its close is not a leave.
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.live = false;
+            }
+            self.out.push_back(Effect::Close {
+                conn,
+                reason: CloseReason::ServiceRestart,
+            });
+            let (room, m) = (self.room(seat), self.member(seat));
+            let event = Event::Detached {
+                app_id: room.app_id.clone(),
+                room_id: room.room_id.key().to_owned(),
+                uid: m.uid.key().to_owned(),
+                session_id: m.session_id,
+            };
+            self.out.push_back(Effect::Event(event));
+        }
+    }
+
+    /// The rooms, members, sessions and sub-sessions as they are at `now`, for
+    /// [`Engine::restore`]. Connections, the ICE registry and rate limits are not kept: the
+    /// clients reconnect, ICE servers register again.
+    pub fn snapshot(&self, now: Millis) -> Snapshot {
+        let mut rooms: Vec<&Room> = self.rooms.values().collect();
+        rooms.sort_by(|a, b| (&a.key.app, &a.key.room).cmp(&(&b.key.app, &b.key.room)));
+        Snapshot {
+            version: VERSION,
+            taken_at: now.0,
+            rooms: rooms
+                .into_iter()
+                .map(|r| SnapRoom {
+                    app_id: r.app_id.clone(),
+                    room_id: r.room_id.raw_json().to_owned(),
+                    room_name: r.room_name.clone(),
+                    members: r.members.iter().map(snap_member).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Seat the rooms and members of `snapshot` in this engine, which must have no rooms.
+    /// Each member is without a connection, as if its connection had just dropped: it
+    /// resumes with its resume key, and one that does not come back within the heartbeat
+    /// timeout of when it was last heard is removed as timed out, its records closed at
+    /// that last-heard time. Nothing is recorded by the restore itself: the records of the
+    /// calls continue.
+    pub fn restore(&mut self, now: Millis, snapshot: Snapshot) -> Result<(), RestoreError> {
+        if snapshot.version != VERSION {
+            return Err(RestoreError::Version {
+                found: snapshot.version,
+                expected: VERSION,
+            });
+        }
+        if !self.rooms.is_empty() {
+            return Err(RestoreError::NotEmpty);
+        }
+        let rooms = snapshot
+            .rooms
+            .iter()
+            .map(unsnap_room)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut keys = HashSet::new();
+        if let Some(dup) = rooms.iter().find(|r| !keys.insert(r.key.clone())) {
+            return Err(invalid(format!("room {} appears twice", dup.room_id)));
+        }
+        let mut placeholder = RESTORED_CONNS;
+        for mut room in rooms {
+            self.next_room += 1;
+            let no = RoomNo(self.next_room);
+            let mut conns = Vec::with_capacity(room.members.len());
+            for m in &mut room.members {
+                m.conn = ConnId(placeholder);
+                placeholder += 1;
+                conns.push((m.conn, m.ip.clone(), m.last_seen));
+            }
+            self.room_nos.insert(room.key.clone(), no);
+            self.rooms.insert(no, room);
+            for (conn, ip, last_seen) in conns {
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        ip,
+                        live: false,
+                        closing: false,
+                        membership: Membership::In(no),
+                        last_seen,
+                        scheduled: None,
+                        tokens: f64::from(self.cfg.rate_burst),
+                        tokens_at: now,
+                    },
+                );
+                self.schedule(conn);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn snap_member(m: &Member) -> SnapMember {
+    SnapMember {
+        uid: m.uid.raw_json().to_owned(),
+        uname: m.uname.clone(),
+        user_type: m.user_type,
+        talk_type: m.talk_type,
+        ip: m.ip.clone(),
+        session_id: m.session_id.to_string(),
+        joined_at: m.joined_at.0,
+        last_seen: m.last_seen.0,
+        devices: m.devices,
+        subs: m
+            .subs
+            .iter()
+            .map(|s| SnapSub {
+                id: s.id.to_string(),
+                remote_key: s.remote_key.to_string(),
+                remote_session: s.remote_session.to_string(),
+                begun: s.begun,
+                connected_at: s.connected_at.map(|t| t.0),
+                connect_type: s.connect_type.as_str().to_owned(),
+                finished: s.finished,
+                ice_ip: s.ice_ip.to_string(),
+            })
+            .collect(),
+        token: m.token.map(|t| (t.expires_at.0, t.prompted)),
+        resume_key: SecretText(m.resume_key.expose().to_owned()),
+    }
+}
+
+/// A room of a snapshot, checked: identifiers and ids parse, a uid is in the room once,
+/// and every open sub-session points at a member of the room and its session.
+fn unsnap_room(r: &SnapRoom) -> Result<Room, RestoreError> {
+    let room_id = ident(&r.room_id)?;
+    let mut members = Vec::with_capacity(r.members.len());
+    for m in &r.members {
+        members.push(unsnap_member(m)?);
+    }
+    if members.is_empty() {
+        return Err(invalid(format!("room {room_id} has no members")));
+    }
+    let mut uids = HashSet::new();
+    for m in &members {
+        if !uids.insert(m.uid.key()) {
+            return Err(invalid(format!("uid {} is twice in room {room_id}", m.uid)));
+        }
+        for s in m.subs.iter().filter(|s| !s.finished) {
+            let remote = members
+                .iter()
+                .find(|o| o.uid.key() == &*s.remote_key && o.uid != m.uid);
+            if remote.is_none_or(|o| o.session_id != s.remote_session) {
+                return Err(invalid(format!(
+                    "sub-session {} of uid {} points at no member of room {room_id}",
+                    s.id, m.uid
+                )));
+            }
+        }
+    }
+    Ok(Room {
+        key: RoomKey::new(&r.app_id, room_id.key()),
+        app_id: r.app_id.clone(),
+        room_id,
+        room_name: r.room_name.clone(),
+        members,
+    })
+}
+
+fn unsnap_member(m: &SnapMember) -> Result<Member, RestoreError> {
+    if m.resume_key.0.is_empty() {
+        return Err(invalid("a member has no resume key"));
+    }
+    let subs = m
+        .subs
+        .iter()
+        .map(|s| {
+            Ok(Sub {
+                id: ulid(&s.id)?,
+                remote_key: s.remote_key.as_str().into(),
+                remote_session: ulid(&s.remote_session)?,
+                begun: s.begun,
+                connected_at: s.connected_at.map(Millis),
+                connect_type: ConnectType::parse(&s.connect_type),
+                finished: s.finished,
+                // The registration is not kept: the pair's server is known by its address.
+                ice: None,
+                ice_ip: s.ice_ip.as_str().into(),
+            })
+        })
+        .collect::<Result<Vec<_>, RestoreError>>()?;
+    Ok(Member {
+        uid: ident(&m.uid)?,
+        uname: m.uname.clone(),
+        user_type: m.user_type,
+        talk_type: m.talk_type,
+        // Replaced by the restore's placeholder.
+        conn: ConnId(RESTORED_CONNS),
+        ip: m.ip.clone(),
+        session_id: ulid(&m.session_id)?,
+        joined_at: Millis(m.joined_at),
+        last_seen: Millis(m.last_seen),
+        devices: m.devices,
+        subs,
+        token: m.token.map(|(at, prompted)| TokenState {
+            expires_at: Millis(at),
+            prompted,
+        }),
+        resume_key: ResumeKey::new(m.resume_key.0.as_str()),
+        restored: true,
+    })
+}
