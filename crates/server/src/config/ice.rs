@@ -56,7 +56,18 @@ pub struct TurnSection {
     pub relay_ports: String,
     /// The REST shared secret of its credentials; empty: generated once into data_dir.
     pub secret: String,
+    /// Allocate requests beyond this many live allocations get 508 Insufficient Capacity, and
+    /// `/readyz` reports not ready while this many are live.
     pub max_allocations: usize,
+    /// Allocate requests of a user (the uid of the credential) who holds this many live
+    /// allocations get 486 Allocation Quota Reached.
+    pub max_allocations_per_user: usize,
+    /// Relayed bytes per second per allocation and direction; datagrams beyond it are dropped
+    /// and counted. 0: no limit.
+    pub allocation_bytes_per_sec: u64,
+    /// Credentials that expire further ahead than this are refused (401). `[ice]
+    /// credential_ttl_secs` must not exceed it.
+    pub max_credential_lifetime_secs: u64,
     /// Relay to loopback peers; empty (unset) means yes when `listen` is a loopback address.
     pub allow_loopback_peers: Option<bool>,
     /// Relay to private networks (10/8, 172.16/12, 192.168/16, fc00::/7).
@@ -81,12 +92,48 @@ impl Default for TurnSection {
             relay_ports: "49152-65535".into(),
             secret: String::new(),
             max_allocations: 10_000,
+            max_allocations_per_user: 16,
+            allocation_bytes_per_sec: 1_000_000,
+            max_credential_lifetime_secs: 86_400,
             allow_loopback_peers: None,
             allow_private_peers: false,
             max_bandwidth_kbps: 1_000_000,
             report_interval_secs: 5,
             ice_transport_policy: "all".into(),
         }
+    }
+}
+
+impl TurnSection {
+    /// The limits the embedded server cannot start with, and a credential lifetime of `[ice]`
+    /// that it would refuse. Checked only when it runs (enabled, `[ice] mode = "registry"`).
+    pub fn validate(&self, ice: &IceSection) -> anyhow::Result<()> {
+        if !self.enabled || ice.mode != "registry" {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            self.max_allocations >= 1,
+            "[turn] max_allocations must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_allocations_per_user >= 1,
+            "[turn] max_allocations_per_user must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_credential_lifetime_secs >= 1,
+            "[turn] max_credential_lifetime_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            ice.credential_ttl_secs <= self.max_credential_lifetime_secs,
+            "[ice] credential_ttl_secs ({}) is longer than [turn] max_credential_lifetime_secs ({}): \
+             the embedded TURN server would refuse every credential it is handed; lower \
+             `credential_ttl_secs` under [ice] to at most {} (or raise \
+             `max_credential_lifetime_secs` under [turn])",
+            ice.credential_ttl_secs,
+            self.max_credential_lifetime_secs,
+            self.max_credential_lifetime_secs
+        );
+        Ok(())
     }
 }
 

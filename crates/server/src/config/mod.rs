@@ -143,6 +143,7 @@ impl Config {
         if !["human", "json"].contains(&self.log.format.as_str()) {
             bail!("[log] format must be \"human\" or \"json\"");
         }
+        self.turn.validate(&self.ice)?;
         self.database.validate()?;
         Ok(())
     }

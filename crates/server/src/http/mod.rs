@@ -121,6 +121,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
             problems.push("no ICE server in rotation");
         }
     }
+    if let Some(turn) = &state.turn
+        && turn.is_full()
+    {
+        problems
+            .push("the embedded TURN relay is full ([turn] max_allocations allocations are live)");
+    }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {

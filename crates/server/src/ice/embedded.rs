@@ -73,6 +73,9 @@ pub async fn start_embedded(
     cfg.public_ip = Some(public_ip);
     cfg.relay_ports = relay_ports;
     cfg.max_allocations = turn.max_allocations;
+    cfg.max_allocations_per_user = turn.max_allocations_per_user;
+    cfg.allocation_bytes_per_sec = turn.allocation_bytes_per_sec;
+    cfg.max_credential_lifetime_secs = turn.max_credential_lifetime_secs;
     cfg.peers = PeerFilter {
         allow_loopback: turn
             .allow_loopback_peers

@@ -327,6 +327,11 @@ pub struct Observed {
     pub turn_relayed_bytes: Gauge,
     pub turn_relayed_packets: Gauge,
     pub turn_peer_denied_packets: Gauge,
+    pub turn_permissions_refused: Gauge,
+    pub turn_allocations_refused_user_quota: Gauge,
+    pub turn_bandwidth_dropped_packets: Gauge,
+    pub turn_bandwidth_dropped_bytes: Gauge,
+    pub turn_credentials_too_long: Gauge,
     pub report_runs: Counter,
     pub report_failures: Counter,
 }
@@ -351,6 +356,17 @@ pub fn observe_turn(c: Option<rtcroom_turn::CounterSnapshot>) {
         c.peer_tx_packets.saturating_add(c.peer_rx_packets),
     );
     set(&o.turn_peer_denied_packets, c.peer_denied_packets);
+    set(&o.turn_permissions_refused, c.permissions_refused);
+    set(
+        &o.turn_allocations_refused_user_quota,
+        c.allocations_refused_user_quota,
+    );
+    set(
+        &o.turn_bandwidth_dropped_packets,
+        c.bandwidth_dropped_packets,
+    );
+    set(&o.turn_bandwidth_dropped_bytes, c.bandwidth_dropped_bytes);
+    set(&o.turn_credentials_too_long, c.credentials_too_long);
 }
 
 /// A daily report run ended (`ok`: sent).
@@ -451,6 +467,36 @@ fn observed_registry() -> &'static Registry {
             "turn_peer_denied_packets",
             "Datagrams the peer filter dropped since start",
             &o.turn_peer_denied_packets,
+        );
+        reg(
+            &mut r,
+            "turn_permissions_refused",
+            "CreatePermission and ChannelBind requests refused (403) for naming a refused peer since start",
+            &o.turn_permissions_refused,
+        );
+        reg(
+            &mut r,
+            "turn_allocations_refused_user_quota",
+            "Allocations refused (486) because the user held [turn] max_allocations_per_user since start",
+            &o.turn_allocations_refused_user_quota,
+        );
+        reg(
+            &mut r,
+            "turn_bandwidth_dropped_packets",
+            "Relayed datagrams dropped by [turn] allocation_bytes_per_sec since start",
+            &o.turn_bandwidth_dropped_packets,
+        );
+        reg(
+            &mut r,
+            "turn_bandwidth_dropped_bytes",
+            "Bytes of relayed datagrams dropped by [turn] allocation_bytes_per_sec since start",
+            &o.turn_bandwidth_dropped_bytes,
+        );
+        reg(
+            &mut r,
+            "turn_credentials_too_long",
+            "TURN requests refused (401) for a credential outliving [turn] max_credential_lifetime_secs since start",
+            &o.turn_credentials_too_long,
         );
         reg(
             &mut r,
