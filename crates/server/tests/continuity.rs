@@ -231,6 +231,38 @@ async fn a_member_who_does_not_come_back_times_out() {
     store.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_rooms_cannot_be_kept_the_calls_end_as_a_stop() {
+    let place = Place::new("unkept");
+    // The snapshot's temporary file cannot be created: a directory has its name.
+    std::fs::create_dir_all(place.dir.join("rooms.snapshot.json.tmp")).unwrap();
+    let mut server = place.start("40");
+    let (mut a, mut b, ja, jb) = call(&server).await;
+    assert!(server.terminate().success());
+    for c in [&mut a, &mut b] {
+        // The other's relayLeave may come first.
+        let kick = loop {
+            let msg = c.recv().await;
+            if msg["cmd"] != "relayLeave" {
+                break msg;
+            }
+        };
+        assert_eq!(kick["cmd"], "systemKickUser", "{kick}");
+        assert_eq!(kick["desc"], "server is shutting down");
+        assert_eq!(c.expect_close().await, Some(1001));
+    }
+    assert!(!place.snapshot().exists());
+    let store = Store::connect(&place.url, &Default::default())
+        .await
+        .unwrap();
+    for id in [&ja.session, &jb.session] {
+        let s = closed_session(&store, id).await;
+        assert!(!s.session.time_out, "left at the stop: {s:?}");
+        assert_eq!(s.sub_sessions[0].sub_session.status, 0, "{s:?}");
+    }
+    store.close().await;
+}
+
 /// Start on `place` with `content` as the snapshot; the server must come up, serve a join,
 /// and have logged why it ignored the file.
 async fn ignored(place: &Place, content: &str, why: &str) {

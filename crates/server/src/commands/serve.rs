@@ -264,9 +264,10 @@ async fn serve_http(
         .context("the HTTP server failed")
 }
 
-/// Restart the hub and write its snapshot; when that fails, end every call instead.
+/// Write the hub's snapshot, then tell every client to reconnect; when the snapshot cannot
+/// be written, end every call instead.
 async fn keep_rooms(hub: &Hub, data_dir: PathBuf) {
-    let Some(snap) = hub.restart().await else {
+    let Some(snap) = hub.freeze().await else {
         return;
     };
     let (rooms, members) = (snap.rooms(), snap.members());
@@ -278,7 +279,7 @@ async fn keep_rooms(hub: &Hub, data_dir: PathBuf) {
     match written {
         Ok(()) => {
             tracing::info!(rooms, members, "the rooms are kept for the next start");
-            hub.stop().await;
+            hub.restart().await;
         }
         Err(e) => {
             tracing::error!(

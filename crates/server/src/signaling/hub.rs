@@ -64,13 +64,12 @@ pub enum HubMsg {
         reply: oneshot::Sender<bool>,
     },
     Shutdown(oneshot::Sender<()>),
-    /// The server restarts: every client is told to reconnect (close 1012), nobody leaves,
-    /// and the hub answers with the snapshot of its rooms. From then on it feeds the engine
-    /// nothing (no input, no timer) and waits for `Stop` or, when the snapshot could not be
-    /// kept, `Shutdown`.
-    Restart(oneshot::Sender<Snapshot>),
-    /// Stop without telling anyone (after `Restart`, once the snapshot is kept).
-    Stop(oneshot::Sender<()>),
+    /// The server is about to restart: the hub answers with the snapshot of its rooms and
+    /// from then on feeds the engine nothing that would change them (no input, no timer).
+    /// It waits for `Restart` once the snapshot is kept, or `Shutdown` when it cannot be.
+    Freeze(oneshot::Sender<Snapshot>),
+    /// Every client is told to reconnect (close 1012), nobody leaves; then the hub stops.
+    Restart(oneshot::Sender<()>),
     /// An ICE server registered, deregistered or reported (the ICE HTTP API).
     Ice {
         command: rtcroom_ice::IceCommand,
@@ -142,16 +141,17 @@ impl Hub {
         let _ = self.ask(HubMsg::Shutdown).await;
     }
 
-    /// Tell every client to reconnect (close 1012) and hand back the rooms, which nobody
-    /// left; `None` once the hub has stopped. Follow with [`Hub::stop`] once the snapshot is
+    /// The rooms as they are, for the next start; the engine stays as it is from then on
+    /// (`None` once the hub has stopped). Follow with [`Hub::restart`] once the snapshot is
     /// kept, or with [`Hub::shutdown`] when it cannot be.
-    pub async fn restart(&self) -> Option<Snapshot> {
-        self.ask(HubMsg::Restart).await
+    pub async fn freeze(&self) -> Option<Snapshot> {
+        self.ask(HubMsg::Freeze).await
     }
 
-    /// Stop the hub without a word to anyone (after [`Hub::restart`]).
-    pub async fn stop(&self) {
-        let _ = self.ask(HubMsg::Stop).await;
+    /// Tell every client to reconnect (close 1012), nobody leaving, and stop the hub;
+    /// returns when done.
+    pub async fn restart(&self) {
+        let _ = self.ask(HubMsg::Restart).await;
     }
 }
 
@@ -350,20 +350,23 @@ fn handle<E: Entropy>(
             engine.shutdown(t);
             return Some(reply);
         }
-        HubMsg::Restart(reply) => {
-            // Its close frames go out in the drain that follows this step.
-            engine.restart(t);
+        HubMsg::Freeze(reply) => {
             *frozen = true;
             let _ = reply.send(engine.snapshot(t));
         }
-        HubMsg::Stop(reply) => return Some(reply),
+        HubMsg::Restart(reply) => {
+            // Its close frames go out in the drain that follows this step.
+            engine.restart(t);
+            return Some(reply);
+        }
     }
     None
 }
 
-/// After a restart: the snapshot is taken, so the engine gets no input that would change
-/// it. A connection that still arrives is told to reconnect; queries are answered; only a
-/// `Shutdown` (the snapshot could not be kept) still ends the calls.
+/// After `Freeze`: the snapshot is taken, so the engine gets no input that would change it.
+/// A connection that still arrives is told to reconnect; queries are answered; `Restart`
+/// tells every client to reconnect, `Shutdown` (the snapshot could not be kept) ends the
+/// calls.
 fn handle_frozen<E: Entropy>(
     engine: &mut Engine<E>,
     links: &mut Links,
@@ -377,13 +380,8 @@ fn handle_frozen<E: Entropy>(
         HubMsg::Closed { conn, .. } => {
             links.remove(&conn);
         }
-        HubMsg::Shutdown(reply) => {
-            engine.shutdown(now());
-            return Some(reply);
-        }
-        HubMsg::Stop(reply) => return Some(reply),
-        HubMsg::Restart(reply) => {
-            let _ = reply.send(engine.snapshot(now()));
+        HubMsg::Kick { reply, .. } => {
+            let _ = reply.send(false);
         }
         other => {
             return handle(engine, links, other, &mut true);
