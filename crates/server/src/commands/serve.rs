@@ -1,6 +1,8 @@
 //! `rtcroom serve`: the room server. The start order here is the order of dependencies
 //! (alerts, records, the hub, the embedded TURN server, HTTP), and the stop order its
-//! reverse: stop taking connections, tell members, stop TURN, write the queued records.
+//! reverse: stop taking connections, tell clients to reconnect and keep the rooms in
+//! `data_dir` (or, when they cannot be kept, end every call), stop TURN, write the queued
+//! records. A start restores the rooms kept by the previous run before it accepts anyone.
 
 use crate::auth::Apps;
 use crate::config::Config;
@@ -11,6 +13,7 @@ use crate::records::daily;
 use crate::records::writer::Recording;
 use crate::signaling::Signaling;
 use crate::signaling::hub::{self, Hub, OsEntropy, Sinks};
+use crate::signaling::snapshot;
 use crate::signaling::token::{JwtCheck, NoTokenCheck, TokenCheck};
 use crate::state::AppState;
 use anyhow::Context;
@@ -39,9 +42,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let engine_cfg = cfg.engine(embedded.as_ref().map(|(ip, s)| (ip.as_str(), s.as_str())));
     let prices = engine_cfg.prices;
-    let engine = rtcroom_core::Engine::new(engine_cfg, OsEntropy::new());
+    let mut engine = rtcroom_core::Engine::new(engine_cfg, OsEntropy::new());
+    let restored = restore(&cfg, &mut engine);
     let alerts = start_alerts(&cfg, super::hostname())?;
-    let recording = start_recording(&cfg, alerts.clone(), prices).await?;
+    let recording = start_recording(&cfg, alerts.clone(), prices, !restored).await?;
     let daily_task = schedule_report(&cfg, recording.as_ref())?;
     // With records off the hub gets the default sink, which discards.
     let sinks = Sinks {
@@ -66,8 +70,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     )?;
     serve_http(&cfg, state, hub.clone(), draining).await?;
     drop(hub);
+    let bound = Duration::from_secs(cfg.server.shutdown_secs);
     // The hub has stopped; give connection tasks a moment to send their close frames.
-    let _ = tokio::time::timeout(Duration::from_secs(5), hub_task).await;
+    let _ = tokio::time::timeout(bound.min(Duration::from_secs(5)), hub_task).await;
     if let Some(turn) = turn {
         turn.shutdown().await;
     }
@@ -75,9 +80,37 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         t.abort();
     }
     if let Some(recording) = recording {
-        recording.close().await;
+        recording.close(bound).await;
     }
     Ok(())
+}
+
+/// Seat the rooms kept by the previous run's SIGTERM, when their snapshot is fresh (written
+/// within the heartbeat timeout) and the engine takes it. Whether it did.
+fn restore<E: rtcroom_core::Entropy>(cfg: &Config, engine: &mut rtcroom_core::Engine<E>) -> bool {
+    let now = crate::clock::now();
+    let max_age = cfg.room.heartbeat_timeout_secs.saturating_mul(1000);
+    let Some(snap) = snapshot::take(&cfg.server.data_dir, now, max_age) else {
+        return false;
+    };
+    let (rooms, members) = (snap.rooms(), snap.members());
+    match engine.restore(now, snap) {
+        Ok(()) => {
+            tracing::info!(
+                rooms,
+                members,
+                "restored the rooms of the previous run; their members resume within the heartbeat timeout"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(
+                file = %snapshot::path(&cfg.server.data_dir).display(),
+                "the rooms snapshot is ignored and nobody is restored: {e}"
+            );
+            false
+        }
+    }
 }
 
 /// The alert task, when `[smtp]` and `[alerts] recipients` are set; else alerts are only
@@ -97,6 +130,7 @@ async fn start_recording(
     cfg: &Config,
     alerts: Alerts,
     prices: rtcroom_core::Prices,
+    recover: bool,
 ) -> anyhow::Result<Option<Recording>> {
     if cfg.database.is_off() {
         tracing::info!(
@@ -105,7 +139,7 @@ async fn start_recording(
         );
         return Ok(None);
     }
-    Recording::start(&cfg.database, &cfg.server.data_dir, alerts, prices)
+    Recording::start(&cfg.database, &cfg.server.data_dir, alerts, prices, recover)
         .await
         .map(Some)
 }
@@ -184,8 +218,10 @@ fn app_state(
     })
 }
 
-/// Serve HTTP until SIGTERM or ctrl-c; then stop being ready and have the hub tell every
-/// member and close every record.
+/// Serve HTTP until SIGTERM or ctrl-c; then stop being ready, have the hub tell every client
+/// to reconnect, and keep its rooms in `data_dir` for the next start. When they cannot be
+/// kept, the hub ends every call instead (members leave, records close). The process exits
+/// within `[server] shutdown_secs` of the signal, done or not.
 async fn serve_http(
     cfg: &Config,
     state: AppState,
@@ -208,15 +244,51 @@ async fn serve_http(
     println!("listening on http://{addr}");
     tracing::info!(%addr, ws = %format!("ws://{addr}/ws"), "rtcroom room server started");
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let data_dir = cfg.server.data_dir.clone();
+    let bound = Duration::from_secs(cfg.server.shutdown_secs);
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             super::shutdown_signal().await;
             draining.store(true, Ordering::Release);
-            tracing::info!("shutting down: telling members, closing records");
-            hub.shutdown().await;
+            tokio::spawn(async move {
+                tokio::time::sleep(bound).await;
+                tracing::error!(
+                    "the shutdown took longer than [server] shutdown_secs; exiting now (queued records are in the spool)"
+                );
+                std::process::exit(1);
+            });
+            tracing::info!("restarting: telling clients to reconnect, keeping the rooms");
+            keep_rooms(&hub, data_dir).await;
         })
         .await
         .context("the HTTP server failed")
+}
+
+/// Write the hub's snapshot, then tell every client to reconnect; when the snapshot cannot
+/// be written, end every call instead.
+async fn keep_rooms(hub: &Hub, data_dir: PathBuf) {
+    let Some(snap) = hub.freeze().await else {
+        return;
+    };
+    let (rooms, members) = (snap.rooms(), snap.members());
+    let written =
+        tokio::task::spawn_blocking(move || snapshot::write(&data_dir, snap, crate::clock::now()))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r);
+    match written {
+        Ok(()) => {
+            tracing::info!(rooms, members, "the rooms are kept for the next start");
+            hub.restart().await;
+        }
+        Err(e) => {
+            tracing::error!(
+                critical = true,
+                "cannot keep the rooms for the next start ({e:#}); ending every call"
+            );
+            hub.shutdown().await;
+        }
+    }
 }
 
 /// The listener, with a backlog for bursts of joins. `TcpListener::bind` listens with a

@@ -23,6 +23,9 @@ pub struct ServerSection {
     /// The signaling URL handed out at login (e.g. `wss://rtc.example.com/ws`); empty: derived
     /// from the request's Host (and X-Forwarded-Proto/Host behind a proxy).
     pub public_url: String,
+    /// How long a SIGTERM may take: closing connections, writing the rooms snapshot and the
+    /// queued records. The process exits when it is over, done or not.
+    pub shutdown_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -34,6 +37,7 @@ impl Default for ServerSection {
             max_connections: 100_000,
             data_dir: PathBuf::from("data"),
             public_url: String::new(),
+            shutdown_secs: 10,
         }
     }
 }

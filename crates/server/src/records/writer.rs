@@ -10,13 +10,16 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Start the writer; records spooled by an earlier run go first, then the rows that run left
-/// open are closed as timed out.
+/// Start the writer; records spooled by an earlier run go first, then, when `recover`, the
+/// rows that run left open are closed as timed out. A start that restored the rooms of a
+/// graceful restart does not recover: the rows left open are exactly the calls it restored,
+/// and the engine closes those of members who do not come back, at their last-heard time.
 pub fn start_writer(
     store: Store,
     db: &DatabaseSection,
     data_dir: &FsPath,
     prices: rtcroom_core::Prices,
+    recover: bool,
 ) -> anyhow::Result<(RecordWriter, RecordSink)> {
     let cfg = WriterConfig {
         checkpoint: (db.checkpoint_secs > 0).then(|| Duration::from_secs(db.checkpoint_secs)),
@@ -24,7 +27,7 @@ pub fn start_writer(
         memory_limit: db.memory_records.max(1),
         batch_size: db.batch_size.max(1),
         spool_dir: data_dir.join("spool"),
-        recover_at: Some(crate::clock::now()),
+        recover_at: recover.then(crate::clock::now),
         ..WriterConfig::default()
     };
     let (writer, sink) =
@@ -88,15 +91,16 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// Open the database, start the writer and its watch.
+    /// Open the database, start the writer and its watch; `recover`: see [`start_writer`].
     pub async fn start(
         db: &DatabaseSection,
         data_dir: &FsPath,
         alerts: Alerts,
         prices: rtcroom_core::Prices,
+        recover: bool,
     ) -> anyhow::Result<Self> {
         let store = super::open(db, data_dir).await?;
-        let (writer, sink) = start_writer(store.clone(), db, data_dir, prices)?;
+        let (writer, sink) = start_writer(store.clone(), db, data_dir, prices, recover)?;
         let writer = Arc::new(writer);
         let watcher = watch(writer.clone(), alerts);
         Ok(Self {
@@ -107,8 +111,8 @@ impl Recording {
         })
     }
 
-    /// Every session was closed by the hub's shutdown; write what is queued, within a bound.
-    pub async fn close(self) {
+    /// The hub has stopped; write what is queued, within `bound`.
+    pub async fn close(self, bound: Duration) {
         let Recording {
             store,
             writer,
@@ -120,7 +124,7 @@ impl Recording {
         let _ = watcher.await;
         match Arc::try_unwrap(writer) {
             Ok(writer) => {
-                let s = writer.shutdown(Duration::from_secs(10)).await;
+                let s = writer.shutdown(bound).await;
                 if s.queue_depth > 0 {
                     tracing::warn!(
                         left = s.queue_depth,

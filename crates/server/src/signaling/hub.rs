@@ -15,7 +15,7 @@ use crate::clock::now;
 use crate::ops::alerts::Alerts;
 use crate::ops::{metrics, telemetry};
 use rtcroom_core::{
-    CloseReason, ConnId, Effect, Engine, EngineStats, Entropy, Grant, Input, RoomInfo,
+    CloseReason, ConnId, Effect, Engine, EngineStats, Entropy, Grant, Input, RoomInfo, Snapshot,
 };
 use rtcroom_protocol::{DecodeError, Request, ServerMsg};
 use std::collections::HashMap;
@@ -64,6 +64,12 @@ pub enum HubMsg {
         reply: oneshot::Sender<bool>,
     },
     Shutdown(oneshot::Sender<()>),
+    /// The server is about to restart: the hub answers with the snapshot of its rooms and
+    /// from then on feeds the engine nothing that would change them (no input, no timer).
+    /// It waits for `Restart` once the snapshot is kept, or `Shutdown` when it cannot be.
+    Freeze(oneshot::Sender<Snapshot>),
+    /// Every client is told to reconnect (close 1012), nobody leaves; then the hub stops.
+    Restart(oneshot::Sender<()>),
     /// An ICE server registered, deregistered or reported (the ICE HTTP API).
     Ice {
         command: rtcroom_ice::IceCommand,
@@ -133,6 +139,19 @@ impl Hub {
     /// Tell every member the server goes away and close every record; returns when done.
     pub async fn shutdown(&self) {
         let _ = self.ask(HubMsg::Shutdown).await;
+    }
+
+    /// The rooms as they are, for the next start; the engine stays as it is from then on
+    /// (`None` once the hub has stopped). Follow with [`Hub::restart`] once the snapshot is
+    /// kept, or with [`Hub::shutdown`] when it cannot be.
+    pub async fn freeze(&self) -> Option<Snapshot> {
+        self.ask(HubMsg::Freeze).await
+    }
+
+    /// Tell every client to reconnect (close 1012), nobody leaving, and stop the hub;
+    /// returns when done.
+    pub async fn restart(&self) {
+        let _ = self.ask(HubMsg::Restart).await;
     }
 }
 
@@ -221,6 +240,8 @@ pub fn spawn<E: Entropy + Send + 'static>(
 async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Receiver<HubMsg>) {
     // Connection numbers are the server's own, so a fast hasher is safe here.
     let mut links: Links = Links::default();
+    // Set by a restart: the engine's state is in the snapshot, so nothing may change it.
+    let mut frozen = false;
     let mut batch = Vec::with_capacity(256);
     // ICE servers that stop reporting leave rotation; the registry is checked once a second.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -240,7 +261,11 @@ async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Rece
                         HubMsg::Frame { at, .. } => Some(*at),
                         _ => None,
                     };
-                    let stop = handle(&mut engine, &mut links, msg);
+                    let stop = if frozen {
+                        handle_frozen(&mut engine, &mut links, msg)
+                    } else {
+                        handle(&mut engine, &mut links, msg, &mut frozen)
+                    };
                     drain(&mut engine, &mut links, &sinks);
                     if let Some(at) = arrived {
                         metrics::handled_in(at.elapsed());
@@ -252,10 +277,10 @@ async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Rece
                 }
             }
             () = async { tokio::time::sleep_until(sleep.unwrap_or_else(tokio::time::Instant::now)).await },
-                if sleep.is_some() => {
+                if sleep.is_some() && !frozen => {
                 engine.handle_timeout(now());
             }
-            _ = tick.tick() => {
+            _ = tick.tick(), if !frozen => {
                 engine.ice_poll(now());
             }
         }
@@ -269,6 +294,7 @@ fn handle<E: Entropy>(
     engine: &mut Engine<E>,
     links: &mut Links,
     msg: HubMsg,
+    frozen: &mut bool,
 ) -> Option<oneshot::Sender<()>> {
     let t = now();
     match msg {
@@ -323,6 +349,42 @@ fn handle<E: Entropy>(
         HubMsg::Shutdown(reply) => {
             engine.shutdown(t);
             return Some(reply);
+        }
+        HubMsg::Freeze(reply) => {
+            *frozen = true;
+            let _ = reply.send(engine.snapshot(t));
+        }
+        HubMsg::Restart(reply) => {
+            // Its close frames go out in the drain that follows this step.
+            engine.restart(t);
+            return Some(reply);
+        }
+    }
+    None
+}
+
+/// After `Freeze`: the snapshot is taken, so the engine gets no input that would change it.
+/// A connection that still arrives is told to reconnect; queries are answered; `Restart`
+/// tells every client to reconnect, `Shutdown` (the snapshot could not be kept) ends the
+/// calls.
+fn handle_frozen<E: Entropy>(
+    engine: &mut Engine<E>,
+    links: &mut Links,
+    msg: HubMsg,
+) -> Option<oneshot::Sender<()>> {
+    match msg {
+        HubMsg::Open { out, .. } => {
+            let _ = out.try_send(Outbound::Close(CloseReason::ServiceRestart));
+        }
+        HubMsg::Frame { .. } => {}
+        HubMsg::Closed { conn, .. } => {
+            links.remove(&conn);
+        }
+        HubMsg::Kick { reply, .. } => {
+            let _ = reply.send(false);
+        }
+        other => {
+            return handle(engine, links, other, &mut true);
         }
     }
     None

@@ -28,6 +28,16 @@ impl Server {
         Self::spawn(env, config, Stdio::inherit())
     }
 
+    /// Start the binary with its stderr (where it logs) appended to `log`.
+    pub fn start_logging_to(env: &[(&str, &str)], log: &std::path::Path) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        Self::spawn(env, None, Stdio::from(file))
+    }
+
     /// Start the binary with its stderr (where it logs) going into a pipe that nobody reads:
     /// once the pipe's buffer is full, every write to it would block.
     pub fn start_with_stderr_pipe(env: &[(&str, &str)]) -> Self {
