@@ -10,10 +10,13 @@
 //! a closed loop (each relayed offer is answered at once by the next one) or at a fixed
 //! rate, each carrying its send time inside the SDP. At the end members `leave`.
 
+mod load;
+mod setup;
+mod stop;
+
 use crate::conn::{Connector, Ws};
 use crate::stats::{LatencyBuf, Phase, Shared, micros_at, now_us};
 use crate::wire::{self, Bodies, Desc, Ident, Kind, Proto};
-use anyhow::{Context, bail};
 use futures_util::stream::{BoxStream, SelectAll, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
@@ -262,22 +265,9 @@ impl Room {
                         self.send_desc(0, 1, Desc::Offer, ts).await;
                     }
                 }
-                _ = keep.tick() => {
-                    for j in 0..size {
-                        if self.members[j].joined {
-                            self.keep_alive(j).await;
-                        }
-                    }
-                }
+                _ = keep.tick() => self.keep_all_alive().await,
                 _ = stats.tick(), if ctx.cfg.call && self.proto() == Proto::Rtcroom => {
-                    for j in 0..size {
-                        for x in 0..size {
-                            if self.members[j].links[x].connected {
-                                let frame = wire::report_stats(&self.members[j].me, &self.members[x].me.uid);
-                                self.send(j, frame).await;
-                            }
-                        }
-                    }
+                    self.report_all_stats().await;
                 }
             }
             if self.streams.is_empty() {
@@ -287,37 +277,26 @@ impl Room {
         }
     }
 
-    /// Connect member `j` and send its join (PeerJS joins by connecting).
-    async fn add_member(&mut self, j: usize) -> anyhow::Result<()> {
-        let ctx = self.ctx.clone();
-        ctx.pacer.wait().await;
-        let permit = ctx.permits.clone().acquire_owned().await?;
-        let started = Instant::now();
-        let uid = self.members[j].me.uid.clone();
-        let ws = match tokio::time::timeout(ctx.cfg.step_timeout, ctx.connector.connect(&uid)).await
-        {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => {
-                self.shared().count(&self.shared().counters.connect_errors);
-                return Err(e).context("connect");
+    /// A `keepLive` from every joined member.
+    async fn keep_all_alive(&mut self) {
+        for j in 0..self.members.len() {
+            if self.members[j].joined {
+                self.keep_alive(j).await;
             }
-            Err(_) => {
-                self.shared().count(&self.shared().counters.connect_errors);
-                bail!("connect: no WebSocket within {:?}", ctx.cfg.step_timeout);
-            }
-        };
-        self.shared().count(&self.shared().counters.connects);
-        let (sink, stream) = ws.split();
-        self.streams.push(stream.map(move |m| (j, m)).boxed());
-        let m = &mut self.members[j];
-        m.sink = Some(sink);
-        m.permit = Some(permit);
-        m.join_started = started;
-        if self.proto() == Proto::Rtcroom {
-            let frame = wire::join(&self.members[j].me);
-            self.send(j, frame).await;
         }
-        Ok(())
+    }
+
+    /// A `reportStats` from every member about every remote it is connected to.
+    async fn report_all_stats(&mut self) {
+        let size = self.members.len();
+        for j in 0..size {
+            for x in 0..size {
+                if self.members[j].links[x].connected {
+                    let frame = wire::report_stats(&self.members[j].me, &self.members[x].me.uid);
+                    self.send(j, frame).await;
+                }
+            }
+        }
     }
 
     async fn send(&mut self, j: usize, frame: String) -> bool {
@@ -365,50 +344,11 @@ impl Room {
         }
     }
 
-    async fn send_desc(&mut self, j: usize, to: usize, kind: Desc, ts: u64) -> bool {
-        self.members[j].variant = self.members[j].variant.wrapping_add(1);
-        let m = &self.members[j];
-        let frame = self
-            .ctx
-            .bodies
-            .desc(&m.me, &self.members[to].me.uid, kind, m.variant, ts);
-        self.send(j, frame).await
-    }
-
-    async fn send_candidates(&mut self, j: usize, to: usize) {
-        for i in 0..self.ctx.cfg.candidates {
-            let frame = self
-                .ctx
-                .bodies
-                .candidate(&self.members[j].me, &self.members[to].me.uid, i);
-            if !self.send(j, frame).await {
-                return;
-            }
-        }
-    }
-
-    async fn start_load(&mut self) {
-        let closed = matches!(self.ctx.cfg.load, Load::Closed(_));
-        if closed && self.members.len() >= 2 && self.members[0].links[1].connected {
-            self.send_desc(0, 1, Desc::Offer, now_us()).await;
-        }
-    }
-
     fn check(&self, j: usize, frame: &str) {
         if wire::result(frame) != 0 {
             let uid = &self.members[j].me.uid;
             let head: String = frame.chars().take(240).collect();
             self.shared().error(|| format!("{uid} got {head}"));
-        }
-    }
-
-    fn record_latency(&mut self, frame: &str) {
-        if self.ctx.shared.phase() != Phase::Measure {
-            return;
-        }
-        if let Some(ts) = wire::timestamp(frame) {
-            self.latency
-                .record(&self.ctx.shared, now_us().saturating_sub(ts));
         }
     }
 
@@ -424,47 +364,8 @@ impl Room {
                     self.send_desc(j, x, Desc::Offer, now_us()).await;
                 }
             }
-            Kind::RelayOffer => {
-                self.shared().count(&self.shared().counters.relayed_offers);
-                self.record_latency(frame);
-                let Some(x) = from else {
-                    bail!("relayOffer from an unknown member: {}", head(frame));
-                };
-                if self.members[j].links[x].connected {
-                    match self.ctx.cfg.load {
-                        Load::Closed(reply) | Load::Rate(_, reply) if self.sending() => {
-                            match reply {
-                                Reply::Offer => self.send_desc(j, x, Desc::Offer, now_us()).await,
-                                Reply::Answer => self.send_desc(j, x, Desc::Answer, now_us()).await,
-                                Reply::None => true,
-                            };
-                        }
-                        _ => {}
-                    }
-                } else {
-                    // The call flow: answer, then trickle candidates.
-                    self.send_desc(j, x, Desc::Answer, now_us()).await;
-                    self.send_candidates(j, x).await;
-                    self.members[j].links[x].described = true;
-                    self.maybe_connected(j, x).await;
-                }
-            }
-            Kind::RelayAnswer => {
-                self.shared().count(&self.shared().counters.relayed_answers);
-                self.record_latency(frame);
-                let Some(x) = from else {
-                    bail!("relayAnswer from an unknown member: {}", head(frame));
-                };
-                if self.members[j].links[x].connected {
-                    if matches!(self.ctx.cfg.load, Load::Closed(Reply::Answer)) && self.sending() {
-                        self.send_desc(j, x, Desc::Offer, now_us()).await;
-                    }
-                } else {
-                    self.members[j].links[x].described = true;
-                    self.send_candidates(j, x).await;
-                    self.maybe_connected(j, x).await;
-                }
-            }
+            Kind::RelayOffer => self.on_relay_offer(j, from, frame).await?,
+            Kind::RelayAnswer => self.on_relay_answer(j, from, frame).await?,
             Kind::RelayCandidate => {
                 self.shared()
                     .count(&self.shared().counters.relayed_candidates);
@@ -498,120 +399,6 @@ impl Room {
             Kind::Other => {}
         }
         Ok(())
-    }
-
-    async fn on_joined(&mut self, j: usize, frame: &str) -> anyhow::Result<()> {
-        let proto = self.proto();
-        if proto == Proto::Rtcroom && wire::result(frame) != 0 {
-            self.shared().count(&self.shared().counters.join_refused);
-            bail!("join refused: {}", head(frame));
-        }
-        if self.members[j].joined {
-            bail!("a second respJoin: {}", head(frame));
-        }
-        self.shared().count(&self.shared().counters.joins);
-        if self.ctx.shared.phase() == Phase::Measure {
-            let took = self.members[j].join_started.elapsed();
-            let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-            self.latency.record(&self.ctx.shared, us);
-        }
-        let m = &mut self.members[j];
-        m.joined = true;
-        m.permit = None;
-        if let Some(session) = wire::str_field(frame, "sessionId") {
-            m.session_set(session);
-        }
-        // The SDK sends its first keepLive right after respJoin.
-        self.keep_alive(j).await;
-        if !self.ctx.cfg.call || self.members.len() == 1 {
-            self.mark_ready(j);
-        } else if proto == Proto::PeerJs {
-            // PeerJS has no rooms: the newcomer calls the members already there.
-            for x in 0..j {
-                if self.members[x].joined {
-                    self.send_desc(j, x, Desc::Offer, now_us()).await;
-                }
-            }
-        }
-        if j + 1 < self.members.len() {
-            self.add_member(j + 1).await?;
-        }
-        Ok(())
-    }
-
-    fn mark_ready(&mut self, j: usize) {
-        if !self.members[j].ready {
-            self.members[j].ready = true;
-            self.shared().count(&self.shared().counters.ready);
-        }
-    }
-
-    async fn maybe_connected(&mut self, j: usize, x: usize) {
-        let link = &self.members[j].links[x];
-        if link.connected || !link.described || link.candidates < self.ctx.cfg.candidates {
-            return;
-        }
-        self.members[j].links[x].connected = true;
-        if self.proto() == Proto::Rtcroom {
-            let frame = wire::peer_connected(&self.members[j].me, &self.members[x].me.uid);
-            self.send(j, frame).await;
-            // The first quality report goes out with the connection.
-            let frame = wire::report_stats(&self.members[j].me, &self.members[x].me.uid);
-            self.send(j, frame).await;
-        }
-        let n = self.members.len();
-        if (0..n).all(|y| y == j || self.members[j].links[y].connected) {
-            self.mark_ready(j);
-        }
-    }
-
-    /// The end of the run: leave (waiting a little for the answers), then close.
-    async fn stop(&mut self) {
-        if !(self.ctx.cfg.leave_on_stop && self.proto() == Proto::Rtcroom) {
-            return;
-        }
-        let mut expected = 0;
-        for j in 0..self.members.len() {
-            if self.members[j].joined && self.members[j].sink.is_some() {
-                let frame = wire::leave(&self.members[j].me);
-                if self.send(j, frame).await {
-                    self.members[j].left = true;
-                    expected += 1;
-                }
-            }
-        }
-        let deadline = tokio::time::Instant::now() + self.ctx.cfg.step_timeout;
-        let mut got = 0;
-        while got < expected {
-            match tokio::time::timeout_at(deadline, self.streams.next()).await {
-                Ok(Some((_, Ok(Message::Text(t))))) => {
-                    if wire::classify(self.proto(), t.as_str()) == Kind::RespLeave {
-                        got += 1;
-                        self.shared().count(&self.shared().counters.resp_leave);
-                        self.check(0, t.as_str());
-                    }
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if got < expected {
-            let missing = expected - got;
-            self.shared().error(|| {
-                format!(
-                    "{missing} respLeave missing after {:?}",
-                    self.ctx.cfg.step_timeout
-                )
-            });
-        }
-    }
-
-    async fn close_all(&mut self) {
-        for m in &mut self.members {
-            if let Some(mut sink) = m.sink.take() {
-                let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
-            }
-        }
     }
 }
 

@@ -1,0 +1,296 @@
+//! The database task: takes the oldest records (the spool before memory) as one batch,
+//! writes it in one transaction, and lets go of it only after the commit; while the
+//! database is away it retries with backoff and spills memory to the spool.
+
+use super::{Batch, Shared, StopSignal, WriterConfig};
+use crate::apply::Item;
+use crate::error::StoreError;
+use crate::line::Entry;
+use crate::store::Store;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Takes the oldest records: from the spool while it has any, else from memory.
+fn take_batch(shared: &Shared, max: usize) -> Result<Option<Batch>, StoreError> {
+    let mut q = shared.lock();
+    if !q.spool.all_taken() {
+        let b = q.spool.take(max)?;
+        return Ok(Some(Batch {
+            items: b.items,
+            spool: Some((b.end, b.lines)),
+        }));
+    }
+    if q.mem.is_empty() {
+        return Ok(None);
+    }
+    let n = q.mem.len().min(max);
+    let items: Vec<Entry> = q.mem.drain(..n).collect();
+    q.in_flight_seq = items.first().map(|e| e.seq);
+    shared
+        .counters
+        .in_flight
+        .store(items.len() as u64, Ordering::Relaxed);
+    Ok(Some(Batch { items, spool: None }))
+}
+
+enum Outcome {
+    Written,
+    /// The database is away; the batch (possibly shortened) must be retried.
+    Retry(Batch),
+}
+
+async fn write_batch(store: &Store, shared: &Shared, cfg: &WriterConfig, batch: Batch) -> Outcome {
+    let res = match tokio::time::timeout(
+        cfg.write_timeout,
+        store.apply_items(&batch.items, &cfg.prices),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Timeout(cfg.write_timeout)),
+    };
+    let err = match res {
+        Ok(()) => {
+            shared
+                .counters
+                .written
+                .fetch_add(count_records(&batch.items), Ordering::Relaxed);
+            return Outcome::Written;
+        }
+        Err(e) => e,
+    };
+    shared.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+    if err.is_unavailable() || !reachable(store, cfg).await {
+        tracing::warn!(error = %err, records = batch.items.len(), "record batch not written; will retry");
+        return Outcome::Retry(batch);
+    }
+    // The database is there and refused the batch for its content: find the records it
+    // refuses by writing them one at a time, keep those aside, write the rest.
+    tracing::warn!(error = %err, "the database refused a record batch; writing it record by record");
+    let Batch { items, spool } = batch;
+    for (i, item) in items.iter().enumerate() {
+        let one = std::slice::from_ref(item);
+        let res = match tokio::time::timeout(cfg.write_timeout, store.apply_items(one, &cfg.prices))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Timeout(cfg.write_timeout)),
+        };
+        match res {
+            Ok(()) => {
+                shared
+                    .counters
+                    .written
+                    .fetch_add(count_records(one), Ordering::Relaxed);
+            }
+            Err(e) if e.is_unavailable() || !reachable(store, cfg).await => {
+                shared.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                return Outcome::Retry(Batch {
+                    items: items[i..].to_vec(),
+                    spool,
+                });
+            }
+            Err(e) => shared.reject(item, &e.to_string()),
+        }
+    }
+    Outcome::Written
+}
+
+/// Records among `items` (the recovery item is not a record).
+fn count_records(items: &[Entry]) -> u64 {
+    items
+        .iter()
+        .filter(|e| matches!(e.item, Item::Record(_)))
+        .count() as u64
+}
+
+async fn reachable(store: &Store, cfg: &WriterConfig) -> bool {
+    matches!(
+        tokio::time::timeout(cfg.write_timeout, store.ping()).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Lets go of a written batch: commits the spool offset for a spool batch.
+fn release(shared: &Shared, batch_spool: Option<(u64, u64)>) {
+    match batch_spool {
+        Some((end, lines)) => {
+            if let Err(e) = shared.lock().spool.commit(end, lines) {
+                // The records are in the database; an old offset only means they are
+                // applied again after a restart, which changes nothing.
+                tracing::error!(error = %e, "cannot record the spool's progress");
+            }
+        }
+        None => {
+            shared.counters.in_flight.store(0, Ordering::Relaxed);
+            let mut q = shared.lock();
+            q.in_flight_seq = None;
+            q.release_journal();
+        }
+    }
+}
+
+pub(super) async fn db_loop(
+    store: Store,
+    shared: Arc<Shared>,
+    cfg: WriterConfig,
+    stop: Arc<StopSignal>,
+) {
+    let up = reachable(&store, &cfg).await;
+    shared.counters.db_up.store(up, Ordering::Relaxed);
+    let mut held: Option<Batch> = None;
+    let mut backoff = cfg.retry_min;
+    loop {
+        let batch = match held.take() {
+            Some(b) => b,
+            None => {
+                if stop.deadline().is_some_and(|dl| Instant::now() >= dl) {
+                    // Out of time with records left: memory goes to the spool, the rest
+                    // of the spool stays where it is, for the next start.
+                    let mut q = shared.lock();
+                    let _ = shared.spill(&mut q);
+                    return;
+                }
+                let sh = Arc::clone(&shared);
+                let max = cfg.batch_size.max(1);
+                let taken = tokio::task::spawn_blocking(move || take_batch(&sh, max))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(StoreError::Corrupt(format!("spool reader panicked: {e}")))
+                    });
+                match taken {
+                    Ok(Some(b)) => b,
+                    Ok(None) => {
+                        if shared.lock().intake_done && stop.deadline().is_some() {
+                            return;
+                        }
+                        idle(&store, &shared, &cfg).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        // The spool cannot be read (disk trouble): wait and try again,
+                        // never skip past records.
+                        tracing::error!(error = %e, "cannot read the record spool");
+                        if pause(&stop, backoff).await {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(cfg.retry_max);
+                        continue;
+                    }
+                }
+            }
+        };
+        let spool_pos = batch.spool;
+        match write_batch(&store, &shared, &cfg, batch).await {
+            Outcome::Written => {
+                shared.counters.db_up.store(true, Ordering::Relaxed);
+                release(&shared, spool_pos);
+                backoff = cfg.retry_min;
+            }
+            Outcome::Retry(b) => {
+                shared.counters.db_up.store(false, Ordering::Relaxed);
+                // While the database is away, what is in memory goes to disk, where it
+                // survives a restart of this process: the held batch first (it is the
+                // oldest), then the rest of memory behind whatever is spooled already.
+                let sh = Arc::clone(&shared);
+                let b = tokio::task::spawn_blocking(move || to_spool(&sh, b))
+                    .await
+                    .unwrap_or(None);
+                if pause(&stop, backoff).await {
+                    if let Some(b) = b {
+                        persist_held(&shared, b);
+                    } else {
+                        let mut q = shared.lock();
+                        let _ = shared.spill(&mut q);
+                    }
+                    return;
+                }
+                held = b;
+                backoff = (backoff * 2).min(cfg.retry_max);
+            }
+        }
+    }
+}
+
+/// Waits for new records or, after the health interval, checks the database.
+async fn idle(store: &Store, shared: &Shared, cfg: &WriterConfig) {
+    if tokio::time::timeout(cfg.health_interval, shared.work.notified())
+        .await
+        .is_err()
+    {
+        let up = reachable(store, cfg).await;
+        shared.counters.db_up.store(up, Ordering::Relaxed);
+    }
+}
+
+/// Sleeps `d`, or until the shutdown deadline; true if the deadline has passed.
+async fn pause(stop: &StopSignal, d: Duration) -> bool {
+    let wake = Instant::now() + d;
+    loop {
+        let deadline = stop.deadline();
+        if deadline.is_some_and(|dl| Instant::now() >= dl) {
+            return true;
+        }
+        let until = deadline.map_or(wake, |dl| dl.min(wake));
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => {
+                if Instant::now() >= wake {
+                    return stop.deadline().is_some_and(|dl| Instant::now() >= dl);
+                }
+            }
+            () = stop.notify.notified() => {}
+        }
+    }
+}
+
+/// Spills memory and, for a batch taken from memory, puts the batch in front of the spool
+/// so the next take reads it back first. Returns the batch if it must still be held: a
+/// spool batch (its lines stay in the file until committed), or a memory batch the spool
+/// could not take.
+fn to_spool(shared: &Shared, batch: Batch) -> Option<Batch> {
+    let mut q = shared.lock();
+    let _ = shared.spill(&mut q);
+    if batch.spool.is_some() {
+        return Some(batch);
+    }
+    match q.spool.prepend(&batch.items) {
+        Ok(()) => {
+            shared.counters.in_flight.store(0, Ordering::Relaxed);
+            q.in_flight_seq = None;
+            q.release_journal();
+            shared
+                .counters
+                .spilled_total
+                .fetch_add(batch.items.len() as u64, Ordering::Relaxed);
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot spool a held record batch; keeping it in memory");
+            Some(batch)
+        }
+    }
+}
+
+/// At shutdown with the database away: the held batch and memory go to the spool, in
+/// order, for the next start.
+fn persist_held(shared: &Shared, batch: Batch) {
+    let mut q = shared.lock();
+    let _ = shared.spill(&mut q);
+    if batch.spool.is_none() {
+        // A batch from memory is older than everything spilled since it was taken.
+        match q.spool.prepend(&batch.items) {
+            Ok(()) => {
+                shared.counters.in_flight.store(0, Ordering::Relaxed);
+                q.in_flight_seq = None;
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                records = batch.items.len(),
+                "cannot keep unwritten records in the spool; they are lost"
+            ),
+        }
+    }
+    // A batch from the spool is still in the file: its offset was never committed.
+}

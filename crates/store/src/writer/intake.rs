@@ -1,0 +1,127 @@
+//! The intake thread: moves records from the channel into the write-ahead journal and the
+//! in-memory queue, spilling to the spool above the memory limit. It never touches the
+//! database.
+
+use super::{Msg, Shared};
+use crate::apply::Item;
+use crate::line::Entry;
+use rtcroom_core::Millis;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The intake thread's clocks.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timing {
+    pub(super) journal_sync: Duration,
+    pub(super) checkpoint: Option<Duration>,
+}
+
+/// The server's clock, for checkpoints (this crate is a shell: it may read the clock).
+fn wall_clock() -> Millis {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The intake thread: channel → journal and memory, spilling to the spool above the memory
+/// limit; a checkpoint every `checkpoint`; the journal synced every `journal_sync`.
+pub(super) fn intake(rx: mpsc::Receiver<Msg>, shared: &Shared, timing: Timing) {
+    use std::time::Instant;
+    let mut buf = Vec::new();
+    let mut stop = false;
+    // After a failed spill, the next try waits until memory has grown by another quarter
+    // of the limit, rather than rewriting the whole queue for every record.
+    let mut spill_at = shared.memory_limit;
+    let mut last_sync = Instant::now();
+    let mut next_checkpoint = timing.checkpoint.map(|d| Instant::now() + d);
+    while !stop {
+        let wait = next_checkpoint.map_or(timing.journal_sync, |at| {
+            at.saturating_duration_since(Instant::now())
+                .min(timing.journal_sync)
+        });
+        stop = receive(&rx, &mut buf, wait);
+        let c = &shared.counters;
+        c.taken.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        c.intake_buffered.store(buf.len() as u64, Ordering::Relaxed);
+        let checkpoint = match (next_checkpoint, timing.checkpoint) {
+            (Some(at), Some(every)) if Instant::now() >= at && !stop => {
+                next_checkpoint = Some(Instant::now() + every);
+                true
+            }
+            _ => false,
+        };
+        let mut q = shared.lock();
+        // One checkpoint waiting is enough: a newer one adds nothing until it is written.
+        if checkpoint
+            && !matches!(
+                q.mem.back(),
+                Some(Entry {
+                    item: Item::Checkpoint(_),
+                    ..
+                })
+            )
+        {
+            buf.push(Item::Checkpoint(wall_clock()));
+        }
+        let mut entries = Vec::with_capacity(buf.len());
+        for item in buf.drain(..) {
+            entries.push(Entry {
+                seq: q.next_seq,
+                item,
+            });
+            q.next_seq += 1;
+        }
+        if let Err(e) = q.journal.append(&entries) {
+            // The records are still queued; only a crash before they are written loses them.
+            tracing::error!(error = %e, "cannot write the record journal");
+        }
+        for entry in entries {
+            if q.mem.len() >= spill_at {
+                spill_at = if shared.spill(&mut q) {
+                    shared.memory_limit
+                } else {
+                    // Memory grows past its limit rather than drop a record; the queue
+                    // depth shows it.
+                    q.mem.len() + shared.memory_limit.div_ceil(4)
+                };
+            }
+            q.mem.push_back(entry);
+        }
+        q.intake_done = stop;
+        let to_sync = if stop || last_sync.elapsed() >= timing.journal_sync {
+            q.journal.take_unsynced()
+        } else {
+            None
+        };
+        drop(q);
+        c.intake_buffered.store(0, Ordering::Relaxed);
+        shared.work.notify_one();
+        if let Some(f) = to_sync {
+            if let Err(e) = f.sync_data() {
+                tracing::error!(error = %e, "cannot sync the record journal");
+            }
+            last_sync = Instant::now();
+        }
+    }
+}
+
+/// Waits up to `wait` for a message, then takes whatever else is waiting, to lock once per
+/// burst rather than per record. True once the channel says stop.
+fn receive(rx: &mpsc::Receiver<Msg>, buf: &mut Vec<Item>, wait: Duration) -> bool {
+    let mut stop = false;
+    match rx.recv_timeout(wait) {
+        Ok(Msg::Record(r)) => buf.push(Item::Record(r)),
+        Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
+        Err(mpsc::RecvTimeoutError::Timeout) => {}
+    }
+    while !stop && buf.len() < 4096 {
+        match rx.try_recv() {
+            Ok(Msg::Record(r)) => buf.push(Item::Record(r)),
+            Ok(Msg::Stop) => stop = true,
+            Err(_) => break,
+        }
+    }
+    stop
+}
