@@ -72,37 +72,52 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
+/// Inserts a session row unless one with its id exists.
+fn session_open_text(d: Dialect) -> String {
+    format!(
+        "INSERT INTO rtc_talk_sessions (session_id, sub_session_ids, app_id, room_id, \
+         user_id, user_name, user_type, talk_type, user_ip, time_out, create_time, \
+         join_time, duration, os_name, browser, sdk_info) \
+         VALUES (?, '', ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?){}",
+        d.on_conflict_ignore("session_id")
+    )
+}
+
+/// Inserts a sub-session row unless one with its id exists.
+fn sub_open_text(d: Dialect) -> String {
+    format!(
+        "INSERT INTO rtc_talk_subsessions (sub_session_id, session_id, app_id, room_id, \
+         user_id, status, remote_user_id, remote_user_name, remote_user_ip, ice_ip, \
+         connect_type, create_time, duration, cost) \
+         VALUES (?, ?, ?, ?, ?, -1, ?, ?, ?, ?, '', ?, 0, 0){}",
+        d.on_conflict_ignore("sub_session_id")
+    )
+}
+
+/// Appends ",<id>" to a session's `sub_session_ids` unless the list already holds the id.
+fn sub_append_text(d: Dialect) -> String {
+    let ids = "sub_session_ids";
+    format!(
+        "UPDATE rtc_talk_sessions SET {ids} = CASE WHEN {ids} = '' THEN ? ELSE {} END \
+         WHERE session_id = ? AND {} NOT LIKE ?",
+        d.concat(&[ids, "','", "?"]),
+        d.concat(&["','", ids, "','"]),
+    )
+}
+
 impl WriteSql {
     pub(crate) fn new(d: Dialect) -> Self {
         let s = |t: String| -> Stmt { d.sql(&t).into() };
-        let ids = "sub_session_ids";
         WriteSql {
-            session_open: s(format!(
-                "INSERT INTO rtc_talk_sessions (session_id, sub_session_ids, app_id, room_id, \
-                 user_id, user_name, user_type, talk_type, user_ip, time_out, create_time, \
-                 join_time, duration, os_name, browser, sdk_info) \
-                 VALUES (?, '', ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?){}",
-                d.on_conflict_ignore("session_id")
-            )),
+            session_open: s(session_open_text(d)),
             session_close: s(
                 "UPDATE rtc_talk_sessions SET leave_time = ?, duration = ?, \
                  time_out = ? WHERE session_id = ?"
                     .into(),
             ),
-            sub_open: s(format!(
-                "INSERT INTO rtc_talk_subsessions (sub_session_id, session_id, app_id, room_id, \
-                 user_id, status, remote_user_id, remote_user_name, remote_user_ip, ice_ip, \
-                 connect_type, create_time, duration, cost) \
-                 VALUES (?, ?, ?, ?, ?, -1, ?, ?, ?, ?, '', ?, 0, 0){}",
-                d.on_conflict_ignore("sub_session_id")
-            )),
+            sub_open: s(sub_open_text(d)),
             // Appends ",<id>" unless the list already holds the id (a retried batch).
-            sub_append: s(format!(
-                "UPDATE rtc_talk_sessions SET {ids} = CASE WHEN {ids} = '' THEN ? ELSE {} END \
-                 WHERE session_id = ? AND {} NOT LIKE ?",
-                d.concat(&[ids, "','", "?"]),
-                d.concat(&["','", ids, "','"]),
-            )),
+            sub_append: s(sub_append_text(d)),
             // The first begin counts; the engine sends one per direction.
             sub_begin: s("UPDATE rtc_talk_subsessions SET begin_time = ? \
                  WHERE sub_session_id = ? AND begin_time IS NULL"

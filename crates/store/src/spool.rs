@@ -52,6 +52,62 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
+/// What one pass over the data file found (see [`scan_lines`]).
+struct LineScan {
+    /// Where the last whole line ends.
+    complete: u64,
+    /// Whole lines in the file.
+    lines: u64,
+    /// Lines that end at or before the committed offset.
+    before: u64,
+    /// Whether the committed offset falls on a line end (or is 0).
+    offset_on_line_end: bool,
+    /// Bytes read (the file length, including a torn last line).
+    pos: u64,
+    /// Where the last whole line starts.
+    last_start: u64,
+}
+
+/// One streaming pass (the spool can be large after a long outage): where the last
+/// whole line ends, how many lines there are, and how many end at or before the
+/// committed offset, which is valid only if it falls on a line end.
+fn scan_lines(file: &File, offset: u64, data_path: &Path) -> Result<LineScan, StoreError> {
+    let (mut complete, mut lines, mut before, mut offset_on_line_end) =
+        (0u64, 0u64, 0u64, offset == 0);
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut pos = 0u64;
+    let mut last_start = 0u64;
+    loop {
+        let buf = reader.fill_buf().map_err(io_err(data_path))?;
+        if buf.is_empty() {
+            break;
+        }
+        for (i, &b) in buf.iter().enumerate() {
+            if b == b'\n' {
+                let end = pos + i as u64 + 1;
+                last_start = complete;
+                complete = end;
+                lines += 1;
+                if end <= offset {
+                    before += 1;
+                }
+                offset_on_line_end |= end == offset;
+            }
+        }
+        let n = buf.len();
+        pos += n as u64;
+        reader.consume(n);
+    }
+    Ok(LineScan {
+        complete,
+        lines,
+        before,
+        offset_on_line_end,
+        pos,
+        last_start,
+    })
+}
+
 impl Spool {
     /// Opens (or creates) the spool in `dir`. A torn last line (the process died while
     /// appending) is cut off: that item was never acknowledged as spooled.
@@ -70,36 +126,14 @@ impl Spool {
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(0);
-        // One streaming pass (the spool can be large after a long outage): where the last
-        // whole line ends, how many lines there are, and how many end at or before the
-        // committed offset, which is valid only if it falls on a line end.
-        let (mut complete, mut lines, mut before, mut offset_on_line_end) =
-            (0u64, 0u64, 0u64, offset == 0);
-        let mut reader = BufReader::with_capacity(1 << 16, &file);
-        let mut pos = 0u64;
-        let mut last_start = 0u64;
-        loop {
-            let buf = reader.fill_buf().map_err(io_err(&data_path))?;
-            if buf.is_empty() {
-                break;
-            }
-            for (i, &b) in buf.iter().enumerate() {
-                if b == b'\n' {
-                    let end = pos + i as u64 + 1;
-                    last_start = complete;
-                    complete = end;
-                    lines += 1;
-                    if end <= offset {
-                        before += 1;
-                    }
-                    offset_on_line_end |= end == offset;
-                }
-            }
-            let n = buf.len();
-            pos += n as u64;
-            reader.consume(n);
-        }
-        drop(reader);
+        let LineScan {
+            complete,
+            lines,
+            before,
+            offset_on_line_end,
+            pos,
+            last_start,
+        } = scan_lines(&file, offset, &data_path)?;
         if complete < pos {
             tracing::warn!(
                 path = %data_path.display(),
