@@ -254,49 +254,78 @@ fn share(report: &Report) -> Result<Chart, ReportError> {
             .color(&WHITE)
             .pos(Pos::new(HPos::Center, VPos::Center));
         for (k, (name, color)) in names.iter().zip(colors).enumerate() {
-            let mut rects = Vec::new();
-            let mut texts = Vec::new();
-            for (i, (_, values)) in bars.iter().enumerate() {
-                let total: u64 = values.iter().sum();
-                if total == 0 {
-                    continue;
-                }
-                let pct = |v: u64| 100.0 * v as f64 / total as f64;
-                let x0: f64 = values[..k].iter().map(|&v| pct(v)).sum();
-                let w = pct(values[k]);
-                let i = i as u32;
-                let mut r = Rectangle::new(
-                    [(x0, SegmentValue::Exact(i)), (x0 + w, segment_end(i, 2))],
-                    color.filled(),
-                );
-                r.set_margin(8, 8, 0, 0);
-                rects.push(r);
-                // A label only fits a segment of about a tenth of the width.
-                if w >= 9.0 {
-                    texts.push(Text::new(
-                        format!("{w:.1}%"),
-                        (x0 + w / 2.0, SegmentValue::CenterOf(i)),
-                        inside.clone(),
-                    ));
-                }
-            }
+            let (rects, texts) = share_segments(&bars, k, color, &inside);
             chart.draw_series(rects).map_err(s)?;
             chart.draw_series(texts).map_err(s)?;
-            // The legend goes in its own strip under the axis, where it cannot cover a bar.
-            let x = 250 + 170 * k as i32;
-            legend
-                .draw(&Rectangle::new([(x, 6), (x + 12, 18)], color.filled()))
-                .map_err(s)?;
-            legend
-                .draw(&Text::new(
-                    *name,
-                    (x + 18, 5),
-                    (FAMILY, 13).into_font().color(&INK),
-                ))
-                .map_err(s)?;
+            share_legend_entry(&legend, k, name, color)?;
         }
         Ok(())
     })
+}
+
+/// A point on the share chart: percent across, bar (segment) up.
+type SharePoint = (f64, SegmentValue<u32>);
+
+/// The `k`-th part (P2P, relay, unknown) of every bar: its rectangles, and a percent label
+/// on each part wide enough to hold one.
+fn share_segments(
+    bars: &[(&str, [u64; 3])],
+    k: usize,
+    color: RGBColor,
+    inside: &TextStyle<'static>,
+) -> (
+    Vec<Rectangle<SharePoint>>,
+    Vec<Text<'static, SharePoint, String>>,
+) {
+    let mut rects = Vec::new();
+    let mut texts = Vec::new();
+    for (i, (_, values)) in bars.iter().enumerate() {
+        let total: u64 = values.iter().sum();
+        if total == 0 {
+            continue;
+        }
+        let pct = |v: u64| 100.0 * v as f64 / total as f64;
+        let x0: f64 = values[..k].iter().map(|&v| pct(v)).sum();
+        let w = pct(values[k]);
+        let i = i as u32;
+        let mut r = Rectangle::new(
+            [(x0, SegmentValue::Exact(i)), (x0 + w, segment_end(i, 2))],
+            color.filled(),
+        );
+        r.set_margin(8, 8, 0, 0);
+        rects.push(r);
+        // A label only fits a segment of about a tenth of the width.
+        if w >= 9.0 {
+            texts.push(Text::new(
+                format!("{w:.1}%"),
+                (x0 + w / 2.0, SegmentValue::CenterOf(i)),
+                inside.clone(),
+            ));
+        }
+    }
+    (rects, texts)
+}
+
+/// The `k`-th legend entry of the share chart. The legend goes in its own strip under the
+/// axis, where it cannot cover a bar.
+fn share_legend_entry(
+    legend: &Area<'_>,
+    k: usize,
+    name: &str,
+    color: RGBColor,
+) -> Result<(), String> {
+    let x = 250 + 170 * k as i32;
+    legend
+        .draw(&Rectangle::new([(x, 6), (x + 12, 18)], color.filled()))
+        .map_err(s)?;
+    legend
+        .draw(&Text::new(
+            name,
+            (x + 18, 5),
+            (FAMILY, 13).into_font().color(&INK),
+        ))
+        .map_err(s)?;
+    Ok(())
 }
 
 fn quality(report: &Report) -> Result<Chart, ReportError> {
