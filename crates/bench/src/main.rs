@@ -220,32 +220,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     stats::epoch();
-    let spawn = match (common.target, &common.spawn) {
-        (Target::Raw, _) => Some(procfs::Spawn::Raw { ack: false }),
-        (Target::RawAck, _) => Some(procfs::Spawn::Raw { ack: true }),
-        (Target::Rtcroom, Some(path)) => {
-            // The rooms of the plan must fit (the default capacity is 3); --server-env wins.
-            let mut env = vec![(
-                "RTCROOM_ROOM_MAX_CAPACITY".to_owned(),
-                plan.room_size.max(3).to_string(),
-            )];
-            for kv in &common.server_env {
-                let (k, v) = kv
-                    .split_once('=')
-                    .with_context(|| format!("--server-env {kv}: expected KEY=VALUE"))?;
-                env.push((k.to_owned(), v.to_owned()));
-            }
-            Some(procfs::Spawn::Rtcroom {
-                binary: path.clone(),
-                env,
-                log: common.server_log.clone(),
-            })
-        }
-        (Target::Peerjs, Some(path)) => Some(procfs::Spawn::PeerJs {
-            script: procfs::peerjs_script(path),
-        }),
-        (_, None) => None,
-    };
+    let spawn = spawn_of(&common, plan.room_size)?;
     let spawned = spawn.as_ref().map(procfs::start).transpose()?;
     let mut plan = plan;
     let url = match (&spawned, &common.url) {
@@ -281,6 +256,36 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What to start as the server under test, if `--spawn` (or a raw target) asks for one.
+fn spawn_of(common: &Common, room_size: usize) -> anyhow::Result<Option<procfs::Spawn>> {
+    Ok(match (common.target, &common.spawn) {
+        (Target::Raw, _) => Some(procfs::Spawn::Raw { ack: false }),
+        (Target::RawAck, _) => Some(procfs::Spawn::Raw { ack: true }),
+        (Target::Rtcroom, Some(path)) => {
+            // The rooms of the plan must fit (the default capacity is 3); --server-env wins.
+            let mut env = vec![(
+                "RTCROOM_ROOM_MAX_CAPACITY".to_owned(),
+                room_size.max(3).to_string(),
+            )];
+            for kv in &common.server_env {
+                let (k, v) = kv
+                    .split_once('=')
+                    .with_context(|| format!("--server-env {kv}: expected KEY=VALUE"))?;
+                env.push((k.to_owned(), v.to_owned()));
+            }
+            Some(procfs::Spawn::Rtcroom {
+                binary: path.clone(),
+                env,
+                log: common.server_log.clone(),
+            })
+        }
+        (Target::Peerjs, Some(path)) => Some(procfs::Spawn::PeerJs {
+            script: procfs::peerjs_script(path),
+        }),
+        (_, None) => None,
+    })
+}
+
 fn room_cfg(common: &Common, call: bool, load: Load, leave: bool) -> RoomCfg {
     RoomCfg {
         call,
@@ -293,82 +298,128 @@ fn room_cfg(common: &Common, call: bool, load: Load, leave: bool) -> RoomCfg {
     }
 }
 
-fn plan(scenario: Scenario) -> anyhow::Result<(run::Plan, Common)> {
-    let target_name = |c: &Common| match c.target {
+/// The target's name in the report.
+fn target_name(c: &Common) -> &'static str {
+    match c.target {
         Target::Rtcroom => "rtcroom",
         Target::Peerjs => "peerjs",
         Target::Raw => "raw",
         Target::RawAck => "raw-ack",
-    };
-    let base =
-        |c: &Common, name, kind, members, room_size, room, warmup: f64, duration: f64| run::Plan {
-            scenario: name,
-            kind,
-            target: target_name(c),
-            label: c.label.clone(),
-            members,
-            room_size,
-            room,
-            ramp: c.ramp,
-            concurrency: c.concurrency,
-            setup_timeout: secs(c.setup_timeout),
-            warmup: secs(warmup),
-            duration: secs(duration),
-            sdp: (c.sdp_min, c.sdp_max),
-            server_pid: c.server_pid,
-            quiet: c.quiet,
-        };
+    }
+}
+
+/// A plan with the settings every scenario shares taken from `c`; `window` is
+/// (warmup, duration) in seconds.
+fn base_plan(
+    c: &Common,
+    name: &'static str,
+    kind: run::Kind,
+    members: usize,
+    room_size: usize,
+    room: RoomCfg,
+    (warmup, duration): (f64, f64),
+) -> run::Plan {
+    run::Plan {
+        scenario: name,
+        kind,
+        target: target_name(c),
+        label: c.label.clone(),
+        members,
+        room_size,
+        room,
+        ramp: c.ramp,
+        concurrency: c.concurrency,
+        setup_timeout: secs(c.setup_timeout),
+        warmup: secs(warmup),
+        duration: secs(duration),
+        sdp: (c.sdp_min, c.sdp_max),
+        server_pid: c.server_pid,
+        quiet: c.quiet,
+    }
+}
+
+/// The closed-loop relay scenario: each relayed offer is answered at once.
+fn relay_plan(
+    pairs: usize,
+    reply: Reply,
+    window: &Window,
+    common: &Common,
+) -> anyhow::Result<run::Plan> {
+    if reply == Reply::None {
+        bail!("a closed loop needs a reply: --reply offer or --reply answer");
+    }
+    let room = room_cfg(common, true, Load::Closed(reply), true);
+    Ok(base_plan(
+        common,
+        "relay",
+        run::Kind::Pairs,
+        pairs * 2,
+        2,
+        room,
+        (window.warmup, window.duration),
+    ))
+}
+
+/// The fixed-rate scenario: `rate` offers per second per pair.
+fn rate_plan(
+    pairs: usize,
+    rate: f64,
+    reply: Reply,
+    window: &Window,
+    common: &Common,
+) -> anyhow::Result<run::Plan> {
+    if reply == Reply::Offer {
+        bail!("at a fixed rate the receiver may only answer: --reply none or --reply answer");
+    }
+    if !(rate > 0.0 && rate <= 10_000.0) {
+        bail!("--rate must be in (0, 10000] offers per second per pair");
+    }
+    let room = room_cfg(common, true, Load::Rate(rate, reply), true);
+    Ok(base_plan(
+        common,
+        "rate",
+        run::Kind::Pairs,
+        pairs * 2,
+        2,
+        room,
+        (window.warmup, window.duration),
+    ))
+}
+
+/// The join storm: `joins` members join as fast as allowed.
+fn storm_plan(joins: usize, room_size: usize, common: &Common) -> run::Plan {
+    let room = room_cfg(common, false, Load::None, false);
+    let mut p = base_plan(
+        common,
+        "join-storm",
+        run::Kind::Storm,
+        joins,
+        room_size.max(1),
+        room,
+        (0.0, 0.0),
+    );
+    // The storm goes as fast as the in-flight limit allows unless a ramp was given.
+    if (p.ramp - 2000.0).abs() < f64::EPSILON {
+        p.ramp = 0.0;
+    }
+    p
+}
+
+fn plan(scenario: Scenario) -> anyhow::Result<(run::Plan, Common)> {
     let plan = match scenario {
         Scenario::Relay {
             pairs,
             reply,
             window,
             common,
-        } => {
-            if reply == Reply::None {
-                bail!("a closed loop needs a reply: --reply offer or --reply answer");
-            }
-            let room = room_cfg(&common, true, Load::Closed(reply), true);
-            let p = base(
-                &common,
-                "relay",
-                run::Kind::Pairs,
-                pairs * 2,
-                2,
-                room,
-                window.warmup,
-                window.duration,
-            );
-            (p, common)
-        }
+        } => (relay_plan(pairs, reply, &window, &common)?, common),
         Scenario::Rate {
             pairs,
             rate,
             reply,
             window,
             common,
-        } => {
-            if reply == Reply::Offer {
-                bail!(
-                    "at a fixed rate the receiver may only answer: --reply none or --reply answer"
-                );
-            }
-            if !(rate > 0.0 && rate <= 10_000.0) {
-                bail!("--rate must be in (0, 10000] offers per second per pair");
-            }
-            let room = room_cfg(&common, true, Load::Rate(rate, reply), true);
-            let p = base(
-                &common,
-                "rate",
-                run::Kind::Pairs,
-                pairs * 2,
-                2,
-                room,
-                window.warmup,
-                window.duration,
-            );
-            (p, common)
-        }
+        } => (rate_plan(pairs, rate, reply, &window, &common)?, common),
         Scenario::Idle {
             members,
             room_size,
@@ -377,15 +428,14 @@ fn plan(scenario: Scenario) -> anyhow::Result<(run::Plan, Common)> {
             common,
         } => {
             let room = room_cfg(&common, call, Load::None, false);
-            let p = base(
+            let p = base_plan(
                 &common,
                 if call { "idle-call" } else { "idle" },
                 run::Kind::Idle,
                 members,
                 room_size.max(1),
                 room,
-                0.0,
-                hold,
+                (0.0, hold),
             );
             (p, common)
         }
@@ -393,24 +443,7 @@ fn plan(scenario: Scenario) -> anyhow::Result<(run::Plan, Common)> {
             joins,
             room_size,
             common,
-        } => {
-            let room = room_cfg(&common, false, Load::None, false);
-            let mut p = base(
-                &common,
-                "join-storm",
-                run::Kind::Storm,
-                joins,
-                room_size.max(1),
-                room,
-                0.0,
-                0.0,
-            );
-            // The storm goes as fast as the in-flight limit allows unless a ramp was given.
-            if (p.ramp - 2000.0).abs() < f64::EPSILON {
-                p.ramp = 0.0;
-            }
-            (p, common)
-        }
+        } => (storm_plan(joins, room_size, &common), common),
         Scenario::Smoke {
             pairs,
             duration,
@@ -419,15 +452,14 @@ fn plan(scenario: Scenario) -> anyhow::Result<(run::Plan, Common)> {
             let mut room = room_cfg(&common, true, Load::Closed(Reply::Answer), true);
             room.keepalive = secs(1.0);
             room.report_stats = secs(1.0);
-            let p = base(
+            let p = base_plan(
                 &common,
                 "smoke",
                 run::Kind::Pairs,
                 pairs * 2,
                 2,
                 room,
-                0.5,
-                duration,
+                (0.5, duration),
             );
             (p, common)
         }
