@@ -72,18 +72,18 @@ pub struct Outcome {
     pub ok: bool,
 }
 
-pub async fn execute(plan: Plan, connector: Connector) -> Outcome {
-    let shared = Arc::new(Shared::new());
-    let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
-    let set_phase = |p: Phase| {
-        shared.set_phase(p);
-        let _ = phase_tx.send(p);
-    };
+/// The context every room task shares.
+fn new_ctx(
+    plan: &Plan,
+    shared: &Arc<Shared>,
+    connector: Connector,
+    phase_rx: watch::Receiver<Phase>,
+) -> Arc<Ctx> {
     let proto = connector.proto;
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let ctx = Arc::new(Ctx {
+    Arc::new(Ctx {
         shared: shared.clone(),
         bodies: Bodies::new(proto, plan.sdp.0, plan.sdp.1),
         connector,
@@ -93,22 +93,11 @@ pub async fn execute(plan: Plan, connector: Connector) -> Outcome {
         phase: phase_rx,
         run: format!("b{:x}", unix.as_micros() % (1 << 40)),
         time: unix.as_secs().to_string(),
-    });
-    let pid = plan.server_pid;
-    let start = mark(&shared, pid);
-    if plan.kind == Kind::Storm {
-        set_phase(Phase::Measure);
-    }
+    })
+}
 
-    let mut tasks = tokio::task::JoinSet::new();
-    let rooms = plan.members.div_ceil(plan.room_size);
-    for r in 0..rooms {
-        let first = r * plan.room_size;
-        let size = plan.room_size.min(plan.members - first);
-        tasks.spawn(room::run(ctx.clone(), r, first, size));
-    }
-
-    // Setup: wait until every member is in (or has failed), within the time limit.
+/// Setup: waits until every member is in (or has failed), within the time limit.
+async fn wait_setup(plan: &Plan, shared: &Shared, start: &Mark) {
     let deadline = start.at + plan.setup_timeout;
     let total = plan.members as u64;
     let mut last_print = Instant::now();
@@ -130,6 +119,32 @@ pub async fn execute(plan: Plan, connector: Connector) -> Outcome {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+pub async fn execute(plan: Plan, connector: Connector) -> Outcome {
+    let shared = Arc::new(Shared::new());
+    let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
+    let set_phase = |p: Phase| {
+        shared.set_phase(p);
+        let _ = phase_tx.send(p);
+    };
+    let ctx = new_ctx(&plan, &shared, connector, phase_rx);
+    let pid = plan.server_pid;
+    let start = mark(&shared, pid);
+    if plan.kind == Kind::Storm {
+        set_phase(Phase::Measure);
+    }
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let rooms = plan.members.div_ceil(plan.room_size);
+    for r in 0..rooms {
+        let first = r * plan.room_size;
+        let size = plan.room_size.min(plan.members - first);
+        tasks.spawn(room::run(ctx.clone(), r, first, size));
+    }
+
+    wait_setup(&plan, &shared, &start).await;
+    let total = plan.members as u64;
     let ready = mark(&shared, pid);
     let setup_timed_out = ready.counters.ready + ready.counters.failed < total;
 
