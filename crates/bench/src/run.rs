@@ -7,6 +7,7 @@ use crate::procfs;
 use crate::room::{self, Ctx, Load, Pacer, RoomCfg};
 use crate::stats::{Phase, Shared, Snapshot};
 use crate::wire::{Bodies, Proto};
+use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -212,7 +213,115 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
-#[allow(clippy::cast_precision_loss, clippy::too_many_lines)]
+/// CPU seconds spent between two readings, if both were taken.
+fn cpu_delta(from: Option<f64>, to: Option<f64>) -> Option<f64> {
+    match (from, to) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    }
+}
+
+/// Over the window, the machine's steal time and the CPU used by neither the server nor
+/// the bench, each in percent.
+#[allow(clippy::cast_precision_loss)]
+fn machine_shares(
+    m: &Marks,
+    server_cpu: Option<f64>,
+    client_cpu: Option<f64>,
+) -> (Option<f64>, Option<f64>) {
+    match (m.from.machine, m.to.machine) {
+        (Some(a), Some(b)) if b.total > a.total => {
+            let total = (b.total - a.total) as f64;
+            let steal = 100.0 * (b.steal - a.steal) as f64 / total;
+            // Ticks are per core; the window's core-seconds are total / clock ticks.
+            let core_secs = total / procfs::clock_ticks();
+            let busy_secs = core_secs * (b.busy - a.busy) as f64 / total;
+            let ours = server_cpu.unwrap_or(0.0) + client_cpu.unwrap_or(0.0);
+            let others = 100.0 * (busy_secs - ours).max(0.0) / core_secs;
+            (Some(steal), Some(others))
+        }
+        _ => (None, None),
+    }
+}
+
+/// The server's RSS growth per ready member, in KiB.
+#[allow(clippy::cast_precision_loss)]
+fn rss_per_member(m: &Marks, whole: &Snapshot) -> Option<f64> {
+    match (m.start.server_rss, m.to.server_rss) {
+        (Some(a), Some(b)) if whole.ready > 0 => Some(round(
+            b.saturating_sub(a) as f64 / m.to.counters.ready.max(1) as f64,
+            2,
+        )),
+        _ => None,
+    }
+}
+
+/// Whether the run met its own checks: no failures, setup in time, and the traffic its
+/// kind is about (relayed messages for pairs, answered keepalives for idle rtcroom).
+fn verdict(plan: &Plan, whole: &Snapshot, window: &Snapshot, setup_timed_out: bool) -> bool {
+    let failures =
+        whole.errors + whole.dropped + whole.join_refused + whole.connect_errors + whole.failed;
+    let relayed = window.relayed();
+    let mut ok = failures == 0 && !setup_timed_out;
+    if plan.kind == Kind::Pairs && relayed == 0 {
+        ok = false;
+    }
+    if plan.kind == Kind::Idle
+        && plan.room.keepalive <= plan.duration
+        && window.resp_keeplive == 0
+        && matches!(plan.target, "rtcroom")
+    {
+        ok = false;
+    }
+    ok
+}
+
+/// The `setup` object of the report.
+fn setup_json(setup: &Snapshot, setup_s: f64, m: &Marks, setup_timed_out: bool) -> Value {
+    json!({
+        "secs": round(setup_s, 3),
+        "connects": setup.connects,
+        "connects_per_s": round(per_sec(setup.connects, setup_s), 1),
+        "joins": setup.joins,
+        "joins_per_s": round(per_sec(setup.joins, setup_s), 1),
+        "ready": m.ready.counters.ready,
+        "timed_out": setup_timed_out,
+    })
+}
+
+/// The `load` object of the report: what the pairs were told to do.
+fn load_json(load: Load) -> Value {
+    match load {
+        Load::None => json!(null),
+        Load::Closed(r) => json!({"closed_loop": format!("{r:?}").to_lowercase()}),
+        Load::Rate(x, r) => {
+            json!({"offers_per_s_per_pair": x, "reply": format!("{r:?}").to_lowercase()})
+        }
+    }
+}
+
+/// The `latency_us` object of the report.
+fn latency_json(plan: &Plan, h: &Histogram<u64>) -> Value {
+    let q = |p: f64| h.value_at_quantile(p);
+    json!({
+        "what": if plan.kind == Kind::Storm { "connect+join" } else { "relay (send to receipt)" },
+        "count": h.len(),
+        "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": h.max(),
+    })
+}
+
+/// The `totals` object of the report: counters over the whole run.
+fn totals_json(whole: &Snapshot) -> Value {
+    let joined = whole.joins;
+    json!({
+        "connects": whole.connects, "joins": joined, "frames_sent": whole.frames_sent,
+        "frames_received": whole.frames_received, "bytes_sent": whole.bytes_sent,
+        "relayed_candidates": whole.relayed_candidates, "resp_peer_connected": whole.resp_peer_connected,
+        "resp_leave": whole.resp_leave, "relayed_leave": whole.relayed_leave,
+    })
+}
+
+#[allow(clippy::cast_precision_loss)]
 fn report(
     plan: &Plan,
     shared: &Shared,
@@ -226,53 +335,15 @@ fn report(
     let window_s = secs(&m.from, &m.to);
     let whole = m.end.counters;
     let h = shared.histogram();
-    let q = |p: f64| h.value_at_quantile(p);
-    let server_cpu = match (m.from.server_cpu, m.to.server_cpu) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
-    let client_cpu = match (m.from.client_cpu, m.to.client_cpu) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
-    let (steal_pct, others_pct) = match (m.from.machine, m.to.machine) {
-        (Some(a), Some(b)) if b.total > a.total => {
-            let total = (b.total - a.total) as f64;
-            let steal = 100.0 * (b.steal - a.steal) as f64 / total;
-            // Ticks are per core; the window's core-seconds are total / clock ticks.
-            let core_secs = total / procfs::clock_ticks();
-            let busy_secs = core_secs * (b.busy - a.busy) as f64 / total;
-            let ours = server_cpu.unwrap_or(0.0) + client_cpu.unwrap_or(0.0);
-            let others = 100.0 * (busy_secs - ours).max(0.0) / core_secs;
-            (Some(steal), Some(others))
-        }
-        _ => (None, None),
-    };
+    let server_cpu = cpu_delta(m.from.server_cpu, m.to.server_cpu);
+    let client_cpu = cpu_delta(m.from.client_cpu, m.to.client_cpu);
+    let (steal_pct, others_pct) = machine_shares(m, server_cpu, client_cpu);
     let relayed = window.relayed();
     let us_per_relayed = server_cpu
         .filter(|_| relayed > 0)
         .map(|c| round(c * 1e6 / relayed as f64, 2));
-    let joined = whole.joins;
-    let rss_per_member = match (m.start.server_rss, m.to.server_rss) {
-        (Some(a), Some(b)) if whole.ready > 0 => Some(round(
-            b.saturating_sub(a) as f64 / m.to.counters.ready.max(1) as f64,
-            2,
-        )),
-        _ => None,
-    };
-    let failures =
-        whole.errors + whole.dropped + whole.join_refused + whole.connect_errors + whole.failed;
-    let mut ok = failures == 0 && !setup_timed_out;
-    if plan.kind == Kind::Pairs && relayed == 0 {
-        ok = false;
-    }
-    if plan.kind == Kind::Idle
-        && plan.room.keepalive <= plan.duration
-        && window.resp_keeplive == 0
-        && matches!(plan.target, "rtcroom")
-    {
-        ok = false;
-    }
+    let rss_per_member = rss_per_member(m, &whole);
+    let ok = verdict(plan, &whole, &window, setup_timed_out);
     let first_errors = shared
         .first_errors
         .lock()
@@ -287,21 +358,9 @@ fn report(
         "members": plan.members,
         "pairs": if plan.kind == Kind::Pairs { plan.members / 2 } else { 0 },
         "room_size": plan.room_size,
-        "load": match plan.room.load {
-            Load::None => json!(null),
-            Load::Closed(r) => json!({"closed_loop": format!("{r:?}").to_lowercase()}),
-            Load::Rate(x, r) => json!({"offers_per_s_per_pair": x, "reply": format!("{r:?}").to_lowercase()}),
-        },
+        "load": load_json(plan.room.load),
         "desc_bytes": [body_min, body_max],
-        "setup": {
-            "secs": round(setup_s, 3),
-            "connects": setup.connects,
-            "connects_per_s": round(per_sec(setup.connects, setup_s), 1),
-            "joins": setup.joins,
-            "joins_per_s": round(per_sec(setup.joins, setup_s), 1),
-            "ready": m.ready.counters.ready,
-            "timed_out": setup_timed_out,
-        },
+        "setup": setup_json(&setup, setup_s, m, setup_timed_out),
         "window_secs": round(window_s, 3),
         "relayed": relayed,
         "relayed_per_s": round(per_sec(relayed, window_s), 1),
@@ -310,11 +369,7 @@ fn report(
         "resp_offers": window.resp_offers,
         "keepalives_sent": window.keepalives_sent,
         "resp_keeplive": window.resp_keeplive,
-        "latency_us": {
-            "what": if plan.kind == Kind::Storm { "connect+join" } else { "relay (send to receipt)" },
-            "count": h.len(),
-            "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": h.max(),
-        },
+        "latency_us": latency_json(plan, &h),
         "server": {
             "pid": plan.server_pid,
             "cpu_s": server_cpu.map(|c| round(c, 3)),
@@ -329,12 +384,7 @@ fn report(
         // CPU that neither the server nor the bench used (other work on a shared machine),
         // as a share of all cores during the window.
         "others_cpu_pct": others_pct.map(|s| round(s, 1)),
-        "totals": {
-            "connects": whole.connects, "joins": joined, "frames_sent": whole.frames_sent,
-            "frames_received": whole.frames_received, "bytes_sent": whole.bytes_sent,
-            "relayed_candidates": whole.relayed_candidates, "resp_peer_connected": whole.resp_peer_connected,
-            "resp_leave": whole.resp_leave, "relayed_leave": whole.relayed_leave,
-        },
+        "totals": totals_json(&whole),
         "errors": whole.errors,
         "dropped": whole.dropped,
         "join_refused": whole.join_refused,
@@ -349,14 +399,18 @@ fn report(
     Outcome { json, ok }
 }
 
-fn human(plan: &Plan, j: &Value) {
-    let f = |v: &Value| match v {
+/// A report value for the human summary ("-" for none).
+fn show(v: &Value) -> String {
+    match v {
         Value::Null => "-".to_owned(),
         other => other.to_string(),
-    };
+    }
+}
+
+fn human(plan: &Plan, j: &Value) {
+    let f = show;
     let s = &j["setup"];
     let l = &j["latency_us"];
-    let srv = &j["server"];
     eprintln!(
         "{} against {} ({}): {} members in rooms of {}",
         plan.scenario, plan.target, plan.label, plan.members, plan.room_size
@@ -395,6 +449,13 @@ fn human(plan: &Plan, j: &Value) {
         f(&l["p999"]),
         f(&l["max"])
     );
+    human_costs(j);
+}
+
+/// The server, client and problem lines of the human summary, and the result.
+fn human_costs(j: &Value) {
+    let f = show;
+    let srv = &j["server"];
     eprintln!(
         "  server     pid {}: {} CPU s ({}%), {} µs CPU per relayed message, RSS {} → {} KiB ({} KiB per member)",
         f(&srv["pid"]),
