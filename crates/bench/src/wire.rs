@@ -132,6 +132,20 @@ fn sdp(kind: &str, target: usize, rng: &mut XorShift) -> String {
          a=extmap:13 urn:3gpp:video-orientation\r\na=extmap:5 http://www.webrtc.org/experiments/rtp-hdrext/playout-delay\r\n\
          a=sendrecv\r\na=msid:{stream} {stream}-video\r\na=rtcp-mux\r\na=rtcp-rsize\r\n"
     ));
+    // Codec blocks until the body reaches its size; the SSRC lines close it.
+    let tail = format!(
+        "a=ssrc-group:FID {v_ssrc} {v_rtx}\r\na=ssrc:{v_ssrc} cname:{ufrag}{stream}\r\n\
+         a=ssrc:{v_ssrc} msid:{stream} {stream}-video\r\na=ssrc:{v_rtx} cname:{ufrag}{stream}\r\n\
+         a=ssrc:{v_rtx} msid:{stream} {stream}-video\r\n"
+    );
+    push_codec_blocks(&mut s, tail.len(), target);
+    s.push_str(&tail);
+    s
+}
+
+/// Appends video codec blocks (each with its RTX) to `s` until, with `tail_len` bytes still
+/// to come, the body reaches about `target` bytes.
+fn push_codec_blocks(s: &mut String, tail_len: usize, target: usize) {
     let codecs = [
         "VP8/90000",
         "VP9/90000",
@@ -140,13 +154,7 @@ fn sdp(kind: &str, target: usize, rng: &mut XorShift) -> String {
         "H265/90000",
     ];
     let mut pt = 96u32;
-    // Codec blocks until the body reaches its size; the SSRC lines close it.
-    let tail = format!(
-        "a=ssrc-group:FID {v_ssrc} {v_rtx}\r\na=ssrc:{v_ssrc} cname:{ufrag}{stream}\r\n\
-         a=ssrc:{v_ssrc} msid:{stream} {stream}-video\r\na=ssrc:{v_rtx} cname:{ufrag}{stream}\r\n\
-         a=ssrc:{v_rtx} msid:{stream} {stream}-video\r\n"
-    );
-    while s.len() + tail.len() < target {
+    while s.len() + tail_len < target {
         let codec = codecs[usize::try_from(pt).unwrap_or(0) % codecs.len()];
         let block = format!(
             "a=rtpmap:{pt} {codec}\r\na=rtcp-fb:{pt} goog-remb\r\na=rtcp-fb:{pt} transport-cc\r\n\
@@ -156,14 +164,12 @@ fn sdp(kind: &str, target: usize, rng: &mut XorShift) -> String {
             pt + 1,
             pt + 1
         );
-        if s.len() + tail.len() + block.len() > target + 200 {
+        if s.len() + tail_len + block.len() > target + 200 {
             break;
         }
         s.push_str(&block);
         pt += 2;
     }
-    s.push_str(&tail);
-    s
 }
 
 /// A candidate line as a browser sends it (about 300 bytes once framed).
