@@ -101,15 +101,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     println!("charts: {} in {:.2?}", sizes.join(", "), start.elapsed());
 
+    export_mail(&report, &charts, date, &arg)?;
+    export_html(&report, &charts, date, window_start, subs, arg("--html"))?;
+    export_json(&report, window_start, subs, arg("--json"))?;
+    Ok(())
+}
+
+/// The e-mail: built, measured, and written out when `--eml` / `--preview` ask for it.
+fn export_mail(
+    report: &rtcroom_report::Report,
+    charts: &[rtcroom_report::Chart],
+    date: NaiveDate,
+    arg: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let opts = MailOptions {
         from: "rtcroom <report@rtc.example.com>".to_owned(),
         to: vec!["ops@example.com".to_owned()],
         subject: None,
     };
-    let msg = build_message(&report, &charts, &opts)?;
+    let msg = build_message(report, charts, &opts)?;
     let eml = msg.formatted();
-    let html_len = rtcroom_report::email_html(&report, &charts, &default_subject(date)).len();
+    let html_len = rtcroom_report::email_html(report, charts, &default_subject(date)).len();
     println!(
         "e-mail: {} bytes ({} bytes of HTML, {} of {} detail rows) in {:.2?}",
         eml.len(),
@@ -123,21 +136,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(path) = arg("--preview") {
         // The e-mail's HTML as a mail client shows it: the cid: images resolved.
-        let mut html = rtcroom_report::email_html(&report, &charts, &default_subject(date));
-        for c in &charts {
+        let mut html = rtcroom_report::email_html(report, charts, &default_subject(date));
+        for c in charts {
             html = html.replace(&format!("cid:{}", c.content_id()), &c.data_uri());
         }
         std::fs::write(path, html)?;
     }
 
+    Ok(())
+}
+
+/// The streamed HTML export of every sub-session, measured.
+fn export_html(
+    report: &rtcroom_report::Report,
+    charts: &[rtcroom_report::Chart],
+    date: NaiveDate,
+    window_start: DateTime<Utc>,
+    subs: u64,
+    path: Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let mut html = HtmlExport::begin(
-        sink(arg("--html"))?,
-        &report,
-        &charts,
-        &default_subject(date),
-        None,
-    )?;
+    let mut html = HtmlExport::begin(sink(path)?, report, charts, &default_subject(date), None)?;
     let mut err = None;
     generate(window_start, subs, |ev| {
         if let (Event::Sub(owner, s), None) = (ev, &err) {
@@ -155,8 +174,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vm_hwm_kb()
     );
 
+    Ok(())
+}
+
+/// The streamed JSON export of every sub-session, measured.
+fn export_json(
+    report: &rtcroom_report::Report,
+    window_start: DateTime<Utc>,
+    subs: u64,
+    path: Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let mut json = JsonExport::begin(sink(arg("--json"))?, &report, None)?;
+    let mut json = JsonExport::begin(sink(path)?, report, None)?;
     let mut err = None;
     generate(window_start, subs, |ev| {
         if let (Event::Sub(owner, s), None) = (ev, &err) {

@@ -156,8 +156,18 @@ async fn records_the_database_never_took_come_back_from_the_journal() {
         .await
         .unwrap();
     let (a, b, sa, sb) = call(&server).await;
-    // The journal is written per burst and synced within 250 ms.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The journal is written per burst and synced within 250 ms: wait until it holds the
+    // call's records and stops growing (a loaded machine may take longer), then kill.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let now = journal_bytes(&server.data_dir);
+        if (now > 0 && now == last) || std::time::Instant::now() > deadline {
+            break;
+        }
+        last = now;
+    }
     server.kill();
     drop((a, b));
     assert!(

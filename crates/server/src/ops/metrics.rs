@@ -408,108 +408,38 @@ fn observed_registry() -> &'static Registry {
     R.get_or_init(|| {
         let o = observed();
         let mut r = Registry::with_prefix("rtcroom");
-        reg(
-            &mut r,
-            "ice_headroom_kbps",
-            "Bandwidth left on each registered ICE server",
-            &o.ice_headroom_kbps,
-        );
-        reg(
-            &mut r,
-            "ice_tx_kbps",
-            "Reported send rate of each registered ICE server",
-            &o.ice_tx_kbps,
-        );
-        reg(
-            &mut r,
-            "ice_in_rotation",
-            "1 when the ICE server gets new pairs",
-            &o.ice_in_rotation,
-        );
-        reg(
-            &mut r,
-            "turn_allocations",
-            "Live allocations on the embedded TURN server",
-            &o.turn_allocations,
-        );
-        reg(
-            &mut r,
-            "turn_allocations_created",
-            "Allocations the embedded TURN server granted since start",
-            &o.turn_allocations_total,
-        );
-        reg(
-            &mut r,
-            "turn_allocations_refused",
-            "Allocations refused at the cap since start",
-            &o.turn_allocations_refused,
-        );
-        reg(
-            &mut r,
-            "turn_auth_refused",
-            "TURN requests with wrong or expired credentials since start",
-            &o.turn_auth_refused,
-        );
-        reg(
-            &mut r,
-            "turn_relayed_bytes",
-            "Bytes relayed to and from peers since start",
-            &o.turn_relayed_bytes,
-        );
-        reg(
-            &mut r,
-            "turn_relayed_packets",
-            "Datagrams relayed to and from peers since start",
-            &o.turn_relayed_packets,
-        );
-        reg(
-            &mut r,
-            "turn_peer_denied_packets",
-            "Datagrams the peer filter dropped since start",
-            &o.turn_peer_denied_packets,
-        );
-        reg(
-            &mut r,
-            "turn_permissions_refused",
-            "CreatePermission and ChannelBind requests refused (403) for naming a refused peer since start",
-            &o.turn_permissions_refused,
-        );
-        reg(
-            &mut r,
-            "turn_allocations_refused_user_quota",
-            "Allocations refused (486) because the user held [turn] max_allocations_per_user since start",
-            &o.turn_allocations_refused_user_quota,
-        );
-        reg(
-            &mut r,
-            "turn_bandwidth_dropped_packets",
-            "Relayed datagrams dropped by [turn] allocation_bytes_per_sec since start",
-            &o.turn_bandwidth_dropped_packets,
-        );
-        reg(
-            &mut r,
-            "turn_bandwidth_dropped_bytes",
-            "Bytes of relayed datagrams dropped by [turn] allocation_bytes_per_sec since start",
-            &o.turn_bandwidth_dropped_bytes,
-        );
-        reg(
-            &mut r,
-            "turn_credentials_too_long",
-            "TURN requests refused (401) for a credential outliving [turn] max_credential_lifetime_secs since start",
-            &o.turn_credentials_too_long,
-        );
-        reg(
-            &mut r,
-            "report_runs",
-            "Scheduled daily report runs",
-            &o.report_runs,
-        );
-        reg(
-            &mut r,
-            "report_failures",
-            "Scheduled daily report runs that failed (retried)",
-            &o.report_failures,
-        );
+        let families: [(&str, &str, &Family<IceLabel, Gauge>); 3] = [
+            ("ice_headroom_kbps", "Bandwidth left on each registered ICE server", &o.ice_headroom_kbps),
+            ("ice_tx_kbps", "Reported send rate of each registered ICE server", &o.ice_tx_kbps),
+            ("ice_in_rotation", "1 when the ICE server gets new pairs", &o.ice_in_rotation),
+        ];
+        let gauges: [(&str, &str, &Gauge); 12] = [
+            ("turn_allocations", "Live allocations on the embedded TURN server", &o.turn_allocations),
+            ("turn_allocations_created", "Allocations the embedded TURN server granted since start", &o.turn_allocations_total),
+            ("turn_allocations_refused", "Allocations refused at the cap since start", &o.turn_allocations_refused),
+            ("turn_auth_refused", "TURN requests with wrong or expired credentials since start", &o.turn_auth_refused),
+            ("turn_relayed_bytes", "Bytes relayed to and from peers since start", &o.turn_relayed_bytes),
+            ("turn_relayed_packets", "Datagrams relayed to and from peers since start", &o.turn_relayed_packets),
+            ("turn_peer_denied_packets", "Datagrams the peer filter dropped since start", &o.turn_peer_denied_packets),
+            ("turn_permissions_refused", "CreatePermission and ChannelBind requests refused (403) for naming a refused peer since start", &o.turn_permissions_refused),
+            ("turn_allocations_refused_user_quota", "Allocations refused (486) because the user held [turn] max_allocations_per_user since start", &o.turn_allocations_refused_user_quota),
+            ("turn_bandwidth_dropped_packets", "Relayed datagrams dropped by [turn] allocation_bytes_per_sec since start", &o.turn_bandwidth_dropped_packets),
+            ("turn_bandwidth_dropped_bytes", "Bytes of relayed datagrams dropped by [turn] allocation_bytes_per_sec since start", &o.turn_bandwidth_dropped_bytes),
+            ("turn_credentials_too_long", "TURN requests refused (401) for a credential outliving [turn] max_credential_lifetime_secs since start", &o.turn_credentials_too_long),
+        ];
+        let counters: [(&str, &str, &Counter); 2] = [
+            ("report_runs", "Scheduled daily report runs", &o.report_runs),
+            ("report_failures", "Scheduled daily report runs that failed (retried)", &o.report_failures),
+        ];
+        for (name, help, m) in families {
+            reg(&mut r, name, help, m);
+        }
+        for (name, help, m) in gauges {
+            reg(&mut r, name, help, m);
+        }
+        for (name, help, m) in counters {
+            reg(&mut r, name, help, m);
+        }
         r
     })
 }
