@@ -71,26 +71,8 @@ fn joined(resp: &Value) -> Joined {
 
 /// alice and bob in room "cont", both directions offered, answered and connected.
 async fn call(server: &Server) -> (Client, Client, Joined, Joined) {
-    let mut a = server.client().await;
-    let mut b = server.client().await;
-    a.send(join("cont", "alice", "Alice")).await;
-    let ja = joined(&a.expect("respJoin").await);
-    b.send(join("cont", "bob", "Bob")).await;
-    let jb = joined(&b.expect("respJoin").await);
-    a.expect("notifyNewPeer").await;
-    a.send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
-        .await;
-    b.expect("relayOffer").await;
-    a.expect("respOffer").await;
-    b.send(json!({"cmd":"answer","remoteUid":"alice","msg":"{\"type\":\"answer\"}"}))
-        .await;
-    a.expect("relayAnswer").await;
-    for (c, remote) in [(&mut a, "bob"), (&mut b, "alice")] {
-        c.send(json!({"cmd":"peerConnected","remoteUid":remote,"connectType":"TURN"}))
-            .await;
-        c.expect("respPeerConnected").await;
-    }
-    (a, b, ja, jb)
+    let (a, b, ja, jb) = common::connected_call(server, "cont").await;
+    (a, b, joined(&ja), joined(&jb))
 }
 
 /// Join `uid` on `server` with its resume key; the respJoin.

@@ -8,9 +8,8 @@
 
 mod common;
 
-use common::{Client, Server, join};
+use common::{Client, Server};
 use rtcroom_store::{SessionDetail, Store};
-use serde_json::json;
 use sqlx::Connection;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -44,25 +43,7 @@ fn start(url: &str, data_dir: Option<&Path>) -> Server {
 
 /// alice and bob in one room, both directions connected through TURN; their session ids.
 async fn call(server: &Server) -> (Client, Client, String, String) {
-    let mut a = server.client().await;
-    let mut b = server.client().await;
-    a.send(join("crash", "alice", "Alice")).await;
-    let ja = a.expect("respJoin").await;
-    b.send(join("crash", "bob", "Bob")).await;
-    let jb = b.expect("respJoin").await;
-    a.expect("notifyNewPeer").await;
-    a.send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
-        .await;
-    b.expect("relayOffer").await;
-    a.expect("respOffer").await;
-    b.send(json!({"cmd":"answer","remoteUid":"alice","msg":"{\"type\":\"answer\"}"}))
-        .await;
-    a.expect("relayAnswer").await;
-    for (c, remote) in [(&mut a, "bob"), (&mut b, "alice")] {
-        c.send(json!({"cmd":"peerConnected","remoteUid":remote,"connectType":"TURN"}))
-            .await;
-        c.expect("respPeerConnected").await;
-    }
+    let (a, b, ja, jb) = common::connected_call(server, "crash").await;
     let id = |v: &serde_json::Value| v["sessionId"].as_str().unwrap().to_owned();
     let (sa, sb) = (id(&ja), id(&jb));
     (a, b, sa, sb)

@@ -340,3 +340,28 @@ impl Drop for SmtpSink {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// alice and bob in `room`, both directions offered, answered and connected through TURN;
+/// their clients and `respJoin`s.
+pub async fn connected_call(server: &Server, room: &str) -> (Client, Client, Value, Value) {
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    a.send(join(room, "alice", "Alice")).await;
+    let ja = a.expect("respJoin").await;
+    b.send(join(room, "bob", "Bob")).await;
+    let jb = b.expect("respJoin").await;
+    a.expect("notifyNewPeer").await;
+    a.send(serde_json::json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    b.expect("relayOffer").await;
+    a.expect("respOffer").await;
+    b.send(serde_json::json!({"cmd":"answer","remoteUid":"alice","msg":"{\"type\":\"answer\"}"}))
+        .await;
+    a.expect("relayAnswer").await;
+    for (c, remote) in [(&mut a, "bob"), (&mut b, "alice")] {
+        c.send(serde_json::json!({"cmd":"peerConnected","remoteUid":remote,"connectType":"TURN"}))
+            .await;
+        c.expect("respPeerConnected").await;
+    }
+    (a, b, ja, jb)
+}
