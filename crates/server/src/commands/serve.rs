@@ -24,6 +24,7 @@ use std::time::Duration;
 
 pub fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref())?;
+    super::preflight(&cfg)?;
     let _log = log::init(&cfg.log.format, &cfg.log.level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -7,13 +7,12 @@ use std::path::PathBuf;
 
 pub fn run(app: &str, uid: Option<&str>, config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref())?;
-    let apps = Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs);
+    let apps = Apps::new(cfg.server_apps()?, cfg.auth.token_ttl_secs);
     let found = apps
         .get(app)
         .with_context(|| format!("no app {app}: see `rtcroom apps list`"))?;
     let (token, _) = apps
         .mint(found, uid, crate::clock::now())
         .with_context(|| format!("app {app} has no key"))?;
-    println!("{token}");
-    Ok(())
+    super::print(&format!("{token}\n"))
 }
