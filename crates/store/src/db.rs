@@ -118,13 +118,17 @@ impl Pool {
     ) -> Result<Pool, StoreError> {
         Ok(match dialect {
             Dialect::Sqlite => {
-                let o = SqliteConnectOptions::from_str(url)?
+                let mut o = SqliteConnectOptions::from_str(url)?
                     .create_if_missing(opts.create_if_missing)
-                    // WAL lets the daily report read while the writer writes; NORMAL
-                    // syncs at checkpoints, which WAL keeps consistent across a crash.
-                    .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5));
+                // WAL lets the daily report read while the writer writes; NORMAL syncs at
+                // checkpoints, which WAL keeps consistent across a crash. The mode is kept
+                // in the file, so only its maker sets it: a reader that must not create a
+                // database writes nothing to a file that is not one yet.
+                if opts.create_if_missing {
+                    o = o.journal_mode(SqliteJournalMode::Wal);
+                }
                 if let Some(dir) = o
                     .get_filename()
                     .parent()
