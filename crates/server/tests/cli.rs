@@ -114,7 +114,10 @@ fn check_config_prints_the_configuration_as_toml_without_a_secret() {
     let out = rtcroom(
         &dir.0,
         &["check-config"],
-        &[("RTCROOM_ADMIN_TOKEN", "987654"), ("RTCROOM_TURN_SECRET", "env-turn-8a")],
+        &[
+            ("RTCROOM_ADMIN_TOKEN", "987654"),
+            ("RTCROOM_TURN_SECRET", "env-turn-8a"),
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stdout(&out).contains("987654") && !stdout(&out).contains("env-turn-8a"));
@@ -148,12 +151,25 @@ fn serve_refusal(cwd: &Path, file: &Path) -> (bool, String) {
 #[test]
 fn check_config_refuses_what_serve_refuses_with_the_same_message() {
     let dir = Scratch::new("cli-refused");
-    let production = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rtcroom.production.toml");
+    let production =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rtcroom.production.toml");
     let cases: Vec<(&str, std::path::PathBuf, &str)> = vec![
-        ("time", dir.0.join("time.toml"), "[report] time \"25:00\" must be HH:MM"),
-        ("zone", dir.0.join("zone.toml"), "\"Mars/Base\" is not a time zone"),
+        (
+            "time",
+            dir.0.join("time.toml"),
+            "[report] time \"25:00\" must be HH:MM",
+        ),
+        (
+            "zone",
+            dir.0.join("zone.toml"),
+            "\"Mars/Base\" is not a time zone",
+        ),
         ("template", production, "placeholder REPLACE"),
-        ("no-ice", dir.0.join("no-ice.toml"), "`enabled = true` under [turn]"),
+        (
+            "no-ice",
+            dir.0.join("no-ice.toml"),
+            "`enabled = true` under [turn]",
+        ),
     ];
     std::fs::write(&cases[0].1, "[report]\ntime = \"25:00\"\n").unwrap();
     std::fs::write(&cases[1].1, "[report]\ntimezone = \"Mars/Base\"\n").unwrap();
@@ -217,7 +233,13 @@ async fn commands_from_another_directory_use_the_server_s_data() {
 
     // A token minted from elsewhere, with --config or RTCROOM_CONFIG, is the server's.
     for (room, args, env) in [
-        ("r1", vec!["token", "--app", "10000", "--uid", "alice", "--config", config], vec![]),
+        (
+            "r1",
+            vec![
+                "token", "--app", "10000", "--uid", "alice", "--config", config,
+            ],
+            vec![],
+        ),
         (
             "r2",
             vec!["token", "--app", "10000", "--uid", "alice"],
@@ -231,7 +253,11 @@ async fn commands_from_another_directory_use_the_server_s_data() {
         let mut j = join(room, "alice", "Alice");
         j["token"] = serde_json::json!(token);
         a.send(j).await;
-        assert_eq!(a.expect("respJoin").await["result"], 0, "{args:?}: accepted");
+        assert_eq!(
+            a.expect("respJoin").await["result"],
+            0,
+            "{args:?}: accepted"
+        );
     }
 
     // Without the configuration: an error that says what to pass, and no secret made up.
@@ -243,9 +269,17 @@ async fn commands_from_another_directory_use_the_server_s_data() {
 
     // The records of the server's database, read from elsewhere.
     let today = chrono::Utc::now().date_naive().to_string();
-    let out = rtcroom(&d.elsewhere, &["records", "day", &today, "--config", config], &[]);
+    let out = rtcroom(
+        &d.elsewhere,
+        &["records", "day", &today, "--config", config],
+        &[],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).trim_start().starts_with('['), "{}", stdout(&out));
+    assert!(
+        stdout(&out).trim_start().starts_with('['),
+        "{}",
+        stdout(&out)
+    );
 
     // Without it: no database is made up to read from, and the error says what to do.
     for args in [
@@ -261,7 +295,10 @@ async fn commands_from_another_directory_use_the_server_s_data() {
         assert_eq!(stdout(&out), "", "{args:?}");
     }
     let made: Vec<_> = std::fs::read_dir(&d.elsewhere).unwrap().collect();
-    assert!(made.is_empty(), "nothing is created where the commands ran: {made:?}");
+    assert!(
+        made.is_empty(),
+        "nothing is created where the commands ran: {made:?}"
+    );
 }
 
 #[test]
@@ -277,20 +314,33 @@ fn readers_neither_create_nor_migrate_a_database() {
         &[("RTCROOM_DATABASE_URL", &url)],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("has no call-record tables"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("has no call-record tables"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("rtcroom migrate"), "{}", stderr(&out));
-    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "no table was created");
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().len(),
+        0,
+        "no table was created"
+    );
 
     // A database that cannot be reached: said once, without a password it does not have.
     let out = rtcroom(
         &dir.0,
         &["report", "--date", "2026-05-01"],
-        &[("RTCROOM_DATABASE_URL", "mysql://root@127.0.0.1:1/rtc_room_server")],
+        &[(
+            "RTCROOM_DATABASE_URL",
+            "mysql://root@127.0.0.1:1/rtc_room_server",
+        )],
     );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("cannot reach the call-record database mysql://root@127.0.0.1:1/rtc_room_server"),
+        err.contains(
+            "cannot reach the call-record database mysql://root@127.0.0.1:1/rtc_room_server"
+        ),
         "{err}"
     );
     assert!(!err.contains("***"), "{err}");
@@ -303,20 +353,24 @@ fn readers_neither_create_nor_migrate_a_database() {
     }
 }
 
-/// `rtcroom ARGS` writing into a pipe whose reader is already gone.
+/// `rtcroom ARGS` writing into a pipe whose reader is already gone (as `| head -1` leaves
+/// it once `head` has its line), so that its first write meets the closed pipe.
 fn into_closed_pipe(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let (reader, writer) = std::io::pipe().unwrap();
+    let (writer, reader) = tokio::net::unix::pipe::pipe().unwrap();
     drop(reader);
+    let writer = writer.into_blocking_fd().unwrap();
     let mut cmd = rtcroom_command(cwd);
-    cmd.args(args).stdout(writer).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd.output().unwrap()
 }
 
-#[test]
-fn a_closed_pipe_ends_output_quietly() {
+#[tokio::test]
+async fn a_closed_pipe_ends_output_quietly() {
     let dir = Scratch::new("cli-pipe");
     let file = dir.0.join("rtcroom.toml");
     std::fs::write(&file, "[report]\ntimezone = \"UTC\"\n").unwrap();
@@ -326,14 +380,24 @@ fn a_closed_pipe_ends_output_quietly() {
     for args in [
         vec!["check-config", "--config", config],
         vec!["records", "day", "2026-05-01", "--config", config],
-        vec!["report", "--date", "2026-05-01", "--json", "--config", config],
+        vec![
+            "report",
+            "--date",
+            "2026-05-01",
+            "--json",
+            "--config",
+            config,
+        ],
         vec!["report", "--date", "2026-05-01", "--config", config],
     ] {
         let out = into_closed_pipe(&dir.0, &args, &[]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(!err.to_lowercase().contains("broken pipe"), "{args:?}: {err}");
+        assert!(
+            !err.to_lowercase().contains("broken pipe"),
+            "{args:?}: {err}"
+        );
     }
 }
 
@@ -345,7 +409,10 @@ fn log_lines_into_a_file_carry_no_colour_codes() {
     assert!(server.terminate().success());
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("rtcroom room server started"), "{text}");
-    assert!(!text.contains('\u{1b}'), "ANSI escapes in a file:\n{text:?}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escapes in a file:\n{text:?}"
+    );
 }
 
 #[cfg(unix)]

@@ -38,7 +38,10 @@ pub enum Schema {
     /// No call-record tables: a database nothing has migrated.
     Missing,
     /// Migrated by an older version: `migrate` brings it to `latest`.
-    Behind { applied: i64, latest: i64 },
+    Behind {
+        applied: i64,
+        latest: i64,
+    },
     Current,
 }
 

@@ -19,15 +19,15 @@ pub fn run(query: RecordsQuery, config: Option<PathBuf>) -> anyhow::Result<()> {
 /// The JSON answer to `query`.
 async fn answer(store: &rtcroom_store::Store, query: RecordsQuery) -> anyhow::Result<String> {
     Ok(match query {
-            RecordsQuery::Member { app, uid, limit } => {
-                serde_json::to_string_pretty(&store.member_sessions(&app, &uid, limit).await?)?
-            }
-            RecordsQuery::Session { id } => match store.session(&id).await? {
-                Some(s) => serde_json::to_string_pretty(&s)?,
-                None => anyhow::bail!("no session {id}"),
-            },
-            RecordsQuery::Day { date } => {
-                serde_json::to_string_pretty(&store.day_sub_sessions(date).collect().await?)?
-            }
+        RecordsQuery::Member { app, uid, limit } => {
+            serde_json::to_string_pretty(&store.member_sessions(&app, &uid, limit).await?)?
+        }
+        RecordsQuery::Session { id } => match store.session(&id).await? {
+            Some(s) => serde_json::to_string_pretty(&s)?,
+            None => anyhow::bail!("no session {id}"),
+        },
+        RecordsQuery::Day { date } => {
+            serde_json::to_string_pretty(&store.day_sub_sessions(date).collect().await?)?
+        }
     })
 }

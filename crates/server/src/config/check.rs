@@ -105,9 +105,10 @@ mod tests {
             .unwrap();
         let e = no_placeholders(&table).unwrap_err().to_string();
         assert!(e.contains("`url` under [database]"), "{e}");
-        let table: toml::Table = "[database]\nurl = \"mysql://u:REPLACED@h/db\"\n[admin]\ntoken = \"xREPLACE\"\n"
-            .parse()
-            .unwrap();
+        let table: toml::Table =
+            "[database]\nurl = \"mysql://u:REPLACED@h/db\"\n[admin]\ntoken = \"xREPLACE\"\n"
+                .parse()
+                .unwrap();
         assert!(no_placeholders(&table).is_ok());
     }
 }

@@ -17,17 +17,17 @@
 mod check;
 mod ice;
 mod ops;
-mod show;
 mod records;
 mod sections;
+mod show;
 
-pub use show::{redact_url, to_redacted_toml};
 pub use ice::{IceSection, TurnSection, registry_config};
 pub use ops::{AlertsSection, MonitorSection, SmtpSection, Target};
 pub use records::{DatabaseSection, ReportSection};
 pub use sections::{
     AdminSection, AuthSection, BillingSection, LogSection, RoomSection, RtcSection, ServerSection,
 };
+pub use show::{redact_url, to_redacted_toml};
 
 use anyhow::{Context, bail};
 use rtcroom_core::{AuthMode, EngineConfig, Prices};
@@ -93,10 +93,7 @@ impl Config {
             if !KNOWN_SECTIONS.contains(&section.as_str()) {
                 continue; // RTCROOM_BIN and the like belong to scripts, not to us
             }
-            let default = defaults
-                .get(&section)
-                .and_then(|s| s.get(&key))
-                .cloned();
+            let default = defaults.get(&section).and_then(|s| s.get(&key)).cloned();
             let parsed = env_value(value, default.as_ref());
             let entry = table
                 .entry(section.clone())
@@ -460,25 +457,37 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rtcroom-cfg-rel-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.toml");
-        std::fs::write(&file, "[server]\ndata_dir = \"state\"\n[database]\nurl = \"sqlite://db/r.db\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[server]\ndata_dir = \"state\"\n[database]\nurl = \"sqlite://db/r.db\"\n",
+        )
+        .unwrap();
         let c = Config::load_with_env(Some(&file), env(&[])).unwrap();
         assert_eq!(c.server.data_dir, dir.join("state"));
-        assert_eq!(c.database.url, format!("sqlite://{}", dir.join("db/r.db").display()));
+        assert_eq!(
+            c.database.url,
+            format!("sqlite://{}", dir.join("db/r.db").display())
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_configuration_that_cannot_serve_a_call_is_refused() {
-        let e = Config::load_with_env(None, env(&[("RTCROOM_TURN_ENABLED", "false")]))
-            .unwrap_err();
-        assert!(format!("{e:#}").contains("`enabled = true` under [turn]"), "{e:#}");
+        let e = Config::load_with_env(None, env(&[("RTCROOM_TURN_ENABLED", "false")])).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("`enabled = true` under [turn]"),
+            "{e:#}"
+        );
         for (key, value) in [
             ("RTCROOM_ICE_MODE", "static"),
             ("RTCROOM_ICE_TURN_SECRET", "coturn"),
             ("RTCROOM_ICE_REGISTER_SECRET", "agents"),
         ] {
-            Config::load_with_env(None, env(&[("RTCROOM_TURN_ENABLED", "false"), (key, value)]))
-                .unwrap_or_else(|e| panic!("{key}: {e:#}"));
+            Config::load_with_env(
+                None,
+                env(&[("RTCROOM_TURN_ENABLED", "false"), (key, value)]),
+            )
+            .unwrap_or_else(|e| panic!("{key}: {e:#}"));
         }
     }
 
@@ -555,7 +564,10 @@ mod deploy_files {
                 assert_eq!(cfg.monitor.targets.len(), 3);
             } else {
                 assert!(cfg.auth.required && cfg.database.url.starts_with("mysql://"));
-                assert_eq!(cfg.server.data_dir, std::path::Path::new("/var/lib/rtcroom"));
+                assert_eq!(
+                    cfg.server.data_dir,
+                    std::path::Path::new("/var/lib/rtcroom")
+                );
             }
         }
         std::fs::remove_dir_all(dir).unwrap();

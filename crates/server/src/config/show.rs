@@ -28,9 +28,36 @@ pub fn to_redacted_toml(cfg: &Config) -> anyhow::Result<String> {
         toml::Table::try_from(cfg).context("the configuration does not serialize to TOML")?;
     redact_table(&mut table);
     let mut out = String::new();
+    // Plain top-level keys (`apps = []`) before any header, or they would land in the last
+    // section; then the sections in the order of config.example.toml, keys in name order.
+    let plain: Vec<String> = table
+        .iter()
+        .filter(|(_, v)| !v.is_table() && !is_array_of_tables(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut first = toml::Table::new();
+    for key in plain {
+        if let Some(v) = table.remove(&key) {
+            first.insert(key, v);
+        }
+    }
+    write_table(&mut out, &[], &first);
+    for section in SECTION_ORDER {
+        if let Some(value) = table.remove(*section) {
+            let mut one = toml::Table::new();
+            one.insert((*section).to_owned(), value);
+            write_table(&mut out, &[], &one);
+        }
+    }
     write_table(&mut out, &[], &table);
-    Ok(out)
+    Ok(out.trim_start().to_owned())
 }
+
+/// The order of the sections in `config.example.toml`.
+const SECTION_ORDER: &[&str] = &[
+    "server", "room", "auth", "rtc", "billing", "ice", "turn", "database", "report", "smtp",
+    "alerts", "monitor", "admin", "log", "apps",
+];
 
 fn redact_table(table: &mut toml::Table) {
     for (key, value) in table.iter_mut() {
@@ -47,11 +74,7 @@ fn redact_table(table: &mut toml::Table) {
 
 fn redact_value(value: &mut toml::Value) {
     match value {
-        toml::Value::String(s) => {
-            if url_password(s).is_some() {
-                *s = redact_url(s);
-            }
-        }
+        toml::Value::String(s) if url_password(s).is_some() => *s = redact_url(s),
         toml::Value::Table(t) => redact_table(t),
         toml::Value::Array(items) => items.iter_mut().for_each(redact_value),
         _ => {}
@@ -86,10 +109,12 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Write `table` (at `path`): its plain keys, then its tables, then its arrays of tables.
+/// An array whose items are all tables: written as `[[name]]` blocks.
+fn is_array_of_tables(v: &toml::Value) -> bool {
+    matches!(v, toml::Value::Array(items) if !items.is_empty() && items.iter().all(toml::Value::is_table))
+}
+
 fn write_table(out: &mut String, path: &[String], table: &toml::Table) {
-    let is_array_of_tables = |v: &toml::Value| {
-        matches!(v, toml::Value::Array(items) if !items.is_empty() && items.iter().all(toml::Value::is_table))
-    };
     for (key, value) in table {
         if !value.is_table() && !is_array_of_tables(value) {
             let _ = writeln!(out, "{} = {}", toml_key(key), inline(value));
@@ -97,7 +122,11 @@ fn write_table(out: &mut String, path: &[String], table: &toml::Table) {
     }
     for (key, value) in table {
         let inner: Vec<String> = path.iter().cloned().chain([key.clone()]).collect();
-        let header = inner.iter().map(|k| toml_key(k)).collect::<Vec<_>>().join(".");
+        let header = inner
+            .iter()
+            .map(|k| toml_key(k))
+            .collect::<Vec<_>>()
+            .join(".");
         if let toml::Value::Table(t) = value {
             let _ = writeln!(out, "\n[{header}]");
             write_table(out, &inner, t);

@@ -101,5 +101,4 @@ mod tests {
         assert!(e.is::<super::super::RecordsOff>(), "{e:#}");
         assert!(!dir.exists(), "not even the data directory is created");
     }
-
 }
