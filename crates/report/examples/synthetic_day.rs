@@ -122,7 +122,7 @@ fn export_mail(
     };
     let msg = build_message(report, charts, &opts)?;
     let eml = msg.formatted();
-    let html_len = rtcroom_report::email_html(report, charts, &default_subject(date)).len();
+    let html_len = rtcroom_report::email_html(report, charts, &default_subject(date, report.language)).len();
     println!(
         "e-mail: {} bytes ({} bytes of HTML, {} of {} detail rows) in {:.2?}",
         eml.len(),
@@ -136,7 +136,7 @@ fn export_mail(
     }
     if let Some(path) = arg("--preview") {
         // The e-mail's HTML as a mail client shows it: the cid: images resolved.
-        let mut html = rtcroom_report::email_html(report, charts, &default_subject(date));
+        let mut html = rtcroom_report::email_html(report, charts, &default_subject(date, report.language));
         for c in charts {
             html = html.replace(&format!("cid:{}", c.content_id()), &c.data_uri());
         }
@@ -156,7 +156,7 @@ fn export_html(
     path: Option<String>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let mut html = HtmlExport::begin(sink(path)?, report, charts, &default_subject(date), None)?;
+    let mut html = HtmlExport::begin(sink(path)?, report, charts, &default_subject(date, report.language), None)?;
     let mut err = None;
     generate(window_start, subs, |ev| {
         if let (Event::Sub(owner, s), None) = (ev, &err) {
