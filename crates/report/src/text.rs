@@ -136,7 +136,7 @@ fn hourly(o: &mut String, r: &Report) {
         .max()
         .unwrap_or(0)
         .max(1);
-    heading(o, &format!("{} ({})", tx.h_hourly, r.timezone));
+    heading(o, &fill(tx.chart_hourly_title, &[("tz", &r.timezone)]));
     for h in &r.hourly {
         let bar = "#".repeat((h.sessions * WIDTH).div_ceil(max) as usize);
         let _ = writeln!(o, "  {:02}  {bar:<40} {}", h.hour, int(h.sessions));

@@ -515,3 +515,4 @@ fn chart_titles_are_drawn_with_the_embedded_fonts() {
         assert!((middle - 450).abs() <= 12, "{language} {id}: centred at {middle}");
     }
 }
+
