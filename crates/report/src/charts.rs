@@ -248,7 +248,9 @@ fn hourly(report: &Report, pen: &Pen) -> Result<Chart, ReportError> {
                 r
             }))
             .map_err(s)?;
-        let label = pen.style(11, &INK).pos(Pos::new(HPos::Center, VPos::Bottom));
+        let label = pen
+            .style(11, &INK)
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
         chart
             .draw_series(
                 counts
@@ -315,9 +317,9 @@ fn share(report: &Report, pen: &Pen) -> Result<Chart, ReportError> {
             .x_labels(11)
             .x_label_formatter(&|v| format!("{v:.0}%"))
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => bars
-                    .get(*i as usize)
-                    .map_or(String::new(), |b| b.0.clone()),
+                SegmentValue::CenterOf(i) => {
+                    bars.get(*i as usize).map_or(String::new(), |b| b.0.clone())
+                }
                 _ => String::new(),
             })
             .label_style(pen.style(12, &INK))
@@ -394,11 +396,7 @@ fn share_legend_entry(
         .draw(&Rectangle::new([(x, 6), (x + 12, 18)], color.filled()))
         .map_err(s)?;
     legend
-        .draw(&Text::new(
-            name,
-            (x + 18, 5),
-            pen.style(13, &INK),
-        ))
+        .draw(&Text::new(name, (x + 18, 5), pen.style(13, &INK)))
         .map_err(s)?;
     Ok(())
 }
@@ -482,7 +480,9 @@ fn histogram(
             r
         }))
         .map_err(s)?;
-    let label = pen.style(11, &INK).pos(Pos::new(HPos::Center, VPos::Bottom));
+    let label = pen
+        .style(11, &INK)
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
     chart
         .draw_series(
             h.buckets
@@ -548,11 +548,10 @@ mod tests {
     fn a_character_the_font_lacks_is_an_error_not_a_box() {
         let pen = Pen::new(Language::En).expect("the embedded font loads");
         let title = Language::ZhCn.texts().chart_share_title.to_owned();
-        let e = pen.text("share", title).expect_err("no CJK in DejaVu Sans' subset");
-        assert!(
-            matches!(e, ReportError::Glyph { missing: '直', .. }),
-            "{e}"
-        );
+        let e = pen
+            .text("share", title)
+            .expect_err("no CJK in DejaVu Sans' subset");
+        assert!(matches!(e, ReportError::Glyph { missing: '直', .. }), "{e}");
         assert!(e.to_string().contains("scripts/report-fonts.sh"), "{e}");
     }
 }

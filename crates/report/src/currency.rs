@@ -98,7 +98,10 @@ mod tests {
     #[test]
     fn amounts_carry_the_symbol_and_two_decimals() {
         let c = Currency::default();
-        assert_eq!((c.code(), c.amount(123456)), ("CNY", "¥1,234.56".to_owned()));
+        assert_eq!(
+            (c.code(), c.amount(123456)),
+            ("CNY", "¥1,234.56".to_owned())
+        );
         assert_eq!(Currency::new("USD", "").unwrap().amount(5), "$0.05");
         assert_eq!(Currency::new("EUR", "").unwrap().amount(100), "€1.00");
         assert_eq!(Currency::new("CHF", "").unwrap().amount(1250), "CHF 12.50");
@@ -109,7 +112,10 @@ mod tests {
     fn bad_codes_and_symbols_are_refused_with_examples() {
         for bad in ["", "cny", "YUAN", "C1Y", "元"] {
             let e = Currency::new(bad, "").unwrap_err().to_string();
-            assert!(e.contains("ISO 4217") && e.contains("\"USD\""), "{bad}: {e}");
+            assert!(
+                e.contains("ISO 4217") && e.contains("\"USD\""),
+                "{bad}: {e}"
+            );
         }
         assert!(Currency::new("CNY", "a very long symbol").is_err());
         assert!(Currency::new("CNY", "¥\n").is_err());

@@ -1,7 +1,7 @@
 //! Number, time and text formatting shared by the HTML and text renderers.
 
-use crate::model::DetailRow;
 use crate::lang::Texts;
+use crate::model::DetailRow;
 use crate::rows::{ConnectType, Stat, SubStatus};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;

@@ -74,7 +74,9 @@ impl FromStr for Language {
         Self::ALL
             .into_iter()
             .find(|l| l.code() == s)
-            .ok_or_else(|| UnknownLanguage { given: s.to_owned() })
+            .ok_or_else(|| UnknownLanguage {
+                given: s.to_owned(),
+            })
     }
 }
 
@@ -332,7 +334,13 @@ mod tests {
         }
         // Every heading of the Chinese table is in Chinese, not a bilingual pair.
         let zh = Language::ZhCn.texts();
-        for s in [zh.h_hourly, zh.h_share, zh.h_quality, zh.h_detail, zh.card_calls] {
+        for s in [
+            zh.h_hourly,
+            zh.h_share,
+            zh.h_quality,
+            zh.h_detail,
+            zh.card_calls,
+        ] {
             assert!(s.chars().any(is_cjk) && !s.contains(" · "), "{s}");
         }
     }
@@ -346,7 +354,10 @@ mod tests {
         assert_eq!("en".parse(), Ok(Language::En));
         assert_eq!("zh-CN".parse(), Ok(Language::ZhCn));
         let e = "fr".parse::<Language>().unwrap_err().to_string();
-        assert_eq!(e, "unknown report language \"fr\": use one of \"en\", \"zh-CN\"");
+        assert_eq!(
+            e,
+            "unknown report language \"fr\": use one of \"en\", \"zh-CN\""
+        );
         assert!("EN".parse::<Language>().is_err());
     }
 

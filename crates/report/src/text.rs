@@ -2,8 +2,8 @@
 //! not show HTML. The same figures as the HTML, charts drawn with `#`.
 
 use crate::fmt::{
-    client_label, columns, connect_type, hms, int, local_date_time, local_time, minutes, pad, pad_left,
-    pct, result_meaning, status, user, utc_date_time,
+    client_label, columns, connect_type, hms, int, local_date_time, local_time, minutes, pad,
+    pad_left, pct, result_meaning, status, user, utc_date_time,
 };
 use crate::lang::{Texts, fill};
 use crate::model::{LabelCounts, Report, ShareRow, ratio};
@@ -58,14 +58,20 @@ fn summary(o: &mut String, r: &Report) {
             tx.text_connected,
             fill(
                 tx.text_connected_value,
-                &[("connected", &int(t.connected)), ("total", &int(t.sub_sessions))],
+                &[
+                    ("connected", &int(t.connected)),
+                    ("total", &int(t.sub_sessions)),
+                ],
             ),
         ),
         (
             tx.text_never,
             fill(
                 tx.text_never_value,
-                &[("n", &int(t.never_connected)), ("open", &int(t.in_progress))],
+                &[
+                    ("n", &int(t.never_connected)),
+                    ("open", &int(t.in_progress)),
+                ],
             ),
         ),
         (
@@ -91,7 +97,11 @@ fn summary(o: &mut String, r: &Report) {
         ),
         (
             tx.text_cost,
-            format!("{} ({})", r.currency.amount(t.cost_cents), r.currency.code()),
+            format!(
+                "{} ({})",
+                r.currency.amount(t.cost_cents),
+                r.currency.code()
+            ),
         ),
         (
             tx.text_timed_out,
@@ -303,7 +313,10 @@ fn detail(o: &mut String, r: &Report) {
     };
     let title = fill(
         heading,
-        &[("shown", &int(d.rows.len() as u64)), ("total", &int(d.total))],
+        &[
+            ("shown", &int(d.rows.len() as u64)),
+            ("total", &int(d.total)),
+        ],
     );
     let _ = writeln!(o, "{title}\n{}", "-".repeat(columns(&title)));
     for (i, row) in d.rows.iter().enumerate() {

@@ -265,8 +265,14 @@ fn the_email_says_how_many_rows_it_left_out() {
 fn the_html_export_streams_every_row_with_the_charts_inlined() {
     let r = report();
     let charts = render_charts(&r).expect("charts");
-    let mut e = HtmlExport::begin(Vec::new(), &r, &charts, "Daily call report 2026-11-22", None)
-        .expect("begin");
+    let mut e = HtmlExport::begin(
+        Vec::new(),
+        &r,
+        &charts,
+        "Daily call report 2026-11-22",
+        None,
+    )
+    .expect("begin");
     let mut all = rows();
     let stray = session("s9", "zed", "2026-11-21T10:00:00Z");
     all.push((
@@ -346,10 +352,17 @@ fn the_report_is_english_by_default_with_no_chinese_anywhere() {
         assert!(cjk.is_empty(), "{part} has {cjk:?}");
     }
     assert!(html.contains("<html lang=\"en\">"));
-    for heading in ["Calls per hour", "P2P and relay", "Client errors (reportInfo)"] {
+    for heading in [
+        "Calls per hour",
+        "P2P and relay",
+        "Client errors (reportInfo)",
+    ] {
         assert!(html.contains(heading), "{heading}");
     }
-    assert!(html.contains("ICE server invalid"), "result meanings in English");
+    assert!(
+        html.contains("ICE server invalid"),
+        "result meanings in English"
+    );
 }
 
 #[test]
@@ -373,7 +386,12 @@ fn the_chinese_report_has_chinese_labels_only() {
     ] {
         assert!(html.contains(heading), "html: {heading}");
     }
-    for line in ["概要", "通话（会话）", "中继（TURN）", "通话明细（4 个通话对中的 4 个）"] {
+    for line in [
+        "概要",
+        "通话（会话）",
+        "中继（TURN）",
+        "通话明细（4 个通话对中的 4 个）",
+    ] {
         assert!(text.contains(line), "text: {line}\n{text}");
     }
     // No English labels and no bilingual "中文 · English" pairs left.
@@ -395,7 +413,10 @@ fn the_chinese_report_has_chinese_labels_only() {
 fn amounts_show_the_currency_symbol_and_two_decimals() {
     // carol's relayed pair cost 42 hundredths.
     let (_, text, html) = mail_of(&report());
-    assert!(html.contains("¥0.42") && html.contains("CNY"), "the default is CNY");
+    assert!(
+        html.contains("¥0.42") && html.contains("CNY"),
+        "the default is CNY"
+    );
     assert!(text.contains("Cost               ¥0.42 (CNY)"), "{text}");
     for (code, symbol, shown) in [
         ("USD", "", "$0.42"),
@@ -408,12 +429,21 @@ fn amounts_show_the_currency_symbol_and_two_decimals() {
             ..config()
         });
         let (_, text, html) = mail_of(&r);
-        assert!(html.contains(shown), "{code} {symbol:?}: html lacks {shown}");
-        assert!(text.contains(shown), "{code} {symbol:?}: text lacks {shown}");
+        assert!(
+            html.contains(shown),
+            "{code} {symbol:?}: html lacks {shown}"
+        );
+        assert!(
+            text.contains(shown),
+            "{code} {symbol:?}: text lacks {shown}"
+        );
         assert!(!html.contains('¥') && !text.contains('¥'));
     }
     let v = serde_json::to_value(report()).expect("json");
-    assert_eq!(v["currency"], serde_json::json!({"code": "CNY", "symbol": "¥"}));
+    assert_eq!(
+        v["currency"],
+        serde_json::json!({"code": "CNY", "symbol": "¥"})
+    );
     assert_eq!(v["language"], "en");
 }
 
@@ -512,7 +542,9 @@ fn chart_titles_are_drawn_with_the_embedded_fonts() {
         );
         // Centred on the chart, as plotters centres captions.
         let middle = (first + last) as i32 / 2;
-        assert!((middle - 450).abs() <= 12, "{language} {id}: centred at {middle}");
+        assert!(
+            (middle - 450).abs() <= 12,
+            "{language} {id}: centred at {middle}"
+        );
     }
 }
-

@@ -166,7 +166,10 @@ mod tests {
             "[report] language: unknown report language \"fr\": use one of \"en\", \"zh-CN\""
         );
         let e = r("en", "rmb", "").validate_presentation().unwrap_err();
-        assert!(e.to_string().starts_with("[report] currency \"rmb\""), "{e}");
+        assert!(
+            e.to_string().starts_with("[report] currency \"rmb\""),
+            "{e}"
+        );
         assert!(e.to_string().contains("\"CNY\", \"USD\""), "{e}");
     }
 
