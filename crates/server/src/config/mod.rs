@@ -174,6 +174,7 @@ impl Config {
         self.database.validate()?;
         self.report.tz()?;
         self.report.at()?;
+        self.report.validate_presentation()?;
         Ok(())
     }
 
