@@ -468,6 +468,44 @@ mod tests {
     }
 
     #[test]
+    fn a_token_is_admitted_by_its_apps_mode_and_the_pages_origin() {
+        let mut backend = apps().get("10000").unwrap().clone();
+        backend.id = "30000".into();
+        backend.mode = AppMode::Backend;
+        let a = Apps::new(vec![apps().get("10000").unwrap().clone(), backend], 3600);
+        let claims = |app: &str, sub: Option<&str>, dom: Option<&str>| Claims {
+            app: app.into(),
+            sub: sub.map(Into::into),
+            iat: 0,
+            exp: 4_102_444_800,
+            dom: dom.map(Into::into),
+        };
+        let public = claims("10000", None, Some("meet.example.com"));
+        assert_eq!(a.admits(&public, None), Ok(()), "no Origin: not a browser");
+        assert_eq!(a.admits(&public, Some("meet.example.com")), Ok(()));
+        let e = a.admits(&public, Some("other.example.com")).unwrap_err();
+        assert!(e.contains("handed to a page on meet.example.com"), "{e}");
+        let e = a.admits(&public, Some("evil.test")).unwrap_err();
+        assert!(e.contains("not one of app 10000's domains"), "{e}");
+        let anonymous = claims("30000", None, None);
+        assert!(
+            a.admits(&anonymous, None)
+                .unwrap_err()
+                .contains("must name the uid")
+        );
+        let from_login = claims("30000", Some("alice"), Some("localhost"));
+        assert!(
+            a.admits(&from_login, None)
+                .unwrap_err()
+                .contains("public login")
+        );
+        assert_eq!(
+            a.admits(&claims("30000", Some("alice"), None), None),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn domains_match_hosts_and_subdomains() {
         let a = apps();
         let app = a.get("10000").unwrap();
