@@ -84,7 +84,7 @@ pub fn can_serve_a_call(ice: &IceSection, turn: &TurnSection) -> anyhow::Result<
          configured. Change one line: `enabled = true` under [turn] (the embedded TURN \
          server), or `mode = \"static\"` under [ice] (every pair gets [rtc] ice_servers); with \
          coturn servers registering through `rtcroom ice-agent`, set `turn_secret` (coturn's \
-         static-auth-secret) or `register_secret` under [ice]"
+         static-auth-secret) or `register_secret` (the agents' secret) under [ice]"
     )
 }
 
