@@ -401,13 +401,23 @@ async fn a_closed_pipe_ends_output_quietly() {
     }
 }
 
-#[test]
-fn log_lines_into_a_file_carry_no_colour_codes() {
+#[tokio::test]
+async fn log_lines_into_a_file_carry_no_colour_codes() {
     let dir = Scratch::new("cli-log");
     let log = dir.0.join("server.log");
     let mut server = Server::start_logging_to(&[("RTCROOM_LOG_LEVEL", "info")], &log);
-    assert!(server.terminate().success());
+    // Serving (so its SIGTERM handler is in place) before it is stopped.
+    let (status, _) = http(
+        "GET",
+        &format!("http://{}/healthz", server.addr),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let stopped = server.terminate();
     let text = std::fs::read_to_string(&log).unwrap();
+    assert!(stopped.success(), "{stopped:?}: {text}");
     assert!(text.contains("rtcroom room server started"), "{text}");
     assert!(
         !text.contains('\u{1b}'),
