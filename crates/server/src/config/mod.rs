@@ -172,11 +172,11 @@ impl Config {
             bail!("[log] format must be \"human\" or \"json\"");
         }
         self.turn.validate(&self.ice)?;
-        check::can_serve_a_call(&self.ice, &self.turn)?;
         self.database.validate()?;
         self.report.tz()?;
         self.report.at()?;
         self.report.validate_presentation()?;
+        check::can_serve_a_call(&self.ice, &self.turn)?;
         Ok(())
     }
 
