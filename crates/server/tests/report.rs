@@ -213,6 +213,7 @@ fn an_unknown_language_or_currency_is_refused_with_the_allowed_values() {
             .current_dir(&dir)
             .env("RTCROOM_SERVER_LISTEN", "127.0.0.1:0")
             .env("RTCROOM_TURN_ENABLED", "false")
+            .env("RTCROOM_ICE_MODE", "static")
             .env("RTCROOM_DATABASE_URL", "off")
             .env(key, value)
             .stdout(std::process::Stdio::null())

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 pub fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref())?;
+    super::preflight(&cfg)?;
     let _log = log::init(&cfg.log.format, &cfg.log.level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -40,6 +41,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    if registry && embedded.is_none() {
+        tracing::warn!(
+            "[turn] enabled = false: no ICE server is in rotation until a coturn agent registers; \
+             until then /readyz answers 503 and second members of a room get result 8"
+        );
+    }
     let engine_cfg = cfg.engine(embedded.as_ref().map(|(ip, s)| (ip.as_str(), s.as_str())));
     let prices = engine_cfg.prices;
     let mut engine = rtcroom_core::Engine::new(engine_cfg, OsEntropy::new());
@@ -244,8 +251,13 @@ async fn serve_http(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
         }
     });
-    // Tests and scripts read this line to find the port when `listen` has port 0.
-    println!("listening on http://{addr}");
+    // Tests and scripts read this line to find the port when `listen` has port 0. Nobody
+    // reading it is no reason to stop serving.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr}").and_then(|()| out.flush());
+    }
     tracing::info!(%addr, ws = %format!("ws://{addr}/ws"), "rtcroom room server started");
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let data_dir = cfg.server.data_dir.clone();

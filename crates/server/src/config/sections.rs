@@ -3,11 +3,11 @@
 
 use rtcroom_core::Prices;
 use rtcroom_protocol::RtcConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     /// Address of the HTTP and WebSocket listener.
@@ -47,7 +47,7 @@ impl Default for ServerSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoomSection {
     pub max_capacity: usize,
@@ -70,7 +70,7 @@ impl Default for RoomSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
     /// Whether `join` needs a valid token. With `false`, any token is accepted (the
@@ -93,7 +93,7 @@ impl Default for AuthSection {
 }
 
 /// The `rtcConfig` handed to every pair.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RtcSection {
     pub ice_servers: Vec<IceServerEntry>,
@@ -114,7 +114,7 @@ impl Default for RtcSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IceServerEntry {
     pub urls: Vec<String>,
@@ -124,7 +124,7 @@ pub struct IceServerEntry {
     pub credential: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BillingSection {
     /// Cents per started minute of a relayed (TURN) pair.
@@ -147,14 +147,14 @@ impl Default for BillingSection {
 }
 
 /// The operator API (`/api/rooms`, `/api/records`, ...).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
     /// The bearer token of the operator API; empty disables the API.
     pub token: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     /// `human` or `json`.

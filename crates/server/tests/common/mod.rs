@@ -85,6 +85,43 @@ impl Server {
         }
     }
 
+    /// Start the binary as an operator would: `serve --config FILE` run in `cwd`, with no
+    /// `RTCROOM_*` variable of the caller's and no data directory from the environment (the
+    /// file says where it is; `data_dir` is what the test expects it to be, and is removed
+    /// on drop). Only the listeners are moved to free ports.
+    pub fn start_from_file(
+        config: &std::path::Path,
+        cwd: &std::path::Path,
+        data_dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut cmd = rtcroom_command(cwd);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("RTCROOM_SERVER_LISTEN", "127.0.0.1:0")
+            .env("RTCROOM_TURN_LISTEN", "127.0.0.1:0")
+            .env("RTCROOM_LOG_LEVEL", "warn")
+            .stdout(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the rtcroom binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line from rtcroom: {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            addr,
+            data_dir: data_dir.to_owned(),
+        }
+    }
+
     pub async fn client(&self) -> Client {
         Client::connect(&format!("ws://{}/ws", self.addr)).await
     }
@@ -124,6 +161,50 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// The `rtcroom` binary run in `cwd` without the caller's `RTCROOM_*` variables, so that
+/// only what the test passes counts.
+pub fn rtcroom_command(cwd: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtcroom"));
+    cmd.current_dir(cwd);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RTCROOM_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// A fresh scratch directory for one test; removed with [`Scratch`]'s drop.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "rtcroom-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// A subdirectory, created.
+    pub fn dir(&self, name: &str) -> std::path::PathBuf {
+        let d = self.0.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
