@@ -110,7 +110,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if !engine_ok {
         problems.push("the room engine does not answer");
     }
-    if let Some(w) = state.writer.as_deref().map(rtcroom_store::RecordWriter::stats) {
+    if let Some(w) = state
+        .writer
+        .as_deref()
+        .map(rtcroom_store::RecordWriter::stats)
+    {
         if w.migrations_pending {
             problems.push(
                 "the call-record database is unreachable since the start (records are being kept; the migrations run when it answers)",

@@ -21,7 +21,10 @@ pub async fn open(db: &DatabaseSection, data_dir: &FsPath) -> anyhow::Result<Sto
 /// be reached is not an error then. The store comes back with `false` (not migrated), and the
 /// record writer migrates it when it answers; meanwhile records wait in the spool. A
 /// database that answers and refuses (rights, an unknown database) is still an error.
-pub async fn open_or_defer(db: &DatabaseSection, data_dir: &FsPath) -> anyhow::Result<(Store, bool)> {
+pub async fn open_or_defer(
+    db: &DatabaseSection,
+    data_dir: &FsPath,
+) -> anyhow::Result<(Store, bool)> {
     let (store, url) = connect(db, data_dir).await?;
     match store.migrate().await {
         Ok(()) => Ok((store, true)),

@@ -110,8 +110,7 @@ impl Recording {
         recover: bool,
     ) -> anyhow::Result<Self> {
         let (store, migrated) = super::database::open_or_defer(db, data_dir).await?;
-        let (writer, sink) =
-            start_writer(store.clone(), db, data_dir, prices, recover, migrated)?;
+        let (writer, sink) = start_writer(store.clone(), db, data_dir, prices, recover, migrated)?;
         let writer = Arc::new(writer);
         let watcher = watch(writer.clone(), alerts);
         Ok(Self {
