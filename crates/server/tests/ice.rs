@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, SmtpSink, http, join, wait_ready};
+use common::{Server, SmtpSink, join, wait_ready};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
