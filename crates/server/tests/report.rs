@@ -7,7 +7,7 @@ mod common;
 use common::{Server, SmtpSink, http, join, wait_until};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use serde_json::json;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn png_size(bytes: &[u8]) -> (u32, u32) {
     let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
