@@ -166,3 +166,61 @@ async fn every_record_arrives_exactly_once_across_database_crashes() {
     store.close().await;
     db.kill();
 }
+
+/// A writer started before its database ever answered (a server started during an outage):
+/// it keeps the records in the spool, applies the migrations when the database comes, and
+/// then writes every record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_started_before_its_database_migrates_it_when_it_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = PrivateMariadb::install(tmp.path());
+    Store::create_database(&db.url()).await.unwrap();
+    db.kill();
+    let opts = StoreOptions {
+        acquire_timeout: Duration::from_secs(1),
+        ..StoreOptions::default()
+    };
+    let store = Store::connect(&db.url(), &opts).await.unwrap();
+    let err = store.migrate().await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+
+    let cfg = WriterConfig {
+        spool_dir: tmp.path().join("spool"),
+        retry_min: Duration::from_millis(20),
+        retry_max: Duration::from_millis(300),
+        write_timeout: Duration::from_secs(5),
+        health_interval: Duration::from_millis(200),
+        migrate: true,
+        ..WriterConfig::default()
+    };
+    let (writer, sink) = RecordWriter::start(store.clone(), cfg).unwrap();
+    let s = writer.stats();
+    assert!(s.migrations_pending && !s.db_up, "{s:?}");
+    let mut ids = Ids::new();
+    let (_, records) = call(
+        &mut ids,
+        "app1",
+        "room",
+        "a",
+        "b",
+        at("2024-05-01 08:00:00"),
+        70,
+    );
+    let total = records.len() as u64;
+    for r in records {
+        sink.try_send(r).expect("the writer runs");
+    }
+    wait_for("the records in the spool", &writer, |s| s.spooled == total).await;
+
+    db.start();
+    let s = wait_for("every record written", &writer, |s| {
+        !s.migrations_pending && s.queue_depth == 0 && s.written == total
+    })
+    .await;
+    assert!(s.db_up && s.rejected == 0, "{s:?}");
+    let n = store.table_counts().await.unwrap();
+    assert_eq!((n.sessions, n.sub_sessions, n.quality_reports), (2, 2, 8));
+    writer.shutdown(Duration::from_secs(5)).await;
+    store.close().await;
+    db.kill();
+}
