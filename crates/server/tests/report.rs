@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, SmtpSink, http, join};
+use common::{Server, SmtpSink, http, join, wait_until};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -16,17 +16,6 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
     let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
     let info = reader.next_frame(&mut buf).expect("a PNG frame");
     (info.width, info.height)
-}
-
-async fn wait_until<F: std::future::Future<Output = bool>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]

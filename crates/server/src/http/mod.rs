@@ -127,10 +127,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if !engine_ok {
         problems.push("the room engine does not answer");
     }
-    if let Some(w) = &state.writer
-        && !w.stats().db_up
+    if let Some(w) = state
+        .writer
+        .as_deref()
+        .map(rtcroom_store::RecordWriter::stats)
     {
-        problems.push("the call-record database is unreachable (records are being kept)");
+        if w.migrations_pending {
+            problems.push(
+                "the call-record database is unreachable since the start (records are being kept; the migrations run when it answers)",
+            );
+        } else if !w.db_up {
+            problems.push("the call-record database is unreachable (records are being kept)");
+        }
     }
     if state.ice_registry {
         let servers = state.signaling.hub.ice_servers().await.unwrap_or_default();

@@ -9,6 +9,40 @@ use std::path::Path as FsPath;
 
 /// Connect and apply the migrations; [`RecordsOff`] when records are off.
 pub async fn open(db: &DatabaseSection, data_dir: &FsPath) -> anyhow::Result<Store> {
+    let (store, url) = connect(db, data_dir).await?;
+    store
+        .migrate()
+        .await
+        .with_context(|| migrate_failed(&url))?;
+    Ok(store)
+}
+
+/// [`open`] for `serve`, which must start while the database is down: a database that cannot
+/// be reached is not an error then. The store comes back with `false` (not migrated), and the
+/// record writer migrates it when it answers; meanwhile records wait in the spool. A
+/// database that answers and refuses (rights, an unknown database) is still an error.
+pub async fn open_or_defer(
+    db: &DatabaseSection,
+    data_dir: &FsPath,
+) -> anyhow::Result<(Store, bool)> {
+    let (store, url) = connect(db, data_dir).await?;
+    match store.migrate().await {
+        Ok(()) => Ok((store, true)),
+        Err(e) if e.is_unavailable() => {
+            tracing::error!(
+                critical = true,
+                "the call-record database at {} cannot be reached ({e}); serving anyway: records are kept in the spool, and the migrations run and the records are written when it answers",
+                redact_url(&url)
+            );
+            Ok((store, false))
+        }
+        Err(e) => Err(anyhow::Error::from(e).context(migrate_failed(&url))),
+    }
+}
+
+/// The pool (MySQL and PostgreSQL connect lazily, so this does not reach the database) and
+/// the URL it was made from.
+async fn connect(db: &DatabaseSection, data_dir: &FsPath) -> anyhow::Result<(Store, String)> {
     if db.is_off() {
         return Err(RecordsOff.into());
     }
@@ -24,10 +58,14 @@ pub async fn open(db: &DatabaseSection, data_dir: &FsPath) -> anyhow::Result<Sto
             redact_url(&url)
         )
     })?;
-    store.migrate().await.with_context(|| {
-        format!("cannot migrate the call-record database at {}: is it up, and may this user create tables?", redact_url(&url))
-    })?;
-    Ok(store)
+    Ok((store, url))
+}
+
+fn migrate_failed(url: &str) -> String {
+    format!(
+        "cannot migrate the call-record database at {}: is it up, and may this user create tables?",
+        redact_url(url)
+    )
 }
 
 /// Connect to the call records to read them, changing nothing: no file, folder or table is

@@ -331,6 +331,37 @@ pub fn join(room: &str, uid: &str, uname: &str) -> Value {
     })
 }
 
+/// Wait (bounded) until `/readyz` answers `status` with a body that contains `why`.
+pub async fn wait_ready(server: &Server, status: u16, why: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (got, body) = http("GET", &format!("http://{}/readyz", server.addr), None, None).await;
+        if got == status && body.contains(why) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz stayed {got} {body:?}; wanted {status} {why:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Wait (bounded) until `check` holds.
+pub async fn wait_until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A minimal HTTP/1.1 request over a plain TCP socket (tests only): (status, body).
 pub async fn http(
     method: &str,
