@@ -252,6 +252,7 @@ impl<E: Entropy> Engine<E> {
                         live: false,
                         closing: false,
                         membership: Membership::In(no),
+                        roomless_since: now,
                         last_seen,
                         scheduled: None,
                         tokens: f64::from(self.cfg.rate_burst),

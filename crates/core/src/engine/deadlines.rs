@@ -1,4 +1,4 @@
-//! Deadlines: heartbeats, token prompts and token expiries. One lazy min-heap entry per
+//! Deadlines: heartbeats, the join timeout, token prompts and token expiries. One lazy min-heap entry per
 //! connection; activity only updates a timestamp, and a popped entry re-arms at the real
 //! deadline, so a keepLive costs O(1).
 
@@ -15,6 +15,8 @@ use std::cmp::Reverse;
 #[derive(Debug, Clone, Copy)]
 enum Due {
     Heartbeat,
+    /// In no room for the join timeout.
+    Join,
     Prompt,
     Expire,
 }
@@ -50,7 +52,9 @@ impl<E: Entropy> Engine<E> {
         }
         let timeout = self.cfg.heartbeat_timeout_secs;
         let Some(seat) = self.seat_of_conn(conn) else {
-            return Some((c.last_seen.plus_secs(timeout), Due::Heartbeat));
+            let heartbeat = (c.last_seen.plus_secs(timeout), Due::Heartbeat);
+            let join = (c.roomless_since.plus_secs(self.cfg.join_timeout_secs), Due::Join);
+            return Some(if join.0 < heartbeat.0 { join } else { heartbeat });
         };
         let m = self.member(seat);
         let mut best = (m.last_seen.plus_secs(timeout), Due::Heartbeat);
@@ -96,6 +100,8 @@ impl<E: Entropy> Engine<E> {
                 self.unbind(conn, CloseReason::HeartbeatTimeout);
             }
             (Due::Heartbeat, None) => self.close(conn, CloseReason::HeartbeatTimeout),
+            (Due::Join, None) => self.close(conn, CloseReason::JoinTimeout),
+            (Due::Join, Some(_)) => {}
             (Due::Prompt, Some(seat)) => self.prompt_token(conn, seat),
             (Due::Expire, Some(seat)) => {
                 let why = "token is expire";

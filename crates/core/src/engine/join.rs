@@ -43,6 +43,15 @@ impl<E: Entropy> Engine<E> {
                 return Err(Refusal::too_long(field, MAX_ID_LEN));
             }
         }
+        // A resume creates nothing (same session, same sub-sessions) and a whole office
+        // behind one address resumes at once after a restart: only other joins count.
+        if j.resume_key.is_none() && !self.admit_join(now, conn) {
+            let d = format!(
+                "at most {} joins per second from one address; retry in a few seconds",
+                self.cfg.joins_per_ip_per_sec
+            );
+            return Err(Refusal::new(ResultCode::RateLimited, d));
+        }
         let token = self.check_grant(j, grant)?;
         let key = RoomKey::new(&j.app_id, j.room_id.key());
         self.check_rejoin_allowed(conn, j, &key)?;

@@ -84,7 +84,9 @@ impl<E: Entropy> Engine<E> {
         self.remove_member(now, seat, LeaveCause::Leave);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.membership = Membership::Departed;
+            c.roomless_since = now;
         }
+        self.schedule(conn);
         Ok(())
     }
 

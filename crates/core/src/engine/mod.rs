@@ -111,6 +111,10 @@ pub struct Engine<E> {
     room_nos: HashMap<RoomKey, RoomNo>,
     next_room: u64,
     timers: BinaryHeap<Reverse<(Millis, ConnId)>>,
+    /// The join rate limit's token bucket of each client address that joined lately.
+    join_buckets: HashMap<Box<str>, state::Bucket>,
+    /// `join_buckets` is swept of full buckets when it grows to this many entries.
+    join_buckets_sweep_at: usize,
     out: VecDeque<Effect>,
     /// The ICE servers in rotation, in [`crate::IceMode::Registry`].
     ice: Option<Registry>,
@@ -128,6 +132,8 @@ impl<E: Entropy> Engine<E> {
             room_nos: HashMap::new(),
             next_room: 0,
             timers: BinaryHeap::new(),
+            join_buckets: HashMap::new(),
+            join_buckets_sweep_at: conns::JOIN_BUCKETS_SWEEP,
             out: VecDeque::new(),
             ice: ice::registry_for(&cfg.ice),
             cfg,
