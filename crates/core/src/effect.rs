@@ -44,7 +44,9 @@ impl CloseReason {
         match self {
             Self::Replaced => "replaced by a newer connection of the same uid".into(),
             Self::HeartbeatTimeout => "no message within the heartbeat timeout".into(),
-            Self::JoinTimeout => "no join within the join timeout; join right after connecting".into(),
+            Self::JoinTimeout => {
+                "no join within the join timeout; join right after connecting".into()
+            }
             Self::TokenExpired => "token is expire".into(),
             Self::Kicked(why) => format!("kicked: {why}"),
             Self::Shutdown => "server is shutting down; reconnect shortly".into(),

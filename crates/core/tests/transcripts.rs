@@ -819,7 +819,10 @@ fn a_connection_in_no_room_is_closed_after_the_join_timeout() {
         jm = join("r", "mia"),
         jl = join("r", "leo"),
     );
-    check(cfg, &script, expect![[r##"
+    check(
+        cfg,
+        &script,
+        expect![[r##"
         open idle
         open member
         member> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"mia","uname":"mia_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
@@ -849,7 +852,8 @@ fn a_connection_in_no_room_is_closed_after_the_join_timeout() {
         +3s
         member> {"cmd":"keepLive"}
           member< {"cmd":"respKeepLive","result":0,"desc":"ok"}
-    "##]]);
+    "##]],
+    );
 }
 
 /// Joins from one address beyond `joins_per_ip_burst` are refused with 14 until the bucket
@@ -883,7 +887,10 @@ fn joins_from_one_address_are_rate_limited() {
         j4 = join("r3", "u4"),
         resume = join_with_key("r", "u1", "$key(u1)"),
     );
-    check(cfg, &script, expect![[r##"
+    check(
+        cfg,
+        &script,
+        expect![[r##"
         open a 198.51.100.1
         a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"u1","uname":"u1_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
           rec session+ #1 10000/r uid=u1 uname=u1_name ip=198.51.100.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
@@ -910,5 +917,6 @@ fn joins_from_one_address_are_rate_limited() {
           rec sub+ #6 of #4 u3->u4 t=1s
           c< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r3","roomName":"talk-now","uid":"u3","uname":"u3_name","sessionId":"#4","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"u4","uname":"u4_name","userType":0,"talkType":1}],"resumeKey":"$key(u3)","heartbeatTimeout":40,"resumed":false}
           d< {"cmd":"notifyNewPeer","uid":"u3","uname":"u3_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
-    "##]]);
+    "##]],
+    );
 }

@@ -723,11 +723,27 @@ mod tests {
     #[test]
     fn identifiers_with_control_characters_are_refused() {
         let cases = [
-            (r#"{"cmd":"join","appId":"1","roomId":"r","uid":"bob\u0000"}"#, "uid", "U+0000"),
-            (r#"{"cmd":"join","appId":"1","roomId":"r\n2","uid":"bob"}"#, "roomId", "U+000A"),
-            (r#"{"cmd":"join","appId":"1\u001b","roomId":"r","uid":"bob"}"#, "appId", "U+001B"),
+            (
+                r#"{"cmd":"join","appId":"1","roomId":"r","uid":"bob\u0000"}"#,
+                "uid",
+                "U+0000",
+            ),
+            (
+                r#"{"cmd":"join","appId":"1","roomId":"r\n2","uid":"bob"}"#,
+                "roomId",
+                "U+000A",
+            ),
+            (
+                r#"{"cmd":"join","appId":"1\u001b","roomId":"r","uid":"bob"}"#,
+                "appId",
+                "U+001B",
+            ),
             (r#"{"cmd":"keepLive","uid":"a\u007fb"}"#, "uid", "U+007F"),
-            (r#"{"cmd":"offer","remoteUid":"b\u0085","msg":{}}"#, "remoteUid", "U+0085"),
+            (
+                r#"{"cmd":"offer","remoteUid":"b\u0085","msg":{}}"#,
+                "remoteUid",
+                "U+0085",
+            ),
         ];
         for (frame, want_field, want_char) in cases {
             let Err(e @ DecodeError::Invalid { field, .. }) = decode(frame, LIMIT) else {
@@ -735,7 +751,10 @@ mod tests {
             };
             assert_eq!(field, want_field, "{frame}");
             let text = e.to_string();
-            assert!(text.contains("control characters") && text.contains(want_char), "{text}");
+            assert!(
+                text.contains("control characters") && text.contains(want_char),
+                "{text}"
+            );
             if let DecodeError::Invalid { echo, .. } = &e
                 && let Some(echoed) = echo.uid.as_ref().or(echo.room_id.as_ref())
             {

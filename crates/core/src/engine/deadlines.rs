@@ -53,8 +53,15 @@ impl<E: Entropy> Engine<E> {
         let timeout = self.cfg.heartbeat_timeout_secs;
         let Some(seat) = self.seat_of_conn(conn) else {
             let heartbeat = (c.last_seen.plus_secs(timeout), Due::Heartbeat);
-            let join = (c.roomless_since.plus_secs(self.cfg.join_timeout_secs), Due::Join);
-            return Some(if join.0 < heartbeat.0 { join } else { heartbeat });
+            let join = (
+                c.roomless_since.plus_secs(self.cfg.join_timeout_secs),
+                Due::Join,
+            );
+            return Some(if join.0 < heartbeat.0 {
+                join
+            } else {
+                heartbeat
+            });
         };
         let m = self.member(seat);
         let mut best = (m.last_seen.plus_secs(timeout), Due::Heartbeat);

@@ -201,6 +201,7 @@ fn app_state(
         cfg.server.max_frame_bytes,
         cfg.server.outbound_queue,
         cfg.server.max_connections,
+        Duration::from_secs(cfg.server.write_timeout_secs),
     ));
     Ok(AppState {
         signaling,
@@ -232,22 +233,16 @@ async fn serve_http(
     let listener = listen(cfg.server.listen)
         .with_context(|| format!("cannot listen on {} ([server] listen)", cfg.server.listen))?;
     let addr = listener.local_addr()?;
-    // Signaling is request/response over small frames: with Nagle's algorithm on, a frame's
-    // last partial segment waits for the peer's delayed ACK (up to 40 ms on Linux), which
-    // rtcroom-bench measured as 20-50 ms relay latency and a closed loop slowed tenfold.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
-    });
     // Tests and scripts read this line to find the port when `listen` has port 0.
     println!("listening on http://{addr}");
     tracing::info!(%addr, ws = %format!("ws://{addr}/ws"), "rtcroom room server started");
-    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let data_dir = cfg.server.data_dir.clone();
     let bound = Duration::from_secs(cfg.server.shutdown_secs);
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
+    let limits = crate::http::accept::Limits {
+        per_ip: cfg.server.max_connections_per_ip,
+        header_read_timeout: Duration::from_secs(cfg.server.header_read_timeout_secs),
+    };
+    crate::http::accept::serve(listener, app, limits, async move {
             super::shutdown_signal().await;
             draining.store(true, Ordering::Release);
             tokio::spawn(async move {
@@ -260,8 +255,8 @@ async fn serve_http(
             tracing::info!("restarting: telling clients to reconnect, keeping the rooms");
             keep_rooms(&hub, data_dir).await;
         })
-        .await
-        .context("the HTTP server failed")
+        .await;
+    Ok(())
 }
 
 /// Write the hub's snapshot, then tell every client to reconnect; when the snapshot cannot

@@ -90,6 +90,13 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub whose inbox nobody reads (while the receiver lives): a stuck engine, for tests.
+    #[cfg(test)]
+    pub fn unanswered() -> (Self, mpsc::Receiver<HubMsg>) {
+        let (tx, rx) = mpsc::channel(1);
+        (Self { tx }, rx)
+    }
+
     pub async fn send(&self, msg: HubMsg) -> bool {
         self.tx.send(msg).await.is_ok()
     }
