@@ -23,7 +23,9 @@ enum Due {
 
 impl<E: Entropy> Engine<E> {
     /// Act on every deadline at or before `now`: heartbeats, token prompts and expiries.
-    pub fn handle_timeout(&mut self, now: Millis) {
+    /// `now.mono` is what deadlines are compared with.
+    pub fn handle_timeout(&mut self, now: impl Into<crate::Now>) {
+        let now = self.clock(now);
         while let Some(&Reverse((at, conn))) = self.timers.peek() {
             if at > now {
                 break;
@@ -127,7 +129,7 @@ impl<E: Entropy> Engine<E> {
             app_id: room.app_id.clone(),
             room_id: room.room_id.clone(),
             uid: m.uid.clone(),
-            expire_at: token.expires_at.as_secs(),
+            expire_at: token.expires_wall.as_secs(),
         });
         if let Some(t) = self.member_mut(seat).token.as_mut() {
             t.prompted = true;

@@ -124,7 +124,10 @@ impl Bucket {
 /// The expiry of a member's token, and whether it was already reminded of it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct TokenState {
+    /// On the monotonic clock, for the deadlines.
     pub expires_at: Millis,
+    /// As the token says (Unix time), for what the client is told and the snapshot.
+    pub expires_wall: Millis,
     pub prompted: bool,
 }
 
