@@ -88,9 +88,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 /// Seat the rooms kept by the previous run's SIGTERM, when their snapshot is fresh (written
 /// within the heartbeat timeout) and the engine takes it. Whether it did.
 fn restore<E: rtcroom_core::Entropy>(cfg: &Config, engine: &mut rtcroom_core::Engine<E>) -> bool {
-    let now = crate::clock::now();
+    let now = crate::clock::engine_now();
     let max_age = cfg.room.heartbeat_timeout_secs.saturating_mul(1000);
-    let Some(snap) = snapshot::take(&cfg.server.data_dir, now, max_age) else {
+    let Some(snap) = snapshot::take(&cfg.server.data_dir, now.wall, max_age) else {
         return false;
     };
     let (rooms, members) = (snap.rooms(), snap.members());

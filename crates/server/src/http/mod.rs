@@ -66,7 +66,7 @@ async fn ws(
     let admitted = Admitted(Some(sig));
     ws::upgrade(req, limit, move |socket| {
         let sig = admitted.take();
-        connection::serve(sig, socket, peer.ip().to_string())
+        connection::serve(sig, socket, accept::client_ip(peer).to_string())
     })
 }
 
