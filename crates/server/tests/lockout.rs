@@ -93,12 +93,12 @@ async fn a_client_that_does_not_read_gives_its_slot_back_when_cut_off() {
     // Bob's socket is still open (`b` lives), yet his slot is free: two newcomers fit
     // beside Alice under max_connections = 3.
     let mut c = connect_within(&url, WAIT).await.expect("a slot for carol");
-    let mut d = connect_within(&url, WAIT)
-        .await
-        .expect("bob's slot was given back while his socket is open");
     c.send(join("slow", "carol", "C")).await;
     assert_eq!(c.expect("respJoin").await["result"], 0);
     a.expect("notifyNewPeer").await;
+    let mut d = connect_within(&url, WAIT)
+        .await
+        .expect("bob's slot was given back while his socket is open");
     d.send(join("other", "dave", "D")).await;
     assert_eq!(d.expect("respJoin").await["result"], 0);
     a.send(json!({"cmd":"offer","remoteUid":"carol","msg":"{}"}))
@@ -140,11 +140,11 @@ async fn a_write_that_takes_too_long_ends_the_connection() {
         a.expect("respOffer").await;
     }
     let mut c = connect_within(&url, WAIT).await.expect("a slot for carol");
+    c.send(join("w2", "carol", "C")).await;
+    assert_eq!(c.expect("respJoin").await["result"], 0);
     let mut d = connect_within(&url, WAIT)
         .await
         .expect("bob's slot was given back after the write timeout");
-    c.send(join("w2", "carol", "C")).await;
-    assert_eq!(c.expect("respJoin").await["result"], 0);
     d.send(join("w2", "dave", "D")).await;
     assert_eq!(d.expect("respJoin").await["result"], 0);
     assert_eq!(metric(&server, "rtcroom_write_timeouts_total").await, 1.0);
