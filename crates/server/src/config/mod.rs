@@ -162,6 +162,7 @@ impl Config {
         }
         self.turn.validate(&self.ice)?;
         self.database.validate()?;
+        self.report.validate_presentation()?;
         Ok(())
     }
 

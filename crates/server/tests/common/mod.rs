@@ -89,6 +89,20 @@ impl Server {
         Client::connect(&format!("ws://{}/ws", self.addr)).await
     }
 
+    /// `/metrics` read as `series -> value` (comment lines left out).
+    pub async fn metrics(&self) -> std::collections::HashMap<String, f64> {
+        let (status, text) =
+            http("GET", &format!("http://{}/metrics", self.addr), None, None).await;
+        assert_eq!(status, 200, "/metrics: {text}");
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// `kill -9`: the process dies at once, without any shutdown.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
