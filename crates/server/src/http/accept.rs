@@ -57,9 +57,12 @@ pub async fn serve(
     let (stop, stopped) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // `shutdown` is polled first, every time: its first poll installs the signal
+        // handlers, so no connection is served before a SIGTERM would be handled.
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            biased;
             () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
         };
         let (tcp, peer) = match accepted {
             Ok(a) => a,
