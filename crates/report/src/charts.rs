@@ -26,6 +26,8 @@ use crate::model::{Histogram, Report};
 use ab_glyph::{Font, FontRef};
 use base64::Engine;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::SegmentedCoord;
+use plotters::coord::types::{RangedCoordu32, RangedCoordu64};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::sync::OnceLock;
@@ -237,36 +239,7 @@ fn hourly(report: &Report, pen: &Pen) -> Result<Chart, ReportError> {
             .axis_desc_style(pen.style(13, &INK))
             .draw()
             .map_err(s)?;
-        chart
-            .draw_series(counts.iter().enumerate().map(|(h, &c)| {
-                let h = h as u32;
-                let mut r = Rectangle::new(
-                    [(SegmentValue::Exact(h), 0), (segment_end(h, 24), c)],
-                    BLUE_BAR.filled(),
-                );
-                r.set_margin(0, 0, 4, 4);
-                r
-            }))
-            .map_err(s)?;
-        let label = pen
-            .style(11, &INK)
-            .pos(Pos::new(HPos::Center, VPos::Bottom));
-        chart
-            .draw_series(
-                counts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| **c > 0)
-                    .map(|(h, &c)| {
-                        Text::new(
-                            c.to_string(),
-                            (SegmentValue::CenterOf(h as u32), c),
-                            label.clone(),
-                        )
-                    }),
-            )
-            .map_err(s)?;
-        Ok(())
+        counted_bars(&mut chart, &counts, BLUE_BAR, 4, pen)
     })
 }
 
@@ -469,14 +442,32 @@ fn histogram(
         .label_style(pen.style(11, &INK))
         .draw()
         .map_err(s)?;
+    let counts: Vec<u64> = h.buckets.iter().map(|b| b.count).collect();
+    counted_bars(&mut chart, &counts, color, 5, pen)
+}
+
+/// A bar per count on a segmented axis, `margin` pixels in from each side of its segment,
+/// with every non-zero count written above its bar.
+fn counted_bars(
+    chart: &mut ChartContext<
+        '_,
+        BitMapBackend<'_>,
+        Cartesian2d<SegmentedCoord<RangedCoordu32>, RangedCoordu64>,
+    >,
+    counts: &[u64],
+    color: RGBColor,
+    margin: u32,
+    pen: &Pen,
+) -> Result<(), String> {
+    let n = counts.len() as u32;
     chart
-        .draw_series(h.buckets.iter().enumerate().map(|(i, b)| {
+        .draw_series(counts.iter().enumerate().map(|(i, &c)| {
             let i = i as u32;
             let mut r = Rectangle::new(
-                [(SegmentValue::Exact(i), 0), (segment_end(i, n), b.count)],
+                [(SegmentValue::Exact(i), 0), (segment_end(i, n), c)],
                 color.filled(),
             );
-            r.set_margin(0, 0, 5, 5);
+            r.set_margin(0, 0, margin, margin);
             r
         }))
         .map_err(s)?;
@@ -485,14 +476,14 @@ fn histogram(
         .pos(Pos::new(HPos::Center, VPos::Bottom));
     chart
         .draw_series(
-            h.buckets
+            counts
                 .iter()
                 .enumerate()
-                .filter(|(_, b)| b.count > 0)
-                .map(|(i, b)| {
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, &c)| {
                     Text::new(
-                        b.count.to_string(),
-                        (SegmentValue::CenterOf(i as u32), b.count),
+                        c.to_string(),
+                        (SegmentValue::CenterOf(i as u32), c),
                         label.clone(),
                     )
                 }),

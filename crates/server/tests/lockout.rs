@@ -224,6 +224,31 @@ async fn slowloris_connections_are_closed_and_one_address_cannot_take_them_all()
     assert!(metric(&server, "rtcroom_connections_refused_per_ip_total").await >= 1.0);
 }
 
+/// A trusted proxy's connections carry many clients: they are not counted against
+/// `max_connections_per_ip`.
+#[tokio::test]
+async fn a_trusted_proxy_is_not_limited_per_address() {
+    let server = Server::start(&[
+        ("RTCROOM_SERVER_MAX_CONNECTIONS_PER_IP", "2"),
+        ("RTCROOM_SERVER_TRUSTED_PROXIES", "[\"127.0.0.3\"]"),
+    ]);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = tcp_from([127, 0, 0, 3], &server.addr).await;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        held.push(s);
+    }
+}
+
 /// Joins from one address beyond `[room] joins_per_ip_burst` are refused with result 14.
 #[tokio::test]
 async fn joins_from_one_address_are_rate_limited() {

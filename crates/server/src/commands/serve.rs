@@ -212,6 +212,10 @@ fn app_state(
         apps,
         rtc_config: rtcroom_protocol::SharedJson::rtc_config(&cfg.rtc_config()),
         public_url: cfg.server.public_url.as_str().into(),
+        trusted_proxies: Arc::new(
+            crate::peer::TrustedProxies::parse(&cfg.server.trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("[server] trusted_proxies: {e}"))?,
+        ),
         draining: draining.clone(),
         turn: turn.map(|t| t.handle.clone()),
         ice_register_secret: cfg.ice.register_secret.as_str().into(),
@@ -229,6 +233,7 @@ async fn serve_http(
     hub: Hub,
     draining: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
+    let trusted = state.trusted_proxies.clone();
     let app = crate::http::app(state);
     let listener = listen(cfg.server.listen)
         .with_context(|| format!("cannot listen on {} ([server] listen)", cfg.server.listen))?;
@@ -240,6 +245,7 @@ async fn serve_http(
     let bound = Duration::from_secs(cfg.server.shutdown_secs);
     let limits = crate::http::accept::Limits {
         per_ip: cfg.server.max_connections_per_ip,
+        trusted,
         header_read_timeout: Duration::from_secs(cfg.server.header_read_timeout_secs),
     };
     crate::http::accept::serve(listener, app, limits, async move {

@@ -18,9 +18,9 @@ pub struct ServerSection {
     pub outbound_queue: usize,
     /// Open signaling connections at most; more are refused with HTTP 503.
     pub max_connections: usize,
-    /// Open TCP connections from one client address at most (every kind: page, API,
-    /// WebSocket); more are answered 503 and closed at once. 0: no limit (behind a reverse
-    /// proxy every connection comes from the proxy's address).
+    /// Open TCP connections from one peer address at most (every kind: page, API,
+    /// WebSocket); more are answered 503 and closed at once. Connections from
+    /// `trusted_proxies` are not counted. 0: no limit.
     pub max_connections_per_ip: usize,
     /// A connection that has not joined a room this long after it opened (or after it
     /// left one) is closed, keepLive or not.
@@ -34,8 +34,12 @@ pub struct ServerSection {
     /// Where runtime data (SQLite database, generated secrets, spool) is kept.
     pub data_dir: PathBuf,
     /// The signaling URL handed out at login (e.g. `wss://rtc.example.com/ws`); empty: derived
-    /// from the request's Host (and X-Forwarded-Proto/Host behind a proxy).
+    /// from the request's Host (and X-Forwarded-Proto/Host from a trusted proxy).
     pub public_url: String,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` / `Forwarded`,
+    /// `X-Forwarded-Host` and `X-Forwarded-Proto` are believed; from any other peer they are
+    /// ignored. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
     /// How long a SIGTERM may take: closing connections, writing the rooms snapshot and the
     /// queued records. The process exits when it is over, done or not.
     pub shutdown_secs: u64,
@@ -54,6 +58,7 @@ impl Default for ServerSection {
             header_read_timeout_secs: 10,
             data_dir: PathBuf::from("data"),
             public_url: String::new(),
+            trusted_proxies: Vec::new(),
             shutdown_secs: 10,
         }
     }

@@ -6,6 +6,7 @@
 //! Without these bounds a client that opens connections and sends a request header a byte
 //! at a time (slowloris) holds them, and their file descriptors, for as long as it likes.
 
+use crate::peer::TrustedProxies;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
@@ -24,19 +25,24 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 /// The bounds the accept loop keeps.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Open connections per client address at most; 0: no limit.
     pub per_ip: usize,
+    /// `[server] trusted_proxies`: their connections carry many clients and are not counted.
+    pub trusted: Arc<TrustedProxies>,
     /// Time from the connection's start (or the previous response) to a complete request
     /// header.
     pub header_read_timeout: Duration,
 }
 
-/// The client address that per-address limits count against. This is the one place that
-/// decides it: today the TCP peer's address.
-pub fn client_ip(peer: SocketAddr) -> IpAddr {
-    peer.ip()
+/// The address a TCP connection counts against: its peer's, or none for a trusted proxy,
+/// whose connections carry many clients (the proxy limits per client; joins are counted
+/// against the client address it forwards, `peer::client_ip`). Before a request is read
+/// nothing but the peer is known.
+pub fn counted_address(peer: SocketAddr, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let ip = peer.ip().to_canonical();
+    (!trusted.contains(ip)).then_some(ip)
 }
 
 /// Serve `app` on `listener` until `shutdown` completes, then stop accepting, let every
@@ -80,9 +86,15 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
         }
-        let Some(slot) = per_ip.admit(client_ip(peer)) else {
-            refuse(&tcp);
-            continue;
+        let slot = match counted_address(peer, &limits.trusted) {
+            None => None,
+            Some(ip) => match per_ip.admit(ip) {
+                Some(slot) => slot,
+                None => {
+                    refuse(&tcp);
+                    continue;
+                }
+            },
         };
         let io = Counted { tcp, _slot: slot };
         tokio::spawn(connection(
