@@ -143,6 +143,23 @@ impl Config {
                 "[room] heartbeat_timeout_secs must be at least 5 (clients send keepLive every 5 s)"
             );
         }
+        for (key, v) in [
+            ("join_timeout_secs", self.server.join_timeout_secs),
+            ("write_timeout_secs", self.server.write_timeout_secs),
+            (
+                "header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+        ] {
+            if v == 0 {
+                bail!("[server] {key} must be at least 1 (seconds)");
+            }
+        }
+        if self.room.joins_per_ip_per_sec > 0 && self.room.joins_per_ip_burst == 0 {
+            bail!(
+                "[room] joins_per_ip_burst must be at least 1 while joins_per_ip_per_sec is set (0 turns the limit off)"
+            );
+        }
         if self.server.outbound_queue < 8 {
             bail!("[server] outbound_queue must be at least 8");
         }
@@ -205,6 +222,9 @@ impl Config {
         EngineConfig {
             max_capacity: self.room.max_capacity,
             heartbeat_timeout_secs: self.room.heartbeat_timeout_secs,
+            join_timeout_secs: self.server.join_timeout_secs,
+            joins_per_ip_per_sec: self.room.joins_per_ip_per_sec,
+            joins_per_ip_burst: self.room.joins_per_ip_burst,
             report_stats_interval_secs: self.room.report_stats_interval_secs,
             rtc_config: SharedJson::rtc_config(&self.rtc_config()),
             ice: if self.ice.mode == "registry" {

@@ -18,6 +18,19 @@ pub struct ServerSection {
     pub outbound_queue: usize,
     /// Open signaling connections at most; more are refused with HTTP 503.
     pub max_connections: usize,
+    /// Open TCP connections from one peer address at most (every kind: page, API,
+    /// WebSocket); more are answered 503 and closed at once. Connections from
+    /// `trusted_proxies` are not counted. 0: no limit.
+    pub max_connections_per_ip: usize,
+    /// A connection that has not joined a room this long after it opened (or after it
+    /// left one) is closed, keepLive or not.
+    pub join_timeout_secs: u64,
+    /// One write to a client may take this long; a client that does not read for longer is
+    /// disconnected (it keeps its place for the heartbeat timeout, as after any drop).
+    pub write_timeout_secs: u64,
+    /// An HTTP request's header must be complete this long after the connection opened
+    /// or after the previous response (slowloris); otherwise the connection is closed.
+    pub header_read_timeout_secs: u64,
     /// Where runtime data (SQLite database, generated secrets, spool) is kept.
     pub data_dir: PathBuf,
     /// The signaling URL handed out at login (e.g. `wss://rtc.example.com/ws`); empty: derived
@@ -39,6 +52,10 @@ impl Default for ServerSection {
             max_frame_bytes: rtcroom_protocol::DEFAULT_MAX_FRAME,
             outbound_queue: 256,
             max_connections: 100_000,
+            max_connections_per_ip: 100,
+            join_timeout_secs: 10,
+            write_timeout_secs: 10,
+            header_read_timeout_secs: 10,
             data_dir: PathBuf::from("data"),
             public_url: String::new(),
             trusted_proxies: Vec::new(),
@@ -56,6 +73,10 @@ pub struct RoomSection {
     /// Messages per second one connection may send on average, and the burst above it.
     pub rate_per_sec: u32,
     pub rate_burst: u32,
+    /// Joins per second one client address may make on average, and the burst above it
+    /// (0: no limit); beyond, a join is refused with result 14. Resumes do not count.
+    pub joins_per_ip_per_sec: u32,
+    pub joins_per_ip_burst: u32,
 }
 
 impl Default for RoomSection {
@@ -66,6 +87,8 @@ impl Default for RoomSection {
             report_stats_interval_secs: 15,
             rate_per_sec: 50,
             rate_burst: 200,
+            joins_per_ip_per_sec: 20,
+            joins_per_ip_burst: 100,
         }
     }
 }

@@ -304,6 +304,37 @@ impl Client {
         }
     }
 
+    /// Send keepLive every 200 ms, reading what comes, until the server closes the
+    /// connection; returns the close code. Fails when no close comes within `bound`.
+    pub async fn keep_alive_until_closed(&mut self, bound: Duration) -> Option<u16> {
+        let until = tokio::time::Instant::now() + bound;
+        loop {
+            assert!(
+                tokio::time::Instant::now() < until,
+                "the server did not close a connection that only sends keepLive"
+            );
+            if self
+                .ws
+                .send(Message::Text(r#"{"cmd":"keepLive"}"#.into()))
+                .await
+                .is_err()
+            {
+                return None;
+            }
+            let next_send = tokio::time::Instant::now() + Duration::from_millis(200);
+            loop {
+                match tokio::time::timeout_at(next_send, self.ws.next()).await {
+                    Ok(Some(Ok(Message::Close(frame)))) => {
+                        return frame.map(|f| u16::from(f.code));
+                    }
+                    Ok(Some(Err(_)) | None) => return None,
+                    Ok(Some(Ok(_))) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
     /// Close cleanly with a close frame.
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
@@ -314,6 +345,31 @@ impl Client {
         let stream = self.ws.into_inner();
         drop(stream);
     }
+}
+
+/// A WebSocket to `url`, retried while the server refuses it (503 at `max_connections`)
+/// until `bound` has passed; `None` if it never accepts one.
+pub async fn connect_within(url: &str, bound: Duration) -> Option<Client> {
+    let until = tokio::time::Instant::now() + bound;
+    loop {
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(url).await {
+            return Some(Client { ws });
+        }
+        if tokio::time::Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A TCP connection to `addr` from the loopback address `source` (127.0.0.2, ...), so that
+/// a test can be another client address than the one it checks the server from.
+pub async fn tcp_from(source: [u8; 4], addr: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .expect("a loopback source address can be bound");
+    socket.connect(addr.parse().unwrap()).await.unwrap()
 }
 
 /// A configuration file with `text` in the temporary directory, named by `tag`.
@@ -551,4 +607,37 @@ pub async fn connected_call(server: &Server, room: &str) -> (Client, Client, Val
         c.expect("respPeerConnected").await;
     }
     (a, b, ja, jb)
+}
+
+/// Every sample line of a Prometheus text exposition as (name with labels, value); panics on
+/// a line that is not valid exposition syntax.
+pub fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut samples = std::collections::HashMap::new();
+    for line in text.lines() {
+        if line.is_empty()
+            || line.starts_with("# HELP ")
+            || line.starts_with("# TYPE ")
+            || line == "# EOF"
+        {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        assert!(
+            series[..name_end]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "bad labels in {line:?}");
+        }
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        samples.insert(series.to_owned(), value);
+    }
+    samples
 }
