@@ -6,6 +6,7 @@
 pub mod accept;
 mod admin;
 mod login;
+pub mod tls;
 mod web;
 
 use crate::ops::metrics;
