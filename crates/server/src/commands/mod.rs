@@ -69,13 +69,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Every check `serve` makes of its configuration before it starts, beyond those of
 /// `Config::load`: the ones that need a feature module (mail addresses and the SMTP URL,
-/// the embedded TURN server's addresses). `check-config` runs the same function.
+/// the embedded TURN server's addresses, the TLS certificate and key). `check-config` runs the same function.
 fn preflight(cfg: &Config) -> anyhow::Result<()> {
     crate::ops::mail::Mailer::from_config(&cfg.smtp)?;
     crate::ops::mail::mailboxes(&cfg.alerts.recipients, "[alerts] recipients")?;
     crate::ops::mail::mailboxes(&cfg.report.recipients, "[report] recipients")?;
     if cfg.ice.mode == "registry" && cfg.turn.enabled {
         crate::ice::embedded::check(&cfg.turn)?;
+    }
+    if !cfg.server.tls_cert.as_os_str().is_empty() {
+        crate::http::tls::Certificates::load(&cfg.server.tls_cert, &cfg.server.tls_key)
+            .map_err(anyhow::Error::msg)?;
     }
     Ok(())
 }

@@ -227,6 +227,7 @@ fn app_state(
         turn: turn.map(|t| t.handle.clone()),
         ice_register_secret: cfg.ice.register_secret.as_str().into(),
         ice_registry: cfg.ice.mode == "registry",
+        tls: !cfg.server.tls_cert.as_os_str().is_empty(),
     })
 }
 
@@ -241,24 +242,31 @@ async fn serve_http(
     draining: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let trusted = state.trusted_proxies.clone();
+    let tls = tls_config(cfg)?;
     let app = crate::http::app(state);
     let listener = listen(cfg.server.listen)
         .with_context(|| format!("cannot listen on {} ([server] listen)", cfg.server.listen))?;
     let addr = listener.local_addr()?;
+    let (http, ws) = if tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     // Tests and scripts read this line to find the port when `listen` has port 0. Nobody
     // reading it is no reason to stop serving.
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on http://{addr}").and_then(|()| out.flush());
+        let _ = writeln!(out, "listening on {http}://{addr}").and_then(|()| out.flush());
     }
-    tracing::info!(%addr, ws = %format!("ws://{addr}/ws"), "rtcroom room server started");
+    tracing::info!(%addr, ws = %format!("{ws}://{addr}/ws"), "rtcroom room server started");
     let data_dir = cfg.server.data_dir.clone();
     let bound = Duration::from_secs(cfg.server.shutdown_secs);
     let limits = crate::http::accept::Limits {
         per_ip: cfg.server.max_connections_per_ip,
         trusted,
         header_read_timeout: Duration::from_secs(cfg.server.header_read_timeout_secs),
+        tls,
     };
     crate::http::accept::serve(listener, app, limits, async move {
             super::shutdown_signal().await;
@@ -275,6 +283,19 @@ async fn serve_http(
         })
         .await;
     Ok(())
+}
+
+/// TLS from `[server] tls_cert`/`tls_key` when they are set, with a task that reloads the
+/// files when they change.
+fn tls_config(cfg: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    let (cert, key) = (&cfg.server.tls_cert, &cfg.server.tls_key);
+    if cert.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let certs = crate::http::tls::Certificates::load(cert, key).map_err(anyhow::Error::msg)?;
+    let config = certs.server_config().map_err(anyhow::Error::msg)?;
+    tokio::spawn(certs.watch());
+    Ok(Some(config))
 }
 
 /// Write the hub's snapshot, then tell every client to reconnect; when the snapshot cannot

@@ -160,6 +160,12 @@ impl Config {
                 "[room] joins_per_ip_burst must be at least 1 while joins_per_ip_per_sec is set (0 turns the limit off)"
             );
         }
+        if self.server.tls_cert.as_os_str().is_empty() != self.server.tls_key.as_os_str().is_empty()
+        {
+            bail!(
+                "[server] tls_cert and tls_key go together: set both (PEM files of the certificate chain and its private key) or neither (plain HTTP)"
+            );
+        }
         if self.server.outbound_queue < 8 {
             bail!("[server] outbound_queue must be at least 8");
         }

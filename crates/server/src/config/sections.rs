@@ -43,6 +43,11 @@ pub struct ServerSection {
     /// How long a SIGTERM may take: closing connections, writing the rooms snapshot and the
     /// queued records. The process exits when it is over, done or not.
     pub shutdown_secs: u64,
+    /// TLS on the listener: a PEM file with the certificate chain (the server's certificate
+    /// first) and a PEM file with its private key. Both empty: plain HTTP (behind a
+    /// TLS-terminating proxy, or on localhost). Read again when they change.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
 }
 
 impl Default for ServerSection {
@@ -60,6 +65,8 @@ impl Default for ServerSection {
             public_url: String::new(),
             trusted_proxies: Vec::new(),
             shutdown_secs: 10,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }

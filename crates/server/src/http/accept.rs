@@ -34,6 +34,8 @@ pub struct Limits {
     /// Time from the connection's start (or the previous response) to a complete request
     /// header.
     pub header_read_timeout: Duration,
+    /// TLS for every connection (`[server] tls_cert`/`tls_key`); `None`: plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The address a TCP connection counts against: its peer's, or none for a trusted proxy,
@@ -97,13 +99,24 @@ pub async fn serve(
             },
         };
         let io = Counted { tcp, _slot: slot };
-        tokio::spawn(connection(
-            io,
-            peer,
-            app.clone(),
-            limits.header_read_timeout,
-            stopped.clone(),
-        ));
+        let (app, timeout, stopped) = (app.clone(), limits.header_read_timeout, stopped.clone());
+        match limits.tls.clone() {
+            None => {
+                tokio::spawn(connection(io, peer, app, timeout, stopped));
+            }
+            Some(tls) => {
+                tokio::spawn(async move {
+                    // The handshake is bounded like a request header: a client that opens
+                    // a connection and stalls in the handshake holds nothing for long.
+                    let accept = tokio_rustls::TlsAcceptor::from(tls).accept(io);
+                    match tokio::time::timeout(timeout, accept).await {
+                        Ok(Ok(stream)) => connection(stream, peer, app, timeout, stopped).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake took too long"),
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     let _ = stop.send(true);
@@ -112,13 +125,15 @@ pub async fn serve(
 }
 
 /// One HTTP/1.1 connection, upgrades included.
-async fn connection(
-    io: Counted,
+async fn connection<I>(
+    io: I,
     peer: SocketAddr,
     app: Router,
     header_read_timeout: Duration,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));

@@ -6,6 +6,7 @@
 pub mod accept;
 mod admin;
 mod login;
+pub mod tls;
 mod web;
 
 pub use web::secured;
@@ -236,6 +237,7 @@ mod tests {
             draining: Arc::default(),
             ice_register_secret: "".into(),
             ice_registry: true,
+            tls: false,
         }
     }
 
