@@ -36,24 +36,27 @@ use crate::config::PortRange;
 use crate::counters::{Counters, add};
 use crate::guard::{Guard, PeerPolicy, Refusal, Screen, TokenBucket};
 use crate::nonce::{NonceGate, Verdict, maybe_stun};
+use crate::stream::StreamHub;
 
 type UtilResult<T> = Result<T, webrtc_util::Error>;
 
 /// Locks a mutex whose data stays consistent across a panic elsewhere: every critical section
 /// here is a single insert, update or swap.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Live allocations per user (uid), shared by the listening socket (which judges quotas) and
+/// Live allocations per user (uid), shared by the listening sockets (which judge quotas) and
 /// the relay sockets (which hold them).
 #[derive(Debug, Default)]
 pub(crate) struct UserTable {
     live: Mutex<HashMap<String, usize>>,
-    /// The uid of the last Allocate passed to the crate (None if it was not authenticated):
-    /// whenever the crate allocates, that is the request it is handling (see the module docs).
-    allocating: Mutex<Option<String>>,
 }
+
+/// The uid of the last Allocate one listener passed to the crate (None if it was not
+/// authenticated): whenever the crate allocates for that listener, that is the request it is
+/// handling (see the module docs). Each listener has its own read loop, so each has its own.
+pub(crate) type Allocating = Arc<Mutex<Option<String>>>;
 
 impl UserTable {
     fn acquire(&self, uid: &str) {
@@ -76,15 +79,46 @@ impl UserTable {
     }
 }
 
-/// The listening socket: counts client traffic and puts the nonce gate and the guard in front
-/// of the crate.
+/// Where clients' messages arrive: the UDP socket, or the connections of a TCP or TLS
+/// listener.
+pub(crate) enum Listener {
+    Udp(UdpSocket),
+    Stream(StreamHub),
+}
+
+impl Listener {
+    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        match self {
+            Self::Udp(s) => s.recv_from(buf).await,
+            Self::Stream(s) => s.recv_from(buf).await,
+        }
+    }
+
+    async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        match self {
+            Self::Udp(s) => s.send_to(buf, to).await,
+            Self::Stream(s) => s.send_to(buf, to),
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Self::Udp(s) => s.local_addr(),
+            Self::Stream(s) => Ok(s.local_addr()),
+        }
+    }
+}
+
+/// A listener: counts client traffic and puts the nonce gate and the guard in front of the
+/// crate.
 pub(crate) struct ClientConn {
-    pub socket: UdpSocket,
+    pub socket: Listener,
     pub counters: Arc<Counters>,
     pub realm: String,
     pub gate: Mutex<NonceGate>,
     pub guard: Guard,
     pub users: Arc<UserTable>,
+    pub allocating: Allocating,
 }
 
 impl ClientConn {
@@ -116,7 +150,7 @@ impl ClientConn {
         let (refusal, reply) = match screen {
             Screen::Pass => return None,
             Screen::Allocate(uid) => {
-                *lock(&self.users.allocating) = uid;
+                *lock(&self.allocating) = uid;
                 return None;
             }
             Screen::Refuse(refusal, reply) => (refusal, reply),
@@ -141,8 +175,13 @@ impl ClientConn {
 
 #[async_trait]
 impl Conn for ClientConn {
-    async fn connect(&self, addr: SocketAddr) -> UtilResult<()> {
-        Ok(self.socket.connect(addr).await?)
+    async fn connect(&self, _addr: SocketAddr) -> UtilResult<()> {
+        // The crate never connects its listening sockets.
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "listening sockets stay unconnected",
+        )
+        .into())
     }
 
     async fn recv(&self, buf: &mut [u8]) -> UtilResult<usize> {
@@ -176,10 +215,12 @@ impl Conn for ClientConn {
         }
     }
 
-    async fn send(&self, buf: &[u8]) -> UtilResult<usize> {
-        let n = self.socket.send(buf).await?;
-        self.sent(n, buf);
-        Ok(n)
+    async fn send(&self, _buf: &[u8]) -> UtilResult<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::NotConnected,
+            "listening sockets send with send_to",
+        )
+        .into())
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> UtilResult<usize> {
@@ -197,6 +238,8 @@ impl Conn for ClientConn {
     }
 
     async fn close(&self) -> UtilResult<()> {
+        // The crate closes the listening socket with every allocation it closes: the listener
+        // stays, and a stream listener stops when the last reference to it is dropped.
         Ok(())
     }
 
@@ -382,6 +425,8 @@ pub(crate) struct RelayAllocator {
     pub bytes_per_sec: u64,
     pub counters: Arc<Counters>,
     pub users: Arc<UserTable>,
+    /// Shared with the listener this allocator serves.
+    pub allocating: Allocating,
 }
 
 impl RelayAllocator {
@@ -424,7 +469,7 @@ impl RelayAddressGenerator for RelayAllocator {
                 "requested address family is not served".into(),
             ));
         }
-        let uid = lock(&self.users.allocating).clone();
+        let uid = lock(&self.allocating).clone();
         let Some(slot) = Slot::acquire(&self.counters, self.max_allocations, &self.users, uid)
         else {
             add(&self.counters.allocations_refused, 1);

@@ -27,8 +27,9 @@ mod filter;
 mod guard;
 mod nonce;
 mod server;
+mod stream;
 
-pub use config::{ConfigError, PortRange, TurnConfig};
+pub use config::{ConfigError, PortRange, TlsListen, TurnConfig};
 pub use counters::CounterSnapshot;
 pub use filter::PeerFilter;
 pub use server::{TurnError, TurnHandle, TurnServer};

@@ -9,10 +9,11 @@ use turn::server::config::{ConnConfig, ServerConfig};
 
 use crate::auth::RestAuth;
 use crate::config::{ConfigError, TurnConfig};
-use crate::conn::{ClientConn, RelayAllocator, UserTable};
+use crate::conn::{Allocating, ClientConn, Listener, RelayAllocator, UserTable};
 use crate::counters::{CounterSnapshot, Counters};
 use crate::guard::{Guard, Limits, PeerPolicy};
 use crate::nonce::NonceGate;
+use crate::stream::StreamHub;
 
 /// Why the server did not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +43,21 @@ fn listen(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// The embedded STUN/TURN server (UDP).
+/// A TCP listener (over TLS with `tls`) serving at most `max_connections` at a time.
+async fn listen_stream(
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    max_connections: usize,
+    counters: &Arc<Counters>,
+) -> Result<StreamHub, TurnError> {
+    let listen_error = |source| TurnError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(listen_error)?;
+    StreamHub::start(listener, tls, max_connections, Arc::clone(counters)).map_err(listen_error)
+}
+
+/// The embedded STUN/TURN server (UDP, and TCP and TLS when configured).
 #[derive(Debug)]
 pub struct TurnServer;
 
@@ -114,35 +129,69 @@ impl TurnServer {
             cfg.relay_ports,
         ));
         let users = Arc::new(UserTable::default());
-        let guard = Guard {
-            secret: cfg.secret.clone().into_bytes(),
-            peers: PeerPolicy::clone(&peers),
-            limits: Limits {
-                max_allocations_per_user: cfg.max_allocations_per_user,
-                max_credential_lifetime_secs: cfg.max_credential_lifetime_secs,
-            },
+        let mut listeners = vec![Listener::Udp(socket)];
+        let tcp_addr = match cfg.tcp_listen {
+            Some(mut addr) => {
+                if addr.port() == 0 {
+                    addr.set_port(local_addr.port());
+                }
+                let hub = listen_stream(addr, None, cfg.max_connections, &counters).await?;
+                let local = hub.local_addr();
+                listeners.push(Listener::Stream(hub));
+                Some(local)
+            }
+            None => None,
         };
+        let tls_addr = match &cfg.tls {
+            Some(tls) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
+                let hub = listen_stream(tls.listen, Some(acceptor), cfg.max_connections, &counters)
+                    .await?;
+                let local = hub.local_addr();
+                listeners.push(Listener::Stream(hub));
+                Some(local)
+            }
+            None => None,
+        };
+        // One read loop per listener in the crate, each with its allocator; the quotas, the
+        // peer policy and the counters are the same for all.
+        let conn_configs = listeners
+            .into_iter()
+            .map(|socket| {
+                let allocating = Allocating::default();
+                ConnConfig {
+                    conn: Arc::new(ClientConn {
+                        socket,
+                        counters: Arc::clone(&counters),
+                        realm: cfg.realm.clone(),
+                        gate: Mutex::new(NonceGate::default()),
+                        guard: Guard {
+                            secret: cfg.secret.clone().into_bytes(),
+                            peers: PeerPolicy::clone(&peers),
+                            limits: Limits {
+                                max_allocations_per_user: cfg.max_allocations_per_user,
+                                max_credential_lifetime_secs: cfg.max_credential_lifetime_secs,
+                            },
+                        },
+                        users: Arc::clone(&users),
+                        allocating: Arc::clone(&allocating),
+                    }),
+                    relay_addr_generator: Box::new(RelayAllocator {
+                        bind_ip: cfg.listen.ip(),
+                        relay_ip,
+                        ports: cfg.relay_ports,
+                        peers: Arc::clone(&peers),
+                        max_allocations: cfg.max_allocations as u64,
+                        bytes_per_sec: cfg.allocation_bytes_per_sec,
+                        counters: Arc::clone(&counters),
+                        users: Arc::clone(&users),
+                        allocating,
+                    }),
+                }
+            })
+            .collect();
         let server = Server::new(ServerConfig {
-            conn_configs: vec![ConnConfig {
-                conn: Arc::new(ClientConn {
-                    socket,
-                    counters: Arc::clone(&counters),
-                    realm: cfg.realm.clone(),
-                    gate: Mutex::new(NonceGate::default()),
-                    guard,
-                    users: Arc::clone(&users),
-                }),
-                relay_addr_generator: Box::new(RelayAllocator {
-                    bind_ip: cfg.listen.ip(),
-                    relay_ip,
-                    ports: cfg.relay_ports,
-                    peers,
-                    max_allocations: cfg.max_allocations as u64,
-                    bytes_per_sec: cfg.allocation_bytes_per_sec,
-                    counters: Arc::clone(&counters),
-                    users: Arc::clone(&users),
-                }),
-            }],
+            conn_configs,
             realm: cfg.realm,
             auth_handler: Arc::new(RestAuth {
                 secret: cfg.secret.into_bytes(),
@@ -158,6 +207,8 @@ impl TurnServer {
             counters,
             users,
             local_addr,
+            tcp_addr,
+            tls_addr,
             max_allocations: cfg.max_allocations as u64,
         })
     }
@@ -169,6 +220,8 @@ struct Serving {
     counters: Arc<Counters>,
     users: Arc<UserTable>,
     local_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
     max_allocations: u64,
 }
 
@@ -199,6 +252,16 @@ impl TurnHandle {
     /// The listening address (with the real port when the config asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.serving.local_addr
+    }
+
+    /// The TCP listener's address, when there is one.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.serving.tcp_addr
+    }
+
+    /// The TLS listener's address, when there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.serving.tls_addr
     }
 
     /// Live allocations.
