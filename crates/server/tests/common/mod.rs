@@ -4,6 +4,7 @@
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -641,4 +642,86 @@ pub fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
         samples.insert(series.to_owned(), value);
     }
     samples
+}
+
+/// A child process stopped by its pid when the test ends, however it ends.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A command of coturn's (`turnserver`, `turnutils_uclient`, `turnutils_peer`).
+pub fn tool(name: &str) -> Command {
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {name}"))
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "{name} is missing: run scripts/deps/ice.sh (installs coturn)"
+    );
+    Command::new(name)
+}
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `rtcConfig` a pair gets in `room` (alice and bob), or the join's error code.
+pub async fn pair(server: &Server, room: &str) -> Result<Value, u64> {
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    a.send(join(room, "alice", "A")).await;
+    assert_eq!(a.expect("respJoin").await["result"], 0);
+    b.send(join(room, "bob", "B")).await;
+    let r = b.expect("respJoin").await;
+    if r["result"] != 0 {
+        return Err(r["result"].as_u64().unwrap());
+    }
+    Ok(a.expect("notifyNewPeer").await["rtcConfig"].clone())
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost with common name `cn`, written to
+/// `dir/<stem>.crt` and `dir/<stem>.key`.
+pub fn make_cert(dir: &Path, stem: &str, cn: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{stem}.crt")),
+        dir.join(format!("{stem}.key")),
+    );
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={cn}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        // A server certificate, not a CA: TLS clients refuse a CA certificate as the server's.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("the openssl command runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
 }
