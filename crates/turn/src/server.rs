@@ -43,6 +43,41 @@ fn listen(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
+/// The UDP socket and, when TCP is on, the TCP listener. A TCP port of 0 asks for the port the
+/// UDP socket got; when the UDP port is 0 as well, ports are tried until one is free for both
+/// (a port free for UDP may be the local port of some TCP connection).
+async fn bind_udp_and_tcp(
+    cfg: &TurnConfig,
+) -> Result<(UdpSocket, SocketAddr, Option<tokio::net::TcpListener>), TurnError> {
+    const TRIES: u32 = 32;
+    let mut tried = 0;
+    loop {
+        let listen_error = |addr| move |source| TurnError::Listen { addr, source };
+        let socket =
+            listen(cfg.listen, cfg.socket_buffer_bytes).map_err(listen_error(cfg.listen))?;
+        let local_addr = socket.local_addr().map_err(listen_error(cfg.listen))?;
+        let Some(mut tcp) = cfg.tcp_listen else {
+            return Ok((socket, local_addr, None));
+        };
+        let any_port = tcp.port() == 0;
+        if any_port {
+            tcp.set_port(local_addr.port());
+        }
+        match tokio::net::TcpListener::bind(tcp).await {
+            Ok(listener) => return Ok((socket, local_addr, Some(listener))),
+            Err(e)
+                if any_port
+                    && cfg.listen.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && tried < TRIES =>
+            {
+                tried += 1;
+            }
+            Err(source) => return Err(TurnError::Listen { addr: tcp, source }),
+        }
+    }
+}
+
 /// A TCP listener (over TLS with `tls`) serving at most `max_connections` at a time.
 async fn listen_stream(
     addr: SocketAddr,
@@ -114,15 +149,7 @@ impl TurnServer {
         cfg.validate()?;
         let relay_ip = cfg.relay_ip()?;
         let counters = Arc::new(Counters::default());
-        let socket =
-            listen(cfg.listen, cfg.socket_buffer_bytes).map_err(|source| TurnError::Listen {
-                addr: cfg.listen,
-                source,
-            })?;
-        let local_addr = socket.local_addr().map_err(|source| TurnError::Listen {
-            addr: cfg.listen,
-            source,
-        })?;
+        let (socket, local_addr, tcp) = bind_udp_and_tcp(&cfg).await?;
         let peers = Arc::new(PeerPolicy::new(
             cfg.peers,
             &[cfg.listen.ip(), relay_ip],
@@ -130,12 +157,15 @@ impl TurnServer {
         ));
         let users = Arc::new(UserTable::default());
         let mut listeners = vec![Listener::Udp(socket)];
-        let tcp_addr = match cfg.tcp_listen {
-            Some(mut addr) => {
-                if addr.port() == 0 {
-                    addr.set_port(local_addr.port());
-                }
-                let hub = listen_stream(addr, None, cfg.max_connections, &counters).await?;
+        let tcp_addr = match tcp {
+            Some(listener) => {
+                let addr = listener.local_addr().map_err(|source| TurnError::Listen {
+                    addr: local_addr,
+                    source,
+                })?;
+                let hub =
+                    StreamHub::start(listener, None, cfg.max_connections, Arc::clone(&counters))
+                        .map_err(|source| TurnError::Listen { addr, source })?;
                 let local = hub.local_addr();
                 listeners.push(Listener::Stream(hub));
                 Some(local)
