@@ -3,7 +3,9 @@
 //!
 //! The `turn` crate has no hooks for policy, so the policy sits at the two seams it offers:
 //!
-//! - The listening socket, whose `recv_from` the crate's read loop calls for every datagram.
+//! - The listening sockets (UDP, and the TCP and TLS listeners of the `stream` module, each
+//!   one packet socket to the crate), whose `recv_from` the crate's read loop calls for every
+//!   datagram or framed message.
 //!   The nonce gate (`nonce` module) and then the guard see each request first; what they
 //!   answer themselves never reaches the crate.
 //! - The relay sockets, which its `RelayAddressGenerator` hands out. Every datagram to a peer
@@ -15,7 +17,8 @@
 //! `allocate_conn` is not told. The crate's read loop handles one request at a time (it awaits
 //! each before it reads the next datagram), so the uid of the Allocate the guard passed last
 //! is the uid of any relay socket allocated before the next datagram is read: the listening
-//! socket notes it in the [`UserTable`], the allocator reads it there.
+//! socket notes it in its [`Allocating`] slot, the allocator of the same listener reads it
+//! there (each listener has its own read loop, so each has its own slot).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
