@@ -99,7 +99,9 @@ mod tests {
         }
         assert_eq!(Ident::from_json("22").unwrap(), Ident::new("22"));
         assert_eq!(Ident::from_json("\"a\\\"b\"").unwrap().key(), "a\"b");
-        for bad in ["", "x", "{}", "[1]", "22 ", "null", "\"open", "-", "1x", "01"] {
+        for bad in [
+            "", "x", "{}", "[1]", "22 ", "null", "\"open", "-", "1x", "01",
+        ] {
             assert!(Ident::from_json(bad).is_none(), "{bad}");
         }
     }
@@ -110,7 +112,14 @@ mod tests {
     /// at the next start.
     #[test]
     fn every_number_the_decoder_accepts_comes_back_from_its_json_text() {
-        for raw in ["1E2", "-0", "1.50", "1e400", "99999999999999999999", "-12.5e-3"] {
+        for raw in [
+            "1E2",
+            "-0",
+            "1.50",
+            "1e400",
+            "99999999999999999999",
+            "-12.5e-3",
+        ] {
             let frame = format!(r#"{{"cmd":"leave","uid":{raw}}}"#);
             let Ok(crate::Request::Leave(leave)) = crate::decode(&frame, 1024) else {
                 panic!("{frame} did not decode")
