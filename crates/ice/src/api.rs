@@ -150,17 +150,16 @@ impl ParseError {
 }
 
 impl IceRequest {
-    /// Whether the request may act on the registry. A request from loopback (an agent or the
-    /// embedded TURN server on the same host) always may; any other needs `configured` to be
-    /// set and the request's `secret` to match it, so a room server with no secret configured
-    /// only accepts local ICE servers.
-    pub fn authorized(&self, configured: Option<&str>, from_loopback: bool) -> bool {
-        if from_loopback {
-            return true;
-        }
+    /// Whether the request may act on the registry. With a secret `configured`, the request's
+    /// `secret` must match it, wherever it comes from (a same-host proxy makes every remote
+    /// request look local). Without one, only a direct local connection may (an agent on the
+    /// same host, not forwarded by a proxy), so a room server with no secret configured only
+    /// accepts local ICE servers.
+    pub fn authorized(&self, configured: Option<&str>, direct_local: bool) -> bool {
         match (configured, self.secret.as_deref()) {
             (Some(want), Some(got)) => constant_time_eq(want.as_bytes(), got.as_bytes()),
-            _ => false,
+            (Some(_), None) => false,
+            (None, _) => direct_local,
         }
     }
 }
@@ -449,7 +448,12 @@ mod tests {
             secret: s.map(Into::into),
         };
         assert!(with(None).authorized(None, true));
-        assert!(with(None).authorized(Some("k"), true));
+        assert!(
+            !with(None).authorized(Some("k"), true),
+            "the secret binds loopback too"
+        );
+        assert!(!with(Some("x")).authorized(Some("k"), true));
+        assert!(with(Some("k")).authorized(Some("k"), true));
         assert!(!with(None).authorized(None, false));
         assert!(!with(Some("k")).authorized(None, false));
         assert!(!with(None).authorized(Some("k"), false));

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p rtcroom-report --example synthetic_day -- \
-//!     [--subs 1000000] [--tz Europe/Berlin]
+//!     [--subs 1000000] [--tz Europe/Berlin] [--lang zh-CN]
 //!     [--html out.html] [--json out.json] [--eml out.eml] [--preview email.html]
 //! ```
 //! Without `--html`/`--json` the exports are written to a byte counter, so the figures are the
@@ -14,9 +14,9 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use rtcroom_report::{
-    ClientInfoRow, ConnectType, DayReport, HtmlExport, JsonExport, MailOptions, QualityAgg,
-    ReportConfig, SessionRow, Stat, SubSessionRow, SubStatus, build_message, default_subject,
-    render_charts,
+    ClientInfoRow, ConnectType, DayReport, HtmlExport, JsonExport, Language, MailOptions,
+    QualityAgg, ReportConfig, SessionRow, Stat, SubSessionRow, SubStatus, build_message,
+    default_subject, render_charts,
 };
 use std::io::Write;
 use std::time::Instant;
@@ -38,7 +38,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("time")?;
     println!("baseline: VmHWM {} kB", vm_hwm_kb());
 
-    let cfg = ReportConfig::new(date, tz, generated_at);
+    let mut cfg = ReportConfig::new(date, tz, generated_at);
+    cfg.language = arg("--lang").map_or(Ok(Language::En), |s| s.parse())?;
     // Generating the rows costs time of its own (string formatting, mostly); measure it alone
     // so that the phases below can be read net of it.
     let start = Instant::now();
@@ -122,7 +123,8 @@ fn export_mail(
     };
     let msg = build_message(report, charts, &opts)?;
     let eml = msg.formatted();
-    let html_len = rtcroom_report::email_html(report, charts, &default_subject(date)).len();
+    let html_len =
+        rtcroom_report::email_html(report, charts, &default_subject(date, report.language)).len();
     println!(
         "e-mail: {} bytes ({} bytes of HTML, {} of {} detail rows) in {:.2?}",
         eml.len(),
@@ -136,7 +138,8 @@ fn export_mail(
     }
     if let Some(path) = arg("--preview") {
         // The e-mail's HTML as a mail client shows it: the cid: images resolved.
-        let mut html = rtcroom_report::email_html(report, charts, &default_subject(date));
+        let mut html =
+            rtcroom_report::email_html(report, charts, &default_subject(date, report.language));
         for c in charts {
             html = html.replace(&format!("cid:{}", c.content_id()), &c.data_uri());
         }
@@ -156,7 +159,13 @@ fn export_html(
     path: Option<String>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let mut html = HtmlExport::begin(sink(path)?, report, charts, &default_subject(date), None)?;
+    let mut html = HtmlExport::begin(
+        sink(path)?,
+        report,
+        charts,
+        &default_subject(date, report.language),
+        None,
+    )?;
     let mut err = None;
     generate(window_start, subs, |ev| {
         if let (Event::Sub(owner, s), None) = (ev, &err) {

@@ -25,8 +25,11 @@ mod labels;
 mod quality;
 
 pub(crate) use detail::{add_countries, detail_row};
+pub(crate) use labels::UNKNOWN_LABEL;
 pub use labels::result_meaning;
 
+use crate::currency::Currency;
+use crate::lang::Language;
 use crate::model::{
     ClientEvents, CodeCount, ConnectShare, DescCount, DetailRow, DetailTable, HourLoad, Report,
     Totals,
@@ -64,8 +67,10 @@ pub struct ReportConfig {
     pub worst_calls: usize,
     /// Distinct browser, OS and error labels kept; further labels count as "other".
     pub max_labels: usize,
-    /// The currency the cents are in, as a label.
-    pub currency: String,
+    /// The language of everything the report shows.
+    pub language: Language,
+    /// The currency the cents are in.
+    pub currency: Currency,
 }
 
 impl ReportConfig {
@@ -77,7 +82,8 @@ impl ReportConfig {
             max_detail_rows: 150,
             worst_calls: 10,
             max_labels: 100,
-            currency: "元".to_owned(),
+            language: Language::default(),
+            currency: Currency::default(),
         }
     }
 }
@@ -265,6 +271,7 @@ impl DayReport {
             window_start: self.window.0,
             window_end: self.window.1,
             generated_at: self.cfg.generated_at,
+            language: self.cfg.language,
             currency: self.cfg.currency,
             totals: self.totals,
             connect_types: self.share,

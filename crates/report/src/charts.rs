@@ -5,23 +5,43 @@
 //! shows a PNG referenced by `cid:`. plotters draws axes, ticks, labels and legends, which
 //! would be a few hundred lines of layout code on top of a raw rasterizer such as tiny-skia
 //! (which also has no text). It is built with `default-features = false` and only
-//! `bitmap_backend` (drawing into an RGB buffer) and `ab_glyph` (text from an embedded TTF, no
-//! system font lookup, so the output is the same on every machine); bars are plain
-//! `Rectangle` elements, so no series feature is needed. The buffer is encoded by the `png`
-//! crate directly rather than through plotters' `image` encoder, which would pull in the much
-//! larger `image` crate. Labels are ASCII (plus a few Latin-1 signs), so the embedded font is
-//! a 22 KB subset of DejaVu Sans (see `assets/DejaVuSans-LICENSE.txt`).
+//! `bitmap_backend` (drawing into an RGB buffer) and `ab_glyph` (text from a font embedded in
+//! the binary, no system font lookup, so the output is the same on every machine, with or
+//! without fonts installed); bars are plain `Rectangle` elements, so no series feature is
+//! needed. The buffer is encoded by the `png` crate directly rather than through plotters'
+//! `image` encoder, which would pull in the much larger `image` crate.
+//!
+//! Fonts, one per language, both subsets (the full fonts are 0.7 and 19 MB):
+//! - English: DejaVu Sans cut to Latin-1 and a few signs, 22 KB
+//!   (`assets/DejaVuSans-LICENSE.txt`);
+//! - Chinese: Noto Sans CJK SC cut to ASCII and the characters of the Chinese strings table,
+//!   43 KB (`assets/NotoSansCJKsc-LICENSE.txt`, made by `scripts/report-fonts.sh`).
+//!
+//! Every string a chart draws is checked against its font first: a character the font lacks
+//! is an error naming it, never an empty box in the image.
 
 use crate::error::ReportError;
+use crate::lang::{Language, Texts, fill};
 use crate::model::{Histogram, Report};
+use ab_glyph::{Font, FontRef};
 use base64::Engine;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::SegmentedCoord;
+use plotters::coord::types::{RangedCoordu32, RangedCoordu64};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::sync::OnceLock;
 
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
-const FAMILY: &str = "sans-serif";
+static LATIN_FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
+static CJK_FONT: &[u8] = include_bytes!("../assets/NotoSansCJKsc-report.otf");
+
+/// The plotters family name and the font data of a language's charts.
+pub(crate) fn chart_font(language: Language) -> (&'static str, &'static [u8]) {
+    match language {
+        Language::En => ("rtcroom-latin", LATIN_FONT),
+        Language::ZhCn => ("rtcroom-cjk", CJK_FONT),
+    }
+}
 
 const BLUE_BAR: RGBColor = RGBColor(47, 111, 222);
 const GREEN_BAR: RGBColor = RGBColor(46, 157, 91);
@@ -62,26 +82,69 @@ impl Chart {
 /// any pair connected, the quality chart when any pair sent a quality report. A day without
 /// calls has none.
 pub fn render_charts(report: &Report) -> Result<Vec<Chart>, ReportError> {
-    font()?;
+    let pen = Pen::new(report.language)?;
     let mut out = Vec::new();
     if report.totals.sessions > 0 {
-        out.push(hourly(report)?);
+        out.push(hourly(report, &pen)?);
     }
     if report.connect_types.total().pairs > 0 {
-        out.push(share(report)?);
+        out.push(share(report, &pen)?);
     }
     if report.quality.pairs_with_reports > 0 {
-        out.push(quality(report)?);
+        out.push(quality(report, &pen)?);
     }
     Ok(out)
 }
 
-fn font() -> Result<(), ReportError> {
-    // plotters keeps fonts in a process-wide registry; registering once is enough.
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED
-        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
-    if ok { Ok(()) } else { Err(ReportError::Font) }
+/// The font of a report's charts: its plotters family, and its glyph table to check text
+/// against before it is drawn.
+struct Pen {
+    family: &'static str,
+    font: FontRef<'static>,
+    tx: &'static Texts,
+}
+
+impl Pen {
+    fn new(language: Language) -> Result<Self, ReportError> {
+        // plotters keeps fonts in a process-wide registry; registering once is enough.
+        static REGISTERED: OnceLock<bool> = OnceLock::new();
+        let ok = *REGISTERED.get_or_init(|| {
+            Language::ALL.iter().all(|&l| {
+                let (family, data) = chart_font(l);
+                plotters::style::register_font(family, FontStyle::Normal, data).is_ok()
+            })
+        });
+        let (family, data) = chart_font(language);
+        let font = FontRef::try_from_slice(data).map_err(|_| ReportError::Font { family })?;
+        if !ok {
+            return Err(ReportError::Font { family });
+        }
+        Ok(Self {
+            family,
+            font,
+            tx: language.texts(),
+        })
+    }
+
+    /// `s`, if the font has a glyph for each of its characters.
+    fn text(&self, chart: &'static str, s: String) -> Result<String, ReportError> {
+        match s
+            .chars()
+            .find(|&c| !c.is_whitespace() && self.font.glyph_id(c).0 == 0)
+        {
+            None => Ok(s),
+            Some(missing) => Err(ReportError::Glyph {
+                chart,
+                missing,
+                text: s,
+                family: self.family,
+            }),
+        }
+    }
+
+    fn style(&self, size: u32, color: &RGBColor) -> TextStyle<'static> {
+        (self.family, size).into_font().color(color)
+    }
 }
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
@@ -128,23 +191,31 @@ fn s<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-fn hourly(report: &Report) -> Result<Chart, ReportError> {
+fn hourly(report: &Report, pen: &Pen) -> Result<Chart, ReportError> {
     let counts: Vec<u64> = report.hourly.iter().map(|h| h.sessions).collect();
     let peak = counts
         .iter()
         .enumerate()
         .max_by_key(|&(h, c)| (*c, std::cmp::Reverse(h)))
         .map_or(0, |(h, _)| h);
-    let alt = format!(
-        "Calls started per hour ({}); busiest hour {:02}:00 with {} calls",
-        report.timezone, peak, counts[peak]
+    let tx = pen.tx;
+    let alt = fill(
+        tx.chart_hourly_alt,
+        &[
+            ("tz", &report.timezone),
+            ("hour", &format!("{peak:02}")),
+            ("n", &counts[peak].to_string()),
+        ],
     );
-    let title = format!("Calls started per hour ({})", report.timezone);
-    render("hourly", alt, 300, |root| {
+    let id = "hourly";
+    let title = pen.text(id, fill(tx.chart_hourly_title, &[("tz", &report.timezone)]))?;
+    let x_desc = pen.text(id, tx.chart_hour_axis.to_owned())?;
+    let y_desc = pen.text(id, tx.chart_calls_axis.to_owned())?;
+    render(id, alt, 300, |root| {
         root.fill(&WHITE).map_err(s)?;
         let ymax = nice_max(counts.iter().copied().max().unwrap_or(0));
         let mut chart = ChartBuilder::on(root)
-            .caption(title, (FAMILY, 18).into_font().color(&INK))
+            .caption(title, pen.style(18, &INK))
             .margin(12)
             .x_label_area_size(38)
             .y_label_area_size(56)
@@ -162,71 +233,49 @@ fn hourly(report: &Report) -> Result<Chart, ReportError> {
                 SegmentValue::CenterOf(h) => format!("{h}"),
                 _ => String::new(),
             })
-            .x_desc("local hour")
-            .y_desc("calls")
-            .label_style((FAMILY, 12).into_font().color(&INK))
-            .axis_desc_style((FAMILY, 13).into_font().color(&INK))
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .label_style(pen.style(12, &INK))
+            .axis_desc_style(pen.style(13, &INK))
             .draw()
             .map_err(s)?;
-        chart
-            .draw_series(counts.iter().enumerate().map(|(h, &c)| {
-                let h = h as u32;
-                let mut r = Rectangle::new(
-                    [(SegmentValue::Exact(h), 0), (segment_end(h, 24), c)],
-                    BLUE_BAR.filled(),
-                );
-                r.set_margin(0, 0, 4, 4);
-                r
-            }))
-            .map_err(s)?;
-        let label = (FAMILY, 11)
-            .into_font()
-            .color(&INK)
-            .pos(Pos::new(HPos::Center, VPos::Bottom));
-        chart
-            .draw_series(
-                counts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| **c > 0)
-                    .map(|(h, &c)| {
-                        Text::new(
-                            c.to_string(),
-                            (SegmentValue::CenterOf(h as u32), c),
-                            label.clone(),
-                        )
-                    }),
-            )
-            .map_err(s)?;
-        Ok(())
+        counted_bars(&mut chart, &counts, BLUE_BAR, 4, pen)
     })
 }
 
-fn share(report: &Report) -> Result<Chart, ReportError> {
+fn share(report: &Report, pen: &Pen) -> Result<Chart, ReportError> {
     let c = &report.connect_types;
+    let (tx, id) = (pen.tx, "share");
     // The y axis counts upwards, so the first bar is drawn at the bottom.
     let bars = [
         (
-            "minutes",
+            pen.text(id, tx.chart_bar_minutes.to_owned())?,
             [c.p2p.seconds, c.relay.seconds, c.unknown.seconds],
         ),
-        ("pairs", [c.p2p.pairs, c.relay.pairs, c.unknown.pairs]),
+        (
+            pen.text(id, tx.chart_bar_pairs.to_owned())?,
+            [c.p2p.pairs, c.relay.pairs, c.unknown.pairs],
+        ),
     ];
-    let names = ["P2P (STUN)", "Relay (TURN)", "Unknown"];
+    let names = [
+        pen.text(id, tx.p2p.to_owned())?,
+        pen.text(id, tx.relay.to_owned())?,
+        pen.text(id, tx.unknown.to_owned())?,
+    ];
     let colors = [GREEN_BAR, ORANGE_BAR, GREY_BAR];
-    let alt = format!(
-        "Relayed: {:.1}% of connected pairs, {:.1}% of minutes",
-        c.relay_pair_percent(),
-        c.relay_minute_percent()
+    let alt = fill(
+        tx.chart_share_alt,
+        &[
+            ("pairs", &format!("{:.1}%", c.relay_pair_percent())),
+            ("minutes", &format!("{:.1}%", c.relay_minute_percent())),
+        ],
     );
-    render("share", alt, 210, |root| {
+    let title = pen.text(id, tx.chart_share_title.to_owned())?;
+    render(id, alt, 210, |root| {
         root.fill(&WHITE).map_err(s)?;
         let (plot, legend) = root.split_vertically(180);
         let mut chart = ChartBuilder::on(&plot)
-            .caption(
-                "P2P and relayed calls",
-                (FAMILY, 18).into_font().color(&INK),
-            )
+            .caption(title, pen.style(18, &INK))
             .margin(12)
             .x_label_area_size(28)
             .y_label_area_size(70)
@@ -241,23 +290,23 @@ fn share(report: &Report) -> Result<Chart, ReportError> {
             .x_labels(11)
             .x_label_formatter(&|v| format!("{v:.0}%"))
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => bars
-                    .get(*i as usize)
-                    .map_or(String::new(), |b| b.0.to_owned()),
+                SegmentValue::CenterOf(i) => {
+                    bars.get(*i as usize).map_or(String::new(), |b| b.0.clone())
+                }
                 _ => String::new(),
             })
-            .label_style((FAMILY, 12).into_font().color(&INK))
+            .label_style(pen.style(12, &INK))
             .draw()
             .map_err(s)?;
-        let inside = (FAMILY, 12)
-            .into_font()
-            .color(&WHITE)
+        let inside = pen
+            .style(12, &WHITE)
             .pos(Pos::new(HPos::Center, VPos::Center));
+        let values: Vec<[u64; 3]> = bars.iter().map(|b| b.1).collect();
         for (k, (name, color)) in names.iter().zip(colors).enumerate() {
-            let (rects, texts) = share_segments(&bars, k, color, &inside);
+            let (rects, texts) = share_segments(&values, k, color, &inside);
             chart.draw_series(rects).map_err(s)?;
             chart.draw_series(texts).map_err(s)?;
-            share_legend_entry(&legend, k, name, color)?;
+            share_legend_entry(&legend, pen, k, name, color)?;
         }
         Ok(())
     })
@@ -269,7 +318,7 @@ type SharePoint = (f64, SegmentValue<u32>);
 /// The `k`-th part (P2P, relay, unknown) of every bar: its rectangles, and a percent label
 /// on each part wide enough to hold one.
 fn share_segments(
-    bars: &[(&str, [u64; 3])],
+    bars: &[[u64; 3]],
     k: usize,
     color: RGBColor,
     inside: &TextStyle<'static>,
@@ -279,7 +328,7 @@ fn share_segments(
 ) {
     let mut rects = Vec::new();
     let mut texts = Vec::new();
-    for (i, (_, values)) in bars.iter().enumerate() {
+    for (i, values) in bars.iter().enumerate() {
         let total: u64 = values.iter().sum();
         if total == 0 {
             continue;
@@ -310,6 +359,7 @@ fn share_segments(
 /// axis, where it cannot cover a bar.
 fn share_legend_entry(
     legend: &Area<'_>,
+    pen: &Pen,
     k: usize,
     name: &str,
     color: RGBColor,
@@ -319,50 +369,59 @@ fn share_legend_entry(
         .draw(&Rectangle::new([(x, 6), (x + 12, 18)], color.filled()))
         .map_err(s)?;
     legend
-        .draw(&Text::new(
-            name,
-            (x + 18, 5),
-            (FAMILY, 13).into_font().color(&INK),
-        ))
+        .draw(&Text::new(name, (x + 18, 5), pen.style(13, &INK)))
         .map_err(s)?;
     Ok(())
 }
 
-fn quality(report: &Report) -> Result<Chart, ReportError> {
+fn quality(report: &Report, pen: &Pen) -> Result<Chart, ReportError> {
     let q = &report.quality;
-    let panels = [
-        (&q.audio_bitrate, BLUE_BAR),
-        (&q.video_bitrate, BLUE_BAR),
-        (&q.audio_loss, ORANGE_BAR),
-        (&q.video_loss, ORANGE_BAR),
-    ];
-    let alt = format!(
-        "Quality of {} connected pairs with reports: average audio {:.0} kbit/s, {:.2}% loss; average video {:.0} kbit/s, {:.2}% loss",
-        q.pairs_with_reports,
-        q.audio_bitrate_avg,
-        q.audio_loss_avg,
-        q.video_bitrate_avg,
-        q.video_loss_avg
+    let (tx, id) = (pen.tx, "quality");
+    let colors = [BLUE_BAR, BLUE_BAR, ORANGE_BAR, ORANGE_BAR];
+    let mut panels = Vec::with_capacity(4);
+    for ((title, h), color) in crate::text::histograms(report).into_iter().zip(colors) {
+        let caption = fill(
+            tx.chart_histogram_title,
+            &[("title", title), ("unit", &h.unit)],
+        );
+        let caption = pen.text(id, caption)?;
+        for b in &h.buckets {
+            pen.text(id, b.label.clone())?;
+        }
+        panels.push((caption, h, color));
+    }
+    let alt = fill(
+        tx.chart_quality_alt,
+        &[
+            ("pairs", &q.pairs_with_reports.to_string()),
+            ("audio_kbps", &format!("{:.0}", q.audio_bitrate_avg)),
+            ("audio_loss", &format!("{:.2}", q.audio_loss_avg)),
+            ("video_kbps", &format!("{:.0}", q.video_bitrate_avg)),
+            ("video_loss", &format!("{:.2}", q.video_loss_avg)),
+        ],
     );
-    render("quality", alt, 520, |root| {
+    render(id, alt, 520, |root| {
         root.fill(&WHITE).map_err(s)?;
         let areas = root.split_evenly((2, 2));
-        for (area, (h, color)) in areas.iter().zip(panels) {
-            histogram(area, h, color)?;
+        for (area, (caption, h, color)) in areas.iter().zip(panels) {
+            histogram(area, pen, caption, h, color)?;
         }
         Ok(())
     })
 }
 
-fn histogram(area: &Area<'_>, h: &Histogram, color: RGBColor) -> Result<(), String> {
+fn histogram(
+    area: &Area<'_>,
+    pen: &Pen,
+    caption: String,
+    h: &Histogram,
+    color: RGBColor,
+) -> Result<(), String> {
     let n = h.buckets.len() as u32;
     let ymax = nice_max(h.buckets.iter().map(|b| b.count).max().unwrap_or(0));
     let labels: Vec<String> = h.buckets.iter().map(|b| b.label.clone()).collect();
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!("{} ({}), pairs", h.title, h.unit),
-            (FAMILY, 15).into_font().color(&INK),
-        )
+        .caption(caption, pen.style(15, &INK))
         .margin(10)
         .x_label_area_size(26)
         .y_label_area_size(50)
@@ -380,34 +439,51 @@ fn histogram(area: &Area<'_>, h: &Histogram, color: RGBColor) -> Result<(), Stri
             SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
             _ => String::new(),
         })
-        .label_style((FAMILY, 11).into_font().color(&INK))
+        .label_style(pen.style(11, &INK))
         .draw()
         .map_err(s)?;
+    let counts: Vec<u64> = h.buckets.iter().map(|b| b.count).collect();
+    counted_bars(&mut chart, &counts, color, 5, pen)
+}
+
+/// A bar per count on a segmented axis, `margin` pixels in from each side of its segment,
+/// with every non-zero count written above its bar.
+fn counted_bars(
+    chart: &mut ChartContext<
+        '_,
+        BitMapBackend<'_>,
+        Cartesian2d<SegmentedCoord<RangedCoordu32>, RangedCoordu64>,
+    >,
+    counts: &[u64],
+    color: RGBColor,
+    margin: u32,
+    pen: &Pen,
+) -> Result<(), String> {
+    let n = counts.len() as u32;
     chart
-        .draw_series(h.buckets.iter().enumerate().map(|(i, b)| {
+        .draw_series(counts.iter().enumerate().map(|(i, &c)| {
             let i = i as u32;
             let mut r = Rectangle::new(
-                [(SegmentValue::Exact(i), 0), (segment_end(i, n), b.count)],
+                [(SegmentValue::Exact(i), 0), (segment_end(i, n), c)],
                 color.filled(),
             );
-            r.set_margin(0, 0, 5, 5);
+            r.set_margin(0, 0, margin, margin);
             r
         }))
         .map_err(s)?;
-    let label = (FAMILY, 11)
-        .into_font()
-        .color(&INK)
+    let label = pen
+        .style(11, &INK)
         .pos(Pos::new(HPos::Center, VPos::Bottom));
     chart
         .draw_series(
-            h.buckets
+            counts
                 .iter()
                 .enumerate()
-                .filter(|(_, b)| b.count > 0)
-                .map(|(i, b)| {
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, &c)| {
                     Text::new(
-                        b.count.to_string(),
-                        (SegmentValue::CenterOf(i as u32), b.count),
+                        c.to_string(),
+                        (SegmentValue::CenterOf(i as u32), c),
                         label.clone(),
                     )
                 }),
@@ -429,4 +505,44 @@ fn segment_end(i: u32, n: u32) -> SegmentValue<u32> {
 /// The top of a count axis: room above the highest bar for its label, at least 1.
 fn nice_max(max: u64) -> u64 {
     (max + max / 8 + 1).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every string of a language (the charts draw some of them, with numbers, time zone
+    /// names and bucket labels in ASCII) has glyphs in the language's embedded font.
+    #[test]
+    fn each_language_font_has_every_character_of_its_strings() {
+        for language in Language::ALL {
+            let pen = Pen::new(language).expect("the embedded font loads");
+            let mut strings: Vec<String> = language
+                .texts()
+                .entries()
+                .into_iter()
+                .map(|(_, s)| s.to_owned())
+                .collect();
+            strings.push((' '..='~').collect());
+            strings.push("\u{2013}\u{2265}".to_owned());
+            for s in strings {
+                if let Err(e) = pen.text("test", s) {
+                    panic!("{language}: {e}");
+                }
+            }
+        }
+    }
+
+    /// The check above is real: the Latin font has no Chinese, and a chart that would draw
+    /// boxes is an error naming the character.
+    #[test]
+    fn a_character_the_font_lacks_is_an_error_not_a_box() {
+        let pen = Pen::new(Language::En).expect("the embedded font loads");
+        let title = Language::ZhCn.texts().chart_share_title.to_owned();
+        let e = pen
+            .text("share", title)
+            .expect_err("no CJK in DejaVu Sans' subset");
+        assert!(matches!(e, ReportError::Glyph { missing: '直', .. }), "{e}");
+        assert!(e.to_string().contains("scripts/report-fonts.sh"), "{e}");
+    }
 }

@@ -4,8 +4,17 @@
 /// cannot fail.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("the embedded chart font could not be loaded")]
-    Font,
+    #[error("the embedded chart font {family} could not be loaded")]
+    Font { family: &'static str },
+    #[error(
+        "the {chart} chart's text {text:?} has {missing:?}, which the embedded font {family} lacks: run scripts/report-fonts.sh after editing the language's strings"
+    )]
+    Glyph {
+        chart: &'static str,
+        missing: char,
+        text: String,
+        family: &'static str,
+    },
     #[error("drawing the {chart} chart: {message}")]
     Chart {
         chart: &'static str,

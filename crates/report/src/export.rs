@@ -12,8 +12,9 @@
 use crate::build::{CountryLookup, add_countries, detail_row};
 use crate::charts::Chart;
 use crate::error::ReportError;
-use crate::fmt::int;
+use crate::fmt::{esc, int};
 use crate::html::{self, Images};
+use crate::lang::{Texts, fill};
 use crate::model::{DetailRow, Report};
 use crate::rows::{SessionRow, SubSessionRow};
 use chrono::{DateTime, Utc};
@@ -62,6 +63,7 @@ pub struct HtmlExport<'g, W: Write> {
     w: W,
     rows: Rows<'g>,
     tz: Tz,
+    texts: &'static Texts,
     buf: String,
     /// The end of the page, made at `begin` while the report is at hand.
     tail: String,
@@ -88,13 +90,9 @@ impl<'g, W: Write> HtmlExport<'g, W> {
         let mut head = String::with_capacity(256 * 1024);
         html::start(&mut head, report, title);
         html::summary(&mut head, report, charts, Images::Inline);
-        html::detail_open(
-            &mut head,
-            &format!(
-                "全部 {n} 条子会话 · All {n} pairs of the day, in the order the store read them.",
-                n = int(report.detail.total)
-            ),
-        );
+        let tx = report.language.texts();
+        let note = fill(tx.detail_export, &[("n", &int(report.detail.total))]);
+        html::detail_open(&mut head, report, &esc(&note));
         w.write_all(head.as_bytes())?;
         let mut tail = String::new();
         html::detail_close(&mut tail);
@@ -103,6 +101,7 @@ impl<'g, W: Write> HtmlExport<'g, W> {
             w,
             rows: Rows::new(report, geo),
             tz: report.tz,
+            texts: tx,
             buf: String::with_capacity(1024),
             tail,
         })
@@ -112,7 +111,7 @@ impl<'g, W: Write> HtmlExport<'g, W> {
     pub fn row(&mut self, owner: &SessionRow, sub: &SubSessionRow) -> Result<(), ReportError> {
         if let Some(row) = self.rows.convert(owner, sub) {
             self.buf.clear();
-            html::detail_row(&mut self.buf, self.rows.written, &row, self.tz);
+            html::detail_row(&mut self.buf, self.rows.written, &row, self.tz, self.texts);
             self.w.write_all(self.buf.as_bytes())?;
         }
         Ok(())

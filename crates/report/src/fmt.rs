@@ -1,7 +1,8 @@
 //! Number, time and text formatting shared by the HTML and text renderers.
 
+use crate::lang::Texts;
 use crate::model::DetailRow;
-use crate::rows::{ConnectType, Stat};
+use crate::rows::{ConnectType, Stat, SubStatus};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::fmt::Write;
@@ -81,21 +82,79 @@ pub(crate) fn loss_stat(s: &Stat) -> String {
     format!("{:.2} ({:.2}\u{2013}{:.2})", s.avg, s.min, s.max)
 }
 
-pub(crate) fn talk_type(t: i64) -> String {
+pub(crate) fn talk_type(t: i64, tx: &Texts) -> String {
     match t {
-        0 => "audio".to_owned(),
-        1 => "video".to_owned(),
+        0 => tx.talk_audio.to_owned(),
+        1 => tx.talk_video.to_owned(),
         n => n.to_string(),
     }
 }
 
-pub(crate) fn connect_type(t: ConnectType) -> &'static str {
+pub(crate) fn connect_type(t: ConnectType, tx: &Texts) -> &'static str {
     match t {
         ConnectType::Turn => "TURN",
         ConnectType::Stun => "STUN",
-        ConnectType::Unknown => "Unknown",
+        ConnectType::Unknown => tx.unknown,
         ConnectType::None => "\u{2013}",
     }
+}
+
+pub(crate) fn status(s: SubStatus, tx: &Texts) -> &'static str {
+    match s {
+        SubStatus::InProgress => tx.status_in_progress,
+        SubStatus::ConnectedLeft => tx.status_ok,
+        SubStatus::ConnectedTimedOut => tx.status_ok_timed_out,
+        SubStatus::NeverConnectedLeft => tx.status_not_connected,
+        SubStatus::NeverConnectedTimedOut => tx.status_not_connected_timed_out,
+    }
+}
+
+/// What result code `code` means, in the report's language; empty for unknown codes.
+pub(crate) fn result_meaning(code: i64, tx: &Texts) -> &'static str {
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| tx.results.get(i))
+        .copied()
+        .unwrap_or("")
+}
+
+/// A browser or OS label as shown: the builder's "(unknown)" in the report's language.
+pub(crate) fn client_label<'a>(label: &'a str, tx: &Texts) -> &'a str {
+    if label == crate::build::UNKNOWN_LABEL {
+        tx.unknown_label
+    } else {
+        label
+    }
+}
+
+/// The columns a string takes in a terminal: two for East Asian wide characters.
+pub(crate) fn columns(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c {
+            '\u{1100}'..='\u{115F}'
+            | '\u{2E80}'..='\u{A4CF}'
+            | '\u{AC00}'..='\u{D7A3}'
+            | '\u{F900}'..='\u{FAFF}'
+            | '\u{FE30}'..='\u{FE4F}'
+            | '\u{FF00}'..='\u{FF60}'
+            | '\u{FFE0}'..='\u{FFE6}' => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// `s` padded with spaces to `width` terminal columns (left-aligned).
+pub(crate) fn pad(s: &str, width: usize) -> String {
+    let mut out = s.to_owned();
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(columns(s))));
+    out
+}
+
+/// `s` right-aligned in `width` terminal columns.
+pub(crate) fn pad_left(s: &str, width: usize) -> String {
+    let mut out: String = std::iter::repeat_n(' ', width.saturating_sub(columns(s))).collect();
+    out.push_str(s);
+    out
 }
 
 /// `uid (name)`, or just the uid when the name adds nothing.
@@ -137,5 +196,8 @@ mod tests {
         );
         assert_eq!(user("7", "bob"), "7 (bob)");
         assert_eq!(user("7", ""), "7");
+        assert_eq!(pad("通话", 6), "通话  ");
+        assert_eq!(pad_left("ab", 4), "  ab");
+        assert_eq!(columns("通话 ok"), 7);
     }
 }

@@ -1,16 +1,18 @@
 //! The report as HTML, for the e-mail and for the standalone file.
 //!
 //! Written for mail clients: layout in tables, CSS only in `style` attributes (several
-//! clients drop `<style>` blocks), no scripts, no SVG, images as PNG. Text is UTF-8 with a
-//! font list that ends in common CJK fonts, so the Chinese headings render everywhere.
+//! clients drop `<style>` blocks), no scripts, no SVG, images as PNG. Text is UTF-8 in the
+//! report's language, with a font list that ends in common CJK fonts, so a Chinese report
+//! renders in every mail client that has one.
 //! Table rows carry as little markup as possible (attributes rather than per-cell styles),
 //! because a long detail table is most of the message's size.
 
 use crate::charts::Chart;
 use crate::fmt::{
-    connect_type, esc, esc_into, hms, int, local_date_time, local_time, loss_stat, minutes, money,
-    os_browser, pct, rate_stat, talk_type, user, utc_date_time,
+    client_label, connect_type, esc, esc_into, hms, int, local_date_time, local_time, loss_stat,
+    minutes, os_browser, pct, rate_stat, result_meaning, status, talk_type, user, utc_date_time,
 };
+use crate::lang::{Texts, fill};
 use crate::model::{DetailRow, LabelCounts, Report, ShareRow, ratio};
 use crate::rows::SubStatus;
 use chrono_tz::Tz;
@@ -40,9 +42,15 @@ pub fn email_html(report: &Report, charts: &[Chart], subject: &str) -> String {
     start(&mut out, report, subject);
     summary(&mut out, report, charts, Images::ContentId);
     if !report.detail.rows.is_empty() {
-        detail_open(&mut out, &email_detail_note(report));
+        detail_open(&mut out, report, &email_detail_note(report));
         for (i, row) in report.detail.rows.iter().enumerate() {
-            detail_row(&mut out, i as u64 + 1, row, report.tz);
+            detail_row(
+                &mut out,
+                i as u64 + 1,
+                row,
+                report.tz,
+                report.language.texts(),
+            );
         }
         detail_close(&mut out);
     }
@@ -52,22 +60,27 @@ pub fn email_html(report: &Report, charts: &[Chart], subject: &str) -> String {
 
 fn email_detail_note(report: &Report) -> String {
     let d = &report.detail;
+    let tx = report.language.texts();
     if d.omitted() == 0 {
-        format!(
-            "全部 {} 条子会话 · All {} pairs, in order of begin time.",
-            int(d.total),
-            int(d.total)
-        )
+        esc(&fill(tx.detail_all, &[("n", &int(d.total))]))
     } else {
-        format!(
-            "显示最差的 {shown} 条，共 {total} 条 · The {shown} worst of {total} pairs \
-             (never connected and timed out first, then by packet loss), in order of begin \
-             time; {left} are left out of this e-mail. The complete table: \
-             <code>rtcroom report --date {date} --out report.html</code>.",
-            shown = int(d.rows.len() as u64),
-            total = int(d.total),
-            left = int(d.omitted()),
-            date = report.date,
+        // The command is markup; the rest of the sentence is escaped around it.
+        let command = "\u{0}";
+        let note = esc(&fill(
+            tx.detail_worst,
+            &[
+                ("shown", &int(d.rows.len() as u64)),
+                ("total", &int(d.total)),
+                ("left", &int(d.omitted())),
+                ("command", command),
+            ],
+        ));
+        note.replace(
+            command,
+            &format!(
+                "<code>rtcroom report --date {} --out report.html</code>",
+                report.date
+            ),
         )
     }
 }
@@ -75,9 +88,22 @@ fn email_detail_note(report: &Report) -> String {
 /// From the doctype to the header of the report.
 pub(crate) fn start(out: &mut String, r: &Report, subject: &str) {
     let subject = esc(subject);
+    let tx = r.language.texts();
+    let intro = esc(&fill(
+        tx.intro,
+        &[
+            ("date", &r.date.to_string()),
+            ("tz", &r.timezone),
+            ("local_start", &local_date_time(r.window_start, r.tz)),
+            ("local_end", &local_date_time(r.window_end, r.tz)),
+            ("utc_start", &utc_date_time(r.window_start)),
+            ("utc_end", &utc_date_time(r.window_end)),
+            ("generated", &utc_date_time(r.generated_at)),
+        ],
+    ));
     let _ = write!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+        "<!DOCTYPE html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{subject}</title></head>\n\
          <body style=\"margin:0;padding:0;background:#f3f4f6;\">\n\
@@ -85,24 +111,20 @@ pub(crate) fn start(out: &mut String, r: &Report, subject: &str) {
          <table role=\"presentation\" width=\"960\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" bgcolor=\"#ffffff\" style=\"width:960px;max-width:100%;background:#ffffff;border:1px solid #e5e7eb;font-family:{FONTS};color:#1f2937;font-size:14px;line-height:1.45;\">\n\
          <tr><td style=\"padding:20px 24px 28px 24px;\">\n\
          <h1 style=\"margin:0 0 4px 0;font-size:23px;color:#111827;\">{subject}</h1>\n\
-         <div style=\"color:{MUTED};font-size:13px;\">Daily call report for {date} ({tz}): {ls} \u{2013} {le} local, {us} \u{2013} {ue}. Generated {gen}.</div>\n",
-        date = r.date,
-        tz = esc(&r.timezone),
-        ls = local_date_time(r.window_start, r.tz),
-        le = local_date_time(r.window_end, r.tz),
-        us = utc_date_time(r.window_start),
-        ue = utc_date_time(r.window_end),
-        gen = utc_date_time(r.generated_at),
+         <div style=\"color:{MUTED};font-size:13px;\">{intro}</div>\n",
+        lang = r.language.code(),
     );
 }
 
 /// Everything but the detail table.
 pub(crate) fn summary(out: &mut String, r: &Report, charts: &[Chart], images: Images) {
     let t = &r.totals;
+    let tx = r.language.texts();
     if t.no_calls() {
-        out.push_str(
-            "<div style=\"margin:20px 0;padding:18px;background:#f9fafb;border:1px solid #e5e7eb;font-size:16px;\">\
-             当日无通话 · No calls on this day.</div>\n",
+        let _ = writeln!(
+            out,
+            "<div style=\"margin:20px 0;padding:18px;background:#f9fafb;border:1px solid #e5e7eb;font-size:16px;\">{}</div>",
+            esc(tx.no_calls)
         );
     } else {
         cards(out, r);
@@ -111,34 +133,24 @@ pub(crate) fn summary(out: &mut String, r: &Report, charts: &[Chart], images: Im
                 image(out, c, images);
             }
         };
-        h2(out, "每小时通话 · Calls per hour");
+        h2(out, tx.h_hourly);
         chart(out, "hourly");
-        h2(out, "直连与中继 · P2P and relay");
+        h2(out, tx.h_share);
         chart(out, "share");
         share_table(out, r);
-        h2(out, "通话质量 · Quality (receive side)");
+        h2(out, tx.h_quality);
         chart(out, "quality");
         quality_table(out, r);
-        worst(
-            out,
-            r,
-            "丢包最多的视频通话 · Highest video loss",
-            &r.worst_video_loss,
-        );
-        worst(
-            out,
-            r,
-            "码率最低的视频通话 · Lowest video bitrate",
-            &r.lowest_video_bitrate,
-        );
-        h2(out, "浏览器与操作系统 · Browsers and operating systems");
+        worst(out, r, tx.h_worst_loss, &r.worst_video_loss);
+        worst(out, r, tx.h_low_bitrate, &r.lowest_video_bitrate);
+        h2(out, tx.h_clients);
         let _ = write!(
             out,
             "<table role=\"presentation\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\"><tr><td valign=\"top\" style=\"padding-right:28px;\">"
         );
-        labels(out, "Browser", &r.browsers);
+        labels(out, tx, tx.col_browser, &r.browsers);
         out.push_str("</td><td valign=\"top\">");
-        labels(out, "Operating system", &r.operating_systems);
+        labels(out, tx, tx.col_os, &r.operating_systems);
         out.push_str("</td></tr></table>\n");
     }
     client_events(out, r);
@@ -165,58 +177,67 @@ fn image(out: &mut String, c: &Chart, images: Images) {
 fn cards(out: &mut String, r: &Report) {
     let t = &r.totals;
     let c = &r.connect_types;
+    let tx = r.language.texts();
+    let n = |template: &str, v: u64| fill(template, &[("n", &int(v))]);
     let cards: [(&str, String, String); 12] = [
-        ("通话 · Calls", int(t.sessions), "sessions (joins)".into()),
+        (tx.card_calls, int(t.sessions), tx.card_calls_note.into()),
         (
-            "用户 · Participants",
+            tx.card_participants,
             int(t.participants),
-            "distinct users".into(),
+            tx.card_participants_note.into(),
         ),
         (
-            "接通 · Connected",
+            tx.card_connected,
             int(t.connected),
-            format!("of {} pairs", int(t.sub_sessions)),
+            n(tx.card_connected_note, t.sub_sessions),
         ),
         (
-            "未接通 · Never connected",
+            tx.card_never,
             int(t.never_connected),
-            format!("{} still open", int(t.in_progress)),
+            n(tx.card_never_note, t.in_progress),
         ),
         (
-            "通话分钟 · Call minutes",
+            tx.card_minutes,
             minutes(t.connected_seconds),
-            "connected, both directions".into(),
+            tx.card_minutes_note.into(),
         ),
         (
-            "平均时长 · Average",
+            tx.card_average,
             hms(t.avg_connected_seconds().round() as u64),
-            "per connected pair".into(),
+            tx.card_average_note.into(),
         ),
         (
-            "中继 · Relayed",
+            tx.card_relayed,
             pct(c.relay_pair_percent()),
-            format!("of pairs; {} of minutes", pct(c.relay_minute_percent())),
+            fill(
+                tx.card_relayed_note,
+                &[("pct", &pct(c.relay_minute_percent()))],
+            ),
         ),
         (
-            "中继分钟 · Relay minutes",
+            tx.card_relay_minutes,
             minutes(c.relay.seconds),
-            "through TURN".into(),
+            tx.card_relay_minutes_note.into(),
         ),
-        ("费用 · Cost", money(t.cost_cents), esc(&r.currency)),
         (
-            "超时 · Timed out",
+            tx.card_cost,
+            r.currency.amount(t.cost_cents),
+            r.currency.code().to_owned(),
+        ),
+        (
+            tx.card_timed_out,
             int(t.sessions_timed_out),
-            format!("sessions; {} pairs", int(t.sub_sessions_timed_out)),
+            n(tx.card_timed_out_note, t.sub_sessions_timed_out),
         ),
         (
-            "客户端错误 · Client errors",
+            tx.card_errors,
             int(r.client_events.errors),
-            format!("of {} reportInfo", int(r.client_events.rows)),
+            n(tx.card_errors_note, r.client_events.rows),
         ),
         (
-            "质量报告 · Quality reports",
+            tx.card_quality,
             int(r.quality.reports),
-            format!("{} pairs without", int(r.quality.pairs_without_reports)),
+            n(tx.card_quality_note, r.quality.pairs_without_reports),
         ),
     ];
     out.push_str(
@@ -225,6 +246,7 @@ fn cards(out: &mut String, r: &Report) {
     for row in cards.chunks(4) {
         out.push_str("<tr>");
         for (label, value, note) in row {
+            let (label, value, note) = (esc(label), esc(value), esc(note));
             let _ = write!(
                 out,
                 "<td width=\"25%\" valign=\"top\" bgcolor=\"#f5f8ff\" style=\"background:#f5f8ff;border:1px solid #dbe5fb;padding:10px 12px;\">\
@@ -240,12 +262,18 @@ fn cards(out: &mut String, r: &Report) {
 
 fn share_table(out: &mut String, r: &Report) {
     let c = &r.connect_types;
+    let tx = r.language.texts();
     let total = c.total();
     out.push_str(TABLE);
     let _ = writeln!(
         out,
-        "{HEAD_ROW}<th>Connect type</th><th align=\"right\">Pairs</th><th align=\"right\">Share</th><th align=\"right\">Minutes</th><th align=\"right\">Share</th><th align=\"right\">Cost ({})</th></tr>",
-        esc(&r.currency)
+        "{HEAD_ROW}<th>{}</th><th align=\"right\">{}</th><th align=\"right\">{}</th><th align=\"right\">{}</th><th align=\"right\">{}</th><th align=\"right\">{}</th></tr>",
+        esc(tx.col_connect_type),
+        esc(tx.col_pairs),
+        esc(tx.col_share),
+        esc(tx.col_minutes),
+        esc(tx.col_share),
+        esc(tx.col_cost),
     );
     let row = |out: &mut String, name: &str, s: &ShareRow, bold: bool| {
         let (b0, b1) = if bold { ("<b>", "</b>") } else { ("", "") };
@@ -256,32 +284,43 @@ fn share_table(out: &mut String, r: &Report) {
             pct(100.0 * ratio(s.pairs as f64, total.pairs as f64)),
             minutes(s.seconds),
             pct(100.0 * ratio(s.seconds as f64, total.seconds as f64)),
-            money(s.cost_cents),
+            esc(&r.currency.amount(s.cost_cents)),
         );
     };
-    row(out, "P2P (STUN)", &c.p2p, false);
-    row(out, "Relay (TURN)", &c.relay, false);
-    row(out, "Unknown", &c.unknown, false);
-    row(out, "Connected", &total, true);
+    row(out, &esc(tx.p2p), &c.p2p, false);
+    row(out, &esc(tx.relay), &c.relay, false);
+    row(out, &esc(tx.unknown), &c.unknown, false);
+    row(out, &esc(tx.connected_total), &total, true);
     out.push_str("</table>\n");
 }
 
 fn quality_table(out: &mut String, r: &Report) {
     let q = &r.quality;
+    let tx = r.language.texts();
+    let note = fill(
+        tx.quality_note,
+        &[
+            ("reports", &int(q.reports)),
+            ("pairs", &int(q.pairs_with_reports)),
+            ("without", &int(q.pairs_without_reports)),
+        ],
+    );
     out.push_str(TABLE);
     let _ = write!(
         out,
-        "{HEAD_ROW}<th></th><th align=\"right\">Bitrate (kbit/s)</th><th align=\"right\">Loss (%)</th></tr>\n\
-         <tr><td>Audio</td><td align=\"right\">{:.0}</td><td align=\"right\">{:.2}</td></tr>\n\
-         <tr><td>Video</td><td align=\"right\">{:.0}</td><td align=\"right\">{:.2}</td></tr>\n</table>\n\
-         <div style=\"font-size:12px;color:{MUTED};margin-top:4px;\">Averages over {} reports from {} connected pairs, weighted by reports; {} connected pairs sent no report.</div>\n",
+        "{HEAD_ROW}<th></th><th align=\"right\">{}</th><th align=\"right\">{}</th></tr>\n\
+         <tr><td>{}</td><td align=\"right\">{:.0}</td><td align=\"right\">{:.2}</td></tr>\n\
+         <tr><td>{}</td><td align=\"right\">{:.0}</td><td align=\"right\">{:.2}</td></tr>\n</table>\n\
+         <div style=\"font-size:12px;color:{MUTED};margin-top:4px;\">{}</div>\n",
+        esc(tx.col_bitrate),
+        esc(tx.col_loss),
+        esc(tx.audio),
         q.audio_bitrate_avg,
         q.audio_loss_avg,
+        esc(tx.video),
         q.video_bitrate_avg,
         q.video_loss_avg,
-        int(q.reports),
-        int(q.pairs_with_reports),
-        int(q.pairs_without_reports),
+        esc(&note),
     );
 }
 
@@ -289,11 +328,19 @@ fn worst(out: &mut String, r: &Report, title: &str, rows: &[DetailRow]) {
     if rows.is_empty() {
         return;
     }
+    let tx = r.language.texts();
     h2(out, title);
     out.push_str(TABLE);
     let _ = writeln!(
         out,
-        "{HEAD_ROW}<th>Begin</th><th>App</th><th>User \u{2192} remote</th><th>Connect</th><th align=\"right\">Duration</th><th align=\"right\">Video kbit/s</th><th align=\"right\">Video loss %</th></tr>"
+        "{HEAD_ROW}<th>{}</th><th>{}</th><th>{}</th><th>{}</th><th align=\"right\">{}</th><th align=\"right\">{}</th><th align=\"right\">{}</th></tr>",
+        esc(tx.col_begin),
+        esc(tx.col_app),
+        esc(tx.col_user_remote),
+        esc(tx.col_connect),
+        esc(tx.col_duration),
+        esc(tx.col_video_kbps),
+        esc(tx.col_video_loss),
     );
     for (i, row) in rows.iter().enumerate() {
         let q = row.quality.unwrap_or_default();
@@ -305,7 +352,7 @@ fn worst(out: &mut String, r: &Report, title: &str, rows: &[DetailRow]) {
             esc(&row.app_id),
             esc(&user(&row.user_id, &row.user_name)),
             esc(&user(&row.remote_user_id, &row.remote_user_name)),
-            connect_type(row.connect_type),
+            esc(connect_type(row.connect_type, tx)),
             hms(row.duration_secs),
             rate_stat(&q.video_bitrate),
             loss_stat(&q.video_loss),
@@ -315,19 +362,21 @@ fn worst(out: &mut String, r: &Report, title: &str, rows: &[DetailRow]) {
 }
 
 /// Shows the ten most frequent labels and sums the rest.
-fn labels(out: &mut String, what: &str, l: &LabelCounts) {
+fn labels(out: &mut String, tx: &Texts, what: &str, l: &LabelCounts) {
     const SHOWN: usize = 10;
     out.push_str(TABLE);
     let _ = writeln!(
         out,
-        "{HEAD_ROW}<th>{what}</th><th align=\"right\">Sessions</th></tr>"
+        "{HEAD_ROW}<th>{}</th><th align=\"right\">{}</th></tr>",
+        esc(what),
+        esc(tx.col_sessions)
     );
     for (i, item) in l.items.iter().take(SHOWN).enumerate() {
         let _ = writeln!(
             out,
             "<tr{}><td>{}</td><td align=\"right\">{}</td></tr>",
             zebra(i),
-            esc(&item.label),
+            esc(client_label(&item.label, tx)),
             int(item.count)
         );
     }
@@ -335,7 +384,8 @@ fn labels(out: &mut String, what: &str, l: &LabelCounts) {
     if rest > 0 {
         let _ = writeln!(
             out,
-            "<tr><td style=\"color:{MUTED};\">others</td><td align=\"right\">{}</td></tr>",
+            "<tr><td style=\"color:{MUTED};\">{}</td><td align=\"right\">{}</td></tr>",
+            esc(tx.others),
             int(rest)
         );
     }
@@ -344,19 +394,23 @@ fn labels(out: &mut String, what: &str, l: &LabelCounts) {
 
 fn client_events(out: &mut String, r: &Report) {
     let e = &r.client_events;
-    h2(out, "客户端错误 · Client errors (reportInfo)");
+    let tx = r.language.texts();
+    h2(out, tx.h_errors);
     if e.errors == 0 {
         let _ = writeln!(
             out,
-            "<div>No client reported an error ({} reportInfo messages).</div>",
-            int(e.rows)
+            "<div>{}</div>",
+            esc(&fill(tx.no_errors, &[("n", &int(e.rows))]))
         );
         return;
     }
     out.push_str(TABLE);
     let _ = writeln!(
         out,
-        "{HEAD_ROW}<th align=\"right\">Code</th><th>Meaning</th><th align=\"right\">Count</th></tr>"
+        "{HEAD_ROW}<th align=\"right\">{}</th><th>{}</th><th align=\"right\">{}</th></tr>",
+        esc(tx.col_code),
+        esc(tx.col_meaning),
+        esc(tx.col_count)
     );
     for (i, c) in e.by_code.iter().enumerate() {
         let _ = writeln!(
@@ -364,7 +418,7 @@ fn client_events(out: &mut String, r: &Report) {
             "<tr{}><td align=\"right\">{}</td><td>{}</td><td align=\"right\">{}</td></tr>",
             zebra(i),
             c.code,
-            esc(&c.meaning),
+            esc(result_meaning(c.code, tx)),
             int(c.count)
         );
     }
@@ -373,7 +427,10 @@ fn client_events(out: &mut String, r: &Report) {
     out.push_str(TABLE);
     let _ = writeln!(
         out,
-        "{HEAD_ROW}<th align=\"right\">Code</th><th>Description</th><th align=\"right\">Count</th></tr>"
+        "{HEAD_ROW}<th align=\"right\">{}</th><th>{}</th><th align=\"right\">{}</th></tr>",
+        esc(tx.col_code),
+        esc(tx.col_description),
+        esc(tx.col_count)
     );
     for (i, d) in e.by_desc.iter().take(SHOWN).enumerate() {
         let _ = writeln!(
@@ -389,7 +446,8 @@ fn client_events(out: &mut String, r: &Report) {
     if rest > 0 {
         let _ = writeln!(
             out,
-            "<tr><td></td><td style=\"color:{MUTED};\">other descriptions</td><td align=\"right\">{}</td></tr>",
+            "<tr><td></td><td style=\"color:{MUTED};\">{}</td><td align=\"right\">{}</td></tr>",
+            esc(tx.other_descriptions),
             int(rest)
         );
     }
@@ -400,26 +458,47 @@ fn zebra(i: usize) -> &'static str {
     if i % 2 == 1 { ZEBRA } else { "" }
 }
 
-/// The heading, note and column headers of the detail table.
-pub(crate) fn detail_open(out: &mut String, note: &str) {
-    h2(out, "通话明细 · Calls in detail");
+/// The heading, note (HTML) and column headers of the detail table.
+pub(crate) fn detail_open(out: &mut String, r: &Report, note: &str) {
+    let tx = r.language.texts();
+    h2(out, tx.h_detail);
     let _ = writeln!(
         out,
-        "<div style=\"font-size:12px;color:{MUTED};margin-bottom:6px;\">{note} Quality columns: the average over the pair's reports (receive side), its minimum\u{2013}maximum below.</div>"
+        "<div style=\"font-size:12px;color:{MUTED};margin-bottom:6px;\">{note} {}</div>",
+        esc(tx.detail_columns_note)
     );
     out.push_str(
         "<table cellpadding=\"4\" cellspacing=\"0\" border=\"0\" width=\"100%\" style=\"border-collapse:collapse;font-size:11px;\">\n",
     );
-    let _ = writeln!(
-        out,
-        "{HEAD_ROW}<th align=\"right\">#</th><th>Begin</th><th>App</th><th>User</th><th>Remote</th><th>Type</th><th>Status</th><th>Connect</th><th>User IP</th><th>ICE IP</th><th align=\"right\">Duration</th><th>OS:Browser</th><th align=\"right\">Audio kbit/s</th><th align=\"right\">Audio loss %</th><th align=\"right\">Video kbit/s</th><th align=\"right\">Video loss %</th></tr>"
-    );
+    out.push_str(HEAD_ROW);
+    out.push_str("<th align=\"right\">#</th>");
+    for (name, right) in [
+        (tx.col_begin, false),
+        (tx.col_app, false),
+        (tx.col_user, false),
+        (tx.col_remote, false),
+        (tx.col_type, false),
+        (tx.col_status, false),
+        (tx.col_connect, false),
+        (tx.col_user_ip, false),
+        (tx.col_ice_ip, false),
+        (tx.col_duration, true),
+        (tx.col_os_browser, false),
+        (tx.col_audio_kbps, true),
+        (tx.col_audio_loss, true),
+        (tx.col_video_kbps, true),
+        (tx.col_video_loss, true),
+    ] {
+        let align = if right { " align=\"right\"" } else { "" };
+        let _ = write!(out, "<th{align}>{}</th>", esc(name));
+    }
+    out.push_str("</tr>\n");
 }
 
 /// One row of the detail table; `n` is its number. Cells with two facts (an id and a name,
 /// an average and its range) put the second on a grey second line, which keeps the rows of a
 /// sixteen-column table at an even height in a 960-pixel mail.
-pub(crate) fn detail_row(out: &mut String, n: u64, r: &DetailRow, tz: Tz) {
+pub(crate) fn detail_row(out: &mut String, n: u64, r: &DetailRow, tz: Tz, tx: &Texts) {
     let bg = if n % 2 == 0 { ZEBRA } else { "" };
     let _ = write!(
         out,
@@ -439,12 +518,13 @@ pub(crate) fn detail_row(out: &mut String, n: u64, r: &DetailRow, tz: Tz) {
         &r.remote_user_id,
         Some(&r.remote_user_name).filter(|n| **n != r.remote_user_id),
     );
-    let (color, status) = status_cell(r.status);
     let _ = write!(
         out,
-        "</td><td>{}</td><td><font color=\"{color}\">{status}</font></td><td>{}</td><td>",
-        talk_type(r.talk_type),
-        connect_type(r.connect_type)
+        "</td><td>{}</td><td><font color=\"{}\">{}</font></td><td>{}</td><td>",
+        esc(&talk_type(r.talk_type, tx)),
+        status_color(r.status),
+        esc(status(r.status, tx)),
+        esc(connect_type(r.connect_type, tx))
     );
     two_lines(out, &r.user_ip, r.user_country.as_ref());
     out.push_str("</td><td>");
@@ -479,7 +559,11 @@ pub(crate) fn detail_row(out: &mut String, n: u64, r: &DetailRow, tz: Tz) {
             );
         }
         None => {
-            out.push_str("<td align=right colspan=4><font color=#888>no quality report</font></td>")
+            let _ = write!(
+                out,
+                "<td align=right colspan=4><font color=#888>{}</font></td>",
+                esc(tx.no_quality)
+            );
         }
     }
     out.push_str("</tr>\n");
@@ -495,14 +579,13 @@ fn two_lines(out: &mut String, first: &str, second: Option<&String>) {
     }
 }
 
-fn status_cell(s: SubStatus) -> (&'static str, &'static str) {
-    let color = match s {
+fn status_color(s: SubStatus) -> &'static str {
+    match s {
         SubStatus::ConnectedLeft => "#15803d",
         SubStatus::ConnectedTimedOut => "#b45309",
         SubStatus::NeverConnectedLeft | SubStatus::NeverConnectedTimedOut => "#b91c1c",
         SubStatus::InProgress => "#1d4ed8",
-    };
-    (color, s.label())
+    }
 }
 
 pub(crate) fn detail_close(out: &mut String) {
@@ -511,24 +594,22 @@ pub(crate) fn detail_close(out: &mut String) {
 
 /// The footer and the closing tags.
 pub(crate) fn end(out: &mut String, r: &Report) {
+    let tx = r.language.texts();
+    let mut note = fill(
+        tx.footer,
+        &[("gen", &utc_date_time(r.generated_at)), ("tz", &r.timezone)],
+    );
+    if r.totals.rows_outside_day > 0 {
+        note.push(' ');
+        note.push_str(&fill(
+            tx.footer_outside,
+            &[("n", &int(r.totals.rows_outside_day))],
+        ));
+    }
     let _ = write!(
         out,
-        "<div style=\"margin-top:26px;font-size:12px;color:{MUTED};\">\
-         A pair (sub-session) is one direction of a call between two members; a call between \
-         two people has two. It belongs to the day it began on (or was created on, if it never \
-         began), with all its minutes, even when it ended after midnight. Minutes and cost are \
-         counted from connect to finish, as billed; pairs still open at {gen} are counted up \
-         to then. Hours are local to {tz}.{outside}</div>\n\
+        "<div style=\"margin-top:26px;font-size:12px;color:{MUTED};\">{}</div>\n\
          </td></tr></table>\n</td></tr></table>\n</body></html>\n",
-        gen = utc_date_time(r.generated_at),
-        tz = esc(&r.timezone),
-        outside = if r.totals.rows_outside_day > 0 {
-            format!(
-                " {} rows read for this report belonged to another day and were left out.",
-                int(r.totals.rows_outside_day)
-            )
-        } else {
-            String::new()
-        },
+        esc(&note)
     );
 }

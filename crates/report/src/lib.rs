@@ -19,10 +19,12 @@
 
 mod build;
 mod charts;
+mod currency;
 mod error;
 mod export;
 mod fmt;
 mod html;
+mod lang;
 mod mail;
 mod model;
 mod rows;
@@ -31,9 +33,11 @@ mod text;
 
 pub use build::{CountryLookup, DayReport, ReportConfig, result_meaning};
 pub use charts::{CHART_WIDTH, Chart, render_charts};
+pub use currency::{Currency, CurrencyError};
 pub use error::ReportError;
 pub use export::{HtmlExport, JsonExport};
 pub use html::email_html;
+pub use lang::{Language, UnknownLanguage};
 pub use mail::{MailOptions, build_message, default_subject, subject_for};
 pub use model::*;
 pub use rows::{

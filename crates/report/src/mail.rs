@@ -15,6 +15,7 @@
 use crate::charts::Chart;
 use crate::error::ReportError;
 use crate::html::email_html;
+use crate::lang::{Language, fill};
 use crate::model::Report;
 use crate::text::email_text;
 use chrono::NaiveDate;
@@ -35,15 +36,16 @@ pub struct MailOptions {
     pub subject: Option<String>,
 }
 
-/// `音视频通话统计日报 YYYY-MM-DD` ("daily audio/video call statistics report").
-pub fn default_subject(date: NaiveDate) -> String {
-    format!("音视频通话统计日报 {date}")
+/// The subject of a report without a configured one, in its language:
+/// `Daily call report YYYY-MM-DD` in English, `音视频通话统计日报 YYYY-MM-DD` in Chinese.
+pub fn default_subject(date: NaiveDate, language: Language) -> String {
+    fill(language.texts().subject, &[("date", &date.to_string())])
 }
 
 /// The subject these options give for `report`.
 pub fn subject_for(report: &Report, opts: &MailOptions) -> String {
     match opts.subject.as_deref().map(str::trim) {
-        None | Some("") => default_subject(report.date),
+        None | Some("") => default_subject(report.date, report.language),
         Some(s) if s.contains("{date}") => s.replace("{date}", &report.date.to_string()),
         Some(s) => format!("{s} {}", report.date),
     }

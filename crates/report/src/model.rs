@@ -4,6 +4,8 @@
 //! them. Derived figures (averages, shares) are methods, so the JSON carries only the counts
 //! they come from plus the few a reader of the JSON would otherwise recompute.
 
+use crate::currency::Currency;
+use crate::lang::Language;
 use crate::rows::{ConnectType, QualityAgg, SubStatus};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -21,8 +23,10 @@ pub struct Report {
     pub window_start: DateTime<Utc>,
     pub window_end: DateTime<Utc>,
     pub generated_at: DateTime<Utc>,
-    /// Label of the currency the cents are in (分 of 元 by default).
-    pub currency: String,
+    /// The language the report is rendered in.
+    pub language: Language,
+    /// The currency the cents are in: `{"code": "CNY", "symbol": "¥"}` in the JSON.
+    pub currency: Currency,
     pub totals: Totals,
     pub connect_types: ConnectShare,
     /// 24 entries, local hours 0–23.

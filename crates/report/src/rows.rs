@@ -137,17 +137,6 @@ impl SubStatus {
     pub fn timed_out(self) -> bool {
         matches!(self, Self::ConnectedTimedOut | Self::NeverConnectedTimedOut)
     }
-
-    /// Short English label for tables.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::InProgress => "in progress",
-            Self::ConnectedLeft => "ok",
-            Self::ConnectedTimedOut => "ok, timed out",
-            Self::NeverConnectedLeft => "not connected",
-            Self::NeverConnectedTimedOut => "not connected, timed out",
-        }
-    }
 }
 
 /// The `connect_type` column: how media flowed once the pair connected.

@@ -5,8 +5,9 @@ mod common;
 use common::*;
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use rtcroom_report::{
-    ConnectType, HtmlExport, JsonExport, MailOptions, Report, SessionRow, SubSessionRow, SubStatus,
-    build_message, email_html, email_text, render_charts,
+    Chart, ConnectType, Currency, DayReport, HtmlExport, JsonExport, Language, MailOptions, Report,
+    ReportConfig, SessionRow, SubSessionRow, SubStatus, build_message, email_html, email_text,
+    render_charts,
 };
 
 /// A small day: alice and bob talk P2P, carol reaches dave only through TURN, erin's pair
@@ -55,7 +56,11 @@ fn rows() -> Vec<(SessionRow, SubSessionRow)> {
 }
 
 fn report() -> Report {
-    let mut d = day();
+    report_with(config())
+}
+
+fn report_with(cfg: ReportConfig) -> Report {
+    let mut d = DayReport::new(cfg);
     let rows = rows();
     let mut seen = std::collections::HashSet::new();
     for (owner, s) in &rows {
@@ -105,7 +110,7 @@ fn the_mail_parses_back_with_its_subject_recipients_table_and_png_charts() {
         .parse(&raw)
         .expect("a parseable message");
 
-    assert_eq!(m.subject(), Some("音视频通话统计日报 2026-11-22"));
+    assert_eq!(m.subject(), Some("Daily call report 2026-11-22"));
     let to: Vec<&str> = m
         .to()
         .expect("To")
@@ -203,7 +208,7 @@ fn a_subject_and_sender_can_be_given_and_bad_addresses_are_errors() {
     o.subject = Some("  ".to_owned());
     assert_eq!(
         rtcroom_report::subject_for(&r, &o),
-        "音视频通话统计日报 2026-11-22"
+        "Daily call report 2026-11-22"
     );
 
     o.to = vec![];
@@ -253,7 +258,7 @@ fn the_email_says_how_many_rows_it_left_out() {
     assert!(html.contains("2 are left out of this e-mail"));
     assert!(html.contains("rtcroom report --date 2026-11-22 --out report.html"));
     let text = email_text(&r, "s");
-    assert!(text.contains("CALLS IN DETAIL (2 of 4 pairs, the worst ones)"));
+    assert!(text.contains("Calls in detail (2 of 4 pairs, the worst ones)"));
 }
 
 #[test]
@@ -264,7 +269,7 @@ fn the_html_export_streams_every_row_with_the_charts_inlined() {
         Vec::new(),
         &r,
         &charts,
-        "音视频通话统计日报 2026-11-22",
+        "Daily call report 2026-11-22",
         None,
     )
     .expect("begin");
@@ -289,7 +294,7 @@ fn the_html_export_streams_every_row_with_the_charts_inlined() {
         assert!(html.contains(id), "{id}");
     }
     assert!(!html.contains("<td align=right>5</td>"));
-    assert!(html.contains("<title>音视频通话统计日报 2026-11-22</title>"));
+    assert!(html.contains("<title>Daily call report 2026-11-22</title>"));
     assert!(html.trim_end().ends_with("</html>"));
 }
 
@@ -317,4 +322,229 @@ fn the_json_export_has_the_report_and_every_row() {
     assert_eq!(rows[3]["connect_type"], "");
     assert_eq!(rows[3]["quality"], serde_json::Value::Null);
     assert!(v["report"].get("detail").is_none());
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{2E80}'..='\u{9FFF}' | '\u{AC00}'..='\u{D7AF}' | '\u{F900}'..='\u{FAFF}' | '\u{FF00}'..='\u{FFEF}')
+}
+
+/// The subject, text and HTML of the report's e-mail.
+fn mail_of(r: &Report) -> (String, String, String) {
+    let charts = render_charts(r).expect("charts");
+    let raw = build_message(r, &charts, &options())
+        .expect("message")
+        .formatted();
+    let m = MessageParser::default().parse(&raw).expect("parse");
+    (
+        m.subject().expect("a subject").to_owned(),
+        m.body_text(0).expect("text").into_owned(),
+        m.body_html(0).expect("html").into_owned(),
+    )
+}
+
+#[test]
+fn the_report_is_english_by_default_with_no_chinese_anywhere() {
+    let r = report();
+    assert_eq!(r.language, Language::En);
+    let (subject, text, html) = mail_of(&r);
+    for (part, s) in [("subject", &subject), ("text", &text), ("html", &html)] {
+        let cjk: String = s.chars().filter(|&c| is_cjk(c)).collect();
+        assert!(cjk.is_empty(), "{part} has {cjk:?}");
+    }
+    assert!(html.contains("<html lang=\"en\">"));
+    for heading in [
+        "Calls per hour",
+        "P2P and relay",
+        "Client errors (reportInfo)",
+    ] {
+        assert!(html.contains(heading), "{heading}");
+    }
+    assert!(
+        html.contains("ICE server invalid"),
+        "result meanings in English"
+    );
+}
+
+#[test]
+fn the_chinese_report_has_chinese_labels_only() {
+    let r = report_with(ReportConfig {
+        language: Language::ZhCn,
+        ..config()
+    });
+    let (subject, text, html) = mail_of(&r);
+    assert_eq!(subject, "音视频通话统计日报 2026-11-22");
+    assert!(html.contains("<html lang=\"zh-CN\">"));
+    for heading in [
+        "每小时通话",
+        "直连与中继",
+        "通话质量（接收端）",
+        "浏览器与操作系统",
+        "客户端错误（reportInfo）",
+        "通话明细",
+        "ICE 服务器无效",
+        "没有麦克风",
+    ] {
+        assert!(html.contains(heading), "html: {heading}");
+    }
+    for line in [
+        "概要",
+        "通话（会话）",
+        "中继（TURN）",
+        "通话明细（4 个通话对中的 4 个）",
+    ] {
+        assert!(text.contains(line), "text: {line}\n{text}");
+    }
+    // No English labels and no bilingual "中文 · English" pairs left.
+    for english in [
+        "Calls per hour",
+        "P2P and relay",
+        "Calls in detail",
+        "No calls",
+        " · ",
+        "Participants",
+        "no quality report",
+    ] {
+        assert!(!html.contains(english), "html has {english:?}");
+        assert!(!text.contains(english), "text has {english:?}");
+    }
+}
+
+#[test]
+fn amounts_show_the_currency_symbol_and_two_decimals() {
+    // carol's relayed pair cost 42 hundredths.
+    let (_, text, html) = mail_of(&report());
+    assert!(
+        html.contains("¥0.42") && html.contains("CNY"),
+        "the default is CNY"
+    );
+    assert!(text.contains("Cost               ¥0.42 (CNY)"), "{text}");
+    for (code, symbol, shown) in [
+        ("USD", "", "$0.42"),
+        ("EUR", "", "€0.42"),
+        ("CHF", "", "CHF 0.42"),
+        ("USD", "US$", "US$0.42"),
+    ] {
+        let r = report_with(ReportConfig {
+            currency: Currency::new(code, symbol).expect("a currency"),
+            ..config()
+        });
+        let (_, text, html) = mail_of(&r);
+        assert!(
+            html.contains(shown),
+            "{code} {symbol:?}: html lacks {shown}"
+        );
+        assert!(
+            text.contains(shown),
+            "{code} {symbol:?}: text lacks {shown}"
+        );
+        assert!(!html.contains('¥') && !text.contains('¥'));
+    }
+    let v = serde_json::to_value(report()).expect("json");
+    assert_eq!(
+        v["currency"],
+        serde_json::json!({"code": "CNY", "symbol": "¥"})
+    );
+    assert_eq!(v["language"], "en");
+}
+
+/// The ink of a chart's title: the columns of the first text line from the top that hold a
+/// dark pixel, as (first, last).
+fn title_ink(c: &Chart) -> (u32, u32) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(&c.png));
+    let mut reader = decoder.read_info().expect("a PNG header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("a buffer size")];
+    let info = reader.next_frame(&mut buf).expect("a PNG frame");
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    let dark = |x: u32, y: u32| {
+        let i = ((y * info.width + x) * 3) as usize;
+        buf[i..i + 3].iter().all(|&v| v < 160)
+    };
+    let row_has_ink = |y: u32| (0..info.width).any(|x| dark(x, y));
+    let top = (0..info.height).find(|&y| row_has_ink(y)).expect("ink");
+    let bottom = (top..info.height)
+        .find(|&y| !row_has_ink(y))
+        .expect("a gap under the title");
+    let cols: Vec<u32> = (0..info.width)
+        .filter(|&x| (top..bottom).any(|y| dark(x, y)))
+        .collect();
+    (cols[0], cols[cols.len() - 1])
+}
+
+/// Where a title drawn in `font` at `size` pixels puts ink, from the pen's start, laid out
+/// the way plotters' ab_glyph backend lays out text (advances, kerning, no hinting).
+fn expected_ink(font: &[u8], size: f32, text: &str) -> (i32, i32) {
+    use ab_glyph::{Font, FontRef, ScaleFont};
+    let font = FontRef::try_from_slice(font).expect("a font");
+    let font = font.as_scaled(size);
+    let (mut x, mut prev, mut lo, mut hi) = (0f32, None, i32::MAX, i32::MIN);
+    for c in text.chars() {
+        let id = font.glyph_id(c);
+        assert_ne!(id.0, 0, "{c:?} is in the font");
+        if let Some(p) = prev {
+            x += font.kern(p, id);
+        }
+        prev = Some(id);
+        if let Some(o) = font.outline_glyph(font.scaled_glyph(c)) {
+            let b = o.px_bounds();
+            lo = lo.min(x as i32 + b.min.x as i32);
+            hi = hi.max(x as i32 + b.max.x as i32);
+        }
+        x += font.h_advance(id);
+    }
+    (lo, hi)
+}
+
+/// The charts draw their text with the fonts embedded in the crate, on a machine with or
+/// without fonts of its own: the title's ink is as wide as the title set in the embedded
+/// font, in English and in Chinese. (Boxes for missing glyphs, or a fallback font, would
+/// give another width; no text at all, no ink.)
+#[test]
+fn chart_titles_are_drawn_with_the_embedded_fonts() {
+    let cases: [(Language, &[u8], &str, &str); 4] = [
+        (
+            Language::En,
+            include_bytes!("../assets/DejaVuSans-subset.ttf"),
+            "hourly",
+            "Calls started per hour (UTC)",
+        ),
+        (
+            Language::En,
+            include_bytes!("../assets/DejaVuSans-subset.ttf"),
+            "share",
+            "P2P and relayed calls",
+        ),
+        (
+            Language::ZhCn,
+            include_bytes!("../assets/NotoSansCJKsc-report.otf"),
+            "hourly",
+            "每小时开始的通话（UTC）",
+        ),
+        (
+            Language::ZhCn,
+            include_bytes!("../assets/NotoSansCJKsc-report.otf"),
+            "share",
+            "直连与中继通话",
+        ),
+    ];
+    for (language, font, id, title) in cases {
+        let r = report_with(ReportConfig {
+            language,
+            ..config()
+        });
+        let charts = render_charts(&r).expect("charts");
+        let chart = charts.iter().find(|c| c.id == id).expect("the chart");
+        let (first, last) = title_ink(chart);
+        let (lo, hi) = expected_ink(font, 18.0, title);
+        let (seen, expected) = ((last - first + 1) as i32, hi - lo);
+        assert!(
+            (seen - expected).abs() <= 3,
+            "{language} {id}: the title's ink is {seen} px wide, {title:?} in the embedded font {expected} px"
+        );
+        // Centred on the chart, as plotters centres captions.
+        let middle = (first + last) as i32 / 2;
+        assert!(
+            (middle - 450).abs() <= 12,
+            "{language} {id}: centred at {middle}"
+        );
+    }
 }

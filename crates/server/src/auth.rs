@@ -37,6 +37,19 @@ pub struct AppKey {
     pub secret: String,
 }
 
+/// How an app's members get their identities vouched for (docs/auth.md).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AppMode {
+    /// The public login hands tokens to any page on the app's domains, bound to that domain:
+    /// for anonymous calls, where whoever has the link may join under any name.
+    #[default]
+    Public,
+    /// The public login hands out no tokens; the app's own server mints them (with the app's
+    /// secret, `rtcroom token` or `POST /api/token`), each naming its user.
+    Backend,
+}
+
 /// A registered app.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct App {
@@ -50,6 +63,9 @@ pub struct App {
     /// subdomains and itself).
     #[serde(default)]
     pub domains: Vec<String>,
+    /// `public` (the default) or `backend`.
+    #[serde(default)]
+    pub mode: AppMode,
 }
 
 impl App {
@@ -112,6 +128,10 @@ pub struct Claims {
     #[serde(default)]
     pub iat: u64,
     pub exp: u64,
+    /// **ours**: the host of the page a public login minted the token for; such a token is
+    /// refused from a page of another origin. Absent from tokens minted by app backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dom: Option<String>,
 }
 
 fn mac(secret: &str, signing_input: &str) -> HmacSha256 {
@@ -161,8 +181,15 @@ impl Apps {
         v
     }
 
-    /// Mint a token for `app` (and `uid`), valid from `now` for the configured lifetime.
-    pub fn mint(&self, app: &App, uid: Option<&str>, now: Millis) -> Option<(String, u64)> {
+    /// Mint a token for `app` (and `uid`; bound to pages on `domain` when given), valid from
+    /// `now` for the configured lifetime.
+    pub fn mint(
+        &self,
+        app: &App,
+        uid: Option<&str>,
+        domain: Option<&str>,
+        now: Millis,
+    ) -> Option<(String, u64)> {
         let key = app.all_keys().into_iter().next()?;
         let exp = now.as_secs() + self.token_ttl_secs;
         let claims = Claims {
@@ -170,8 +197,59 @@ impl Apps {
             sub: uid.map(str::to_owned),
             iat: now.as_secs(),
             exp,
+            dom: domain.map(str::to_owned),
         };
         Some((sign(&key, &claims), exp))
+    }
+
+    /// Whether `given` is one of `app`'s secrets (an app backend authenticating itself).
+    pub fn is_secret_of(app: &App, given: &str) -> bool {
+        app.all_keys()
+            .iter()
+            .any(|k| same(k.secret.as_bytes(), given.as_bytes()))
+    }
+
+    /// Whether verified `claims` may be used by a client whose page has origin host
+    /// `origin` (`None`: not a browser page), under the app's mode; why not.
+    pub fn admits(&self, claims: &Claims, origin: Option<&str>) -> Result<(), String> {
+        let Some(app) = self.apps.get(&claims.app) else {
+            return Err(TokenError::UnknownApp(claims.app.clone()).to_string());
+        };
+        if app.mode == AppMode::Backend {
+            if claims.dom.is_some() {
+                return Err(format!(
+                    "the token comes from the public login, which app {} does not use (mode = \"backend\"): get a token from the app's own server",
+                    app.id
+                ));
+            }
+            if claims.sub.is_none() {
+                return Err(format!(
+                    "app {} mints its tokens on its own server (mode = \"backend\"): the token must name the uid (sub)",
+                    app.id
+                ));
+            }
+        }
+        if let Some(host) = origin {
+            if !app.allows_host(host) {
+                return Err(format!(
+                    "the page's origin {host} is not one of app {}'s domains",
+                    app.id
+                ));
+            }
+            if let Some(dom) = &claims.dom
+                && !dom.eq_ignore_ascii_case(host)
+            {
+                return Err(format!(
+                    "the token was handed to a page on {dom}, not {host}: log in from this page"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any app allows pages on `host`.
+    pub fn any_allows_host(&self, host: &str) -> bool {
+        self.apps.values().any(|a| a.allows_host(host))
     }
 
     /// Check a token's form, signature and expiry at `now`.
@@ -216,6 +294,11 @@ impl Apps {
     }
 }
 
+/// Compare without an early exit, so that the time taken does not tell a prefix.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Why an operator request was refused.
 #[derive(Debug)]
 pub struct Denied(StatusCode, &'static str);
@@ -240,14 +323,7 @@ pub fn operator(expected: &str, headers: &HeaderMap) -> Result<(), Denied> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    // Compare without an early exit so that the time taken does not tell a prefix.
-    let same = given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
+    if same(given.as_bytes(), expected.as_bytes()) {
         Ok(())
     } else {
         Err(Denied(
@@ -277,6 +353,7 @@ mod tests {
                     },
                 ],
                 domains: vec!["localhost".into(), "*.example.com".into()],
+                mode: AppMode::Public,
             }],
             3600,
         )
@@ -298,7 +375,9 @@ mod tests {
     fn minted_tokens_verify_until_they_expire() {
         let a = apps();
         let now = Millis::from_secs(1_700_000_000);
-        let (token, exp) = a.mint(a.get("10000").unwrap(), Some("bob"), now).unwrap();
+        let (token, exp) = a
+            .mint(a.get("10000").unwrap(), Some("bob"), None, now)
+            .unwrap();
         assert_eq!(exp, 1_700_003_600);
         assert_eq!(a.verify(&token, now).unwrap().sub.as_deref(), Some("bob"));
         assert_eq!(
@@ -316,6 +395,7 @@ mod tests {
             sub: None,
             iat: 0,
             exp: 4_102_444_800,
+            dom: None,
         };
         let forged = sign(
             &AppKey {
@@ -368,10 +448,11 @@ mod tests {
                 sub: None,
                 iat: 0,
                 exp: 4_102_444_800,
+                dom: None,
             },
         );
         assert!(a.verify(&old, now).is_ok());
-        let (fresh, _) = a.mint(a.get("10000").unwrap(), None, now).unwrap();
+        let (fresh, _) = a.mint(a.get("10000").unwrap(), None, None, now).unwrap();
         assert!(
             fresh.starts_with(&B64.encode(br#"{"alg":"HS256","typ":"JWT","kid":"k2"}"#)),
             "the first key signs"
@@ -384,6 +465,44 @@ mod tests {
             Err(TokenError::Signature("10000".into()))
         );
         assert!(a.verify(&fresh, now).is_ok());
+    }
+
+    #[test]
+    fn a_token_is_admitted_by_its_apps_mode_and_the_pages_origin() {
+        let mut backend = apps().get("10000").unwrap().clone();
+        backend.id = "30000".into();
+        backend.mode = AppMode::Backend;
+        let a = Apps::new(vec![apps().get("10000").unwrap().clone(), backend], 3600);
+        let claims = |app: &str, sub: Option<&str>, dom: Option<&str>| Claims {
+            app: app.into(),
+            sub: sub.map(Into::into),
+            iat: 0,
+            exp: 4_102_444_800,
+            dom: dom.map(Into::into),
+        };
+        let public = claims("10000", None, Some("meet.example.com"));
+        assert_eq!(a.admits(&public, None), Ok(()), "no Origin: not a browser");
+        assert_eq!(a.admits(&public, Some("meet.example.com")), Ok(()));
+        let e = a.admits(&public, Some("other.example.com")).unwrap_err();
+        assert!(e.contains("handed to a page on meet.example.com"), "{e}");
+        let e = a.admits(&public, Some("evil.test")).unwrap_err();
+        assert!(e.contains("not one of app 10000's domains"), "{e}");
+        let anonymous = claims("30000", None, None);
+        assert!(
+            a.admits(&anonymous, None)
+                .unwrap_err()
+                .contains("must name the uid")
+        );
+        let from_login = claims("30000", Some("alice"), Some("localhost"));
+        assert!(
+            a.admits(&from_login, None)
+                .unwrap_err()
+                .contains("public login")
+        );
+        assert_eq!(
+            a.admits(&claims("30000", Some("alice"), None), None),
+            Ok(())
+        );
     }
 
     #[test]

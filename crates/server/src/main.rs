@@ -2,7 +2,7 @@
 //!
 //! The modules, from the bottom of the import graph up (`tests/layering.rs` holds that no
 //! two import each other, directly or around a circle):
-//! `clock`, `auth` and `config` (no feature below them), `ops` (logs, metrics, alerts,
+//! `clock`, `peer` (a request's client address), `auth` and `config` (no feature below them), `ops` (logs, metrics, alerts,
 //! mail, monitor), `signaling` (the hub and the connections), `state` (what HTTP handlers
 //! share), the features `records` and `ice`, `http` (the router), and `commands` (one file
 //! per command, the start and stop order of `serve`).
@@ -14,6 +14,7 @@ mod config;
 mod http;
 mod ice;
 mod ops;
+mod peer;
 mod records;
 mod signaling;
 mod state;

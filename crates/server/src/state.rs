@@ -1,6 +1,6 @@
 //! What the HTTP handlers share: [`AppState`], built once by `serve`.
 //!
-//! It sits low in the import graph (it imports only `auth`, `config` and `signaling`), so
+//! It sits low in the import graph (it imports only `auth`, `peer`, `config` and `signaling`), so
 //! that every feature's handlers (records, reports, the ICE API, login, the operator API)
 //! can take it without importing `http`, and `http` can route to them without a circle.
 
@@ -27,6 +27,8 @@ pub struct AppState {
     pub rtc_config: rtcroom_protocol::SharedJson,
     /// `[server] public_url`.
     pub public_url: Arc<str>,
+    /// `[server] trusted_proxies`.
+    pub trusted_proxies: Arc<crate::peer::TrustedProxies>,
     /// The embedded TURN server, for its counters.
     pub turn: Option<Arc<rtcroom_turn::TurnHandle>>,
     /// Set when shutdown begins: the server is no longer ready.
@@ -41,5 +43,11 @@ impl AppState {
     /// Check an operator request's `Authorization: Bearer <token>` against `[admin] token`.
     pub fn authorize(&self, headers: &HeaderMap) -> Result<(), Denied> {
         crate::auth::operator(&self.admin_token, headers)
+    }
+
+    /// The client's address (`[server] trusted_proxies` decide whether forwarding headers
+    /// count): what records, logs and per-address limits use.
+    pub fn client_ip(&self, peer: std::net::SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
+        crate::peer::client_ip(peer, headers, &self.trusted_proxies)
     }
 }

@@ -24,12 +24,7 @@ domains = ["*.example.com"]
 "#;
 
 fn config_file(server_tag: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!(
-        "rtcroom-auth-{}-{server_tag}.toml",
-        std::process::id()
-    ));
-    std::fs::write(&path, CONFIG).unwrap();
-    path
+    common::config_file(&format!("auth-{server_tag}"), CONFIG)
 }
 
 async fn login(server: &Server, body: Value) -> Value {

@@ -68,3 +68,35 @@ async fn dashboards_and_alerts_name_real_metrics() {
         }
     }
 }
+
+/// The shipped nginx never passes `/metrics` on (docs/operations.md says so), and every
+/// location it proxies tells the room server the client's address, which the room server
+/// believes because the production configuration trusts loopback.
+#[test]
+fn the_shipped_nginx_hides_metrics_and_forwards_client_addresses() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/");
+    let conf = std::fs::read_to_string(format!("{root}nginx/rtcroom.conf")).unwrap();
+    let blocks: Vec<&str> = conf.split("location ").skip(1).collect();
+    let metrics = blocks
+        .iter()
+        .find(|b| b.starts_with("= /metrics"))
+        .expect("a location for /metrics");
+    let body = metrics.split('}').next().unwrap();
+    assert!(
+        body.contains("deny all;") && !body.contains("proxy_pass"),
+        "{body}"
+    );
+    for b in blocks.iter().filter(|b| b.contains("proxy_pass")) {
+        let body = b.split('}').next().unwrap();
+        assert!(
+            body.contains("proxy_set_header X-Forwarded-For $remote_addr;"),
+            "{body}"
+        );
+    }
+    let prod = std::fs::read_to_string(format!("{root}rtcroom.production.toml")).unwrap();
+    assert!(
+        prod.lines()
+            .any(|l| l.starts_with("trusted_proxies = [\"127.0.0.1\"")),
+        "the production configuration trusts the local nginx"
+    );
+}

@@ -71,11 +71,14 @@ async fn a_real_call_is_in_the_mailed_report() {
     })
     .await;
 
-    // By hand, as an operator would: the same data directory and database.
+    // By hand, as an operator would: the same data directory and database; in Chinese, with
+    // amounts in euros.
     let today = chrono::Utc::now().date_naive();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rtcroom"))
         .args(["report", "--send", "--date", &today.to_string()])
         .env("RTCROOM_SERVER_DATA_DIR", &server.data_dir)
+        .env("RTCROOM_REPORT_LANGUAGE", "zh-CN")
+        .env("RTCROOM_REPORT_CURRENCY", "EUR")
         .env("RTCROOM_SMTP_URL", sink.url())
         .env("RTCROOM_SMTP_FROM", "rtcroom <report@example.com>")
         .env(
@@ -101,6 +104,9 @@ async fn a_real_call_is_in_the_mailed_report() {
     let to: Vec<&str> = m.to().unwrap().iter().filter_map(|a| a.address()).collect();
     assert_eq!(to, ["ops@example.com", "boss@example.org"]);
     let html = m.body_html(0).expect("an HTML part");
+    assert!(html.contains("<html lang=\"zh-CN\">") && html.contains("通话明细"));
+    // Two relayed pairs of a minute or less: a few cents, shown in euros.
+    assert!(html.contains("€0.0") && html.contains("EUR"), "{html}");
     let row = html
         .split("<tr")
         .find(|r| r.contains("<td>alice") && r.contains("<td>bob"))
@@ -165,9 +171,15 @@ async fn the_schedule_sends_a_missed_day_once_across_restarts() {
     let yesterday = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
     let m = sink.messages();
     let mail = MessageParser::default().parse(m[0].as_bytes()).unwrap();
+    // English unless configured otherwise.
     assert_eq!(
         mail.subject(),
-        Some(format!("音视频通话统计日报 {yesterday}").as_str())
+        Some(format!("Daily call report {yesterday}").as_str())
+    );
+    let html = mail.body_html(0).expect("an HTML part");
+    assert!(
+        html.contains("<html lang=\"en\">") && html.contains("No calls on this day."),
+        "{html}"
     );
     let (_, metrics) = http("GET", &format!("http://{}/metrics", first.addr), None, None).await;
     assert!(metrics.contains("rtcroom_report_runs_total 1"), "{metrics}");
@@ -184,4 +196,52 @@ async fn the_schedule_sends_a_missed_day_once_across_restarts() {
     assert_eq!(sink.messages().len(), 1, "a day's report is sent once");
     drop(second);
     let _ = std::fs::remove_dir_all(data_dir);
+}
+
+/// An unknown report language or a currency that is not an ISO code is refused by the
+/// configuration's validation, so by `check-config` and by `serve` alike, with what to write.
+#[test]
+fn an_unknown_language_or_currency_is_refused_with_the_allowed_values() {
+    let run = |command: &str, key: &str, value: &str| {
+        let dir = std::env::temp_dir().join(format!(
+            "rtcroom-report-lang-{}-{command}-{value}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rtcroom"))
+            .arg(command)
+            .current_dir(&dir)
+            .env("RTCROOM_SERVER_LISTEN", "127.0.0.1:0")
+            .env("RTCROOM_TURN_ENABLED", "false")
+            .env("RTCROOM_DATABASE_URL", "off")
+            .env(key, value)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().expect("a status").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{command} accepted {key}={value} and kept running");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().expect("its output");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!out.status.success(), "{command} accepted {key}={value}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for command in ["check-config", "serve"] {
+        let err = run(command, "RTCROOM_REPORT_LANGUAGE", "fr");
+        assert!(
+            err.contains("[report] language") && err.contains("\"en\", \"zh-CN\""),
+            "{command}: {err}"
+        );
+        let err = run(command, "RTCROOM_REPORT_CURRENCY", "rmb");
+        assert!(
+            err.contains("[report] currency \"rmb\"") && err.contains("ISO 4217"),
+            "{command}: {err}"
+        );
+    }
 }

@@ -8,33 +8,16 @@
 mod common;
 
 use common::{Server, http};
-use std::collections::HashMap;
+#[path = "../../turn/tests/support/mod.rs"]
+mod turn_client;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use stun::agent::TransactionId;
-use stun::attributes::{ATTR_NONCE, ATTR_REALM, ATTR_USERNAME};
-use stun::error_code::ErrorCodeAttribute;
-use stun::integrity::MessageIntegrity;
-use stun::message::{
-    CLASS_INDICATION, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE, Getter, METHOD_ALLOCATE,
-    METHOD_CREATE_PERMISSION, METHOD_SEND, Message, MessageClass, MessageType, Method, Setter,
-};
-use stun::textattrs::TextAttribute;
+use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
-use turn::proto::data::Data;
-use turn::proto::peeraddr::PeerAddress;
-use turn::proto::reqtrans::RequestedTransport;
+use turn_client::{Client, WAIT, now_ms, ok};
 
 const SECRET: &str = "turn-limits-secret";
-const WAIT: Duration = Duration::from_secs(5);
-
-fn now_ms() -> u64 {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    u64::try_from(d.as_millis()).expect("fits")
-}
 
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
@@ -125,169 +108,15 @@ fn a_credential_ttl_beyond_the_turn_lifetime_is_refused_at_start() {
     assert!(ok, "{err}");
 }
 
-/// A response: its class and error code (0 for success).
-struct Response {
-    class: MessageClass,
-    code: u16,
-}
-
-/// A TURN client over one UDP socket, with a REST credential for `uid`.
-struct Client {
-    socket: UdpSocket,
-    server: SocketAddr,
-    username: String,
-    password: String,
-    challenge: Option<(String, String)>,
-}
-
-impl Client {
-    async fn new(server: SocketAddr, uid: &str, ttl_secs: u64) -> Self {
-        let cred = rtcroom_ice::mint(SECRET.as_bytes(), uid, now_ms(), ttl_secs);
-        Self {
-            socket: UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap(),
-            server,
-            username: cred.username,
-            password: cred.credential,
-            challenge: None,
-        }
-    }
-
-    fn build(&self, method: Method, attrs: &[Box<dyn Setter>]) -> Message {
-        let mut m = Message::new();
-        let setters: Vec<Box<dyn Setter>> = vec![
-            Box::new(TransactionId::new()),
-            Box::new(MessageType::new(method, CLASS_REQUEST)),
-        ];
-        m.build(&setters).expect("header");
-        for a in attrs {
-            a.add_to(&mut m).expect("attribute");
-        }
-        if let Some((realm, nonce)) = &self.challenge {
-            let auth: Vec<Box<dyn Setter>> = vec![
-                Box::new(TextAttribute::new(ATTR_USERNAME, self.username.clone())),
-                Box::new(TextAttribute::new(ATTR_REALM, realm.clone())),
-                Box::new(TextAttribute::new(ATTR_NONCE, nonce.clone())),
-                Box::new(MessageIntegrity::new_long_term_integrity(
-                    self.username.clone(),
-                    realm.clone(),
-                    self.password.clone(),
-                )),
-            ];
-            for s in &auth {
-                s.add_to(&mut m).expect("auth attribute");
-            }
-        }
-        m
-    }
-
-    /// Send `msg`, wait for its response (skipping anything else).
-    async fn exchange(&self, msg: &Message) -> (Response, Message) {
-        self.socket.send_to(&msg.raw, self.server).await.unwrap();
-        let mut buf = vec![0u8; 2048];
-        loop {
-            let (n, _) = tokio::time::timeout(WAIT, self.socket.recv_from(&mut buf))
-                .await
-                .expect("an answer from the TURN server")
-                .unwrap();
-            let mut m = Message::new();
-            if m.unmarshal_binary(&buf[..n]).is_err() || m.transaction_id != msg.transaction_id {
-                continue;
-            }
-            let mut e = ErrorCodeAttribute::default();
-            let code = if e.get_from(&m).is_ok() { e.code.0 } else { 0 };
-            return (
-                Response {
-                    class: m.typ.class,
-                    code,
-                },
-                m,
-            );
-        }
-    }
-
-    /// A signed request; a 401/438 challenge with a new nonce is answered by signing again.
-    async fn request(&mut self, method: Method, attrs: Vec<Box<dyn Setter>>) -> Response {
-        for _ in 0..3 {
-            let (resp, msg) = self.exchange(&self.build(method, &attrs)).await;
-            let challenged = resp.code == 401 || resp.code == 438;
-            let nonce = TextAttribute::get_from_as(&msg, ATTR_NONCE);
-            let realm = TextAttribute::get_from_as(&msg, ATTR_REALM);
-            match (challenged, nonce, realm) {
-                (true, Ok(n), Ok(r))
-                    if self.challenge.as_ref() != Some(&(r.text.clone(), n.text.clone())) =>
-                {
-                    self.challenge = Some((r.text, n.text));
-                }
-                _ => return resp,
-            }
-        }
-        panic!("challenged again and again");
-    }
-
-    async fn allocate(&mut self) -> Response {
-        let udp = RequestedTransport {
-            protocol: turn::proto::PROTO_UDP,
-        };
-        self.request(METHOD_ALLOCATE, vec![Box::new(udp)]).await
-    }
-
-    async fn permit(&mut self, peer: SocketAddr) -> Response {
-        let peer = PeerAddress {
-            ip: peer.ip(),
-            port: peer.port(),
-        };
-        self.request(METHOD_CREATE_PERMISSION, vec![Box::new(peer)])
-            .await
-    }
-
-    /// A Send indication: `data` to `peer` through the allocation.
-    async fn send(&self, peer: SocketAddr, data: &[u8]) {
-        let mut m = Message::new();
-        let setters: Vec<Box<dyn Setter>> = vec![
-            Box::new(TransactionId::new()),
-            Box::new(MessageType::new(METHOD_SEND, CLASS_INDICATION)),
-            Box::new(PeerAddress {
-                ip: peer.ip(),
-                port: peer.port(),
-            }),
-            Box::new(Data(data.to_vec())),
-        ];
-        m.build(&setters).expect("indication");
-        self.socket.send_to(&m.raw, self.server).await.unwrap();
-    }
-}
-
-fn ok(resp: &Response) -> bool {
-    resp.class == CLASS_SUCCESS_RESPONSE
-}
-
 async fn readyz(server: &Server) -> (u16, String) {
     http("GET", &format!("http://{}/readyz", server.addr), None, None).await
-}
-
-async fn scrape(server: &Server) -> HashMap<String, f64> {
-    let (status, text) = http(
-        "GET",
-        &format!("http://{}/metrics", server.addr),
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
 }
 
 /// The metric `name` once `pred` holds for it (bounded wait), or the last value seen.
 async fn metric_when(server: &Server, name: &str, pred: impl Fn(f64) -> bool) -> f64 {
     let deadline = Instant::now() + WAIT;
     loop {
-        let m = scrape(server).await;
+        let m = server.metrics().await;
         let v = *m
             .get(name)
             .unwrap_or_else(|| panic!("{name} missing from /metrics"));
@@ -313,7 +142,7 @@ async fn a_full_relay_is_not_ready_and_the_limit_counters_move() {
     ]);
     let turn: SocketAddr = listen.parse().unwrap();
 
-    let before = scrape(&server).await;
+    let before = server.metrics().await;
     for name in [
         "rtcroom_turn_permissions_refused",
         "rtcroom_turn_allocations_refused_user_quota",
@@ -334,7 +163,7 @@ async fn a_full_relay_is_not_ready_and_the_limit_counters_move() {
     }
 
     // A credential minted for longer than the server allows: 401, counted.
-    let mut greedy = Client::new(turn, "greedy", 7200).await;
+    let mut greedy = Client::new(turn, SECRET, "greedy", 7200).await;
     assert_eq!(greedy.allocate().await.code, 401);
     assert_eq!(
         metric_when(&server, "rtcroom_turn_credentials_too_long", |v| v >= 1.0).await,
@@ -342,13 +171,13 @@ async fn a_full_relay_is_not_ready_and_the_limit_counters_move() {
     );
 
     // One allocation of two: still ready.
-    let mut alice = Client::new(turn, "alice", 600).await;
+    let mut alice = Client::new(turn, SECRET, "alice", 600).await;
     let resp = alice.allocate().await;
     assert!(ok(&resp), "alice's allocate: {}", resp.code);
     assert_eq!(readyz(&server).await, (200, "ready\n".to_owned()));
 
     // alice's second allocation (another socket, same uid) is over her quota of one.
-    let mut alice2 = Client::new(turn, "alice", 600).await;
+    let mut alice2 = Client::new(turn, SECRET, "alice", 600).await;
     assert_eq!(alice2.allocate().await.code, 486);
     assert_eq!(
         metric_when(
@@ -387,7 +216,7 @@ async fn a_full_relay_is_not_ready_and_the_limit_counters_move() {
     assert!(dropped_bytes >= 500.0 * dropped, "{dropped_bytes} bytes");
 
     // bob takes the second allocation: the relay is full and /readyz says so.
-    let mut bob = Client::new(turn, "bob", 600).await;
+    let mut bob = Client::new(turn, SECRET, "bob", 600).await;
     let resp = bob.allocate().await;
     assert!(ok(&resp), "bob's allocate: {}", resp.code);
     let (status, body) = readyz(&server).await;

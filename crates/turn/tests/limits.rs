@@ -3,37 +3,18 @@
 //! refused peers get 403, the per-user quota 486, over-long credentials 401, and relayed
 //! traffic beyond the per-allocation bandwidth is dropped and counted.
 
+mod support;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rtcroom_turn::{PeerFilter, PortRange, TurnConfig, TurnHandle, TurnServer};
-use stun::agent::TransactionId;
-use stun::attributes::{ATTR_DATA, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME};
-use stun::error_code::ErrorCodeAttribute;
-use stun::integrity::MessageIntegrity;
-use stun::message::{
-    CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE, Getter,
-    METHOD_ALLOCATE, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_DATA, METHOD_REFRESH,
-    METHOD_SEND, Message, MessageClass, MessageType, Method, Setter,
-};
-use stun::textattrs::TextAttribute;
+use stun::message::{CLASS_ERROR_RESPONSE, METHOD_REFRESH};
+use support::{Client, ok, relayed_address};
 use tokio::net::UdpSocket;
-use turn::proto::channum::ChannelNumber;
-use turn::proto::data::Data;
 use turn::proto::lifetime::Lifetime;
-use turn::proto::peeraddr::PeerAddress;
-use turn::proto::relayaddr::RelayedAddress;
-use turn::proto::reqtrans::RequestedTransport;
 
 const SECRET: &str = "limits-secret";
-const WAIT: Duration = Duration::from_secs(5);
-
-fn now_ms() -> u64 {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    u64::try_from(d.as_millis()).expect("fits")
-}
 
 /// A server on 127.0.0.1 with its own relay ports, so tests running at once never compete.
 fn config(relay_ports: (u16, u16)) -> TurnConfig {
@@ -48,188 +29,9 @@ async fn start(cfg: TurnConfig) -> TurnHandle {
     TurnServer::start(cfg).await.expect("server starts")
 }
 
-/// A response: its class, error code (0 for success) and the message.
-struct Response {
-    class: MessageClass,
-    code: u16,
-    msg: Message,
-}
-
-/// A TURN client over one UDP socket, with a REST credential.
-struct Client {
-    socket: UdpSocket,
-    server: SocketAddr,
-    username: String,
-    password: String,
-    /// `(realm, nonce)` of the last challenge.
-    challenge: Option<(String, String)>,
-}
-
-impl Client {
-    async fn new(server: &TurnHandle, uid: &str, ttl_secs: u64) -> Self {
-        let cred = rtcroom_ice::mint(SECRET.as_bytes(), uid, now_ms(), ttl_secs);
-        Self {
-            socket: UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-                .await
-                .expect("client socket"),
-            server: server.local_addr(),
-            username: cred.username,
-            password: cred.credential,
-            challenge: None,
-        }
-    }
-
-    fn key(&self) -> MessageIntegrity {
-        let realm = self.challenge.as_ref().map_or("", |(r, _)| r.as_str());
-        MessageIntegrity::new_long_term_integrity(
-            self.username.clone(),
-            realm.to_owned(),
-            self.password.clone(),
-        )
-    }
-
-    async fn exchange(&self, msg: &Message) -> Response {
-        self.socket
-            .send_to(&msg.raw, self.server)
-            .await
-            .expect("sent");
-        let mut buf = vec![0u8; 2048];
-        loop {
-            let (n, _) = tokio::time::timeout(WAIT, self.socket.recv_from(&mut buf))
-                .await
-                .expect("an answer")
-                .expect("received");
-            let mut m = Message::new();
-            if m.unmarshal_binary(&buf[..n]).is_err() || m.transaction_id != msg.transaction_id {
-                continue; // a Data indication or ChannelData
-            }
-            let mut e = ErrorCodeAttribute::default();
-            let code = if e.get_from(&m).is_ok() { e.code.0 } else { 0 };
-            return Response {
-                class: m.typ.class,
-                code,
-                msg: m,
-            };
-        }
-    }
-
-    /// A request with `attrs`, signed; answers a 401/438 challenge once by signing again.
-    async fn request(&mut self, method: Method, attrs: Vec<Box<dyn Setter>>) -> Response {
-        let build = |me: &Self, attrs: &[Box<dyn Setter>]| {
-            let mut m = Message::new();
-            let mut setters: Vec<Box<dyn Setter>> = vec![
-                Box::new(TransactionId::new()),
-                Box::new(MessageType::new(method, CLASS_REQUEST)),
-            ];
-            m.build(&setters).expect("header");
-            for a in attrs {
-                a.add_to(&mut m).expect("attribute");
-            }
-            if let Some((realm, nonce)) = &me.challenge {
-                setters = vec![
-                    Box::new(TextAttribute::new(ATTR_USERNAME, me.username.clone())),
-                    Box::new(TextAttribute::new(ATTR_REALM, realm.clone())),
-                    Box::new(TextAttribute::new(ATTR_NONCE, nonce.clone())),
-                    Box::new(me.key()),
-                ];
-                for s in &setters {
-                    s.add_to(&mut m).expect("auth attribute");
-                }
-            }
-            m
-        };
-        for _ in 0..3 {
-            let resp = self.exchange(&build(self, &attrs)).await;
-            let challenged = resp.code == 401 || resp.code == 438;
-            let nonce = TextAttribute::get_from_as(&resp.msg, ATTR_NONCE);
-            let realm = TextAttribute::get_from_as(&resp.msg, ATTR_REALM);
-            match (challenged, nonce, realm) {
-                (true, Ok(n), Ok(r))
-                    if self.challenge.as_ref() != Some(&(r.text.clone(), n.text.clone())) =>
-                {
-                    self.challenge = Some((r.text, n.text));
-                }
-                _ => return resp,
-            }
-        }
-        panic!("challenged again and again");
-    }
-
-    async fn allocate(&mut self) -> Response {
-        let udp = RequestedTransport {
-            protocol: turn::proto::PROTO_UDP,
-        };
-        self.request(METHOD_ALLOCATE, vec![Box::new(udp)]).await
-    }
-
-    async fn permit(&mut self, peer: SocketAddr) -> Response {
-        let peer = PeerAddress {
-            ip: peer.ip(),
-            port: peer.port(),
-        };
-        self.request(METHOD_CREATE_PERMISSION, vec![Box::new(peer)])
-            .await
-    }
-
-    async fn bind_channel(&mut self, number: u16, peer: SocketAddr) -> Response {
-        let peer = PeerAddress {
-            ip: peer.ip(),
-            port: peer.port(),
-        };
-        self.request(
-            METHOD_CHANNEL_BIND,
-            vec![Box::new(ChannelNumber(number)), Box::new(peer)],
-        )
-        .await
-    }
-
-    /// A Send indication: `data` to `peer`, through the allocation.
-    async fn send(&self, peer: SocketAddr, data: &[u8]) {
-        let mut m = Message::new();
-        let setters: Vec<Box<dyn Setter>> = vec![
-            Box::new(TransactionId::new()),
-            Box::new(MessageType::new(METHOD_SEND, CLASS_INDICATION)),
-            Box::new(PeerAddress {
-                ip: peer.ip(),
-                port: peer.port(),
-            }),
-            Box::new(Data(data.to_vec())),
-        ];
-        m.build(&setters).expect("indication");
-        self.socket
-            .send_to(&m.raw, self.server)
-            .await
-            .expect("sent");
-    }
-
-    /// Data indications received until none comes for a second: their count.
-    async fn drain_data(&self) -> usize {
-        let mut buf = vec![0u8; 2048];
-        let mut count = 0;
-        while let Ok(r) =
-            tokio::time::timeout(Duration::from_secs(1), self.socket.recv_from(&mut buf)).await
-        {
-            let (n, _) = r.expect("received");
-            let mut m = Message::new();
-            if m.unmarshal_binary(&buf[..n]).is_ok()
-                && m.typ == MessageType::new(METHOD_DATA, CLASS_INDICATION)
-                && m.contains(ATTR_DATA)
-            {
-                count += 1;
-            }
-        }
-        count
-    }
-}
-
-fn ok(resp: &Response) -> bool {
-    resp.class == CLASS_SUCCESS_RESPONSE
-}
-
-fn relayed_address(resp: &Response) -> SocketAddr {
-    let mut a = RelayedAddress::default();
-    a.get_from(&resp.msg).expect("XOR-RELAYED-ADDRESS");
-    SocketAddr::new(a.ip, a.port)
+/// A client of `server` for `uid`, with a credential from the test's secret.
+async fn client(server: &TurnHandle, uid: &str, ttl_secs: u64) -> Client {
+    Client::new(server.local_addr(), SECRET, uid, ttl_secs).await
 }
 
 /// Datagrams a socket receives until none comes for a second: their count.
@@ -251,7 +53,7 @@ async fn permissions_and_channels_to_refused_peers_get_403() {
     let mut cfg = config((42000, 42099));
     cfg.public_ip = Some(IpAddr::from([203, 0, 113, 7]));
     let server = start(cfg).await;
-    let mut client = Client::new(&server, "mallory", 600).await;
+    let mut client = client(&server, "mallory", 600).await;
     let resp = client.allocate().await;
     assert!(ok(&resp), "code {}", resp.code);
     let relay = relayed_address(&resp);
@@ -313,7 +115,7 @@ async fn allocations_beyond_the_user_quota_get_486() {
     // Three credentials of one uid (different expiries), from three client addresses.
     let mut mallory = Vec::new();
     for ttl in [600, 700, 800] {
-        mallory.push(Client::new(&server, "mallory", ttl).await);
+        mallory.push(client(&server, "mallory", ttl).await);
     }
     assert!(ok(&mallory[0].allocate().await));
     assert!(ok(&mallory[1].allocate().await));
@@ -326,7 +128,7 @@ async fn allocations_beyond_the_user_quota_get_486() {
 
     // Another user is not held back by mallory's quota; the third live allocation fills the
     // server.
-    let mut trent = Client::new(&server, "trent", 600).await;
+    let mut trent = client(&server, "trent", 600).await;
     assert!(ok(&trent.allocate().await));
     assert_eq!(server.allocations(), 3);
     assert!(server.is_full());
@@ -351,7 +153,7 @@ async fn allocations_beyond_the_user_quota_get_486() {
 async fn credentials_beyond_the_maximum_lifetime_get_401() {
     // The default maximum: one day.
     let server = start(config((42200, 42299))).await;
-    let mut long = Client::new(&server, "mallory", 86_400 + 3_600).await;
+    let mut long = client(&server, "mallory", 86_400 + 3_600).await;
     let resp = long.allocate().await;
     assert_eq!((resp.class, resp.code), (CLASS_ERROR_RESPONSE, 401));
     let c = server.counters();
@@ -362,16 +164,16 @@ async fn credentials_beyond_the_maximum_lifetime_get_401() {
     );
 
     // A day exactly is accepted.
-    let mut day = Client::new(&server, "alice", 86_400).await;
+    let mut day = client(&server, "alice", 86_400).await;
     assert!(ok(&day.allocate().await));
 
     // A lower maximum refuses what the default accepts.
     let mut cfg = config((42300, 42399));
     cfg.max_credential_lifetime_secs = 3_600;
     let strict = start(cfg).await;
-    let mut day = Client::new(&strict, "alice", 86_400).await;
+    let mut day = client(&strict, "alice", 86_400).await;
     assert_eq!(day.allocate().await.code, 401);
-    let mut hour = Client::new(&strict, "alice", 3_000).await;
+    let mut hour = client(&strict, "alice", 3_000).await;
     assert!(ok(&hour.allocate().await));
     assert_eq!(strict.counters().credentials_too_long, 1);
 
@@ -392,7 +194,7 @@ async fn relayed_traffic_beyond_the_allocation_bandwidth_is_dropped_and_counted(
         .await
         .expect("peer socket");
     let peer_addr = peer.local_addr().expect("peer addr");
-    let mut client = Client::new(&server, "alice", 600).await;
+    let mut client = client(&server, "alice", 600).await;
     let resp = client.allocate().await;
     assert!(ok(&resp));
     let relay = relayed_address(&resp);

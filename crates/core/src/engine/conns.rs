@@ -45,14 +45,7 @@ impl<E: Entropy> Engine<E> {
                 // Dropped without a close frame: keep the place until the heartbeat timeout,
                 // so that a reconnect with the same uid resumes.
                 if let Some(seat) = self.seat_of(room, conn) {
-                    let (room, m) = (self.room(seat), self.member(seat));
-                    let event = Event::Detached {
-                        app_id: room.app_id.clone(),
-                        room_id: room.room_id.key().to_owned(),
-                        uid: m.uid.key().to_owned(),
-                        session_id: m.session_id,
-                    };
-                    self.out.push_back(Effect::Event(event));
+                    self.detached(seat);
                 }
             }
             _ => {
@@ -63,6 +56,18 @@ impl<E: Entropy> Engine<E> {
 
     /// Ask the shell to close a connection (once); a connection whose socket is already gone
     /// is forgotten instead.
+    /// Tells the shell that the member in `seat` lost its connection and keeps its place.
+    pub(super) fn detached(&mut self, seat: Seat) {
+        let (room, m) = (self.room(seat), self.member(seat));
+        let event = Event::Detached {
+            app_id: room.app_id.clone(),
+            room_id: room.room_id.key().to_owned(),
+            uid: m.uid.key().to_owned(),
+            session_id: m.session_id,
+        };
+        self.out.push_back(Effect::Event(event));
+    }
+
     pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason) {
         if let Some(c) = self.conns.get_mut(&conn) {
             if !c.live {

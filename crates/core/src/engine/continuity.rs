@@ -9,7 +9,7 @@
 use super::state::{Conn, Member, Membership, Room, RoomKey, RoomNo, Sub, TokenState};
 use super::{ConnId, Engine};
 use crate::Millis;
-use crate::effect::{CloseReason, Effect, Event};
+use crate::effect::{CloseReason, Effect};
 use crate::ids::Entropy;
 use rtcroom_protocol::{ConnectType, Ident, ResumeKey};
 use std::collections::HashSet;
@@ -175,14 +175,7 @@ impl<E: Entropy> Engine<E> {
                 conn,
                 reason: CloseReason::ServiceRestart,
             });
-            let (room, m) = (self.room(seat), self.member(seat));
-            let event = Event::Detached {
-                app_id: room.app_id.clone(),
-                room_id: room.room_id.key().to_owned(),
-                uid: m.uid.key().to_owned(),
-                session_id: m.session_id,
-            };
-            self.out.push_back(Effect::Event(event));
+            self.detached(seat);
         }
     }
 

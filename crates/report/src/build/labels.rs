@@ -4,26 +4,10 @@
 use crate::model::{LabelCount, LabelCounts};
 use std::collections::HashMap;
 
-/// What the protocol's result codes mean (`docs/protocol.md`).
+/// What the protocol's result codes mean (`docs/protocol.md`), in English: the `meaning` of
+/// the JSON export. The rendered report takes the meanings of its language.
 pub fn result_meaning(code: i64) -> &'static str {
-    match code {
-        0 => "ok",
-        1 => "room is full",
-        2 => "uid not found in the room",
-        3 => "message could not be parsed",
-        4 => "websocket broken",
-        5 => "room not found",
-        6 => "remote uid not found",
-        7 => "cannot connect to room server",
-        8 => "no ICE server has bandwidth left",
-        9 => "ICE server invalid",
-        10 => "no microphone",
-        11 => "client exception",
-        12 => "token missing, invalid or expired",
-        13 => "not allowed",
-        14 => "rate limited",
-        _ => "",
-    }
+    crate::fmt::result_meaning(code, crate::lang::Language::En.texts())
 }
 
 /// The family of a browser string: what comes before the version (`chrome58.0` → `chrome`,
@@ -34,10 +18,13 @@ pub(super) fn browser_family(b: &str) -> &str {
     label(b[..cut].trim_end_matches(|c: char| c.is_whitespace() || "/-_.".contains(c)))
 }
 
+/// The label of a browser or OS the client did not name (the renderers translate it).
+pub(crate) const UNKNOWN_LABEL: &str = "(unknown)";
+
 pub(super) fn label(s: &str) -> &str {
     let s = s.trim();
     if s.is_empty() {
-        "(unknown)"
+        UNKNOWN_LABEL
     } else {
         truncate(s, 64)
     }

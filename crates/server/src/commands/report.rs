@@ -46,7 +46,7 @@ async fn report(cfg: Config, opts: Options) -> anyhow::Result<()> {
         }
         (None, false) if !opts.send => {
             let subject = if cfg.report.subject.is_empty() {
-                rtcroom_report::default_subject(date)
+                rtcroom_report::default_subject(date, report.language)
             } else {
                 cfg.report.subject.replace("{date}", &date.to_string())
             };

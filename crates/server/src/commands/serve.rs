@@ -211,6 +211,10 @@ fn app_state(
         apps,
         rtc_config: rtcroom_protocol::SharedJson::rtc_config(&cfg.rtc_config()),
         public_url: cfg.server.public_url.as_str().into(),
+        trusted_proxies: Arc::new(
+            crate::peer::TrustedProxies::parse(&cfg.server.trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("[server] trusted_proxies: {e}"))?,
+        ),
         draining: draining.clone(),
         turn: turn.map(|t| t.handle.clone()),
         ice_register_secret: cfg.ice.register_secret.as_str().into(),

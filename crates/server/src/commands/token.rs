@@ -11,8 +11,11 @@ pub fn run(app: &str, uid: Option<&str>, config: Option<PathBuf>) -> anyhow::Res
     let found = apps
         .get(app)
         .with_context(|| format!("no app {app}: see `rtcroom apps list`"))?;
+    if found.mode == crate::auth::AppMode::Backend && uid.is_none() {
+        anyhow::bail!("app {app} is in backend mode: its tokens must name the user; give --uid");
+    }
     let (token, _) = apps
-        .mint(found, uid, crate::clock::now())
+        .mint(found, uid, None, crate::clock::now())
         .with_context(|| format!("app {app} has no key"))?;
     println!("{token}");
     Ok(())

@@ -126,6 +126,8 @@ impl Config {
         if self.auth.token_ttl_secs <= self.auth.token_prompt_secs {
             bail!("[auth] token_ttl_secs must be longer than token_prompt_secs");
         }
+        crate::peer::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("[server] trusted_proxies: {e}"))?;
         for app in &self.apps {
             if app.id.is_empty() {
                 bail!("an [[apps]] entry has an empty id");
@@ -145,6 +147,7 @@ impl Config {
         }
         self.turn.validate(&self.ice)?;
         self.database.validate()?;
+        self.report.validate_presentation()?;
         Ok(())
     }
 
@@ -233,6 +236,7 @@ impl Config {
             secret: Some(secret),
             keys: Vec::new(),
             domains: vec!["localhost".into(), "127.0.0.1".into()],
+            mode: crate::auth::AppMode::Public,
         }])
     }
 }

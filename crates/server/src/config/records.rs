@@ -4,6 +4,7 @@
 use anyhow::Context;
 use chrono::NaiveTime;
 use chrono_tz::Tz;
+use rtcroom_report::{Currency, Language};
 use serde::Deserialize;
 use std::path::Path as FsPath;
 
@@ -79,10 +80,18 @@ pub struct ReportSection {
     pub timezone: String,
     /// Who gets the report.
     pub recipients: Vec<String>,
-    /// The subject; `{date}` becomes the day. Empty: `音视频通话统计日报 YYYY-MM-DD`.
+    /// The subject; `{date}` becomes the day. Empty: `Daily call report YYYY-MM-DD`, in the
+    /// report's language.
     pub subject: String,
     /// Rows in the e-mail's detail table (the worst when there are more).
     pub max_detail_rows: usize,
+    /// The language of the report: `en` or `zh-CN`.
+    pub language: String,
+    /// The ISO 4217 code of the currency the `[billing]` prices are hundredths of.
+    pub currency: String,
+    /// The symbol shown before amounts; empty: the usual one of the code (`¥`, `$`, `€`, `£`,
+    /// `₹`), or the code itself.
+    pub currency_symbol: String,
 }
 
 impl Default for ReportSection {
@@ -94,6 +103,9 @@ impl Default for ReportSection {
             recipients: Vec::new(),
             subject: String::new(),
             max_detail_rows: 150,
+            language: "en".into(),
+            currency: "CNY".into(),
+            currency_symbol: String::new(),
         }
     }
 }
@@ -108,6 +120,26 @@ impl ReportSection {
         })
     }
 
+    /// The language of the report, or an error that lists the allowed codes.
+    pub fn language(&self) -> anyhow::Result<Language> {
+        self.language
+            .parse()
+            .map_err(|e| anyhow::anyhow!("[report] language: {e}"))
+    }
+
+    pub fn currency(&self) -> anyhow::Result<Currency> {
+        Currency::new(&self.currency, &self.currency_symbol)
+            .map_err(|e| anyhow::anyhow!("[report] {e}"))
+    }
+
+    /// How the report is presented: its language and currency. Part of the configuration's
+    /// validation, so `serve` and `check-config` refuse the same mistakes.
+    pub fn validate_presentation(&self) -> anyhow::Result<()> {
+        self.language()?;
+        self.currency()?;
+        Ok(())
+    }
+
     pub fn at(&self) -> anyhow::Result<NaiveTime> {
         NaiveTime::parse_from_str(&self.time, "%H:%M")
             .with_context(|| format!("[report] time {:?} must be HH:MM", self.time))
@@ -116,7 +148,30 @@ impl ReportSection {
 
 #[cfg(test)]
 mod tests {
-    use super::DatabaseSection;
+    use super::{DatabaseSection, ReportSection};
+
+    #[test]
+    fn the_report_language_and_currency_are_checked_with_the_allowed_values() {
+        let r = |language: &str, currency: &str, symbol: &str| ReportSection {
+            language: language.into(),
+            currency: currency.into(),
+            currency_symbol: symbol.into(),
+            ..ReportSection::default()
+        };
+        assert!(ReportSection::default().validate_presentation().is_ok());
+        assert!(r("zh-CN", "USD", "US$").validate_presentation().is_ok());
+        let e = r("fr", "CNY", "").validate_presentation().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "[report] language: unknown report language \"fr\": use one of \"en\", \"zh-CN\""
+        );
+        let e = r("en", "rmb", "").validate_presentation().unwrap_err();
+        assert!(
+            e.to_string().starts_with("[report] currency \"rmb\""),
+            "{e}"
+        );
+        assert!(e.to_string().contains("\"CNY\", \"USD\""), "{e}");
+    }
 
     #[test]
     fn off_is_spelled_one_way() {

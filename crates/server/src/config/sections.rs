@@ -21,8 +21,12 @@ pub struct ServerSection {
     /// Where runtime data (SQLite database, generated secrets, spool) is kept.
     pub data_dir: PathBuf,
     /// The signaling URL handed out at login (e.g. `wss://rtc.example.com/ws`); empty: derived
-    /// from the request's Host (and X-Forwarded-Proto/Host behind a proxy).
+    /// from the request's Host (and X-Forwarded-Proto/Host from a trusted proxy).
     pub public_url: String,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` / `Forwarded`,
+    /// `X-Forwarded-Host` and `X-Forwarded-Proto` are believed; from any other peer they are
+    /// ignored. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
     /// How long a SIGTERM may take: closing connections, writing the rooms snapshot and the
     /// queued records. The process exits when it is over, done or not.
     pub shutdown_secs: u64,
@@ -37,6 +41,7 @@ impl Default for ServerSection {
             max_connections: 100_000,
             data_dir: PathBuf::from("data"),
             public_url: String::new(),
+            trusted_proxies: Vec::new(),
             shutdown_secs: 10,
         }
     }

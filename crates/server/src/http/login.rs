@@ -3,18 +3,24 @@
 //!
 //! Served as `POST /api/login` and as a WebSocket at `/login` with the same JSON; the
 //! WebSocket is never closed by the server (document). The decision itself is the pure
-//! [`answer`], tested on its own.
+//! [`answer`], tested on its own. A browser's request carries its page's `Origin`, which
+//! must be one of the app's domains; programs that send none are judged by `url` alone.
+//!
+//! `POST /api/token` is the app backends' way in: authenticated by the app's secret, it
+//! mints a token for the uid the backend names (the only way for `mode = "backend"` apps
+//! besides `rtcroom token` and the backend's own JWT library).
 
-use crate::auth::Apps;
+use crate::auth::{AppMode, Apps};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rtcroom_core::Millis;
 use rtcroom_protocol::SharedJson;
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 
 /// A login request; every field is optional on the wire, the answer says what is missing.
 #[derive(Debug, Default, Deserialize)]
@@ -95,13 +101,38 @@ fn text(v: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// Decide a login.
+/// The host of a request's `Origin` header: `Some` for a browser's request (`null`, sent by
+/// sandboxed and `file:` pages, is kept as the host `null`, which no app allows).
+pub fn origin_host(headers: &HeaderMap) -> Option<String> {
+    let origin = headers.get(header::ORIGIN)?;
+    Some(
+        origin
+            .to_str()
+            .ok()
+            .and_then(host_of)
+            .unwrap_or_else(|| "null".into()),
+    )
+}
+
+/// The refusal of a browser request whose page is on no app's domain, before any upgrade.
+pub fn foreign_origin(apps: &Apps, headers: &HeaderMap) -> Option<Response> {
+    let host = origin_host(headers)?;
+    (!apps.any_allows_host(&host)).then(|| {
+        let msg = format!(
+            "forbidden: the page's origin {host} is not one of the domains of any app on this server (add it to the app's domains)\n"
+        );
+        (StatusCode::FORBIDDEN, msg).into_response()
+    })
+}
+
+/// Decide a login; `origin` is the host of the request's `Origin` header, when it has one.
 pub fn answer(
     apps: &Apps,
     body: &str,
     room_server: &str,
     ice: &SharedJson,
     now: Millis,
+    origin: Option<&str>,
 ) -> LoginResponse {
     let req: LoginRequest = match serde_json::from_str(body) {
         Ok(r) => r,
@@ -139,6 +170,22 @@ pub fn answer(
             format!("appId {app_id} is not authorized for the domain {host}"),
         );
     }
+    if let Some(origin) = origin
+        && !app.allows_host(origin)
+    {
+        return refused(
+            2,
+            format!("appId {app_id} is not authorized for the origin {origin} (the page's Origin)"),
+        );
+    }
+    if app.mode == AppMode::Backend {
+        return refused(
+            5,
+            format!(
+                "appId {app_id} gets its tokens from its own server (mode = \"backend\"): this login hands out none; ask the app's server for a token"
+            ),
+        );
+    }
     if let Some(browser) = req.os_info.as_deref().and_then(lacks_webrtc) {
         return refused(
             4,
@@ -148,7 +195,7 @@ pub fn answer(
         );
     }
     let uid = req.uid.as_ref().and_then(text);
-    let Some((token, expire_at)) = apps.mint(app, uid.as_deref(), now) else {
+    let Some((token, expire_at)) = apps.mint(app, uid.as_deref(), Some(&host), now) else {
         return refused(1, format!("appId {app_id} has no signing key configured"));
     };
     LoginResponse {
@@ -163,21 +210,28 @@ pub fn answer(
     }
 }
 
-/// The WebSocket URL of the room server for a client that reached us with these headers.
-fn room_server_url(state: &AppState, headers: &HeaderMap) -> String {
+/// The WebSocket URL of the room server for a client that reached us from `peer` with these
+/// headers: `[server] public_url`, else the request's host (`X-Forwarded-Host` and
+/// `X-Forwarded-Proto` only from a trusted proxy).
+pub fn room_server_url(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
     if !state.public_url.is_empty() {
         return state.public_url.to_string();
     }
-    let host = headers
-        .get("x-forwarded-host")
-        .or_else(|| headers.get(axum::http::header::HOST))
-        .and_then(|h| h.to_str().ok())
+    let trusted = &state.trusted_proxies;
+    let host = crate::peer::forwarded(peer, headers, trusted, "host")
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .filter(|h| is_authority(h))
         .unwrap_or("127.0.0.1:8080");
-    let tls = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
+    let tls = crate::peer::forwarded(peer, headers, trusted, "proto")
         .is_some_and(|p| p.eq_ignore_ascii_case("https"));
     format!("{}://{host}/ws", if tls { "wss" } else { "ws" })
+}
+
+/// A host with an optional port, and nothing else (it is written into URLs and headers).
+fn is_authority(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
 }
 
 /// The `iceServer` of a login: the server a pair would get now, with credentials for the
@@ -197,27 +251,43 @@ async fn ice_for(state: &AppState, body: &str) -> SharedJson {
 
 pub async fn http_login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let url = room_server_url(&state, &headers);
+    let url = room_server_url(&state, peer, &headers);
+    let origin = origin_host(&headers);
     let ice = ice_for(&state, &body).await;
-    Json(answer(&state.apps, &body, &url, &ice, crate::clock::now())).into_response()
+    let now = crate::clock::now();
+    Json(answer(
+        &state.apps,
+        &body,
+        &url,
+        &ice,
+        now,
+        origin.as_deref(),
+    ))
+    .into_response()
 }
 
 pub async fn ws_login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let url = room_server_url(&state, &headers);
+    if let Some(refusal) = foreign_origin(&state.apps, &headers) {
+        return refusal;
+    }
+    let url = room_server_url(&state, peer, &headers);
+    let origin = origin_host(&headers);
     upgrade
         .read_buffer_size(4 * 1024)
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve_ws(state, socket, url))
+        .on_upgrade(move |socket| serve_ws(state, socket, url, origin))
 }
 
-async fn serve_ws(state: AppState, mut socket: WebSocket, url: String) {
+async fn serve_ws(state: AppState, mut socket: WebSocket, url: String, origin: Option<String>) {
     while let Some(Ok(msg)) = socket.recv().await {
         let body = match msg {
             Message::Text(t) => t.to_string(),
@@ -226,11 +296,74 @@ async fn serve_ws(state: AppState, mut socket: WebSocket, url: String) {
             Message::Ping(_) | Message::Pong(_) => continue,
         };
         let ice = ice_for(&state, &body).await;
-        let resp = answer(&state.apps, &body, &url, &ice, crate::clock::now());
+        let now = crate::clock::now();
+        let resp = answer(&state.apps, &body, &url, &ice, now, origin.as_deref());
         let text = serde_json::to_string(&resp).expect("serializable");
         if socket.send(Message::Text(text.into())).await.is_err() {
             break;
         }
+    }
+}
+
+/// The body of `POST /api/token`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct TokenRequest {
+    app_id: Option<serde_json::Value>,
+    uid: Option<serde_json::Value>,
+}
+
+/// `POST /api/token` with `Authorization: Bearer <the app's secret>` and
+/// `{"appId":"…","uid":"…"}`: a token for that uid, as `{"token":"…","expireAt":…}`.
+pub async fn mint_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let error = |status: StatusCode, msg: String| {
+        (status, Json(serde_json::json!({"error": msg}))).into_response()
+    };
+    let req: TokenRequest = match serde_json::from_str(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = format!("the body must be JSON {{\"appId\":\"…\",\"uid\":\"…\"}}: {e}");
+            return error(StatusCode::BAD_REQUEST, msg);
+        }
+    };
+    let Some(app_id) = req.app_id.as_ref().and_then(text) else {
+        return error(StatusCode::BAD_REQUEST, "appId is required".into());
+    };
+    let Some(app) = state.apps.get(&app_id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("appId {app_id} does not exist"),
+        );
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !Apps::is_secret_of(app, given) {
+        let msg = format!(
+            "send one of app {app_id}'s secrets as Authorization: Bearer <secret> (from the app's server, never from a page)"
+        );
+        return error(StatusCode::UNAUTHORIZED, msg);
+    }
+    let Some(uid) = req.uid.as_ref().and_then(text) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "uid (the user the token is for) is required".into(),
+        );
+    };
+    match state.apps.mint(app, Some(&uid), None, crate::clock::now()) {
+        Some((token, expire_at)) => {
+            Json(serde_json::json!({"token": token, "expireAt": expire_at})).into_response()
+        }
+        None => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("app {app_id} has no signing key configured"),
+        ),
     }
 }
 
@@ -247,6 +380,7 @@ mod tests {
                 secret: Some("s".into()),
                 keys: vec![],
                 domains: vec!["localhost".into(), "*.example.com".into()],
+                mode: AppMode::Public,
             }],
             3600,
         )
@@ -260,6 +394,7 @@ mod tests {
             "ws://h/ws",
             &ice,
             Millis::from_secs(1_700_000_000),
+            None,
         )
     }
 

@@ -7,6 +7,8 @@ mod admin;
 mod login;
 mod web;
 
+pub use web::secured;
+
 use crate::ops::metrics;
 use crate::signaling::{Signaling, connection, ws};
 use crate::state::AppState;
@@ -25,6 +27,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/login", axum::routing::post(login::http_login))
+        .route("/api/token", axum::routing::post(login::mint_token))
         .route("/login", get(login::ws_login))
         .route(
             "/icebandwidthload",
@@ -41,7 +44,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/records/day/{date}", get(crate::records::api::day))
         .route(
             "/admin/reports/{date}",
-            get(crate::records::daily::web_view),
+            get(crate::records::daily::web_view).layer(axum::middleware::map_response(
+                |r: Response| async move {
+                    secured(
+                        r,
+                        "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+                    )
+                },
+            )),
         )
         .merge(admin::routes())
         .merge(web::routes())
@@ -53,6 +63,13 @@ async fn ws(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    // A browser page on no app's domain is refused before it takes a slot; which app the
+    // page may use is checked with the join's token.
+    if let Some(refusal) = login::foreign_origin(&state.apps, req.headers()) {
+        return refusal;
+    }
+    let origin = login::origin_host(req.headers());
+    let ip = state.client_ip(peer, req.headers()).to_string();
     let sig = state.signaling.clone();
     if !sig.admit() {
         let msg = "too many connections: this room server is at its [server] max_connections";
@@ -65,7 +82,7 @@ async fn ws(
     let admitted = Admitted(Some(sig));
     ws::upgrade(req, limit, move |socket| {
         let sig = admitted.take();
-        connection::serve(sig, socket, peer.ip().to_string())
+        connection::serve(sig, socket, ip, origin)
     })
 }
 
@@ -138,8 +155,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text exposition.
-async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text exposition, for a direct loopback connection (a Prometheus on this host)
+/// or a request with the admin token; anyone else gets 403.
+async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !crate::peer::direct_loopback(peer, &headers) && state.authorize(&headers).is_err() {
+        let msg = "forbidden: /metrics answers loopback connections that no proxy forwarded, or the admin token ([admin] token) as Authorization: Bearer\n";
+        return (StatusCode::FORBIDDEN, msg).into_response();
+    }
     let stats = state.signaling.hub.stats().await.unwrap_or_default();
     let servers = state.signaling.hub.ice_servers().await.unwrap_or_default();
     metrics::observe_ice(&servers);

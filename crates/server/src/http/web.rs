@@ -2,12 +2,16 @@
 //!
 //! The files are served exactly as they are in the repository (no build step), with
 //! `Cache-Control: no-cache` so that a new binary never pairs an old page with a new SDK.
+//! Every file, and the operators' report page, carries the security headers of [`secured`]:
+//! no framing, no referrer, and the page may only open WebSockets to this server.
 
+use crate::state::AppState;
 use axum::Router;
-use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use std::net::SocketAddr;
 
 struct Asset {
     name: &'static str,
@@ -40,40 +44,79 @@ const ASSETS: &[Asset] = &[
 
 const INDEX: &str = include_str!("../../../../web/index.html");
 
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/",
-            get(|| async { page("text/html; charset=utf-8", INDEX) }),
-        )
+        .route("/", get(index))
         .route("/assets/{name}", get(asset))
 }
 
-async fn asset(Path(name): Path<String>) -> Response {
+async fn index(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    page(
+        "text/html; charset=utf-8",
+        INDEX,
+        &csp(&state, peer, &headers),
+    )
+}
+
+async fn asset(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
-        Some(a) => page(a.content_type, a.body),
+        Some(a) => page(a.content_type, a.body, &csp(&state, peer, &headers)),
         None => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
     }
 }
 
-fn page(content_type: &'static str, body: &'static str) -> Response {
+/// The page's policy: its own files, camera streams, and connections to this server only
+/// (`'self'` for login, and the signaling WebSocket's origin that login hands out).
+fn csp(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
+    let ws = super::login::room_server_url(state, peer, headers);
+    let origin = ws
+        .split_once("://")
+        .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or("")))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; connect-src 'self' {origin}; base-uri 'none'"
+    )
+}
+
+fn page(content_type: &'static str, body: &'static str, csp: &str) -> Response {
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
         "permissions-policy",
         HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self)"),
     );
+    secured(r, csp)
+}
+
+/// A response with the security headers: `csp` plus `frame-ancestors 'none'` (and
+/// `X-Frame-Options: DENY` for older browsers) so no other site can frame it,
+/// `Referrer-Policy: no-referrer` (room names and report tokens are in URLs), `nosniff`.
+pub fn secured(mut r: Response, csp: &str) -> Response {
+    let h = r.headers_mut();
+    let policy = format!("{csp}; frame-ancestors 'none'");
+    let policy = HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(
+        "default-src 'self'; frame-ancestors 'none'",
+    ));
+    h.insert(header::CONTENT_SECURITY_POLICY, policy);
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:",
-        ),
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     r
 }

@@ -3,14 +3,18 @@
 
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 
 /// `POST /icebandwidthload`: the ICE HTTP API of the document, with its plain-text replies.
+/// With `[ice] register_secret` set, every request must carry it, loopback included; without
+/// it only direct loopback connections (no forwarding headers: not through a same-host
+/// proxy) may act.
 pub async fn http_api(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let reply = match rtcroom_ice::parse(&body) {
@@ -18,7 +22,7 @@ pub async fn http_api(
         Ok(req) => {
             let secret =
                 (!state.ice_register_secret.is_empty()).then_some(&*state.ice_register_secret);
-            if req.authorized(secret, peer.ip().is_loopback()) {
+            if req.authorized(secret, crate::peer::direct_loopback(peer, &headers)) {
                 match state.signaling.hub.ice(req.command).await {
                     Some(reply) => reply,
                     None => {
@@ -27,11 +31,12 @@ pub async fn http_api(
                     }
                 }
             } else {
-                return (
-                    StatusCode::FORBIDDEN,
-                    "forbidden: registering from another host needs the [ice] register_secret as \"secret\"\n",
-                )
-                    .into_response();
+                let msg = if secret.is_some() {
+                    "forbidden: send the [ice] register_secret as \"secret\" (required from every host, this one included)\n"
+                } else {
+                    "forbidden: without an [ice] register_secret only direct loopback connections (no proxy, no forwarding headers) may register; set one and send it as \"secret\"\n"
+                };
+                return (StatusCode::FORBIDDEN, msg).into_response();
             }
         }
     };

@@ -90,6 +90,8 @@ pub async fn compute(
 ) -> anyhow::Result<(report::Report, Vec<report::Chart>)> {
     let mut rc = report::ReportConfig::new(date, cfg.tz()?, now);
     rc.max_detail_rows = cfg.max_detail_rows.max(1);
+    rc.language = cfg.language()?;
+    rc.currency = cfg.currency()?;
     let mut day = report::DayReport::new(rc);
     let (from, to) = day.window();
     let mut rows = 0u64;
@@ -152,7 +154,7 @@ pub async fn export(
         }
         Ok(e.finish()?.1)
     } else {
-        let title = format!("rtcroom call report {}", r.date);
+        let title = report::default_subject(r.date, r.language);
         let mut e = report::HtmlExport::begin(out, r, charts, &title, None)?;
         while let Some(d) = subs.next().await {
             let d = d?;

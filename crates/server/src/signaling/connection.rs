@@ -75,9 +75,15 @@ impl Signaling {
 /// At most this many bytes of queued frames go into one write.
 const BATCH: usize = 64 * 1024;
 
-/// Serve one admitted connection until it closes.
-pub async fn serve<S>(sig: Arc<Signaling>, mut socket: Socket<S>, ip: String)
-where
+/// Serve one admitted connection from client address `ip` until it closes; `origin` is the
+/// host of its `Origin` header (a browser page's), which the token check compares with the
+/// app's domains.
+pub async fn serve<S>(
+    sig: Arc<Signaling>,
+    mut socket: Socket<S>,
+    ip: String,
+    origin: Option<String>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let conn = ConnId(sig.next_id.fetch_add(1, Ordering::Relaxed));
@@ -94,7 +100,7 @@ where
         })
         .await;
     if opened {
-        let clean = run(&sig, conn, &mut socket, out_rx, kill_rx).await;
+        let clean = run(&sig, conn, origin.as_deref(), &mut socket, out_rx, kill_rx).await;
         sig.hub.send(HubMsg::Closed { conn, clean }).await;
     }
     sig.release();
@@ -113,6 +119,7 @@ enum Step {
 async fn run<S>(
     sig: &Signaling,
     conn: ConnId,
+    origin: Option<&str>,
     socket: &mut Socket<S>,
     mut out_rx: mpsc::Receiver<Outbound>,
     mut kill_rx: oneshot::Receiver<()>,
@@ -134,7 +141,7 @@ where
                 }
             },
             item = out_rx.recv() => write_queued(socket, item, &mut out_rx).await,
-            incoming = socket.next() => on_incoming(sig, conn, socket, incoming).await,
+            incoming = socket.next() => on_incoming(sig, conn, origin, socket, incoming).await,
         };
         if let Step::End { clean } = step {
             return clean;
@@ -196,6 +203,7 @@ where
 async fn on_incoming<S>(
     sig: &Signaling,
     conn: ConnId,
+    origin: Option<&str>,
     socket: &mut Socket<S>,
     incoming: Option<Result<Incoming, ReadError>>,
 ) -> Step
@@ -205,7 +213,7 @@ where
     let sent = match incoming {
         Some(Ok(Incoming::Text(text))) => {
             let at = std::time::Instant::now();
-            let (frame, grant) = decode_text(sig, &text);
+            let (frame, grant) = decode_text(sig, &text, origin);
             to_hub(sig, conn, frame, grant, at).await
         }
         Some(Ok(Incoming::Binary(len))) => {
@@ -272,14 +280,18 @@ async fn to_hub(
 }
 
 /// Decode a text frame (counted by its command) and check its token when it carries one.
-fn decode_text(sig: &Signaling, text: &str) -> (Result<Request, DecodeError>, Grant) {
+fn decode_text(
+    sig: &Signaling,
+    text: &str,
+    origin: Option<&str>,
+) -> (Result<Request, DecodeError>, Grant) {
     let frame = decode(text, sig.max_frame);
     metrics::received(
         frame.as_ref().map_or("invalid", |r| r.command().as_str()),
         text.len(),
     );
     let grant = match &frame {
-        Ok(req @ (Request::Join(_) | Request::UpdateToken(_))) => sig.tokens.check(req),
+        Ok(req @ (Request::Join(_) | Request::UpdateToken(_))) => sig.tokens.check(req, origin),
         _ => Grant::Unchecked,
     };
     (frame, grant)

@@ -5,10 +5,10 @@ use crate::auth::Apps;
 use rtcroom_core::{Grant, Millis};
 use rtcroom_protocol::Request;
 
-/// Checks tokens for the hub. The login issue gives it keys; until then it only knows
-/// whether checking is on.
+/// Checks tokens for the hub. `origin` is the host of the connection's `Origin` header
+/// (a browser page's), `None` for clients that sent none.
 pub trait TokenCheck: Send + Sync + 'static {
-    fn check(&self, req: &Request) -> Grant;
+    fn check(&self, req: &Request, origin: Option<&str>) -> Grant;
 }
 
 /// No token checking (`[auth] required = false`).
@@ -16,7 +16,7 @@ pub trait TokenCheck: Send + Sync + 'static {
 pub struct NoTokenCheck;
 
 impl TokenCheck for NoTokenCheck {
-    fn check(&self, _req: &Request) -> Grant {
+    fn check(&self, _req: &Request, _origin: Option<&str>) -> Grant {
         Grant::Unchecked
     }
 }
@@ -28,7 +28,7 @@ pub struct JwtCheck {
 }
 
 impl TokenCheck for JwtCheck {
-    fn check(&self, req: &Request) -> Grant {
+    fn check(&self, req: &Request, origin: Option<&str>) -> Grant {
         let token = match req {
             Request::Join(j) => j.token.as_deref(),
             Request::UpdateToken(u) => Some(u.token.as_str()),
@@ -39,13 +39,17 @@ impl TokenCheck for JwtCheck {
                 "the request carries no token; log in first (POST /api/login)".into(),
             );
         };
-        match self.apps.verify(token, crate::clock::now()) {
-            Ok(c) => Grant::Valid {
-                app_id: c.app,
-                uid: c.sub,
-                expires_at: Millis::from_secs(c.exp),
+        let claims = match self.apps.verify(token, crate::clock::now()) {
+            Ok(c) => c,
+            Err(e) => return Grant::Invalid(e.to_string()),
+        };
+        match self.apps.admits(&claims, origin) {
+            Ok(()) => Grant::Valid {
+                app_id: claims.app,
+                uid: claims.sub,
+                expires_at: Millis::from_secs(claims.exp),
             },
-            Err(e) => Grant::Invalid(e.to_string()),
+            Err(why) => Grant::Invalid(why),
         }
     }
 }

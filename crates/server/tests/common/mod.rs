@@ -89,6 +89,20 @@ impl Server {
         Client::connect(&format!("ws://{}/ws", self.addr)).await
     }
 
+    /// `/metrics` read as `series -> value` (comment lines left out).
+    pub async fn metrics(&self) -> std::collections::HashMap<String, f64> {
+        let (status, text) =
+            http("GET", &format!("http://{}/metrics", self.addr), None, None).await;
+        assert_eq!(status, 200, "/metrics: {text}");
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// `kill -9`: the process dies at once, without any shutdown.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
@@ -127,6 +141,24 @@ impl Client {
             .await
             .expect("websocket connects");
         Client { ws }
+    }
+
+    /// Connect with extra request headers (`Origin`, `X-Forwarded-For`, ...); a refused
+    /// upgrade gives its HTTP status.
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Self, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url.into_client_request().unwrap();
+        for (k, v) in headers {
+            req.headers_mut().append(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => Ok(Client { ws }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(e) => panic!("websocket connect failed: {e}"),
+        }
     }
 
     pub async fn send_text(&mut self, text: &str) {
@@ -203,6 +235,13 @@ impl Client {
     }
 }
 
+/// A configuration file with `text` in the temporary directory, named by `tag`.
+pub fn config_file(tag: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("rtcroom-{tag}-{}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 pub fn join(room: &str, uid: &str, uname: &str) -> Value {
     serde_json::json!({
         "cmd": "join", "appId": "10000", "token": "xa3f3fsaf", "roomId": room,
@@ -218,6 +257,41 @@ pub async fn http(
     bearer: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String) {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    let r = request(method, url, &headers, body).await;
+    (r.status, r.body)
+}
+
+/// An HTTP answer: status, header lines, body.
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Reply {
+    /// The value of header `name` (case-insensitive), if the answer has it.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// A minimal HTTP/1.1 request with extra header lines (tests only).
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").expect("an http:// url");
     let (host, path) = rest
@@ -226,11 +300,12 @@ pub async fn http(
         .unwrap_or((rest, "/".into()));
     let mut stream = TcpStream::connect(host).await.unwrap();
     let body = body.unwrap_or("");
-    let auth = bearer
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(req.as_bytes()).await.unwrap();
@@ -242,11 +317,11 @@ pub async fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
+    let (head, body) = text
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+        .map(|(h, b)| (h.to_owned(), b.to_owned()))
+        .unwrap_or((text.clone(), String::new()));
+    Reply { status, head, body }
 }
 
 /// A real SMTP server (aiosmtpd) that stores every message it accepts in a Maildir.
