@@ -258,12 +258,15 @@ impl Inbound {
         Ok(msg)
     }
 
-    /// The bytes held: the start of an incomplete frame, or frames not yet taken.
+    /// The bytes held: the start of an incomplete frame, or frames not yet taken (for tests
+    /// and the fuzz target, which check what a connection holds).
+    #[cfg(any(test, fuzzing))]
     pub fn held(&self) -> &[u8] {
         &self.partial
     }
 
     /// Whether the held bytes have an allocation (none between frames).
+    #[cfg(any(test, fuzzing))]
     pub fn allocated(&self) -> bool {
         self.partial.capacity() != 0
     }
