@@ -452,10 +452,30 @@ function clearCall() {
 
 /** The "you left the call" screen. */
 function showLeft() {
+  showAfterCall('You left the call', lastCall ? `You left “${lastCall.roomId}”. The others can still talk there.` : '');
+  document.body.dataset.state = 'left';
+}
+
+/**
+ * The "call ended" screen: the room server was away for longer than it keeps a member's
+ * place (or no longer had it when we came back). Rejoin starts a new call in the same room.
+ * @param {{result: number, desc?: string}} err
+ */
+function showEnded(err) {
+  const room = lastCall ? `“${lastCall.roomId}”` : 'the room';
+  const why = Number(err.result) === ResultCode.NO_ROOM_SERVER
+    ? `The room server could not be reached for too long, so your place in ${room} is gone.`
+    : `The room server no longer had your place in ${room}${err.desc ? ` (${err.desc})` : ''}.`;
+  showAfterCall('The call ended', `${why} Rejoin to call again.`);
+  document.body.dataset.state = 'ended';
+}
+
+/** The screen after a call, with Rejoin and Return to home screen. */
+function showAfterCall(title, detail) {
   clearCall();
   showScreen('left');
-  $('#left-detail').textContent = lastCall ? `You left “${lastCall.roomId}”. The others can still talk there.` : '';
-  document.body.dataset.state = 'left';
+  $('#left-title').textContent = title;
+  $('#left-detail').textContent = detail;
   if (lastCall) history.replaceState(null, '', `/?room=${encodeURIComponent(lastCall.roomId)}`);
   $('#left-title').focus();
 }
@@ -572,8 +592,14 @@ function wire(c) {
       if (debug || d.source === 'webrtc') toast(explain(d).join(': '), 'error');
       return;
     }
-    const [title, body] = explain(d);
     client = null;
+    // The signaling connection did not come back in time (or our place was gone when it
+    // did): the call ended on its own, so the page says that rather than showing the lobby.
+    if (d.source === 'reconnect') {
+      if (lastCall) lastCall.devices = { camera: c.devices.camera || c.devices.screen, microphone: c.devices.microphone };
+      return showEnded(d);
+    }
+    const [title, body] = explain(d);
     clearCall();
     enterLobby();
     showLobbyError(title, body, d.result);

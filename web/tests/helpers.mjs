@@ -50,36 +50,86 @@ export const ADMIN_TOKEN = 'e2e-admin-token';
 
 /**
  * Starts `rtcroom serve` on 127.0.0.1:0 with a temporary data dir and the given
- * `RTCROOM_*` overrides. Returns `{origin, binOrigin, adminToken, stop, logs}`: `origin` serves
- * the page.
+ * `RTCROOM_*` overrides. Returns `{origin, binOrigin, adminToken, stop, logs, terminate,
+ * startAgain}`: `origin` serves the page.
  * If the binary does not serve the page yet, a small front server does (static files from
  * web/, everything else passed through to the binary, WebSocket upgrades included).
  * With `front: true` the front server is used anyway; its `dropWebSockets()` cuts every
  * signaling connection at the TCP level (no close frame), as a network drop would.
+ * `terminate()` sends SIGTERM (what `systemctl restart` sends) and resolves with the exit code;
+ * `startAgain()` then starts the binary again on the same port with the same data dir and
+ * settings, as a restart or an upgrade does.
  * @param {{env?: Record<string, string>, front?: boolean}} [opts]
  */
 export async function startServer(opts = {}) {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'rtcroom-web-'));
+  const log = { text: '' };
+  let run = await spawnServer(dataDir, '127.0.0.1:0', opts.env || {}, log);
+  const binOrigin = run.origin;
+
+  let front = null;
+  let origin = binOrigin;
+  // RTCROOM_E2E_WEB_FROM_DISK=1 serves web/ from disk (no rebuild between page edits).
+  if (opts.front || process.env.RTCROOM_E2E_WEB_FROM_DISK === '1' || !(await servesPage(binOrigin))) {
+    front = await startFront(binOrigin);
+    origin = front.origin;
+  }
+  const terminate = async () => {
+    const { child } = run;
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    const exited = new Promise((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    const code = await Promise.race([exited, sleep(15000).then(() => 'timeout')]);
+    if (code === 'timeout') {
+      child.kill('SIGKILL');
+      throw new Error(`rtcroom did not exit within 15 s of SIGTERM:\n${log.text}`);
+    }
+    return code;
+  };
+  const stop = async () => {
+    if (front) await front.close();
+    const { child } = run;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await Promise.race([new Promise((r) => child.once('exit', r)), sleep(5000)]);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    await rm(dataDir, { recursive: true, force: true });
+  };
+  return {
+    origin, binOrigin, dataDir, viaFront: !!front, stop, terminate, logs: () => log.text,
+    startAgain: async () => {
+      run = await spawnServer(dataDir, new URL(binOrigin).host, opts.env || {}, log);
+    },
+    adminToken: (opts.env && opts.env.RTCROOM_ADMIN_TOKEN) || ADMIN_TOKEN,
+    dropWebSockets: () => {
+      if (!front) throw new Error('dropWebSockets needs startServer({front: true})');
+      return front.dropWebSockets();
+    },
+  };
+}
+
+/** `rtcroom serve` on `listen` with `dataDir`; its stderr is appended to `log.text`. */
+async function spawnServer(dataDir, listen, env, log) {
   const child = spawn(BIN, ['serve'], {
     cwd: dataDir,
     env: {
       ...process.env,
-      RTCROOM_SERVER_LISTEN: '127.0.0.1:0',
+      RTCROOM_SERVER_LISTEN: listen,
       RTCROOM_SERVER_DATA_DIR: dataDir,
       // Servers run side by side: each gets its own embedded TURN port.
       RTCROOM_TURN_LISTEN: '127.0.0.1:0',
       RTCROOM_LOG_LEVEL: process.env.RTCROOM_LOG_LEVEL || 'warn',
       // The records API (recordedSubSessions) and the operator API need it.
       RTCROOM_ADMIN_TOKEN: ADMIN_TOKEN,
-      ...(opts.env || {}),
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let logs = '';
-  child.stderr.on('data', (d) => { logs += d; });
-  const binOrigin = await new Promise((resolve, reject) => {
+  child.stderr.on('data', (d) => { log.text += d; });
+  const origin = await new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`rtcroom printed no listening line in 20 s:\n${out}\n${logs}`)), 20000);
+    const timer = setTimeout(() => reject(new Error(`rtcroom printed no listening line in 20 s:\n${out}\n${log.text}`)), 20000);
     child.stdout.on('data', (d) => {
       out += d;
       const m = out.match(/listening on (http:\/\/[^\s]+)/);
@@ -90,7 +140,7 @@ export async function startServer(opts = {}) {
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`rtcroom exited with ${code} before listening:\n${out}\n${logs}`));
+      reject(new Error(`rtcroom exited with ${code} before listening:\n${out}\n${log.text}`));
     });
     child.on('error', (e) => {
       clearTimeout(timer);
@@ -98,31 +148,7 @@ export async function startServer(opts = {}) {
     });
   });
   child.stdout.resume();
-
-  let front = null;
-  let origin = binOrigin;
-  // RTCROOM_E2E_WEB_FROM_DISK=1 serves web/ from disk (no rebuild between page edits).
-  if (opts.front || process.env.RTCROOM_E2E_WEB_FROM_DISK === '1' || !(await servesPage(binOrigin))) {
-    front = await startFront(binOrigin);
-    origin = front.origin;
-  }
-  const stop = async () => {
-    if (front) await front.close();
-    if (child.exitCode === null) {
-      child.kill('SIGTERM');
-      await Promise.race([new Promise((r) => child.once('exit', r)), sleep(5000)]);
-      if (child.exitCode === null) child.kill('SIGKILL');
-    }
-    await rm(dataDir, { recursive: true, force: true });
-  };
-  return {
-    origin, binOrigin, viaFront: !!front, stop, logs: () => logs,
-    adminToken: (opts.env && opts.env.RTCROOM_ADMIN_TOKEN) || ADMIN_TOKEN,
-    dropWebSockets: () => {
-      if (!front) throw new Error('dropWebSockets needs startServer({front: true})');
-      return front.dropWebSockets();
-    },
-  };
+  return { child, origin };
 }
 
 async function servesPage(origin) {

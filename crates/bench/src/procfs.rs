@@ -202,6 +202,10 @@ pub fn start(spawn: &Spawn) -> anyhow::Result<Spawned> {
                 .env("RTCROOM_ROOM_RATE_PER_SEC", "1000000")
                 .env("RTCROOM_ROOM_RATE_BURST", "1000000")
                 .env("RTCROOM_SERVER_MAX_CONNECTIONS", "1000000")
+                // Tens of thousands of members come from a few loopback addresses: the limits
+                // per client address would count them as a handful of attackers.
+                .env("RTCROOM_SERVER_MAX_CONNECTIONS_PER_IP", "0")
+                .env("RTCROOM_ROOM_JOINS_PER_IP_PER_SEC", "0")
                 // Signaling alone: every pair gets the static rtcConfig, so the embedded
                 // TURN server's bandwidth budget (which refuses joins with result 8 beyond a
                 // few thousand members) and its UDP port play no part.

@@ -66,6 +66,13 @@ pub struct EngineConfig {
     pub max_capacity: usize,
     /// A member silent for longer than this is removed.
     pub heartbeat_timeout_secs: u64,
+    /// A connection in no room for this long (it never joined, or it left) is closed, even
+    /// while it sends `keepLive`: otherwise sockets that never join hold connection slots.
+    pub join_timeout_secs: u64,
+    /// Joins per second one client address may make on average, and the burst above it
+    /// (0: no limit). Beyond, a join is refused with result 14.
+    pub joins_per_ip_per_sec: u32,
+    pub joins_per_ip_burst: u32,
     /// Sent in `respJoin`; how often clients send `reportStats`.
     pub report_stats_interval_secs: u64,
     /// The `rtcConfig` handed to each pair in [`IceMode::Static`].
@@ -83,6 +90,9 @@ impl Default for EngineConfig {
         Self {
             max_capacity: 3,
             heartbeat_timeout_secs: 40,
+            join_timeout_secs: 10,
+            joins_per_ip_per_sec: 20,
+            joins_per_ip_burst: 100,
             report_stats_interval_secs: 15,
             rtc_config: SharedJson::rtc_config(&RtcConfig::with_servers(Vec::new())),
             ice: IceMode::Static,

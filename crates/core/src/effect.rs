@@ -12,6 +12,8 @@ pub enum CloseReason {
     Replaced,
     /// Nothing was heard within the heartbeat timeout.
     HeartbeatTimeout,
+    /// The connection was in no room for the join timeout (it never joined, or it left).
+    JoinTimeout,
     /// The token expired without `updateToken`.
     TokenExpired,
     /// An operator removed the member.
@@ -29,6 +31,7 @@ impl CloseReason {
         match self {
             Self::Replaced => 4001,
             Self::HeartbeatTimeout => 4002,
+            Self::JoinTimeout => 4005,
             Self::TokenExpired => 4003,
             Self::Kicked(_) => 4004,
             Self::Shutdown => 1001,
@@ -41,6 +44,9 @@ impl CloseReason {
         match self {
             Self::Replaced => "replaced by a newer connection of the same uid".into(),
             Self::HeartbeatTimeout => "no message within the heartbeat timeout".into(),
+            Self::JoinTimeout => {
+                "no join within the join timeout; join right after connecting".into()
+            }
             Self::TokenExpired => "token is expire".into(),
             Self::Kicked(why) => format!("kicked: {why}"),
             Self::Shutdown => "server is shutting down; reconnect shortly".into(),

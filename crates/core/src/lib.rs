@@ -1,7 +1,8 @@
 //! The pure room engine of rtcroom.
 //!
 //! **Architecture invariant:** this crate never does IO, never reads a clock and never draws
-//! randomness of its own. Time comes in as [`Millis`] with every input, randomness through
+//! randomness of its own. Time comes in as [`Now`] (a monotonic time for deadlines and the
+//! wall-clock time for records) with every input, randomness through
 //! the [`Entropy`] the engine was built with, and everything the engine wants done (send a
 //! message, close a connection, write a record) comes out as an [`Effect`] that the shell
 //! carries out. The same inputs at the same times always give the same effects.
@@ -29,4 +30,4 @@ pub use record::{
     ClientInfo, Quality, Record, SessionClose, SessionOpen, SubSessionBegin, SubSessionConnect,
     SubSessionFinish, SubSessionOpen, SubStatus,
 };
-pub use time::Millis;
+pub use time::{Millis, Now};

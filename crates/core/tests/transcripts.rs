@@ -791,3 +791,132 @@ fn each_pair_gets_the_least_loaded_ice_server_with_its_own_credentials() {
       rec sub-begin #3 t=0s
 "##]].assert_eq(&out);
 }
+
+/// A connection that never joins is closed after the join timeout even while it sends
+/// keepLive (4005), and so is one that left and stays in no room; a member is not.
+#[test]
+fn a_connection_in_no_room_is_closed_after_the_join_timeout() {
+    let cfg = EngineConfig {
+        join_timeout_secs: 5,
+        ..EngineConfig::default()
+    };
+    let script = format!(
+        r#"
+        open idle
+        open member
+        member> {jm}
+        open leaver
+        leaver> {jl}
+        +3s
+        idle> {{"cmd":"keepLive"}}
+        leaver> {{"cmd":"leave"}}
+        +3s
+        idle> {{"cmd":"keepLive"}}
+        +3s
+        +3s
+        member> {{"cmd":"keepLive"}}
+        "#,
+        jm = join("r", "mia"),
+        jl = join("r", "leo"),
+    );
+    check(
+        cfg,
+        &script,
+        expect![[r##"
+        open idle
+        open member
+        member> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"mia","uname":"mia_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+          rec session+ #1 10000/r uid=mia uname=mia_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
+          member< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"mia","uname":"mia_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(mia)","heartbeatTimeout":40,"resumed":false}
+        open leaver
+        leaver> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"leo","uname":"leo_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+          rec session+ #2 10000/r uid=leo uname=leo_name ip=192.0.2.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
+          rec sub+ #3 of #1 mia->leo t=0s
+          rec sub+ #4 of #2 leo->mia t=0s
+          leaver< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"leo","uname":"leo_name","sessionId":"#2","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"mia","uname":"mia_name","userType":0,"talkType":1}],"resumeKey":"$key(leo)","heartbeatTimeout":40,"resumed":false}
+          member< {"cmd":"notifyNewPeer","uid":"leo","uname":"leo_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
+        +3s
+        idle> {"cmd":"keepLive"}
+          idle< {"cmd":"respKeepLive","result":13,"desc":"not allowed: join a room first"}
+        leaver> {"cmd":"leave"}
+          leaver< {"cmd":"respLeave","uid":"leo","uname":"leo_name","userType":0,"result":0,"desc":"ok"}
+          member< {"cmd":"relayLeave","uid":"leo","uname":"leo_name","userType":0}
+          rec sub- #4 t=3s duration=0s status=2 cost=0
+          rec sub- #3 t=3s duration=0s status=2 cost=0
+          rec session- #2 t=3s duration=3s timed_out=false
+        +3s
+          idle closed 4005 no join within the join timeout; join right after connecting
+        idle> {"cmd":"keepLive"}
+        +3s
+          leaver closed 4005 no join within the join timeout; join right after connecting
+        +3s
+        member> {"cmd":"keepLive"}
+          member< {"cmd":"respKeepLive","result":0,"desc":"ok"}
+    "##]],
+    );
+}
+
+/// Joins from one address beyond `joins_per_ip_burst` are refused with 14 until the bucket
+/// refills; another address is not affected, and a resume is never counted.
+#[test]
+fn joins_from_one_address_are_rate_limited() {
+    let cfg = EngineConfig {
+        joins_per_ip_per_sec: 1,
+        joins_per_ip_burst: 2,
+        ..EngineConfig::default()
+    };
+    let script = format!(
+        r#"
+        open a 198.51.100.1
+        a> {j1}
+        open b 198.51.100.1
+        b> {j2}
+        open c 198.51.100.1
+        c> {j3}
+        open d 203.0.113.9
+        d> {j4}
+        drop a
+        open a2 198.51.100.1
+        a2> {resume}
+        +1s
+        c> {j3}
+        "#,
+        j1 = join("r", "u1"),
+        j2 = join("r2", "u2"),
+        j3 = join("r3", "u3"),
+        j4 = join("r3", "u4"),
+        resume = join_with_key("r", "u1", "$key(u1)"),
+    );
+    check(
+        cfg,
+        &script,
+        expect![[r##"
+        open a 198.51.100.1
+        a> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"u1","uname":"u1_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+          rec session+ #1 10000/r uid=u1 uname=u1_name ip=198.51.100.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
+          a< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"u1","uname":"u1_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(u1)","heartbeatTimeout":40,"resumed":false}
+        open b 198.51.100.1
+        b> {"cmd":"join","appId":"10000","token":"t","roomId":"r2","roomName":"talk-now","uid":"u2","uname":"u2_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+          rec session+ #2 10000/r2 uid=u2 uname=u2_name ip=198.51.100.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
+          b< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r2","roomName":"talk-now","uid":"u2","uname":"u2_name","sessionId":"#2","reportStatsInterval":15,"userList":null,"resumeKey":"$key(u2)","heartbeatTimeout":40,"resumed":false}
+        open c 198.51.100.1
+        c> {"cmd":"join","appId":"10000","token":"t","roomId":"r3","roomName":"talk-now","uid":"u3","uname":"u3_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+          c< {"cmd":"respJoin","result":14,"desc":"rate limited: at most 1 joins per second from one address; retry in a few seconds","roomId":"r3","roomName":"","uid":"u3","uname":"","sessionId":"","reportStatsInterval":15,"userList":null,"resumeKey":"","heartbeatTimeout":0,"resumed":false}
+        open d 203.0.113.9
+        d> {"cmd":"join","appId":"10000","token":"t","roomId":"r3","roomName":"talk-now","uid":"u4","uname":"u4_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+          rec session+ #3 10000/r3 uid=u4 uname=u4_name ip=203.0.113.9 os=Win32 browser=chrome58.0 sdk=1.0.0 t=0s
+          d< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r3","roomName":"talk-now","uid":"u4","uname":"u4_name","sessionId":"#3","reportStatsInterval":15,"userList":null,"resumeKey":"$key(u4)","heartbeatTimeout":40,"resumed":false}
+        drop a
+        open a2 198.51.100.1
+        a2> {"cmd":"join","appId":"10000","token":"t","roomId":"r","roomName":"talk-now","uid":"u1","uname":"u1_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0","resumeKey":"$key(u1)"}
+          a2< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r","roomName":"talk-now","uid":"u1","uname":"u1_name","sessionId":"#1","reportStatsInterval":15,"userList":null,"resumeKey":"$key(u1)","heartbeatTimeout":40,"resumed":true}
+        +1s
+        c> {"cmd":"join","appId":"10000","token":"t","roomId":"r3","roomName":"talk-now","uid":"u3","uname":"u3_name","userType":0,"talkType":1,"time":"1560138845","osName":"Win32","browser":"chrome58.0","sdkInfo":"1.0.0"}
+          rec session+ #4 10000/r3 uid=u3 uname=u3_name ip=198.51.100.1 os=Win32 browser=chrome58.0 sdk=1.0.0 t=1s
+          rec sub+ #5 of #3 u4->u3 t=1s
+          rec sub+ #6 of #4 u3->u4 t=1s
+          c< {"cmd":"respJoin","result":0,"desc":"ok","roomId":"r3","roomName":"talk-now","uid":"u3","uname":"u3_name","sessionId":"#4","reportStatsInterval":15,"userList":[{"appId":"10000","uid":"u4","uname":"u4_name","userType":0,"talkType":1}],"resumeKey":"$key(u3)","heartbeatTimeout":40,"resumed":false}
+          d< {"cmd":"notifyNewPeer","uid":"u3","uname":"u3_name","userType":0,"talkType":1,"rtcConfig":{"bundlePolicy":"max-bundle","iceServers":[],"iceTransportPolicy":"all","rtcpMuxPolicy":"require"}}
+    "##]],
+    );
+}

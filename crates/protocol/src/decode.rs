@@ -364,12 +364,38 @@ fn ident(name: &'static str, raw: Option<&RawValue>) -> Field<Option<Ident>> {
         if v.is_empty() {
             return Ok(None);
         }
+        no_control(name, &v)?;
         Ok(Some(Ident::from_parts(v.into(), s.to_owned())))
     } else if s.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
         Ok(Some(Ident::from_parts(s.into(), s.to_owned())))
     } else {
         Err(Bad(name, "must be a string or a number".into()))
     }
+}
+
+/// An identifier (`appId`, `roomId`, `uid`, `remoteUid`) names a row and a member: one with a
+/// control character (NUL, a line break, ...) would be echoed with it but could be stored
+/// without it, making two identifiers one record, so it is refused.
+fn no_control(name: &'static str, v: &str) -> Field<()> {
+    match v.chars().find(|c| c.is_control()) {
+        Some(c) => Err(Bad(
+            name,
+            format!(
+                "must not contain control characters (found U+{:04X}); use printable text",
+                u32::from(c)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// An application id: [`text`], without control characters.
+fn app_id(raw: Option<&RawValue>) -> Field<Option<String>> {
+    let v = text("appId", raw)?;
+    if let Some(v) = &v {
+        no_control("appId", v)?;
+    }
+    Ok(v)
 }
 
 /// An integer: a number, or a string holding one.
@@ -476,7 +502,7 @@ pub fn decode(frame: &str, limit: usize) -> Result<Request, DecodeError> {
 
 fn identity(f: &Fields<'_>) -> Field<Identity> {
     Ok(Identity {
-        app_id: text("appId", f.app_id)?,
+        app_id: app_id(f.app_id)?,
         room_id: ident("roomId", f.room_id)?,
         uid: ident("uid", f.uid)?,
         session_id: text("sessionId", f.session_id)?,
@@ -501,7 +527,7 @@ fn remote(f: &Fields<'_>) -> Field<Option<Ident>> {
 fn build(cmd: Command, f: &Fields<'_>) -> Field<Request> {
     Ok(match cmd {
         Command::Join => Request::Join(Join {
-            app_id: required("appId", text("appId", f.app_id))?,
+            app_id: required("appId", app_id(f.app_id))?,
             token: text("token", f.token)?,
             room_id: required("roomId", ident("roomId", f.room_id))?,
             room_name: text("roomName", f.room_name)?,
@@ -692,6 +718,54 @@ mod tests {
         ));
     }
 
+    /// NUL, line breaks and every other control character in an identifier are refused,
+    /// naming the field and the character; the refused value is not echoed.
+    #[test]
+    fn identifiers_with_control_characters_are_refused() {
+        let cases = [
+            (
+                r#"{"cmd":"join","appId":"1","roomId":"r","uid":"bob\u0000"}"#,
+                "uid",
+                "U+0000",
+            ),
+            (
+                r#"{"cmd":"join","appId":"1","roomId":"r\n2","uid":"bob"}"#,
+                "roomId",
+                "U+000A",
+            ),
+            (
+                r#"{"cmd":"join","appId":"1\u001b","roomId":"r","uid":"bob"}"#,
+                "appId",
+                "U+001B",
+            ),
+            (r#"{"cmd":"keepLive","uid":"a\u007fb"}"#, "uid", "U+007F"),
+            (
+                r#"{"cmd":"offer","remoteUid":"b\u0085","msg":{}}"#,
+                "remoteUid",
+                "U+0085",
+            ),
+        ];
+        for (frame, want_field, want_char) in cases {
+            let Err(e @ DecodeError::Invalid { field, .. }) = decode(frame, LIMIT) else {
+                panic!("{frame} was not refused")
+            };
+            assert_eq!(field, want_field, "{frame}");
+            let text = e.to_string();
+            assert!(
+                text.contains("control characters") && text.contains(want_char),
+                "{text}"
+            );
+            if let DecodeError::Invalid { echo, .. } = &e
+                && let Some(echoed) = echo.uid.as_ref().or(echo.room_id.as_ref())
+            {
+                assert!(!echoed.key().chars().any(char::is_control), "{frame}");
+            }
+        }
+        // Printable text of any script stays an identifier.
+        let frame = r#"{"cmd":"join","appId":"1","roomId":"会议 1","uid":"zoë"}"#;
+        assert!(matches!(decode(frame, LIMIT), Ok(Request::Join(_))));
+    }
+
     #[test]
     fn report_stats_reads_loss_as_string_or_number() {
         let frame = r#"{"cmd":"reportStats","remoteId":"524965486",
@@ -716,6 +790,22 @@ mod tests {
         #[test]
         fn no_string_panics_the_decoder(s in ".{0,300}") {
             let _ = decode(&s, 256);
+        }
+
+        /// Whatever a client writes as uid, roomId and appId, a decoded join holds no
+        /// control character in them.
+        #[test]
+        fn no_decoded_identifier_holds_a_control_character(
+            uid in "\\PC{0,4}[\\x00-\\x1f\\x7f-\\u{9f}]?\\PC{0,4}",
+            room in "\\PC{0,4}[\\x00-\\x1f]?",
+            app in "[0-9]{1,4}[\\x00\\n]?",
+        ) {
+            let frame = serde_json::json!({"cmd":"join","appId":app,"roomId":room,"uid":uid})
+                .to_string();
+            if let Ok(Request::Join(j)) = decode(&frame, crate::DEFAULT_MAX_FRAME) {
+                let ids = [j.app_id.as_str(), j.room_id.key(), j.uid.as_ref().map_or("", Ident::key)];
+                proptest::prop_assert!(ids.iter().all(|v| !v.chars().any(char::is_control)), "{frame}");
+            }
         }
 
         #[test]

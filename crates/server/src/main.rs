@@ -30,16 +30,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Errors end the process with status 1, as returning them from `main` would; a command that
 /// needs call records while they are off ends with status 2, so that scripts can tell a
-/// setting from a failure.
+/// setting from a failure. Output cut short by its reader (`rtcroom records ... | head`)
+/// ends quietly with status 0.
 fn main() -> ExitCode {
+    use std::io::Write as _;
     match commands::run(commands::cli::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if commands::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.is::<records::RecordsOff>() => {
-            eprintln!("Error: {e}");
+            let _ = writeln!(std::io::stderr(), "Error: {e}");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("Error: {e:?}");
+            let _ = write!(std::io::stderr(), "{}", commands::error_text(&e));
             ExitCode::FAILURE
         }
     }

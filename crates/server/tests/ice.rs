@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, SmtpSink, http, join};
+use common::{Server, SmtpSink, join, wait_ready};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -92,22 +92,6 @@ fn agent(server: &Server, turn_port: u16) -> Proc {
     Proc(child)
 }
 
-/// Wait (bounded) until `/readyz` answers `status`.
-async fn wait_ready(server: &Server, status: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (got, body) = http("GET", &format!("http://{}/readyz", server.addr), None, None).await;
-        if got == status {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz stayed {got} {body:?}, wanted {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn wait_mails(sink: &SmtpSink, n: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -147,13 +131,13 @@ async fn a_coturn_agent_registers_is_chosen_leaves_and_returns() {
         ("RTCROOM_ALERTS_RECIPIENTS", "[\"ops@example.com\"]"),
     ]);
     // No ICE server yet: not ready, and a pair cannot be served.
-    wait_ready(&server, 503).await;
+    wait_ready(&server, 503, "").await;
     assert_eq!(pair(&server, "before").await, Err(8));
 
     let turn_port = free_udp_port();
     let _coturn = coturn(turn_port);
     let mut agent1 = agent(&server, turn_port);
-    wait_ready(&server, 200).await;
+    wait_ready(&server, 200, "").await;
 
     // The pair gets the coturn, with credentials minted for each member.
     let cfg = pair(&server, "with-coturn")
@@ -209,7 +193,7 @@ async fn a_coturn_agent_registers_is_chosen_leaves_and_returns() {
     // The agent dies without deregistering: the server leaves rotation, one alert.
     let _ = agent1.0.kill();
     let _ = agent1.0.wait();
-    wait_ready(&server, 503).await;
+    wait_ready(&server, 503, "").await;
     assert_eq!(pair(&server, "after-death").await, Err(8));
     let mails = wait_mails(&sink, 1).await;
     assert_eq!(mails.len(), 1, "{mails:#?}");
@@ -222,7 +206,7 @@ async fn a_coturn_agent_registers_is_chosen_leaves_and_returns() {
 
     // The agent comes back: so does the server, with a recovery mail.
     let _agent2 = agent(&server, turn_port);
-    wait_ready(&server, 200).await;
+    wait_ready(&server, 200, "").await;
     assert!(pair(&server, "back").await.is_ok());
     let mails = wait_mails(&sink, 2).await;
     assert_eq!(mails.len(), 2, "{mails:#?}");

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Server, http, join};
+use common::{Server, http, join, wait_ready};
 use rtcroom_store::{SessionDetail, Store};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,21 +47,6 @@ impl Proxy {
         for t in self.tasks.lock().unwrap().drain(..) {
             t.abort();
         }
-    }
-}
-
-async fn wait_ready(server: &Server, status: u16, why: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (got, body) = http("GET", &format!("http://{}/readyz", server.addr), None, None).await;
-        if got == status && body.contains(why) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz stayed {got} {body:?}; wanted {status} {why:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -201,9 +201,9 @@ fn commands_that_need_records_exit_with_status_2() {
 
     let (status, stdout, stderr) = run(&["check-config"], "off", &data_dir);
     assert_eq!(status, Some(0), "{stderr}");
-    assert!(stdout.contains(r#"url: "off""#), "{stdout}");
+    assert!(stdout.contains(r#"url = "off""#), "{stdout}");
     assert!(
-        stdout.lines().any(|l| l.starts_with(OFF)),
+        stdout.lines().any(|l| l.starts_with(&format!("# {OFF}"))),
         "check-config says records are off: {stdout}"
     );
 

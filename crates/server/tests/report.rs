@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, SmtpSink, http, join};
+use common::{Server, SmtpSink, http, join, wait_until};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -16,17 +16,6 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
     let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
     let info = reader.next_frame(&mut buf).expect("a PNG frame");
     (info.width, info.height)
-}
-
-async fn wait_until<F: std::future::Future<Output = bool>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]
@@ -213,6 +202,7 @@ fn an_unknown_language_or_currency_is_refused_with_the_allowed_values() {
             .current_dir(&dir)
             .env("RTCROOM_SERVER_LISTEN", "127.0.0.1:0")
             .env("RTCROOM_TURN_ENABLED", "false")
+            .env("RTCROOM_ICE_MODE", "static")
             .env("RTCROOM_DATABASE_URL", "off")
             .env(key, value)
             .stdout(std::process::Stdio::null())

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, join};
+use common::{Server, join, parse_prometheus};
 use serde_json::json;
 
 /// The offer of document 6.7 as the original web SDK sends it: `msg` is a string of JSON.
@@ -309,39 +309,6 @@ async fn operators_list_rooms_and_kick_members() {
     )
     .await;
     assert_eq!(status, 404);
-}
-
-/// Every sample line of a Prometheus text exposition as (name with labels, value); panics on
-/// a line that is not valid exposition syntax.
-fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
-    let mut samples = std::collections::HashMap::new();
-    for line in text.lines() {
-        if line.is_empty()
-            || line.starts_with("# HELP ")
-            || line.starts_with("# TYPE ")
-            || line == "# EOF"
-        {
-            continue;
-        }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("bad line {line:?}"));
-        let name_end = series.find('{').unwrap_or(series.len());
-        assert!(
-            series[..name_end]
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "bad metric name in {line:?}"
-        );
-        if name_end < series.len() {
-            assert!(series.ends_with('}'), "bad labels in {line:?}");
-        }
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
-        samples.insert(series.to_owned(), value);
-    }
-    samples
 }
 
 #[tokio::test]

@@ -53,6 +53,9 @@ pub struct StoreOptions {
     /// How long a query waits for a free (or new) connection before it fails; this bounds
     /// how long the record writer takes to notice that the database is gone.
     pub acquire_timeout: Duration,
+    /// Whether a missing SQLite file (and its folder) is created. Readers that must not
+    /// create a database to read from it set `false`, and get an error instead.
+    pub create_if_missing: bool,
 }
 
 impl Default for StoreOptions {
@@ -60,6 +63,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 4,
             acquire_timeout: Duration::from_secs(5),
+            create_if_missing: true,
         }
     }
 }
@@ -114,17 +118,21 @@ impl Pool {
     ) -> Result<Pool, StoreError> {
         Ok(match dialect {
             Dialect::Sqlite => {
-                let o = SqliteConnectOptions::from_str(url)?
-                    .create_if_missing(true)
-                    // WAL lets the daily report read while the writer writes; NORMAL
-                    // syncs at checkpoints, which WAL keeps consistent across a crash.
-                    .journal_mode(SqliteJournalMode::Wal)
+                let mut o = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(opts.create_if_missing)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5));
+                // WAL lets the daily report read while the writer writes; NORMAL syncs at
+                // checkpoints, which WAL keeps consistent across a crash. The mode is kept
+                // in the file, so only its maker sets it: a reader that must not create a
+                // database writes nothing to a file that is not one yet.
+                if opts.create_if_missing {
+                    o = o.journal_mode(SqliteJournalMode::Wal);
+                }
                 if let Some(dir) = o
                     .get_filename()
                     .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
+                    .filter(|d| opts.create_if_missing && !d.as_os_str().is_empty())
                 {
                     std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                         path: dir.to_owned(),
@@ -180,6 +188,7 @@ impl Pool {
         };
         let migrator = Migrator::with_migrations(vec![
             migration(1, "records", records),
+            // A new migration raises `LATEST_MIGRATION` in store.rs too.
             migration(2, "last alive", last_alive),
         ]);
         each_backend!(Pool, self, p => migrator.run(p).await)?;
@@ -217,6 +226,41 @@ impl Pool {
         let sql: Stmt = Arc::from("SELECT 1");
         each_backend!(Pool, self, p => query(&sql).execute(p).await.map(drop))?;
         Ok(())
+    }
+
+    /// The highest migration applied, 0 when the migrations table is there but empty;
+    /// `None` when there is no migrations table (not a call-record database yet).
+    pub(crate) async fn applied_migration(
+        &self,
+        dialect: Dialect,
+    ) -> Result<Option<i64>, StoreError> {
+        let exists: Stmt = Arc::from(match dialect {
+            Dialect::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+                    .to_owned()
+            }
+            Dialect::MySql => format!(
+                "SELECT {} FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '_sqlx_migrations'",
+                dialect.int("COUNT(*)")
+            ),
+            Dialect::Postgres => format!(
+                "SELECT {} FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'",
+                dialect.int("COUNT(*)")
+            ),
+        });
+        let count = self.fetch_all(&exists, Vec::new(), &[Kind::I64]).await?;
+        if !matches!(count.first().and_then(|r| r.first()), Some(Val::I64(Some(n))) if *n > 0) {
+            return Ok(None);
+        }
+        let max: Stmt = Arc::from(format!(
+            "SELECT {} FROM _sqlx_migrations WHERE success",
+            dialect.int("COALESCE(MAX(version), 0)")
+        ));
+        let rows = self.fetch_all(&max, Vec::new(), &[Kind::I64]).await?;
+        Ok(Some(match rows.first().and_then(|r| r.first()) {
+            Some(Val::I64(Some(v))) => *v,
+            _ => 0,
+        }))
     }
 
     pub(crate) async fn close(&self) {

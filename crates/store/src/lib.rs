@@ -58,5 +58,5 @@ pub use read::{
     ClientInfoRow, DaySubSession, QualityRow, QualitySummary, RowStream, SessionDetail, SessionRow,
     Stat, SubSessionDetail, SubSessionRow, TableCounts,
 };
-pub use store::{Backend, Store};
+pub use store::{Backend, Schema, Store};
 pub use writer::{RecordDropped, RecordSink, RecordWriter, WriterConfig, WriterStats};

@@ -32,6 +32,22 @@ pub struct Store {
     read: Arc<ReadSql>,
 }
 
+/// The state of a database's call-record tables ([`Store::schema`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// No call-record tables: a database nothing has migrated.
+    Missing,
+    /// Migrated by an older version: `migrate` brings it to `latest`.
+    Behind {
+        applied: i64,
+        latest: i64,
+    },
+    Current,
+}
+
+/// The number of the last migration of this version (`Pool::migrate`).
+const LATEST_MIGRATION: i64 = 2;
+
 impl Store {
     /// The embedded default: a SQLite file under `./data/`.
     pub const DEFAULT_URL: &'static str = "sqlite://data/rtcroom.db";
@@ -76,6 +92,20 @@ impl Store {
     /// `_sqlx_migrations`). Safe to run at every start.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.pool.migrate(self.dialect).await
+    }
+
+    /// Whether the call-record tables are there and up to date, without changing anything
+    /// (what readers check instead of migrating). An error when the database cannot be
+    /// reached.
+    pub async fn schema(&self) -> Result<Schema, StoreError> {
+        Ok(match self.pool.applied_migration(self.dialect).await? {
+            None => Schema::Missing,
+            Some(v) if v < LATEST_MIGRATION => Schema::Behind {
+                applied: v,
+                latest: LATEST_MIGRATION,
+            },
+            Some(_) => Schema::Current,
+        })
     }
 
     /// A trivial query: is the database there?

@@ -74,6 +74,10 @@ pub struct WriterConfig {
     pub journal_segment_bytes: u64,
     /// What the recovery bills a sub-session it closes (the engine's prices).
     pub prices: Prices,
+    /// Apply [`Store::migrate`] before the first write: the caller could not, because the
+    /// database was unreachable when it started. The database task retries it with backoff
+    /// while the database is away; records wait in the spool meanwhile, as in any outage.
+    pub migrate: bool,
 }
 
 impl Default for WriterConfig {
@@ -91,6 +95,7 @@ impl Default for WriterConfig {
             journal_sync: Duration::from_millis(250),
             journal_segment_bytes: 16 << 20,
             prices: Prices::default(),
+            migrate: false,
         }
     }
 }
@@ -116,6 +121,9 @@ pub struct WriterStats {
     pub rejected: u64,
     /// Whether the last write or health check reached the database.
     pub db_up: bool,
+    /// The migrations have not been applied yet ([`WriterConfig::migrate`]): the database has
+    /// not answered since the writer started.
+    pub migrations_pending: bool,
 }
 
 /// `try_send` could not take the record: the writer has stopped.
@@ -148,6 +156,7 @@ struct Counters {
     taken: AtomicU64,
     channel_high_water: AtomicU64,
     db_up: AtomicBool,
+    migrations_pending: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -329,9 +338,11 @@ impl RecordWriter {
             }),
             work: Notify::new(),
             // The caller has just connected to (and migrated) the store: count it up until the
-            // first check says otherwise, so that readiness is right from the start.
+            // first check says otherwise, so that readiness is right from the start. A store
+            // the caller could not migrate was unreachable.
             counters: Counters {
-                db_up: AtomicBool::new(true),
+                db_up: AtomicBool::new(!cfg.migrate),
+                migrations_pending: AtomicBool::new(cfg.migrate),
                 ..Counters::default()
             },
             memory_limit: cfg.memory_limit.max(1),
@@ -428,5 +439,6 @@ fn stats(shared: &Shared, _tx: &mpsc::Sender<Msg>) -> WriterStats {
         channel_high_water: c.channel_high_water.load(Ordering::Relaxed),
         rejected: c.rejected.load(Ordering::Relaxed),
         db_up: c.db_up.load(Ordering::Relaxed),
+        migrations_pending: c.migrations_pending.load(Ordering::Relaxed),
     }
 }

@@ -8,100 +8,10 @@
 
 mod common;
 
+use common::private_mariadb::PrivateMariadb;
 use common::*;
 use rtcroom_store::{RecordWriter, Store, StoreOptions, WriterConfig, WriterStats};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct PrivateMariadb {
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-impl PrivateMariadb {
-    fn install(dir: &Path) -> PrivateMariadb {
-        let data = dir.join("data");
-        let out = Command::new("mariadb-install-db")
-            .args([
-                "--no-defaults",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ])
-            .arg(format!("--datadir={}", data.display()))
-            .arg("--user=root")
-            .output()
-            .expect("mariadb-install-db runs");
-        assert!(
-            out.status.success(),
-            "mariadb-install-db: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut db = PrivateMariadb {
-            dir: dir.to_owned(),
-            port: free_port(),
-            child: None,
-        };
-        db.start();
-        db
-    }
-
-    fn url(&self) -> String {
-        format!("mysql://root@127.0.0.1:{}/rtc_room_server", self.port)
-    }
-
-    fn start(&mut self) {
-        assert!(self.child.is_none());
-        let d = &self.dir;
-        let child = Command::new("/usr/sbin/mariadbd")
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", d.join("data").display()))
-            .arg(format!("--socket={}", d.join("mysqld.sock").display()))
-            .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
-            .arg(format!("--log-error={}", d.join("error.log").display()))
-            .arg(format!("--port={}", self.port))
-            .args([
-                "--bind-address=127.0.0.1",
-                "--user=root",
-                "--skip-grant-tables",
-            ])
-            .args(["--innodb-buffer-pool-size=64M", "--skip-log-bin"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mariadbd starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "private mariadbd did not listen; see {}",
-                d.join("error.log").display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILL, as a crash or a power cut would: no clean shutdown of InnoDB.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().expect("kill by pid");
-            c.wait().expect("reaped");
-        }
-    }
-}
-
-impl Drop for PrivateMariadb {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 async fn wait_for(
     what: &str,
@@ -253,6 +163,64 @@ async fn every_record_arrives_exactly_once_across_database_crashes() {
             assert_eq!(d.quality.reports, 4);
         }
     }
+    store.close().await;
+    db.kill();
+}
+
+/// A writer started before its database ever answered (a server started during an outage):
+/// it keeps the records in the spool, applies the migrations when the database comes, and
+/// then writes every record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_started_before_its_database_migrates_it_when_it_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = PrivateMariadb::install(tmp.path());
+    Store::create_database(&db.url()).await.unwrap();
+    db.kill();
+    let opts = StoreOptions {
+        acquire_timeout: Duration::from_secs(1),
+        ..StoreOptions::default()
+    };
+    let store = Store::connect(&db.url(), &opts).await.unwrap();
+    let err = store.migrate().await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+
+    let cfg = WriterConfig {
+        spool_dir: tmp.path().join("spool"),
+        retry_min: Duration::from_millis(20),
+        retry_max: Duration::from_millis(300),
+        write_timeout: Duration::from_secs(5),
+        health_interval: Duration::from_millis(200),
+        migrate: true,
+        ..WriterConfig::default()
+    };
+    let (writer, sink) = RecordWriter::start(store.clone(), cfg).unwrap();
+    let s = writer.stats();
+    assert!(s.migrations_pending && !s.db_up, "{s:?}");
+    let mut ids = Ids::new();
+    let (_, records) = call(
+        &mut ids,
+        "app1",
+        "room",
+        "a",
+        "b",
+        at("2024-05-01 08:00:00"),
+        70,
+    );
+    let total = records.len() as u64;
+    for r in records {
+        sink.try_send(r).expect("the writer runs");
+    }
+    wait_for("the records in the spool", &writer, |s| s.spooled == total).await;
+
+    db.start();
+    let s = wait_for("every record written", &writer, |s| {
+        !s.migrations_pending && s.queue_depth == 0 && s.written == total
+    })
+    .await;
+    assert!(s.db_up && s.rejected == 0, "{s:?}");
+    let n = store.table_counts().await.unwrap();
+    assert_eq!((n.sessions, n.sub_sessions, n.quality_reports), (2, 2, 8));
+    writer.shutdown(Duration::from_secs(5)).await;
     store.close().await;
     db.kill();
 }

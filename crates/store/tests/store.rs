@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use rtcroom_core::{Millis, Record, SubStatus};
 use rtcroom_protocol::ConnectType;
-use rtcroom_store::{RecordWriter, Recovered, Store, WriterConfig};
+use rtcroom_store::{RecordWriter, Recovered, Schema, Store, StoreOptions, WriterConfig};
 use std::time::Duration;
 
 macro_rules! suite {
@@ -34,6 +34,7 @@ suite!(
     a_day_streams_by_create_time_across_midnight_and_pages,
     long_and_odd_values_fit_every_backend,
     the_writer_batches_records_in_order,
+    the_schema_is_read_without_changing_anything,
 );
 
 fn close(a: f64, b: f64) -> bool {
@@ -709,4 +710,30 @@ async fn the_writer_batches_records_in_order(b: Backend) {
         );
         assert!(s.session.leave_time.is_some());
     }
+}
+
+/// `Store::schema` tells a database nothing migrated from a migrated one, on every backend,
+/// and a reader that may not create finds no SQLite file made for it.
+async fn the_schema_is_read_without_changing_anything(b: Backend) {
+    let db = TestDb::new(b).await;
+    let reader = StoreOptions {
+        create_if_missing: false,
+        ..StoreOptions::default()
+    };
+    if b == Backend::Sqlite {
+        let file = std::path::PathBuf::from(db.url.trim_start_matches("sqlite://"));
+        let missing = file.with_file_name("missing.db");
+        let url = format!("sqlite://{}", missing.display());
+        assert!(Store::connect(&url, &reader).await.is_err());
+        assert!(!missing.exists(), "{} was created", missing.display());
+        // An empty file is an SQLite database with nothing in it.
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"").unwrap();
+    }
+    let plain = Store::connect(&db.url, &reader).await.unwrap();
+    assert_eq!(plain.schema().await.unwrap(), Schema::Missing);
+    plain.close().await;
+    let migrated = db.store().await;
+    assert_eq!(migrated.schema().await.unwrap(), Schema::Current);
+    migrated.close().await;
 }

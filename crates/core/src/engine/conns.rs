@@ -8,7 +8,37 @@ use crate::ids::Entropy;
 use crate::record::Record;
 use rtcroom_protocol::ServerMsg;
 
+/// The join limit's buckets are swept of full ones (addresses not joining lately) when they
+/// reach this many, and then at twice what remains.
+pub(super) const JOIN_BUCKETS_SWEEP: usize = 1024;
+
 impl<E: Entropy> Engine<E> {
+    /// Count a join from the connection's client address against `joins_per_ip_per_sec`
+    /// (and its burst); whether it is within the limit.
+    pub(super) fn admit_join(&mut self, now: Millis, conn: ConnId) -> bool {
+        let (rate, burst) = (self.cfg.joins_per_ip_per_sec, self.cfg.joins_per_ip_burst);
+        if rate == 0 {
+            return true;
+        }
+        let Some(ip) = self.conns.get(&conn).map(|c| c.ip.as_str()) else {
+            return true;
+        };
+        if self.join_buckets.len() >= self.join_buckets_sweep_at {
+            self.join_buckets
+                .retain(|_, b| !b.is_full(now, rate, burst));
+            self.join_buckets_sweep_at = (self.join_buckets.len() * 2).max(JOIN_BUCKETS_SWEEP);
+        }
+        match self.join_buckets.get_mut(ip) {
+            Some(b) => b.take(now, rate, burst),
+            None => {
+                let mut b = super::state::Bucket::full(burst, now);
+                let ok = b.take(now, rate, burst);
+                self.join_buckets.insert(ip.into(), b);
+                ok
+            }
+        }
+    }
+
     pub(super) fn open(&mut self, now: Millis, conn: ConnId, ip: String) {
         self.conns.insert(
             conn,
@@ -17,6 +47,7 @@ impl<E: Entropy> Engine<E> {
                 live: true,
                 closing: false,
                 membership: Membership::NotJoined,
+                roomless_since: now,
                 last_seen: now,
                 scheduled: None,
                 tokens: f64::from(self.cfg.rate_burst),

@@ -11,6 +11,7 @@ use super::{ConnId, Engine};
 use crate::Millis;
 use crate::effect::{CloseReason, Effect};
 use crate::ids::Entropy;
+use crate::time::shift;
 use rtcroom_protocol::{ConnectType, Ident, ResumeKey};
 use std::collections::HashSet;
 use std::fmt;
@@ -153,7 +154,8 @@ impl<E: Entropy> Engine<E> {
     /// their place, sessions and sub-sessions stay open, no record is written. Each member
     /// is then as if its connection had dropped: it may resume with its resume key within
     /// the heartbeat timeout (here, or in the engine a [`Snapshot`] is restored into).
-    pub fn restart(&mut self, _now: Millis) {
+    pub fn restart(&mut self, now: impl Into<crate::Now>) {
+        self.clock(now);
         let mut conns: Vec<ConnId> = self
             .conns
             .iter()
@@ -182,19 +184,23 @@ impl<E: Entropy> Engine<E> {
     /// The rooms, members, sessions and sub-sessions as they are at `now`, for
     /// [`Engine::restore`]. Connections, the ICE registry and rate limits are not kept: the
     /// clients reconnect, ICE servers register again.
-    pub fn snapshot(&self, now: Millis) -> Snapshot {
+    /// Its times are wall-clock times, as `now` reads them: a monotonic clock does not
+    /// outlive the process.
+    pub fn snapshot(&self, now: impl Into<crate::Now>) -> Snapshot {
+        let now = now.into();
+        let offset = now.offset();
         let mut rooms: Vec<&Room> = self.rooms.values().collect();
         rooms.sort_by(|a, b| (&a.key.app, &a.key.room).cmp(&(&b.key.app, &b.key.room)));
         Snapshot {
             version: VERSION,
-            taken_at: now.0,
+            taken_at: now.wall.0,
             rooms: rooms
                 .into_iter()
                 .map(|r| SnapRoom {
                     app_id: r.app_id.clone(),
                     room_id: r.room_id.raw_json().to_owned(),
                     room_name: r.room_name.clone(),
-                    members: r.members.iter().map(snap_member).collect(),
+                    members: r.members.iter().map(|m| snap_member(m, offset)).collect(),
                 })
                 .collect(),
         }
@@ -206,7 +212,13 @@ impl<E: Entropy> Engine<E> {
     /// timeout of when it was last heard is removed as timed out, its records closed at
     /// that last-heard time. Nothing is recorded by the restore itself: the records of the
     /// calls continue.
-    pub fn restore(&mut self, now: Millis, snapshot: Snapshot) -> Result<(), RestoreError> {
+    pub fn restore(
+        &mut self,
+        now: impl Into<crate::Now>,
+        snapshot: Snapshot,
+    ) -> Result<(), RestoreError> {
+        let now = self.clock(now);
+        let back = self.wall_offset.saturating_neg();
         if snapshot.version != VERSION {
             return Err(RestoreError::Version {
                 found: snapshot.version,
@@ -219,7 +231,7 @@ impl<E: Entropy> Engine<E> {
         let rooms = snapshot
             .rooms
             .iter()
-            .map(unsnap_room)
+            .map(|r| unsnap_room(r, back))
             .collect::<Result<Vec<_>, _>>()?;
         let mut keys = HashSet::new();
         if let Some(dup) = rooms.iter().find(|r| !keys.insert(r.key.clone())) {
@@ -245,6 +257,7 @@ impl<E: Entropy> Engine<E> {
                         live: false,
                         closing: false,
                         membership: Membership::In(no),
+                        roomless_since: now,
                         last_seen,
                         scheduled: None,
                         tokens: f64::from(self.cfg.rate_burst),
@@ -258,7 +271,9 @@ impl<E: Entropy> Engine<E> {
     }
 }
 
-fn snap_member(m: &Member) -> SnapMember {
+/// A member as the snapshot keeps it: its times on the wall clock (`offset`: wall − mono).
+fn snap_member(m: &Member, offset: i64) -> SnapMember {
+    let wall = |t: Millis| shift(t, offset).0;
     SnapMember {
         uid: m.uid.raw_json().to_owned(),
         uname: m.uname.clone(),
@@ -266,8 +281,8 @@ fn snap_member(m: &Member) -> SnapMember {
         talk_type: m.talk_type,
         ip: m.ip.clone(),
         session_id: m.session_id.to_string(),
-        joined_at: m.joined_at.0,
-        last_seen: m.last_seen.0,
+        joined_at: wall(m.joined_at),
+        last_seen: wall(m.last_seen),
         devices: m.devices,
         subs: m
             .subs
@@ -277,24 +292,24 @@ fn snap_member(m: &Member) -> SnapMember {
                 remote_key: s.remote_key.to_string(),
                 remote_session: s.remote_session.to_string(),
                 begun: s.begun,
-                connected_at: s.connected_at.map(|t| t.0),
+                connected_at: s.connected_at.map(wall),
                 connect_type: s.connect_type.as_str().to_owned(),
                 finished: s.finished,
                 ice_ip: s.ice_ip.to_string(),
             })
             .collect(),
-        token: m.token.map(|t| (t.expires_at.0, t.prompted)),
+        token: m.token.map(|t| (t.expires_wall.0, t.prompted)),
         resume_key: SecretText(m.resume_key.expose().to_owned()),
     }
 }
 
 /// A room of a snapshot, checked: identifiers and ids parse, a uid is in the room once,
 /// and every open sub-session points at a member of the room and its session.
-fn unsnap_room(r: &SnapRoom) -> Result<Room, RestoreError> {
+fn unsnap_room(r: &SnapRoom, back: i64) -> Result<Room, RestoreError> {
     let room_id = ident(&r.room_id)?;
     let mut members = Vec::with_capacity(r.members.len());
     for m in &r.members {
-        members.push(unsnap_member(m)?);
+        members.push(unsnap_member(m, back)?);
     }
     if members.is_empty() {
         return Err(invalid(format!("room {room_id} has no members")));
@@ -325,7 +340,9 @@ fn unsnap_room(r: &SnapRoom) -> Result<Room, RestoreError> {
     })
 }
 
-fn unsnap_member(m: &SnapMember) -> Result<Member, RestoreError> {
+/// A member of a snapshot, its times back on the monotonic clock (`back`: mono − wall).
+fn unsnap_member(m: &SnapMember, back: i64) -> Result<Member, RestoreError> {
+    let mono = |t: u64| shift(Millis(t), back);
     if m.resume_key.0.is_empty() {
         return Err(invalid("a member has no resume key"));
     }
@@ -338,7 +355,7 @@ fn unsnap_member(m: &SnapMember) -> Result<Member, RestoreError> {
                 remote_key: s.remote_key.as_str().into(),
                 remote_session: ulid(&s.remote_session)?,
                 begun: s.begun,
-                connected_at: s.connected_at.map(Millis),
+                connected_at: s.connected_at.map(mono),
                 connect_type: ConnectType::parse(&s.connect_type),
                 finished: s.finished,
                 // The registration is not kept: the pair's server is known by its address.
@@ -356,12 +373,13 @@ fn unsnap_member(m: &SnapMember) -> Result<Member, RestoreError> {
         conn: ConnId(RESTORED_CONNS),
         ip: m.ip.clone(),
         session_id: ulid(&m.session_id)?,
-        joined_at: Millis(m.joined_at),
-        last_seen: Millis(m.last_seen),
+        joined_at: mono(m.joined_at),
+        last_seen: mono(m.last_seen),
         devices: m.devices,
         subs,
         token: m.token.map(|(at, prompted)| TokenState {
-            expires_at: Millis(at),
+            expires_at: mono(at),
+            expires_wall: Millis(at),
             prompted,
         }),
         resume_key: ResumeKey::new(m.resume_key.0.as_str()),

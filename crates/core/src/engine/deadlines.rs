@@ -1,4 +1,4 @@
-//! Deadlines: heartbeats, token prompts and token expiries. One lazy min-heap entry per
+//! Deadlines: heartbeats, the join timeout, token prompts and token expiries. One lazy min-heap entry per
 //! connection; activity only updates a timestamp, and a popped entry re-arms at the real
 //! deadline, so a keepLive costs O(1).
 
@@ -15,13 +15,17 @@ use std::cmp::Reverse;
 #[derive(Debug, Clone, Copy)]
 enum Due {
     Heartbeat,
+    /// In no room for the join timeout.
+    Join,
     Prompt,
     Expire,
 }
 
 impl<E: Entropy> Engine<E> {
     /// Act on every deadline at or before `now`: heartbeats, token prompts and expiries.
-    pub fn handle_timeout(&mut self, now: Millis) {
+    /// `now.mono` is what deadlines are compared with.
+    pub fn handle_timeout(&mut self, now: impl Into<crate::Now>) {
+        let now = self.clock(now);
         while let Some(&Reverse((at, conn))) = self.timers.peek() {
             if at > now {
                 break;
@@ -50,7 +54,16 @@ impl<E: Entropy> Engine<E> {
         }
         let timeout = self.cfg.heartbeat_timeout_secs;
         let Some(seat) = self.seat_of_conn(conn) else {
-            return Some((c.last_seen.plus_secs(timeout), Due::Heartbeat));
+            let heartbeat = (c.last_seen.plus_secs(timeout), Due::Heartbeat);
+            let join = (
+                c.roomless_since.plus_secs(self.cfg.join_timeout_secs),
+                Due::Join,
+            );
+            return Some(if join.0 < heartbeat.0 {
+                join
+            } else {
+                heartbeat
+            });
         };
         let m = self.member(seat);
         let mut best = (m.last_seen.plus_secs(timeout), Due::Heartbeat);
@@ -96,6 +109,8 @@ impl<E: Entropy> Engine<E> {
                 self.unbind(conn, CloseReason::HeartbeatTimeout);
             }
             (Due::Heartbeat, None) => self.close(conn, CloseReason::HeartbeatTimeout),
+            (Due::Join, None) => self.close(conn, CloseReason::JoinTimeout),
+            (Due::Join, Some(_)) => {}
             (Due::Prompt, Some(seat)) => self.prompt_token(conn, seat),
             (Due::Expire, Some(seat)) => {
                 let why = "token is expire";
@@ -114,7 +129,7 @@ impl<E: Entropy> Engine<E> {
             app_id: room.app_id.clone(),
             room_id: room.room_id.clone(),
             uid: m.uid.clone(),
-            expire_at: token.expires_at.as_secs(),
+            expire_at: token.expires_wall.as_secs(),
         });
         if let Some(t) = self.member_mut(seat).token.as_mut() {
             t.prompted = true;

@@ -30,7 +30,8 @@ fn media(talk_type: i64) -> Media {
 impl<E: Entropy> Engine<E> {
     /// An ICE server (or its agent) registered, deregistered or reported its load. Answers
     /// with the plain-text reply of the ICE HTTP API.
-    pub fn ice_command(&mut self, now: Millis, command: IceCommand) -> Reply {
+    pub fn ice_command(&mut self, now: impl Into<crate::Now>, command: IceCommand) -> Reply {
+        let now = self.clock(now);
         match self.ice.as_mut() {
             Some(registry) => registry.handle(now.0, command),
             // Without a registry there is nothing to register with.
@@ -39,7 +40,8 @@ impl<E: Entropy> Engine<E> {
     }
 
     /// The registered ICE servers and their load.
-    pub fn ice_servers(&self, now: Millis) -> Vec<ServerStatus> {
+    pub fn ice_servers(&self, now: impl Into<crate::Now>) -> Vec<ServerStatus> {
+        let now = now.into().mono;
         self.ice
             .as_ref()
             .map(|r| r.servers(now.0))
@@ -47,7 +49,9 @@ impl<E: Entropy> Engine<E> {
     }
 
     /// Check which ICE servers left rotation or came back; each change becomes an event.
-    pub fn ice_poll(&mut self, now: Millis) {
+    pub fn ice_poll(&mut self, now: impl Into<crate::Now>) {
+        let now = self.clock(now);
+        let wall_offset = self.wall_offset;
         let Some(registry) = self.ice.as_mut() else {
             return;
         };
@@ -56,7 +60,7 @@ impl<E: Entropy> Engine<E> {
                 HealthEvent::LeftRotation { ip, last_seen_ms } => Event::IceHealth {
                     ip,
                     in_rotation: false,
-                    last_seen_ms: Some(last_seen_ms),
+                    last_seen_ms: Some(crate::time::shift(Millis(last_seen_ms), wall_offset).0),
                 },
                 HealthEvent::Returned { ip } => Event::IceHealth {
                     ip,
@@ -70,11 +74,12 @@ impl<E: Entropy> Engine<E> {
 
     /// The `rtcConfig` a login hands out: the server a new pair would get now (nothing is
     /// reserved), with credentials for `uid`; the static one without a registry.
-    pub fn login_rtc_config(&self, now: Millis, uid: &str) -> Option<SharedJson> {
+    pub fn login_rtc_config(&self, now: impl Into<crate::Now>, uid: &str) -> Option<SharedJson> {
+        let now = now.into();
         match &self.ice {
             Some(registry) => registry
-                .peek(now.0, None)
-                .map(|c| SharedJson::rtc_config(&c.rtc_config(uid, now.0))),
+                .peek(now.mono.0, None)
+                .map(|c| SharedJson::rtc_config(&c.rtc_config(uid, now.wall.0))),
             None => Some(self.cfg.rtc_config.clone()),
         }
     }
@@ -90,10 +95,10 @@ impl<E: Entropy> Engine<E> {
     }
 
     /// The `rtcConfig` member `uid` gets for a pair on `chosen` (the static one when the
-    /// pair has no chosen server).
-    pub(super) fn rtc_for(&self, chosen: Option<&Chosen>, uid: &Ident, now: Millis) -> SharedJson {
+    /// pair has no chosen server), its credentials minted at `wall`.
+    pub(super) fn rtc_for(&self, chosen: Option<&Chosen>, uid: &Ident, wall: Millis) -> SharedJson {
         match chosen {
-            Some(c) => SharedJson::rtc_config(&c.rtc_config(uid.key(), now.0)),
+            Some(c) => SharedJson::rtc_config(&c.rtc_config(uid.key(), wall.0)),
             None => self.cfg.rtc_config.clone(),
         }
     }

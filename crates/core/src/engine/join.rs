@@ -43,6 +43,15 @@ impl<E: Entropy> Engine<E> {
                 return Err(Refusal::too_long(field, MAX_ID_LEN));
             }
         }
+        // A resume creates nothing (same session, same sub-sessions) and a whole office
+        // behind one address resumes at once after a restart: only other joins count.
+        if j.resume_key.is_none() && !self.admit_join(now, conn) {
+            let d = format!(
+                "at most {} joins per second from one address; retry in a few seconds",
+                self.cfg.joins_per_ip_per_sec
+            );
+            return Err(Refusal::new(ResultCode::RateLimited, d));
+        }
         let token = self.check_grant(j, grant)?;
         let key = RoomKey::new(&j.app_id, j.room_id.key());
         self.check_rejoin_allowed(conn, j, &key)?;
@@ -201,8 +210,9 @@ impl<E: Entropy> Engine<E> {
         let chosen = self.choose_ice(now, existing, j.talk_type)?;
         let newcomer = self.open_session(now, conn, j, uid, token);
         let no = existing.unwrap_or_else(|| self.open_room(j, key));
+        let wall = self.wall(now);
         let room = self.rooms.get_mut(&no).expect("just opened");
-        let opened = pair_up(&mut self.ids, room, newcomer, &chosen, now);
+        let opened = pair_up(&mut self.ids, room, newcomer, &chosen, wall);
         let idx = room.members.len() - 1;
         for r in opened {
             self.record(Record::SubSessionOpen(r));
@@ -225,7 +235,7 @@ impl<E: Entropy> Engine<E> {
             .uname
             .clone()
             .unwrap_or_else(|| format!("client_{}", uid.key()));
-        let session_id = self.ids.next(now);
+        let session_id = self.ids.next(self.wall(now));
         let ip = self.conns[&conn].ip.clone();
         self.record(Record::SessionOpen(SessionOpen {
             session_id,
@@ -239,7 +249,7 @@ impl<E: Entropy> Engine<E> {
             os_name: cut(j.os_name.clone()),
             browser: cut(j.browser.clone()),
             sdk_info: cut(j.sdk_info.clone()),
-            join_time: now,
+            join_time: self.wall(now),
         }));
         Member {
             uid,
@@ -314,7 +324,7 @@ impl<E: Entropy> Engine<E> {
                     uname: me.uname.clone(),
                     user_type: me.user_type,
                     talk_type: me.talk_type,
-                    rtc_config: self.rtc_for(chosen.as_deref(), &m.uid, now),
+                    rtc_config: self.rtc_for(chosen.as_deref(), &m.uid, self.wall(now)),
                 });
                 (m.conn, notify)
             })
@@ -364,17 +374,17 @@ fn pair_up<E: Entropy>(
     room: &mut Room,
     mut newcomer: Member,
     chosen: &[Option<Arc<Chosen>>],
-    now: Millis,
+    wall: Millis,
 ) -> Vec<SubSessionOpen> {
     let mut opened = Vec::new();
     let place = (room.app_id.as_str(), room.room_id.key());
     for (i, e) in room.members.iter_mut().enumerate() {
         let ice = chosen.get(i).cloned().flatten();
         let ice_ip = ice.as_ref().map_or("", |c| c.ip()).to_owned();
-        let there = Sub::towards(ids.next(now), &newcomer, ice.clone());
-        let back = Sub::towards(ids.next(now), e, ice);
-        opened.push(sub_open(place, e, &newcomer, there.id, &ice_ip, now));
-        opened.push(sub_open(place, &newcomer, e, back.id, &ice_ip, now));
+        let there = Sub::towards(ids.next(wall), &newcomer, ice.clone());
+        let back = Sub::towards(ids.next(wall), e, ice);
+        opened.push(sub_open(place, e, &newcomer, there.id, &ice_ip, wall));
+        opened.push(sub_open(place, &newcomer, e, back.id, &ice_ip, wall));
         e.subs.push(there);
         newcomer.subs.push(back);
     }
@@ -388,7 +398,7 @@ fn sub_open(
     remote: &Member,
     id: Ulid,
     ice_ip: &str,
-    now: Millis,
+    wall: Millis,
 ) -> SubSessionOpen {
     SubSessionOpen {
         sub_session_id: id,
@@ -400,6 +410,6 @@ fn sub_open(
         remote_user_name: remote.uname.clone(),
         remote_user_ip: remote.ip.clone(),
         ice_ip: ice_ip.to_owned(),
-        created: now,
+        created: wall,
     }
 }

@@ -14,7 +14,15 @@ use rtcroom_protocol::{
 impl<E: Entropy> Engine<E> {
     /// Remove a member on an operator's request: it gets `systemKickUser`, the others
     /// `relayLeave`, and its connection is closed. False if no such member.
-    pub fn kick(&mut self, now: Millis, app_id: &str, room_id: &str, uid: &str, why: &str) -> bool {
+    pub fn kick(
+        &mut self,
+        now: impl Into<crate::Now>,
+        app_id: &str,
+        room_id: &str,
+        uid: &str,
+        why: &str,
+    ) -> bool {
+        let now = self.clock(now);
         let key = RoomKey::new(app_id, room_id);
         let Some(seat) = self.room_nos.get(&key).and_then(|&room| {
             let idx = self.rooms[&room].index_of_uid(uid)?;
@@ -28,7 +36,8 @@ impl<E: Entropy> Engine<E> {
     }
 
     /// Tell every member the server is going away, close every record and connection.
-    pub fn shutdown(&mut self, now: Millis) {
+    pub fn shutdown(&mut self, now: impl Into<crate::Now>) {
+        let now = self.clock(now);
         let rooms: Vec<RoomNo> = self.rooms.keys().copied().collect();
         for room in rooms {
             while self.rooms.get(&room).is_some_and(|r| !r.members.is_empty()) {
@@ -84,7 +93,9 @@ impl<E: Entropy> Engine<E> {
         self.remove_member(now, seat, LeaveCause::Leave);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.membership = Membership::Departed;
+            c.roomless_since = now;
         }
+        self.schedule(conn);
         Ok(())
     }
 
@@ -92,12 +103,13 @@ impl<E: Entropy> Engine<E> {
     /// member and towards it is finished and billed, the session row is closed.
     pub(super) fn remove_member(&mut self, now: Millis, seat: Seat, cause: LeaveCause) {
         let prices = self.cfg.prices;
+        let wall = self.wall(now);
         let timed_out = cause == LeaveCause::TimedOut;
         let room = self.room_mut(seat);
         let mut m = room.members.remove(seat.idx);
         let mut records = Vec::new();
         for s in m.subs.iter_mut().filter(|s| !s.finished) {
-            records.push(finish(s, now, timed_out, prices));
+            records.push(finish(s, (now, wall), timed_out, prices));
         }
         let mut notify = Vec::new();
         for o in &mut room.members {
@@ -106,7 +118,7 @@ impl<E: Entropy> Engine<E> {
                 .iter_mut()
                 .filter(|s| !s.finished && s.remote_session == m.session_id)
             {
-                records.push(finish(s, now, timed_out, prices));
+                records.push(finish(s, (now, wall), timed_out, prices));
             }
             notify.push(o.conn);
         }
@@ -135,7 +147,7 @@ impl<E: Entropy> Engine<E> {
         }
         self.record(Record::SessionClose(SessionClose {
             session_id: m.session_id,
-            leave_time: now,
+            leave_time: wall,
             duration_secs: now.secs_since(m.joined_at),
             timed_out,
         }));
@@ -143,9 +155,14 @@ impl<E: Entropy> Engine<E> {
     }
 }
 
-/// Finish a sub-session and bill it: per started minute connected, at the price of how it
-/// connected.
-fn finish(s: &mut Sub, now: Millis, timed_out: bool, prices: Prices) -> SubSessionFinish {
+/// Finish a sub-session and bill it: per started minute connected (on the monotonic clock,
+/// `now`), at the price of how it connected; dated `wall`.
+fn finish(
+    s: &mut Sub,
+    (now, wall): (Millis, Millis),
+    timed_out: bool,
+    prices: Prices,
+) -> SubSessionFinish {
     s.finished = true;
     let (duration_secs, status) = match (s.connected_at, timed_out) {
         (Some(at), false) => (now.secs_since(at), SubStatus::ConnectedLeft),
@@ -160,7 +177,7 @@ fn finish(s: &mut Sub, now: Millis, timed_out: bool, prices: Prices) -> SubSessi
     };
     SubSessionFinish {
         sub_session_id: s.id,
-        finish_time: now,
+        finish_time: wall,
         duration_secs,
         status,
         cost_cents: duration_secs.div_ceil(60) * per_minute,

@@ -23,6 +23,7 @@ use crate::Millis;
 use crate::config::EngineConfig;
 use crate::effect::{Effect, Event};
 use crate::ids::{Entropy, IdGen};
+use crate::time::{Now, shift};
 pub use continuity::{RestoreError, Snapshot};
 use rtcroom_ice::Registry;
 use rtcroom_protocol::{DecodeError, Refusal, Request, ResultCode};
@@ -111,9 +112,16 @@ pub struct Engine<E> {
     room_nos: HashMap<RoomKey, RoomNo>,
     next_room: u64,
     timers: BinaryHeap<Reverse<(Millis, ConnId)>>,
+    /// The join rate limit's token bucket of each client address that joined lately.
+    join_buckets: HashMap<Box<str>, state::Bucket>,
+    /// `join_buckets` is swept of full buckets when it grows to this many entries.
+    join_buckets_sweep_at: usize,
     out: VecDeque<Effect>,
     /// The ICE servers in rotation, in [`crate::IceMode::Registry`].
     ice: Option<Registry>,
+    /// The wall clock minus the monotonic one at the latest input: every time held is
+    /// monotonic, and this dates what is written down.
+    wall_offset: i64,
 }
 
 /// What a request handler returns: done, or refused with a code and why.
@@ -128,10 +136,31 @@ impl<E: Entropy> Engine<E> {
             room_nos: HashMap::new(),
             next_room: 0,
             timers: BinaryHeap::new(),
+            join_buckets: HashMap::new(),
+            join_buckets_sweep_at: conns::JOIN_BUCKETS_SWEEP,
             out: VecDeque::new(),
             ice: ice::registry_for(&cfg.ice),
+            wall_offset: 0,
             cfg,
         }
+    }
+
+    /// Take an input's time: keep how the wall clock stands to the monotonic one, and run
+    /// on the monotonic time.
+    fn clock(&mut self, now: impl Into<Now>) -> Millis {
+        let now = now.into();
+        self.wall_offset = now.offset();
+        now.mono
+    }
+
+    /// A monotonic time as the wall clock read it (as it stands now).
+    fn wall(&self, mono: Millis) -> Millis {
+        shift(mono, self.wall_offset)
+    }
+
+    /// A wall-clock time on the monotonic clock (as it stands now).
+    fn mono_of(&self, wall: Millis) -> Millis {
+        shift(wall, self.wall_offset.saturating_neg())
     }
 
     /// The next effect to carry out, in the order the engine produced them.
@@ -140,7 +169,7 @@ impl<E: Entropy> Engine<E> {
         self.out.pop_front()
     }
 
-    /// When [`Engine::handle_timeout`] should next be called.
+    /// When [`Engine::handle_timeout`] should next be called, on the monotonic clock.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Millis> {
         self.timers.peek().map(|Reverse((at, _))| *at)
@@ -170,7 +199,7 @@ impl<E: Entropy> Engine<E> {
                         uid: m.uid.key().to_owned(),
                         uname: m.uname.clone(),
                         session_id: m.session_id,
-                        joined_at: m.joined_at,
+                        joined_at: self.wall(m.joined_at),
                         connected: self.conns.get(&m.conn).is_some_and(|c| c.live),
                     })
                     .collect(),
@@ -180,7 +209,8 @@ impl<E: Entropy> Engine<E> {
         rooms
     }
 
-    pub fn handle(&mut self, now: Millis, input: Input) {
+    pub fn handle(&mut self, now: impl Into<Now>, input: Input) {
+        let now = self.clock(now);
         match input {
             Input::Open { conn, ip } => self.open(now, conn, ip),
             Input::Frame { conn, frame, grant } => self.frame(now, conn, frame, grant),

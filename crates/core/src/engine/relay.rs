@@ -6,6 +6,7 @@ use super::{ConnId, Engine, Handled};
 use crate::Millis;
 use crate::ids::Entropy;
 use crate::record::{Record, SubSessionBegin, SubSessionConnect};
+use crate::time::shift;
 use rtcroom_protocol::{
     Answer, Candidate, Identity, Offer, PeerConnected, Refusal, RelayAnswer, RelayCandidate,
     RelayOffer, RelayTurnTalkType, RespKeepLive, RespOffer, RespPeerConnected, RespTurnTalkType,
@@ -32,7 +33,7 @@ impl<E: Entropy> Engine<E> {
             remote_uid: remote.uid.clone(),
             sub_session_id: their_sub,
             msg: r.msg.take(),
-            rtc_config: self.rtc_for(chosen.as_deref(), &remote.uid, now),
+            rtc_config: self.rtc_for(chosen.as_deref(), &remote.uid, self.wall(now)),
             is_ice_reset: r.is_ice_reset,
         });
         let resp = ServerMsg::RespOffer(RespOffer {
@@ -46,7 +47,7 @@ impl<E: Entropy> Engine<E> {
         if begin {
             self.record(Record::SubSessionBegin(SubSessionBegin {
                 sub_session_id: my_sub,
-                begin_time: now,
+                begin_time: self.wall(now),
             }));
         }
         Ok(())
@@ -70,7 +71,7 @@ impl<E: Entropy> Engine<E> {
         if let Some(id) = begun {
             self.record(Record::SubSessionBegin(SubSessionBegin {
                 sub_session_id: id,
-                begin_time: now,
+                begin_time: self.wall(now),
             }));
         }
         Ok(())
@@ -132,9 +133,10 @@ impl<E: Entropy> Engine<E> {
     ) -> Handled {
         let seat = self.speaker(conn, &r.id)?;
         let remote_seat = self.remote(seat, &r.remote_uid)?;
+        let wall_offset = self.wall_offset;
         let (me, remote) = self.room_mut(seat).pair_mut(seat.idx, remote_seat.idx);
         let sub = me.sub_to_mut(remote.uid.key()).ok_or_else(no_sub)?;
-        let connect_time = *sub.connected_at.get_or_insert(now);
+        let connect_time = shift(*sub.connected_at.get_or_insert(now), wall_offset);
         sub.connect_type = r.connect_type;
         let connect = SubSessionConnect {
             sub_session_id: sub.id,

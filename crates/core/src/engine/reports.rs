@@ -11,7 +11,7 @@ use rtcroom_protocol::{Refusal, ReportInfo, ReportStats, ResultCode};
 impl<E: Entropy> Engine<E> {
     pub(super) fn report_info(&mut self, now: Millis, conn: ConnId, r: &ReportInfo) -> Handled {
         let seat = self.speaker(conn, &r.id)?;
-        let id = self.ids.next(now);
+        let id = self.ids.next(self.wall(now));
         let (room, m) = (self.room(seat), self.member(seat));
         let info = ClientInfo {
             id,
@@ -23,7 +23,7 @@ impl<E: Entropy> Engine<E> {
             desc: r.desc.clone(),
             data1: r.data1.as_ref().map(|d| d.get().to_owned()),
             data2: r.data2.as_ref().map(|d| d.get().to_owned()),
-            create_time: now,
+            create_time: self.wall(now),
         };
         if r.result != 0 {
             self.out.push_back(Effect::Event(Event::ClientReport {
@@ -41,7 +41,7 @@ impl<E: Entropy> Engine<E> {
 
     pub(super) fn report_stats(&mut self, now: Millis, conn: ConnId, r: &ReportStats) -> Handled {
         let seat = self.speaker(conn, &r.id)?;
-        let id = self.ids.next(now);
+        let id = self.ids.next(self.wall(now));
         let m = self.member(seat);
         // The reporter's own sub-session towards the remote, found by the remote's uid (the
         // latest one, finished or not: stats may trail a leave) or by the id it was given.
@@ -60,7 +60,7 @@ impl<E: Entropy> Engine<E> {
             session_id: m.session_id,
             user_id: m.uid.key().to_owned(),
             remote_user_id: sub.remote_key.to_string(),
-            create_time: now,
+            create_time: self.wall(now),
             stats: r.stats.clone(),
         };
         self.record(Record::Quality(q));

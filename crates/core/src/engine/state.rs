@@ -64,6 +64,9 @@ pub(super) struct Conn {
     /// A close was requested; frames still in flight are ignored.
     pub closing: bool,
     pub membership: Membership,
+    /// Since when the connection is in no room (opened, or left): the join timeout runs from
+    /// here while it is not a member.
+    pub roomless_since: Millis,
     pub last_seen: Millis,
     /// The earliest timer entry pending for this connection.
     pub scheduled: Option<Millis>,
@@ -79,10 +82,52 @@ impl Conn {
     }
 }
 
+/// A token bucket: how many messages may still be sent at once, as of `at`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bucket {
+    pub tokens: f64,
+    pub at: Millis,
+}
+
+impl Bucket {
+    pub fn full(burst: u32, now: Millis) -> Self {
+        Self {
+            tokens: f64::from(burst),
+            at: now,
+        }
+    }
+
+    /// Refill at `rate` per second up to `burst`, then take one token if there is one.
+    /// Whether one was taken.
+    pub fn take(&mut self, now: Millis, rate: u32, burst: u32) -> bool {
+        self.refill(now, rate, burst);
+        let ok = self.tokens >= 1.0;
+        if ok {
+            self.tokens -= 1.0;
+        }
+        ok
+    }
+
+    fn refill(&mut self, now: Millis, rate: u32, burst: u32) {
+        let elapsed = now.0.saturating_sub(self.at.0) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * f64::from(rate)).min(f64::from(burst));
+        self.at = self.at.max(now);
+    }
+
+    /// Whether the bucket is full again at `now` (it then holds nothing worth keeping).
+    pub fn is_full(mut self, now: Millis, rate: u32, burst: u32) -> bool {
+        self.refill(now, rate, burst);
+        self.tokens >= f64::from(burst)
+    }
+}
+
 /// The expiry of a member's token, and whether it was already reminded of it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct TokenState {
+    /// On the monotonic clock, for the deadlines.
     pub expires_at: Millis,
+    /// As the token says (Unix time), for what the client is told and the snapshot.
+    pub expires_wall: Millis,
     pub prompted: bool,
 }
 

@@ -28,8 +28,10 @@ fn accept(grant: &Grant, app_id: &str, uid: Option<&str>) -> Result<TokenState, 
             {
                 return Err(invalid(format!("the token is for uid {tu}")));
             }
+            // Converted to the monotonic clock by the engine (`on_clock`).
             Ok(TokenState {
                 expires_at: *expires_at,
+                expires_wall: *expires_at,
                 prompted: false,
             })
         }
@@ -47,7 +49,16 @@ impl<E: Entropy> Engine<E> {
             return Ok(None);
         }
         let uid = j.uid.as_ref().map(|u| u.key());
-        accept(grant, &j.app_id, uid).map(Some)
+        accept(grant, &j.app_id, uid).map(|t| Some(self.on_clock(t)))
+    }
+
+    /// A token's expiry on the monotonic clock: what is left of it now, whatever the wall
+    /// clock does later.
+    fn on_clock(&self, t: TokenState) -> TokenState {
+        TokenState {
+            expires_at: self.mono_of(t.expires_wall),
+            ..t
+        }
     }
 
     pub(super) fn update_token(&mut self, conn: ConnId, r: &UpdateToken, grant: Grant) -> Handled {
@@ -58,9 +69,9 @@ impl<E: Entropy> Engine<E> {
                 return Err(Refusal::new(ResultCode::TokenInvalid, "no token"));
             }
             let (room, m) = (self.room(seat), self.member(seat));
-            let token = accept(&grant, &room.app_id, Some(m.uid.key()))?;
+            let token = self.on_clock(accept(&grant, &room.app_id, Some(m.uid.key()))?);
             self.member_mut(seat).token = Some(token);
-            token.expires_at.as_secs()
+            token.expires_wall.as_secs()
         } else {
             0
         };

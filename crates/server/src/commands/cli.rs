@@ -18,25 +18,27 @@ pub struct Cli {
 pub enum Command {
     /// Run the room server (signaling, web page, APIs).
     Serve {
-        /// A TOML configuration file; every key can also be set as RTCROOM_<SECTION>_<KEY>.
-        #[arg(long, short)]
+        /// A TOML configuration file (or RTCROOM_CONFIG); every key can also be set as
+        /// RTCROOM_<SECTION>_<KEY>. Relative paths in it are relative to its folder.
+        #[arg(long, short, env = "RTCROOM_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Print the effective configuration (file + environment + defaults) and exit.
+    /// Run every check `serve` runs, then print the effective configuration (file +
+    /// environment + defaults) as TOML, secrets shown as ***.
     CheckConfig {
-        #[arg(long, short)]
+        #[arg(long, short, env = "RTCROOM_CONFIG")]
         config: Option<PathBuf>,
     },
     /// The apps allowed to use this server.
     Apps {
         #[command(subcommand)]
         action: AppsAction,
-        #[arg(long, short, global = true)]
+        #[arg(long, short, global = true, env = "RTCROOM_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Watch services (HTTP health, TCP ports, processes), restart what died, mail alerts.
     Monitor {
-        #[arg(long, short)]
+        #[arg(long, short, env = "RTCROOM_CONFIG")]
         config: Option<PathBuf>,
         /// Stop after this many rounds of probes (default: run until interrupted).
         #[arg(long)]
@@ -73,14 +75,14 @@ pub enum Command {
     },
     /// Create or update the call-record tables ([database] url), then exit.
     Migrate {
-        #[arg(long, short)]
+        #[arg(long, short, env = "RTCROOM_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Read call records: a member's history, one session, a day's calls (JSON).
     Records {
         #[command(subcommand)]
         query: RecordsQuery,
-        #[arg(long, short, global = true)]
+        #[arg(long, short, global = true, env = "RTCROOM_CONFIG")]
         config: Option<PathBuf>,
     },
     /// The daily call report of a day: printed as text, written as HTML or JSON, or mailed.
@@ -97,7 +99,7 @@ pub enum Command {
         /// Mail it to [report] recipients through [smtp].
         #[arg(long)]
         send: bool,
-        #[arg(long, short)]
+        #[arg(long, short, env = "RTCROOM_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Mint a join token for an app, as an app backend would (for testing and scripts).
@@ -108,7 +110,7 @@ pub enum Command {
         /// Bind the token to this uid.
         #[arg(long)]
         uid: Option<String>,
-        #[arg(long, short)]
+        #[arg(long, short, env = "RTCROOM_CONFIG")]
         config: Option<PathBuf>,
     },
 }

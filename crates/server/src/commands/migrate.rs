@@ -8,11 +8,11 @@ pub fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let runtime = super::small_runtime()?;
     runtime.block_on(async {
         let store = crate::records::open(&cfg.database, &cfg.server.data_dir).await?;
-        println!(
-            "the call-record tables are up to date ({:?})",
-            store.backend()
-        );
+        let url = crate::config::redact_url(&cfg.database.url(&cfg.server.data_dir));
         store.close().await;
-        Ok(())
+        super::print(&format!(
+            "the call-record tables are up to date ({:?}, {url})\n",
+            store.backend()
+        ))
     })
 }

@@ -27,13 +27,28 @@ async fn report(cfg: Config, opts: Options) -> anyhow::Result<()> {
     let date = opts.date.unwrap_or_else(|| {
         (chrono::Utc::now().with_timezone(&tz) - chrono::Duration::days(1)).date_naive()
     });
-    let store = crate::records::open(&cfg.database, &cfg.server.data_dir).await?;
-    let progress = |n: u64| eprint!("\rreading {date}: {n} rows");
+    let store = crate::records::open_existing(&cfg.database, &cfg.server.data_dir).await?;
+    let result = with_store(&cfg, &opts, date, &store).await;
+    store.close().await;
+    result
+}
+
+/// The report of `date` from `store`, written or sent as `opts` says.
+async fn with_store(
+    cfg: &Config,
+    opts: &Options,
+    date: chrono::NaiveDate,
+    store: &rtcroom_store::Store,
+) -> anyhow::Result<()> {
+    // Progress goes to standard error, which may be closed too: never a reason to stop.
+    let progress = |n: u64| {
+        let _ = write!(std::io::stderr(), "\rreading {date}: {n} rows");
+    };
     let (report, charts) =
-        daily::compute(&store, &cfg.report, date, chrono::Utc::now(), progress).await?;
-    eprintln!();
+        daily::compute(store, &cfg.report, date, chrono::Utc::now(), progress).await?;
+    let _ = writeln!(std::io::stderr());
     let day = Day {
-        store: &store,
+        store,
         report: &report,
         charts: &charts,
     };
@@ -41,8 +56,9 @@ async fn report(cfg: Config, opts: Options) -> anyhow::Result<()> {
         (Some(path), json) => day.write_file(path, json).await?,
         (None, true) => {
             let stdout = std::io::stdout();
-            day.export(true, std::io::BufWriter::new(stdout.lock()))
-                .await?;
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            day.export(true, &mut out).await?;
+            out.flush()?;
         }
         (None, false) if !opts.send => {
             let subject = if cfg.report.subject.is_empty() {
@@ -50,8 +66,7 @@ async fn report(cfg: Config, opts: Options) -> anyhow::Result<()> {
             } else {
                 cfg.report.subject.replace("{date}", &date.to_string())
             };
-            let mut stdout = std::io::stdout().lock();
-            write!(stdout, "{}", rtcroom_report::email_text(&report, &subject))?;
+            super::print(&rtcroom_report::email_text(&report, &subject))?;
         }
         (None, false) => {}
     }
@@ -59,12 +74,12 @@ async fn report(cfg: Config, opts: Options) -> anyhow::Result<()> {
         let mailer = Mailer::from_config(&cfg.smtp)?
             .context("--send needs [smtp] url (e.g. smtp://127.0.0.1:25)")?;
         daily::send(&mailer, &cfg.report, &report, &charts).await?;
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "sent the report of {date} to {}",
             cfg.report.recipients.join(", ")
         );
     }
-    store.close().await;
     Ok(())
 }
 
@@ -85,7 +100,7 @@ impl Day<'_> {
         let file = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         let n = self.export(json, std::io::BufWriter::new(file)).await?;
-        eprintln!("wrote {} ({n} calls)", path.display());
+        let _ = writeln!(std::io::stderr(), "wrote {} ({n} calls)", path.display());
         Ok(())
     }
 }

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 pub fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref())?;
+    super::preflight(&cfg)?;
     let _log = log::init(&cfg.log.format, &cfg.log.level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -40,6 +41,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    if registry && embedded.is_none() {
+        tracing::warn!(
+            "[turn] enabled = false: no ICE server is in rotation until a coturn agent registers; \
+             until then /readyz answers 503 and second members of a room get result 8"
+        );
+    }
     let engine_cfg = cfg.engine(embedded.as_ref().map(|(ip, s)| (ip.as_str(), s.as_str())));
     let prices = engine_cfg.prices;
     let mut engine = rtcroom_core::Engine::new(engine_cfg, OsEntropy::new());
@@ -88,9 +95,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 /// Seat the rooms kept by the previous run's SIGTERM, when their snapshot is fresh (written
 /// within the heartbeat timeout) and the engine takes it. Whether it did.
 fn restore<E: rtcroom_core::Entropy>(cfg: &Config, engine: &mut rtcroom_core::Engine<E>) -> bool {
-    let now = crate::clock::now();
+    let now = crate::clock::engine_now();
     let max_age = cfg.room.heartbeat_timeout_secs.saturating_mul(1000);
-    let Some(snap) = snapshot::take(&cfg.server.data_dir, now, max_age) else {
+    let Some(snap) = snapshot::take(&cfg.server.data_dir, now.wall, max_age) else {
         return false;
     };
     let (rooms, members) = (snap.rooms(), snap.members());
@@ -201,6 +208,7 @@ fn app_state(
         cfg.server.max_frame_bytes,
         cfg.server.outbound_queue,
         cfg.server.max_connections,
+        Duration::from_secs(cfg.server.write_timeout_secs),
     ));
     Ok(AppState {
         signaling,
@@ -219,6 +227,7 @@ fn app_state(
         turn: turn.map(|t| t.handle.clone()),
         ice_register_secret: cfg.ice.register_secret.as_str().into(),
         ice_registry: cfg.ice.mode == "registry",
+        tls: !cfg.server.tls_cert.as_os_str().is_empty(),
     })
 }
 
@@ -232,26 +241,34 @@ async fn serve_http(
     hub: Hub,
     draining: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
+    let trusted = state.trusted_proxies.clone();
+    let tls = tls_config(cfg)?;
     let app = crate::http::app(state);
     let listener = listen(cfg.server.listen)
         .with_context(|| format!("cannot listen on {} ([server] listen)", cfg.server.listen))?;
     let addr = listener.local_addr()?;
-    // Signaling is request/response over small frames: with Nagle's algorithm on, a frame's
-    // last partial segment waits for the peer's delayed ACK (up to 40 ms on Linux), which
-    // rtcroom-bench measured as 20-50 ms relay latency and a closed loop slowed tenfold.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
-    });
-    // Tests and scripts read this line to find the port when `listen` has port 0.
-    println!("listening on http://{addr}");
-    tracing::info!(%addr, ws = %format!("ws://{addr}/ws"), "rtcroom room server started");
-    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let (http, ws) = if tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    // Tests and scripts read this line to find the port when `listen` has port 0. Nobody
+    // reading it is no reason to stop serving.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {http}://{addr}").and_then(|()| out.flush());
+    }
+    tracing::info!(%addr, ws = %format!("{ws}://{addr}/ws"), "rtcroom room server started");
     let data_dir = cfg.server.data_dir.clone();
     let bound = Duration::from_secs(cfg.server.shutdown_secs);
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
+    let limits = crate::http::accept::Limits {
+        per_ip: cfg.server.max_connections_per_ip,
+        trusted,
+        header_read_timeout: Duration::from_secs(cfg.server.header_read_timeout_secs),
+        tls,
+    };
+    crate::http::accept::serve(listener, app, limits, async move {
             super::shutdown_signal().await;
             draining.store(true, Ordering::Release);
             tokio::spawn(async move {
@@ -264,8 +281,21 @@ async fn serve_http(
             tracing::info!("restarting: telling clients to reconnect, keeping the rooms");
             keep_rooms(&hub, data_dir).await;
         })
-        .await
-        .context("the HTTP server failed")
+        .await;
+    Ok(())
+}
+
+/// TLS from `[server] tls_cert`/`tls_key` when they are set, with a task that reloads the
+/// files when they change.
+fn tls_config(cfg: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    let (cert, key) = (&cfg.server.tls_cert, &cfg.server.tls_key);
+    if cert.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let certs = crate::http::tls::Certificates::load(cert, key).map_err(anyhow::Error::msg)?;
+    let config = certs.server_config().map_err(anyhow::Error::msg)?;
+    tokio::spawn(certs.watch());
+    Ok(Some(config))
 }
 
 /// Write the hub's snapshot, then tell every client to reconnect; when the snapshot cannot

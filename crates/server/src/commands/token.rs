@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 pub fn run(app: &str, uid: Option<&str>, config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref())?;
-    let apps = Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs);
+    let apps = Apps::new(cfg.server_apps()?, cfg.auth.token_ttl_secs);
     let found = apps
         .get(app)
         .with_context(|| format!("no app {app}: see `rtcroom apps list`"))?;
@@ -17,6 +17,5 @@ pub fn run(app: &str, uid: Option<&str>, config: Option<PathBuf>) -> anyhow::Res
     let (token, _) = apps
         .mint(found, uid, None, crate::clock::now())
         .with_context(|| format!("app {app} has no key"))?;
-    println!("{token}");
-    Ok(())
+    super::print(&format!("{token}\n"))
 }

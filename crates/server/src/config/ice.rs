@@ -2,12 +2,12 @@
 //! STUN/TURN server).
 
 use rtcroom_ice::RegistryConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 /// `[ice]`: how pairs get ICE servers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IceSection {
     /// `registry`: each pair gets the registered server with the most headroom (the embedded
@@ -44,7 +44,7 @@ impl Default for IceSection {
 }
 
 /// `[turn]`: the embedded STUN/TURN server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TurnSection {
     pub enabled: bool,
@@ -69,6 +69,7 @@ pub struct TurnSection {
     /// credential_ttl_secs` must not exceed it.
     pub max_credential_lifetime_secs: u64,
     /// Relay to loopback peers; empty (unset) means yes when `listen` is a loopback address.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_loopback_peers: Option<bool>,
     /// Relay to private networks (10/8, 172.16/12, 192.168/16, fc00::/7).
     pub allow_private_peers: bool,

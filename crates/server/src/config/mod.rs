@@ -14,10 +14,12 @@
 //! Every section is plain data defined in this folder, so that `config` imports no feature
 //! module (only `auth` for the apps): the features import their sections from here.
 
+mod check;
 mod ice;
 mod ops;
 mod records;
 mod sections;
+mod show;
 
 pub use ice::{IceSection, TurnSection, registry_config};
 pub use ops::{AlertsSection, MonitorSection, SmtpSection, Target};
@@ -25,15 +27,16 @@ pub use records::{DatabaseSection, ReportSection};
 pub use sections::{
     AdminSection, AuthSection, BillingSection, LogSection, RoomSection, RtcSection, ServerSection,
 };
+pub use show::{redact_url, to_redacted_toml};
 
 use anyhow::{Context, bail};
 use rtcroom_core::{AuthMode, EngineConfig, Prices};
 use rtcroom_protocol::{IceServer, RtcConfig, SharedJson};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerSection,
@@ -77,6 +80,8 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        let defaults = toml::Table::try_from(Config::default())
+            .context("the default configuration does not serialize")?;
         for (name, value) in env {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -88,11 +93,8 @@ impl Config {
             if !KNOWN_SECTIONS.contains(&section.as_str()) {
                 continue; // RTCROOM_BIN and the like belong to scripts, not to us
             }
-            let parsed = format!("v = {value}")
-                .parse::<toml::Table>()
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or(toml::Value::String(value));
+            let default = defaults.get(&section).and_then(|s| s.get(&key)).cloned();
+            let parsed = env_value(value, default.as_ref());
             let entry = table
                 .entry(section.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -101,13 +103,37 @@ impl Config {
             };
             section_table.insert(key, parsed);
         }
-        let config: Config = toml::Value::Table(table)
+        check::no_placeholders(&table)?;
+        let mut config: Config = toml::Value::Table(table)
             .try_into()
             .context("invalid configuration (see config.example.toml for every key)")?;
+        let base = match file {
+            Some(path) => std::path::absolute(path)
+                .with_context(|| format!("cannot resolve {}", path.display()))?
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            None => std::env::current_dir()
+                .context("cannot read the working directory (needed for [server] data_dir)")?,
+        };
+        config.resolve_paths(&base);
         config.validate()?;
         Ok(config)
     }
 
+    /// Relative paths (`[server] data_dir`, the default `data` included, and a SQLite
+    /// `[database] url`) are taken relative to `base`: the configuration file's folder, or
+    /// the working directory when there is no file. Every command of one server then finds
+    /// the same files wherever it is run from.
+    fn resolve_paths(&mut self, base: &Path) {
+        if self.server.data_dir.is_relative() {
+            self.server.data_dir = base.join(&self.server.data_dir);
+        }
+        self.database.resolve_sqlite_path(base);
+    }
+
+    /// Every check a configuration must pass before `serve` starts with it; `check-config`
+    /// runs the same (and `commands::preflight` adds the ones that need a feature module).
     fn validate(&self) -> anyhow::Result<()> {
         if self.room.max_capacity < 2 {
             bail!("[room] max_capacity must be at least 2 (a call needs two people)");
@@ -115,6 +141,29 @@ impl Config {
         if self.room.heartbeat_timeout_secs < 5 {
             bail!(
                 "[room] heartbeat_timeout_secs must be at least 5 (clients send keepLive every 5 s)"
+            );
+        }
+        for (key, v) in [
+            ("join_timeout_secs", self.server.join_timeout_secs),
+            ("write_timeout_secs", self.server.write_timeout_secs),
+            (
+                "header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+        ] {
+            if v == 0 {
+                bail!("[server] {key} must be at least 1 (seconds)");
+            }
+        }
+        if self.room.joins_per_ip_per_sec > 0 && self.room.joins_per_ip_burst == 0 {
+            bail!(
+                "[room] joins_per_ip_burst must be at least 1 while joins_per_ip_per_sec is set (0 turns the limit off)"
+            );
+        }
+        if self.server.tls_cert.as_os_str().is_empty() != self.server.tls_key.as_os_str().is_empty()
+        {
+            bail!(
+                "[server] tls_cert and tls_key go together: set both (PEM files of the certificate chain and its private key) or neither (plain HTTP)"
             );
         }
         if self.server.outbound_queue < 8 {
@@ -147,7 +196,10 @@ impl Config {
         }
         self.turn.validate(&self.ice)?;
         self.database.validate()?;
+        self.report.tz()?;
+        self.report.at()?;
         self.report.validate_presentation()?;
+        check::can_serve_a_call(&self.ice, &self.turn)?;
         Ok(())
     }
 
@@ -176,6 +228,9 @@ impl Config {
         EngineConfig {
             max_capacity: self.room.max_capacity,
             heartbeat_timeout_secs: self.room.heartbeat_timeout_secs,
+            join_timeout_secs: self.server.join_timeout_secs,
+            joins_per_ip_per_sec: self.room.joins_per_ip_per_sec,
+            joins_per_ip_burst: self.room.joins_per_ip_burst,
             report_stats_interval_secs: self.room.report_stats_interval_secs,
             rtc_config: SharedJson::rtc_config(&self.rtc_config()),
             ice: if self.ice.mode == "registry" {
@@ -201,20 +256,92 @@ impl Config {
     }
 }
 
-/// A secret generated once (32 random bytes, hex) and kept in `data_dir/name`.
-pub fn persistent_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
-    let path = data_dir.join(name);
-    if let Ok(s) = std::fs::read_to_string(&path)
-        && !s.trim().is_empty()
-    {
-        return Ok(s.trim().to_owned());
+/// An environment variable's value: a TOML value when it parses as one of the key's type,
+/// else the plain string. So `RTCROOM_ADMIN_TOKEN=123456` is the string "123456" (a key
+/// that holds a string takes any value as a string), and a single address for a key that
+/// holds a list of strings (`RTCROOM_ALERTS_RECIPIENTS=ops@example.com`) is a list of one.
+fn env_value(raw: String, default: Option<&toml::Value>) -> toml::Value {
+    use toml::Value;
+    let parsed = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"));
+    match (default, parsed) {
+        (Some(Value::String(_)), Some(v @ Value::String(_))) => v,
+        (Some(Value::String(_)), _) => Value::String(raw),
+        (Some(Value::Array(_)), Some(v @ Value::Array(_))) => v,
+        (Some(Value::Array(_)), Some(v @ Value::String(_))) => Value::Array(vec![v]),
+        (Some(Value::Array(_)), _) => Value::Array(vec![Value::String(raw)]),
+        (_, Some(v)) => v,
+        (_, None) => Value::String(raw),
     }
+}
+
+/// Create `data_dir` (and its parents) when missing, readable by its owner only: it holds
+/// secrets, the rooms snapshot, the SQLite records and their spool.
+pub fn create_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    if data_dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(data_dir)
+        .with_context(|| format!("cannot create [server] data_dir {}", data_dir.display()))
+}
+
+/// Write a new file that only its owner may read (mode 0600), failing when it exists.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// A secret kept in `data_dir/name`, when it is there. A file others may read (written by
+/// an older version) is made private first.
+pub fn existing_secret(data_dir: &Path, name: &str) -> anyhow::Result<Option<String>> {
+    let path = data_dir.join(name);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(&path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot make {} private (chmod 600)", path.display()))?;
+        }
+    }
+    let secret = text.trim();
+    Ok((!secret.is_empty()).then(|| secret.to_owned()))
+}
+
+/// A secret generated once (32 random bytes, hex) and kept in `data_dir/name`, readable by
+/// its owner only.
+pub fn persistent_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
+    if let Some(secret) = existing_secret(data_dir, name)? {
+        return Ok(secret);
+    }
+    let path = data_dir.join(name);
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create [server] data_dir {}", data_dir.display()))?;
-    std::fs::write(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    create_data_dir(data_dir)?;
+    // An empty file left by an interrupted write is replaced.
+    let _ = std::fs::remove_file(&path);
+    write_private(&path, secret.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(secret)
 }
 
@@ -225,19 +352,47 @@ const KNOWN_SECTIONS: &[&str] = &[
 
 impl Config {
     /// The apps of the configuration, or the demo app when none is configured. The demo
-    /// app's secret is generated once and kept in `data_dir/demo-app.secret`.
+    /// app's secret is generated on the server's first start and kept in
+    /// `data_dir/demo-app.secret`.
     pub fn apps(&self) -> anyhow::Result<Vec<crate::auth::App>> {
         if !self.apps.is_empty() {
             return Ok(self.apps.clone());
         }
-        let secret = persistent_secret(&self.server.data_dir, "demo-app.secret")?;
-        Ok(vec![crate::auth::App {
-            id: "10000".into(),
-            secret: Some(secret),
-            keys: Vec::new(),
-            domains: vec!["localhost".into(), "127.0.0.1".into()],
-            mode: crate::auth::AppMode::Public,
-        }])
+        let secret = persistent_secret(&self.server.data_dir, DEMO_SECRET)?;
+        Ok(vec![demo_app(secret)])
+    }
+
+    /// The apps as the server that owns `data_dir` has them, for the commands beside it
+    /// (`token`, `apps list`): the demo app's secret is read, never made up, so that a
+    /// command run against the wrong directory says so instead of minting tokens the server
+    /// refuses.
+    pub fn server_apps(&self) -> anyhow::Result<Vec<crate::auth::App>> {
+        if !self.apps.is_empty() {
+            return Ok(self.apps.clone());
+        }
+        let path = self.server.data_dir.join(DEMO_SECRET);
+        match existing_secret(&self.server.data_dir, DEMO_SECRET)? {
+            Some(secret) => Ok(vec![demo_app(secret)]),
+            None => bail!(
+                "{} does not exist: no [[apps]] are configured, and the demo app's secret is made by \
+                 the server's first start in its data_dir. Pass the server's configuration \
+                 (--config FILE, or RTCROOM_CONFIG=FILE), or start the server once first",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// The file of the demo app's secret in `data_dir`.
+const DEMO_SECRET: &str = "demo-app.secret";
+
+fn demo_app(secret: String) -> crate::auth::App {
+    crate::auth::App {
+        id: "10000".into(),
+        secret: Some(secret),
+        keys: Vec::new(),
+        domains: vec!["localhost".into(), "127.0.0.1".into()],
+        mode: crate::auth::AppMode::Public,
     }
 }
 
@@ -310,6 +465,63 @@ mod tests {
     }
 
     #[test]
+    fn digits_are_a_string_for_a_key_that_holds_a_string() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("RTCROOM_ADMIN_TOKEN", "123456"),
+                ("RTCROOM_TURN_SECRET", "true"),
+                ("RTCROOM_ALERTS_RECIPIENTS", "ops@example.com"),
+                ("RTCROOM_ROOM_MAX_CAPACITY", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.admin.token, "123456");
+        assert_eq!(c.turn.secret, "true");
+        assert_eq!(c.alerts.recipients, ["ops@example.com"]);
+        assert_eq!(c.room.max_capacity, 4);
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_file_s_folder() {
+        let dir = std::env::temp_dir().join(format!("rtcroom-cfg-rel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\ndata_dir = \"state\"\n[database]\nurl = \"sqlite://db/r.db\"\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(Some(&file), env(&[])).unwrap();
+        assert_eq!(c.server.data_dir, dir.join("state"));
+        assert_eq!(
+            c.database.url,
+            format!("sqlite://{}", dir.join("db/r.db").display())
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_configuration_that_cannot_serve_a_call_is_refused() {
+        let e = Config::load_with_env(None, env(&[("RTCROOM_TURN_ENABLED", "false")])).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("`enabled = true` under [turn]"),
+            "{e:#}"
+        );
+        for (key, value) in [
+            ("RTCROOM_ICE_MODE", "static"),
+            ("RTCROOM_ICE_TURN_SECRET", "coturn"),
+            ("RTCROOM_ICE_REGISTER_SECRET", "agents"),
+        ] {
+            Config::load_with_env(
+                None,
+                env(&[("RTCROOM_TURN_ENABLED", "false"), (key, value)]),
+            )
+            .unwrap_or_else(|e| panic!("{key}: {e:#}"));
+        }
+    }
+
+    #[test]
     fn mistakes_are_explained() {
         let e =
             Config::load_with_env(None, env(&[("RTCROOM_ROOM_MAX_CAPACITY", "1")])).unwrap_err();
@@ -332,8 +544,17 @@ mod example {
             env!("CARGO_MANIFEST_DIR"),
             "/../../config.example.toml"
         ));
-        let from_file = Config::load_with_env(Some(path), Vec::new()).unwrap();
+        let mut from_file = Config::load_with_env(Some(path), Vec::new()).unwrap();
         let defaults = Config::load_with_env(None, Vec::new()).unwrap();
+        // `data_dir = "data"` is the folder next to the file; without a file, next to the
+        // working directory.
+        let root = std::path::absolute(path.parent().unwrap()).unwrap();
+        assert_eq!(from_file.server.data_dir, root.join("data"));
+        assert_eq!(
+            defaults.server.data_dir,
+            std::env::current_dir().unwrap().join("data")
+        );
+        from_file.server.data_dir = defaults.server.data_dir.clone();
         assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
     }
 }
@@ -342,18 +563,43 @@ mod example {
 mod deploy_files {
     use super::*;
 
+    /// The templates are refused as they are (their `REPLACE` placeholders name what the
+    /// operator must write), and valid once every placeholder is replaced.
     #[test]
-    fn the_deploy_configurations_are_valid() {
+    fn the_deploy_configurations_are_valid_once_filled_in() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/");
+        let dir = std::env::temp_dir().join(format!("rtcroom-deploy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         for file in ["rtcroom.production.toml", "monitor.example.toml"] {
             let path = std::path::PathBuf::from(root).join(file);
-            let cfg = Config::load_with_env(Some(&path), Vec::new())
-                .unwrap_or_else(|e| panic!("{file}: {e:#}"));
+            let e = Config::load_with_env(Some(&path), Vec::new()).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("placeholder REPLACE"),
+                "{file}: {e:#}"
+            );
+            let text = std::fs::read_to_string(&path).unwrap();
+            let filled: String = text
+                .lines()
+                .map(|l| match l.find("\"REPLACE") {
+                    Some(at) => format!("{}\"0123456789abcdef\"", &l[..at]),
+                    None => l.replace(":REPLACE@", ":s3cret@"),
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let filled_path = dir.join(file);
+            std::fs::write(&filled_path, filled).unwrap();
+            let cfg = Config::load_with_env(Some(&filled_path), Vec::new())
+                .unwrap_or_else(|e| panic!("{file} filled in: {e:#}"));
             if file == "monitor.example.toml" {
                 assert_eq!(cfg.monitor.targets.len(), 3);
             } else {
                 assert!(cfg.auth.required && cfg.database.url.starts_with("mysql://"));
+                assert_eq!(
+                    cfg.server.data_dir,
+                    std::path::Path::new("/var/lib/rtcroom")
+                );
             }
         }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,10 +1,10 @@
 //! The operations sections: `[smtp]` (mail), `[alerts]` (who gets alert mails) and
 //! `[monitor]` (what `rtcroom monitor` watches).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpSection {
     /// The SMTP server; empty disables mail.
@@ -26,14 +26,14 @@ impl Default for SmtpSection {
 }
 
 /// The alert settings shared by the monitor and the room server's own alerts.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsSection {
     /// Who gets alert mails.
     pub recipients: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MonitorSection {
     /// Seconds between two rounds of probes.
@@ -62,19 +62,24 @@ impl Default for MonitorSection {
 }
 
 /// One thing to watch. Exactly one of `http`, `tcp`, `pidfile`, `process` is set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub name: String,
     /// An `http://host:port/path` that must answer 2xx.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<String>,
     /// A `host:port` that must accept a TCP connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp: Option<String>,
     /// A pid file whose process must be alive.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pidfile: Option<PathBuf>,
     /// A process name (as in `/proc/PID/comm`) of which one must be running.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<String>,
     /// A shell command that restarts the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
 }
 

@@ -5,14 +5,14 @@ use anyhow::Context;
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 use rtcroom_report::{Currency, Language};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path as FsPath;
 
 /// The `[database] url` that turns call records off.
 pub const OFF: &str = "off";
 
 /// `[database]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSection {
     /// `sqlite://PATH` (created), `mysql://user:pass@host/rtc_room_server`,
@@ -58,6 +58,25 @@ impl DatabaseSection {
         Ok(())
     }
 
+    /// A relative SQLite path in `url` made relative to `base` (see `Config::resolve_paths`).
+    pub fn resolve_sqlite_path(&mut self, base: &FsPath) {
+        let Some(path) = sqlite_path(&self.url) else {
+            return;
+        };
+        if path.is_empty() || path.starts_with('/') || path.starts_with(":memory:") {
+            return;
+        }
+        self.url = format!("sqlite://{}", base.join(path).display());
+    }
+
+    /// The SQLite file the records are in, when they are in SQLite.
+    pub fn sqlite_file(&self, data_dir: &FsPath) -> Option<std::path::PathBuf> {
+        let url = self.url(data_dir);
+        let path = sqlite_path(&url)?;
+        let file = path.split('?').next().unwrap_or(path);
+        (!file.is_empty() && !file.starts_with(":memory:")).then(|| file.into())
+    }
+
     /// The URL to connect to.
     pub fn url(&self, data_dir: &FsPath) -> String {
         if self.url.is_empty() {
@@ -68,8 +87,16 @@ impl DatabaseSection {
     }
 }
 
+/// What follows `sqlite://` or `sqlite:` in a URL.
+fn sqlite_path(url: &str) -> Option<&str> {
+    ["sqlite://", "sqlite:"]
+        .iter()
+        .find(|p| url.len() >= p.len() && url[..p.len()].eq_ignore_ascii_case(p))
+        .map(|p| &url[p.len()..])
+}
+
 /// `[report]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReportSection {
     /// Whether `rtcroom serve` sends the report every day.

@@ -3,11 +3,11 @@
 
 use rtcroom_core::Prices;
 use rtcroom_protocol::RtcConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     /// Address of the HTTP and WebSocket listener.
@@ -18,6 +18,19 @@ pub struct ServerSection {
     pub outbound_queue: usize,
     /// Open signaling connections at most; more are refused with HTTP 503.
     pub max_connections: usize,
+    /// Open TCP connections from one peer address at most (every kind: page, API,
+    /// WebSocket); more are answered 503 and closed at once. Connections from
+    /// `trusted_proxies` are not counted. 0: no limit.
+    pub max_connections_per_ip: usize,
+    /// A connection that has not joined a room this long after it opened (or after it
+    /// left one) is closed, keepLive or not.
+    pub join_timeout_secs: u64,
+    /// One write to a client may take this long; a client that does not read for longer is
+    /// disconnected (it keeps its place for the heartbeat timeout, as after any drop).
+    pub write_timeout_secs: u64,
+    /// An HTTP request's header must be complete this long after the connection opened
+    /// or after the previous response (slowloris); otherwise the connection is closed.
+    pub header_read_timeout_secs: u64,
     /// Where runtime data (SQLite database, generated secrets, spool) is kept.
     pub data_dir: PathBuf,
     /// The signaling URL handed out at login (e.g. `wss://rtc.example.com/ws`); empty: derived
@@ -30,6 +43,11 @@ pub struct ServerSection {
     /// How long a SIGTERM may take: closing connections, writing the rooms snapshot and the
     /// queued records. The process exits when it is over, done or not.
     pub shutdown_secs: u64,
+    /// TLS on the listener: a PEM file with the certificate chain (the server's certificate
+    /// first) and a PEM file with its private key. Both empty: plain HTTP (behind a
+    /// TLS-terminating proxy, or on localhost). Read again when they change.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
 }
 
 impl Default for ServerSection {
@@ -39,15 +57,21 @@ impl Default for ServerSection {
             max_frame_bytes: rtcroom_protocol::DEFAULT_MAX_FRAME,
             outbound_queue: 256,
             max_connections: 100_000,
+            max_connections_per_ip: 100,
+            join_timeout_secs: 10,
+            write_timeout_secs: 10,
+            header_read_timeout_secs: 10,
             data_dir: PathBuf::from("data"),
             public_url: String::new(),
             trusted_proxies: Vec::new(),
             shutdown_secs: 10,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoomSection {
     pub max_capacity: usize,
@@ -56,6 +80,10 @@ pub struct RoomSection {
     /// Messages per second one connection may send on average, and the burst above it.
     pub rate_per_sec: u32,
     pub rate_burst: u32,
+    /// Joins per second one client address may make on average, and the burst above it
+    /// (0: no limit); beyond, a join is refused with result 14. Resumes do not count.
+    pub joins_per_ip_per_sec: u32,
+    pub joins_per_ip_burst: u32,
 }
 
 impl Default for RoomSection {
@@ -66,11 +94,13 @@ impl Default for RoomSection {
             report_stats_interval_secs: 15,
             rate_per_sec: 50,
             rate_burst: 200,
+            joins_per_ip_per_sec: 20,
+            joins_per_ip_burst: 100,
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
     /// Whether `join` needs a valid token. With `false`, any token is accepted (the
@@ -93,7 +123,7 @@ impl Default for AuthSection {
 }
 
 /// The `rtcConfig` handed to every pair.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RtcSection {
     pub ice_servers: Vec<IceServerEntry>,
@@ -114,7 +144,7 @@ impl Default for RtcSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IceServerEntry {
     pub urls: Vec<String>,
@@ -124,7 +154,7 @@ pub struct IceServerEntry {
     pub credential: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BillingSection {
     /// Cents per started minute of a relayed (TURN) pair.
@@ -147,14 +177,14 @@ impl Default for BillingSection {
 }
 
 /// The operator API (`/api/rooms`, `/api/records`, ...).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
     /// The bearer token of the operator API; empty disables the API.
     pub token: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     /// `human` or `json`.

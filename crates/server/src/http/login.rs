@@ -222,8 +222,9 @@ pub fn room_server_url(state: &AppState, peer: SocketAddr, headers: &HeaderMap) 
         .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .filter(|h| is_authority(h))
         .unwrap_or("127.0.0.1:8080");
+    // A trusted proxy says how the client reached it; otherwise the listener's own TLS.
     let tls = crate::peer::forwarded(peer, headers, trusted, "proto")
-        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+        .map_or(state.tls, |p| p.eq_ignore_ascii_case("https"));
     format!("{}://{host}/ws", if tls { "wss" } else { "ws" })
 }
 

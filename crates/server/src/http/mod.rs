@@ -3,8 +3,10 @@
 //!
 //! `app(state)` builds the whole router, so tests can drive it without a socket.
 
+pub mod accept;
 mod admin;
 mod login;
+pub mod tls;
 mod web;
 
 pub use web::secured;
@@ -109,6 +111,18 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// How long readiness and metrics wait for each answer of the hub: a stuck engine makes
+/// the server not ready, never a request that hangs.
+const HUB_ANSWER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The hub's answer to one question, or `None` when it does not come within [`HUB_ANSWER`].
+async fn from_hub<T>(question: impl Future<Output = Option<T>>) -> Option<T> {
+    tokio::time::timeout(HUB_ANSWER, question)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Ready to take calls: the room engine answers and the server is not shutting down. The
 /// call-record database counts only when records are on (`[database] url = "off"` has none).
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -116,26 +130,31 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if state.draining.load(std::sync::atomic::Ordering::Acquire) {
         problems.push("draining: the server is shutting down");
     }
-    let engine_ok = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        state.signaling.hub.stats(),
-    )
-    .await
-    .ok()
-    .flatten()
-    .is_some();
+    let engine_ok = from_hub(state.signaling.hub.stats()).await.is_some();
     if !engine_ok {
         problems.push("the room engine does not answer");
     }
-    if let Some(w) = &state.writer
-        && !w.stats().db_up
+    if let Some(w) = state
+        .writer
+        .as_deref()
+        .map(rtcroom_store::RecordWriter::stats)
     {
-        problems.push("the call-record database is unreachable (records are being kept)");
+        if w.migrations_pending {
+            problems.push(
+                "the call-record database is unreachable since the start (records are being kept; the migrations run when it answers)",
+            );
+        } else if !w.db_up {
+            problems.push("the call-record database is unreachable (records are being kept)");
+        }
     }
-    if state.ice_registry {
-        let servers = state.signaling.hub.ice_servers().await.unwrap_or_default();
-        if !servers.iter().any(|s| s.healthy) {
-            problems.push("no ICE server in rotation");
+    // A second question to an engine that did not answer the first would only wait again.
+    if state.ice_registry && engine_ok {
+        match from_hub(state.signaling.hub.ice_servers()).await {
+            None => problems.push("the room engine does not answer"),
+            Some(servers) if !servers.iter().any(|s| s.healthy) => {
+                problems.push("no ICE server in rotation");
+            }
+            Some(_) => {}
         }
     }
     if let Some(turn) = &state.turn
@@ -166,8 +185,12 @@ async fn metrics(
         let msg = "forbidden: /metrics answers loopback connections that no proxy forwarded, or the admin token ([admin] token) as Authorization: Bearer\n";
         return (StatusCode::FORBIDDEN, msg).into_response();
     }
-    let stats = state.signaling.hub.stats().await.unwrap_or_default();
-    let servers = state.signaling.hub.ice_servers().await.unwrap_or_default();
+    let stats = from_hub(state.signaling.hub.stats()).await;
+    let servers = match stats {
+        Some(_) => from_hub(state.signaling.hub.ice_servers()).await,
+        None => None,
+    };
+    let (stats, servers) = (stats.unwrap_or_default(), servers.unwrap_or_default());
     metrics::observe_ice(&servers);
     metrics::observe_turn(state.turn.as_ref().map(|t| t.counters()));
     let records = state
@@ -182,4 +205,62 @@ async fn metrics(
         metrics::render(stats, records),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signaling::hub::Hub;
+
+    fn state_around(hub: Hub) -> AppState {
+        let signaling = Arc::new(Signaling::new(
+            hub,
+            Arc::new(crate::signaling::token::NoTokenCheck),
+            65_536,
+            16,
+            10,
+            std::time::Duration::from_secs(10),
+        ));
+        AppState {
+            signaling,
+            store: None,
+            report: Arc::default(),
+            writer: None,
+            admin_token: "".into(),
+            apps: Arc::new(crate::auth::Apps::new(Vec::new(), 60)),
+            rtc_config: rtcroom_protocol::SharedJson::rtc_config(
+                &rtcroom_protocol::RtcConfig::with_servers(Vec::new()),
+            ),
+            public_url: "".into(),
+            trusted_proxies: Arc::default(),
+            turn: None,
+            draining: Arc::default(),
+            ice_register_secret: "".into(),
+            ice_registry: true,
+            tls: false,
+        }
+    }
+
+    /// A hub that takes questions and never answers makes `/readyz` say so (503) and
+    /// `/metrics` answer with what it has; neither request hangs.
+    #[tokio::test]
+    async fn a_stuck_engine_is_not_ready_and_hangs_no_request() {
+        let (hub, _inbox) = Hub::unanswered();
+        let state = state_around(hub);
+        // On a hub that hangs, the request would never end: wait long, then say so.
+        let bound = std::time::Duration::from_secs(60);
+        let ready = tokio::time::timeout(bound, readyz(State(state.clone())))
+            .await
+            .expect("/readyz hangs on a stuck engine");
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(ready.into_body(), 4096).await.unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("the room engine does not answer"), "{body}");
+        let prometheus = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9090)));
+        let asked = metrics(State(state), prometheus, axum::http::HeaderMap::new());
+        let metrics = tokio::time::timeout(bound, asked)
+            .await
+            .expect("/metrics hangs on a stuck engine");
+        assert_eq!(metrics.status(), StatusCode::OK);
+    }
 }

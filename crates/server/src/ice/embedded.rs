@@ -34,6 +34,27 @@ pub fn turn_public_ip(turn: &TurnSection) -> anyhow::Result<IpAddr> {
     }
 }
 
+/// The settings the embedded server cannot start with: its public address, its relay
+/// ports, its transport policy. `serve` and `check-config` check them before anything starts.
+pub fn check(turn: &TurnSection) -> anyhow::Result<()> {
+    turn_public_ip(turn)?;
+    relay_ports(turn)?;
+    anyhow::ensure!(
+        ["all", "relay"].contains(&turn.ice_transport_policy.as_str()),
+        "[turn] ice_transport_policy must be \"all\" or \"relay\""
+    );
+    Ok(())
+}
+
+fn relay_ports(turn: &TurnSection) -> anyhow::Result<PortRange> {
+    turn.relay_ports.parse().with_context(|| {
+        format!(
+            "[turn] relay_ports {:?} must be \"MIN-MAX\" (e.g. \"49152-65535\")",
+            turn.relay_ports
+        )
+    })
+}
+
 /// The running embedded server and the task that reports its load.
 #[derive(Debug)]
 pub struct Embedded {
@@ -63,11 +84,9 @@ pub async fn start_embedded(
     secret: String,
     hub: Hub,
 ) -> anyhow::Result<Embedded> {
+    check(turn)?;
     let public_ip = turn_public_ip(turn)?;
-    let relay_ports: PortRange = turn
-        .relay_ports
-        .parse()
-        .context("[turn] relay_ports must be \"MIN-MAX\"")?;
+    let relay_ports = relay_ports(turn)?;
     let mut cfg = TurnConfig::new(secret);
     cfg.listen = turn.listen;
     cfg.public_ip = Some(public_ip);
@@ -91,10 +110,6 @@ pub async fn start_embedded(
     let port = handle.local_addr().port();
     let mut registration = Register::new(public_ip.to_string(), turn.max_bandwidth_kbps);
     registration.ice_type = IceType::Turn;
-    anyhow::ensure!(
-        ["all", "relay"].contains(&turn.ice_transport_policy.as_str()),
-        "[turn] ice_transport_policy must be \"all\" or \"relay\""
-    );
     registration.ice_transport_policy = turn.ice_transport_policy.clone();
     registration.turn_port = port;
     registration.stun_port = port;

@@ -42,8 +42,12 @@ pub fn init(format: &str, level: &str) -> LogGuard {
     }
     let queue = Queue { tx: tx.clone() };
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    // Colours only for a person at a terminal: a file, a pipe or journald gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(queue);
     let _ = if format == "json" {
         builder.json().try_init()

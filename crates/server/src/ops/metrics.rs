@@ -40,6 +40,11 @@ pub struct Metrics {
     pub messages_out: Family<CmdLabel, Counter>,
     pub refusals: Family<RefusalLabel, Counter>,
     pub slow_clients: Counter,
+    /// Connections closed because a write to the client took longer than
+    /// `[server] write_timeout_secs`.
+    pub write_timeouts: Counter,
+    /// TCP connections refused at once: their address had `[server] max_connections_per_ip`.
+    pub connections_refused_per_ip: Counter,
     pub joins: Counter,
     pub rejoins: Counter,
     pub leaves: Family<CauseLabel, Counter>,
@@ -71,6 +76,8 @@ fn new_metrics() -> Metrics {
         messages_out: Family::default(),
         refusals: Family::default(),
         slow_clients: Counter::default(),
+        write_timeouts: Counter::default(),
+        connections_refused_per_ip: Counter::default(),
         joins: Counter::default(),
         rejoins: Counter::default(),
         leaves: Family::default(),
@@ -125,6 +132,18 @@ fn register_traffic(m: &Metrics, r: &mut Registry) {
         "slow_clients",
         "Connections cut off because they did not read",
         &m.slow_clients,
+    );
+    reg(
+        r,
+        "write_timeouts",
+        "Connections closed because a write to the client took longer than [server] write_timeout_secs",
+        &m.write_timeouts,
+    );
+    reg(
+        r,
+        "connections_refused_per_ip",
+        "TCP connections refused because their address had [server] max_connections_per_ip open",
+        &m.connections_refused_per_ip,
     );
 }
 

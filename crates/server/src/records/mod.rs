@@ -15,7 +15,7 @@ pub mod daily;
 pub mod database;
 pub mod writer;
 
-pub use database::open;
+pub use database::{open, open_existing};
 
 /// What every reader of records answers when they are off.
 pub const OFF_MESSAGE: &str = "call records are off ([database] url = \"off\")";

@@ -14,12 +14,14 @@ use std::time::Duration;
 /// rows that run left open are closed as timed out. A start that restored the rooms of a
 /// graceful restart does not recover: the rows left open are exactly the calls it restored,
 /// and the engine closes those of members who do not come back, at their last-heard time.
+/// Unless `migrated`, the writer applies the migrations first, when the database answers.
 pub fn start_writer(
     store: Store,
     db: &DatabaseSection,
     data_dir: &FsPath,
     prices: rtcroom_core::Prices,
     recover: bool,
+    migrated: bool,
 ) -> anyhow::Result<(RecordWriter, RecordSink)> {
     let cfg = WriterConfig {
         checkpoint: (db.checkpoint_secs > 0).then(|| Duration::from_secs(db.checkpoint_secs)),
@@ -28,6 +30,7 @@ pub fn start_writer(
         batch_size: db.batch_size.max(1),
         spool_dir: data_dir.join("spool"),
         recover_at: recover.then(crate::clock::now),
+        migrate: !migrated,
         ..WriterConfig::default()
     };
     let (writer, sink) =
@@ -51,10 +54,15 @@ pub fn watch(writer: Arc<RecordWriter>, alerts: Alerts) -> tokio::task::JoinHand
                         queued = s.queue_depth,
                         "the call-record database is unreachable; records are kept and will be written when it returns"
                     );
+                    let since_start = if s.migrations_pending {
+                        " It has not answered since the room server started: its migrations run when it answers, before the records are written."
+                    } else {
+                        ""
+                    };
                     alerts.raise(Alert {
                         subject: "[rtcroom] call-record database unreachable".into(),
                         body: format!(
-                            "The room server cannot write call records. Calls go on; {} records are queued ({} in the spool file) and will be written when the database returns.\n",
+                            "The room server cannot write call records. Calls go on; {} records are queued ({} in the spool file) and will be written when the database returns.{since_start}\n",
                             s.queue_depth, s.spooled
                         ),
                     });
@@ -91,7 +99,9 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// Open the database, start the writer and its watch; `recover`: see [`start_writer`].
+    /// Open the database (an unreachable one is migrated later, see
+    /// [`super::database::open_or_defer`]), start the writer and its watch; `recover`: see
+    /// [`start_writer`].
     pub async fn start(
         db: &DatabaseSection,
         data_dir: &FsPath,
@@ -99,8 +109,8 @@ impl Recording {
         prices: rtcroom_core::Prices,
         recover: bool,
     ) -> anyhow::Result<Self> {
-        let store = super::open(db, data_dir).await?;
-        let (writer, sink) = start_writer(store.clone(), db, data_dir, prices, recover)?;
+        let (store, migrated) = super::database::open_or_defer(db, data_dir).await?;
+        let (writer, sink) = start_writer(store.clone(), db, data_dir, prices, recover, migrated)?;
         let writer = Arc::new(writer);
         let watcher = watch(writer.clone(), alerts);
         Ok(Self {

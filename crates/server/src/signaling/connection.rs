@@ -14,6 +14,7 @@ use rtcroom_core::{ConnId, Grant};
 use rtcroom_protocol::{DecodeError, Request, decode, decode_binary};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +25,8 @@ pub struct Signaling {
     pub max_frame: usize,
     pub outbound_queue: usize,
     pub max_connections: usize,
+    /// How long one write to a client may take before the connection is given up.
+    pub write_timeout: Duration,
     pub open: AtomicUsize,
     next_id: AtomicU64,
 }
@@ -44,6 +47,7 @@ impl Signaling {
         max_frame: usize,
         outbound_queue: usize,
         max_connections: usize,
+        write_timeout: Duration,
     ) -> Self {
         Self {
             hub,
@@ -51,6 +55,7 @@ impl Signaling {
             max_frame,
             outbound_queue,
             max_connections,
+            write_timeout,
             open: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
         }
@@ -122,26 +127,24 @@ async fn run<S>(
     origin: Option<&str>,
     socket: &mut Socket<S>,
     mut out_rx: mpsc::Receiver<Outbound>,
-    mut kill_rx: oneshot::Receiver<()>,
+    kill_rx: oneshot::Receiver<()>,
 ) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    // Only an explicit kill cuts the connection off; when the hub goes away (shutdown) the
-    // kill switch is merely dropped, and the queued messages are still written.
-    let mut hub_gone = false;
+    let mut out = Writer {
+        kill: Kill {
+            rx: kill_rx,
+            hub_gone: false,
+        },
+        timeout: sig.write_timeout,
+    };
     loop {
         let step = tokio::select! {
             biased;
-            killed = &mut kill_rx, if !hub_gone => match killed {
-                Ok(()) => Step::End { clean: false },
-                Err(_) => {
-                    hub_gone = true;
-                    Step::Continue
-                }
-            },
-            item = out_rx.recv() => write_queued(socket, item, &mut out_rx).await,
-            incoming = socket.next() => on_incoming(sig, conn, origin, socket, incoming).await,
+            () = out.kill.killed() => Step::End { clean: false },
+            item = out_rx.recv() => write_queued(&mut out, socket, item, &mut out_rx).await,
+            incoming = socket.next() => on_incoming(sig, conn, origin, &mut out, socket, incoming).await,
         };
         if let Step::End { clean } = step {
             return clean;
@@ -149,9 +152,62 @@ where
     }
 }
 
+/// The hub's kill switch of this connection.
+struct Kill {
+    rx: oneshot::Receiver<()>,
+    /// The hub went away (shutdown) and dropped the switch without firing it: only an
+    /// explicit kill cuts the connection off, so the queued messages are still written.
+    hub_gone: bool,
+}
+
+impl Kill {
+    /// Resolves when the hub cuts the connection off; never once the hub is gone.
+    async fn killed(&mut self) {
+        if !self.hub_gone {
+            if (&mut self.rx).await.is_ok() {
+                return;
+            }
+            self.hub_gone = true;
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Writes to the client, each bounded: by `timeout`, and by the hub's kill.
+struct Writer {
+    kill: Kill,
+    timeout: Duration,
+}
+
+impl Writer {
+    /// Write `frames`; `false` when the connection is to end: the write failed, took longer
+    /// than `[server] write_timeout_secs` (the client does not read), or the hub cut the
+    /// client off meanwhile. A write given up part-way leaves a broken frame on the wire,
+    /// so nothing may be written after a `false`.
+    async fn write<S>(&mut self, socket: &mut Socket<S>, frames: &Frames) -> bool
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        tokio::select! {
+            biased;
+            () = self.kill.killed() => false,
+            written = tokio::time::timeout(self.timeout, socket.write(frames)) => match written {
+                Ok(Ok(())) => true,
+                Ok(Err(_)) => false,
+                Err(_) => {
+                    metrics::metrics().write_timeouts.inc();
+                    tracing::debug!("a write to a client took longer than [server] write_timeout_secs; closing");
+                    false
+                }
+            },
+        }
+    }
+}
+
 /// Write `item` and whatever else is queued already in one write (a respOffer next to a
 /// relay, a burst of candidates), up to BATCH bytes.
 async fn write_queued<S>(
+    out: &mut Writer,
     socket: &mut Socket<S>,
     item: Option<Outbound>,
     out_rx: &mut mpsc::Receiver<Outbound>,
@@ -187,7 +243,7 @@ where
     if let Some(reason) = &close {
         frames.push_close(reason.code(), &reason.text());
     }
-    if !frames.is_empty() && socket.write(&frames).await.is_err() {
+    if !frames.is_empty() && !out.write(socket, &frames).await {
         return Step::End { clean: false };
     }
     if close.is_some() {
@@ -204,6 +260,7 @@ async fn on_incoming<S>(
     sig: &Signaling,
     conn: ConnId,
     origin: Option<&str>,
+    out: &mut Writer,
     socket: &mut Socket<S>,
     incoming: Option<Result<Incoming, ReadError>>,
 ) -> Step
@@ -225,7 +282,7 @@ where
         Some(Ok(Incoming::Ping(payload))) => {
             let mut pong = Frames::default();
             pong.push_pong(&payload);
-            socket.write(&pong).await.is_ok()
+            out.write(socket, &pong).await
         }
         Some(Ok(Incoming::Close(code))) => {
             // Echo the close (RFC 6455 §5.5.1), with the client's code when it is one an
@@ -235,7 +292,7 @@ where
                 .filter(|c| matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999))
                 .unwrap_or(1000);
             bye.push_close(code, "");
-            let _ = socket.write(&bye).await;
+            let _ = out.write(socket, &bye).await;
             return Step::End { clean: true };
         }
         Some(Err(ReadError::Protocol(v))) => {
@@ -246,7 +303,7 @@ where
             );
             let mut bye = Frames::default();
             bye.push_close(v.code, v.why);
-            let _ = socket.write(&bye).await;
+            let _ = out.write(socket, &bye).await;
             false
         }
         Some(Err(ReadError::Io(e))) => {

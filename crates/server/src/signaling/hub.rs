@@ -11,7 +11,7 @@
 //! hands on only queues: messages to bounded connection queues, records to the writer's
 //! channel, alerts to the alert task, log lines to the log queue (`ops::log`).
 
-use crate::clock::now;
+use crate::clock::{engine_now, monotonic, now};
 use crate::ops::alerts::Alerts;
 use crate::ops::{metrics, telemetry};
 use rtcroom_core::{
@@ -90,6 +90,13 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub whose inbox nobody reads (while the receiver lives): a stuck engine, for tests.
+    #[cfg(test)]
+    pub fn unanswered() -> (Self, mpsc::Receiver<HubMsg>) {
+        let (tx, rx) = mpsc::channel(1);
+        (Self { tx }, rx)
+    }
+
     pub async fn send(&self, msg: HubMsg) -> bool {
         self.tx.send(msg).await.is_ok()
     }
@@ -248,7 +255,8 @@ async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Rece
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let sleep = engine.poll_timeout().map(|at| {
-            let wait = at.0.saturating_sub(now().0);
+            // Deadlines are on the monotonic clock: a step of the wall clock moves none.
+            let wait = at.0.saturating_sub(monotonic().0);
             tokio::time::Instant::now() + Duration::from_millis(wait)
         });
         tokio::select! {
@@ -278,10 +286,10 @@ async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Rece
             }
             () = async { tokio::time::sleep_until(sleep.unwrap_or_else(tokio::time::Instant::now)).await },
                 if sleep.is_some() && !frozen => {
-                engine.handle_timeout(now());
+                engine.handle_timeout(engine_now());
             }
             _ = tick.tick(), if !frozen => {
-                engine.ice_poll(now());
+                engine.ice_poll(engine_now());
             }
         }
         drain(&mut engine, &mut links, &sinks);
@@ -296,7 +304,7 @@ fn handle<E: Entropy>(
     msg: HubMsg,
     frozen: &mut bool,
 ) -> Option<oneshot::Sender<()>> {
-    let t = now();
+    let t = engine_now();
     match msg {
         HubMsg::Open {
             conn,
@@ -430,7 +438,7 @@ fn deliver<E: Entropy>(engine: &mut Engine<E>, links: &mut Links, conn: ConnId, 
                 let _ = kill.send(());
             }
             links.remove(&conn);
-            engine.handle(now(), Input::Closed { conn, clean: false });
+            engine.handle(engine_now(), Input::Closed { conn, clean: false });
         }
         Err(mpsc::error::TrySendError::Closed(_)) => {
             // The connection task has ended; its Closed message is on its way.

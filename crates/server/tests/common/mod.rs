@@ -76,12 +76,50 @@ impl Server {
         let addr = line
             .trim()
             .strip_prefix("listening on http://")
+            .or_else(|| line.trim().strip_prefix("listening on https://"))
             .unwrap_or_else(|| panic!("unexpected first line from rtcroom: {line:?}"))
             .to_owned();
         Server {
             child,
             addr,
             data_dir,
+        }
+    }
+
+    /// Start the binary as an operator would: `serve --config FILE` run in `cwd`, with no
+    /// `RTCROOM_*` variable of the caller's and no data directory from the environment (the
+    /// file says where it is; `data_dir` is what the test expects it to be, and is removed
+    /// on drop). Only the listeners are moved to free ports.
+    pub fn start_from_file(
+        config: &std::path::Path,
+        cwd: &std::path::Path,
+        data_dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut cmd = rtcroom_command(cwd);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("RTCROOM_SERVER_LISTEN", "127.0.0.1:0")
+            .env("RTCROOM_TURN_LISTEN", "127.0.0.1:0")
+            .env("RTCROOM_LOG_LEVEL", "warn")
+            .stdout(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the rtcroom binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line from rtcroom: {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            addr,
+            data_dir: data_dir.to_owned(),
         }
     }
 
@@ -124,6 +162,50 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// The `rtcroom` binary run in `cwd` without the caller's `RTCROOM_*` variables, so that
+/// only what the test passes counts.
+pub fn rtcroom_command(cwd: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtcroom"));
+    cmd.current_dir(cwd);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RTCROOM_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// A fresh scratch directory for one test; removed with [`Scratch`]'s drop.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "rtcroom-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// A subdirectory, created.
+    pub fn dir(&self, name: &str) -> std::path::PathBuf {
+        let d = self.0.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -223,6 +305,37 @@ impl Client {
         }
     }
 
+    /// Send keepLive every 200 ms, reading what comes, until the server closes the
+    /// connection; returns the close code. Fails when no close comes within `bound`.
+    pub async fn keep_alive_until_closed(&mut self, bound: Duration) -> Option<u16> {
+        let until = tokio::time::Instant::now() + bound;
+        loop {
+            assert!(
+                tokio::time::Instant::now() < until,
+                "the server did not close a connection that only sends keepLive"
+            );
+            if self
+                .ws
+                .send(Message::Text(r#"{"cmd":"keepLive"}"#.into()))
+                .await
+                .is_err()
+            {
+                return None;
+            }
+            let next_send = tokio::time::Instant::now() + Duration::from_millis(200);
+            loop {
+                match tokio::time::timeout_at(next_send, self.ws.next()).await {
+                    Ok(Some(Ok(Message::Close(frame)))) => {
+                        return frame.map(|f| u16::from(f.code));
+                    }
+                    Ok(Some(Err(_)) | None) => return None,
+                    Ok(Some(Ok(_))) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
     /// Close cleanly with a close frame.
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
@@ -233,6 +346,31 @@ impl Client {
         let stream = self.ws.into_inner();
         drop(stream);
     }
+}
+
+/// A WebSocket to `url`, retried while the server refuses it (503 at `max_connections`)
+/// until `bound` has passed; `None` if it never accepts one.
+pub async fn connect_within(url: &str, bound: Duration) -> Option<Client> {
+    let until = tokio::time::Instant::now() + bound;
+    loop {
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(url).await {
+            return Some(Client { ws });
+        }
+        if tokio::time::Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A TCP connection to `addr` from the loopback address `source` (127.0.0.2, ...), so that
+/// a test can be another client address than the one it checks the server from.
+pub async fn tcp_from(source: [u8; 4], addr: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .expect("a loopback source address can be bound");
+    socket.connect(addr.parse().unwrap()).await.unwrap()
 }
 
 /// A configuration file with `text` in the temporary directory, named by `tag`.
@@ -248,6 +386,37 @@ pub fn join(room: &str, uid: &str, uname: &str) -> Value {
         "roomName": "talk-now", "uid": uid, "uname": uname, "userType": 0, "talkType": 1,
         "time": "1560138845", "osName": "Win32", "browser": "chrome58.0", "sdkInfo": "1.0.0"
     })
+}
+
+/// Wait (bounded) until `/readyz` answers `status` with a body that contains `why`.
+pub async fn wait_ready(server: &Server, status: u16, why: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (got, body) = http("GET", &format!("http://{}/readyz", server.addr), None, None).await;
+        if got == status && body.contains(why) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz stayed {got} {body:?}; wanted {status} {why:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Wait (bounded) until `check` holds.
+pub async fn wait_until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A minimal HTTP/1.1 request over a plain TCP socket (tests only): (status, body).
@@ -439,4 +608,37 @@ pub async fn connected_call(server: &Server, room: &str) -> (Client, Client, Val
         c.expect("respPeerConnected").await;
     }
     (a, b, ja, jb)
+}
+
+/// Every sample line of a Prometheus text exposition as (name with labels, value); panics on
+/// a line that is not valid exposition syntax.
+pub fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut samples = std::collections::HashMap::new();
+    for line in text.lines() {
+        if line.is_empty()
+            || line.starts_with("# HELP ")
+            || line.starts_with("# TYPE ")
+            || line == "# EOF"
+        {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        assert!(
+            series[..name_end]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "bad labels in {line:?}");
+        }
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        samples.insert(series.to_owned(), value);
+    }
+    samples
 }

@@ -138,6 +138,9 @@ pub(super) async fn db_loop(
     cfg: WriterConfig,
     stop: Arc<StopSignal>,
 ) {
+    if cfg.migrate && !migrate_first(&store, &shared, &cfg, &stop).await {
+        return;
+    }
     let up = reachable(&store, &cfg).await;
     shared.counters.db_up.store(up, Ordering::Relaxed);
     let mut held: Option<Batch> = None;
@@ -211,6 +214,67 @@ pub(super) async fn db_loop(
                 backoff = (backoff * 2).min(cfg.retry_max);
             }
         }
+    }
+}
+
+/// Applies the migrations the caller could not (the database was unreachable at its start),
+/// retrying with backoff until the database answers; meanwhile what arrives goes from memory
+/// to the spool, as in any outage. False when the shutdown deadline came first (memory is
+/// spooled then, for the next start).
+async fn migrate_first(
+    store: &Store,
+    shared: &Arc<Shared>,
+    cfg: &WriterConfig,
+    stop: &StopSignal,
+) -> bool {
+    let mut backoff = cfg.retry_min;
+    let mut last_error = String::new();
+    loop {
+        let res = match tokio::time::timeout(cfg.write_timeout, store.migrate()).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Timeout(cfg.write_timeout)),
+        };
+        match res {
+            Ok(()) => {
+                shared
+                    .counters
+                    .migrations_pending
+                    .store(false, Ordering::Relaxed);
+                shared.counters.db_up.store(true, Ordering::Relaxed);
+                tracing::info!(
+                    "the call-record database answers: migrations applied, the kept records follow"
+                );
+                return true;
+            }
+            Err(e) => {
+                shared.counters.db_up.store(false, Ordering::Relaxed);
+                let text = e.to_string();
+                if e.is_unavailable() {
+                    tracing::debug!(error = %e, "the call-record database is still unreachable");
+                } else if text != last_error {
+                    // Reachable but refusing (rights, a broken schema): an operator must act;
+                    // the records wait in the spool until then.
+                    tracing::error!(
+                        critical = true,
+                        error = %e,
+                        "cannot migrate the call-record database; retrying, records are kept in the spool"
+                    );
+                }
+                last_error = text;
+            }
+        }
+        let sh = Arc::clone(shared);
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut q = sh.lock();
+            sh.spill(&mut q)
+        })
+        .await;
+        if pause(stop, backoff).await {
+            let mut q = shared.lock();
+            let _ = shared.spill(&mut q);
+            return false;
+        }
+        backoff = (backoff * 2).min(cfg.retry_max);
     }
 }
 

@@ -2,6 +2,8 @@
 //! afterwards, and builders for the records the engine emits during a call.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod private_mariadb;
+
 use chrono::NaiveDateTime;
 use rtcroom_core::{
     ClientInfo, Millis, Quality, Record, SessionClose, SessionOpen, SubSessionBegin,

@@ -1,0 +1,157 @@
+//! TLS for the HTTP listener (the page, the APIs and `/ws`) with rustls, from a certificate
+//! chain and a private key in PEM files (`[server] tls_cert`, `tls_key`).
+//!
+//! The files are read again when they change (checked every [`RELOAD_EVERY`]): a renewed
+//! certificate (certbot, an ACME client, an operator's copy) is served to the next
+//! connection without a restart. A replacement that cannot be used (half-written, a key
+//! that does not match) is logged and the certificate in use is kept.
+
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+/// How often the certificate and key files are checked for a change.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
+
+/// The certificate served, swapped when its files change.
+#[derive(Debug)]
+pub struct Certificates {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+    /// The files' modification times and sizes when they were last read.
+    stamp: RwLock<Stamp>,
+}
+
+type Stamp = [(Option<SystemTime>, u64); 2];
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
+impl Certificates {
+    /// Read the chain and the key; an error says which file is wrong and what to do.
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<Self>, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let stamp = stamp(cert, key);
+        let certified = read(&provider, cert, key)?;
+        Ok(Arc::new(Self {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            provider,
+            current: RwLock::new(Arc::new(certified)),
+            stamp: RwLock::new(stamp),
+        }))
+    }
+
+    /// The TLS configuration serving these certificates, HTTP/1.1 only (WebSocket upgrades
+    /// need it).
+    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, String> {
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// Read the files again if they changed since they were last read. `Ok(true)`: a new
+    /// certificate is in use; `Err`: the new files cannot be used and the old certificate
+    /// stays (they are tried again once they change again).
+    pub fn reload_if_changed(&self) -> Result<bool, String> {
+        let now = stamp(&self.cert, &self.key);
+        {
+            let mut seen = self
+                .stamp
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *seen == now {
+                return Ok(false);
+            }
+            *seen = now;
+        }
+        let certified = read(&self.provider, &self.cert, &self.key)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(certified);
+        Ok(true)
+    }
+
+    /// Check the files every [`RELOAD_EVERY`], for as long as the server runs.
+    pub async fn watch(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(RELOAD_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.reload_if_changed() {
+                Ok(false) => {}
+                Ok(true) => tracing::info!(
+                    cert = %self.cert.display(),
+                    "TLS certificate reloaded: new connections get the new one"
+                ),
+                Err(e) => tracing::warn!(
+                    "{e}; the certificate loaded before stays in use until the files are fixed"
+                ),
+            }
+        }
+    }
+}
+
+fn stamp(cert: &Path, key: &Path) -> Stamp {
+    let one = |p: &Path| std::fs::metadata(p).map_or((None, 0), |m| (m.modified().ok(), m.len()));
+    [one(cert), one(key)]
+}
+
+fn read(provider: &CryptoProvider, cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            format!(
+                "cannot read the TLS certificate {} ([server] tls_cert): {e}; give a PEM file with the certificate chain, the server's certificate first",
+                cert.display()
+            )
+        })?;
+    if chain.is_empty() {
+        return Err(format!(
+            "no certificate in {} ([server] tls_cert): give a PEM file with \"-----BEGIN CERTIFICATE-----\" blocks",
+            cert.display()
+        ));
+    }
+    let der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        format!(
+            "cannot read the TLS private key {} ([server] tls_key): {e}; give a PEM file with one unencrypted private key (PKCS#8, PKCS#1 or SEC1)",
+            key.display()
+        )
+    })?;
+    let signing = provider.key_provider.load_private_key(der).map_err(|e| {
+        format!(
+            "the TLS private key {} ([server] tls_key) cannot be used: {e}",
+            key.display()
+        )
+    })?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|_| {
+        format!(
+            "the TLS private key {} does not belong to the certificate {}: give the key the certificate was issued for",
+            key.display(),
+            cert.display()
+        )
+    })?;
+    Ok(certified)
+}

@@ -1,0 +1,252 @@
+// A restart of the room server in the middle of a call, with real pages: SIGTERM (what
+// `systemctl restart` sends), then the same binary again on the same port and data dir.
+// Back within the heartbeat timeout, nothing on the pages changes: the same peer
+// connections stay connected, media keeps flowing, the page stays in the call with the same
+// session, and the records show one row per direction across the restarts. Away for longer,
+// every page says that the call ended, once, and stays there.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  closePage, expectMediaFlowing, joinCall, launchBrowser, recordedSubSessions, startServer,
+  uidOf, uniqueRoom, waitForConnectedPeers,
+} from './helpers.mjs';
+
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The only console errors a page may log while the server is away: the browser's own lines
+ * for a connection that was refused or reset (the SDK's reconnect attempts and logins).
+ */
+const REFUSED = /^WebSocket connection to .* failed|^Failed to load resource: net::ERR_CONNECTION_(REFUSED|RESET)/;
+
+before(async () => {
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/**
+ * An init script: keeps every RTCPeerConnection the page makes in `window.__pcs` (creation
+ * order), each with every `connectionState` it changed to. The test tells the connections
+ * apart by their index there, so no hook in the page or the SDK is needed.
+ */
+function tagPeerConnections() {
+  const pcs = [];
+  Object.defineProperty(window, '__pcs', { value: pcs });
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      const entry = { pc: this, states: [] };
+      pcs.push(entry);
+      this.addEventListener('connectionstatechange', () => entry.states.push(this.connectionState));
+    }
+  };
+}
+
+/**
+ * Joins and, from the moment the page is in the call, records what it shows: every change of
+ * the page state (`body[data-state]`), the signaling state (`body[data-signal]`), whether the
+ * lobby is visible, and the SDK's `reconnected` events. Also keeps the console's errors.
+ */
+async function joinWatched(origin, room, name) {
+  const page = await joinCall(browser, origin, room, name, { init: tagPeerConnections });
+  page.consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') page.consoleErrors.push({ at: Date.now(), text: m.text() }); });
+  assert.equal(await page.evaluate(() => document.body.dataset.state), 'in-call');
+  await page.evaluate(() => {
+    const seen = [];
+    const reconnects = [];
+    Object.defineProperty(window, '__seen', { value: seen });
+    Object.defineProperty(window, '__reconnects', { value: reconnects });
+    const note = () => {
+      const now = `${document.body.dataset.state}|${document.body.dataset.signal || ''}|${document.querySelector('#lobby').hidden ? '' : 'lobby'}`;
+      if (seen[seen.length - 1] !== now) seen.push(now);
+    };
+    note();
+    new MutationObserver(note).observe(document.body, { attributes: true, subtree: true, attributeFilter: ['data-state', 'data-signal', 'hidden'] });
+    window.rtcroom.client.on('reconnected', (d) => reconnects.push(d));
+  });
+  return page;
+}
+
+/**
+ * What a page has now: its session, and for each remote uid the index of its peer connection
+ * in `__pcs`, that connection's state and every state it went through.
+ */
+function snapshotOf(page) {
+  return page.evaluate(() => {
+    const c = window.rtcroom.client;
+    const peers = {};
+    for (const [uid, p] of c.peers) {
+      const i = window.__pcs.findIndex((e) => e.pc === p.pc);
+      peers[uid] = { pc: i, state: p.pc.connectionState, states: i < 0 ? [] : [...window.__pcs[i].states] };
+    }
+    return { sessionId: c.sessionId, uid: c.uid, made: window.__pcs.length, peers };
+  });
+}
+
+/**
+ * SIGTERM, then the same binary on the same port and data dir at once; when SIGTERM was sent.
+ * @param {import('node:test').TestContext} t
+ */
+async function restart(t, server) {
+  const at = Date.now();
+  assert.equal(await server.terminate(), 0, server.logs());
+  await server.startAgain();
+  t.diagnostic(`the server was away for ${Date.now() - at} ms`);
+  return at;
+}
+
+/** Page `i` resumed `times[i]` times in all (`reconnected` with `resumed: true`). */
+async function waitResumed(pages, times) {
+  await Promise.all(pages.map((p, i) => p.waitForFunction((n) => window.__reconnects.length >= n && window.rtcroom.client.state === 'joined', times[i], { timeout: 30000 })));
+  for (const [i, p] of pages.entries()) {
+    const r = await p.evaluate(() => window.__reconnects);
+    assert.equal(r.length, times[i], JSON.stringify(r));
+    assert.ok(r.every((x) => x.resumed === true), `not resumed: ${JSON.stringify(r)}`);
+  }
+}
+
+/**
+ * Across a restart each page kept everything: the same session and peer connections (no new
+ * one made), each `connected` the whole time, never the lobby, and media from everyone still
+ * arriving.
+ */
+async function expectUntouched(pages, uids, before) {
+  for (const [i, p] of pages.entries()) {
+    const now = await snapshotOf(p);
+    const was = before[i];
+    assert.equal(now.sessionId, was.sessionId, 'same session');
+    assert.equal(now.made, was.made, `no peer connection was made: ${JSON.stringify(now)}`);
+    assert.deepEqual(Object.keys(now.peers).sort(), Object.keys(was.peers).sort());
+    for (const [uid, peer] of Object.entries(now.peers)) {
+      assert.equal(peer.pc, was.peers[uid].pc, `the same RTCPeerConnection for ${uid}`);
+      assert.equal(peer.state, 'connected', `${uid}: ${JSON.stringify(peer)}`);
+      // The first `connected` is the last change: it never left that state.
+      assert.equal(peer.states.indexOf('connected'), peer.states.length - 1, `${uid}: ${JSON.stringify(peer.states)}`);
+    }
+    const seen = await p.evaluate(() => window.__seen);
+    assert.ok(seen.every((s) => s.startsWith('in-call|') && !s.endsWith('|lobby')), `the page left the call: ${JSON.stringify(seen)}`);
+    assert.ok(seen.includes('in-call|reconnecting|'), `the page showed no reconnecting state: ${JSON.stringify(seen)}`);
+    assert.equal(seen[seen.length - 1], 'in-call||');
+  }
+  await Promise.all(pages.flatMap((p, i) => uids.filter((_, j) => j !== i).map((u) => expectMediaFlowing(p, u))));
+}
+
+test('two, then three pages: SIGTERM and an immediate start keep every call and its records', { timeout: 180000 }, async (t) => {
+  const server = await startServer();
+  const room = uniqueRoom('restart');
+  const pages = [];
+  try {
+    pages.push(...(await Promise.all(['Ana', 'Ben'].map((n) => joinWatched(server.origin, room, n)))));
+    await Promise.all(pages.map((p) => waitForConnectedPeers(p, 1)));
+    const uids = await Promise.all(pages.map(uidOf));
+    await Promise.all([expectMediaFlowing(pages[0], uids[1]), expectMediaFlowing(pages[1], uids[0])]);
+
+    let before = await Promise.all(pages.map(snapshotOf));
+    const firstRestart = await restart(t, server);
+    await waitResumed(pages, [1, 1]);
+    await expectUntouched(pages, uids, before);
+
+    pages.push(await joinWatched(server.origin, room, 'Chloé'));
+    uids.push(await uidOf(pages[2]));
+    await Promise.all(pages.map((p) => waitForConnectedPeers(p, 2)));
+    await expectMediaFlowing(pages[2], uids[0]);
+    before = await Promise.all(pages.map(snapshotOf));
+    const secondRestart = await restart(t, server);
+    await waitResumed(pages, [2, 2, 1]);
+    await expectUntouched(pages, uids, before);
+    const restartedAt = Date.now();
+
+    await Promise.all(pages.map((p) => p.click('#btn-leave')));
+    await Promise.all(pages.map((p) => p.waitForFunction(() => document.body.dataset.state === 'left')));
+    for (const [i, p] of pages.entries()) {
+      assert.deepEqual(p.errors, []);
+      const noisy = p.consoleErrors.filter((e) => !REFUSED.test(e.text));
+      assert.deepEqual(noisy, [], uids[i]);
+    }
+
+    // One row per direction, each from before the restart(s) it lived through to the leave.
+    for (const [i, uid] of uids.entries()) {
+      const others = uids.filter((u) => u !== uid);
+      const rows = await recordedSubSessions(server, uid, {
+        roomId: room,
+        until: (rows) => rows.length >= others.length && rows.every((r) => r.status !== -1),
+      });
+      assert.deepEqual(rows.map((r) => r.remote_user_id).sort(), [...others].sort(), `one row per direction: ${JSON.stringify(rows)}`);
+      for (const row of rows) {
+        const withC = i === 2 || row.remote_user_id === uids[2];
+        const restartAt = withC ? secondRestart : firstRestart;
+        const connected = Date.parse(row.connect_time);
+        const finished = Date.parse(row.finish_time);
+        assert.equal(row.status, 0, `connected and left: ${JSON.stringify(row)}`);
+        assert.ok(connected < restartAt, `connected before the restart: ${JSON.stringify(row)}`);
+        // The stored times have whole seconds.
+        assert.ok(finished >= Math.floor(restartedAt / 1000) * 1000, `finished at the leave after the restart: ${JSON.stringify(row)}`);
+        assert.ok(row.duration >= Math.floor((restartedAt - restartAt) / 1000), `the duration covers the whole call: ${JSON.stringify(row)}`);
+      }
+    }
+  } finally {
+    await Promise.all(pages.map(closePage));
+    await server.stop();
+  }
+});
+
+test('away for longer than the heartbeat timeout: every page says the call ended, once', { timeout: 120000 }, async () => {
+  // The smallest timeout the server takes is 5 s; 8 s leaves the 5 s heartbeat room.
+  const server = await startServer({ env: { RTCROOM_ROOM_HEARTBEAT_TIMEOUT_SECS: '8' } });
+  const room = uniqueRoom('outage');
+  const pages = [];
+  try {
+    pages.push(...(await Promise.all(['Ana', 'Ben'].map((n) => joinWatched(server.origin, room, n)))));
+    await Promise.all(pages.map((p) => waitForConnectedPeers(p, 1)));
+    const uids = await Promise.all(pages.map(uidOf));
+    await expectMediaFlowing(pages[0], uids[1]);
+
+    const stoppedAt = Date.now();
+    assert.equal(await server.terminate(), 0, server.logs());
+    await Promise.all(pages.map((p) => p.waitForFunction(() => document.body.dataset.state === 'ended', null, { timeout: 30000 })));
+    const endedAt = Date.now();
+    // Back after the pages gave up and after the heartbeat timeout: the rooms it kept are
+    // too old to restore.
+    await sleep(Math.max(0, stoppedAt + 9000 - Date.now()));
+    await server.startAgain();
+    await sleep(3000);
+
+    for (const p of pages) {
+      assert.equal(await p.locator('#left-title').textContent(), 'The call ended');
+      assert.match(await p.locator('#left-detail').textContent(), /could not be reached for too long.*Rejoin to call again/);
+      assert.equal(await p.isVisible('#rejoin-button'), true);
+      // Straight from the call (through "reconnecting") to the ended screen: no lobby, no
+      // attempt to join again by itself.
+      const seen = await p.evaluate(() => window.__seen);
+      assert.deepEqual(seen, ['in-call||', 'in-call|reconnecting|', 'ended||'], JSON.stringify(seen));
+      assert.equal(await p.evaluate(() => window.rtcroom.client), null);
+      assert.equal(await p.evaluate(() => window.__pcs.every((e) => e.pc.connectionState === 'closed')), true);
+      assert.deepEqual(p.errors, []);
+      // A bounded number of the browser's lines for refused connections, none after the end.
+      const noisy = p.consoleErrors.filter((e) => !REFUSED.test(e.text));
+      assert.deepEqual(noisy, []);
+      assert.ok(p.consoleErrors.length <= 20, JSON.stringify(p.consoleErrors));
+      assert.ok(p.consoleErrors.every((e) => e.at <= endedAt), JSON.stringify(p.consoleErrors));
+    }
+    assert.match(server.logs(), /rooms snapshot is ignored .*longer than the heartbeat timeout/, 'the stale rooms snapshot is logged as ignored');
+
+    // The restarted server closed the call's rows as timed out (status 1: had connected).
+    for (const [i, uid] of uids.entries()) {
+      const rows = await recordedSubSessions(server, uid, { roomId: room, until: (rows) => rows.length === 1 && rows[0].status !== -1 });
+      assert.equal(rows[0].remote_user_id, uids[1 - i]);
+      assert.equal(rows[0].status, 1, JSON.stringify(rows[0]));
+    }
+  } finally {
+    await Promise.all(pages.map(closePage));
+    await server.stop();
+  }
+});
