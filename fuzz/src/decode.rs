@@ -1,8 +1,8 @@
 //! The signaling frame decoder on any text: it never panics, refuses what is above the limit,
 //! answers every refusal with a message, and what it accepts is fit for the rest of the
-//! server: identifiers are non-empty, are echoed as valid JSON, and come back from that JSON
-//! as they were (a snapshot keeps them that way across a restart); raw `msg`/`data` fields
-//! are single JSON values.
+//! server: identifiers are non-empty, hold no control character, are echoed as valid JSON,
+//! and come back from that JSON as they were (a snapshot keeps them that way across a
+//! restart); raw `msg`/`data` fields are single JSON values.
 
 use rtcroom_protocol::{
     DEFAULT_MAX_FRAME, DecodeError, Ident, Identity, Refusal, Request, ResultCode, decode,
@@ -75,6 +75,10 @@ fn check_request(req: &Request) {
                 );
             }
             assert!(!j.app_id.is_empty(), "a join without an appId");
+            assert!(
+                !j.app_id.chars().any(char::is_control),
+                "an appId with a control character"
+            );
             Vec::new()
         }
         Request::Leave(r) => identity(&r.id),
@@ -139,6 +143,12 @@ fn with<'a>(mut raw: Vec<&'a str>, json: &'a str) -> Vec<&'a str> {
 
 fn check_identity(id: &Identity) {
     id.room_id.iter().chain(&id.uid).for_each(check_ident);
+    assert!(
+        id.app_id
+            .as_ref()
+            .is_none_or(|a| !a.chars().any(char::is_control)),
+        "an appId with a control character"
+    );
     for text in [&id.app_id, &id.session_id] {
         assert!(
             text.as_ref().is_none_or(|t| !t.is_empty()),
@@ -151,6 +161,11 @@ fn check_identity(id: &Identity) {
 /// its key, and it reads back from that JSON unchanged.
 fn check_ident(id: &Ident) {
     assert!(!id.key().is_empty(), "an empty identifier");
+    assert!(
+        !id.key().chars().any(char::is_control),
+        "an identifier with a control character: {:?}",
+        id.key()
+    );
     let raw = id.raw_json();
     let value: serde_json::Value = serde_json::from_str(raw)
         .unwrap_or_else(|e| panic!("identifier JSON {raw:?} does not parse: {e}"));
