@@ -3,6 +3,8 @@
 //! `rtcroom check-config --config FILE`, which must succeed. So the documentation cannot
 //! drift from the configuration the code reads.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -103,6 +105,17 @@ fn check_config(dir: &Path, name: &str, text: &str) -> (bool, String) {
     )
 }
 
+/// `dir/tls/fullchain.pem` and `dir/tls/privkey.pem`: a self-signed certificate and its key.
+fn make_tls_files(dir: &Path) {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    common::self_signed_cert(
+        &tls.join("fullchain.pem"),
+        &tls.join("privkey.pem"),
+        "localhost",
+    );
+}
+
 #[test]
 fn every_toml_snippet_in_the_docs_passes_check_config() {
     let dir = scratch("snippets");
@@ -129,6 +142,9 @@ fn every_toml_snippet_in_the_docs_passes_check_config() {
             "{file} has no ```toml block any more"
         );
     }
+    // A snippet that turns TLS on names its files relative to the configuration's folder
+    // (docs/operations.md): they exist there, as a real certificate and key.
+    make_tls_files(&dir);
     let mut failures = Vec::new();
     for (i, s) in snippets.iter().enumerate() {
         let (ok, stderr) = check_config(&dir, &format!("snippet-{i}.toml"), &s.text);

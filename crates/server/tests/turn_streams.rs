@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Proc, Scratch, Server, free_udp_port, make_cert, pair, tool};
+use common::{Proc, Scratch, Server, free_udp_port, pair, self_signed_cert, tool};
 use serde_json::Value;
 use std::process::Stdio;
 
@@ -81,7 +81,8 @@ fn relays(flags: &[&str], port: u16, peer_port: u16, user: &str, password: &str)
 #[tokio::test]
 async fn tcp_and_tls_urls_are_handed_out_when_served_and_relay() {
     let dir = Scratch::new("turn-streams");
-    let (cert, key) = make_cert(&dir.0, "turn", "localhost");
+    let (cert, key) = (dir.0.join("turn.crt"), dir.0.join("turn.key"));
+    self_signed_cert(&cert, &key, "localhost");
     let server = Server::start(&[
         ("RTCROOM_AUTH_REQUIRED", "false"),
         ("RTCROOM_TURN_RELAY_PORTS", "42000-42099"),
