@@ -78,7 +78,7 @@ fn preflight(cfg: &Config) -> anyhow::Result<()> {
         crate::ice::embedded::check(cfg)?;
     }
     if !cfg.server.tls_cert.as_os_str().is_empty() {
-        crate::http::tls::Certificates::load(&cfg.server.tls_cert, &cfg.server.tls_key, "[server]")
+        crate::tls::Certificates::load(&cfg.server.tls_cert, &cfg.server.tls_key, "[server]")
             .map_err(anyhow::Error::msg)?;
     }
     Ok(())

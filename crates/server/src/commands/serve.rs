@@ -293,7 +293,7 @@ fn tls_config(cfg: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>>
         return Ok(None);
     }
     let certs =
-        crate::http::tls::Certificates::load(cert, key, "[server]").map_err(anyhow::Error::msg)?;
+        crate::tls::Certificates::load(cert, key, "[server]").map_err(anyhow::Error::msg)?;
     let config = certs
         .server_config(&[b"http/1.1"])
         .map_err(anyhow::Error::msg)?;

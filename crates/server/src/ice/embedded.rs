@@ -2,8 +2,8 @@
 //! ICE registry in the engine, and reporting its load every few seconds.
 
 use crate::config::{Config, TurnSection};
-use crate::http::tls::Certificates;
 use crate::signaling::hub::Hub;
+use crate::tls::Certificates;
 use anyhow::Context;
 use rtcroom_ice::{IceCommand, IceType, Register, Reply, Report, Turns};
 use rtcroom_turn::{PeerFilter, PortRange, TlsListen, TurnConfig, TurnHandle, TurnServer};
