@@ -2,12 +2,15 @@
 //! `tls_cert`/`tls_key`): a pair's `rtcConfig` names exactly the transports that are served,
 //! and coturn's own client relays through each URL handed out with the credentials minted
 //! for the pair (`turnutils_uclient -t`, `-t -S`, against a `turnutils_peer` echo), with no
-//! loss; `/metrics` counts the connections. A TLS listener without a certificate is refused
+//! loss; `/metrics` counts the connections. The TLS listener's certificate is replaced
+//! without a restart when its files change. A TLS listener without a certificate is refused
 //! by `check-config` with a message that says what to set.
 
 mod common;
 
-use common::{Proc, Scratch, Server, free_udp_port, pair, self_signed_cert, tool};
+use common::{
+    Proc, Scratch, Server, connector, der, free_udp_port, pair, self_signed_cert, served_cert, tool,
+};
 use serde_json::Value;
 use std::process::Stdio;
 
@@ -154,4 +157,42 @@ fn a_tls_listener_without_a_certificate_is_refused_with_what_to_set() {
             && err.contains("[turn] tls_cert and tls_key"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_renewed_turn_certificate_is_served_without_a_restart() {
+    let dir = Scratch::new("turn-renew");
+    let (cert, key) = (dir.0.join("turn.crt"), dir.0.join("turn.key"));
+    self_signed_cert(&cert, &key, "first");
+    let (next_cert, next_key) = (dir.0.join("next.crt"), dir.0.join("next.key"));
+    self_signed_cert(&next_cert, &next_key, "second");
+    let server = Server::start(&[
+        ("RTCROOM_AUTH_REQUIRED", "false"),
+        ("RTCROOM_TURN_TLS_LISTEN", "127.0.0.1:0"),
+        ("RTCROOM_TURN_TLS_CERT", cert.to_str().expect("a path")),
+        ("RTCROOM_TURN_TLS_KEY", key.to_str().expect("a path")),
+    ]);
+    let cfg = pair(&server, "renew").await.expect("the pair is served");
+    let (urls, _, _) = turn_entry(&cfg);
+    let turns = urls
+        .iter()
+        .find(|u| u.starts_with("turns:"))
+        .expect("a turns: URL");
+    let addr = format!("127.0.0.1:{}", port_of(turns));
+    let connector = connector(&[&cert, &next_cert]);
+    assert_eq!(served_cert(&addr, &connector).await, Some(der(&cert)));
+
+    // Renewal as an ACME client does it: the new files replace the old ones.
+    std::fs::rename(&next_key, &key).expect("key replaced");
+    std::fs::rename(&next_cert, &cert).expect("certificate replaced");
+    let renewed = der(&cert);
+    // How long the test waits for the reload (checked every 2 s), not a performance bound.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while served_cert(&addr, &connector).await.as_ref() != Some(&renewed) {
+        assert!(
+            std::time::Instant::now() < until,
+            "the renewed certificate was never served on the TURN TLS listener"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

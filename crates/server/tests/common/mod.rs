@@ -716,3 +716,52 @@ pub async fn pair(server: &Server, room: &str) -> Result<Value, u64> {
     }
     Ok(a.expect("notifyNewPeer").await["rtcConfig"].clone())
 }
+
+pub fn der(cert: &std::path::Path) -> rustls::pki_types::CertificateDer<'static> {
+    <rustls::pki_types::CertificateDer<'static> as rustls::pki_types::pem::PemObject>::from_pem_file(cert).expect("a PEM certificate")
+}
+
+/// A TLS client that trusts exactly `certs`.
+pub fn connector(certs: &[&std::path::Path]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs {
+        roots.add(der(c)).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+pub async fn tls(
+    addr: &str,
+    connector: &tokio_rustls::TlsConnector,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")
+        .unwrap()
+        .to_owned();
+    connector.connect(name, tcp).await
+}
+
+/// The certificate a new TLS connection to `addr` is given.
+pub async fn served_cert(
+    addr: &str,
+    connector: &tokio_rustls::TlsConnector,
+) -> Option<rustls::pki_types::CertificateDer<'static>> {
+    let stream = match tls(addr, connector).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("TLS handshake with {addr}: {e}");
+            return None;
+        }
+    };
+    let (_, session) = stream.get_ref();
+    session
+        .peer_certificates()?
+        .first()
+        .map(|c| c.clone().into_owned())
+}
