@@ -445,6 +445,7 @@ fn feed(
                     Input::Open {
                         conn: ConnId(next),
                         ip,
+                        at: None,
                     },
                 );
             }

@@ -319,7 +319,7 @@ fn handle<E: Entropy>(
                     kill: Some(kill),
                 },
             );
-            engine.handle(t, Input::Open { conn, ip });
+            engine.handle(t, Input::Open { conn, ip, at: None });
         }
         HubMsg::Frame {
             conn, frame, grant, ..
