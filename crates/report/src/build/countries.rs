@@ -8,6 +8,7 @@
 use super::CountryLookup;
 use crate::model::{Countries, CountryRow, RelayCountry};
 use crate::rows::QualityAgg;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 
 /// Distinct member and relay addresses kept per day.
@@ -118,13 +119,7 @@ impl CountryAcc {
             })
             .collect();
         // Most calls first; the unknown country last among equals (BTreeMap put it first).
-        members.sort_by(|a, b| {
-            (b.sessions, b.connected, a.country.is_none()).cmp(&(
-                a.sessions,
-                a.connected,
-                b.country.is_none(),
-            ))
-        });
+        members.sort_by_key(|r| (Reverse((r.sessions, r.connected)), r.country.is_none()));
         let mut relays: Vec<RelayCountry> = relays
             .into_iter()
             .map(|(country, (servers, relayed))| RelayCountry {
@@ -133,7 +128,7 @@ impl CountryAcc {
                 relayed,
             })
             .collect();
-        relays.sort_by(|a, b| (b.relayed, b.servers).cmp(&(a.relayed, a.servers)));
+        relays.sort_by_key(|r| Reverse((r.relayed, r.servers)));
         Countries { members, relays }
     }
 }
