@@ -3,7 +3,8 @@
 # real rtcroom binary (each test file starts its own on 127.0.0.1 port 0).
 # Builds nothing: set RTCROOM_BIN, or build target/debug/rtcroom first (cargo build --bin rtcroom).
 # Extra arguments go to `node --test` (e.g. --test-name-pattern=full).
-# RTCROOM_SCREENSHOTS=docs/screenshots also retakes the screenshots of docs/web.md.
+# Screenshots of every state of the page are kept in web/test-results/screenshots/;
+# RTCROOM_SCREENSHOTS=docs/screenshots retakes the screenshots of docs/web.md instead.
 # RTCROOM_E2E_WEB_FROM_DISK=1 serves web/ from disk instead of the binary's embedded copy
 # (page edits without a rebuild; the binary still answers /api and /ws).
 set -euo pipefail

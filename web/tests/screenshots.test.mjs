@@ -1,5 +1,6 @@
-// Screenshots of the page for docs/screenshots/. Skipped unless RTCROOM_SCREENSHOTS names
-// the folder to write to:  RTCROOM_SCREENSHOTS=docs/screenshots web/run-e2e.sh
+// Screenshots of the page in each of its states, kept by every test run in
+// web/test-results/screenshots/ (for a reviewer to look at). RTCROOM_SCREENSHOTS names another
+// folder: RTCROOM_SCREENSHOTS=docs/screenshots web/run-e2e.sh retakes docs/web.md's images.
 
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
@@ -10,7 +11,7 @@ import {
   waitForConnectedPeers, waitForTile,
 } from './helpers.mjs';
 
-const OUT = process.env.RTCROOM_SCREENSHOTS ? path.resolve(REPO_DIR, process.env.RTCROOM_SCREENSHOTS) : '';
+const OUT = path.resolve(REPO_DIR, process.env.RTCROOM_SCREENSHOTS || 'web/test-results/screenshots');
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 
@@ -18,7 +19,6 @@ let server;
 let browser;
 
 before(async () => {
-  if (!OUT) return;
   await mkdir(OUT, { recursive: true });
   [server, browser] = await Promise.all([startServer(), launchBrowser()]);
 });
@@ -31,7 +31,7 @@ after(async () => {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const shot = (page, name) => page.screenshot({ path: path.join(OUT, name), animations: 'disabled' });
 
-test('screenshots of the lobby, a call, the participant list, a full room, the left screen and a bad link', { skip: !OUT && 'set RTCROOM_SCREENSHOTS to take them', timeout: 90000 }, async () => {
+test('screenshots of the lobby, a call, the participant list, a full room, the left screen and a bad link', { timeout: 90000 }, async () => {
   const room = 'design-review';
   const lobby = await openPage(browser, `${server.origin}/?room=${room}`, { viewport: DESKTOP, lightVideo: false });
   await lobby.fill('#name-input', 'Ana');

@@ -103,6 +103,35 @@ fn check_config(dir: &Path, name: &str, text: &str) -> (bool, String) {
     )
 }
 
+/// `dir/tls/fullchain.pem` and `dir/tls/privkey.pem`: a self-signed certificate and its key,
+/// made by the `openssl` command.
+fn make_tls_files(dir: &Path) {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(tls.join("privkey.pem"))
+        .arg("-out")
+        .arg(tls.join("fullchain.pem"))
+        .output()
+        .expect("the openssl command runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn every_toml_snippet_in_the_docs_passes_check_config() {
     let dir = scratch("snippets");
@@ -129,6 +158,9 @@ fn every_toml_snippet_in_the_docs_passes_check_config() {
             "{file} has no ```toml block any more"
         );
     }
+    // A snippet that turns TLS on names its files relative to the configuration's folder
+    // (docs/operations.md): they exist there, as a real certificate and key.
+    make_tls_files(&dir);
     let mut failures = Vec::new();
     for (i, s) in snippets.iter().enumerate() {
         let (ok, stderr) = check_config(&dir, &format!("snippet-{i}.toml"), &s.text);

@@ -123,13 +123,19 @@ impl Config {
         Ok(config)
     }
 
-    /// Relative paths (`[server] data_dir`, the default `data` included, and a SQLite
-    /// `[database] url`) are taken relative to `base`: the configuration file's folder, or
+    /// Relative paths (`[server] data_dir`, the default `data` included, `tls_cert`,
+    /// `tls_key`, and a SQLite `[database] url`) are taken relative to `base`: the configuration file's folder, or
     /// the working directory when there is no file. Every command of one server then finds
     /// the same files wherever it is run from.
     fn resolve_paths(&mut self, base: &Path) {
-        if self.server.data_dir.is_relative() {
-            self.server.data_dir = base.join(&self.server.data_dir);
+        for path in [
+            &mut self.server.data_dir,
+            &mut self.server.tls_cert,
+            &mut self.server.tls_key,
+        ] {
+            if path.is_relative() && !path.as_os_str().is_empty() {
+                *path = base.join(&*path);
+            }
         }
         self.database.resolve_sqlite_path(base);
         let db = &mut self.geoip.database;
