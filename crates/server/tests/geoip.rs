@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Client, Server, geoip_database, http, join, wait_until};
+use common::{Client, Scratch, Server, geoip_database, http, join, rtcroom_command, wait_until};
 use serde_json::{Value, json};
 
 /// A WebSocket connection through the (trusted, loopback) proxy for a client at `ip`.
@@ -237,4 +237,40 @@ async fn a_pair_is_given_the_turn_server_of_its_region() {
     );
     let lan = meet(&mut e, &mut f, "lan", ("l1", "l2")).await;
     assert_eq!(turn_host(&lan), "turn-us.example.com", "{lan}");
+}
+
+/// `[geoip] database` is found relative to the configuration file's folder, and a file that
+/// cannot be read refuses check-config (and so the start) with a message that says what to
+/// do.
+#[test]
+fn check_config_reads_the_database_and_names_a_bad_one() {
+    let dir = Scratch::new("geoip-config");
+    let conf = dir.0.join("etc");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::os::unix::fs::symlink(geoip_database(), conf.join("city.mmdb")).unwrap();
+    std::fs::write(conf.join("broken.mmdb"), b"not a database").unwrap();
+    let check = |db: &str| {
+        let file = conf.join("rtcroom.toml");
+        std::fs::write(&file, format!("[geoip]\ndatabase = \"{db}\"\n")).unwrap();
+        let out = rtcroom_command(&dir.0)
+            .arg("check-config")
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = check("city.mmdb");
+    assert!(ok, "{err}");
+    for bad in ["broken.mmdb", "missing.mmdb"] {
+        let (ok, err) = check(bad);
+        assert!(!ok, "{bad} accepted");
+        assert!(
+            err.contains("[geoip] database") && err.contains("MaxMind DB") && err.contains(bad),
+            "{err}"
+        );
+    }
 }

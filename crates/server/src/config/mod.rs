@@ -132,16 +132,13 @@ impl Config {
             &mut self.server.data_dir,
             &mut self.server.tls_cert,
             &mut self.server.tls_key,
+            &mut self.geoip.database,
         ] {
             if path.is_relative() && !path.as_os_str().is_empty() {
                 *path = base.join(&*path);
             }
         }
         self.database.resolve_sqlite_path(base);
-        let db = &mut self.geoip.database;
-        if !db.as_os_str().is_empty() && db.is_relative() {
-            *db = base.join(&*db);
-        }
     }
 
     /// Every check a configuration must pass before `serve` starts with it; `check-config`
