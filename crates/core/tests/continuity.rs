@@ -338,6 +338,31 @@ fn a_snapshot_reads_back_and_never_shows_a_key() {
     assert_eq!(err, RestoreError::NotEmpty);
 }
 
+/// Found by the `decode` fuzz target: a uid or roomId sent as a number not written the way
+/// serde_json writes numbers (`1E2`, `-0`, `1.50`) made the snapshot unreadable at the next
+/// start, and then nobody in any room was restored.
+#[test]
+fn members_with_numbers_of_any_spelling_as_identifiers_are_restored() {
+    let mut w = World::new(EngineConfig::default());
+    w.run(
+        r#"
+        open a
+        a> {"cmd":"join","appId":"10000","token":"t","roomId":1.50,"uid":1E2,"talkType":1}
+        open b
+        b> {"cmd":"join","appId":"10000","token":"t","roomId":1.50,"uid":-0,"talkType":1}
+        restart
+        "#,
+    );
+    assert_eq!(w.engine.stats().members, 2);
+    let json = serde_json::to_string(&w.engine.snapshot(w.now)).expect("a snapshot serializes");
+    let snapshot: Snapshot = serde_json::from_str(&json).expect("and reads back");
+    let mut restored = Engine::new(EngineConfig::default(), SplitMix64(7));
+    restored
+        .restore(w.now, snapshot)
+        .expect("a snapshot of such members is restored");
+    assert_eq!(restored.stats().members, 2);
+}
+
 #[test]
 fn a_foreign_or_inconsistent_snapshot_is_refused_whole() {
     let mut w = World::new(EngineConfig::default());

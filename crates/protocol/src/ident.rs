@@ -31,10 +31,18 @@ impl Ident {
         if raw_json.starts_with('"') {
             let key: String = serde_json::from_str(raw_json).ok()?;
             Some(Self::from_parts(key.into(), raw_json.to_owned()))
+        } else if raw_json.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            // A number is keyed by its text, as the decoder keys it, so that every number the
+            // decoder accepts (`1E2`, `-0`, `1.50`, `1e400`) comes back as it was written.
+            let raw = RawValue::from_string(raw_json.to_owned()).ok()?;
+            (raw.get() == raw_json).then(|| {
+                Self(Arc::new(Inner {
+                    key: raw_json.into(),
+                    raw,
+                }))
+            })
         } else {
-            let n: serde_json::Number = serde_json::from_str(raw_json).ok()?;
-            (n.to_string() == raw_json)
-                .then(|| Self::from_parts(raw_json.into(), raw_json.to_owned()))
+            None
         }
     }
 
@@ -91,8 +99,35 @@ mod tests {
         }
         assert_eq!(Ident::from_json("22").unwrap(), Ident::new("22"));
         assert_eq!(Ident::from_json("\"a\\\"b\"").unwrap().key(), "a\"b");
-        for bad in ["", "x", "{}", "[1]", "22 ", "null", "\"open"] {
+        for bad in [
+            "", "x", "{}", "[1]", "22 ", "null", "\"open", "-", "1x", "01",
+        ] {
             assert!(Ident::from_json(bad).is_none(), "{bad}");
+        }
+    }
+
+    /// Found by the `decode` fuzz target: the decoder keys a number by its text, and a
+    /// number not written the way serde_json writes it back (`1E2`, `-0`) did not come back
+    /// from its JSON, so one member with such a uid made the whole rooms snapshot unreadable
+    /// at the next start.
+    #[test]
+    fn every_number_the_decoder_accepts_comes_back_from_its_json_text() {
+        for raw in [
+            "1E2",
+            "-0",
+            "1.50",
+            "1e400",
+            "99999999999999999999",
+            "-12.5e-3",
+        ] {
+            let frame = format!(r#"{{"cmd":"leave","uid":{raw}}}"#);
+            let Ok(crate::Request::Leave(leave)) = crate::decode(&frame, 1024) else {
+                panic!("{frame} did not decode")
+            };
+            let uid = leave.id.uid.expect("a uid");
+            assert_eq!((uid.key(), uid.raw_json()), (raw, raw));
+            let back = Ident::from_json(uid.raw_json()).expect("comes back from its JSON");
+            assert_eq!((back.key(), back.raw_json()), (raw, raw));
         }
     }
 }

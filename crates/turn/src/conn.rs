@@ -76,6 +76,12 @@ impl UserTable {
     }
 }
 
+/// Whether a datagram the crate sends to a client is a STUN error response, the only kind
+/// that carries the crate's nonces (relayed ChannelData skips the gate's lock).
+pub(crate) fn may_carry_nonce(datagram: &[u8]) -> bool {
+    matches!(datagram, [b0, b1, ..] if maybe_stun(datagram) && b0 & 0x01 != 0 && b1 & 0x10 != 0)
+}
+
 /// The listening socket: counts client traffic and puts the nonce gate and the guard in front
 /// of the crate.
 pub(crate) struct ClientConn {
@@ -91,10 +97,7 @@ impl ClientConn {
     fn sent(&self, n: usize, datagram: &[u8]) {
         add(&self.counters.client_tx_packets, 1);
         add(&self.counters.client_tx_bytes, n);
-        // Only error responses carry the crate's nonces; relayed ChannelData skips the lock.
-        let error_response =
-            maybe_stun(datagram) && datagram[0] & 0x01 != 0 && datagram[1] & 0x10 != 0;
-        if error_response && self.gate().on_response(Instant::now(), datagram) {
+        if may_carry_nonce(datagram) && self.gate().on_response(Instant::now(), datagram) {
             add(&self.counters.nonces_issued, 1);
         }
     }

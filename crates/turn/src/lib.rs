@@ -24,6 +24,8 @@ mod config;
 mod conn;
 mod counters;
 mod filter;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod guard;
 mod nonce;
 mod server;

@@ -10,7 +10,12 @@
 //! [`Reader`] turns client bytes into messages: it checks what §5 requires of a client
 //! (masked frames, no reserved bits or opcodes, control frames final and at most 125 bytes,
 //! continuation only inside a fragmented message, text that is UTF-8, a size limit).
+//! [`Inbound`] is the read side of a socket without its IO: the bytes of a frame not yet
+//! complete, and the reader that takes frames from them and from each read.
 //! [`Frames`] builds server frames (unmasked, shortest length encoding).
+//!
+//! This file uses nothing outside the standard library: the `ws_reader` fuzz target
+//! (fuzz/) compiles it as it is.
 
 /// What a client's frames amounted to.
 #[derive(Debug, PartialEq, Eq)]
@@ -135,17 +140,20 @@ impl Reader {
         };
         let so_far = self.fragments.as_ref().map_or(0, |(_, p)| p.len());
         let len = usize::try_from(len).unwrap_or(usize::MAX);
-        if len.saturating_add(so_far) > self.max_message {
+        let start = at + 4;
+        // A frame whose end is past the address space is too big whatever the limit (a limit
+        // near usize::MAX let `start + len` overflow).
+        if len.saturating_add(so_far) > self.max_message || len > usize::MAX - start {
             return Err(violation(TOO_BIG, "message above the size limit"));
         }
-        let Some(mask) = buf.get(at..at + 4) else {
+        let Some(mask) = buf.get(at..start) else {
             return Ok(None);
         };
         Ok(Some(Header {
             fin,
             opcode,
             mask: [mask[0], mask[1], mask[2], mask[3]],
-            start: at + 4,
+            start,
             len,
         }))
     }
@@ -195,6 +203,72 @@ impl Reader {
                 }
             }
         }
+    }
+}
+
+/// The read side of a connection without its IO: give it each read's bytes, take the messages.
+/// Between frames it holds nothing (no allocation); it holds the start of a frame only while
+/// the frame is incomplete, so at most one frame header and `max_message` bytes.
+#[derive(Debug)]
+pub struct Inbound {
+    reader: Reader,
+    /// The start of a frame not yet complete; empty, without an allocation, between frames.
+    partial: Vec<u8>,
+}
+
+impl Inbound {
+    pub fn new(max_message: usize) -> Self {
+        Self {
+            reader: Reader::new(max_message),
+            partial: Vec::new(),
+        }
+    }
+
+    /// The next message from the bytes held already; `None`: read more bytes first.
+    pub fn next_held(&mut self) -> Result<Option<Incoming>, Violation> {
+        while !self.partial.is_empty() {
+            let (used, msg) = self.reader.take(&self.partial)?;
+            if used == 0 {
+                return Ok(None);
+            }
+            if used == self.partial.len() {
+                self.partial = Vec::new();
+            } else {
+                self.partial.drain(..used);
+            }
+            if msg.is_some() {
+                return Ok(msg);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The bytes of one read. When nothing is held, a frame is taken straight from them and
+    /// only what follows it is kept; else they join the held bytes. Either way, call
+    /// [`Self::next_held`] for further messages before reading again.
+    pub fn received(&mut self, got: &[u8]) -> Result<Option<Incoming>, Violation> {
+        if !self.partial.is_empty() {
+            self.partial.extend_from_slice(got);
+            return self.next_held();
+        }
+        let (used, msg) = self.reader.take(got)?;
+        if used < got.len() {
+            self.partial = got[used..].to_vec();
+        }
+        Ok(msg)
+    }
+
+    /// The bytes held: the start of an incomplete frame, or frames not yet taken (for tests
+    /// and the fuzz target, which check what a connection holds).
+    #[cfg(any(test, fuzzing))]
+    pub fn held(&self) -> &[u8] {
+        &self.partial
+    }
+
+    /// Whether the held bytes have an allocation (none between frames).
+    #[cfg(any(test, fuzzing))]
+    pub fn allocated(&self) -> bool {
+        self.partial.capacity() != 0
     }
 }
 
@@ -434,6 +508,19 @@ mod tests {
                 }
             };
             assert_eq!(result.map_err(|v| v.code), Err(code), "case {i}: {bytes:?}");
+        }
+    }
+
+    /// Found by the `ws_reader` fuzz target: with a limit near `usize::MAX` (a huge
+    /// `max_frame_bytes`), a 64-bit length made the frame's end overflow (a panic).
+    #[test]
+    fn a_frame_longer_than_memory_is_too_big_whatever_the_limit() {
+        for limit in [usize::MAX, usize::MAX - 5] {
+            let mut header = vec![0x81, 0x80 | 127];
+            header.extend_from_slice(&u64::MAX.to_be_bytes());
+            header.extend_from_slice(&[1, 2, 3, 4, b'a']);
+            let got = Reader::new(limit).take(&header).map_err(|v| v.code);
+            assert_eq!(got, Err(TOO_BIG), "limit {limit}");
         }
     }
 

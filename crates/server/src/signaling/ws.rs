@@ -8,7 +8,7 @@
 //! member after a call), and a 5 KB SDP is one `recvfrom` and one copy (unmasking).
 //! (rtcroom-bench relay and idle --call: docs/benchmarks.md.)
 
-use super::frame::{Frames, Incoming, Reader, Violation};
+use super::frame::{Frames, Inbound, Incoming, Violation};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
@@ -145,9 +145,8 @@ pub enum ReadError {
 #[derive(Debug)]
 pub struct Socket<S> {
     io: S,
-    reader: Reader,
-    /// The start of a frame not yet complete; empty, without an allocation, between frames.
-    partial: Vec<u8>,
+    /// The bytes read and not yet taken as frames (none between frames).
+    inbound: Inbound,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
@@ -155,8 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     pub fn new(io: S, max_message: usize) -> Self {
         Self {
             io,
-            reader: Reader::new(max_message),
-            partial: Vec::new(),
+            inbound: Inbound::new(max_message),
         }
     }
 
@@ -175,69 +173,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Incoming, ReadError>>> {
         loop {
             // A frame already here (the rest of an earlier read).
-            if !self.partial.is_empty() {
-                match self.reader.take(&self.partial) {
-                    Err(v) => return Poll::Ready(Some(Err(ReadError::Protocol(v)))),
-                    Ok((0, _)) => {}
-                    Ok((used, msg)) => {
-                        if used == self.partial.len() {
-                            self.partial = Vec::new();
-                        } else {
-                            self.partial.drain(..used);
-                        }
-                        match msg {
-                            Some(m) => return Poll::Ready(Some(Ok(m))),
-                            None => continue,
-                        }
-                    }
-                }
+            match self.inbound.next_held() {
+                Err(v) => return Poll::Ready(Some(Err(ReadError::Protocol(v)))),
+                Ok(Some(m)) => return Poll::Ready(Some(Ok(m))),
+                Ok(None) => {}
             }
             match ready!(self.poll_read_more(cx)) {
                 Err(e) => return Poll::Ready(Some(Err(ReadError::Io(e)))),
-                Ok(Read::Eof) => return Poll::Ready(None),
-                Ok(Read::Message(m)) => return Poll::Ready(Some(Ok(m))),
-                Ok(Read::Violation(v)) => return Poll::Ready(Some(Err(ReadError::Protocol(v)))),
-                Ok(Read::More) => {}
+                Ok(None) => return Poll::Ready(None),
+                Ok(Some(Err(v))) => return Poll::Ready(Some(Err(ReadError::Protocol(v)))),
+                Ok(Some(Ok(Some(m)))) => return Poll::Ready(Some(Ok(m))),
+                Ok(Some(Ok(None))) => {}
             }
         }
     }
 
-    /// One read into the scratch buffer. When nothing is pending, a frame is taken straight
-    /// from it and only what follows the frame is kept; else the bytes join `partial`.
-    fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Read>> {
+    /// One read into the scratch buffer, handed to [`Inbound::received`]; `None` at the end
+    /// of the stream.
+    fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Received>>> {
         SCRATCH_BUF.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let mut buf = ReadBuf::new(&mut scratch[..]);
             ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
             let got = buf.filled();
             if got.is_empty() {
-                return Poll::Ready(Ok(Read::Eof));
+                return Poll::Ready(Ok(None));
             }
-            if !self.partial.is_empty() {
-                self.partial.extend_from_slice(got);
-                return Poll::Ready(Ok(Read::More));
-            }
-            Poll::Ready(Ok(match self.reader.take(got) {
-                Err(v) => Read::Violation(v),
-                Ok((used, msg)) => {
-                    if used < got.len() {
-                        self.partial = got[used..].to_vec();
-                    }
-                    msg.map_or(Read::More, Read::Message)
-                }
-            }))
+            Poll::Ready(Ok(Some(self.inbound.received(got))))
         })
     }
 }
 
-/// What one read of the socket gave.
-enum Read {
-    Eof,
-    /// Bytes kept, no message complete yet.
-    More,
-    Message(Incoming),
-    Violation(Violation),
-}
+/// What the bytes of one read gave: a message, nothing yet, or a violation.
+type Received = Result<Option<Incoming>, Violation>;
 
 #[cfg(test)]
 mod tests {
@@ -279,10 +247,10 @@ mod tests {
             }
         }
         assert!(
-            server.partial.is_empty(),
+            server.inbound.held().is_empty(),
             "nothing is kept between messages"
         );
-        assert_eq!(server.partial.capacity(), 0);
+        assert!(!server.inbound.allocated());
         let mut frames = Frames::new();
         for t in &texts {
             frames.push_text(|out| out.extend_from_slice(t.as_bytes()));
