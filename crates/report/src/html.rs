@@ -9,8 +9,8 @@
 
 use crate::charts::Chart;
 use crate::fmt::{
-    client_label, connect_type, esc, esc_into, hms, int, local_date_time, local_time, loss_stat,
-    minutes, os_browser, pct, rate_stat, result_meaning, status, talk_type, user, utc_date_time,
+    client_label, connect_type, esc, esc_into, hms, int, local_time, loss_stat, minutes,
+    os_browser, pct, rate_stat, result_meaning, status, talk_type, user, utc_date_time,
 };
 use crate::lang::{Texts, fill};
 use crate::model::{Countries, DetailRow, LabelCounts, Report, ShareRow, ratio};
@@ -88,19 +88,7 @@ fn email_detail_note(report: &Report) -> String {
 /// From the doctype to the header of the report.
 pub(crate) fn start(out: &mut String, r: &Report, subject: &str) {
     let subject = esc(subject);
-    let tx = r.language.texts();
-    let intro = esc(&fill(
-        tx.intro,
-        &[
-            ("date", &r.date.to_string()),
-            ("tz", &r.timezone),
-            ("local_start", &local_date_time(r.window_start, r.tz)),
-            ("local_end", &local_date_time(r.window_end, r.tz)),
-            ("utc_start", &utc_date_time(r.window_start)),
-            ("utc_end", &utc_date_time(r.window_end)),
-            ("generated", &utc_date_time(r.generated_at)),
-        ],
-    ));
+    let intro = esc(&crate::fmt::intro(r));
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\

@@ -2,8 +2,8 @@
 //! not show HTML. The same figures as the HTML, charts drawn with `#`.
 
 use crate::fmt::{
-    client_label, columns, connect_type, hms, int, local_date_time, local_time, minutes, pad,
-    pad_left, pct, result_meaning, status, user, utc_date_time,
+    client_label, columns, connect_type, hms, int, local_time, minutes, pad, pad_left, pct,
+    result_meaning, status, user,
 };
 use crate::lang::{Texts, fill};
 use crate::model::{LabelCounts, Report, ShareRow, ratio};
@@ -15,18 +15,7 @@ pub fn email_text(r: &Report, subject: &str) -> String {
     let t = &r.totals;
     let tx = r.language.texts();
     let _ = writeln!(o, "{subject}\n");
-    let intro = fill(
-        tx.intro,
-        &[
-            ("date", &r.date.to_string()),
-            ("tz", &r.timezone),
-            ("local_start", &local_date_time(r.window_start, r.tz)),
-            ("local_end", &local_date_time(r.window_end, r.tz)),
-            ("utc_start", &utc_date_time(r.window_start)),
-            ("utc_end", &utc_date_time(r.window_end)),
-            ("generated", &utc_date_time(r.generated_at)),
-        ],
-    );
+    let intro = crate::fmt::intro(r);
     let _ = writeln!(o, "{intro}\n");
     if t.no_calls() {
         let _ = writeln!(o, "{}\n", tx.no_calls);

@@ -3,6 +3,8 @@
 //! `rtcroom check-config --config FILE`, which must succeed. So the documentation cannot
 //! drift from the configuration the code reads.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -103,32 +105,14 @@ fn check_config(dir: &Path, name: &str, text: &str) -> (bool, String) {
     )
 }
 
-/// `dir/tls/fullchain.pem` and `dir/tls/privkey.pem`: a self-signed certificate and its key,
-/// made by the `openssl` command.
+/// `dir/tls/fullchain.pem` and `dir/tls/privkey.pem`: a self-signed certificate and its key.
 fn make_tls_files(dir: &Path) {
     let tls = dir.join("tls");
     std::fs::create_dir_all(&tls).unwrap();
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(tls.join("privkey.pem"))
-        .arg("-out")
-        .arg(tls.join("fullchain.pem"))
-        .output()
-        .expect("the openssl command runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::self_signed_cert(
+        &tls.join("fullchain.pem"),
+        &tls.join("privkey.pem"),
+        "localhost",
     );
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, join};
+use common::{Scratch, Server, join};
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -22,51 +22,13 @@ use tokio_tungstenite::tungstenite::Message;
 /// How long a test waits for something it expects (not a performance bound).
 const WAIT: Duration = Duration::from_secs(20);
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "rtcroom-tls-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A self-signed certificate for 127.0.0.1 and localhost with common name `cn`, written to
-/// `dir/<stem>.crt` and `dir/<stem>.key`.
+/// `dir/<stem>.crt` and `dir/<stem>.key`: a self-signed certificate with common name `cn`.
 fn make_cert(dir: &Path, stem: &str, cn: &str) -> (PathBuf, PathBuf) {
     let (cert, key) = (
         dir.join(format!("{stem}.crt")),
         dir.join(format!("{stem}.key")),
     );
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={cn}")])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        // A server certificate, not a CA: TLS clients refuse a CA certificate as the server's.
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::piped())
-        .output()
-        .expect("the openssl command runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::self_signed_cert(&cert, &key, cn);
     (cert, key)
 }
 
@@ -125,7 +87,8 @@ async fn get(addr: &str, connector: &TlsConnector, path: &str) -> (String, Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_the_apis_and_signaling_are_served_over_tls() {
-    let dir = temp_dir("serve");
+    let scratch = Scratch::new("tls-serve");
+    let dir = scratch.0.clone();
     let (cert, key) = make_cert(&dir, "server", "rtcroom-test");
     let server = Server::start(&[
         ("RTCROOM_SERVER_TLS_CERT", cert.to_str().unwrap()),
@@ -189,12 +152,12 @@ async fn the_page_the_apis_and_signaling_are_served_over_tls() {
     };
     assert_eq!(answer["cmd"], "respJoin", "{answer}");
     assert_eq!(answer["result"], 0, "{answer}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_not() {
-    let dir = temp_dir("reload");
+    let scratch = Scratch::new("tls-reload");
+    let dir = scratch.0.clone();
     let (cert, key) = make_cert(&dir, "live", "first");
     let log = dir.join("server.log");
     let server = Server::start_logging_to(
@@ -240,12 +203,12 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_n
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(served_cert(&server.addr, &connector).await, Some(renewed));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_key_that_does_not_match_the_certificate_refuses_the_start_and_check_config() {
-    let dir = temp_dir("mismatch");
+    let scratch = Scratch::new("tls-mismatch");
+    let dir = scratch.0.clone();
     let (cert, _) = make_cert(&dir, "a", "a");
     let (_, other_key) = make_cert(&dir, "b", "b");
     let mut child = Command::new(env!("CARGO_BIN_EXE_rtcroom"))
@@ -294,5 +257,4 @@ fn a_key_that_does_not_match_the_certificate_refuses_the_start_and_check_config(
         stderr.contains("does not belong to the certificate"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

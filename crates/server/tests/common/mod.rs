@@ -70,15 +70,7 @@ impl Server {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("the rtcroom binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .or_else(|| line.trim().strip_prefix("listening on https://"))
-            .unwrap_or_else(|| panic!("unexpected first line from rtcroom: {line:?}"))
-            .to_owned();
+        let addr = listening_addr(&mut child);
         Server {
             child,
             addr,
@@ -108,14 +100,7 @@ impl Server {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("the rtcroom binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line from rtcroom: {line:?}"))
-            .to_owned();
+        let addr = listening_addr(&mut child);
         Server {
             child,
             addr,
@@ -176,6 +161,48 @@ pub fn rtcroom_command(cwd: &std::path::Path) -> Command {
         }
     }
     cmd
+}
+
+/// The address a just-started `serve` listens on, from its first line of output
+/// (`listening on http://ADDR`, or `https://` with TLS).
+fn listening_addr(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let text = line.trim();
+    text.strip_prefix("listening on http://")
+        .or_else(|| text.strip_prefix("listening on https://"))
+        .unwrap_or_else(|| panic!("unexpected first line from rtcroom: {line:?}"))
+        .to_owned()
+}
+
+/// A self-signed server certificate for 127.0.0.1 and localhost with common name `cn`, and
+/// its key, written as PEM to `cert` and `key` by the `openssl` command.
+pub fn self_signed_cert(cert: &std::path::Path, key: &std::path::Path, cn: &str) {
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={cn}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        // A server certificate, not a CA: TLS clients refuse a CA certificate as the server's.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(cert)
+        .output()
+        .expect("the openssl command runs (scripts/deps/tls.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A fresh scratch directory for one test; removed with [`Scratch`]'s drop.
