@@ -18,6 +18,7 @@
 
 mod api;
 mod credential;
+mod geo;
 mod registry;
 mod rtc;
 
@@ -25,6 +26,7 @@ pub use api::{
     DEFAULT_ICE_PORT, IceCommand, IceRequest, IceType, ParseError, Register, Reply, Report, parse,
 };
 pub use credential::{RestCredential, UsernameError, check_username, mint, rest_password};
+pub use geo::GeoPoint;
 pub use registry::{
     Chosen, HealthEvent, Media, Need, NoRoom, Registry, RegistryConfig, ServerStatus,
 };

@@ -83,6 +83,7 @@ pub async fn start_embedded(
     turn: &TurnSection,
     secret: String,
     hub: Hub,
+    geoip: Option<&crate::geoip::GeoIp>,
 ) -> anyhow::Result<Embedded> {
     check(turn)?;
     let public_ip = turn_public_ip(turn)?;
@@ -113,6 +114,7 @@ pub async fn start_embedded(
     registration.ice_transport_policy = turn.ice_transport_policy.clone();
     registration.turn_port = port;
     registration.stun_port = port;
+    registration.location = geoip.and_then(|g| g.lookup(public_ip).at);
     let reply = hub.ice(IceCommand::Register(registration.clone())).await;
     tracing::info!(
         addr = %handle.local_addr(),
