@@ -103,6 +103,7 @@ impl Run {
                 let input = Input::Open {
                     conn: ConnId(c.into()),
                     ip: format!("192.0.2.{c}"),
+                    at: None,
                 };
                 self.engine.handle(self.now(), input);
             }

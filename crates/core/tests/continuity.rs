@@ -470,6 +470,7 @@ fn feed(
                     Input::Open {
                         conn: ConnId(next),
                         ip,
+                        at: None,
                     },
                 );
             }

@@ -11,6 +11,8 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
+use crate::geo::GeoPoint;
+
 /// The port of a STUN/TURN server when a registration names none (RFC 5766's default).
 pub const DEFAULT_ICE_PORT: u16 = 3478;
 
@@ -61,6 +63,9 @@ pub struct Register {
     pub credential: String,
     /// The server's region (**ours**): sent by the agent, or filled in by the shell from GeoIP.
     pub region: Option<String>,
+    /// Where the server is (**ours**): `latitude` and `longitude` in the registration, or
+    /// filled in by the shell from GeoIP; selection prefers the server nearest to a pair.
+    pub location: Option<GeoPoint>,
 }
 
 /// Where a server serves TURN over TLS.
@@ -90,6 +95,7 @@ impl Register {
             username: String::new(),
             credential: String::new(),
             region: None,
+            location: None,
         }
     }
 }
@@ -257,7 +263,44 @@ fn register(obj: &Map<String, Value>) -> Result<Register, ParseError> {
         username: text(obj, "username")?.unwrap_or_default(),
         credential: text(obj, "credential")?.unwrap_or_default(),
         region: text(obj, "region")?,
+        location: location(obj)?,
     })
+}
+
+/// `latitude` and `longitude` in degrees (numbers or strings holding numbers), both or
+/// neither.
+fn location(obj: &Map<String, Value>) -> Result<Option<GeoPoint>, ParseError> {
+    let degrees = |field: &'static str| -> Result<Option<f64>, ParseError> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(Value::String(s)) => {
+                s.trim()
+                    .parse::<f64>()
+                    .map(Some)
+                    .map_err(|_| ParseError::Invalid {
+                        field,
+                        why: format!("must be a number of degrees, got {s:?}"),
+                    })
+            }
+            Some(v) => Err(ParseError::Invalid {
+                field,
+                why: format!("must be a number of degrees, got {v}"),
+            }),
+        }
+    };
+    match (degrees("latitude")?, degrees("longitude")?) {
+        (None, None) => Ok(None),
+        (Some(lat), Some(lon)) => GeoPoint::new(lat, lon)
+            .map(Some)
+            .ok_or(ParseError::Invalid {
+                field: "latitude",
+                why: format!("{lat}, {lon} is not a place: latitude −90..90, longitude −180..180"),
+            }),
+        (Some(_), None) => Err(ParseError::Missing("longitude")),
+        (None, Some(_)) => Err(ParseError::Missing("latitude")),
+    }
 }
 
 /// A string, or a number taken as its text. Empty and `null` are absent.
@@ -408,6 +451,24 @@ mod tests {
     }
 
     #[test]
+    fn a_registration_may_say_where_the_server_is() {
+        let IceCommand::Register(r) = cmd(
+            r#"{"cmd":"iceRegister","ip":"10.0.0.1","maxBandwidth":1,"latitude":50.11,"longitude":"8.68"}"#,
+        ) else {
+            panic!("a registration");
+        };
+        assert_eq!(r.location, GeoPoint::new(50.11, 8.68));
+        for body in [
+            r#"{"cmd":"iceRegister","ip":"10.0.0.1","maxBandwidth":1,"latitude":50}"#,
+            r#"{"cmd":"iceRegister","ip":"10.0.0.1","maxBandwidth":1,"longitude":8}"#,
+            r#"{"cmd":"iceRegister","ip":"10.0.0.1","maxBandwidth":1,"latitude":95,"longitude":8}"#,
+            r#"{"cmd":"iceRegister","ip":"10.0.0.1","maxBandwidth":1,"latitude":"north","longitude":8}"#,
+        ] {
+            assert!(parse(body.as_bytes()).is_err(), "{body}");
+        }
+    }
+
+    #[test]
     fn register_with_numbers_as_strings_and_defaults() {
         let got = cmd(r#"{"cmd":"iceRegister","ip":"203.0.113.7","iceType":"turn",
             "bundlePolicy":"max-bundle","rtcpMuxPolicy":"require","iceTransportPolicy":"RELAY",
@@ -429,6 +490,7 @@ mod tests {
                 username: "u".into(),
                 credential: "p".into(),
                 region: None,
+                location: None,
             })
         );
         let IceCommand::Register(r) = cmd(

@@ -18,6 +18,7 @@
 
 mod api;
 mod credential;
+mod geo;
 mod registry;
 mod rtc;
 
@@ -26,6 +27,7 @@ pub use api::{
     parse,
 };
 pub use credential::{RestCredential, UsernameError, check_username, mint, rest_password};
+pub use geo::GeoPoint;
 pub use registry::{
     Chosen, HealthEvent, Media, Need, NoRoom, Registry, RegistryConfig, ServerStatus,
 };

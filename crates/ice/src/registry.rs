@@ -6,9 +6,11 @@
 //! itself, so it never depends on how often the shell calls [`Registry::poll_health`].
 //!
 //! Selection, per pair: among healthy servers with room for the pair's need, servers in the
-//! pair's region first (when the caller names one), then the most headroom
-//! (`maxBandwidth − txRate − reserved`), then the lowest address so that the choice is
-//! deterministic. The chosen server reserves the pair's need until its next report, because
+//! pair's region first (when the caller names one), then the nearest to the pair's members
+//! (the least sum of great-circle distances, in whole km, from the server to each member
+//! whose place is known; servers of unknown place after every located one; no effect when
+//! no member's place is known), then the most headroom (`maxBandwidth − txRate − reserved`),
+//! then the lowest address so that the choice is deterministic. The chosen server reserves the pair's need until its next report, because
 //! the report is the first measurement that includes the new call's traffic.
 
 use std::cmp::Reverse;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use rtcroom_protocol::RtcConfig;
 
 use crate::api::{IceCommand, Register, Reply, Report};
+use crate::geo::{GeoPoint, pair_distance};
 use crate::rtc::rtc_config;
 
 /// How the registry judges and serves ICE servers.
@@ -267,7 +270,13 @@ impl Registry {
     }
 
     /// The best server for `need` at `now_ms`, with the order of the module docs, or `None`.
-    fn best(&self, now_ms: u64, need_kbps: u64, region: Option<&str>) -> Option<&Entry> {
+    fn best(
+        &self,
+        now_ms: u64,
+        need_kbps: u64,
+        region: Option<&str>,
+        near: &[Option<GeoPoint>],
+    ) -> Option<&Entry> {
         self.servers
             .values()
             .filter(|e| self.healthy(e, now_ms) && e.headroom() >= need_kbps)
@@ -278,7 +287,13 @@ impl Registry {
                         .as_deref()
                         .is_some_and(|r| r.eq_ignore_ascii_case(want))
                 });
-                (elsewhere, Reverse(e.headroom()), &e.registration.ip)
+                let distance = pair_distance(e.registration.location, near);
+                (
+                    elsewhere,
+                    distance,
+                    Reverse(e.headroom()),
+                    &e.registration.ip,
+                )
             })
     }
 
@@ -299,16 +314,18 @@ impl Registry {
 
     /// Choose the server for a new pair and reserve its need there. Call once per pair and
     /// give both members the returned server, so that both legs of the call meet on it.
-    /// `region` is the pair's region (from the shell's GeoIP lookup), if known.
+    /// `region` is the pair's region, if known; `near` the places of the pair's members
+    /// (from the shell's GeoIP lookup), each `None` when unknown.
     pub fn select(
         &mut self,
         now_ms: u64,
         need: Need,
         region: Option<&str>,
+        near: &[Option<GeoPoint>],
     ) -> Result<Chosen, NoRoom> {
         let need_kbps = need.kbps(&self.cfg);
         let Some(chosen) = self
-            .best(now_ms, need_kbps, region)
+            .best(now_ms, need_kbps, region, near)
             .map(|e| self.chosen(e, need_kbps))
         else {
             return Err(NoRoom {
@@ -329,8 +346,14 @@ impl Registry {
 
     /// The server a new pair would get, without reserving anything: for the login server's
     /// `iceServer` hint.
-    pub fn peek(&self, now_ms: u64, region: Option<&str>) -> Option<Chosen> {
-        self.best(now_ms, 0, region).map(|e| self.chosen(e, 0))
+    pub fn peek(
+        &self,
+        now_ms: u64,
+        region: Option<&str>,
+        near: &[Option<GeoPoint>],
+    ) -> Option<Chosen> {
+        self.best(now_ms, 0, region, near)
+            .map(|e| self.chosen(e, 0))
     }
 
     /// The server registered at `ip`, in rotation or not, without reserving anything: for a
@@ -437,7 +460,7 @@ mod tests {
         r.report(T0, report("10.0.0.2", 1_000));
         r.report(T0, report("10.0.0.3", 0));
         // Headroom: .1 5000, .2 9000, .3 8000.
-        let got = r.select(T0, VIDEO_PAIR, None).expect("room");
+        let got = r.select(T0, VIDEO_PAIR, None, &[]).expect("room");
         assert_eq!(got.ip(), "10.0.0.2");
         assert_eq!(got.reserved_kbps, 400);
     }
@@ -446,7 +469,7 @@ mod tests {
     fn ties_go_to_the_lowest_address() {
         let mut r = registry(&[("10.0.0.9", 1_000), ("10.0.0.1", 1_000)]);
         assert_eq!(
-            r.select(T0, VIDEO_PAIR, None).expect("room").ip(),
+            r.select(T0, VIDEO_PAIR, None, &[]).expect("room").ip(),
             "10.0.0.1"
         );
     }
@@ -456,7 +479,10 @@ mod tests {
         let mut r = registry(&[("a.example", 1_000), ("b.example", 900)]);
         // a: 1000 → 600 after one video pair, so the next pair goes to b (900).
         let picks: Vec<_> = (0..4)
-            .map(|_| r.select(T0, VIDEO_PAIR, None).map(|c| c.ip().to_owned()))
+            .map(|_| {
+                r.select(T0, VIDEO_PAIR, None, &[])
+                    .map(|c| c.ip().to_owned())
+            })
             .collect();
         assert_eq!(
             picks,
@@ -489,7 +515,7 @@ mod tests {
         });
         r.register(T0, reg("10.0.0.1", 1_000));
         r.register(T0, reg("10.0.0.2", 1_000));
-        let chosen = r.select(T0, VIDEO_PAIR, None).expect("room");
+        let chosen = r.select(T0, VIDEO_PAIR, None, &[]).expect("room");
         let (a, b) = (chosen.rtc_config("alice", T0), chosen.rtc_config("bob", T0));
         assert_eq!(a.ice_servers[0].urls, b.ice_servers[0].urls);
         assert_ne!(a.ice_servers[0].username, b.ice_servers[0].username);
@@ -501,9 +527,10 @@ mod tests {
     #[test]
     fn nothing_left_is_an_error() {
         let mut r = registry(&[("10.0.0.1", 500)]);
-        r.select(T0, VIDEO_PAIR, None).expect("first pair fits");
+        r.select(T0, VIDEO_PAIR, None, &[])
+            .expect("first pair fits");
         assert_eq!(
-            r.select(T0, VIDEO_PAIR, None),
+            r.select(T0, VIDEO_PAIR, None, &[]),
             Err(NoRoom {
                 need_kbps: 400,
                 healthy: 1,
@@ -512,10 +539,10 @@ mod tests {
         );
         // A smaller need still fits in what is left.
         let audio = Need::pair(Media::AudioOnly, Media::AudioOnly);
-        assert!(r.select(T0, audio, None).is_ok());
+        assert!(r.select(T0, audio, None, &[]).is_ok());
         let empty = &mut Registry::new(RegistryConfig::default());
         assert_eq!(
-            empty.select(T0, audio, None),
+            empty.select(T0, audio, None, &[]),
             Err(NoRoom {
                 need_kbps: 80,
                 healthy: 0,
@@ -532,12 +559,14 @@ mod tests {
         assert_eq!(r.poll_health(T0 + timeout), vec![]);
         // .1 last seen at T0: still in rotation at exactly the timeout, out just after.
         assert_eq!(
-            r.select(T0 + timeout, VIDEO_PAIR, None).expect("room").ip(),
+            r.select(T0 + timeout, VIDEO_PAIR, None, &[])
+                .expect("room")
+                .ip(),
             "10.0.0.1"
         );
         let later = T0 + timeout + 1;
         assert_eq!(
-            r.select(later, VIDEO_PAIR, None).expect("room").ip(),
+            r.select(later, VIDEO_PAIR, None, &[]).expect("room").ip(),
             "10.0.0.2"
         );
         assert_eq!(
@@ -548,7 +577,10 @@ mod tests {
             }]
         );
         assert_eq!(r.poll_health(later + 1), vec![], "announced once");
-        assert_eq!(r.peek(later, None).expect("one healthy").ip(), "10.0.0.2");
+        assert_eq!(
+            r.peek(later, None, &[]).expect("one healthy").ip(),
+            "10.0.0.2"
+        );
         let status = r.servers(later);
         assert_eq!(
             status.iter().map(|s| s.healthy).collect::<Vec<_>>(),
@@ -566,7 +598,9 @@ mod tests {
             }]
         );
         assert_eq!(
-            r.select(later + 5, VIDEO_PAIR, None).expect("room").ip(),
+            r.select(later + 5, VIDEO_PAIR, None, &[])
+                .expect("room")
+                .ip(),
             "10.0.0.1"
         );
     }
@@ -576,21 +610,21 @@ mod tests {
         let mut r = registry(&[("10.0.0.1", 10_000)]);
         let late = T0 + r.config().report_timeout_ms + 1;
         assert_eq!(
-            r.select(late, VIDEO_PAIR, None),
+            r.select(late, VIDEO_PAIR, None, &[]),
             Err(NoRoom {
                 need_kbps: 400,
                 healthy: 0,
                 registered: 1
             })
         );
-        assert_eq!(r.peek(late, None), None);
+        assert_eq!(r.peek(late, None, &[]), None);
     }
 
     #[test]
     fn re_registration_updates_and_says_so() {
         let mut r = registry(&[("10.0.0.1", 1_000)]);
         r.report(T0 + 1_000, report("10.0.0.1", 300));
-        r.select(T0 + 1_000, VIDEO_PAIR, None).expect("room");
+        r.select(T0 + 1_000, VIDEO_PAIR, None, &[]).expect("room");
         let mut changed = reg("10.0.0.1", 5_000);
         changed.turn_port = 3480;
         assert_eq!(r.register(T0 + 2_000, changed), Reply::HaveRegistered);
@@ -605,7 +639,7 @@ mod tests {
             ),
             (5_000, 300, 400, T0 + 2_000)
         );
-        let c = r.select(T0 + 2_000, VIDEO_PAIR, None).expect("room");
+        let c = r.select(T0 + 2_000, VIDEO_PAIR, None, &[]).expect("room");
         assert!(c.rtc_config("u", T0).ice_servers[0].urls[0].ends_with(":3480?transport=udp"));
         assert_eq!(r.servers(T0).len(), 1);
     }
@@ -642,22 +676,132 @@ mod tests {
         r.register(T0, us);
         r.register(T0, reg("10.0.0.3", 20_000));
         assert_eq!(
-            r.select(T0, VIDEO_PAIR, Some("eu")).expect("room").ip(),
+            r.select(T0, VIDEO_PAIR, Some("eu"), &[])
+                .expect("room")
+                .ip(),
             "10.0.0.1"
         );
         // The EU server is full now: fall back to the most headroom anywhere.
         assert_eq!(
-            r.select(T0, VIDEO_PAIR, Some("eu")).expect("room").ip(),
+            r.select(T0, VIDEO_PAIR, Some("eu"), &[])
+                .expect("room")
+                .ip(),
             "10.0.0.3"
         );
         assert_eq!(
-            r.select(T0, VIDEO_PAIR, Some("us")).expect("room").ip(),
+            r.select(T0, VIDEO_PAIR, Some("us"), &[])
+                .expect("room")
+                .ip(),
             "10.0.0.2"
         );
         assert_eq!(
-            r.select(T0, VIDEO_PAIR, None).expect("room").ip(),
+            r.select(T0, VIDEO_PAIR, None, &[]).expect("room").ip(),
             "10.0.0.3"
         );
+    }
+
+    fn at(lat: f64, lon: f64) -> Option<GeoPoint> {
+        GeoPoint::new(lat, lon)
+    }
+
+    fn located(ip: &str, max: u64, place: Option<GeoPoint>) -> Register {
+        Register {
+            location: place,
+            ..reg(ip, max)
+        }
+    }
+
+    const FRANKFURT: (f64, f64) = (50.11, 8.68);
+    const AMSTERDAM: (f64, f64) = (52.37, 4.90);
+    const NEW_YORK: (f64, f64) = (40.71, -74.01);
+    const BOSTON: (f64, f64) = (42.36, -71.06);
+
+    #[test]
+    fn the_nearest_server_with_room_is_preferred() {
+        let mut r = Registry::new(RegistryConfig::default());
+        // The US server has far more headroom; the pair in Europe still gets the EU one.
+        r.register(T0, located("10.0.0.1", 500, at(FRANKFURT.0, FRANKFURT.1)));
+        r.register(T0, located("10.0.0.2", 100_000, at(NEW_YORK.0, NEW_YORK.1)));
+        r.register(T0, reg("10.0.0.3", 1_000_000));
+        let eu_pair = [at(AMSTERDAM.0, AMSTERDAM.1), at(FRANKFURT.0, FRANKFURT.1)];
+        let us_pair = [at(BOSTON.0, BOSTON.1), at(NEW_YORK.0, NEW_YORK.1)];
+        assert_eq!(
+            r.select(T0, VIDEO_PAIR, None, &eu_pair).expect("room").ip(),
+            "10.0.0.1"
+        );
+        assert_eq!(
+            r.select(T0, VIDEO_PAIR, None, &us_pair).expect("room").ip(),
+            "10.0.0.2"
+        );
+        // The EU server is full now: the next nearest with room, before one of unknown place.
+        assert_eq!(
+            r.select(T0, VIDEO_PAIR, None, &eu_pair).expect("room").ip(),
+            "10.0.0.2"
+        );
+        // One member located is enough to prefer the nearest.
+        let half = [None, at(BOSTON.0, BOSTON.1)];
+        assert_eq!(
+            r.select(T0, VIDEO_PAIR, None, &half).expect("room").ip(),
+            "10.0.0.2"
+        );
+        // No member located: the most headroom, as without places.
+        assert_eq!(
+            r.select(T0, VIDEO_PAIR, None, &[None, None])
+                .expect("room")
+                .ip(),
+            "10.0.0.3"
+        );
+        // A named region still comes first.
+        let mut r2 = Registry::new(RegistryConfig::default());
+        r2.register(T0, located("10.0.0.1", 500, at(FRANKFURT.0, FRANKFURT.1)));
+        r2.register(
+            T0,
+            Register {
+                region: Some("us".into()),
+                ..reg("10.0.0.2", 500)
+            },
+        );
+        assert_eq!(
+            r2.select(T0, VIDEO_PAIR, Some("us"), &eu_pair)
+                .expect("room")
+                .ip(),
+            "10.0.0.2"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the servers and members: the chosen server has room for the need, and no
+        /// healthy server with room is nearer to the pair (sum of whole-km distances).
+        #[test]
+        fn no_server_with_room_is_nearer_than_the_chosen(
+            servers in proptest::collection::vec(
+                ((-90.0..=90.0f64, -180.0..=180.0f64), 0u64..2_000, proptest::bool::ANY),
+                1..8,
+            ),
+            a in (-90.0..=90.0f64, -180.0..=180.0f64),
+            b in proptest::option::of((-90.0..=90.0f64, -180.0..=180.0f64)),
+        ) {
+            let mut r = Registry::new(RegistryConfig::default());
+            for (i, ((lat, lon), max, known)) in servers.iter().enumerate() {
+                let place = if *known { at(*lat, *lon) } else { None };
+                r.register(T0, located(&format!("10.0.0.{i}"), *max, place));
+            }
+            let near = [at(a.0, a.1), b.and_then(|(lat, lon)| at(lat, lon))];
+            let need = VIDEO_PAIR.kbps(r.config());
+            let before = r.servers(T0);
+            match r.select(T0, VIDEO_PAIR, None, &near) {
+                Ok(c) => {
+                    let dist = |ip: &str| pair_distance(r.servers[ip].registration.location, &near);
+                    let mine = dist(c.ip());
+                    for s in before.iter().filter(|s| s.headroom_kbps >= need) {
+                        proptest::prop_assert!(dist(&s.ip) >= mine, "{} is nearer than {}", s.ip, c.ip());
+                    }
+                    let chosen = before.iter().find(|s| s.ip == c.ip()).expect("registered");
+                    proptest::prop_assert!(chosen.headroom_kbps >= need);
+                }
+                Err(_) => proptest::prop_assert!(before.iter().all(|s| s.headroom_kbps < need)),
+            }
+        }
     }
 
     #[test]
@@ -684,7 +828,7 @@ mod tests {
         static_reg.credential = "pw".into();
         let mut r = Registry::new(RegistryConfig::default());
         r.register(T0, static_reg.clone());
-        let c = r.peek(T0, None).expect("healthy");
+        let c = r.peek(T0, None, &[]).expect("healthy");
         assert!(!c.mints_credentials());
         let turn = &c.rtc_config("alice", T0).ice_servers[0];
         assert_eq!(
@@ -698,7 +842,7 @@ mod tests {
             ..RegistryConfig::default()
         });
         r.register(T0, static_reg);
-        let c = r.peek(T0, None).expect("healthy");
+        let c = r.peek(T0, None, &[]).expect("healthy");
         assert!(c.mints_credentials());
         let turn = &c.rtc_config("42", T0).ice_servers[0];
         // The vector of credential::tests, minted for this member at T0.
@@ -714,7 +858,7 @@ mod tests {
         let mut s = reg("10.0.0.1", 1_000);
         s.ice_type = IceType::Stun;
         r.register(T0, s);
-        let cfg = r.peek(T0, None).expect("healthy").rtc_config("u", T0);
+        let cfg = r.peek(T0, None, &[]).expect("healthy").rtc_config("u", T0);
         assert_eq!(cfg.ice_servers.len(), 1);
         assert_eq!(cfg.ice_servers[0].urls, ["stun:10.0.0.1:3478"]);
     }

@@ -20,6 +20,7 @@
 //! Rows outside the day are counted in `rows_outside_day` and otherwise ignored, so a store
 //! may read a slightly wider span than [`DayReport::window`] without changing the figures.
 
+mod countries;
 mod detail;
 mod labels;
 mod quality;
@@ -34,10 +35,11 @@ use crate::model::{
     ClientEvents, CodeCount, ConnectShare, DescCount, DetailRow, DetailTable, HourLoad, Report,
     Totals,
 };
-use crate::rows::{ClientInfoRow, QualityAgg, SessionRow, SubSessionRow, SubStatus};
+use crate::rows::{ClientInfoRow, ConnectType, QualityAgg, SessionRow, SubSessionRow, SubStatus};
 use crate::schedule::day_window;
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
+use countries::CountryAcc;
 use detail::{Badness, F, TopK};
 use labels::{Labels, browser_family, label, truncate};
 use quality::QualityAcc;
@@ -98,6 +100,7 @@ pub struct DayReport {
     hourly: [HourLoad; 24],
     users: HashSet<u64>,
     quality: QualityAcc,
+    countries: CountryAcc,
     worst_loss: TopK<(F, Reverse<u64>), DetailRow>,
     low_bitrate: TopK<(F, Reverse<u64>), DetailRow>,
     detail: TopK<Badness, DetailRow>,
@@ -124,6 +127,7 @@ impl DayReport {
             hourly,
             users: HashSet::new(),
             quality: QualityAcc::new(),
+            countries: CountryAcc::default(),
             worst_loss: TopK::new(cfg.worst_calls),
             low_bitrate: TopK::new(cfg.worst_calls),
             detail: TopK::new(cfg.max_detail_rows),
@@ -176,6 +180,7 @@ impl DayReport {
         let h = self.hour(s.join_time);
         self.hourly[h].sessions += 1;
         self.add_user(&s.app_id, &s.user_id);
+        self.countries.session(&s.user_ip);
         self.browsers.add_str(browser_family(&s.browser));
         self.os.add_str(label(&s.os_name));
     }
@@ -213,6 +218,12 @@ impl DayReport {
             row.pairs += 1;
             row.seconds += seconds;
             row.cost_cents += sub.cost_cents;
+            self.countries.connected_pair(
+                &owner.user_ip,
+                sub.connect_type == ConnectType::Turn,
+                &sub.ice_ip,
+                sub.quality.as_ref(),
+            );
         }
         self.add_user(&owner.app_id, &owner.user_id);
 
@@ -248,8 +259,10 @@ impl DayReport {
         }
     }
 
-    /// The report. `geo` fills in countries on the rows the report keeps.
+    /// The report. `geo` fills in countries on the rows the report keeps and makes the
+    /// report's [`Countries`](crate::model::Countries); without it there are none.
     pub fn finish(mut self, geo: Option<CountryLookup<'_>>) -> Report {
+        let countries = geo.map(|geo| std::mem::take(&mut self.countries).finish(geo));
         self.totals.participants = self.users.len() as u64;
         let fill = |mut rows: Vec<DetailRow>| {
             if let Some(geo) = geo {
@@ -299,6 +312,7 @@ impl DayReport {
                     .collect(),
                 other_descs,
             },
+            countries,
             detail: DetailTable {
                 rows: detail,
                 total: sub_sessions,

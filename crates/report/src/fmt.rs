@@ -173,6 +173,22 @@ pub(crate) fn os_browser(r: &DetailRow) -> String {
     s
 }
 
+/// The report's opening sentence: its day, the window in local time and UTC, when it was made.
+pub(crate) fn intro(r: &crate::model::Report) -> String {
+    crate::lang::fill(
+        r.language.texts().intro,
+        &[
+            ("date", &r.date.to_string()),
+            ("tz", &r.timezone),
+            ("local_start", &local_date_time(r.window_start, r.tz)),
+            ("local_end", &local_date_time(r.window_end, r.tz)),
+            ("utc_start", &utc_date_time(r.window_start)),
+            ("utc_end", &utc_date_time(r.window_end)),
+            ("generated", &utc_date_time(r.generated_at)),
+        ],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,11 +9,11 @@
 
 use crate::charts::Chart;
 use crate::fmt::{
-    client_label, connect_type, esc, esc_into, hms, int, local_date_time, local_time, loss_stat,
-    minutes, os_browser, pct, rate_stat, result_meaning, status, talk_type, user, utc_date_time,
+    client_label, connect_type, esc, esc_into, hms, int, local_time, loss_stat, minutes,
+    os_browser, pct, rate_stat, result_meaning, status, talk_type, user, utc_date_time,
 };
 use crate::lang::{Texts, fill};
-use crate::model::{DetailRow, LabelCounts, Report, ShareRow, ratio};
+use crate::model::{Countries, DetailRow, LabelCounts, Report, ShareRow, ratio};
 use crate::rows::SubStatus;
 use chrono_tz::Tz;
 use std::fmt::Write;
@@ -88,19 +88,7 @@ fn email_detail_note(report: &Report) -> String {
 /// From the doctype to the header of the report.
 pub(crate) fn start(out: &mut String, r: &Report, subject: &str) {
     let subject = esc(subject);
-    let tx = r.language.texts();
-    let intro = esc(&fill(
-        tx.intro,
-        &[
-            ("date", &r.date.to_string()),
-            ("tz", &r.timezone),
-            ("local_start", &local_date_time(r.window_start, r.tz)),
-            ("local_end", &local_date_time(r.window_end, r.tz)),
-            ("utc_start", &utc_date_time(r.window_start)),
-            ("utc_end", &utc_date_time(r.window_end)),
-            ("generated", &utc_date_time(r.generated_at)),
-        ],
-    ));
+    let intro = esc(&crate::fmt::intro(r));
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
@@ -152,6 +140,9 @@ pub(crate) fn summary(out: &mut String, r: &Report, charts: &[Chart], images: Im
         out.push_str("</td><td valign=\"top\">");
         labels(out, tx, tx.col_os, &r.operating_systems);
         out.push_str("</td></tr></table>\n");
+        if let Some(c) = &r.countries {
+            countries(out, tx, c);
+        }
     }
     client_events(out, r);
 }
@@ -387,6 +378,62 @@ fn labels(out: &mut String, tx: &Texts, what: &str, l: &LabelCounts) {
             "<tr><td style=\"color:{MUTED};\">{}</td><td align=\"right\">{}</td></tr>",
             esc(tx.others),
             int(rest)
+        );
+    }
+    out.push_str("</table>\n");
+}
+
+/// Countries shown in each table; the rest are in the JSON export.
+const COUNTRIES_SHOWN: usize = 20;
+
+fn countries(out: &mut String, tx: &Texts, c: &Countries) {
+    let name = |c: &Option<String>| esc(c.as_deref().unwrap_or(tx.unknown_country));
+    h2(out, tx.h_countries);
+    out.push_str(TABLE);
+    let _ = writeln!(
+        out,
+        "{HEAD_ROW}<th>{}</th><th align=\"right\">{}</th><th align=\"right\">{}</th><th align=\"right\">{}</th><th align=\"right\">{}</th><th align=\"right\">{}</th></tr>",
+        esc(tx.col_country),
+        esc(tx.col_sessions),
+        esc(tx.col_pairs),
+        esc(tx.col_relayed),
+        esc(tx.col_audio_loss),
+        esc(tx.col_video_loss),
+    );
+    for (i, row) in c.members.iter().take(COUNTRIES_SHOWN).enumerate() {
+        let _ = writeln!(
+            out,
+            "<tr{}><td>{}</td><td align=\"right\">{}</td><td align=\"right\">{}</td><td align=\"right\">{}</td><td align=\"right\">{:.2}</td><td align=\"right\">{:.2}</td></tr>",
+            zebra(i),
+            name(&row.country),
+            int(row.sessions),
+            int(row.connected),
+            pct(row.relay_percent()),
+            row.avg_audio_loss,
+            row.avg_video_loss,
+        );
+    }
+    out.push_str("</table>\n");
+    if c.relays.is_empty() {
+        return;
+    }
+    h2(out, tx.h_relay_countries);
+    out.push_str(TABLE);
+    let _ = writeln!(
+        out,
+        "{HEAD_ROW}<th>{}</th><th align=\"right\">{}</th><th align=\"right\">{}</th></tr>",
+        esc(tx.col_country),
+        esc(tx.col_servers),
+        esc(tx.col_relayed),
+    );
+    for (i, row) in c.relays.iter().take(COUNTRIES_SHOWN).enumerate() {
+        let _ = writeln!(
+            out,
+            "<tr{}><td>{}</td><td align=\"right\">{}</td><td align=\"right\">{}</td></tr>",
+            zebra(i),
+            name(&row.country),
+            int(row.servers),
+            int(row.relayed),
         );
     }
     out.push_str("</table>\n");

@@ -171,6 +171,13 @@ texts! {
     h_clients,
     h_errors,
     h_detail,
+    h_countries,
+    h_relay_countries,
+    col_country,
+    col_relayed,
+    col_servers,
+    /// An address the GeoIP database does not place.
+    unknown_country,
 
     col_connect_type,
     col_pairs,

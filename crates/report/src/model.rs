@@ -39,6 +39,8 @@ pub struct Report {
     pub browsers: LabelCounts,
     pub operating_systems: LabelCounts,
     pub client_events: ClientEvents,
+    /// Calls and relays by country: present when the caller supplied a GeoIP lookup.
+    pub countries: Option<Countries>,
     /// The e-mail's detail rows; not in the JSON, whose export carries every row instead.
     #[serde(skip)]
     pub detail: DetailTable,
@@ -283,4 +285,49 @@ pub struct DetailRow {
 
 pub(crate) fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }
+}
+
+/// Calls and relays by country (from the caller's GeoIP lookup).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Countries {
+    /// By the country of the members' addresses (`user_ip`), most calls first. A pair counts
+    /// in the country of its owner, the receiving side whose quality it measures.
+    pub members: Vec<CountryRow>,
+    /// The TURN servers that relayed connected pairs (`ice_ip`), by their country.
+    pub relays: Vec<RelayCountry>,
+}
+
+/// One country of members. `country` is the database's code (ISO 3166-1 alpha-2); `None`:
+/// addresses the database does not place (private, unknown or not addresses).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CountryRow {
+    pub country: Option<String>,
+    /// Sessions (joins) that began on the day from the country.
+    pub sessions: u64,
+    /// Connected pairs owned by members there.
+    pub connected: u64,
+    /// Of those, relayed through TURN.
+    pub relayed: u64,
+    /// Connected pairs with a quality report.
+    pub with_quality: u64,
+    /// Average over those pairs of their average receive loss, percent.
+    pub avg_audio_loss: f64,
+    pub avg_video_loss: f64,
+}
+
+impl CountryRow {
+    /// Percent of connected pairs that were relayed.
+    pub fn relay_percent(&self) -> f64 {
+        100.0 * ratio(self.relayed as f64, self.connected as f64)
+    }
+}
+
+/// The TURN servers of one country.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RelayCountry {
+    pub country: Option<String>,
+    /// Distinct servers that relayed a connected pair on the day.
+    pub servers: u64,
+    /// Connected pairs they relayed.
+    pub relayed: u64,
 }

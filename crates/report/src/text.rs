@@ -2,8 +2,8 @@
 //! not show HTML. The same figures as the HTML, charts drawn with `#`.
 
 use crate::fmt::{
-    client_label, columns, connect_type, hms, int, local_date_time, local_time, minutes, pad,
-    pad_left, pct, result_meaning, status, user, utc_date_time,
+    client_label, columns, connect_type, hms, int, local_time, minutes, pad, pad_left, pct,
+    result_meaning, status, user,
 };
 use crate::lang::{Texts, fill};
 use crate::model::{LabelCounts, Report, ShareRow, ratio};
@@ -15,18 +15,7 @@ pub fn email_text(r: &Report, subject: &str) -> String {
     let t = &r.totals;
     let tx = r.language.texts();
     let _ = writeln!(o, "{subject}\n");
-    let intro = fill(
-        tx.intro,
-        &[
-            ("date", &r.date.to_string()),
-            ("tz", &r.timezone),
-            ("local_start", &local_date_time(r.window_start, r.tz)),
-            ("local_end", &local_date_time(r.window_end, r.tz)),
-            ("utc_start", &utc_date_time(r.window_start)),
-            ("utc_end", &utc_date_time(r.window_end)),
-            ("generated", &utc_date_time(r.generated_at)),
-        ],
-    );
+    let intro = crate::fmt::intro(r);
     let _ = writeln!(o, "{intro}\n");
     if t.no_calls() {
         let _ = writeln!(o, "{}\n", tx.no_calls);
@@ -39,6 +28,9 @@ pub fn email_text(r: &Report, subject: &str) -> String {
         worst(&mut o, r, tx.h_low_bitrate, &r.lowest_video_bitrate);
         labels(&mut o, tx, tx.col_browser, &r.browsers);
         labels(&mut o, tx, tx.col_os, &r.operating_systems);
+        if let Some(c) = &r.countries {
+            countries(&mut o, tx, c);
+        }
     }
     errors(&mut o, r);
     if !r.detail.rows.is_empty() {
@@ -280,6 +272,50 @@ fn labels(o: &mut String, tx: &Texts, title: &str, l: &LabelCounts) {
     let rest: u64 = l.items.iter().skip(10).map(|i| i.count).sum::<u64>() + l.other;
     if rest > 0 {
         let _ = writeln!(o, "  {} {:>9}", pad(tx.others, 24), int(rest));
+    }
+    o.push('\n');
+}
+
+fn countries(o: &mut String, tx: &Texts, c: &crate::model::Countries) {
+    let name = |c: &Option<String>| c.as_deref().unwrap_or(tx.unknown_country).to_owned();
+    heading(o, tx.h_countries);
+    let _ = writeln!(
+        o,
+        "  {} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        pad(tx.col_country, 12),
+        tx.col_sessions,
+        tx.col_pairs,
+        tx.col_relayed,
+        tx.audio,
+        tx.video
+    );
+    for row in c.members.iter().take(20) {
+        let _ = writeln!(
+            o,
+            "  {} {:>9} {:>9} {:>9} {:>8.2}% {:>8.2}%",
+            pad(&name(&row.country), 12),
+            int(row.sessions),
+            int(row.connected),
+            pct(row.relay_percent()),
+            row.avg_audio_loss,
+            row.avg_video_loss
+        );
+    }
+    o.push('\n');
+    if c.relays.is_empty() {
+        return;
+    }
+    heading(o, tx.h_relay_countries);
+    for row in c.relays.iter().take(20) {
+        let _ = writeln!(
+            o,
+            "  {} {:>9} {} {:>9} {}",
+            pad(&name(&row.country), 12),
+            int(row.servers),
+            tx.col_servers,
+            int(row.relayed),
+            tx.col_relayed
+        );
     }
     o.push('\n');
 }

@@ -499,3 +499,73 @@ fn sessions_count_their_length_only_once_finished() {
     assert_eq!(r.totals.session_seconds, 3600);
     assert_eq!(r.hourly[10].sessions + r.hourly[23].sessions, 2);
 }
+
+#[test]
+fn countries_count_calls_relay_share_quality_and_relays() {
+    let at = |user: &str, ip: &str, join: &str| SessionRow {
+        user_ip: ip.to_owned(),
+        ..session(&format!("s-{user}"), user, join)
+    };
+    let de1 = at("alice", "203.0.113.7", "2026-11-22T10:00:00Z");
+    let de2 = at("bob", "203.0.113.8:4000", "2026-11-22T11:00:00Z");
+    let fr = at("carol", "198.51.100.3", "2026-11-22T12:00:00Z");
+    let lan = at("dave", "10.0.0.5", "2026-11-22T12:00:00Z");
+    let relayed = |id: &str, owner: &SessionRow, ice: &str, loss: f64| SubSessionRow {
+        connect_type: ConnectType::Turn,
+        ice_ip: ice.to_owned(),
+        quality: Some(quality(40.0, loss, 900.0, loss)),
+        ..sub(id, owner, "x", "2026-11-22T12:30:00Z")
+    };
+    let mut d = day();
+    for s in [&de1, &de2, &fr, &lan] {
+        d.add_session(s);
+    }
+    d.add_sub_session(&de1, &relayed("p1", &de1, "192.0.2.10", 2.0));
+    d.add_sub_session(&de2, &relayed("p2", &de2, "192.0.2.10", 4.0));
+    d.add_sub_session(&fr, &relayed("p3", &fr, "192.0.2.20", 0.0));
+    d.add_sub_session(&fr, &sub("p4", &fr, "y", "2026-11-22T12:40:00Z"));
+    d.add_sub_session(
+        &lan,
+        &never_connected("p5", &lan, "z", "2026-11-22T12:40:00Z"),
+    );
+    let geo = |ip: std::net::IpAddr| match ip.to_string().as_str() {
+        s if s.starts_with("203.") => Some("DE".to_owned()),
+        s if s.starts_with("198.") => Some("FR".to_owned()),
+        "192.0.2.10" => Some("DE".to_owned()),
+        "192.0.2.20" => Some("NL".to_owned()),
+        _ => None,
+    };
+    let c = d
+        .finish(Some(&geo))
+        .countries
+        .expect("a lookup gives countries");
+    let rows: Vec<_> = c
+        .members
+        .iter()
+        .map(|r| (r.country.as_deref(), r.sessions, r.connected, r.relayed))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (Some("DE"), 2, 2, 2),
+            (Some("FR"), 1, 2, 1),
+            (None, 1, 0, 0)
+        ]
+    );
+    assert!((c.members[0].relay_percent() - 100.0).abs() < 1e-9);
+    assert!((c.members[1].relay_percent() - 50.0).abs() < 1e-9);
+    assert!((c.members[0].avg_video_loss - 3.0).abs() < 1e-9);
+    let relays: Vec<_> = c
+        .relays
+        .iter()
+        .map(|r| (r.country.as_deref(), r.servers, r.relayed))
+        .collect();
+    assert_eq!(relays, [(Some("DE"), 1, 2), (Some("NL"), 1, 1)]);
+
+    let mut plain = day();
+    plain.add_session(&de1);
+    assert!(
+        plain.finish(None).countries.is_none(),
+        "no lookup, no countries"
+    );
+}

@@ -60,6 +60,11 @@ fn report() -> Report {
 }
 
 fn report_with(cfg: ReportConfig) -> Report {
+    report_geo(cfg, None)
+}
+
+/// The day with a country lookup: 198.51.100.x is in France, every other address unknown.
+fn report_geo(cfg: ReportConfig, geo: Option<rtcroom_report::CountryLookup<'_>>) -> Report {
     let mut d = DayReport::new(cfg);
     let rows = rows();
     let mut seen = std::collections::HashSet::new();
@@ -75,7 +80,7 @@ fn report_with(cfg: ReportConfig) -> Report {
         "2026-11-22T14:29:00Z",
     ));
     d.add_client_info(&info(10, "no microphone", "2026-11-22T21:00:01Z"));
-    d.finish(None)
+    d.finish(geo)
 }
 
 fn options() -> MailOptions {
@@ -547,4 +552,38 @@ fn chart_titles_are_drawn_with_the_embedded_fonts() {
             "{language} {id}: centred at {middle}"
         );
     }
+}
+
+#[test]
+fn countries_are_rendered_only_with_a_lookup_in_the_reports_language() {
+    let geo = |ip: std::net::IpAddr| {
+        ip.to_string()
+            .starts_with("198.51.100.")
+            .then(|| "FR".to_owned())
+    };
+    let (_, text, html) = mail_of(&report_geo(config(), Some(&geo)));
+    assert!(html.contains("Calls by country") && html.contains("TURN servers by country"));
+    // carol (France) relayed her one connected pair: 100 %; alice and bob are unknown.
+    let fr = html
+        .split("<tr")
+        .find(|r| r.contains("<td>FR</td>"))
+        .unwrap_or_else(|| panic!("a row for FR in {html}"));
+    assert!(fr.contains("100.0%") && fr.contains("6.25"), "{fr}");
+    assert!(html.contains("(unknown)"));
+    assert!(
+        text.contains("Calls by country") && text.contains("FR "),
+        "{text}"
+    );
+    assert!(!text.chars().any(is_cjk) && !html.chars().any(is_cjk));
+
+    let zh = ReportConfig {
+        language: Language::ZhCn,
+        ..config()
+    };
+    let (_, text, html) = mail_of(&report_geo(zh, Some(&geo)));
+    assert!(html.contains("按国家的通话") && text.contains("按国家的 TURN 服务器"));
+    assert!(!html.contains("Calls by country") && !text.contains("(unknown)"));
+
+    let (_, text, html) = mail_of(&report());
+    assert!(!html.contains("Calls by country") && !text.contains("Calls by country"));
 }

@@ -11,6 +11,7 @@ mod auth;
 mod clock;
 mod commands;
 mod config;
+mod geoip;
 mod http;
 mod ice;
 mod ops;

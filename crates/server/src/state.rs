@@ -37,6 +37,8 @@ pub struct AppState {
     pub ice_register_secret: Arc<str>,
     /// Pairs get servers from the registry (readiness needs one in rotation).
     pub ice_registry: bool,
+    /// `[geoip] database`, when set.
+    pub geoip: Option<Arc<crate::geoip::GeoIp>>,
     /// The listener does TLS itself (`[server] tls_cert`): signaling URLs are `wss://`.
     pub tls: bool,
 }

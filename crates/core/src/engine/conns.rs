@@ -39,11 +39,18 @@ impl<E: Entropy> Engine<E> {
         }
     }
 
-    pub(super) fn open(&mut self, now: Millis, conn: ConnId, ip: String) {
+    pub(super) fn open(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        ip: String,
+        at: Option<rtcroom_ice::GeoPoint>,
+    ) {
         self.conns.insert(
             conn,
             Conn {
                 ip,
+                at,
                 live: true,
                 closing: false,
                 membership: Membership::NotJoined,

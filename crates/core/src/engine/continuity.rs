@@ -254,6 +254,9 @@ impl<E: Entropy> Engine<E> {
                     conn,
                     Conn {
                         ip,
+                        // Places are not kept across a restart: a member gets one again when
+                        // it resumes on a new connection.
+                        at: None,
                         live: false,
                         closing: false,
                         membership: Membership::In(no),
@@ -365,6 +368,7 @@ fn unsnap_member(m: &SnapMember, back: i64) -> Result<Member, RestoreError> {
         })
         .collect::<Result<Vec<_>, RestoreError>>()?;
     Ok(Member {
+        at: None,
         uid: ident(&m.uid)?,
         uname: m.uname.clone(),
         user_type: m.user_type,

@@ -7,7 +7,9 @@ use crate::Millis;
 use crate::config::IceMode;
 use crate::effect::{Effect, Event};
 use crate::ids::Entropy;
-use rtcroom_ice::{Chosen, HealthEvent, IceCommand, Media, Need, Registry, Reply, ServerStatus};
+use rtcroom_ice::{
+    Chosen, GeoPoint, HealthEvent, IceCommand, Media, Need, Registry, Reply, ServerStatus,
+};
 use rtcroom_protocol::{Ident, ResultCode, SharedJson};
 use std::sync::Arc;
 
@@ -78,7 +80,7 @@ impl<E: Entropy> Engine<E> {
         let now = now.into();
         match &self.ice {
             Some(registry) => registry
-                .peek(now.mono.0, None)
+                .peek(now.mono.0, None, &[])
                 .map(|c| SharedJson::rtc_config(&c.rtc_config(uid, now.wall.0))),
             None => Some(self.cfg.rtc_config.clone()),
         }
@@ -105,12 +107,14 @@ impl<E: Entropy> Engine<E> {
 
     /// One ICE server for each pair a newcomer with `talk_type` would form in `room`, in the
     /// order of the room's members (empty without a registry). Each selection reserves its
-    /// need; a pair no server has room for refuses the join (`result: 8`).
+    /// need and prefers the server nearest to both members (the newcomer at `at`); a pair no
+    /// server has room for refuses the join (`result: 8`).
     pub(super) fn choose_ice(
         &mut self,
         now: Millis,
         room: Option<RoomNo>,
         talk_type: i64,
+        at: Option<GeoPoint>,
     ) -> Result<Vec<Option<Arc<Chosen>>>, Refusal> {
         let Some(registry) = self.ice.as_mut() else {
             return Ok(Vec::new());
@@ -119,7 +123,7 @@ impl<E: Entropy> Engine<E> {
         let mut chosen = Vec::with_capacity(members.len());
         for m in members {
             let need = Need::pair(media(m.talk_type), media(talk_type));
-            match registry.select(now.0, need, None) {
+            match registry.select(now.0, need, None, &[m.at, at]) {
                 Ok(c) => chosen.push(Some(Arc::new(c))),
                 Err(no_room) => {
                     return Err(Refusal::new(

@@ -162,11 +162,12 @@ impl<E: Entropy> Engine<E> {
         seat: Seat,
         token: Option<TokenState>,
     ) {
-        let ip = self.conns[&conn].ip.clone();
+        let (ip, at) = (self.conns[&conn].ip.clone(), self.conns[&conn].at);
         let m = self.member_mut(seat);
         let old_conn = std::mem::replace(&mut m.conn, conn);
         m.last_seen = now;
         m.ip = ip;
+        m.at = at;
         m.talk_type = j.talk_type;
         m.user_type = j.user_type;
         if let Some(u) = &j.uname {
@@ -207,7 +208,7 @@ impl<E: Entropy> Engine<E> {
         };
         // One ICE server per pair, chosen before anything is created: a join that cannot be
         // served is refused whole.
-        let chosen = self.choose_ice(now, existing, j.talk_type)?;
+        let chosen = self.choose_ice(now, existing, j.talk_type, self.conns[&conn].at)?;
         let newcomer = self.open_session(now, conn, j, uid, token);
         let no = existing.unwrap_or_else(|| self.open_room(j, key));
         let wall = self.wall(now);
@@ -236,7 +237,7 @@ impl<E: Entropy> Engine<E> {
             .clone()
             .unwrap_or_else(|| format!("client_{}", uid.key()));
         let session_id = self.ids.next(self.wall(now));
-        let ip = self.conns[&conn].ip.clone();
+        let (ip, at) = (self.conns[&conn].ip.clone(), self.conns[&conn].at);
         self.record(Record::SessionOpen(SessionOpen {
             session_id,
             app_id: j.app_id.clone(),
@@ -258,6 +259,7 @@ impl<E: Entropy> Engine<E> {
             talk_type: j.talk_type,
             conn,
             ip,
+            at,
             session_id,
             joined_at: now,
             last_seen: now,

@@ -7,9 +7,7 @@ use crate::effect::{CloseReason, Effect, Event, LeaveCause};
 use crate::ids::Entropy;
 use crate::record::{Record, SessionClose, SubSessionFinish, SubStatus};
 use crate::{Millis, Prices};
-use rtcroom_protocol::{
-    ConnectType, Identity, RelayLeave, RespLeave, ResultCode, ServerMsg, SystemKickUser,
-};
+use rtcroom_protocol::{Identity, RelayLeave, RespLeave, ResultCode, ServerMsg, SystemKickUser};
 
 impl<E: Entropy> Engine<E> {
     /// Remove a member on an operator's request: it gets `systemKickUser`, the others
@@ -170,16 +168,11 @@ fn finish(
         (None, false) => (0, SubStatus::NeverConnectedLeft),
         (None, true) => (0, SubStatus::NeverConnectedTimedOut),
     };
-    let per_minute = match s.connect_type {
-        ConnectType::Turn => prices.turn,
-        ConnectType::Stun => prices.stun,
-        ConnectType::Unknown => prices.unknown,
-    };
     SubSessionFinish {
         sub_session_id: s.id,
         finish_time: wall,
         duration_secs,
         status,
-        cost_cents: duration_secs.div_ceil(60) * per_minute,
+        cost_cents: prices.cost_cents(s.connect_type, duration_secs),
     }
 }

@@ -25,7 +25,7 @@ use crate::effect::{Effect, Event};
 use crate::ids::{Entropy, IdGen};
 use crate::time::{Now, shift};
 pub use continuity::{RestoreError, Snapshot};
-use rtcroom_ice::Registry;
+use rtcroom_ice::{GeoPoint, Registry};
 use rtcroom_protocol::{DecodeError, Refusal, Request, ResultCode};
 use state::{Conn, NumMap, Room, RoomKey, RoomNo, Seat};
 use std::cmp::Reverse;
@@ -60,8 +60,13 @@ pub enum Grant {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
-    /// A signaling connection opened from `ip`.
-    Open { conn: ConnId, ip: String },
+    /// A signaling connection opened from `ip`, which the shell places at `at` (GeoIP; `None`
+    /// when unknown): ICE selection prefers the relay nearest to both members of a pair.
+    Open {
+        conn: ConnId,
+        ip: String,
+        at: Option<GeoPoint>,
+    },
     /// A frame arrived, decoded by the shell (the engine answers decode errors too, so that
     /// answers keep the order of the frames).
     Frame {
@@ -212,7 +217,7 @@ impl<E: Entropy> Engine<E> {
     pub fn handle(&mut self, now: impl Into<Now>, input: Input) {
         let now = self.clock(now);
         match input {
-            Input::Open { conn, ip } => self.open(now, conn, ip),
+            Input::Open { conn, ip, at } => self.open(now, conn, ip, at),
             Input::Frame { conn, frame, grant } => self.frame(now, conn, frame, grant),
             Input::Closed { conn, clean } => self.closed(now, conn, clean),
         }

@@ -58,6 +58,8 @@ pub(super) enum Membership {
 #[derive(Debug)]
 pub(super) struct Conn {
     pub ip: String,
+    /// Where the shell placed the address (GeoIP), if it could.
+    pub at: Option<rtcroom_ice::GeoPoint>,
     /// The socket is open. A member whose socket dropped keeps its connection entry, not
     /// live, until it times out or rejoins.
     pub live: bool,
@@ -178,6 +180,8 @@ pub(super) struct Member {
     pub talk_type: i64,
     pub conn: ConnId,
     pub ip: String,
+    /// The place of its connection's address, for choosing the nearest relay.
+    pub at: Option<rtcroom_ice::GeoPoint>,
     pub session_id: Ulid,
     pub joined_at: Millis,
     pub last_seen: Millis,

@@ -72,7 +72,8 @@ impl World {
                 let name = parts.next().unwrap();
                 let ip = parts.next().unwrap_or("192.0.2.1").to_owned();
                 let conn = self.conn(name);
-                self.engine.handle(self.now, Input::Open { conn, ip });
+                self.engine
+                    .handle(self.now, Input::Open { conn, ip, at: None });
             } else if let Some(name) = line.strip_prefix("close ") {
                 let conn = self.conn(name);
                 self.engine

@@ -409,7 +409,8 @@ impl World {
                     let conn = ConnId(next);
                     self.live.insert(conn);
                     let ip = "192.0.2.9".into();
-                    self.engine.handle(self.now, Input::Open { conn, ip });
+                    self.engine
+                        .handle(self.now, Input::Open { conn, ip, at: None });
                     self.drain(None);
                 }
                 Op::Close(c, clean) => {
@@ -697,7 +698,7 @@ pub fn effects_of(ops: &[Op], mode: Mode) -> Vec<Effect> {
                 let conn = ConnId(200 + n as u64);
                 generation.insert(*c, conn.0);
                 let ip = "192.0.2.9".into();
-                engine.handle(now, Input::Open { conn, ip });
+                engine.handle(now, Input::Open { conn, ip, at: None });
             }
             Op::Close(c, clean) => {
                 let conn = conn_of(&generation, *c);

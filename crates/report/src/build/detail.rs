@@ -50,7 +50,7 @@ pub(crate) fn add_countries(r: &mut DetailRow, geo: CountryLookup<'_>) {
 }
 
 /// Reads an address column liberally: a bare address, `ip:port`, or `[v6]:port`.
-fn parse_ip(s: &str) -> Option<IpAddr> {
+pub(super) fn parse_ip(s: &str) -> Option<IpAddr> {
     let s = s.trim();
     s.parse::<IpAddr>()
         .ok()

@@ -69,7 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Every check `serve` makes of its configuration before it starts, beyond those of
 /// `Config::load`: the ones that need a feature module (mail addresses and the SMTP URL,
-/// the embedded TURN server's addresses, the TLS certificate and key). `check-config` runs the same function.
+/// the embedded TURN server's addresses, the TLS certificate and key, the GeoIP database). `check-config` runs the same function.
 fn preflight(cfg: &Config) -> anyhow::Result<()> {
     crate::ops::mail::Mailer::from_config(&cfg.smtp)?;
     crate::ops::mail::mailboxes(&cfg.alerts.recipients, "[alerts] recipients")?;
@@ -81,6 +81,7 @@ fn preflight(cfg: &Config) -> anyhow::Result<()> {
         crate::tls::Certificates::load(&cfg.server.tls_cert, &cfg.server.tls_key, "[server]")
             .map_err(anyhow::Error::msg)?;
     }
+    crate::geoip::GeoIp::from_config(&cfg.geoip.database).map_err(anyhow::Error::msg)?;
     Ok(())
 }
 

@@ -44,11 +44,20 @@ async fn with_store(
     let progress = |n: u64| {
         let _ = write!(std::io::stderr(), "\rreading {date}: {n} rows");
     };
-    let (report, charts) =
-        daily::compute(store, &cfg.report, date, chrono::Utc::now(), progress).await?;
+    let geo = crate::geoip::GeoIp::from_config(&cfg.geoip.database).map_err(anyhow::Error::msg)?;
+    let (report, charts) = daily::compute(
+        store,
+        &cfg.report,
+        geo.as_deref(),
+        date,
+        chrono::Utc::now(),
+        progress,
+    )
+    .await?;
     let _ = writeln!(std::io::stderr());
     let day = Day {
         store,
+        geo: geo.as_deref(),
         report: &report,
         charts: &charts,
     };
@@ -86,13 +95,14 @@ async fn with_store(
 /// A computed day and the store its detail rows are read from.
 struct Day<'a> {
     store: &'a rtcroom_store::Store,
+    geo: Option<&'a crate::geoip::GeoIp>,
     report: &'a rtcroom_report::Report,
     charts: &'a [rtcroom_report::Chart],
 }
 
 impl Day<'_> {
     async fn export(&self, json: bool, out: impl std::io::Write) -> anyhow::Result<u64> {
-        daily::export(self.store, self.report, self.charts, json, out).await
+        daily::export(self.store, self.report, self.charts, self.geo, json, out).await
     }
 
     /// The full report (every call) into `path`: standalone HTML, or JSON.

@@ -6,6 +6,7 @@
 
 use crate::auth::Apps;
 use crate::config::Config;
+use crate::geoip::GeoIp;
 use crate::ice::embedded::{self, Embedded};
 use crate::ops::alerts::Alerts;
 use crate::ops::{log, mail};
@@ -51,9 +52,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let prices = engine_cfg.prices;
     let mut engine = rtcroom_core::Engine::new(engine_cfg, OsEntropy::new());
     let restored = restore(&cfg, &mut engine);
+    let geoip = GeoIp::from_config(&cfg.geoip.database).map_err(anyhow::Error::msg)?;
+    if let Some(g) = &geoip {
+        tracing::info!(database = %cfg.geoip.database.display(), "GeoIP database loaded");
+        tokio::spawn(g.clone().watch());
+    }
     let alerts = start_alerts(&cfg, super::hostname())?;
     let recording = start_recording(&cfg, alerts.clone(), prices, !restored).await?;
-    let daily_task = schedule_report(&cfg, recording.as_ref())?;
+    let daily_task = schedule_report(&cfg, recording.as_ref(), geoip.clone())?;
     // With records off the hub gets the default sink, which discards.
     let sinks = Sinks {
         records: recording
@@ -64,7 +70,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let (hub, hub_task) = hub::spawn(engine, sinks, 4096);
     let turn = match embedded {
-        Some((_, secret)) => Some(embedded::start_embedded(&cfg, secret, hub.clone()).await?),
+        Some((_, secret)) => {
+            Some(embedded::start_embedded(&cfg, secret, hub.clone(), geoip.as_deref()).await?)
+        }
         None => None,
     };
     let draining = Arc::new(AtomicBool::new(false));
@@ -74,6 +82,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         recording.as_ref(),
         turn.as_ref(),
         &draining,
+        geoip,
     )?;
     serve_http(&cfg, state, hub.clone(), draining).await?;
     drop(hub);
@@ -155,6 +164,7 @@ async fn start_recording(
 fn schedule_report(
     cfg: &Config,
     recording: Option<&Recording>,
+    geoip: Option<Arc<GeoIp>>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     match (recording, mail::Mailer::from_config(&cfg.smtp)?) {
         (None, _) => {
@@ -172,6 +182,7 @@ fn schedule_report(
                 mailer,
                 cfg.report.clone(),
                 cfg.server.data_dir.clone(),
+                geoip,
             )?))
         }
         (Some(_), _) => {
@@ -192,6 +203,7 @@ fn app_state(
     recording: Option<&Recording>,
     turn: Option<&Embedded>,
     draining: &Arc<AtomicBool>,
+    geoip: Option<Arc<GeoIp>>,
 ) -> anyhow::Result<AppState> {
     let apps = Arc::new(Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs));
     let tokens: Arc<dyn TokenCheck> = if cfg.auth.required {
@@ -228,6 +240,7 @@ fn app_state(
         ice_register_secret: cfg.ice.register_secret.as_str().into(),
         ice_registry: cfg.ice.mode == "registry",
         tls: !cfg.server.tls_cert.as_os_str().is_empty(),
+        geoip,
     })
 }
 

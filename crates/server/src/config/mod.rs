@@ -25,7 +25,8 @@ pub use ice::{IceSection, TurnSection, registry_config};
 pub use ops::{AlertsSection, MonitorSection, SmtpSection, Target};
 pub use records::{DatabaseSection, ReportSection};
 pub use sections::{
-    AdminSection, AuthSection, BillingSection, LogSection, RoomSection, RtcSection, ServerSection,
+    AdminSection, AuthSection, BillingSection, GeoipSection, LogSection, RoomSection, RtcSection,
+    ServerSection,
 };
 pub use show::{redact_url, to_redacted_toml};
 
@@ -56,6 +57,7 @@ pub struct Config {
     pub turn: TurnSection,
     pub alerts: AlertsSection,
     pub monitor: MonitorSection,
+    pub geoip: GeoipSection,
 }
 
 const ENV_PREFIX: &str = "RTCROOM_";
@@ -132,6 +134,7 @@ impl Config {
             &mut self.server.tls_key,
             &mut self.turn.tls_cert,
             &mut self.turn.tls_key,
+            &mut self.geoip.database,
         ] {
             if path.is_relative() && !path.as_os_str().is_empty() {
                 *path = base.join(&*path);
@@ -355,7 +358,7 @@ pub fn persistent_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> 
 
 const KNOWN_SECTIONS: &[&str] = &[
     "server", "room", "auth", "rtc", "billing", "log", "admin", "smtp", "alerts", "monitor", "ice",
-    "turn", "database", "report",
+    "turn", "database", "report", "geoip",
 ];
 
 impl Config {

@@ -1,5 +1,5 @@
 //! The sections of the room server itself: `[server]`, `[room]`, `[auth]`, `[rtc]`,
-//! `[billing]`, `[admin]`, `[log]`.
+//! `[billing]`, `[admin]`, `[log]`, `[geoip]`.
 
 use rtcroom_core::Prices;
 use rtcroom_protocol::RtcConfig;
@@ -182,6 +182,16 @@ impl Default for BillingSection {
 pub struct AdminSection {
     /// The bearer token of the operator API; empty disables the API.
     pub token: String,
+}
+
+/// `[geoip]`: where addresses are (docs/operations.md, "GeoIP").
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoipSection {
+    /// A MaxMind DB file (GeoLite2-City, or a DB-IP lite city or country file), read again
+    /// when it changes. Empty: nothing is looked up (no countries in the report, no distance
+    /// in ICE selection).
+    pub database: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -70,7 +70,9 @@ async fn ws(
         return refusal;
     }
     let origin = login::origin_host(req.headers());
-    let ip = state.client_ip(peer, req.headers()).to_string();
+    let client = state.client_ip(peer, req.headers());
+    let at = state.geoip.as_ref().and_then(|g| g.lookup(client).at);
+    let ip = client.to_string();
     let sig = state.signaling.clone();
     if !sig.admit() {
         let msg = "too many connections: this room server is at its [server] max_connections";
@@ -83,7 +85,7 @@ async fn ws(
     let admitted = Admitted(Some(sig));
     ws::upgrade(req, limit, move |socket| {
         let sig = admitted.take();
-        connection::serve(sig, socket, ip, origin)
+        connection::serve(sig, socket, ip, at, origin)
     })
 }
 
@@ -237,6 +239,7 @@ mod tests {
             ice_register_secret: "".into(),
             ice_registry: true,
             tls: false,
+            geoip: None,
         }
     }
 

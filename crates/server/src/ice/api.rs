@@ -23,7 +23,13 @@ pub async fn http_api(
             let secret =
                 (!state.ice_register_secret.is_empty()).then_some(&*state.ice_register_secret);
             if req.authorized(secret, crate::peer::direct_loopback(peer, &headers)) {
-                match state.signaling.hub.ice(req.command).await {
+                let mut command = req.command;
+                if let (rtcroom_ice::IceCommand::Register(r), Some(geo)) =
+                    (&mut command, &state.geoip)
+                {
+                    place(r, geo);
+                }
+                match state.signaling.hub.ice(command).await {
                     Some(reply) => reply,
                     None => {
                         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
@@ -42,4 +48,14 @@ pub async fn http_api(
     };
     let status = StatusCode::from_u16(reply.http_status()).unwrap_or(StatusCode::OK);
     (status, reply.as_str().to_owned()).into_response()
+}
+
+/// A registration without `latitude`/`longitude` is placed where GeoIP puts its address
+/// (when it is an IP address the database knows); one that names its place keeps it.
+fn place(r: &mut rtcroom_ice::Register, geo: &crate::geoip::GeoIp) {
+    if r.location.is_none()
+        && let Ok(ip) = r.ip.parse::<std::net::IpAddr>()
+    {
+        r.location = geo.lookup(ip).at;
+    }
 }

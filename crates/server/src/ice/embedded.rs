@@ -122,7 +122,12 @@ impl Embedded {
 }
 
 /// Start the embedded TURN server and keep it registered and reporting.
-pub async fn start_embedded(config: &Config, secret: String, hub: Hub) -> anyhow::Result<Embedded> {
+pub async fn start_embedded(
+    config: &Config,
+    secret: String,
+    hub: Hub,
+    geoip: Option<&crate::geoip::GeoIp>,
+) -> anyhow::Result<Embedded> {
     check(config)?;
     let turn = &config.turn;
     let public_ip = turn_public_ip(turn)?;
@@ -180,6 +185,7 @@ pub async fn start_embedded(config: &Config, secret: String, hub: Hub) -> anyhow
         },
         port: a.port(),
     });
+    registration.location = geoip.and_then(|g| g.lookup(public_ip).at);
     let reply = hub.ice(IceCommand::Register(registration.clone())).await;
     tracing::info!(
         addr = %handle.local_addr(),

@@ -7,6 +7,7 @@
 //! report at once.
 
 use crate::config::ReportSection;
+use crate::geoip::GeoIp;
 use crate::ops::mail::Mailer;
 use crate::state::AppState;
 use anyhow::Context;
@@ -18,7 +19,9 @@ use rtcroom_report as report;
 use rtcroom_store::Store;
 use serde::Deserialize;
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
 
 fn session_row(s: &rtcroom_store::SessionRow) -> report::SessionRow {
     report::SessionRow {
@@ -80,10 +83,17 @@ fn sub_window(from: DateTime<Utc>, to: DateTime<Utc>) -> (DateTime<Utc>, DateTim
     (from - Days::days(1), to)
 }
 
+/// The report's country lookup from the GeoIP database.
+fn countries(geo: &GeoIp) -> impl Fn(IpAddr) -> Option<String> + '_ {
+    |ip| geo.lookup(ip).country
+}
+
 /// Read a day and compute its report. `progress` is told how many rows were read so far.
+/// With `geo` the report has its countries (and its rows the countries of their addresses).
 pub async fn compute(
     store: &Store,
     cfg: &ReportSection,
+    geo: Option<&GeoIp>,
     date: NaiveDate,
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64),
@@ -129,7 +139,8 @@ pub async fn compute(
         rows += 1;
     }
     progress(rows);
-    let r = day.finish(None);
+    let lookup = geo.map(countries);
+    let r = day.finish(lookup.as_ref().map(|f| f as report::CountryLookup<'_>));
     let charts = report::render_charts(&r).context("rendering the charts")?;
     Ok((r, charts))
 }
@@ -139,13 +150,16 @@ pub async fn export(
     store: &Store,
     r: &report::Report,
     charts: &[report::Chart],
+    geo: Option<&GeoIp>,
     json: bool,
     out: impl Write,
 ) -> anyhow::Result<u64> {
+    let lookup = geo.map(countries);
+    let lookup = lookup.as_ref().map(|f| f as report::CountryLookup<'_>);
     let (from, to) = sub_window(r.window_start, r.window_end);
     let mut subs = store.sub_sessions_between(from, to);
     if json {
-        let mut e = report::JsonExport::begin(out, r, None)?;
+        let mut e = report::JsonExport::begin(out, r, lookup)?;
         while let Some(d) = subs.next().await {
             let d = d?;
             if let Some(owner) = &d.session {
@@ -155,7 +169,7 @@ pub async fn export(
         Ok(e.finish()?.1)
     } else {
         let title = report::default_subject(r.date, r.language);
-        let mut e = report::HtmlExport::begin(out, r, charts, &title, None)?;
+        let mut e = report::HtmlExport::begin(out, r, charts, &title, lookup)?;
         while let Some(d) = subs.next().await {
             let d = d?;
             if let Some(owner) = &d.session {
@@ -196,13 +210,14 @@ async fn run_once(
     mailer: &Mailer,
     cfg: &ReportSection,
     data_dir: &FsPath,
+    geo: Option<&GeoIp>,
     date: NaiveDate,
 ) -> anyhow::Result<()> {
     let mark = marker(data_dir, date);
     if mark.exists() {
         return Ok(());
     }
-    let (r, charts) = compute(store, cfg, date, Utc::now(), |_| {}).await?;
+    let (r, charts) = compute(store, cfg, geo, date, Utc::now(), |_| {}).await?;
     send(mailer, cfg, &r, &charts).await?;
     std::fs::create_dir_all(mark.parent().expect("has a parent"))?;
     std::fs::write(&mark, Utc::now().to_rfc3339())
@@ -217,6 +232,7 @@ pub fn schedule(
     mailer: Mailer,
     cfg: ReportSection,
     data_dir: PathBuf,
+    geo: Option<Arc<GeoIp>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let tz = cfg.tz()?;
     let at = cfg.at()?;
@@ -234,7 +250,7 @@ pub fn schedule(
             let date = report::schedule::report_day_for(due, tz);
             // Failures are retried every ten minutes until the next day's run is due.
             loop {
-                match run_once(&store, &mailer, &cfg, &data_dir, date).await {
+                match run_once(&store, &mailer, &cfg, &data_dir, geo.as_deref(), date).await {
                     Ok(()) => {
                         crate::ops::metrics::report_run(true);
                         break;
@@ -287,12 +303,14 @@ pub async fn web_view(
     // The report's builder and charts are not `Send`; the page is built on a blocking thread
     // that drives the reads itself.
     let cfg = state.report.clone();
+    let geo = state.geoip.clone();
     let handle = tokio::runtime::Handle::current();
     let page = tokio::task::spawn_blocking(move || {
         handle.block_on(async {
-            let (r, charts) = compute(&store, &cfg, date, Utc::now(), |_| {}).await?;
+            let (r, charts) =
+                compute(&store, &cfg, geo.as_deref(), date, Utc::now(), |_| {}).await?;
             let mut out = Vec::new();
-            export(&store, &r, &charts, false, &mut out).await?;
+            export(&store, &r, &charts, geo.as_deref(), false, &mut out).await?;
             anyhow::Ok(out)
         })
     });

@@ -87,6 +87,7 @@ pub async fn serve<S>(
     sig: Arc<Signaling>,
     mut socket: Socket<S>,
     ip: String,
+    at: Option<rtcroom_ice::GeoPoint>,
     origin: Option<String>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -100,6 +101,7 @@ pub async fn serve<S>(
         .send(HubMsg::Open {
             conn,
             ip,
+            at,
             out: out_tx,
             kill: kill_tx,
         })

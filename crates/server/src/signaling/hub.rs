@@ -39,6 +39,8 @@ pub enum HubMsg {
     Open {
         conn: ConnId,
         ip: String,
+        /// Where GeoIP places `ip`, if it does.
+        at: Option<rtcroom_ice::GeoPoint>,
         out: mpsc::Sender<Outbound>,
         /// Fired by the hub to cut the connection off at once.
         kill: oneshot::Sender<()>,
@@ -309,6 +311,7 @@ fn handle<E: Entropy>(
         HubMsg::Open {
             conn,
             ip,
+            at,
             out,
             kill,
         } => {
@@ -319,7 +322,7 @@ fn handle<E: Entropy>(
                     kill: Some(kill),
                 },
             );
-            engine.handle(t, Input::Open { conn, ip });
+            engine.handle(t, Input::Open { conn, ip, at });
         }
         HubMsg::Frame {
             conn, frame, grant, ..

