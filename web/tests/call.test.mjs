@@ -104,6 +104,58 @@ test('relay only: two pages talk through the embedded TURN, and the records say 
   }
 });
 
+/** Keeps only the `turn:...?transport=tcp` URLs of every RTCPeerConnection's config, relay only. */
+function turnTcpOnly() {
+  const Native = window.RTCPeerConnection;
+  function TcpOnly(cfg, ...rest) {
+    const iceServers = (cfg?.iceServers || [])
+      .map((s) => ({ ...s, urls: [].concat(s.urls).filter((u) => u.startsWith('turn:') && u.endsWith('?transport=tcp')) }))
+      .filter((s) => s.urls.length > 0);
+    window.__iceUrls = iceServers.flatMap((s) => s.urls);
+    return new Native({ ...cfg, iceServers, iceTransportPolicy: 'relay' }, ...rest);
+  }
+  TcpOnly.prototype = Native.prototype;
+  Object.setPrototypeOf(TcpOnly, Native);
+  window.RTCPeerConnection = TcpOnly;
+}
+
+/** The selected candidate pair's local candidate towards `uid`: its type and relay protocol. */
+function selectedLocal(page, uid) {
+  return page.evaluate(async (uid) => {
+    const report = await window.rtcroom.client.getStats(uid);
+    let pairId;
+    report.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
+    const local = pairId && report.get(report.get(pairId).localCandidateId);
+    return { type: local?.candidateType, relayProtocol: local?.relayProtocol };
+  }, uid);
+}
+
+test('relay only over TURN/TCP: with only the ?transport=tcp URL the pages talk, and the records say TURN', { timeout: 60000 }, async () => {
+  const room = uniqueRoom('relay-tcp');
+  const a = await joinCall(browser, relayServer.origin, room, 'Ana', { init: turnTcpOnly });
+  const b = await joinCall(browser, relayServer.origin, room, 'Ben', { init: turnTcpOnly });
+  try {
+    await Promise.all([waitForConnectedPeers(a, 1), waitForConnectedPeers(b, 1)]);
+    const [ua, ub] = await Promise.all([uidOf(a), uidOf(b)]);
+    for (const p of [a, b]) {
+      const urls = await p.evaluate(() => window.__iceUrls);
+      assert.equal(urls.length, 1, JSON.stringify(urls));
+      assert.match(urls[0], /^turn:127\.0\.0\.1:\d+\?transport=tcp$/);
+    }
+    await Promise.all([expectMediaFlowing(a, ub), expectMediaFlowing(b, ua)]);
+    assert.deepEqual(await selectedLocal(a, ub), { type: 'relay', relayProtocol: 'tcp' });
+    assert.deepEqual(await selectedLocal(b, ua), { type: 'relay', relayProtocol: 'tcp' });
+    for (const [u, r] of [[ua, ub], [ub, ua]]) {
+      const row = await recordedDirection(relayServer, room, u, r, (s) => s.connect_type !== '', 10000);
+      assert.equal(row.connect_type, 'TURN', JSON.stringify(row));
+      assert.ok(row.connect_time, JSON.stringify(row));
+    }
+    assert.deepEqual([...a.errors, ...b.errors], []);
+  } finally {
+    await Promise.all([closePage(a), closePage(b)]);
+  }
+});
+
 test('three pages connect in a mesh, a fourth is told the room is full, one leaves', { timeout: 90000 }, async (t) => {
   const room = uniqueRoom('three');
   const pages = [];

@@ -48,7 +48,13 @@ pub struct Register {
     pub bundle_policy: String,
     pub rtcp_mux_policy: String,
     pub ice_transport_policy: String,
+    /// The port of TURN over UDP (`turn:HOST:PORT?transport=udp`).
     pub turn_port: u16,
+    /// The port of TURN over TCP (`turn:HOST:PORT?transport=tcp`); `None`: not served, and
+    /// no such URL is handed out.
+    pub turn_tcp_port: Option<u16>,
+    /// TURN over TLS (`turns:HOST:PORT?transport=tcp`); `None`: not served.
+    pub turns: Option<Turns>,
     pub stun_port: u16,
     /// kbit/s the server may send in total.
     pub max_bandwidth_kbps: u64,
@@ -62,9 +68,18 @@ pub struct Register {
     pub location: Option<GeoPoint>,
 }
 
+/// Where a server serves TURN over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turns {
+    /// The host name (or address) its certificate names: browsers check it.
+    pub host: String,
+    pub port: u16,
+}
+
 impl Register {
-    /// A TURN server at `ip` on the default ports with the document's policies and no static
-    /// credentials: what the embedded TURN server registers as.
+    /// A TURN server at `ip` on the default UDP ports (no TCP, no TLS) with the document's
+    /// policies and no static credentials: what the embedded TURN server registers as, before
+    /// it adds its TCP and TLS listeners.
     pub fn new(ip: impl Into<String>, max_bandwidth_kbps: u64) -> Self {
         Self {
             ip: ip.into(),
@@ -73,6 +88,8 @@ impl Register {
             rtcp_mux_policy: "require".into(),
             ice_transport_policy: "all".into(),
             turn_port: DEFAULT_ICE_PORT,
+            turn_tcp_port: None,
+            turns: None,
             stun_port: DEFAULT_ICE_PORT,
             max_bandwidth_kbps,
             username: String::new(),
@@ -207,8 +224,27 @@ fn register(obj: &Map<String, Value>) -> Result<Register, ParseError> {
         // else is read as TURN.
         _ => IceType::Turn,
     };
+    let ip = address(obj, "ip")?;
+    let turn_port = port(obj, "turnPort")?;
+    // coturn serves TCP on its listening port unless told `--no-tcp`: absent means that port,
+    // 0 means not served.
+    let turn_tcp_port = match number(obj, "turnTcpPort")? {
+        None => Some(turn_port),
+        Some(0) => None,
+        Some(_) => Some(port(obj, "turnTcpPort")?),
+    };
+    let turns = match number(obj, "turnsPort")? {
+        None | Some(0) => None,
+        Some(_) => Some(Turns {
+            host: match text(obj, "turnsHost")? {
+                Some(_) => address(obj, "turnsHost")?,
+                None => ip.clone(),
+            },
+            port: port(obj, "turnsPort")?,
+        }),
+    };
     Ok(Register {
-        ip: address(obj, "ip")?,
+        ip,
         ice_type,
         bundle_policy: policy(
             obj,
@@ -218,7 +254,9 @@ fn register(obj: &Map<String, Value>) -> Result<Register, ParseError> {
         )?,
         rtcp_mux_policy: policy(obj, "rtcpMuxPolicy", &["negotiate", "require"], "require")?,
         ice_transport_policy: policy(obj, "iceTransportPolicy", &["all", "relay"], "all")?,
-        turn_port: port(obj, "turnPort")?,
+        turn_port,
+        turn_tcp_port,
+        turns,
         stun_port: port(obj, "stunPort")?,
         max_bandwidth_kbps: number(obj, "maxBandwidth")?
             .ok_or(ParseError::Missing("maxBandwidth"))?,
@@ -372,6 +410,47 @@ mod tests {
     }
 
     #[test]
+    fn register_says_which_transports_are_served() {
+        let reg = |extra: &str| {
+            let IceCommand::Register(r) = cmd(&format!(
+                r#"{{"cmd":"iceRegister","ip":"203.0.113.7","turnPort":3478,"maxBandwidth":1{extra}}}"#
+            )) else {
+                panic!("not a registration");
+            };
+            (r.turn_tcp_port, r.turns)
+        };
+        assert_eq!(
+            reg(""),
+            (Some(3478), None),
+            "coturn's default: TCP on its port"
+        );
+        assert_eq!(reg(r#","turnTcpPort":0"#), (None, None));
+        assert_eq!(reg(r#","turnTcpPort":"3479""#), (Some(3479), None));
+        assert_eq!(
+            reg(r#","turnsPort":5349"#).1,
+            Some(Turns {
+                host: "203.0.113.7".into(),
+                port: 5349
+            })
+        );
+        assert_eq!(
+            reg(r#","turnsPort":443,"turnsHost":"turn.example.com""#).1,
+            Some(Turns {
+                host: "turn.example.com".into(),
+                port: 443
+            })
+        );
+        assert!(
+            parse(br#"{"cmd":"iceRegister","ip":"1.2.3.4","maxBandwidth":1,"turnsPort":5349,"turnsHost":"a b"}"#)
+                .is_err()
+        );
+        assert!(
+            parse(br#"{"cmd":"iceRegister","ip":"1.2.3.4","maxBandwidth":1,"turnTcpPort":70000}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn a_registration_may_say_where_the_server_is() {
         let IceCommand::Register(r) = cmd(
             r#"{"cmd":"iceRegister","ip":"10.0.0.1","maxBandwidth":1,"latitude":50.11,"longitude":"8.68"}"#,
@@ -404,6 +483,8 @@ mod tests {
                 rtcp_mux_policy: "require".into(),
                 ice_transport_policy: "relay".into(),
                 turn_port: 3478,
+                turn_tcp_port: Some(3478),
+                turns: None,
                 stun_port: 3479,
                 max_bandwidth_kbps: 100_000,
                 username: "u".into(),

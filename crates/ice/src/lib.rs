@@ -23,7 +23,8 @@ mod registry;
 mod rtc;
 
 pub use api::{
-    DEFAULT_ICE_PORT, IceCommand, IceRequest, IceType, ParseError, Register, Reply, Report, parse,
+    DEFAULT_ICE_PORT, IceCommand, IceRequest, IceType, ParseError, Register, Reply, Report, Turns,
+    parse,
 };
 pub use credential::{RestCredential, UsernameError, check_username, mint, rest_password};
 pub use geo::GeoPoint;

@@ -15,8 +15,9 @@ fn host(ip: &str) -> String {
     }
 }
 
-/// The `rtcConfig` of member `uid`: a TURN entry over UDP and TCP (unless the server is
-/// STUN-only) with the member's own ephemeral credentials when `secret` is set and the
+/// The `rtcConfig` of member `uid`: a TURN entry (unless the server is STUN-only) with the
+/// URLs of the transports it serves — UDP, TCP when it has a TCP port, TLS (`turns:`) when it
+/// has a TLS port — with the member's own ephemeral credentials when `secret` is set and the
 /// registration's static ones otherwise, then a STUN entry with empty credentials, inside the
 /// registration's policies.
 pub(crate) fn rtc_config(
@@ -36,12 +37,20 @@ pub(crate) fn rtc_config(
             }
             None => (reg.username.clone(), reg.credential.clone()),
         };
+        let mut urls = vec![format!("turn:{h}:{}?transport=udp", reg.turn_port)];
+        if let Some(port) = reg.turn_tcp_port {
+            urls.push(format!("turn:{h}:{port}?transport=tcp"));
+        }
+        if let Some(turns) = &reg.turns {
+            urls.push(format!(
+                "turns:{}:{}?transport=tcp",
+                host(&turns.host),
+                turns.port
+            ));
+        }
         ice_servers.push(IceServer {
             credential,
-            urls: vec![
-                format!("turn:{h}:{}?transport=udp", reg.turn_port),
-                format!("turn:{h}:{}?transport=tcp", reg.turn_port),
-            ],
+            urls,
             username,
         });
     }
@@ -67,6 +76,7 @@ mod tests {
         let mut reg = Register::new("203.0.113.7", 1);
         reg.ice_transport_policy = "relay".into();
         reg.stun_port = 3479;
+        reg.turn_tcp_port = Some(3478);
         let got = rtc_config(&reg, Some(b"north-secret"), "42", 1_700_000_000_000, 600);
         let json = serde_json::to_string(&got).expect("serializes");
         assert_eq!(
@@ -78,6 +88,7 @@ mod tests {
     #[test]
     fn ipv6_in_brackets_and_static_credentials() {
         let mut reg = Register::new("2001:db8::1", 1);
+        reg.turn_tcp_port = Some(3478);
         reg.username = "u".into();
         reg.credential = "p".into();
         let got = rtc_config(&reg, None, "42", 0, 600);
@@ -93,5 +104,37 @@ mod tests {
             }
         );
         assert_eq!(got.ice_servers[1].urls, ["stun:[2001:db8::1]:3478"]);
+    }
+
+    #[test]
+    fn only_the_transports_served_are_handed_out() {
+        let mut reg = Register::new("203.0.113.7", 1);
+        let urls = |reg: &Register| {
+            rtc_config(reg, Some(b"s"), "42", 0, 600).ice_servers[0]
+                .urls
+                .clone()
+        };
+        assert_eq!(urls(&reg), ["turn:203.0.113.7:3478?transport=udp"]);
+        reg.turn_tcp_port = Some(3478);
+        reg.turns = Some(crate::api::Turns {
+            host: "turn.example.com".into(),
+            port: 5349,
+        });
+        assert_eq!(
+            urls(&reg),
+            [
+                "turn:203.0.113.7:3478?transport=udp",
+                "turn:203.0.113.7:3478?transport=tcp",
+                "turns:turn.example.com:5349?transport=tcp"
+            ]
+        );
+        reg.turn_tcp_port = None;
+        assert_eq!(
+            urls(&reg),
+            [
+                "turn:203.0.113.7:3478?transport=udp",
+                "turns:turn.example.com:5349?transport=tcp"
+            ]
+        );
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The modules, from the bottom of the import graph up (`tests/layering.rs` holds that no
 //! two import each other, directly or around a circle):
-//! `clock`, `peer` (a request's client address), `auth` and `config` (no feature below them), `ops` (logs, metrics, alerts,
+//! `clock`, `tls` (certificates from files, for the HTTP and TURN listeners), `peer` (a request's client address), `auth` and `config` (no feature below them), `ops` (logs, metrics, alerts,
 //! mail, monitor), `signaling` (the hub and the connections), `state` (what HTTP handlers
 //! share), the features `records` and `ice`, `http` (the router), and `commands` (one file
 //! per command, the start and stop order of `serve`).
@@ -19,6 +19,7 @@ mod peer;
 mod records;
 mod signaling;
 mod state;
+mod tls;
 
 use clap::Parser;
 use std::process::ExitCode;

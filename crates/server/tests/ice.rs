@@ -5,41 +5,10 @@
 
 mod common;
 
-use common::{Server, SmtpSink, join, wait_ready};
-use serde_json::Value;
-use std::process::{Child, Command, Stdio};
+use common::{Proc, Server, SmtpSink, free_udp_port, pair, tool, wait_ready};
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tool(name: &str) -> Command {
-    assert!(
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {name}"))
-            .output()
-            .unwrap()
-            .status
-            .success(),
-        "{name} is missing: run scripts/deps/ice.sh (installs coturn)"
-    );
-    Command::new(name)
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 const SECRET: &str = "coturn-static-secret";
 
@@ -101,21 +70,6 @@ async fn wait_mails(sink: &SmtpSink, n: usize) -> Vec<String> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Two members meet in `room`; returns the rtcConfig the first got for the pair, or the
-/// second's join result when it was refused.
-async fn pair(server: &Server, room: &str) -> Result<Value, u64> {
-    let mut a = server.client().await;
-    let mut b = server.client().await;
-    a.send(join(room, "alice", "A")).await;
-    assert_eq!(a.expect("respJoin").await["result"], 0);
-    b.send(join(room, "bob", "B")).await;
-    let r = b.expect("respJoin").await;
-    if r["result"] != 0 {
-        return Err(r["result"].as_u64().unwrap());
-    }
-    Ok(a.expect("notifyNewPeer").await["rtcConfig"].clone())
 }
 
 #[tokio::test]

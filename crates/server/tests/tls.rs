@@ -5,18 +5,14 @@
 
 mod common;
 
-use common::{Scratch, Server, join};
+use common::{Scratch, Server, connector, der, join, served_cert, tls};
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long a test waits for something it expects (not a performance bound).
@@ -30,47 +26,6 @@ fn make_cert(dir: &Path, stem: &str, cn: &str) -> (PathBuf, PathBuf) {
     );
     common::self_signed_cert(&cert, &key, cn);
     (cert, key)
-}
-
-fn der(cert: &Path) -> CertificateDer<'static> {
-    CertificateDer::from_pem_file(cert).expect("a PEM certificate")
-}
-
-/// A TLS client that trusts exactly `certs`.
-fn connector(certs: &[&Path]) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in certs {
-        roots.add(der(c)).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
-}
-
-async fn tls(addr: &str, connector: &TlsConnector) -> std::io::Result<TlsStream<TcpStream>> {
-    let tcp = TcpStream::connect(addr).await?;
-    let name = ServerName::try_from("127.0.0.1").unwrap().to_owned();
-    connector.connect(name, tcp).await
-}
-
-/// The certificate a new TLS connection to `addr` is given.
-async fn served_cert(addr: &str, connector: &TlsConnector) -> Option<CertificateDer<'static>> {
-    let stream = match tls(addr, connector).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("TLS handshake with {addr}: {e}");
-            return None;
-        }
-    };
-    let (_, session) = stream.get_ref();
-    session
-        .peer_certificates()?
-        .first()
-        .map(|c| c.clone().into_owned())
 }
 
 /// `GET path` over TLS: the response header (status line first) and the body.

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::filter::PeerFilter;
 
@@ -67,7 +68,25 @@ pub enum ConfigError {
     NoAllocationsPerUser,
     #[error("max_credential_lifetime_secs must be at least 1")]
     NoCredentialLifetime,
+    #[error("max_connections must be at least 1")]
+    NoConnections,
 }
+
+/// A TLS listener: where it listens and the rustls configuration it serves (whose certificate
+/// resolver may swap certificates while it runs).
+#[derive(Debug, Clone)]
+pub struct TlsListen {
+    pub listen: SocketAddr,
+    pub config: Arc<rustls::ServerConfig>,
+}
+
+impl PartialEq for TlsListen {
+    fn eq(&self, other: &Self) -> bool {
+        self.listen == other.listen && Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
+impl Eq for TlsListen {}
 
 /// `[turn]` of the server's config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +124,17 @@ pub struct TurnConfig {
     /// kernel's default of about 200 KiB a burst from 100 clients overflows it. The kernel caps
     /// the value at `net.core.rmem_max`/`wmem_max`.
     pub socket_buffer_bytes: usize,
+    /// Where the server also listens for TURN over TCP (STUN messages and ChannelData framed
+    /// over a stream as RFC 8656 has it); `None`: no TCP listener. Port 0 means the port the
+    /// UDP listener got, so that one port number serves both. Relays still reach peers over
+    /// UDP.
+    pub tcp_listen: Option<SocketAddr>,
+    /// Where the server also listens for TURN over TLS; `None`: no TLS listener.
+    pub tls: Option<TlsListen>,
+    /// Open connections per TCP or TLS listener (default 20,000); further ones are closed at
+    /// once and counted. Each holds at most one allocation (its 5-tuple); one that sends
+    /// nothing within 10 s of connecting is closed.
+    pub max_connections: usize,
 }
 
 impl TurnConfig {
@@ -122,6 +152,9 @@ impl TurnConfig {
             allocation_bytes_per_sec: 1_000_000,
             max_credential_lifetime_secs: 86_400,
             socket_buffer_bytes: 4 << 20,
+            tcp_listen: None,
+            tls: None,
+            max_connections: 20_000,
         }
     }
 
@@ -146,6 +179,9 @@ impl TurnConfig {
         }
         if self.max_credential_lifetime_secs == 0 {
             return Err(ConfigError::NoCredentialLifetime);
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::NoConnections);
         }
         self.relay_ip().map(|_| ())
     }
@@ -187,6 +223,9 @@ mod tests {
         c.max_credential_lifetime_secs = 1;
         c.allocation_bytes_per_sec = 0;
         assert_eq!(c.validate(), Ok(()), "no bandwidth limit");
+        c.max_connections = 0;
+        assert_eq!(c.validate(), Err(ConfigError::NoConnections));
+        c.max_connections = 1;
         c.max_allocations = 0;
         assert_eq!(c.validate(), Err(ConfigError::NoAllocations));
         assert_eq!(

@@ -3,7 +3,9 @@
 //!
 //! The `turn` crate has no hooks for policy, so the policy sits at the two seams it offers:
 //!
-//! - The listening socket, whose `recv_from` the crate's read loop calls for every datagram.
+//! - The listening sockets (UDP, and the TCP and TLS listeners of the `stream` module, each
+//!   one packet socket to the crate), whose `recv_from` the crate's read loop calls for every
+//!   datagram or framed message.
 //!   The nonce gate (`nonce` module) and then the guard see each request first; what they
 //!   answer themselves never reaches the crate.
 //! - The relay sockets, which its `RelayAddressGenerator` hands out. Every datagram to a peer
@@ -15,7 +17,8 @@
 //! `allocate_conn` is not told. The crate's read loop handles one request at a time (it awaits
 //! each before it reads the next datagram), so the uid of the Allocate the guard passed last
 //! is the uid of any relay socket allocated before the next datagram is read: the listening
-//! socket notes it in the [`UserTable`], the allocator reads it there.
+//! socket notes it in its [`Allocating`] slot, the allocator of the same listener reads it
+//! there (each listener has its own read loop, so each has its own slot).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -36,24 +39,27 @@ use crate::config::PortRange;
 use crate::counters::{Counters, add};
 use crate::guard::{Guard, PeerPolicy, Refusal, Screen, TokenBucket};
 use crate::nonce::{NonceGate, Verdict, maybe_stun};
+use crate::stream::StreamHub;
 
 type UtilResult<T> = Result<T, webrtc_util::Error>;
 
 /// Locks a mutex whose data stays consistent across a panic elsewhere: every critical section
 /// here is a single insert, update or swap.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Live allocations per user (uid), shared by the listening socket (which judges quotas) and
+/// Live allocations per user (uid), shared by the listening sockets (which judge quotas) and
 /// the relay sockets (which hold them).
 #[derive(Debug, Default)]
 pub(crate) struct UserTable {
     live: Mutex<HashMap<String, usize>>,
-    /// The uid of the last Allocate passed to the crate (None if it was not authenticated):
-    /// whenever the crate allocates, that is the request it is handling (see the module docs).
-    allocating: Mutex<Option<String>>,
 }
+
+/// The uid of the last Allocate one listener passed to the crate (None if it was not
+/// authenticated): whenever the crate allocates for that listener, that is the request it is
+/// handling (see the module docs). Each listener has its own read loop, so each has its own.
+pub(crate) type Allocating = Arc<Mutex<Option<String>>>;
 
 impl UserTable {
     fn acquire(&self, uid: &str) {
@@ -82,15 +88,46 @@ pub(crate) fn may_carry_nonce(datagram: &[u8]) -> bool {
     matches!(datagram, [b0, b1, ..] if maybe_stun(datagram) && b0 & 0x01 != 0 && b1 & 0x10 != 0)
 }
 
-/// The listening socket: counts client traffic and puts the nonce gate and the guard in front
-/// of the crate.
+/// Where clients' messages arrive: the UDP socket, or the connections of a TCP or TLS
+/// listener.
+pub(crate) enum Listener {
+    Udp(UdpSocket),
+    Stream(StreamHub),
+}
+
+impl Listener {
+    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        match self {
+            Self::Udp(s) => s.recv_from(buf).await,
+            Self::Stream(s) => s.recv_from(buf).await,
+        }
+    }
+
+    async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        match self {
+            Self::Udp(s) => s.send_to(buf, to).await,
+            Self::Stream(s) => s.send_to(buf, to),
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Self::Udp(s) => s.local_addr(),
+            Self::Stream(s) => Ok(s.local_addr()),
+        }
+    }
+}
+
+/// A listener: counts client traffic and puts the nonce gate and the guard in front of the
+/// crate.
 pub(crate) struct ClientConn {
-    pub socket: UdpSocket,
+    pub socket: Listener,
     pub counters: Arc<Counters>,
     pub realm: String,
     pub gate: Mutex<NonceGate>,
     pub guard: Guard,
     pub users: Arc<UserTable>,
+    pub allocating: Allocating,
 }
 
 impl ClientConn {
@@ -119,7 +156,7 @@ impl ClientConn {
         let (refusal, reply) = match screen {
             Screen::Pass => return None,
             Screen::Allocate(uid) => {
-                *lock(&self.users.allocating) = uid;
+                *lock(&self.allocating) = uid;
                 return None;
             }
             Screen::Refuse(refusal, reply) => (refusal, reply),
@@ -144,8 +181,13 @@ impl ClientConn {
 
 #[async_trait]
 impl Conn for ClientConn {
-    async fn connect(&self, addr: SocketAddr) -> UtilResult<()> {
-        Ok(self.socket.connect(addr).await?)
+    async fn connect(&self, _addr: SocketAddr) -> UtilResult<()> {
+        // The crate never connects its listening sockets.
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "listening sockets stay unconnected",
+        )
+        .into())
     }
 
     async fn recv(&self, buf: &mut [u8]) -> UtilResult<usize> {
@@ -179,10 +221,12 @@ impl Conn for ClientConn {
         }
     }
 
-    async fn send(&self, buf: &[u8]) -> UtilResult<usize> {
-        let n = self.socket.send(buf).await?;
-        self.sent(n, buf);
-        Ok(n)
+    async fn send(&self, _buf: &[u8]) -> UtilResult<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::NotConnected,
+            "listening sockets send with send_to",
+        )
+        .into())
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> UtilResult<usize> {
@@ -200,6 +244,8 @@ impl Conn for ClientConn {
     }
 
     async fn close(&self) -> UtilResult<()> {
+        // The crate closes the listening socket with every allocation it closes: the listener
+        // stays, and a stream listener stops when the last reference to it is dropped.
         Ok(())
     }
 
@@ -385,6 +431,8 @@ pub(crate) struct RelayAllocator {
     pub bytes_per_sec: u64,
     pub counters: Arc<Counters>,
     pub users: Arc<UserTable>,
+    /// Shared with the listener this allocator serves.
+    pub allocating: Allocating,
 }
 
 impl RelayAllocator {
@@ -427,7 +475,7 @@ impl RelayAddressGenerator for RelayAllocator {
                 "requested address family is not served".into(),
             ));
         }
-        let uid = lock(&self.users.allocating).clone();
+        let uid = lock(&self.allocating).clone();
         let Some(slot) = Slot::acquire(&self.counters, self.max_allocations, &self.users, uid)
         else {
             add(&self.counters.allocations_refused, 1);

@@ -27,6 +27,9 @@ pub(crate) struct Counters {
     pub credentials_too_long: AtomicU64,
     pub bandwidth_dropped_packets: AtomicU64,
     pub bandwidth_dropped_bytes: AtomicU64,
+    pub stream_connections_total: AtomicU64,
+    pub stream_connections_refused: AtomicU64,
+    pub stream_dropped_packets: AtomicU64,
 }
 
 pub(crate) fn add(c: &AtomicU64, n: usize) {
@@ -57,6 +60,9 @@ impl Counters {
             credentials_too_long: g(&self.credentials_too_long),
             bandwidth_dropped_packets: g(&self.bandwidth_dropped_packets),
             bandwidth_dropped_bytes: g(&self.bandwidth_dropped_bytes),
+            stream_connections_total: g(&self.stream_connections_total),
+            stream_connections_refused: g(&self.stream_connections_refused),
+            stream_dropped_packets: g(&self.stream_dropped_packets),
         }
     }
 }
@@ -100,6 +106,13 @@ pub struct CounterSnapshot {
     pub bandwidth_dropped_packets: u64,
     /// ...and their bytes.
     pub bandwidth_dropped_bytes: u64,
+    /// TCP and TLS connections accepted since start.
+    pub stream_connections_total: u64,
+    /// TCP and TLS connections closed at once because `max_connections` were open on their
+    /// listener.
+    pub stream_connections_refused: u64,
+    /// Messages to a TCP or TLS client dropped because it did not read them fast enough.
+    pub stream_dropped_packets: u64,
 }
 
 impl CounterSnapshot {

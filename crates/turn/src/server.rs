@@ -9,10 +9,11 @@ use turn::server::config::{ConnConfig, ServerConfig};
 
 use crate::auth::RestAuth;
 use crate::config::{ConfigError, TurnConfig};
-use crate::conn::{ClientConn, RelayAllocator, UserTable};
+use crate::conn::{Allocating, ClientConn, Listener, RelayAllocator, UserTable};
 use crate::counters::{CounterSnapshot, Counters};
 use crate::guard::{Guard, Limits, PeerPolicy};
 use crate::nonce::NonceGate;
+use crate::stream::StreamHub;
 
 /// Why the server did not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +43,56 @@ fn listen(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// The embedded STUN/TURN server (UDP).
+/// The UDP socket and, when TCP is on, the TCP listener. A TCP port of 0 asks for the port the
+/// UDP socket got; when the UDP port is 0 as well, ports are tried until one is free for both
+/// (a port free for UDP may be the local port of some TCP connection).
+async fn bind_udp_and_tcp(
+    cfg: &TurnConfig,
+) -> Result<(UdpSocket, SocketAddr, Option<tokio::net::TcpListener>), TurnError> {
+    const TRIES: u32 = 32;
+    let mut tried = 0;
+    loop {
+        let listen_error = |addr| move |source| TurnError::Listen { addr, source };
+        let socket =
+            listen(cfg.listen, cfg.socket_buffer_bytes).map_err(listen_error(cfg.listen))?;
+        let local_addr = socket.local_addr().map_err(listen_error(cfg.listen))?;
+        let Some(mut tcp) = cfg.tcp_listen else {
+            return Ok((socket, local_addr, None));
+        };
+        let any_port = tcp.port() == 0;
+        if any_port {
+            tcp.set_port(local_addr.port());
+        }
+        match tokio::net::TcpListener::bind(tcp).await {
+            Ok(listener) => return Ok((socket, local_addr, Some(listener))),
+            Err(e)
+                if any_port
+                    && cfg.listen.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && tried < TRIES =>
+            {
+                tried += 1;
+            }
+            Err(source) => return Err(TurnError::Listen { addr: tcp, source }),
+        }
+    }
+}
+
+/// A TCP listener (over TLS with `tls`) serving at most `max_connections` at a time.
+async fn listen_stream(
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    max_connections: usize,
+    counters: &Arc<Counters>,
+) -> Result<StreamHub, TurnError> {
+    let listen_error = |source| TurnError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(listen_error)?;
+    StreamHub::start(listener, tls, max_connections, Arc::clone(counters)).map_err(listen_error)
+}
+
+/// The embedded STUN/TURN server (UDP, and TCP and TLS when configured).
 #[derive(Debug)]
 pub struct TurnServer;
 
@@ -99,50 +149,79 @@ impl TurnServer {
         cfg.validate()?;
         let relay_ip = cfg.relay_ip()?;
         let counters = Arc::new(Counters::default());
-        let socket =
-            listen(cfg.listen, cfg.socket_buffer_bytes).map_err(|source| TurnError::Listen {
-                addr: cfg.listen,
-                source,
-            })?;
-        let local_addr = socket.local_addr().map_err(|source| TurnError::Listen {
-            addr: cfg.listen,
-            source,
-        })?;
+        let (socket, local_addr, tcp) = bind_udp_and_tcp(&cfg).await?;
         let peers = Arc::new(PeerPolicy::new(
             cfg.peers,
             &[cfg.listen.ip(), relay_ip],
             cfg.relay_ports,
         ));
         let users = Arc::new(UserTable::default());
-        let guard = Guard {
-            secret: cfg.secret.clone().into_bytes(),
-            peers: PeerPolicy::clone(&peers),
-            limits: Limits {
-                max_allocations_per_user: cfg.max_allocations_per_user,
-                max_credential_lifetime_secs: cfg.max_credential_lifetime_secs,
-            },
+        let mut listeners = vec![Listener::Udp(socket)];
+        let tcp_addr = match tcp {
+            Some(listener) => {
+                let addr = listener.local_addr().map_err(|source| TurnError::Listen {
+                    addr: local_addr,
+                    source,
+                })?;
+                let hub =
+                    StreamHub::start(listener, None, cfg.max_connections, Arc::clone(&counters))
+                        .map_err(|source| TurnError::Listen { addr, source })?;
+                let local = hub.local_addr();
+                listeners.push(Listener::Stream(hub));
+                Some(local)
+            }
+            None => None,
         };
+        let tls_addr = match &cfg.tls {
+            Some(tls) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
+                let hub = listen_stream(tls.listen, Some(acceptor), cfg.max_connections, &counters)
+                    .await?;
+                let local = hub.local_addr();
+                listeners.push(Listener::Stream(hub));
+                Some(local)
+            }
+            None => None,
+        };
+        // One read loop per listener in the crate, each with its allocator; the quotas, the
+        // peer policy and the counters are the same for all.
+        let conn_configs = listeners
+            .into_iter()
+            .map(|socket| {
+                let allocating = Allocating::default();
+                ConnConfig {
+                    conn: Arc::new(ClientConn {
+                        socket,
+                        counters: Arc::clone(&counters),
+                        realm: cfg.realm.clone(),
+                        gate: Mutex::new(NonceGate::default()),
+                        guard: Guard {
+                            secret: cfg.secret.clone().into_bytes(),
+                            peers: PeerPolicy::clone(&peers),
+                            limits: Limits {
+                                max_allocations_per_user: cfg.max_allocations_per_user,
+                                max_credential_lifetime_secs: cfg.max_credential_lifetime_secs,
+                            },
+                        },
+                        users: Arc::clone(&users),
+                        allocating: Arc::clone(&allocating),
+                    }),
+                    relay_addr_generator: Box::new(RelayAllocator {
+                        bind_ip: cfg.listen.ip(),
+                        relay_ip,
+                        ports: cfg.relay_ports,
+                        peers: Arc::clone(&peers),
+                        max_allocations: cfg.max_allocations as u64,
+                        bytes_per_sec: cfg.allocation_bytes_per_sec,
+                        counters: Arc::clone(&counters),
+                        users: Arc::clone(&users),
+                        allocating,
+                    }),
+                }
+            })
+            .collect();
         let server = Server::new(ServerConfig {
-            conn_configs: vec![ConnConfig {
-                conn: Arc::new(ClientConn {
-                    socket,
-                    counters: Arc::clone(&counters),
-                    realm: cfg.realm.clone(),
-                    gate: Mutex::new(NonceGate::default()),
-                    guard,
-                    users: Arc::clone(&users),
-                }),
-                relay_addr_generator: Box::new(RelayAllocator {
-                    bind_ip: cfg.listen.ip(),
-                    relay_ip,
-                    ports: cfg.relay_ports,
-                    peers,
-                    max_allocations: cfg.max_allocations as u64,
-                    bytes_per_sec: cfg.allocation_bytes_per_sec,
-                    counters: Arc::clone(&counters),
-                    users: Arc::clone(&users),
-                }),
-            }],
+            conn_configs,
             realm: cfg.realm,
             auth_handler: Arc::new(RestAuth {
                 secret: cfg.secret.into_bytes(),
@@ -158,6 +237,8 @@ impl TurnServer {
             counters,
             users,
             local_addr,
+            tcp_addr,
+            tls_addr,
             max_allocations: cfg.max_allocations as u64,
         })
     }
@@ -169,6 +250,8 @@ struct Serving {
     counters: Arc<Counters>,
     users: Arc<UserTable>,
     local_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
     max_allocations: u64,
 }
 
@@ -199,6 +282,16 @@ impl TurnHandle {
     /// The listening address (with the real port when the config asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.serving.local_addr
+    }
+
+    /// The TCP listener's address, when there is one.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.serving.tcp_addr
+    }
+
+    /// The TLS listener's address, when there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.serving.tls_addr
     }
 
     /// Live allocations.

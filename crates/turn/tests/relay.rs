@@ -2,13 +2,23 @@
 //! binds channels (or sends indications) and relays through the server to a
 //! `turnutils_peer` echo on 127.0.0.1, with REST credentials minted by `rtcroom-ice`.
 //!
-//! Needs coturn's tools: `scripts/deps/ice.sh` installs them.
+//! The same runs over TCP (`-t`) and TLS (`-t -S`): the server's stream listeners frame
+//! messages from connections, and relays still reach the peer over UDP.
+//!
+//! Needs coturn's tools: `scripts/deps/ice.sh` installs them; TLS certificates are made by
+//! the `openssl` command.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rtcroom_turn::{CounterSnapshot, PeerFilter, PortRange, TurnConfig, TurnHandle, TurnServer};
+use rtcroom_turn::{
+    CounterSnapshot, PeerFilter, PortRange, TlsListen, TurnConfig, TurnHandle, TurnServer,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 const SECRET: &str = "test-secret";
 
@@ -94,9 +104,38 @@ struct Load {
     send_indications: bool,
 }
 
+/// How uclient reaches the server.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Udp,
+    Tcp,
+    Tls,
+}
+
 fn uclient(server: &TurnHandle, peer_port: u16, auth: Auth<'_>, load: Load) -> Output {
+    uclient_via(Via::Udp, server, peer_port, auth, load)
+}
+
+fn uclient_via(
+    via: Via,
+    server: &TurnHandle,
+    peer_port: u16,
+    auth: Auth<'_>,
+    load: Load,
+) -> Output {
     let mut cmd = tool("turnutils_uclient");
     cmd.args(["-c", "-X"]);
+    let port = match via {
+        Via::Udp => server.local_addr().port(),
+        Via::Tcp => {
+            cmd.arg("-t");
+            server.tcp_addr().expect("a TCP listener").port()
+        }
+        Via::Tls => {
+            cmd.args(["-t", "-S"]);
+            server.tls_addr().expect("a TLS listener").port()
+        }
+    };
     if load.send_indications {
         cmd.arg("-s");
     }
@@ -104,7 +143,7 @@ fn uclient(server: &TurnHandle, peer_port: u16, auth: Auth<'_>, load: Load) -> O
         .args(["-n", &load.messages.to_string()])
         .args(["-l", "200", "-z", "5"])
         .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])
-        .args(["-p", &server.local_addr().port().to_string()]);
+        .args(["-p", &port.to_string()]);
     match auth {
         Auth::Password(u, w) => cmd.args(["-u", u, "-w", w]),
         Auth::Secret(u, s) => cmd.args(["-u", u, "-W", s]),
@@ -293,6 +332,216 @@ async fn allocations_beyond_the_cap_are_refused() {
     assert!(c.allocations_refused >= 1, "{c:?}\n{}", text(&out));
     assert!(c.allocations_active <= 1, "{c:?}");
     server.shutdown().await.expect("clean shutdown");
+}
+
+/// A self-signed certificate for 127.0.0.1 made by `openssl`, as a rustls configuration.
+fn tls_config(dir: &Path) -> Arc<rustls::ServerConfig> {
+    let (cert, key) = (dir.join("turn.crt"), dir.join("turn.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("the openssl command runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let chain = CertificateDer::pem_file_iter(&cert)
+        .expect("a PEM certificate")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("a PEM certificate");
+    let key = PrivateKeyDer::from_pem_file(&key).expect("a PEM key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("the certificate and its key");
+    Arc::new(config)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "rtcroom-turn-{name}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
+}
+
+/// A server listening on UDP, TCP and TLS.
+async fn start_streams(
+    relay_ports: (u16, u16),
+    loopback_peers: bool,
+    max_allocations: usize,
+    tls: Arc<rustls::ServerConfig>,
+) -> TurnHandle {
+    let mut cfg = config(relay_ports, loopback_peers, max_allocations);
+    cfg.tcp_listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    cfg.tls = Some(TlsListen {
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        config: tls,
+    });
+    TurnServer::start(cfg).await.expect("server starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_over_tcp_and_tls() {
+    let dir = temp_dir("relay");
+    let (_peer, peer_port) = echo_peer();
+    let server = start_streams((41600, 41699), true, 100, tls_config(&dir)).await;
+    let cred = rtcroom_ice::mint(SECRET.as_bytes(), "gina", now_secs() * 1000, 600);
+    let mut expected = 0;
+    for (via, send_indications) in [
+        (Via::Tcp, false),
+        (Via::Tcp, true),
+        (Via::Tls, false),
+        (Via::Tls, true),
+    ] {
+        let out = uclient_via(
+            via,
+            &server,
+            peer_port,
+            Auth::Password(&cred.username, &cred.credential),
+            Load {
+                clients: 2,
+                messages: 30,
+                send_indications,
+            },
+        );
+        expected += 60;
+        relayed_ok(&out, &server.counters(), expected);
+        // Over the stream listener: each client is a connection of its own.
+        let c = server.counters();
+        assert!(
+            c.stream_connections_total >= expected / 30,
+            "{via:?}: {c:?}"
+        );
+    }
+    let c = server.counters();
+    assert!(c.allocations_total >= 8, "{c:?}");
+    assert_eq!(c.stream_dropped_packets, 0, "{c:?}");
+    server.shutdown().await.expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_and_tls_allocations_get_the_peer_filter_and_the_quotas() {
+    let dir = temp_dir("limits");
+    let (_peer, peer_port) = echo_peer();
+    let tls = tls_config(&dir);
+    // Loopback peers refused: 403 over both, nothing reaches the peer.
+    let server = start_streams((41700, 41749), false, 100, Arc::clone(&tls)).await;
+    for via in [Via::Tcp, Via::Tls] {
+        let out = uclient_via(
+            via,
+            &server,
+            peer_port,
+            Auth::Secret("hank", SECRET),
+            Load {
+                clients: 1,
+                messages: 10,
+                send_indications: false,
+            },
+        );
+        assert!(!out.status.success(), "{via:?}: {}", text(&out));
+        assert!(text(&out).contains("403"), "{via:?}: {}", text(&out));
+    }
+    let c = server.counters();
+    assert_eq!(c.peer_tx_packets, 0, "{c:?}");
+    assert!(c.permissions_refused >= 2, "{c:?}");
+    assert!(
+        c.client_rx_packets >= 4 && c.client_tx_packets >= 4,
+        "{c:?}"
+    );
+    server.shutdown().await.expect("clean shutdown");
+
+    // One live allocation in all: a second client over TCP or TLS gets 508.
+    let server = start_streams((41750, 41789), true, 1, Arc::clone(&tls)).await;
+    for via in [Via::Tcp, Via::Tls] {
+        let out = uclient_via(
+            via,
+            &server,
+            peer_port,
+            Auth::Secret("ivan", SECRET),
+            Load {
+                clients: 3,
+                messages: 5,
+                send_indications: false,
+            },
+        );
+        let c = server.counters();
+        assert!(c.allocations_refused >= 1, "{via:?}: {c:?}\n{}", text(&out));
+    }
+    let c = server.counters();
+    assert!(c.allocations_active <= 1, "{c:?}");
+    assert_eq!(c.stream_connections_refused, 0, "{c:?}");
+    server.shutdown().await.expect("clean shutdown");
+
+    // One live allocation per user: that user's second client over TLS gets 486.
+    let mut cfg = config((41800, 41849), true, 100);
+    cfg.max_allocations_per_user = 1;
+    cfg.tls = Some(TlsListen {
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        config: tls,
+    });
+    let server = TurnServer::start(cfg).await.expect("server starts");
+    let out = uclient_via(
+        Via::Tls,
+        &server,
+        peer_port,
+        Auth::Secret("kate", SECRET),
+        Load {
+            clients: 3,
+            messages: 5,
+            send_indications: false,
+        },
+    );
+    let c = server.counters();
+    assert!(
+        c.allocations_refused_user_quota >= 1,
+        "{c:?}\n{}",
+        text(&out)
+    );
+    assert_eq!(server.allocations_of("kate"), c.allocations_active as usize);
+    assert!(server.allocations_of("kate") <= 1, "{c:?}");
+    server.shutdown().await.expect("clean shutdown");
+
+    // One connection per listener: the second client's connection is closed at once.
+    let mut cfg = config((41790, 41799), true, 100);
+    cfg.tcp_listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    cfg.max_connections = 1;
+    let server = TurnServer::start(cfg).await.expect("server starts");
+    let out = uclient_via(
+        Via::Tcp,
+        &server,
+        peer_port,
+        Auth::Secret("jill", SECRET),
+        Load {
+            clients: 2,
+            messages: 5,
+            send_indications: false,
+        },
+    );
+    let c = server.counters();
+    assert!(c.stream_connections_refused >= 1, "{c:?}\n{}", text(&out));
+    // The UDP listener's port serves TCP too.
+    assert_eq!(server.tcp_addr(), Some(server.local_addr()));
+    server.shutdown().await.expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A bare Allocate request (REQUESTED-TRANSPORT UDP, no credentials) with transaction id `id`.

@@ -75,10 +75,10 @@ fn preflight(cfg: &Config) -> anyhow::Result<()> {
     crate::ops::mail::mailboxes(&cfg.alerts.recipients, "[alerts] recipients")?;
     crate::ops::mail::mailboxes(&cfg.report.recipients, "[report] recipients")?;
     if cfg.ice.mode == "registry" && cfg.turn.enabled {
-        crate::ice::embedded::check(&cfg.turn)?;
+        crate::ice::embedded::check(cfg)?;
     }
     if !cfg.server.tls_cert.as_os_str().is_empty() {
-        crate::http::tls::Certificates::load(&cfg.server.tls_cert, &cfg.server.tls_key)
+        crate::tls::Certificates::load(&cfg.server.tls_cert, &cfg.server.tls_key, "[server]")
             .map_err(anyhow::Error::msg)?;
     }
     crate::geoip::GeoIp::from_config(&cfg.geoip.database).map_err(anyhow::Error::msg)?;

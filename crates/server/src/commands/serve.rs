@@ -71,7 +71,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (hub, hub_task) = hub::spawn(engine, sinks, 4096);
     let turn = match embedded {
         Some((_, secret)) => {
-            Some(embedded::start_embedded(&cfg.turn, secret, hub.clone(), geoip.as_deref()).await?)
+            Some(embedded::start_embedded(&cfg, secret, hub.clone(), geoip.as_deref()).await?)
         }
         None => None,
     };
@@ -305,8 +305,11 @@ fn tls_config(cfg: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>>
     if cert.as_os_str().is_empty() {
         return Ok(None);
     }
-    let certs = crate::http::tls::Certificates::load(cert, key).map_err(anyhow::Error::msg)?;
-    let config = certs.server_config().map_err(anyhow::Error::msg)?;
+    let certs =
+        crate::tls::Certificates::load(cert, key, "[server]").map_err(anyhow::Error::msg)?;
+    let config = certs
+        .server_config(&[b"http/1.1"])
+        .map_err(anyhow::Error::msg)?;
     tokio::spawn(certs.watch());
     Ok(Some(config))
 }

@@ -5,6 +5,7 @@ use rtcroom_ice::RegistryConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// `[ice]`: how pairs get ICE servers.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -50,6 +51,20 @@ pub struct TurnSection {
     pub enabled: bool,
     /// UDP address of the server; relay sockets bind to the same IP.
     pub listen: SocketAddr,
+    /// TURN over TCP on the address and port of `listen` (`turn:HOST:PORT?transport=tcp`).
+    pub tcp: bool,
+    /// Address of the TURN-over-TLS listener (`turns:`), e.g. `"0.0.0.0:5349"` or port 443;
+    /// empty: no TLS listener.
+    pub tls_listen: String,
+    /// PEM certificate chain and private key of the TLS listener, reloaded when they change;
+    /// empty: those of `[server]`.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// The host name in `turns:` URLs, which the certificate must name (browsers check it);
+    /// empty: `public_ip`.
+    pub tls_host: String,
+    /// Open connections per TCP or TLS listener; further ones are closed at once.
+    pub max_connections: usize,
     /// The address clients reach it at (in URLs and relayed addresses); empty: the listen IP.
     pub public_ip: String,
     /// Relay ports, `"MIN-MAX"`.
@@ -89,6 +104,12 @@ impl Default for TurnSection {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 3478)),
+            tcp: true,
+            tls_listen: String::new(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            tls_host: String::new(),
+            max_connections: 20_000,
             public_ip: String::new(),
             relay_ports: "49152-65535".into(),
             secret: String::new(),
@@ -119,6 +140,14 @@ impl TurnSection {
         anyhow::ensure!(
             self.max_allocations_per_user >= 1,
             "[turn] max_allocations_per_user must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_connections >= 1,
+            "[turn] max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            self.tls_cert.as_os_str().is_empty() == self.tls_key.as_os_str().is_empty(),
+            "[turn] tls_cert and tls_key go together: set both (PEM files of the certificate chain and its private key) or neither (the TLS listener then uses those of [server])"
         );
         anyhow::ensure!(
             self.max_credential_lifetime_secs >= 1,

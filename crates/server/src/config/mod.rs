@@ -124,7 +124,7 @@ impl Config {
     }
 
     /// Relative paths (`[server] data_dir`, the default `data` included, `tls_cert`,
-    /// `tls_key`, and a SQLite `[database] url`) are taken relative to `base`: the configuration file's folder, or
+    /// `tls_key`, `[turn] tls_cert`, `tls_key`, and a SQLite `[database] url`) are taken relative to `base`: the configuration file's folder, or
     /// the working directory when there is no file. Every command of one server then finds
     /// the same files wherever it is run from.
     fn resolve_paths(&mut self, base: &Path) {
@@ -132,6 +132,8 @@ impl Config {
             &mut self.server.data_dir,
             &mut self.server.tls_cert,
             &mut self.server.tls_key,
+            &mut self.turn.tls_cert,
+            &mut self.turn.tls_key,
             &mut self.geoip.database,
         ] {
             if path.is_relative() && !path.as_os_str().is_empty() {

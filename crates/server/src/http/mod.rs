@@ -6,7 +6,6 @@
 pub mod accept;
 mod admin;
 mod login;
-pub mod tls;
 mod web;
 
 pub use web::secured;

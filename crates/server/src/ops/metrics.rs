@@ -350,6 +350,9 @@ pub struct Observed {
     pub turn_allocations_refused_user_quota: Gauge,
     pub turn_bandwidth_dropped_packets: Gauge,
     pub turn_bandwidth_dropped_bytes: Gauge,
+    pub turn_stream_connections_total: Gauge,
+    pub turn_stream_connections_refused: Gauge,
+    pub turn_stream_dropped_packets: Gauge,
     pub turn_credentials_too_long: Gauge,
     pub report_runs: Counter,
     pub report_failures: Counter,
@@ -385,6 +388,12 @@ pub fn observe_turn(c: Option<rtcroom_turn::CounterSnapshot>) {
         c.bandwidth_dropped_packets,
     );
     set(&o.turn_bandwidth_dropped_bytes, c.bandwidth_dropped_bytes);
+    set(&o.turn_stream_connections_total, c.stream_connections_total);
+    set(
+        &o.turn_stream_connections_refused,
+        c.stream_connections_refused,
+    );
+    set(&o.turn_stream_dropped_packets, c.stream_dropped_packets);
     set(&o.turn_credentials_too_long, c.credentials_too_long);
 }
 
@@ -432,7 +441,7 @@ fn observed_registry() -> &'static Registry {
             ("ice_tx_kbps", "Reported send rate of each registered ICE server", &o.ice_tx_kbps),
             ("ice_in_rotation", "1 when the ICE server gets new pairs", &o.ice_in_rotation),
         ];
-        let gauges: [(&str, &str, &Gauge); 12] = [
+        let gauges: [(&str, &str, &Gauge); 15] = [
             ("turn_allocations", "Live allocations on the embedded TURN server", &o.turn_allocations),
             ("turn_allocations_created", "Allocations the embedded TURN server granted since start", &o.turn_allocations_total),
             ("turn_allocations_refused", "Allocations refused at the cap since start", &o.turn_allocations_refused),
@@ -444,6 +453,9 @@ fn observed_registry() -> &'static Registry {
             ("turn_allocations_refused_user_quota", "Allocations refused (486) because the user held [turn] max_allocations_per_user since start", &o.turn_allocations_refused_user_quota),
             ("turn_bandwidth_dropped_packets", "Relayed datagrams dropped by [turn] allocation_bytes_per_sec since start", &o.turn_bandwidth_dropped_packets),
             ("turn_bandwidth_dropped_bytes", "Bytes of relayed datagrams dropped by [turn] allocation_bytes_per_sec since start", &o.turn_bandwidth_dropped_bytes),
+            ("turn_stream_connections_total", "TURN connections over TCP and TLS accepted since start", &o.turn_stream_connections_total),
+            ("turn_stream_connections_refused", "TURN connections over TCP or TLS closed at once for [turn] max_connections since start", &o.turn_stream_connections_refused),
+            ("turn_stream_dropped_packets", "Messages to TURN clients over TCP or TLS dropped because the client read too slowly, since start", &o.turn_stream_dropped_packets),
             ("turn_credentials_too_long", "TURN requests refused (401) for a credential outliving [turn] max_credential_lifetime_secs since start", &o.turn_credentials_too_long),
         ];
         let counters: [(&str, &str, &Counter); 2] = [

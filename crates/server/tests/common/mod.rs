@@ -670,6 +670,102 @@ pub fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
     samples
 }
 
+/// A child process stopped by its pid when the test ends, however it ends.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A command of coturn's (`turnserver`, `turnutils_uclient`, `turnutils_peer`).
+pub fn tool(name: &str) -> Command {
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {name}"))
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "{name} is missing: run scripts/deps/ice.sh (installs coturn)"
+    );
+    Command::new(name)
+}
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `rtcConfig` a pair gets in `room` (alice and bob), or the join's error code.
+pub async fn pair(server: &Server, room: &str) -> Result<Value, u64> {
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    a.send(join(room, "alice", "A")).await;
+    assert_eq!(a.expect("respJoin").await["result"], 0);
+    b.send(join(room, "bob", "B")).await;
+    let r = b.expect("respJoin").await;
+    if r["result"] != 0 {
+        return Err(r["result"].as_u64().unwrap());
+    }
+    Ok(a.expect("notifyNewPeer").await["rtcConfig"].clone())
+}
+
+pub fn der(cert: &std::path::Path) -> rustls::pki_types::CertificateDer<'static> {
+    <rustls::pki_types::CertificateDer<'static> as rustls::pki_types::pem::PemObject>::from_pem_file(cert).expect("a PEM certificate")
+}
+
+/// A TLS client that trusts exactly `certs`.
+pub fn connector(certs: &[&std::path::Path]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs {
+        roots.add(der(c)).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+pub async fn tls(
+    addr: &str,
+    connector: &tokio_rustls::TlsConnector,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")
+        .unwrap()
+        .to_owned();
+    connector.connect(name, tcp).await
+}
+
+/// The certificate a new TLS connection to `addr` is given.
+pub async fn served_cert(
+    addr: &str,
+    connector: &tokio_rustls::TlsConnector,
+) -> Option<rustls::pki_types::CertificateDer<'static>> {
+    let stream = match tls(addr, connector).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("TLS handshake with {addr}: {e}");
+            return None;
+        }
+    };
+    let (_, session) = stream.get_ref();
+    session
+        .peer_certificates()?
+        .first()
+        .map(|c| c.clone().into_owned())
+}
+
 /// The GeoIP database that scripts/deps/geoip.sh installs (DB-IP's city lite file, never
 /// committed): `RTCROOM_TEST_GEOIP_DB`, else the script's cache directory.
 pub fn geoip_database() -> std::path::PathBuf {

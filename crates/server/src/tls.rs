@@ -1,5 +1,6 @@
-//! TLS for the HTTP listener (the page, the APIs and `/ws`) with rustls, from a certificate
-//! chain and a private key in PEM files (`[server] tls_cert`, `tls_key`).
+//! TLS with rustls from a certificate chain and a private key in PEM files: for the HTTP
+//! listener (the page, the APIs and `/ws`; `[server] tls_cert`, `tls_key`) and for the
+//! embedded TURN server's TLS listener (`[turn] tls_cert`, `tls_key`, or those of `[server]`).
 //!
 //! The files are read again when they change (checked every [`RELOAD_EVERY`]): a renewed
 //! certificate (certbot, an ACME client, an operator's copy) is served to the next
@@ -22,6 +23,8 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 /// The certificate served, swapped when its files change.
 #[derive(Debug)]
 pub struct Certificates {
+    /// The config section the files are named in (`[server]`, `[turn]`), for messages.
+    section: &'static str,
     cert: PathBuf,
     key: PathBuf,
     provider: Arc<CryptoProvider>,
@@ -44,12 +47,14 @@ impl ResolvesServerCert for Certificates {
 }
 
 impl Certificates {
-    /// Read the chain and the key; an error says which file is wrong and what to do.
-    pub fn load(cert: &Path, key: &Path) -> Result<Arc<Self>, String> {
+    /// Read the chain and the key (`tls_cert` and `tls_key` of `section`); an error says which
+    /// file is wrong and what to do.
+    pub fn load(cert: &Path, key: &Path, section: &'static str) -> Result<Arc<Self>, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let stamp = stamp(cert, key);
-        let certified = read(&provider, cert, key)?;
+        let certified = read(&provider, cert, key, section)?;
         Ok(Arc::new(Self {
+            section,
             cert: cert.to_owned(),
             key: key.to_owned(),
             provider,
@@ -58,15 +63,15 @@ impl Certificates {
         }))
     }
 
-    /// The TLS configuration serving these certificates, HTTP/1.1 only (WebSocket upgrades
-    /// need it).
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, String> {
+    /// The TLS configuration serving these certificates, offering the application protocols
+    /// `alpn` (HTTP/1.1 for the HTTP listener, which WebSocket upgrades need; none for TURN).
+    pub fn server_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
         let mut config = ServerConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS: {e}"))?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }
 
@@ -85,7 +90,7 @@ impl Certificates {
             }
             *seen = now;
         }
-        let certified = read(&self.provider, &self.cert, &self.key)?;
+        let certified = read(&self.provider, &self.cert, &self.key, self.section)?;
         *self
             .current
             .write()
@@ -118,30 +123,35 @@ fn stamp(cert: &Path, key: &Path) -> Stamp {
     [one(cert), one(key)]
 }
 
-fn read(provider: &CryptoProvider, cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+fn read(
+    provider: &CryptoProvider,
+    cert: &Path,
+    key: &Path,
+    section: &str,
+) -> Result<CertifiedKey, String> {
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| {
             format!(
-                "cannot read the TLS certificate {} ([server] tls_cert): {e}; give a PEM file with the certificate chain, the server's certificate first",
+                "cannot read the TLS certificate {} ({section} tls_cert): {e}; give a PEM file with the certificate chain, the server's certificate first",
                 cert.display()
             )
         })?;
     if chain.is_empty() {
         return Err(format!(
-            "no certificate in {} ([server] tls_cert): give a PEM file with \"-----BEGIN CERTIFICATE-----\" blocks",
+            "no certificate in {} ({section} tls_cert): give a PEM file with \"-----BEGIN CERTIFICATE-----\" blocks",
             cert.display()
         ));
     }
     let der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
         format!(
-            "cannot read the TLS private key {} ([server] tls_key): {e}; give a PEM file with one unencrypted private key (PKCS#8, PKCS#1 or SEC1)",
+            "cannot read the TLS private key {} ({section} tls_key): {e}; give a PEM file with one unencrypted private key (PKCS#8, PKCS#1 or SEC1)",
             key.display()
         )
     })?;
     let signing = provider.key_provider.load_private_key(der).map_err(|e| {
         format!(
-            "the TLS private key {} ([server] tls_key) cannot be used: {e}",
+            "the TLS private key {} ({section} tls_key) cannot be used: {e}",
             key.display()
         )
     })?;
