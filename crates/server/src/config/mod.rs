@@ -62,6 +62,9 @@ pub struct Config {
 
 const ENV_PREFIX: &str = "RTCROOM_";
 
+/// The largest `[server] max_frame_bytes` accepted.
+const MAX_FRAME_LIMIT: usize = 16 * 1024 * 1024;
+
 impl Config {
     /// Read the file (if any), apply the environment, check the result.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
@@ -182,6 +185,13 @@ impl Config {
         }
         if self.server.max_frame_bytes < 1024 {
             bail!("[server] max_frame_bytes must be at least 1024");
+        }
+        // A connection may buffer up to four frames' worth before it is closed (1009): the
+        // limit is what one client may make the server hold.
+        if self.server.max_frame_bytes > MAX_FRAME_LIMIT {
+            bail!(
+                "[server] max_frame_bytes must be at most {MAX_FRAME_LIMIT} (16 MiB; a real SDP is 3-12 KB, and each connection may hold four times the limit)"
+            );
         }
         if self.auth.token_ttl_secs <= self.auth.token_prompt_secs {
             bail!("[auth] token_ttl_secs must be longer than token_prompt_secs");
@@ -491,6 +501,21 @@ mod tests {
         assert_eq!(c.turn.secret, "true");
         assert_eq!(c.alerts.recipients, ["ops@example.com"]);
         assert_eq!(c.room.max_capacity, 4);
+    }
+
+    #[test]
+    fn the_frame_limit_is_bounded() {
+        let over = (MAX_FRAME_LIMIT + 1).to_string();
+        let e = Config::load_with_env(None, env(&[("RTCROOM_SERVER_MAX_FRAME_BYTES", &over)]))
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("max_frame_bytes must be at most"),
+            "{e:#}"
+        );
+        let at = MAX_FRAME_LIMIT.to_string();
+        let c =
+            Config::load_with_env(None, env(&[("RTCROOM_SERVER_MAX_FRAME_BYTES", &at)])).unwrap();
+        assert_eq!(c.server.max_frame_bytes, MAX_FRAME_LIMIT);
     }
 
     #[test]
