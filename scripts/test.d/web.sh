@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --locked --bin rtcroom
-RTCROOM_BIN="$PWD/target/debug/rtcroom" bash web/run-e2e.sh
+RTCROOM_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/rtcroom" bash web/run-e2e.sh
