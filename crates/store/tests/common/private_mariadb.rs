@@ -22,6 +22,10 @@ impl PrivateMariadb {
     /// Initialises a data directory under `dir` and starts the server on a free port.
     pub fn install(dir: &Path) -> PrivateMariadb {
         let data = dir.join("data");
+        // Its own temporary directory: two bootstraps at once in the shared /tmp collide on
+        // their temporary tables ("Unknown table 'mysql.tmp_user_sys'").
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("a temporary directory for mariadbd");
         let out = Command::new("mariadb-install-db")
             .args([
                 "--no-defaults",
@@ -30,6 +34,7 @@ impl PrivateMariadb {
             ])
             .arg(format!("--datadir={}", data.display()))
             .arg("--user=root")
+            .arg(format!("--tmpdir={}", tmp.display()))
             .output()
             .expect("mariadb-install-db runs");
         assert!(
@@ -60,6 +65,7 @@ impl PrivateMariadb {
             .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", d.join("error.log").display()))
             .arg(format!("--port={}", self.port))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .args([
                 "--bind-address=127.0.0.1",
                 "--user=root",
