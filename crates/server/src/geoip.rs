@@ -10,13 +10,14 @@
 //! Without `[geoip] database` nothing is looked up: the report has no countries and ICE
 //! selection does not weigh distance.
 
+use crate::reload::Reloading;
 use maxminddb::Reader;
 use rtcroom_ice::GeoPoint;
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// How often the database file is checked for a change.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
@@ -32,23 +33,15 @@ pub struct Place {
 /// The database in use, swapped when its file changes.
 #[derive(Debug)]
 pub struct GeoIp {
-    path: PathBuf,
-    current: RwLock<Arc<Reader<Vec<u8>>>>,
-    stamp: RwLock<Stamp>,
+    db: Arc<Reloading<Reader<Vec<u8>>>>,
 }
-
-type Stamp = (Option<SystemTime>, u64);
 
 impl GeoIp {
     /// Read the database; the error says what to do.
     pub fn load(path: &Path) -> Result<Arc<Self>, String> {
-        let stamp = stamp(path);
-        let reader = read(path)?;
-        Ok(Arc::new(Self {
-            path: path.to_owned(),
-            current: RwLock::new(Arc::new(reader)),
-            stamp: RwLock::new(stamp),
-        }))
+        let file = path.to_owned();
+        let db = Reloading::load(vec![path.to_owned()], move || read(&file))?;
+        Ok(Arc::new(Self { db: Arc::new(db) }))
     }
 
     /// `Some` when `[geoip] database` is set; the error says what to do.
@@ -67,11 +60,7 @@ impl GeoIp {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        let reader = self
-            .current
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let reader = self.db.current();
         let Ok(Some(r)) = reader.lookup(ip).and_then(|l| l.decode::<Record>()) else {
             return Place::default();
         };
@@ -81,49 +70,20 @@ impl GeoIp {
     /// Read the file again if it changed since it was last read. `Ok(true)`: the new
     /// database is in use; `Err`: it cannot be used and the old one stays.
     pub fn reload_if_changed(&self) -> Result<bool, String> {
-        let now = stamp(&self.path);
-        {
-            let mut seen = self
-                .stamp
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *seen == now {
-                return Ok(false);
-            }
-            *seen = now;
-        }
-        let reader = read(&self.path)?;
-        *self
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(reader);
-        Ok(true)
+        self.db.reload_if_changed()
     }
 
     /// Check the file every [`RELOAD_EVERY`], for as long as the server runs.
     pub async fn watch(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(RELOAD_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let me = self.clone();
-            let done = tokio::task::spawn_blocking(move || me.reload_if_changed()).await;
-            match done {
-                Ok(Ok(false)) | Err(_) => {}
-                Ok(Ok(true)) => tracing::info!(
-                    database = %self.path.display(),
-                    "GeoIP database reloaded"
-                ),
-                Ok(Err(e)) => tracing::warn!(
-                    "{e}; the GeoIP database loaded before stays in use until the file is fixed"
-                ),
-            }
-        }
+        self.db
+            .clone()
+            .watch(
+                RELOAD_EVERY,
+                "GeoIP database reloaded",
+                "the GeoIP database loaded before stays in use until the file is fixed",
+            )
+            .await;
     }
-}
-
-fn stamp(path: &Path) -> Stamp {
-    std::fs::metadata(path).map_or((None, 0), |m| (m.modified().ok(), m.len()))
 }
 
 fn read(path: &Path) -> Result<Reader<Vec<u8>>, String> {

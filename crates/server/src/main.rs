@@ -17,6 +17,7 @@ mod ice;
 mod ops;
 mod peer;
 mod records;
+mod reload;
 mod signaling;
 mod state;
 mod tls;

@@ -7,15 +7,16 @@
 //! connection without a restart. A replacement that cannot be used (half-written, a key
 //! that does not match) is logged and the certificate in use is kept.
 
+use crate::reload::Reloading;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// How often the certificate and key files are checked for a change.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
@@ -23,43 +24,28 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 /// The certificate served, swapped when its files change.
 #[derive(Debug)]
 pub struct Certificates {
-    /// The config section the files are named in (`[server]`, `[turn]`), for messages.
-    section: &'static str,
-    cert: PathBuf,
-    key: PathBuf,
     provider: Arc<CryptoProvider>,
-    current: RwLock<Arc<CertifiedKey>>,
-    /// The files' modification times and sizes when they were last read.
-    stamp: RwLock<Stamp>,
+    files: Arc<Reloading<CertifiedKey>>,
 }
-
-type Stamp = [(Option<SystemTime>, u64); 2];
 
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.current
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone(),
-        )
+        Some(self.files.current())
     }
 }
 
 impl Certificates {
-    /// Read the chain and the key (`tls_cert` and `tls_key` of `section`); an error says which
-    /// file is wrong and what to do.
+    /// Read the chain and the key (`tls_cert` and `tls_key` of `section`, the config section
+    /// they are named in, for messages); an error says which file is wrong and what to do.
     pub fn load(cert: &Path, key: &Path, section: &'static str) -> Result<Arc<Self>, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let stamp = stamp(cert, key);
-        let certified = read(&provider, cert, key, section)?;
+        let (p, c, k) = (provider.clone(), cert.to_owned(), key.to_owned());
+        let files = Reloading::load(vec![cert.to_owned(), key.to_owned()], move || {
+            read(&p, &c, &k, section)
+        })?;
         Ok(Arc::new(Self {
-            section,
-            cert: cert.to_owned(),
-            key: key.to_owned(),
             provider,
-            current: RwLock::new(Arc::new(certified)),
-            stamp: RwLock::new(stamp),
+            files: Arc::new(files),
         }))
     }
 
@@ -79,48 +65,20 @@ impl Certificates {
     /// certificate is in use; `Err`: the new files cannot be used and the old certificate
     /// stays (they are tried again once they change again).
     pub fn reload_if_changed(&self) -> Result<bool, String> {
-        let now = stamp(&self.cert, &self.key);
-        {
-            let mut seen = self
-                .stamp
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *seen == now {
-                return Ok(false);
-            }
-            *seen = now;
-        }
-        let certified = read(&self.provider, &self.cert, &self.key, self.section)?;
-        *self
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(certified);
-        Ok(true)
+        self.files.reload_if_changed()
     }
 
     /// Check the files every [`RELOAD_EVERY`], for as long as the server runs.
     pub async fn watch(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(RELOAD_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match self.reload_if_changed() {
-                Ok(false) => {}
-                Ok(true) => tracing::info!(
-                    cert = %self.cert.display(),
-                    "TLS certificate reloaded: new connections get the new one"
-                ),
-                Err(e) => tracing::warn!(
-                    "{e}; the certificate loaded before stays in use until the files are fixed"
-                ),
-            }
-        }
+        self.files
+            .clone()
+            .watch(
+                RELOAD_EVERY,
+                "TLS certificate reloaded: new connections get the new one",
+                "the certificate loaded before stays in use until the files are fixed",
+            )
+            .await;
     }
-}
-
-fn stamp(cert: &Path, key: &Path) -> Stamp {
-    let one = |p: &Path| std::fs::metadata(p).map_or((None, 0), |m| (m.modified().ok(), m.len()));
-    [one(cert), one(key)]
 }
 
 fn read(

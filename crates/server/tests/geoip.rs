@@ -5,7 +5,10 @@
 
 mod common;
 
-use common::{Client, Scratch, Server, geoip_database, http, join, rtcroom_command, wait_until};
+use common::{
+    Client, Scratch, Server, connect_and_report, geoip_database, http, join, rtcroom_command,
+    wait_until,
+};
 use serde_json::{Value, json};
 
 /// A WebSocket connection through the (trusted, loopback) proxy for a client at `ip`.
@@ -30,19 +33,7 @@ async fn meet(a: &mut Client, b: &mut Client, room: &str, uids: (&str, &str)) ->
 
 /// Both connect (as `how`) and report quality with this video loss; then both leave.
 async fn call(a: &mut Client, b: &mut Client, uids: (&str, &str), how: &str, loss: f64) {
-    a.send(json!({"cmd":"offer","remoteUid":uids.1,"msg":"{}"}))
-        .await;
-    b.expect("relayOffer").await;
-    a.expect("respOffer").await;
-    for (c, remote) in [(&mut *a, uids.1), (&mut *b, uids.0)] {
-        c.send(json!({"cmd":"peerConnected","remoteUid":remote,"connectType":how}))
-            .await;
-        c.expect("respPeerConnected").await;
-        c.send(json!({"cmd":"reportStats","remoteUid":remote,
-            "audio":{"recv":{"bitRate":40,"packetsLostRate":loss}},
-            "video":{"recv":{"bitRate":500,"packetsLostRate":loss}}}))
-            .await;
-    }
+    connect_and_report(a, b, uids, how, (json!(loss), json!(loss))).await;
     a.send(json!({"cmd":"leave"})).await;
     a.expect("respLeave").await;
     b.expect("relayLeave").await;

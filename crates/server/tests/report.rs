@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, SmtpSink, http, join, wait_until};
+use common::{Server, SmtpSink, connect_and_report, http, join, wait_until};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -33,17 +33,14 @@ async fn a_real_call_is_in_the_mailed_report() {
     b.send(join("daily", "bob", "Bob")).await;
     b.expect("respJoin").await;
     a.expect("notifyNewPeer").await;
-    a.send(json!({"cmd":"offer","remoteUid":"bob","msg":"{}"}))
-        .await;
-    b.expect("relayOffer").await;
-    a.expect("respOffer").await;
-    for (c, remote) in [(&mut a, "bob"), (&mut b, "alice")] {
-        c.send(json!({"cmd":"peerConnected","remoteUid":remote,"connectType":"TURN"}))
-            .await;
-        c.expect("respPeerConnected").await;
-        c.send(json!({"cmd":"reportStats","remoteUid":remote,"audio":{"recv":{"bitRate":40,"packetsLostRate":"0.5"}},
-            "video":{"recv":{"bitRate":500,"packetsLostRate":"1.0"}}})).await;
-    }
+    connect_and_report(
+        &mut a,
+        &mut b,
+        ("alice", "bob"),
+        "TURN",
+        (json!("0.5"), json!("1.0")),
+    )
+    .await;
     b.send(json!({"cmd":"leave"})).await;
     b.expect("respLeave").await;
     a.close().await;

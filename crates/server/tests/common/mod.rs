@@ -612,6 +612,30 @@ impl Drop for SmtpSink {
     }
 }
 
+/// `a` offers to `b` (uids `uids`), both say they are connected (as `how`) and report
+/// received audio and video with these loss rates (numbers, or numbers as strings).
+pub async fn connect_and_report(
+    a: &mut Client,
+    b: &mut Client,
+    uids: (&str, &str),
+    how: &str,
+    loss: (Value, Value),
+) {
+    a.send(serde_json::json!({"cmd":"offer","remoteUid":uids.1,"msg":"{}"}))
+        .await;
+    b.expect("relayOffer").await;
+    a.expect("respOffer").await;
+    for (c, remote) in [(&mut *a, uids.1), (&mut *b, uids.0)] {
+        c.send(serde_json::json!({"cmd":"peerConnected","remoteUid":remote,"connectType":how}))
+            .await;
+        c.expect("respPeerConnected").await;
+        c.send(serde_json::json!({"cmd":"reportStats","remoteUid":remote,
+            "audio":{"recv":{"bitRate":40,"packetsLostRate":loss.0}},
+            "video":{"recv":{"bitRate":500,"packetsLostRate":loss.1}}}))
+            .await;
+    }
+}
+
 /// alice and bob in `room`, both directions offered, answered and connected through TURN;
 /// their clients and `respJoin`s.
 pub async fn connected_call(server: &Server, room: &str) -> (Client, Client, Value, Value) {

@@ -42,16 +42,7 @@ enum Outcome {
 }
 
 async fn write_batch(store: &Store, shared: &Shared, cfg: &WriterConfig, batch: Batch) -> Outcome {
-    let res = match tokio::time::timeout(
-        cfg.write_timeout,
-        store.apply_items(&batch.items, &cfg.prices),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(StoreError::Timeout(cfg.write_timeout)),
-    };
-    let err = match res {
+    let err = match bounded(cfg, store.apply_items(&batch.items, &cfg.prices)).await {
         Ok(()) => {
             shared
                 .counters
@@ -72,13 +63,7 @@ async fn write_batch(store: &Store, shared: &Shared, cfg: &WriterConfig, batch: 
     let Batch { items, spool } = batch;
     for (i, item) in items.iter().enumerate() {
         let one = std::slice::from_ref(item);
-        let res = match tokio::time::timeout(cfg.write_timeout, store.apply_items(one, &cfg.prices))
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Timeout(cfg.write_timeout)),
-        };
-        match res {
+        match bounded(cfg, store.apply_items(one, &cfg.prices)).await {
             Ok(()) => {
                 shared
                     .counters
@@ -107,10 +92,18 @@ fn count_records(items: &[Entry]) -> u64 {
 }
 
 async fn reachable(store: &Store, cfg: &WriterConfig) -> bool {
-    matches!(
-        tokio::time::timeout(cfg.write_timeout, store.ping()).await,
-        Ok(Ok(()))
-    )
+    bounded(cfg, store.ping()).await.is_ok()
+}
+
+/// A database call given at most `write_timeout`: a database that stops answering is an
+/// error like any other, never a writer stuck for good.
+async fn bounded<T>(
+    cfg: &WriterConfig,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(cfg.write_timeout, call)
+        .await
+        .unwrap_or(Err(StoreError::Timeout(cfg.write_timeout)))
 }
 
 /// Lets go of a written batch: commits the spool offset for a spool batch.
@@ -230,11 +223,7 @@ async fn migrate_first(
     let mut backoff = cfg.retry_min;
     let mut last_error = String::new();
     loop {
-        let res = match tokio::time::timeout(cfg.write_timeout, store.migrate()).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Timeout(cfg.write_timeout)),
-        };
-        match res {
+        match bounded(cfg, store.migrate()).await {
             Ok(()) => {
                 shared
                     .counters
