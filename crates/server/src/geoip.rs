@@ -15,7 +15,7 @@ use maxminddb::Reader;
 use rtcroom_ice::GeoPoint;
 use serde::Deserialize;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +69,7 @@ impl GeoIp {
 
     /// Read the file again if it changed since it was last read. `Ok(true)`: the new
     /// database is in use; `Err`: it cannot be used and the old one stays.
+    #[cfg(test)]
     pub fn reload_if_changed(&self) -> Result<bool, String> {
         self.db.reload_if_changed()
     }
@@ -176,6 +177,7 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// The database scripts/deps/geoip.sh installs (see tests/common's `geoip_database`).
     fn database() -> PathBuf {

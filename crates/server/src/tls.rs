@@ -61,13 +61,6 @@ impl Certificates {
         Ok(Arc::new(config))
     }
 
-    /// Read the files again if they changed since they were last read. `Ok(true)`: a new
-    /// certificate is in use; `Err`: the new files cannot be used and the old certificate
-    /// stays (they are tried again once they change again).
-    pub fn reload_if_changed(&self) -> Result<bool, String> {
-        self.files.reload_if_changed()
-    }
-
     /// Check the files every [`RELOAD_EVERY`], for as long as the server runs.
     pub async fn watch(self: Arc<Self>) {
         self.files
