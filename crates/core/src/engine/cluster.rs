@@ -190,7 +190,9 @@ impl<E: Entropy> Engine<E> {
     /// (the adoption), its records closed at its last-heard time if it never comes. A
     /// connection the engine cannot seat a member on (one of the engine's own numbers, or
     /// one already a member here) counts as `None`. A room that already exists here is
-    /// skipped and named in the report. Nothing is sent, nothing is recorded.
+    /// skipped and named in the report. Nothing is sent, nothing is recorded. The shell
+    /// gives no `Input::Open` for a connection a member is seated on (that would make it a
+    /// connection in no room again); frames and its close come as for any other.
     ///
     /// A snapshot of another version or an inconsistent one is refused whole, and nothing
     /// is seated.
