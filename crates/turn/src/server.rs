@@ -9,10 +9,11 @@ use turn::server::config::{ConnConfig, ServerConfig};
 
 use crate::auth::RestAuth;
 use crate::config::{ConfigError, TurnConfig};
-use crate::conn::{Allocating, ClientConn, Listener, RelayAllocator, UserTable};
+use crate::conn::{Allocating, ClientConn, Listener, UserTable};
 use crate::counters::{CounterSnapshot, Counters};
 use crate::guard::{Guard, Limits, PeerPolicy};
 use crate::nonce::NonceGate;
+use crate::relay::{RelayAllocator, Relays};
 use crate::stream::StreamHub;
 
 /// Why the server did not start or stop cleanly.
@@ -84,12 +85,20 @@ async fn listen_stream(
     tls: Option<tokio_rustls::TlsAcceptor>,
     max_connections: usize,
     counters: &Arc<Counters>,
+    relays: &Arc<Relays>,
 ) -> Result<StreamHub, TurnError> {
     let listen_error = |source| TurnError::Listen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(listen_error)?;
-    StreamHub::start(listener, tls, max_connections, Arc::clone(counters)).map_err(listen_error)
+    StreamHub::start(
+        listener,
+        tls,
+        max_connections,
+        Arc::clone(counters),
+        Arc::clone(relays),
+    )
+    .map_err(listen_error)
 }
 
 /// The embedded STUN/TURN server (UDP, and TCP and TLS when configured).
@@ -156,18 +165,25 @@ impl TurnServer {
             cfg.relay_ports,
         ));
         let users = Arc::new(UserTable::default());
-        let mut listeners = vec![Listener::Udp(socket)];
+        // Each listener with the relays of its allocations.
+        let mut listeners = vec![(Listener::Udp(socket), Arc::new(Relays::default()))];
         let tcp_addr = match tcp {
             Some(listener) => {
                 let addr = listener.local_addr().map_err(|source| TurnError::Listen {
                     addr: local_addr,
                     source,
                 })?;
-                let hub =
-                    StreamHub::start(listener, None, cfg.max_connections, Arc::clone(&counters))
-                        .map_err(|source| TurnError::Listen { addr, source })?;
+                let relays = Arc::new(Relays::default());
+                let hub = StreamHub::start(
+                    listener,
+                    None,
+                    cfg.max_connections,
+                    Arc::clone(&counters),
+                    Arc::clone(&relays),
+                )
+                .map_err(|source| TurnError::Listen { addr, source })?;
                 let local = hub.local_addr();
-                listeners.push(Listener::Stream(hub));
+                listeners.push((Listener::Stream(hub), relays));
                 Some(local)
             }
             None => None,
@@ -175,10 +191,17 @@ impl TurnServer {
         let tls_addr = match &cfg.tls {
             Some(tls) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
-                let hub = listen_stream(tls.listen, Some(acceptor), cfg.max_connections, &counters)
-                    .await?;
+                let relays = Arc::new(Relays::default());
+                let hub = listen_stream(
+                    tls.listen,
+                    Some(acceptor),
+                    cfg.max_connections,
+                    &counters,
+                    &relays,
+                )
+                .await?;
                 let local = hub.local_addr();
-                listeners.push(Listener::Stream(hub));
+                listeners.push((Listener::Stream(hub), relays));
                 Some(local)
             }
             None => None,
@@ -187,25 +210,30 @@ impl TurnServer {
         // peer policy and the counters are the same for all.
         let conn_configs = listeners
             .into_iter()
-            .map(|socket| {
+            .map(|(socket, relays)| {
                 let allocating = Allocating::default();
-                ConnConfig {
-                    conn: Arc::new(ClientConn {
-                        socket,
-                        counters: Arc::clone(&counters),
-                        realm: cfg.realm.clone(),
-                        gate: Mutex::new(NonceGate::default()),
-                        guard: Guard {
-                            secret: cfg.secret.clone().into_bytes(),
-                            peers: PeerPolicy::clone(&peers),
-                            limits: Limits {
-                                max_allocations_per_user: cfg.max_allocations_per_user,
-                                max_credential_lifetime_secs: cfg.max_credential_lifetime_secs,
-                            },
+                let local = socket.local_addr()?;
+                let conn = Arc::new(ClientConn {
+                    socket,
+                    counters: Arc::clone(&counters),
+                    realm: cfg.realm.clone(),
+                    gate: Mutex::new(NonceGate::default()),
+                    guard: Guard {
+                        secret: cfg.secret.clone().into_bytes(),
+                        peers: PeerPolicy::clone(&peers),
+                        limits: Limits {
+                            max_allocations_per_user: cfg.max_allocations_per_user,
+                            max_credential_lifetime_secs: cfg.max_credential_lifetime_secs,
                         },
-                        users: Arc::clone(&users),
-                        allocating: Arc::clone(&allocating),
-                    }),
+                    },
+                    users: Arc::clone(&users),
+                    allocating: Arc::clone(&allocating),
+                    relays,
+                    binding: Mutex::new(None),
+                    local,
+                });
+                Ok(ConnConfig {
+                    conn: Arc::clone(&conn) as _,
                     relay_addr_generator: Box::new(RelayAllocator {
                         bind_ip: cfg.listen.ip(),
                         relay_ip,
@@ -215,11 +243,16 @@ impl TurnServer {
                         bytes_per_sec: cfg.allocation_bytes_per_sec,
                         counters: Arc::clone(&counters),
                         users: Arc::clone(&users),
+                        listener: conn,
                         allocating,
                     }),
-                }
+                })
             })
-            .collect();
+            .collect::<std::io::Result<_>>()
+            .map_err(|source| TurnError::Listen {
+                addr: local_addr,
+                source,
+            })?;
         let server = Server::new(ServerConfig {
             conn_configs,
             realm: cfg.realm,
