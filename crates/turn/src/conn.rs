@@ -27,19 +27,20 @@
 //! last, by transaction ID and client.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use webrtc_util::Conn;
 
 use crate::counters::{Counters, add};
 use crate::guard::{Bind, Guard, Refusal, Screen};
 use crate::nonce::{NonceGate, Verdict, maybe_stun};
-use crate::relay::Relays;
+use crate::relay::{Relays, channel_header, padding};
 use crate::stream::StreamHub;
 
 type UtilResult<T> = Result<T, webrtc_util::Error>;
@@ -125,6 +126,29 @@ impl Listener {
         }
     }
 
+    /// ChannelData of `number` carrying `data`, padded: over UDP one `sendmsg` of the header,
+    /// the data and the padding, so the data is not copied (nor a buffer kept for it).
+    async fn send_channel_data(
+        &self,
+        number: u16,
+        data: &[u8],
+        to: SocketAddr,
+    ) -> io::Result<usize> {
+        let head = channel_header(number, data.len());
+        let pad = padding(data.len());
+        match self {
+            Self::Udp(s) => {
+                let to = socket2::SockAddr::from(to);
+                let parts = [IoSlice::new(&head), IoSlice::new(data), IoSlice::new(pad)];
+                s.async_io(Interest::WRITABLE, || {
+                    socket2::SockRef::from(s).send_to_vectored(&parts, &to)
+                })
+                .await
+            }
+            Self::Stream(s) => s.send_to(&[&head[..], data, pad].concat(), to),
+        }
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {
             Self::Udp(s) => s.local_addr(),
@@ -175,10 +199,11 @@ impl ClientConn {
         }
     }
 
-    /// ChannelData from a peer, framed, to the client of an allocation (the fast path).
-    pub async fn relay_to_client(&self, frame: &[u8], client: SocketAddr) {
+    /// Data from a peer, as ChannelData on channel `number`, to the client of an allocation
+    /// (the fast path).
+    pub async fn relay_to_client(&self, number: u16, data: &[u8], client: SocketAddr) {
         // A failed send is a lost datagram, as on the crate's path (which only logs it).
-        if let Ok(n) = self.socket.send_to(frame, client).await {
+        if let Ok(n) = self.socket.send_channel_data(number, data, client).await {
             add(&self.counters.client_tx_packets, 1);
             add(&self.counters.client_tx_bytes, n);
         }

@@ -55,9 +55,6 @@ type UtilResult<T> = Result<T, webrtc_util::Error>;
 /// `server.rs` leaves at its default (RFC 8656 §12: 10 minutes).
 pub(crate) const CHANNEL_LIFETIME: Duration = turn::proto::lifetime::DEFAULT_LIFETIME;
 
-/// The largest datagram relayed from a peer: the crate's relay buffer.
-const PEER_MTU: usize = 1500;
-
 /// A ChannelData message (RFC 8656 §12.4): its channel number and its data, or `None` when
 /// `datagram` is not one (a channel number outside 0x4000–0x7FFF, a length beyond the end).
 pub(crate) fn channel_data(datagram: &[u8]) -> Option<(u16, &[u8])> {
@@ -69,15 +66,17 @@ pub(crate) fn channel_data(datagram: &[u8]) -> Option<(u16, &[u8])> {
     ((0x4000..=0x7fff).contains(&number) && len <= rest.len()).then(|| (number, &rest[..len]))
 }
 
-/// Writes the ChannelData header for `len` bytes of data that follow it in `frame`, pads
-/// them to a multiple of 4 (required over TCP and TLS, and what the crate sends over UDP too)
-/// and returns the frame's length.
-fn frame_channel_data(frame: &mut [u8], number: u16, len: usize) -> usize {
-    frame[..2].copy_from_slice(&number.to_be_bytes());
-    frame[2..4].copy_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
-    let padded = 4 + len.div_ceil(4) * 4;
-    frame[4 + len..padded].fill(0);
-    padded
+/// The ChannelData header for `len` bytes of data on channel `number`.
+pub(crate) fn channel_header(number: u16, len: usize) -> [u8; 4] {
+    let [a, b] = number.to_be_bytes();
+    let [c, d] = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
+    [a, b, c, d]
+}
+
+/// The zero bytes that pad `len` bytes of ChannelData to a multiple of 4: required over TCP
+/// and TLS, and what the crate sends over UDP too.
+pub(crate) fn padding(len: usize) -> &'static [u8] {
+    &[0; 3][..len.next_multiple_of(4) - len]
 }
 
 /// One channel binding, as the crate confirmed it.
@@ -292,9 +291,9 @@ impl RelayConn {
         io::Error::new(io::ErrorKind::NotConnected, "relay socket closed").into()
     }
 
-    /// The next datagram from an allowed peer within the bandwidth limit, received at offset
-    /// 4 of `frame` (room for a ChannelData header): its length and sender.
-    async fn next_from_peer(&self, frame: &mut [u8]) -> UtilResult<(usize, SocketAddr)> {
+    /// The next datagram from an allowed peer within the bandwidth limit: its length and
+    /// sender.
+    async fn next_from_peer(&self, buf: &mut [u8]) -> UtilResult<(usize, SocketAddr)> {
         let relay = &self.relay;
         loop {
             // Registered before the flag is read, so a close between the two still wakes us:
@@ -305,7 +304,7 @@ impl RelayConn {
                 return Err(Self::closed_error());
             }
             let (n, from) = tokio::select! {
-                r = relay.socket.recv_from(&mut frame[4..4 + PEER_MTU]) => r?,
+                r = relay.socket.recv_from(buf) => r?,
                 () = closing => return Err(Self::closed_error()),
             };
             if !relay.peers.allows(from) {
@@ -346,10 +345,8 @@ impl Conn for RelayConn {
         if !self.started.swap(true, Relaxed) {
             add(&self.relay.counters.allocations_total, 1);
         }
-        // Header, data, padding.
-        let mut frame = vec![0u8; 4 + PEER_MTU + 3];
         loop {
-            let (n, from) = self.next_from_peer(&mut frame).await?;
+            let (n, from) = self.next_from_peer(buf).await?;
             let channel = match self.client {
                 Some(client) => lock(&self.relay.channels)
                     .number_of(from, Instant::now())
@@ -357,12 +354,11 @@ impl Conn for RelayConn {
                 None => None,
             };
             let Some((client, number)) = channel else {
-                let n = n.min(buf.len());
-                buf[..n].copy_from_slice(&frame[4..4 + n]);
                 return Ok((n, from));
             };
-            let len = frame_channel_data(&mut frame, number, n);
-            self.listener.relay_to_client(&frame[..len], client).await;
+            self.listener
+                .relay_to_client(number, &buf[..n], client)
+                .await;
         }
     }
 
@@ -533,13 +529,13 @@ mod tests {
         assert_eq!(channel_data(&[0x80, 0x00, 0x00, 0x00]), None);
         assert_eq!(channel_data(&[0x3f, 0xff, 0x00, 0x00]), None);
 
-        let mut frame = [0xaau8; 12];
-        frame[4..9].copy_from_slice(&[1, 2, 3, 4, 5]);
-        assert_eq!(frame_channel_data(&mut frame, 0x4001, 5), 12);
+        let data = [1, 2, 3, 4, 5];
+        let frame = [&channel_header(0x4001, 5)[..], &data, padding(5)].concat();
         assert_eq!(frame, [0x40, 0x01, 0, 5, 1, 2, 3, 4, 5, 0, 0, 0]);
-        assert_eq!(channel_data(&frame), Some((0x4001, &[1u8, 2, 3, 4, 5][..])));
-        let mut even = [0u8; 8];
-        assert_eq!(frame_channel_data(&mut even, 0x4002, 4), 8);
+        assert_eq!(channel_data(&frame), Some((0x4001, &data[..])));
+        assert_eq!(padding(4), [0u8; 0]);
+        assert_eq!(padding(6), [0u8; 2]);
+        assert_eq!(padding(0), [0u8; 0]);
     }
 
     #[test]
