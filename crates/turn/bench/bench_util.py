@@ -10,9 +10,16 @@ COLUMNS = ["server", "lost", "lost%", "cpu_us/dgram", "rss_kb/alloc", "allocs", 
 
 
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    print(s.getsockname()[1])
+    """A free UDP port outside both servers' relay ranges (44000-47999), so that the drop
+    counts of a server's relay range never include the peer's socket."""
+    while True:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if not 44000 <= port <= 47999:
+            print(port)
+            return
 
 
 def drops(listen, lo, hi):
