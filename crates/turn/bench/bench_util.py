@@ -35,6 +35,19 @@ def drops(listen, lo, hi):
     print(total)
 
 
+def wait_listening(port, seconds="15"):
+    """Wait until a UDP socket is bound to PORT (a server under load may take seconds to start)."""
+    import time
+    deadline = time.monotonic() + float(seconds)
+    hexport = f"{int(port):04X}"
+    while time.monotonic() < deadline:
+        with open("/proc/net/udp") as f:
+            if any(line.split()[1].endswith(":" + hexport) for line in f.readlines()[1:]):
+                return
+        time.sleep(0.1)
+    sys.exit(f"nothing listens on UDP port {port} after {seconds} s")
+
+
 def figures(name, uclient_log, cpu0, cpu1, tck, rss0, peak, allocs, server_drops, peer_drops):
     text = open(uclient_log).read()
     lost = re.findall(r"Total lost packets (\d+) \(([\d.]+)%\)", text)[-1]
@@ -79,4 +92,4 @@ def summary(results):
 
 if __name__ == "__main__":
     {"free-port": free_port, "drops": drops, "figures": figures, "header": header,
-     "summary": summary}[sys.argv[1]](*sys.argv[2:])
+     "summary": summary, "wait-listening": wait_listening}[sys.argv[1]](*sys.argv[2:])
