@@ -10,9 +10,16 @@ COLUMNS = ["server", "lost", "lost%", "cpu_us/dgram", "rss_kb/alloc", "allocs", 
 
 
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    print(s.getsockname()[1])
+    """A free UDP port outside both servers' relay ranges (44000-47999), so that the drop
+    counts of a server's relay range never include the peer's socket."""
+    while True:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if not 44000 <= port <= 47999:
+            print(port)
+            return
 
 
 def drops(listen, lo, hi):
@@ -26,6 +33,19 @@ def drops(listen, lo, hi):
             if port == listen or lo <= port <= hi:
                 total += int(fields[-1])
     print(total)
+
+
+def wait_listening(port, seconds="15"):
+    """Wait until a UDP socket is bound to PORT (a server under load may take seconds to start)."""
+    import time
+    deadline = time.monotonic() + float(seconds)
+    hexport = f"{int(port):04X}"
+    while time.monotonic() < deadline:
+        with open("/proc/net/udp") as f:
+            if any(line.split()[1].endswith(":" + hexport) for line in f.readlines()[1:]):
+                return
+        time.sleep(0.1)
+    sys.exit(f"nothing listens on UDP port {port} after {seconds} s")
 
 
 def figures(name, uclient_log, cpu0, cpu1, tck, rss0, peak, allocs, server_drops, peer_drops):
@@ -62,10 +82,14 @@ def summary(results):
     if "coturn" in med and "embedded" in med:
         c, e = med["coturn"], med["embedded"]
         ratio = lambda a, b: a / b if b else float("inf")
-        print(f"embedded/coturn: cpu {ratio(e[3], c[3]):.2f}x (goal <= 1.5x), "
-              f"rss {ratio(e[4], c[4]):.2f}x (goal <= 2x)")
+        print(f"embedded/coturn: cpu {ratio(e[3], c[3]):.2f}x (goal <= 1x), "
+              f"rss {ratio(e[4], c[4]):.2f}x (goal <= 0.5x; first run only: later runs "
+              f"measure growth)")
+        for i in range(min(len(rows["coturn"]), len(rows["embedded"]))):
+            c_cpu, e_cpu = float(rows["coturn"][i][3]), float(rows["embedded"][i][3])
+            print(f"run {i + 1}: cpu {ratio(e_cpu, c_cpu):.2f}x")
 
 
 if __name__ == "__main__":
     {"free-port": free_port, "drops": drops, "figures": figures, "header": header,
-     "summary": summary}[sys.argv[1]](*sys.argv[2:])
+     "summary": summary, "wait-listening": wait_listening}[sys.argv[1]](*sys.argv[2:])

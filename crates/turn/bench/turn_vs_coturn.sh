@@ -68,7 +68,9 @@ EMBEDDED_RELAYS="46000 47999"
     --allocations-per-user 100000 ${EMBEDDED_ARGS:-} >"$WORK/embedded.log" 2>&1 &
 EMBEDDED_PID=$!
 PIDS+=("$EMBEDDED_PID")
-sleep 2
+$HELP wait-listening "$COTURN_PORT"
+$HELP wait-listening "$EMBEDDED_PORT"
+sleep 1
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

@@ -65,7 +65,7 @@ impl Listener {
             Verdict::Drop => Outcome::Dropped,
             Verdict::Answer(reply) => Outcome::Challenged(reply),
             Verdict::Pass => match self.guard.screen(datagram, now_secs, &self.live) {
-                Screen::Pass => Outcome::Pass { allocate: None },
+                Screen::Pass | Screen::ChannelBind(_) => Outcome::Pass { allocate: None },
                 Screen::Allocate(uid) => Outcome::Pass {
                     allocate: Some(uid),
                 },

@@ -33,7 +33,8 @@ use std::time::Instant;
 
 use rtcroom_ice::check_username;
 use stun::attributes::{
-    ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME, ATTR_XOR_PEER_ADDRESS,
+    ATTR_CHANNEL_NUMBER, ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME,
+    ATTR_XOR_PEER_ADDRESS,
 };
 use stun::error_code::{
     CODE_ALLOC_QUOTA_REACHED, CODE_FORBIDDEN, CODE_UNAUTHORIZED, ErrorCode, ErrorCodeAttribute,
@@ -128,8 +129,19 @@ pub(crate) enum Screen {
     /// authenticated (the crate refuses it). An allocation the crate makes for it counts
     /// against the user's quota.
     Allocate(Option<String>),
+    /// Hand it to the crate: an authenticated ChannelBind for an allowed peer. When the crate
+    /// answers it with success, the channel is bound.
+    ChannelBind(Bind),
     /// Answer it with these bytes instead.
     Refuse(Refusal, Vec<u8>),
+}
+
+/// A ChannelBind request: its transaction ID, channel number and peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bind {
+    pub transaction: [u8; 12],
+    pub number: u16,
+    pub peer: SocketAddr,
 }
 
 /// The uid of a REST username `"<expiry>:<uid>"` (the whole name if it has no colon).
@@ -191,11 +203,29 @@ impl Guard {
                 .map(|a| xor_address(&a.value, &req.msg.transaction_id.0))
                 .collect();
             // A malformed address is the crate's to answer (400).
-            if peers.is_some_and(|p| p.iter().any(|a| !self.peers.allows(*a))) {
+            if peers
+                .as_ref()
+                .is_some_and(|p| p.iter().any(|a| !self.peers.allows(*a)))
+            {
                 return Screen::Refuse(
                     Refusal::Peer,
                     signed_error(&req, CODE_FORBIDDEN, "Forbidden"),
                 );
+            }
+            // The crate binds the first peer address to the channel number.
+            let number = req
+                .msg
+                .get(ATTR_CHANNEL_NUMBER)
+                .ok()
+                .and_then(|v| Some(u16::from_be_bytes([*v.first()?, *v.get(1)?])));
+            if let (true, Some(number), Some(&[peer, ..])) =
+                (method == METHOD_CHANNEL_BIND, number, peers.as_deref())
+            {
+                return Screen::ChannelBind(Bind {
+                    transaction: req.msg.transaction_id.0,
+                    number,
+                    peer,
+                });
             }
         }
         Screen::Pass

@@ -29,6 +29,7 @@ mod filter;
 pub mod fuzzing;
 mod guard;
 mod nonce;
+mod relay;
 mod server;
 mod stream;
 

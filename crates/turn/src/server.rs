@@ -1,6 +1,6 @@
 //! Starting and stopping the embedded TURN server.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
@@ -9,10 +9,11 @@ use turn::server::config::{ConnConfig, ServerConfig};
 
 use crate::auth::RestAuth;
 use crate::config::{ConfigError, TurnConfig};
-use crate::conn::{Allocating, ClientConn, Listener, RelayAllocator, UserTable};
+use crate::conn::{Allocating, ClientConn, Listener, UserTable};
 use crate::counters::{CounterSnapshot, Counters};
 use crate::guard::{Guard, Limits, PeerPolicy};
 use crate::nonce::NonceGate;
+use crate::relay::{RelayAllocator, Relays};
 use crate::stream::StreamHub;
 
 /// Why the server did not start or stop cleanly.
@@ -84,12 +85,124 @@ async fn listen_stream(
     tls: Option<tokio_rustls::TlsAcceptor>,
     max_connections: usize,
     counters: &Arc<Counters>,
+    relays: &Arc<Relays>,
 ) -> Result<StreamHub, TurnError> {
     let listen_error = |source| TurnError::Listen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(listen_error)?;
-    StreamHub::start(listener, tls, max_connections, Arc::clone(counters)).map_err(listen_error)
+    StreamHub::start(
+        listener,
+        tls,
+        max_connections,
+        Arc::clone(counters),
+        Arc::clone(relays),
+    )
+    .map_err(listen_error)
+}
+
+/// The TCP listener (when bound) and the TLS listener (when configured) as packet sockets,
+/// added to `listeners`; their addresses.
+async fn stream_listeners(
+    cfg: &TurnConfig,
+    tcp: Option<tokio::net::TcpListener>,
+    udp_addr: SocketAddr,
+    counters: &Arc<Counters>,
+    listeners: &mut Vec<(Listener, Arc<Relays>)>,
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>), TurnError> {
+    let tcp_addr = match tcp {
+        Some(listener) => {
+            let addr = listener.local_addr().map_err(|source| TurnError::Listen {
+                addr: udp_addr,
+                source,
+            })?;
+            let relays = Arc::new(Relays::default());
+            let hub = StreamHub::start(
+                listener,
+                None,
+                cfg.max_connections,
+                Arc::clone(counters),
+                Arc::clone(&relays),
+            )
+            .map_err(|source| TurnError::Listen { addr, source })?;
+            let local = hub.local_addr();
+            listeners.push((Listener::Stream(hub), relays));
+            Some(local)
+        }
+        None => None,
+    };
+    let tls_addr = match &cfg.tls {
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
+            let relays = Arc::new(Relays::default());
+            let hub = listen_stream(
+                tls.listen,
+                Some(acceptor),
+                cfg.max_connections,
+                counters,
+                &relays,
+            )
+            .await?;
+            let local = hub.local_addr();
+            listeners.push((Listener::Stream(hub), relays));
+            Some(local)
+        }
+        None => None,
+    };
+    Ok((tcp_addr, tls_addr))
+}
+
+/// What the listeners of one server share.
+struct Shared<'a> {
+    cfg: &'a TurnConfig,
+    relay_ip: IpAddr,
+    counters: &'a Arc<Counters>,
+    peers: &'a Arc<PeerPolicy>,
+    users: &'a Arc<UserTable>,
+}
+
+impl Shared<'_> {
+    /// A listener as the crate takes it: the socket with its gate and guard, and its
+    /// allocator.
+    fn conn_config(&self, socket: Listener, relays: Arc<Relays>) -> std::io::Result<ConnConfig> {
+        let cfg = self.cfg;
+        let allocating = Allocating::default();
+        let local = socket.local_addr()?;
+        let conn = Arc::new(ClientConn {
+            socket,
+            counters: Arc::clone(self.counters),
+            realm: cfg.realm.clone(),
+            gate: Mutex::new(NonceGate::default()),
+            guard: Guard {
+                secret: cfg.secret.clone().into_bytes(),
+                peers: PeerPolicy::clone(self.peers),
+                limits: Limits {
+                    max_allocations_per_user: cfg.max_allocations_per_user,
+                    max_credential_lifetime_secs: cfg.max_credential_lifetime_secs,
+                },
+            },
+            users: Arc::clone(self.users),
+            allocating: Arc::clone(&allocating),
+            relays,
+            binding: Mutex::new(None),
+            local,
+        });
+        Ok(ConnConfig {
+            conn: Arc::clone(&conn) as _,
+            relay_addr_generator: Box::new(RelayAllocator {
+                bind_ip: cfg.listen.ip(),
+                relay_ip: self.relay_ip,
+                ports: cfg.relay_ports,
+                peers: Arc::clone(self.peers),
+                max_allocations: cfg.max_allocations as u64,
+                bytes_per_sec: cfg.allocation_bytes_per_sec,
+                counters: Arc::clone(self.counters),
+                users: Arc::clone(self.users),
+                listener: conn,
+                allocating,
+            }),
+        })
+    }
 }
 
 /// The embedded STUN/TURN server (UDP, and TCP and TLS when configured).
@@ -111,8 +224,8 @@ impl TurnServer {
     /// way to run it. On a multi-threaded runtime a relayed datagram often wakes a task that
     /// sits on another worker; in `bench/turn_vs_coturn.sh` at 10,000 messages/s that cost
     /// about twice the context switches per datagram and 1.36x coturn's CPU per datagram on
-    /// two workers, against 1.20x on its own thread. It also keeps relaying off the
-    /// signaling runtime.
+    /// two workers, against 1.20x on its own thread (both before the ChannelData fast path).
+    /// It also keeps relaying off the signaling runtime.
     pub fn start_on_own_thread(cfg: TurnConfig) -> Result<TurnHandle, TurnError> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -156,70 +269,27 @@ impl TurnServer {
             cfg.relay_ports,
         ));
         let users = Arc::new(UserTable::default());
-        let mut listeners = vec![Listener::Udp(socket)];
-        let tcp_addr = match tcp {
-            Some(listener) => {
-                let addr = listener.local_addr().map_err(|source| TurnError::Listen {
-                    addr: local_addr,
-                    source,
-                })?;
-                let hub =
-                    StreamHub::start(listener, None, cfg.max_connections, Arc::clone(&counters))
-                        .map_err(|source| TurnError::Listen { addr, source })?;
-                let local = hub.local_addr();
-                listeners.push(Listener::Stream(hub));
-                Some(local)
-            }
-            None => None,
-        };
-        let tls_addr = match &cfg.tls {
-            Some(tls) => {
-                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
-                let hub = listen_stream(tls.listen, Some(acceptor), cfg.max_connections, &counters)
-                    .await?;
-                let local = hub.local_addr();
-                listeners.push(Listener::Stream(hub));
-                Some(local)
-            }
-            None => None,
-        };
+        // Each listener with the relays of its allocations.
+        let mut listeners = vec![(Listener::Udp(socket), Arc::new(Relays::default()))];
+        let (tcp_addr, tls_addr) =
+            stream_listeners(&cfg, tcp, local_addr, &counters, &mut listeners).await?;
         // One read loop per listener in the crate, each with its allocator; the quotas, the
         // peer policy and the counters are the same for all.
+        let shared = Shared {
+            cfg: &cfg,
+            relay_ip,
+            counters: &counters,
+            peers: &peers,
+            users: &users,
+        };
         let conn_configs = listeners
             .into_iter()
-            .map(|socket| {
-                let allocating = Allocating::default();
-                ConnConfig {
-                    conn: Arc::new(ClientConn {
-                        socket,
-                        counters: Arc::clone(&counters),
-                        realm: cfg.realm.clone(),
-                        gate: Mutex::new(NonceGate::default()),
-                        guard: Guard {
-                            secret: cfg.secret.clone().into_bytes(),
-                            peers: PeerPolicy::clone(&peers),
-                            limits: Limits {
-                                max_allocations_per_user: cfg.max_allocations_per_user,
-                                max_credential_lifetime_secs: cfg.max_credential_lifetime_secs,
-                            },
-                        },
-                        users: Arc::clone(&users),
-                        allocating: Arc::clone(&allocating),
-                    }),
-                    relay_addr_generator: Box::new(RelayAllocator {
-                        bind_ip: cfg.listen.ip(),
-                        relay_ip,
-                        ports: cfg.relay_ports,
-                        peers: Arc::clone(&peers),
-                        max_allocations: cfg.max_allocations as u64,
-                        bytes_per_sec: cfg.allocation_bytes_per_sec,
-                        counters: Arc::clone(&counters),
-                        users: Arc::clone(&users),
-                        allocating,
-                    }),
-                }
-            })
-            .collect();
+            .map(|(socket, relays)| shared.conn_config(socket, relays))
+            .collect::<std::io::Result<_>>()
+            .map_err(|source| TurnError::Listen {
+                addr: local_addr,
+                source,
+            })?;
         let server = Server::new(ServerConfig {
             conn_configs,
             realm: cfg.realm,

@@ -7,7 +7,10 @@
 //! is its 4-byte header plus the length in it, padded to a multiple of 4 over a stream) and
 //! hands each to the crate tagged with the connection's remote address, and a writer task that
 //! writes what the crate sends to that address. So an allocation's 5-tuple is the connection,
-//! as RFC 8656 has it, and its relay socket reaches peers over UDP as for a UDP client.
+//! as RFC 8656 has it, and its relay socket reaches peers over UDP as for a UDP client. When
+//! the connection closes (either side, an error, the idle timeout), its allocation is deleted
+//! at once (RFC 8656 §3.1: the allocation is bound to the connection's 5-tuple), rather than
+//! lingering until its lifetime ends.
 //!
 //! Every queue is bounded: messages from all connections wait in one queue for the crate's
 //! read loop (a full queue stops reading the connections, and TCP slows their senders down);
@@ -29,6 +32,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::conn::lock;
 use crate::counters::{Counters, add};
+use crate::relay::Relays;
 
 /// The largest message read from a stream: the crate reads datagrams into a buffer of 1,500
 /// bytes, and a browser's ChannelData and TURN requests fit in it. A connection that sends a
@@ -110,6 +114,9 @@ struct Shared {
     /// number (so that a closing connection removes only its own entry).
     outboxes: Mutex<HashMap<SocketAddr, Outbox>>,
     counters: Arc<Counters>,
+    /// The relays of this listener's allocations, by connection: a connection's allocation
+    /// goes with it.
+    relays: Arc<Relays>,
     open: AtomicUsize,
     next_id: AtomicU64,
 }
@@ -122,6 +129,7 @@ impl StreamHub {
         tls: Option<TlsAcceptor>,
         max_connections: usize,
         counters: Arc<Counters>,
+        relays: Arc<Relays>,
     ) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let (inbox_tx, inbox) = mpsc::channel(INBOX);
@@ -129,6 +137,7 @@ impl StreamHub {
         let shared = Arc::new(Shared {
             outboxes: Mutex::new(HashMap::new()),
             counters,
+            relays,
             open: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
         });
@@ -236,6 +245,9 @@ async fn accept_loop(
             let mut outboxes = lock(&shared.outboxes);
             if outboxes.get(&from).is_some_and(|(owner, _)| *owner == id) {
                 outboxes.remove(&from);
+                // Only this connection's allocation: a later connection from the same
+                // address owns the entries now.
+                shared.relays.close(from);
             }
             drop(outboxes);
             shared.open.fetch_sub(1, Relaxed);

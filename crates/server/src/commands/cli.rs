@@ -63,6 +63,18 @@ pub enum Command {
         /// The TURN/STUN port of the server.
         #[arg(long, default_value_t = 3478)]
         turn_port: u16,
+        /// The port of its TURN over TCP (`turn:IP:PORT?transport=tcp`). Default: --turn-port,
+        /// where coturn serves TCP unless run with --no-tcp; 0: no TCP (coturn's --no-tcp).
+        #[arg(long)]
+        turn_tcp_port: Option<u16>,
+        /// The port of its TURN over TLS (`turns:`, coturn's --tls-listening-port, served when
+        /// coturn has --cert and --pkey and no --no-tls). Default: no TLS.
+        #[arg(long)]
+        turns_port: Option<u16>,
+        /// The host name in the `turns:` URL, which coturn's certificate must name. Default:
+        /// --ip.
+        #[arg(long, requires = "turns_port")]
+        turns_host: Option<String>,
         /// The room server's [ice] register_secret (needed unless on the same host).
         #[arg(long, env = "RTCROOM_ICE_AGENT_SECRET")]
         secret: Option<String>,

@@ -23,6 +23,11 @@ pub struct AgentOptions {
     pub iface: String,
     pub max_bandwidth_kbps: u64,
     pub turn_port: u16,
+    /// The port of TURN over TCP; 0: not served.
+    pub turn_tcp_port: u16,
+    /// TURN over TLS: the host name its certificate names (`None`: `ip`) and the port;
+    /// `None`: not served.
+    pub turns: Option<(Option<String>, u16)>,
     pub secret: Option<String>,
     pub interval: Duration,
     /// Where the agent answers `/healthz` and `/readyz`.
@@ -140,17 +145,28 @@ fn read_nic(iface: &str) -> anyhow::Result<(u64, u64)> {
     nic_bytes(&text, iface).with_context(|| format!("no interface {iface} in /proc/net/dev"))
 }
 
+/// The `iceRegister` body: the transports the TURN server serves, so that the room server
+/// hands out those URLs and no others.
+fn register_body(opts: &AgentOptions) -> String {
+    let mut body = serde_json::json!({
+        "cmd": "iceRegister", "ip": opts.ip, "iceType": "turn", "bundlePolicy": "max-bundle",
+        "rtcpMuxPolicy": "require", "iceTransportPolicy": "all", "turnPort": opts.turn_port,
+        "turnTcpPort": opts.turn_tcp_port, "stunPort": opts.turn_port,
+        "maxBandwidth": opts.max_bandwidth_kbps, "username": "", "credential": ""
+    });
+    if let Some((host, port)) = &opts.turns {
+        body["turnsPort"] = serde_json::json!(port);
+        if let Some(host) = host {
+            body["turnsHost"] = serde_json::json!(host);
+        }
+    }
+    with_secret(opts, body)
+}
+
 /// Register (again, whenever the room server forgot this server), then report the NIC's
 /// rates every interval. Returns only on an error reading the NIC.
 async fn report_loop(opts: &AgentOptions, healthy: &AtomicU64) -> anyhow::Result<()> {
-    let register = with_secret(
-        opts,
-        serde_json::json!({
-            "cmd": "iceRegister", "ip": opts.ip, "iceType": "turn", "bundlePolicy": "max-bundle",
-            "rtcpMuxPolicy": "require", "iceTransportPolicy": "all", "turnPort": opts.turn_port,
-            "stunPort": opts.turn_port, "maxBandwidth": opts.max_bandwidth_kbps, "username": "", "credential": ""
-        }),
-    );
+    let register = register_body(opts);
     let mut registered = false;
     let mut last = (read_nic(&opts.iface)?, Instant::now());
     loop {
@@ -195,6 +211,54 @@ async fn report_loop(opts: &AgentOptions, healthy: &AtomicU64) -> anyhow::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn options() -> AgentOptions {
+        AgentOptions {
+            room_server: "http://127.0.0.1:8080".into(),
+            ip: "203.0.113.7".into(),
+            iface: "eth0".into(),
+            max_bandwidth_kbps: 1000,
+            turn_port: 3478,
+            turn_tcp_port: 3478,
+            turns: None,
+            secret: None,
+            interval: Duration::from_secs(5),
+            listen: None,
+        }
+    }
+
+    /// The transports the room server reads from the body the agent sends.
+    fn registered(opts: &AgentOptions) -> (Option<u16>, Option<rtcroom_ice::Turns>) {
+        let body = register_body(opts);
+        let request = rtcroom_ice::parse(body.as_bytes()).expect("the room server parses it");
+        match request.command {
+            rtcroom_ice::IceCommand::Register(r) => (r.turn_tcp_port, r.turns),
+            other => panic!("not a registration: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_registration_names_the_transports_served() {
+        let mut opts = options();
+        // coturn's default: TCP on the listening port, no TLS.
+        assert_eq!(registered(&opts), (Some(3478), None));
+        // --no-tcp, and TLS on 5349 under the certificate's name.
+        opts.turn_tcp_port = 0;
+        opts.turns = Some((Some("turn.example.com".into()), 5349));
+        let turns = rtcroom_ice::Turns {
+            host: "turn.example.com".into(),
+            port: 5349,
+        };
+        assert_eq!(registered(&opts), (None, Some(turns)));
+        // TCP on another port; TLS named by the IP.
+        opts.turn_tcp_port = 3479;
+        opts.turns = Some((None, 443));
+        let turns = rtcroom_ice::Turns {
+            host: "203.0.113.7".into(),
+            port: 443,
+        };
+        assert_eq!(registered(&opts), (Some(3479), Some(turns)));
+    }
 
     #[test]
     fn nic_rates_are_read_from_proc_net_dev() {

@@ -1,4 +1,4 @@
-//! A small scripted TURN client over UDP, shared by the embedded TURN server's own tests
+//! A small scripted TURN client over UDP or TCP, shared by the embedded TURN server's own tests
 //! and the server binary's (`crates/server/tests/turn_limits.rs` includes this file):
 //! long-term credentials minted by `rtcroom-ice`, messages built with the `stun` crate, a
 //! 401/438 challenge answered by signing again.
@@ -17,7 +17,8 @@ use stun::message::{
     MessageType, Method, Setter,
 };
 use stun::textattrs::TextAttribute;
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 use turn::proto::channum::ChannelNumber;
 use turn::proto::data::Data;
 use turn::proto::peeraddr::PeerAddress;
@@ -42,9 +43,32 @@ pub struct Response {
     pub msg: Message,
 }
 
-/// A TURN client over one UDP socket, with a REST credential.
+/// How a client reaches the server.
+enum Wire {
+    Udp(UdpSocket),
+    /// One connection, messages framed as RFC 8656 has it over a stream.
+    Tcp(tokio::sync::Mutex<TcpStream>),
+}
+
+/// The next message on a stream: a STUN message or padded ChannelData.
+async fn read_framed(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).await.ok()?;
+    let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let total = if head[0] & 0xc0 == 0 {
+        20 + len
+    } else {
+        4 + len.div_ceil(4) * 4
+    };
+    let mut msg = head.to_vec();
+    msg.resize(total, 0);
+    s.read_exact(&mut msg[4..]).await.ok()?;
+    Some(msg)
+}
+
+/// A TURN client over one UDP socket or one TCP connection, with a REST credential.
 pub struct Client {
-    socket: UdpSocket,
+    wire: Wire,
     server: SocketAddr,
     username: String,
     password: String,
@@ -56,11 +80,23 @@ impl Client {
     /// A client of the TURN server at `server`, with a credential for `uid` minted from
     /// `secret`, valid for `ttl_secs`.
     pub async fn new(server: SocketAddr, secret: &str, uid: &str, ttl_secs: u64) -> Self {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("client socket");
+        Self::on(Wire::Udp(socket), server, secret, uid, ttl_secs)
+    }
+
+    /// The same over a TCP connection to the server's TCP listener at `server`.
+    pub async fn new_tcp(server: SocketAddr, secret: &str, uid: &str, ttl_secs: u64) -> Self {
+        let stream = TcpStream::connect(server).await.expect("connected");
+        let wire = Wire::Tcp(tokio::sync::Mutex::new(stream));
+        Self::on(wire, server, secret, uid, ttl_secs)
+    }
+
+    fn on(wire: Wire, server: SocketAddr, secret: &str, uid: &str, ttl_secs: u64) -> Self {
         let cred = rtcroom_ice::mint(secret.as_bytes(), uid, now_ms(), ttl_secs);
         Self {
-            socket: UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-                .await
-                .expect("client socket"),
+            wire,
             server,
             username: cred.username,
             password: cred.credential,
@@ -78,19 +114,50 @@ impl Client {
         )
     }
 
+    /// Send one message (a datagram, or framed on the connection).
+    pub async fn send_raw(&self, bytes: &[u8]) {
+        match &self.wire {
+            Wire::Udp(s) => {
+                s.send_to(bytes, self.server).await.expect("sent");
+            }
+            Wire::Tcp(s) => s.lock().await.write_all(bytes).await.expect("sent"),
+        }
+    }
+
+    /// The next message from the server, or `None` if none comes within `wait`.
+    pub async fn recv_raw(&self, wait: Duration) -> Option<Vec<u8>> {
+        match &self.wire {
+            Wire::Udp(s) => {
+                let mut buf = vec![0u8; 2048];
+                let (n, _) = tokio::time::timeout(wait, s.recv_from(&mut buf))
+                    .await
+                    .ok()?
+                    .expect("received");
+                buf.truncate(n);
+                Some(buf)
+            }
+            Wire::Tcp(s) => {
+                let mut s = s.lock().await;
+                tokio::time::timeout(wait, read_framed(&mut s)).await.ok()?
+            }
+        }
+    }
+
+    /// ChannelData on channel `number` (padded to 4 bytes, as a stream requires).
+    pub async fn send_channel(&self, number: u16, data: &[u8]) {
+        let mut m = number.to_be_bytes().to_vec();
+        m.extend_from_slice(&u16::try_from(data.len()).expect("short").to_be_bytes());
+        m.extend_from_slice(data);
+        m.resize(4 + data.len().div_ceil(4) * 4, 0);
+        self.send_raw(&m).await;
+    }
+
     pub async fn exchange(&self, msg: &Message) -> Response {
-        self.socket
-            .send_to(&msg.raw, self.server)
-            .await
-            .expect("sent");
-        let mut buf = vec![0u8; 2048];
+        self.send_raw(&msg.raw).await;
         loop {
-            let (n, _) = tokio::time::timeout(WAIT, self.socket.recv_from(&mut buf))
-                .await
-                .expect("an answer")
-                .expect("received");
+            let buf = self.recv_raw(WAIT).await.expect("an answer");
             let mut m = Message::new();
-            if m.unmarshal_binary(&buf[..n]).is_err() || m.transaction_id != msg.transaction_id {
+            if m.unmarshal_binary(&buf).is_err() || m.transaction_id != msg.transaction_id {
                 continue; // a Data indication or ChannelData
             }
             let mut e = ErrorCodeAttribute::default();
@@ -186,22 +253,15 @@ impl Client {
             Box::new(Data(data.to_vec())),
         ];
         m.build(&setters).expect("indication");
-        self.socket
-            .send_to(&m.raw, self.server)
-            .await
-            .expect("sent");
+        self.send_raw(&m.raw).await;
     }
 
     /// Data indications received until none comes for a second: their count.
     pub async fn drain_data(&self) -> usize {
-        let mut buf = vec![0u8; 2048];
         let mut count = 0;
-        while let Ok(r) =
-            tokio::time::timeout(Duration::from_secs(1), self.socket.recv_from(&mut buf)).await
-        {
-            let (n, _) = r.expect("received");
+        while let Some(buf) = self.recv_raw(Duration::from_secs(1)).await {
             let mut m = Message::new();
-            if m.unmarshal_binary(&buf[..n]).is_ok()
+            if m.unmarshal_binary(&buf).is_ok()
                 && m.typ == MessageType::new(METHOD_DATA, CLASS_INDICATION)
                 && m.contains(ATTR_DATA)
             {
