@@ -67,6 +67,52 @@ async fn a_room_spans_two_nodes_and_relays_both_ways() {
     forget_prefix(&prefix);
 }
 
+/// The owner of a room killed (`kill -9`) while its members sit on two other nodes: a
+/// survivor adopts the room, nobody hears a thing, and the room keeps relaying.
+#[tokio::test]
+async fn a_killed_owner_s_room_is_adopted_silently() {
+    let prefix = format!("rtcroom-smoke-fo-{}", std::process::id());
+    let mut a = node(&prefix);
+    let b = node(&prefix);
+    let c = node(&prefix);
+    let mut carol = a.client().await;
+    carol.send(join("fo", "carol", "Carol")).await;
+    carol.expect("respJoin").await;
+    let mut alice = b.client().await;
+    alice.send(join("fo", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    carol.expect("notifyNewPeer").await;
+    let mut bob = c.client().await;
+    bob.send(join("fo", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    carol.expect("notifyNewPeer").await;
+    alice.expect("notifyNewPeer").await;
+    carol
+        .send(json!({"cmd":"leave","appId":"10000","roomId":"fo","uid":"carol"}))
+        .await;
+    carol.expect("respLeave").await;
+    alice.expect("relayLeave").await;
+    bob.expect("relayLeave").await;
+    // The owner's state of the room reaches Redis within 100 ms; then the owner dies.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    a.kill();
+    // Dead after 600 ms unheard; nobody is told anything meanwhile.
+    alice.expect_silence().await;
+    bob.expect_silence().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    alice
+        .send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    let offer = bob.expect("relayOffer").await;
+    assert_eq!(offer["uid"], "alice", "{offer}");
+    alice.expect("respOffer").await;
+    bob.send(json!({"cmd":"answer","remoteUid":"alice","msg":"{\"type\":\"answer\"}"}))
+        .await;
+    alice.expect("relayAnswer").await;
+    drop((b, c));
+    forget_prefix(&prefix);
+}
+
 /// Remove every key of this test's prefix from the shared Redis.
 fn forget_prefix(prefix: &str) {
     let keys = std::process::Command::new("redis-cli")
