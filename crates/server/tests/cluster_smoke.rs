@@ -7,14 +7,19 @@ use common::{Server, join};
 use serde_json::json;
 
 fn node(prefix: &str) -> Server {
+    node_on("redis://127.0.0.1:6379/0", prefix)
+}
+
+fn node_on(redis: &str, prefix: &str) -> Server {
     Server::start(&[
-        ("RTCROOM_CLUSTER_REDIS", "redis://127.0.0.1:6379/0"),
+        ("RTCROOM_CLUSTER_REDIS", redis),
         ("RTCROOM_CLUSTER_KEY_PREFIX", prefix),
         ("RTCROOM_CLUSTER_HEARTBEAT_MS", "200"),
         ("RTCROOM_CLUSTER_DEAD_AFTER_MS", "600"),
         ("RTCROOM_DATABASE_URL", "off"),
         ("RTCROOM_ICE_MODE", "static"),
         ("RTCROOM_AUTH_REQUIRED", "false"),
+        ("RTCROOM_LOG_LEVEL", "rtcroom::cluster=info,warn"),
     ])
 }
 
@@ -111,6 +116,123 @@ async fn a_killed_owner_s_room_is_adopted_silently() {
     alice.expect("relayAnswer").await;
     drop((b, c));
     forget_prefix(&prefix);
+}
+
+/// A node drains (SIGTERM): the room it owns goes to the node holding the other member,
+/// which hears nothing; the drained node's member is told to reconnect (1012) and resumes
+/// on a third node with its resume key.
+#[tokio::test]
+async fn a_draining_owner_hands_its_room_over() {
+    let prefix = format!("rtcroom-smoke-dr-{}", std::process::id());
+    let a = node(&prefix);
+    let mut b = node(&prefix);
+    let c = node(&prefix);
+    let mut alice = b.client().await;
+    alice.send(join("dr", "alice", "Alice")).await;
+    let ja = alice.expect("respJoin").await;
+    let mut bob = c.client().await;
+    bob.send(join("dr", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    // Every node has seen the others in the registry.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let status = tokio::task::spawn_blocking(move || b.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(alice.expect_close().await, Some(1012));
+    bob.expect_silence().await;
+    let mut again = a.client().await;
+    let mut resume = join("dr", "alice", "Alice");
+    resume["resumeKey"] = ja["resumeKey"].clone();
+    again.send(resume).await;
+    let back = again.expect("respJoin").await;
+    assert_eq!(back["result"], 0, "{back}");
+    assert_eq!(back["resumed"], true, "{back}");
+    assert_eq!(back["sessionId"], ja["sessionId"], "{back}");
+    bob.expect_silence().await;
+    again
+        .send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    bob.expect("relayOffer").await;
+    again.expect("respOffer").await;
+    drop((a, c));
+    forget_prefix(&prefix);
+}
+
+/// A private `redis-server` on `port`, stopped (by its pid) when dropped.
+struct Redis(std::process::Child);
+
+impl Redis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self(child)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Redis stopped during a call and started again: the call goes on, a join meanwhile is
+/// served, /healthz stays ok while /readyz says the cluster is degraded, and the nodes are
+/// ready again once Redis is back.
+#[tokio::test]
+async fn calls_go_on_while_redis_is_away() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let redis = Redis::start(port);
+    let a = node_on(&url, "outage");
+    let b = node_on(&url, "outage");
+    let (mut alice, mut bob) = (a.client().await, a.client().await);
+    alice.send(join("out1", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    bob.send(join("out1", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    drop(redis);
+    common::wait_ready(&a, 503, "cluster degraded: redis unreachable since").await;
+    let (status, _) = common::http("GET", &format!("http://{}/healthz", a.addr), None, None).await;
+    assert_eq!(status, 200);
+    alice
+        .send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    bob.expect("relayOffer").await;
+    alice.expect("respOffer").await;
+    let mut carol = b.client().await;
+    carol.send(join("out2", "carol", "Carol")).await;
+    let jc = carol.expect("respJoin").await;
+    assert_eq!(jc["result"], 0, "{jc}");
+    let _redis = Redis::start(port);
+    common::wait_ready(&a, 200, "ready").await;
+    common::wait_ready(&b, 200, "ready").await;
+    bob.send(json!({"cmd":"answer","remoteUid":"alice","msg":"{\"type\":\"answer\"}"}))
+        .await;
+    alice.expect("relayAnswer").await;
+    let metrics = a.metrics().await;
+    assert_eq!(
+        metrics.get("rtcroom_cluster_degraded"),
+        Some(&0.0),
+        "{metrics:?}"
+    );
 }
 
 /// Remove every key of this test's prefix from the shared Redis.

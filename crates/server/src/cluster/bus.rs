@@ -60,6 +60,11 @@ pub enum Envelope {
         app: String,
         room: String,
     },
+    /// After an outage: the sender keeps this room (the lower node id); end your copy.
+    End {
+        app: String,
+        room: String,
+    },
     /// A question to every node (admin views); answered with `Answer` on the asker's channel.
     Ask {
         from: String,
@@ -258,7 +263,7 @@ async fn publish_loop(
             }
             Err(e) => {
                 m.bus_dropped.inc_by(batch.len() as u64);
-                link.failed(&e);
+                link.trouble(&e);
             }
         }
         batch.clear();

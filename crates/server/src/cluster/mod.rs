@@ -36,7 +36,7 @@ use failover::{Outcome, Taker};
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use link::Link;
-use owner::Claim;
+use owner::{Claim, Reconciled};
 use registry::NodeInfo;
 use remote::Remotes;
 use rtcroom_core::{ConnId, Grant, RoomRef};
@@ -176,7 +176,7 @@ impl Cluster {
             match self.link.client.get_async_pubsub().await {
                 Ok(mut pubsub) => {
                     if let Err(e) = pubsub.subscribe(&channel).await {
-                        self.link.failed(&e);
+                        self.link.trouble(&e);
                     } else {
                         let mut stream = pubsub.into_on_message();
                         while let Some(msg) = stream.next().await {
@@ -185,7 +185,7 @@ impl Cluster {
                         tracing::warn!("cluster: the bus subscription broke; renewing it");
                     }
                 }
-                Err(e) => self.link.failed(&e),
+                Err(e) => self.link.trouble(&e),
             }
             tokio::time::sleep(self.heartbeat_every()).await;
         }
@@ -231,9 +231,17 @@ impl Cluster {
                         room_id: room,
                     };
                     if let Err(e) = this.taker().adopt(&room, &from).await {
-                        this.link.failed(&e);
+                        this.link.trouble(&e);
                     }
                 });
+            }
+            Envelope::End { app, room } => {
+                tracing::warn!(%app, %room, "cluster: after the outage another node keeps this room; ending our copy (its members reconnect and join there)");
+                let room = RoomRef {
+                    app_id: app,
+                    room_id: room,
+                };
+                self.hub.end_rooms(vec![room]).await;
             }
             Envelope::Ask { from, id, question } => {
                 let this = self.clone();
@@ -339,6 +347,7 @@ impl Cluster {
         let mut tick = tokio::time::interval(self.heartbeat_every());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut alive: BTreeSet<String> = BTreeSet::new();
+        let mut grace = tokio::time::Instant::now();
         loop {
             tick.tick().await;
             let stats = tokio::time::timeout(Duration::from_secs(1), self.hub.stats())
@@ -359,10 +368,19 @@ impl Cluster {
             match registry::beat(&self.link, &info, ttl).await {
                 Ok(nodes) => {
                     metrics::cluster().nodes.set(nodes.len() as i64);
-                    let now: BTreeSet<String> = nodes.iter().map(|n| n.id.clone()).collect();
+                    let mut now: BTreeSet<String> = nodes.iter().map(|n| n.id.clone()).collect();
                     *self.nodes.lock().expect("nodes lock") = nodes;
                     if self.link.answered().is_some() {
+                        // The other nodes re-register over the next beats: none counts as
+                        // dead until a whole `dead_after_ms` has passed.
+                        grace = tokio::time::Instant::now()
+                            + Duration::from_millis(self.settings.section.dead_after_ms);
                         tokio::spawn(self.clone().reconcile());
+                    }
+                    if tokio::time::Instant::now() < grace {
+                        now.extend(alive.iter().cloned());
+                        alive = now;
+                        continue;
                     }
                     for gone in alive.difference(&now) {
                         self.node_dead(gone).await;
@@ -417,7 +435,7 @@ impl Cluster {
                     ?outcome,
                     "cluster: a room of a dead node"
                 ),
-                Err(e) => self.link.failed(&e),
+                Err(e) => self.link.trouble(&e),
             }
         }
         // Rooms another node took over move our sockets with `Moved`; a socket still bound
@@ -456,32 +474,45 @@ impl Cluster {
                 continue;
             }
             if let Err(e) = state::write(&self.link, &self.remotes, batch).await {
-                self.link.failed(&e);
+                self.link.trouble(&e);
             }
         }
     }
 
     /// Redis is back after an outage: every room this node holds gets one owner.
     async fn reconcile(self: Arc<Self>) {
+        // Every node re-registers within a heartbeat or two of Redis coming back: wait for
+        // them, so that "another live node" means what it says.
+        tokio::time::sleep(self.heartbeat_every() * 2).await;
         let rooms = self.hub.rooms().await.unwrap_or_default();
         let mut lost = Vec::new();
         for r in rooms {
-            match owner::reconcile(&self.link, &r.app_id, &r.room_id).await {
-                Ok(Claim::Mine) => {}
-                Ok(other) => {
+            let room = RoomRef {
+                app_id: r.app_id,
+                room_id: r.room_id,
+            };
+            match owner::reconcile(&self.link, &room.app_id, &room.room_id).await {
+                Ok(Reconciled::Kept { beaten: None }) => {}
+                Ok(Reconciled::Kept {
+                    beaten: Some(other),
+                }) => {
+                    let end = Envelope::End {
+                        app: room.app_id.clone(),
+                        room: room.room_id.clone(),
+                    };
+                    self.bus.send(&other, &end).await;
+                }
+                Ok(Reconciled::Lost(other)) => {
                     tracing::warn!(
-                        app = %r.app_id,
-                        room = %r.room_id,
-                        owner = ?other,
+                        app = %room.app_id,
+                        room = %room.room_id,
+                        owner = %other,
                         "cluster: after the outage another node keeps this room; ending our copy (its members reconnect and join there)"
                     );
-                    lost.push(RoomRef {
-                        app_id: r.app_id,
-                        room_id: r.room_id,
-                    });
+                    lost.push(room);
                 }
                 Err(e) => {
-                    self.link.failed(&e);
+                    self.link.trouble(&e);
                     return;
                 }
             }
@@ -489,6 +520,8 @@ impl Cluster {
         if !lost.is_empty() {
             self.hub.end_rooms(lost).await;
         }
+        // Redis may have lost what it held: every room's state is written again.
+        self.hub.resync().await;
     }
 
     /// SIGTERM: stop taking members (the registry says so), and tell the sockets bound to
@@ -504,14 +537,14 @@ impl Cluster {
                     room_id: r.room_id,
                 };
                 if let Err(e) = self.hand_over(room).await {
-                    self.link.failed(&e);
+                    self.link.trouble(&e);
                     break;
                 }
             }
         }
         self.edges.close_all();
         if let Err(e) = registry::leave(&self.link).await {
-            self.link.failed(&e);
+            self.link.trouble(&e);
         }
     }
 
@@ -557,10 +590,14 @@ impl Cluster {
             room: room.room_id.clone(),
         };
         self.bus.send(&target, &adopt).await;
-        for (_, out) in released.handed {
-            let _ = out.try_send(crate::signaling::hub::Outbound::Close(
-                rtcroom_core::CloseReason::ServiceRestart,
-            ));
+        // This node's own sockets of the room reconnect (and resume on the new owner); those
+        // on other nodes stay as they are, moved by the new owner.
+        for (conn, out) in released.handed {
+            if conn.0 < remote::REMOTE_BASE {
+                let _ = out.try_send(crate::signaling::hub::Outbound::Close(
+                    rtcroom_core::CloseReason::ServiceRestart,
+                ));
+            }
         }
         tracing::info!(app = %room.app_id, room = %room.room_id, %target, "cluster: room handed over");
         Ok(())
@@ -589,13 +626,13 @@ impl Edge for Cluster {
                         },
                         Ok(_) => Owner::Here,
                         Err(e) => {
-                            self.link.failed(&e);
+                            self.link.trouble(&e);
                             Owner::Here
                         }
                     }
                 }
                 Err(e) => {
-                    self.link.failed(&e);
+                    self.link.trouble(&e);
                     Owner::Here
                 }
             }

@@ -97,6 +97,8 @@ pub enum HubMsg {
     },
     /// `[cluster]`: end rooms another node won after a split; their sockets get 1012.
     EndRooms(Vec<RoomRef>),
+    /// `[cluster]`: hand every room's state to the writer again (Redis came back).
+    Resync,
     /// The rtcConfig for a login of `uid`.
     LoginRtc {
         uid: String,
@@ -209,6 +211,11 @@ impl Hub {
     /// Hand a room away (`[cluster]`); nobody is told.
     pub async fn release(&self, room: RoomRef) -> Option<Released> {
         self.ask(|reply| HubMsg::Release { room, reply }).await
+    }
+
+    /// Every room's state to the writer again (`[cluster]`).
+    pub async fn resync(&self) {
+        let _ = self.send(HubMsg::Resync).await;
     }
 
     /// End rooms another node won (`[cluster]`).
@@ -351,6 +358,10 @@ async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Rece
                         HubMsg::Frame { at, .. } => Some(*at),
                         _ => None,
                     };
+                    if let HubMsg::Resync = msg {
+                        changed.all(&engine);
+                        continue;
+                    }
                     let stop = if frozen {
                         handle_frozen(&mut engine, &mut links, msg)
                     } else {
@@ -400,6 +411,17 @@ impl Changed {
 
     fn on(&self) -> bool {
         self.out.is_some()
+    }
+
+    /// Every room counts as changed.
+    fn all<E: Entropy>(&mut self, engine: &Engine<E>) {
+        if self.out.is_some() {
+            self.rooms
+                .extend(engine.rooms().into_iter().map(|r| RoomRef {
+                    app_id: r.app_id,
+                    room_id: r.room_id,
+                }));
+        }
     }
 
     fn note<E: Entropy>(&mut self, engine: &mut Engine<E>) {
@@ -516,6 +538,8 @@ fn handle<E: Entropy>(
         HubMsg::EndRooms(rooms) => {
             engine.end_rooms(t, &rooms);
         }
+        // Taken by the loop before it gets here.
+        HubMsg::Resync => {}
         HubMsg::Shutdown(reply) => {
             engine.shutdown(t);
             return Some(reply);
