@@ -160,6 +160,49 @@ async fn a_draining_owner_hands_its_room_over() {
     forget_prefix(&prefix);
 }
 
+/// An ICE server registered through one node's ICE API is in every node's rotation, and
+/// in the registry of a node that starts later.
+#[tokio::test]
+async fn the_ice_registry_is_shared() {
+    let prefix = format!("rtcroom-smoke-ice-{}", std::process::id());
+    let env = |p: &str| -> Vec<(String, String)> {
+        vec![
+            (
+                "RTCROOM_CLUSTER_REDIS".into(),
+                "redis://127.0.0.1:6379/0".into(),
+            ),
+            ("RTCROOM_CLUSTER_KEY_PREFIX".into(), p.into()),
+            ("RTCROOM_CLUSTER_HEARTBEAT_MS".into(), "200".into()),
+            ("RTCROOM_CLUSTER_DEAD_AFTER_MS".into(), "600".into()),
+            ("RTCROOM_DATABASE_URL".into(), "off".into()),
+            ("RTCROOM_TURN_ENABLED".into(), "false".into()),
+            ("RTCROOM_ICE_TURN_SECRET".into(), "coturn-secret".into()),
+        ]
+    };
+    let start = |p: &str| {
+        let vars = env(p);
+        let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::start(&pairs)
+    };
+    let a = start(&prefix);
+    let b = start(&prefix);
+    common::wait_ready(&b, 503, "no ICE server in rotation").await;
+    let register = r#"{"cmd":"iceRegister","ip":"198.51.100.7","iceType":"turn","turnPort":3478,"stunPort":3478,"maxBandwidth":100000}"#;
+    let (status, body) = common::http(
+        "POST",
+        &format!("http://{}/icebandwidthload", a.addr),
+        None,
+        Some(register),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    common::wait_ready(&b, 200, "ready").await;
+    let c = start(&prefix);
+    common::wait_ready(&c, 200, "ready").await;
+    drop((a, b, c));
+    forget_prefix(&prefix);
+}
+
 /// A private `redis-server` on `port`, stopped (by its pid) when dropped.
 struct Redis(std::process::Child);
 

@@ -19,6 +19,7 @@
 pub mod bus;
 pub mod edge;
 pub mod failover;
+pub mod ice;
 pub mod link;
 pub mod owner;
 pub mod registry;
@@ -172,15 +173,27 @@ impl Cluster {
     /// The subscription to this node's channel and the ICE channel, renewed when it breaks.
     async fn listen(self: Arc<Self>) {
         let channel = self.link.bus_channel(self.me());
+        let ice = self.link.ice_channel();
         loop {
             match self.link.client.get_async_pubsub().await {
                 Ok(mut pubsub) => {
-                    if let Err(e) = pubsub.subscribe(&channel).await {
+                    let subscribed = match pubsub.subscribe(&channel).await {
+                        Ok(()) => pubsub.subscribe(&ice).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = subscribed {
                         self.link.trouble(&e);
                     } else {
+                        // A node that starts (or a subscription renewed) learns the ICE
+                        // servers the others took.
+                        ice::load(&self.link, &self.hub).await;
                         let mut stream = pubsub.into_on_message();
                         while let Some(msg) = stream.next().await {
-                            self.dispatch(msg.get_payload_bytes()).await;
+                            if msg.get_channel_name() == ice {
+                                ice::apply(self.me(), &self.hub, msg.get_payload_bytes()).await;
+                            } else {
+                                self.dispatch(msg.get_payload_bytes()).await;
+                            }
                         }
                         tracing::warn!("cluster: the bus subscription broke; renewing it");
                     }
@@ -275,6 +288,14 @@ impl Cluster {
                 uid,
                 why,
             } => serde_json::Value::Bool(self.hub.kick(app, room, uid, why).await),
+        }
+    }
+
+    /// An ICE API command this node took (the request's body, and where GeoIP placed the
+    /// server): every other node applies it too, and a node that starts later finds it.
+    pub async fn share_ice(&self, body: &[u8], at: Option<(f64, f64)>) {
+        if let Err(e) = ice::share(&self.link, &self.bus, body, at).await {
+            self.link.trouble(&e);
         }
     }
 
