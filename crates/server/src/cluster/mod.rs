@@ -448,7 +448,7 @@ impl Cluster {
         }
         let taker = self.taker();
         for room in &rooms {
-            match taker.from_dead(room, node).await {
+            match taker.take_from_dead(room, node).await {
                 Ok(outcome) => tracing::info!(
                     node,
                     app = %room.app_id,
@@ -640,7 +640,7 @@ impl Edge for Cluster {
                         app_id: app.to_owned(),
                         room_id: room.to_owned(),
                     };
-                    match self.taker().from_dead(&r, &dead).await {
+                    match self.taker().take_from_dead(&r, &dead).await {
                         Ok(Outcome::Lost) => match owner::owner(&self.link, app, room).await {
                             Ok(Some(o)) if o != self.me() => Owner::Node(o),
                             _ => Owner::Here,

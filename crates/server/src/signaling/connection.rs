@@ -169,7 +169,7 @@ impl Route {
     /// Whether `frame` goes to the room's owner elsewhere. The first `join` decides; binding
     /// takes the connection from the local hub (it was in no room there) and gives the
     /// connection task a new kill switch, which the cluster holds from then on.
-    async fn to_owner(
+    async fn goes_to_owner(
         &mut self,
         sig: &Signaling,
         conn: ConnId,
@@ -379,7 +379,7 @@ where
             let (frame, grant) = decode_text(sig, &text, origin);
             let bound = match route {
                 Some(r) => {
-                    let to_owner = r.to_owner(sig, conn, &frame, &mut out.kill).await;
+                    let to_owner = r.goes_to_owner(sig, conn, &frame, &mut out.kill).await;
                     to_owner.then_some(r)
                 }
                 None => None,
