@@ -36,6 +36,9 @@ pub enum Envelope {
         conn: u64,
         text: String,
         grant: WireGrant,
+        /// A binary message of this many bytes instead of `text` (refused by the owner).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        binary: Option<usize>,
     },
     /// Edge → owner: a bound socket closed.
     Closed {
@@ -334,6 +337,7 @@ mod tests {
             conn: 7,
             text: text.clone(),
             grant: WireGrant::Unchecked,
+            binary: None,
         };
         let json = serde_json::to_string(&envelope).unwrap();
         match serde_json::from_str::<Envelope>(&json).unwrap() {

@@ -30,7 +30,7 @@ use crate::config::ClusterSection;
 use crate::ops::alerts::Alerts;
 use crate::ops::metrics;
 use crate::signaling::hub::{Hub, RoomState};
-use crate::signaling::route::{Edge, Owner, Socketside};
+use crate::signaling::route::{Edge, Owner, Payload, Socketside};
 use bus::{Bus, Envelope, Question};
 use edge::Edges;
 use failover::{Outcome, Taker};
@@ -226,9 +226,10 @@ impl Cluster {
                 conn,
                 text,
                 grant,
+                binary,
             } => {
                 self.remotes
-                    .frame(&(edge, conn), &text, Grant::from(grant))
+                    .frame(&(edge, conn), &text, binary, Grant::from(grant))
                     .await;
             }
             Envelope::Closed { edge, conn, clean } => {
@@ -664,8 +665,8 @@ impl Edge for Cluster {
         Box::pin(self.edges.bind(owner, socket))
     }
 
-    fn frame<'a>(&'a self, conn: ConnId, text: String, grant: Grant) -> BoxFuture<'a, ()> {
-        Box::pin(self.edges.frame(conn, text, grant))
+    fn frame<'a>(&'a self, conn: ConnId, payload: Payload, grant: Grant) -> BoxFuture<'a, ()> {
+        Box::pin(self.edges.frame(conn, payload, grant))
     }
 
     fn closed<'a>(&'a self, conn: ConnId, clean: bool) -> BoxFuture<'a, ()> {
