@@ -22,6 +22,16 @@ fn node_on(redis: &str, prefix: &str) -> Server {
     ])
 }
 
+/// Wait (bounded) until every node's registry holds `n` live nodes.
+async fn wait_for_nodes(nodes: &[&Server], n: usize) {
+    for node in nodes {
+        common::wait_until("every node in the registry", || async {
+            node.metrics().await.get("rtcroom_cluster_nodes") == Some(&(n as f64))
+        })
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn a_room_spans_two_nodes_and_relays_both_ways() {
     let prefix = format!("rtcroom-smoke-{}", std::process::id());
@@ -83,6 +93,7 @@ async fn a_killed_owner_s_room_is_adopted_silently() {
     let mut a = node(&prefix);
     let b = node(&prefix);
     let c = node(&prefix);
+    wait_for_nodes(&[&a, &b, &c], 3).await;
     let mut carol = a.client().await;
     carol.send(join("fo", "carol", "Carol")).await;
     carol.expect("respJoin").await;
@@ -137,8 +148,7 @@ async fn a_draining_owner_hands_its_room_over() {
     bob.send(join("dr", "bob", "Bob")).await;
     bob.expect("respJoin").await;
     alice.expect("notifyNewPeer").await;
-    // Every node has seen the others in the registry.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_for_nodes(&[&a, &b, &c], 3).await;
     let status = tokio::task::spawn_blocking(move || b.terminate())
         .await
         .unwrap();
@@ -192,8 +202,7 @@ async fn the_operator_api_answers_for_the_cluster() {
     let mut carol = b.client().await;
     carol.send(join("adm-b", "carol", "Carol")).await;
     carol.expect("respJoin").await;
-    // Both nodes are in each other's registry.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_for_nodes(&[&a, &b], 2).await;
     let api = |path: &str| format!("http://{}{path}", b.addr);
     let (status, body) = common::http("GET", &api("/api/rooms"), Some("ops-token"), None).await;
     assert_eq!(status, 200, "{body}");

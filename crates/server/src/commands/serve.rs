@@ -62,7 +62,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let alerts = start_alerts(&cfg, super::hostname())?;
     let listener = listen(cfg.server.listen)
         .with_context(|| format!("cannot listen on {} ([server] listen)", cfg.server.listen))?;
-    let recording = start_recording(&cfg, alerts.clone(), prices, !restored).await?;
+    // The restart recovery closes every session left open in the database: in a cluster the
+    // database is shared and those sessions go on elsewhere (a node's rooms outlive it), so it
+    // never runs there; the engine that adopts a room closes what does not come back.
+    let recover = !restored && !cfg.cluster.enabled();
+    let recording = start_recording(&cfg, alerts.clone(), prices, recover).await?;
     let daily_task = schedule_report(&cfg, recording.as_ref(), geoip.clone())?;
     // With records off the hub gets the default sink, which discards.
     let (states_tx, states_rx) = match cfg.cluster.enabled() {
