@@ -63,6 +63,10 @@ pub async fn write(
                     .cmd("SADD")
                     .arg(link.owned_key(&link.me))
                     .arg(member(&s.room))
+                    .ignore()
+                    // The room exists: its claim lasts (see `owner::claim`).
+                    .cmd("PERSIST")
+                    .arg(link.room_key(&s.room.app_id, &s.room.room_id))
                     .ignore();
             }
             None => gone.push(s.room),
