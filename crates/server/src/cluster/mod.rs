@@ -85,7 +85,10 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// Join the cluster: the bus, the subscription, the heartbeat. Redis need not answer yet.
-    pub fn start(
+    /// A node restarted under the same id first waits until its previous run has been seen
+    /// dead by the others (so that they take over what it held); a live node of the same id
+    /// refuses the start.
+    pub async fn start(
         settings: Settings,
         hub: Hub,
         alerts: Alerts,
@@ -99,6 +102,12 @@ impl Cluster {
             &me,
             alerts,
         )?);
+        registry::wait_for_previous_run(
+            &link,
+            Duration::from_millis(settings.section.heartbeat_ms),
+            Duration::from_millis(settings.section.dead_after_ms),
+        )
+        .await?;
         let (dead_tx, dead_rx) = mpsc::unbounded_channel();
         let bus = Bus::start(link.clone(), dead_tx);
         let cluster = Arc::new(Self {

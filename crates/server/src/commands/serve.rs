@@ -86,7 +86,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let alerts = sinks.alerts.clone();
     let (hub, hub_task) = hub::spawn(engine, sinks, 4096);
-    let cluster = start_cluster(&cfg, &hub, alerts, listener.local_addr()?, states_rx)?;
+    let cluster = start_cluster(&cfg, &hub, alerts, listener.local_addr()?, states_rx).await?;
     let turn = match embedded {
         Some((_, secret)) => {
             Some(embedded::start_embedded(&cfg, secret, hub.clone(), geoip.as_deref()).await?)
@@ -333,7 +333,7 @@ async fn serve_http(
 }
 
 /// Join the cluster with `[cluster] redis`; `None` for a single node.
-fn start_cluster(
+async fn start_cluster(
     cfg: &Config,
     hub: &Hub,
     alerts: Alerts,
@@ -365,7 +365,9 @@ fn start_cluster(
         outbound_queue: cfg.server.outbound_queue,
         max_frame: cfg.server.max_frame_bytes,
     };
-    Cluster::start(settings, hub.clone(), alerts, states).map(Some)
+    Cluster::start(settings, hub.clone(), alerts, states)
+        .await
+        .map(Some)
 }
 
 /// TLS from `[server] tls_cert`/`tls_key` when they are set, with a task that reloads the
