@@ -128,6 +128,40 @@ async fn a_killed_owner_s_room_is_adopted_silently() {
     alice.expect("relayAnswer").await;
 }
 
+/// The node a member's socket is on is killed: the owner counts the member as dropped (it
+/// keeps its place), and the member resumes on another node with its key; the other member
+/// hears nothing.
+#[tokio::test]
+async fn a_killed_edge_s_members_resume_elsewhere() {
+    let prefix = Prefix(format!("rtcroom-smoke-edge-{}", std::process::id()));
+    let a = node(&prefix.0);
+    let mut b = node(&prefix.0);
+    wait_for_nodes(&[&a, &b], 2).await;
+    let mut alice = a.client().await;
+    alice.send(join("edge", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    let mut bob = b.client().await;
+    bob.send(join("edge", "bob", "Bob")).await;
+    let jb = bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    b.kill();
+    drop(bob);
+    alice.expect_silence().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let mut again = a.client().await;
+    let mut resume = join("edge", "bob", "Bob");
+    resume["resumeKey"] = jb["resumeKey"].clone();
+    again.send(resume).await;
+    let back = again.expect("respJoin").await;
+    assert_eq!(back["resumed"], true, "{back}");
+    assert_eq!(back["sessionId"], jb["sessionId"], "{back}");
+    alice.expect_silence().await;
+    again
+        .send(json!({"cmd":"offer","remoteUid":"alice","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    alice.expect("relayOffer").await;
+}
+
 /// A node drains (SIGTERM): the room it owns goes to the node holding the other member,
 /// which hears nothing; the drained node's member is told to reconnect (1012) and resumes
 /// on a third node with its resume key.
