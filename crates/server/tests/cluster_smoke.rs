@@ -220,6 +220,22 @@ async fn the_operator_api_answers_for_the_cluster() {
     };
     let a = start(&prefix.0);
     let b = start(&prefix.0);
+    wait_for_nodes(&[&a, &b], 2).await;
+    // Login hands out the least-loaded node's own address (both are empty: the lower id).
+    let (status, body) = common::http(
+        "POST",
+        &format!("http://{}/api/login", a.addr),
+        None,
+        Some(r#"{"cmd":"login","appId":"10000","url":"http://localhost/"}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let login: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let server = login["roomServer"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        server == format!("ws://{}/ws", a.addr) || server == format!("ws://{}/ws", b.addr),
+        "{body}"
+    );
     let mut alice = a.client().await;
     alice.send(join("adm", "alice", "Alice")).await;
     alice.expect("respJoin").await;
@@ -230,7 +246,6 @@ async fn the_operator_api_answers_for_the_cluster() {
     let mut carol = b.client().await;
     carol.send(join("adm-b", "carol", "Carol")).await;
     carol.expect("respJoin").await;
-    wait_for_nodes(&[&a, &b], 2).await;
     let api = |path: &str| format!("http://{}{path}", b.addr);
     let (status, body) = common::http("GET", &api("/api/rooms"), Some("ops-token"), None).await;
     assert_eq!(status, 200, "{body}");
