@@ -11,7 +11,12 @@ fn node(prefix: &str) -> Server {
 }
 
 fn node_on(redis: &str, prefix: &str) -> Server {
+    node_named(redis, prefix, "")
+}
+
+fn node_named(redis: &str, prefix: &str, id: &str) -> Server {
     Server::start(&[
+        ("RTCROOM_CLUSTER_NODE_ID", id),
         ("RTCROOM_CLUSTER_REDIS", redis),
         ("RTCROOM_CLUSTER_KEY_PREFIX", prefix),
         ("RTCROOM_CLUSTER_HEARTBEAT_MS", "200"),
@@ -401,6 +406,41 @@ impl Drop for Prefix {
     fn drop(&mut self) {
         forget_prefix(&self.0);
     }
+}
+
+/// A room both nodes held while Redis was away: when it is back, the lower node id keeps
+/// it; the other node's member is told to reconnect (1012) and joins the kept room.
+#[tokio::test]
+async fn after_an_outage_the_lower_node_id_keeps_a_split_room() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let redis = Redis::start(port);
+    let a = node_named(&url, "split", "n1");
+    let b = node_named(&url, "split", "n2");
+    wait_for_nodes(&[&a, &b], 2).await;
+    let mut alice = a.client().await;
+    alice.send(join("split", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    drop(redis);
+    common::wait_ready(&b, 503, "cluster degraded").await;
+    let mut bob = b.client().await;
+    bob.send(join("split", "bob", "Bob")).await;
+    let jb = bob.expect("respJoin").await;
+    assert_eq!(jb["result"], 0, "{jb}");
+    let _redis = Redis::start(port);
+    common::wait_ready(&a, 200, "ready").await;
+    common::wait_ready(&b, 200, "ready").await;
+    assert_eq!(bob.expect_close().await, Some(1012));
+    let mut again = b.client().await;
+    again.send(join("split", "bob", "Bob")).await;
+    let back = again.expect("respJoin").await;
+    assert_eq!(back["result"], 0, "{back}");
+    let peer = alice.expect("notifyNewPeer").await;
+    assert_eq!(peer["uid"], "bob", "{peer}");
 }
 
 /// Remove every key of this test's prefix from the shared Redis.
