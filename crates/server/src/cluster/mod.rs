@@ -21,23 +21,25 @@ pub mod edge;
 pub mod failover;
 pub mod ice;
 pub mod link;
+pub mod moves;
 pub mod owner;
 pub mod registry;
 pub mod remote;
 pub mod state;
+pub mod views;
 
 use crate::config::ClusterSection;
 use crate::ops::alerts::Alerts;
 use crate::ops::metrics;
 use crate::signaling::hub::{Hub, RoomState};
 use crate::signaling::route::{Edge, Owner, Payload, Socketside};
-use bus::{Bus, Envelope, Question};
+use bus::{Bus, Envelope};
 use edge::Edges;
 use failover::{Outcome, Taker};
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use link::Link;
-use owner::{Claim, Reconciled};
+use owner::Claim;
 use registry::NodeInfo;
 use remote::Remotes;
 use rtcroom_core::{ConnId, Grant, RoomRef};
@@ -281,98 +283,6 @@ impl Cluster {
         }
     }
 
-    /// This node's answer to a cluster-wide question.
-    async fn answer(&self, question: Question) -> serde_json::Value {
-        match question {
-            Question::Rooms => {
-                serde_json::to_value(rooms_view(self.hub.rooms().await.unwrap_or_default()))
-                    .unwrap_or_default()
-            }
-            Question::Stats => {
-                let s = self.hub.stats().await.unwrap_or_default();
-                serde_json::json!({"connections": s.connections, "rooms": s.rooms, "members": s.members})
-            }
-            Question::Kick {
-                app,
-                room,
-                uid,
-                why,
-            } => serde_json::Value::Bool(self.hub.kick(app, room, uid, why).await),
-        }
-    }
-
-    /// An ICE API command this node took (the request's body, and where GeoIP placed the
-    /// server): every other node applies it too, and a node that starts later finds it.
-    pub async fn share_ice(&self, body: &[u8], at: Option<(f64, f64)>) {
-        if let Err(e) = ice::share(&self.link, &self.bus, body, at).await {
-            self.link.trouble(&e);
-        }
-    }
-
-    /// Ask every live node (this one included) and gather the answers that come within 1 s.
-    pub async fn ask_all(&self, question: Question) -> Vec<serde_json::Value> {
-        let nodes = self.nodes();
-        let mut answers = vec![self.answer(question.clone()).await];
-        let others: Vec<&NodeInfo> = nodes.iter().filter(|n| n.id != self.me()).collect();
-        if others.is_empty() {
-            return answers;
-        }
-        let id = self.next_ask.fetch_add(1, Ordering::Relaxed);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        self.asks.lock().expect("asks lock").insert(id, tx);
-        let from = self.me().to_owned();
-        for n in &others {
-            let ask = Envelope::Ask {
-                from: from.clone(),
-                id,
-                question: question.clone(),
-            };
-            self.bus.send(&n.id, &ask).await;
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-        while answers.len() < others.len() + 1 {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(body)) => answers.push(body),
-                _ => break,
-            }
-        }
-        self.asks.lock().expect("asks lock").remove(&id);
-        answers
-    }
-
-    /// Kick a member wherever its room lives: here, or at its owner.
-    pub async fn kick(&self, app: String, room: String, uid: String, why: String) -> bool {
-        let owner = owner::owner(&self.link, &app, &room).await.ok().flatten();
-        match owner {
-            Some(o) if o != self.me() => {
-                let question = Question::Kick {
-                    app,
-                    room,
-                    uid,
-                    why,
-                };
-                self.ask_one(&o, question).await == Some(serde_json::Value::Bool(true))
-            }
-            _ => self.hub.kick(app, room, uid, why).await,
-        }
-    }
-
-    async fn ask_one(&self, node: &str, question: Question) -> Option<serde_json::Value> {
-        let id = self.next_ask.fetch_add(1, Ordering::Relaxed);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        self.asks.lock().expect("asks lock").insert(id, tx);
-        let from = self.me().to_owned();
-        self.bus
-            .send(node, &Envelope::Ask { from, id, question })
-            .await;
-        let answer = tokio::time::timeout(Duration::from_secs(1), rx.recv())
-            .await
-            .ok()
-            .flatten();
-        self.asks.lock().expect("asks lock").remove(&id);
-        answer
-    }
-
     /// Say this node is alive every `heartbeat_ms`; notice dead nodes and Redis coming back.
     async fn heartbeat(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.heartbeat_every());
@@ -518,131 +428,6 @@ impl Cluster {
             }
         }
     }
-
-    /// Redis is back after an outage: every room this node holds gets one owner.
-    async fn reconcile(self: Arc<Self>) {
-        // Every node re-registers within a heartbeat or two of Redis coming back: wait for
-        // them, so that "another live node" means what it says.
-        tokio::time::sleep(self.heartbeat_every() * 2).await;
-        let rooms = self.hub.rooms().await.unwrap_or_default();
-        let mut lost = Vec::new();
-        for r in rooms {
-            let room = RoomRef {
-                app_id: r.app_id,
-                room_id: r.room_id,
-            };
-            match owner::reconcile(&self.link, &room.app_id, &room.room_id).await {
-                Ok(Reconciled::Kept { beaten: None }) => {}
-                Ok(Reconciled::Kept {
-                    beaten: Some(other),
-                }) => {
-                    let end = Envelope::End {
-                        app: room.app_id.clone(),
-                        room: room.room_id.clone(),
-                    };
-                    self.bus.send(&other, &end).await;
-                }
-                Ok(Reconciled::Lost(other)) => {
-                    tracing::warn!(
-                        app = %room.app_id,
-                        room = %room.room_id,
-                        owner = %other,
-                        "cluster: after the outage another node keeps this room; ending our copy (its members reconnect and join there)"
-                    );
-                    lost.push(room);
-                }
-                Err(e) => {
-                    self.link.trouble(&e);
-                    return;
-                }
-            }
-        }
-        if !lost.is_empty() {
-            self.hub.end_rooms(lost).await;
-        }
-        // Redis may have lost what it held: every room's state is written again.
-        self.hub.resync().await;
-    }
-
-    /// SIGTERM: stop taking members (the registry says so), and tell the sockets bound to
-    /// other nodes to reconnect (close 1012); they resume through the load balancer on a
-    /// live node. The hub's restart then does the same for this node's own sockets.
-    pub async fn drain(&self) {
-        self.draining.store(true, Ordering::Release);
-        if self.degraded_since().is_none() {
-            let rooms = self.hub.rooms().await.unwrap_or_default();
-            for r in rooms {
-                let room = RoomRef {
-                    app_id: r.app_id,
-                    room_id: r.room_id,
-                };
-                if let Err(e) = self.hand_over(room).await {
-                    self.link.trouble(&e);
-                    break;
-                }
-            }
-        }
-        self.edges.close_all();
-        if let Err(e) = registry::leave(&self.link).await {
-            self.link.trouble(&e);
-        }
-    }
-
-    /// Hand one room to a live node: the one holding most of its members' sockets, else the
-    /// least loaded. Its state goes to Redis, the owner key to the target, and the target is
-    /// asked to adopt it; this node's own sockets of the room are told to reconnect.
-    async fn hand_over(&self, room: RoomRef) -> redis::RedisResult<()> {
-        let nodes: Vec<NodeInfo> = self
-            .nodes()
-            .into_iter()
-            .filter(|n| n.id != self.me() && !n.draining)
-            .collect();
-        let Some(fallback) = registry::least_loaded(&nodes).map(|n| n.id.clone()) else {
-            return Ok(()); // the last node: its rooms end with it at the restart
-        };
-        let Some(released) = self.hub.release(room.clone()).await else {
-            return Ok(());
-        };
-        let seats = state::seats(self.me(), &self.remotes, &released.conns);
-        let mut count: HashMap<&str, usize> = HashMap::new();
-        for (node, _) in seats.values() {
-            if nodes.iter().any(|n| &n.id == node) {
-                *count.entry(node.as_str()).or_default() += 1;
-            }
-        }
-        let target = count
-            .into_iter()
-            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
-            .map(|(n, _)| n.to_owned())
-            .unwrap_or(fallback);
-        for (_, conn) in &released.conns {
-            self.remotes.drop_link(*conn);
-        }
-        let stored = state::Stored {
-            snapshot: released.snapshot,
-            seats,
-        };
-        state::put(&self.link, &room, &stored).await?;
-        owner::take(&self.link, &room.app_id, &room.room_id, self.me(), &target).await?;
-        state::disown(&self.link, &room).await?;
-        let adopt = Envelope::Adopt {
-            from: self.me().to_owned(),
-            app: room.app_id.clone(),
-            room: room.room_id.clone(),
-        };
-        self.bus.send(&target, &adopt).await;
-        // This node's own sockets of the room reconnect (and resume on the new owner); those
-        // on other nodes stay as they are, moved by the new owner.
-        for (conn, out) in released.handed {
-            if conn.0 < remote::REMOTE_BASE {
-                let _ = out.try_send(crate::signaling::hub::Outbound::Close(
-                    rtcroom_core::CloseReason::ServiceRestart,
-                ));
-            }
-        }
-        tracing::info!(app = %room.app_id, room = %room.room_id, %target, "cluster: room handed over");
-        Ok(())
-    }
 }
 
 impl Edge for Cluster {
@@ -691,25 +476,4 @@ impl Edge for Cluster {
     fn closed<'a>(&'a self, conn: ConnId, clean: bool) -> BoxFuture<'a, ()> {
         Box::pin(self.edges.closed(conn, clean))
     }
-}
-
-/// The operator's view of rooms, as `/api/rooms` shows them.
-pub fn rooms_view(rooms: Vec<rtcroom_core::RoomInfo>) -> Vec<serde_json::Value> {
-    rooms
-        .into_iter()
-        .map(|r| {
-            serde_json::json!({
-                "appId": r.app_id,
-                "roomId": r.room_id,
-                "roomName": r.room_name,
-                "members": r.members.into_iter().map(|m| serde_json::json!({
-                    "uid": m.uid,
-                    "uname": m.uname,
-                    "sessionId": m.session_id.to_string(),
-                    "joinedAt": m.joined_at.as_secs(),
-                    "connected": m.connected,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect()
 }

@@ -374,25 +374,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let sent = match incoming {
-        Some(Ok(Incoming::Text(text))) => {
-            let at = std::time::Instant::now();
-            let (frame, grant) = decode_text(sig, &text, origin);
-            let bound = match route {
-                Some(r) => {
-                    let to_owner = r.goes_to_owner(sig, conn, &frame, &mut out.kill).await;
-                    to_owner.then_some(r)
-                }
-                None => None,
-            };
-            match bound {
-                Some(r) => {
-                    // The owner decodes the text again; same-node rooms never pay for that.
-                    r.edge.frame(conn, Payload::Text(text), grant).await;
-                    true
-                }
-                None => to_hub(sig, conn, frame, grant, at).await,
-            }
-        }
+        Some(Ok(Incoming::Text(text))) => on_text(sig, conn, origin, out, text, route).await,
         Some(Ok(Incoming::Binary(len))) => {
             let at = std::time::Instant::now();
             metrics::received("invalid", len);
@@ -446,6 +428,35 @@ where
         Step::Continue
     } else {
         Step::End { clean: false }
+    }
+}
+
+/// A text frame: decoded here, then to the local hub or, for a connection bound to another
+/// node, to the room's owner as its text.
+async fn on_text(
+    sig: &Signaling,
+    conn: ConnId,
+    origin: Option<&str>,
+    out: &mut Writer,
+    text: String,
+    route: Option<&mut Route>,
+) -> bool {
+    let at = std::time::Instant::now();
+    let (frame, grant) = decode_text(sig, &text, origin);
+    let bound = match route {
+        Some(r) => {
+            let to_owner = r.goes_to_owner(sig, conn, &frame, &mut out.kill).await;
+            to_owner.then_some(r)
+        }
+        None => None,
+    };
+    match bound {
+        Some(r) => {
+            // The owner decodes the text again; same-node rooms never pay for that.
+            r.edge.frame(conn, Payload::Text(text), grant).await;
+            true
+        }
+        None => to_hub(sig, conn, frame, grant, at).await,
     }
 }
 

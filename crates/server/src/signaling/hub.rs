@@ -11,6 +11,8 @@
 //! hands on only queues: messages to bounded connection queues, records to the writer's
 //! channel, alerts to the alert task, log lines to the log queue (`ops::log`).
 
+use super::changes::Changed;
+pub use super::changes::RoomState;
 use crate::clock::{engine_now, monotonic, now};
 use crate::ops::alerts::Alerts;
 use crate::ops::{metrics, telemetry};
@@ -123,15 +125,6 @@ pub struct Released {
     pub snapshot: Snapshot,
     pub conns: Vec<(String, ConnId)>,
     pub handed: Vec<(ConnId, mpsc::Sender<Outbound>)>,
-}
-
-/// A room's state for the cluster's copy in Redis: its snapshot (`None`: the room is gone)
-/// and the connection each member sits on.
-#[derive(Debug)]
-pub struct RoomState {
-    pub room: RoomRef,
-    pub snapshot: Option<Snapshot>,
-    pub conns: Vec<(String, ConnId)>,
 }
 
 /// A cheap handle for sending to the hub.
@@ -391,71 +384,6 @@ async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Rece
     }
 }
 
-/// `[cluster]`: the rooms changed since their state was last handed to the writer.
-struct Changed {
-    out: Option<mpsc::Sender<Vec<RoomState>>>,
-    rooms: std::collections::BTreeSet<RoomRef>,
-}
-
-impl Changed {
-    fn new<E: Entropy>(engine: &mut Engine<E>, out: Option<mpsc::Sender<Vec<RoomState>>>) -> Self {
-        if out.is_some() {
-            // The engine tracks changes from its first call on.
-            let _ = engine.take_changed_rooms();
-        }
-        Self {
-            out,
-            rooms: Default::default(),
-        }
-    }
-
-    fn on(&self) -> bool {
-        self.out.is_some()
-    }
-
-    /// Every room counts as changed.
-    fn all<E: Entropy>(&mut self, engine: &Engine<E>) {
-        if self.out.is_some() {
-            self.rooms
-                .extend(engine.rooms().into_iter().map(|r| RoomRef {
-                    app_id: r.app_id,
-                    room_id: r.room_id,
-                }));
-        }
-    }
-
-    fn note<E: Entropy>(&mut self, engine: &mut Engine<E>) {
-        if self.out.is_some() {
-            self.rooms.extend(engine.take_changed_rooms());
-        }
-    }
-
-    /// Hand the changed rooms' states over; kept when the writer's queue is full.
-    fn flush<E: Entropy>(&mut self, engine: &Engine<E>) {
-        let Some(out) = &self.out else {
-            return;
-        };
-        if self.rooms.is_empty() || out.capacity() == 0 {
-            return;
-        }
-        let t = engine_now();
-        let states = std::mem::take(&mut self.rooms)
-            .into_iter()
-            .map(|room| {
-                let conns = engine.room_conns(&room);
-                let snapshot = (!conns.is_empty())
-                    .then(|| engine.snapshot_rooms(t, std::slice::from_ref(&room)));
-                RoomState {
-                    room,
-                    snapshot,
-                    conns,
-                }
-            })
-            .collect();
-        let _ = out.try_send(states);
-    }
-}
-
 /// Feed one message to the engine. Returns the reply channel of a shutdown, after which the
 /// hub stops.
 fn handle<E: Entropy>(
@@ -515,6 +443,32 @@ fn handle<E: Entropy>(
         HubMsg::LoginRtc { uid, reply } => {
             let _ = reply.send(engine.login_rtc_config(t, &uid));
         }
+        msg @ (HubMsg::Adopt { .. } | HubMsg::Release { .. } | HubMsg::EndRooms(_)) => {
+            room_move(engine, links, msg);
+        }
+        // Taken by the loop before it gets here.
+        HubMsg::Resync => {}
+        HubMsg::Shutdown(reply) => {
+            engine.shutdown(t);
+            return Some(reply);
+        }
+        HubMsg::Freeze(reply) => {
+            *frozen = true;
+            let _ = reply.send(engine.snapshot(t));
+        }
+        HubMsg::Restart(reply) => {
+            // Its close frames go out in the drain that follows this step.
+            engine.restart(t);
+            return Some(reply);
+        }
+    }
+    None
+}
+
+/// `[cluster]`: a room move of the engine's cluster API.
+fn room_move<E: Entropy>(engine: &mut Engine<E>, links: &mut Links, msg: HubMsg) {
+    let t = engine_now();
+    match msg {
         HubMsg::Adopt {
             snapshot,
             seats,
@@ -538,23 +492,8 @@ fn handle<E: Entropy>(
         HubMsg::EndRooms(rooms) => {
             engine.end_rooms(t, &rooms);
         }
-        // Taken by the loop before it gets here.
-        HubMsg::Resync => {}
-        HubMsg::Shutdown(reply) => {
-            engine.shutdown(t);
-            return Some(reply);
-        }
-        HubMsg::Freeze(reply) => {
-            *frozen = true;
-            let _ = reply.send(engine.snapshot(t));
-        }
-        HubMsg::Restart(reply) => {
-            // Its close frames go out in the drain that follows this step.
-            engine.restart(t);
-            return Some(reply);
-        }
+        _ => {}
     }
-    None
 }
 
 /// Seat adopted rooms, each seated member's connection with its link.

@@ -6,6 +6,7 @@
 //! `snapshot` keeps the rooms in `data_dir` across a restart; `route` is the seam to the
 //! cluster, for connections whose room another node owns.
 
+pub mod changes;
 pub mod connection;
 pub mod frame;
 pub mod hub;
