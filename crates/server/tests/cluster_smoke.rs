@@ -167,6 +167,58 @@ async fn a_killed_edge_s_members_resume_elsewhere() {
     alice.expect("relayOffer").await;
 }
 
+/// A member of a killed owner resumes on another node with its key (told to reconnect at
+/// most once more while the room is taken over); the member on a live node hears nothing.
+#[tokio::test]
+async fn a_member_of_a_killed_owner_resumes_on_a_survivor() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let prefix = Prefix(format!("rtcroom-smoke-res-{}", std::process::id()));
+    let mut a = node(&prefix.0);
+    let b = node(&prefix.0);
+    let c = node(&prefix.0);
+    wait_for_nodes(&[&a, &b, &c], 3).await;
+    let mut alice = a.client().await;
+    alice.send(join("res", "alice", "Alice")).await;
+    let ja = alice.expect("respJoin").await;
+    let mut bob = b.client().await;
+    bob.send(join("res", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    a.kill();
+    let mut resume = join("res", "alice", "Alice");
+    resume["resumeKey"] = ja["resumeKey"].clone();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let back = 'tries: loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alice never resumed"
+        );
+        let url = format!("ws://{}/ws", c.addr);
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        ws.send(Message::text(resume.to_string())).await.unwrap();
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await {
+            match msg {
+                Message::Text(t) => {
+                    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    if v["cmd"] == "respJoin" {
+                        break 'tries v;
+                    }
+                }
+                Message::Close(_) => continue 'tries,
+                _ => {}
+            }
+        }
+    };
+    assert_eq!(back["result"], 0, "{back}");
+    assert_eq!(back["resumed"], true, "{back}");
+    assert_eq!(back["sessionId"], ja["sessionId"], "{back}");
+    bob.expect_silence().await;
+}
+
 /// A node drains (SIGTERM): the room it owns goes to the node holding the other member,
 /// which hears nothing; the drained node's member is told to reconnect (1012) and resumes
 /// on a third node with its resume key.

@@ -222,6 +222,19 @@ impl Edges {
         rooms
     }
 
+    /// Close the sockets of `room` still bound to `owner` with 1012 (this node took the room
+    /// over and they were not seated in it).
+    pub fn close_bound_in(&self, owner: &str, room: &RoomRef) {
+        let mut t = self.table.lock().expect("edges lock");
+        for b in t
+            .values_mut()
+            .filter(|b| b.owner == owner && &b.room == room)
+        {
+            b.closing = true;
+            let _ = b.out.try_send(Outbound::Close(CloseReason::ServiceRestart));
+        }
+    }
+
     /// Close the sockets still bound to `owner` with 1012 (its rooms found no new owner that
     /// knows them): the clients reconnect and join again.
     pub fn close_bound_to(&self, owner: &str) -> usize {

@@ -375,13 +375,18 @@ impl Cluster {
         for room in &rooms {
             match taker.take_from_dead(room, node).await {
                 Ok(Outcome::Lost) => {}
-                Ok(outcome) => tracing::info!(
-                    node,
-                    app = %room.app_id,
-                    room = %room.room_id,
-                    ?outcome,
-                    "cluster: took over a room of a dead node"
-                ),
+                Ok(outcome) => {
+                    tracing::info!(
+                        node,
+                        app = %room.app_id,
+                        room = %room.room_id,
+                        ?outcome,
+                        "cluster: took over a room of a dead node"
+                    );
+                    // Our sockets of the room that the state did not seat (their join never
+                    // reached the dead node) reconnect now, and resume here.
+                    self.edges.close_bound_in(node, room);
+                }
                 Err(e) => self.link.trouble(&e),
             }
         }
