@@ -73,6 +73,9 @@ pub struct Cluster {
     /// The live nodes of the last heartbeat.
     nodes: Mutex<Vec<NodeInfo>>,
     draining: AtomicBool,
+    /// Until when no node counts as dead (Redis just came back: the nodes re-register and
+    /// re-subscribe over the next heartbeats).
+    grace: Mutex<tokio::time::Instant>,
     asks: Mutex<HashMap<u64, mpsc::UnboundedSender<serde_json::Value>>>,
     next_ask: AtomicU64,
 }
@@ -128,6 +131,7 @@ impl Cluster {
             started_at: crate::clock::now().0,
             nodes: Mutex::default(),
             draining: AtomicBool::new(false),
+            grace: Mutex::new(tokio::time::Instant::now()),
             asks: Mutex::default(),
             next_ask: AtomicU64::new(1),
         });
@@ -316,6 +320,7 @@ impl Cluster {
                         // dead until a whole `dead_after_ms` has passed.
                         grace = tokio::time::Instant::now()
                             + Duration::from_millis(self.settings.section.dead_after_ms);
+                        *self.grace.lock().expect("grace lock") = grace;
                         tokio::spawn(self.clone().reconcile());
                     }
                     if tokio::time::Instant::now() < grace {
@@ -342,6 +347,11 @@ impl Cluster {
     /// Nodes the publisher found not listening.
     async fn on_dead(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<String>) {
         while let Some(node) = rx.recv().await {
+            // Redis away or just back: nobody listens for a moment; the heartbeat decides.
+            let grace = *self.grace.lock().expect("grace lock");
+            if self.degraded_since().is_some() || tokio::time::Instant::now() < grace {
+                continue;
+            }
             // A node whose key is still there is only between subscriptions; the heartbeat
             // decides for it.
             let key: redis::RedisResult<i64> = redis::cmd("EXISTS")
