@@ -15,7 +15,11 @@ fn node_on(redis: &str, prefix: &str) -> Server {
 }
 
 fn node_named(redis: &str, prefix: &str, id: &str) -> Server {
-    Server::start(&[
+    node_with(redis, prefix, id, &[])
+}
+
+fn node_with(redis: &str, prefix: &str, id: &str, extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![
         ("RTCROOM_CLUSTER_NODE_ID", id),
         ("RTCROOM_CLUSTER_REDIS", redis),
         ("RTCROOM_CLUSTER_KEY_PREFIX", prefix),
@@ -24,7 +28,9 @@ fn node_named(redis: &str, prefix: &str, id: &str) -> Server {
         ("RTCROOM_DATABASE_URL", "off"),
         ("RTCROOM_ICE_MODE", "static"),
         ("RTCROOM_AUTH_REQUIRED", "false"),
-    ])
+    ];
+    env.extend_from_slice(extra);
+    Server::start(&env)
 }
 
 /// Wait (bounded) until every node's registry holds `n` live nodes.
@@ -415,7 +421,16 @@ async fn calls_go_on_while_redis_is_away() {
         .port();
     let url = format!("redis://127.0.0.1:{port}/0");
     let redis = Redis::start(port);
-    let a = node_on(&url, "outage");
+    let smtp = common::SmtpSink::start();
+    let mail = [
+        ("RTCROOM_SMTP_URL", smtp.url()),
+        (
+            "RTCROOM_ALERTS_RECIPIENTS",
+            "[\"ops@example.com\"]".to_owned(),
+        ),
+    ];
+    let mail: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = node_with(&url, "outage", "", &mail);
     let b = node_on(&url, "outage");
     let (mut alice, mut bob) = (a.client().await, a.client().await);
     alice.send(join("out1", "alice", "Alice")).await;
