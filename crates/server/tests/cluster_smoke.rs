@@ -248,6 +248,8 @@ async fn a_draining_owner_hands_its_room_over() {
     assert!(status.success(), "{status:?}");
     assert_eq!(alice.expect_close().await, Some(1012));
     bob.expect_silence().await;
+    // The drained node left the registry.
+    wait_for_nodes(&[&a, &c], 2).await;
     let mut again = a.client().await;
     let mut resume = join("dr", "alice", "Alice");
     resume["resumeKey"] = ja["resumeKey"].clone();

@@ -73,6 +73,8 @@ pub struct Cluster {
     /// The live nodes of the last heartbeat.
     nodes: Mutex<Vec<NodeInfo>>,
     draining: AtomicBool,
+    /// The drain is done and the node left the registry.
+    left: AtomicBool,
     /// Until when no node counts as dead (Redis just came back: the nodes re-register and
     /// re-subscribe over the next heartbeats).
     grace: Mutex<tokio::time::Instant>,
@@ -131,6 +133,7 @@ impl Cluster {
             started_at: crate::clock::now().0,
             nodes: Mutex::default(),
             draining: AtomicBool::new(false),
+            left: AtomicBool::new(false),
             grace: Mutex::new(tokio::time::Instant::now()),
             asks: Mutex::default(),
             next_ask: AtomicU64::new(1),
@@ -295,6 +298,9 @@ impl Cluster {
         let mut grace = tokio::time::Instant::now();
         loop {
             tick.tick().await;
+            if self.left.load(Ordering::Acquire) {
+                return;
+            }
             let stats = tokio::time::timeout(Duration::from_secs(1), self.hub.stats())
                 .await
                 .ok()

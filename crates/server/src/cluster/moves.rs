@@ -77,6 +77,9 @@ impl Cluster {
             }
         }
         self.edges.close_all();
+        // Out of the registry for good: the heartbeat stops, so that a restart under the
+        // same id finds no previous run to wait for.
+        self.left.store(true, Ordering::Release);
         if let Err(e) = registry::leave(&self.link).await {
             self.link.trouble(&e);
         }
