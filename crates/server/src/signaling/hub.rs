@@ -11,11 +11,14 @@
 //! hands on only queues: messages to bounded connection queues, records to the writer's
 //! channel, alerts to the alert task, log lines to the log queue (`ops::log`).
 
+use super::changes::Changed;
+pub use super::changes::RoomState;
 use crate::clock::{engine_now, monotonic, now};
 use crate::ops::alerts::Alerts;
 use crate::ops::{metrics, telemetry};
 use rtcroom_core::{
-    CloseReason, ConnId, Effect, Engine, EngineStats, Entropy, Grant, Input, RoomInfo, Snapshot,
+    Adopted, CloseReason, ConnId, Effect, Engine, EngineStats, Entropy, Grant, Input, RoomInfo,
+    RoomRef, Snapshot,
 };
 use rtcroom_protocol::{DecodeError, Request, ServerMsg};
 use std::collections::HashMap;
@@ -28,6 +31,8 @@ pub enum Outbound {
     // Boxed: every connection's queue allocates a block of 32 slots up front, so the slot
     // size is paid per idle member (160 bytes unboxed: 5 KiB per connection).
     Msg(Box<ServerMsg>),
+    /// A message serialized elsewhere: by the node that owns the member's room (`[cluster]`).
+    Text(String),
     Close(CloseReason),
 }
 
@@ -78,11 +83,48 @@ pub enum HubMsg {
         reply: oneshot::Sender<rtcroom_ice::Reply>,
     },
     IceServers(oneshot::Sender<Vec<rtcroom_ice::ServerStatus>>),
+    /// `[cluster]`: seat the rooms of `snapshot` (a failover or a drain elsewhere) beside
+    /// this engine's own; `seats` names the connection each member sits on (with its link),
+    /// members not named wait for a resume.
+    Adopt {
+        snapshot: Box<Snapshot>,
+        seats: Vec<Seat>,
+        reply: oneshot::Sender<Result<Adopted, String>>,
+    },
+    /// `[cluster]`: hand a room away (a drain), nobody told: its state, where each member
+    /// sat, and the queues of its connections that were open (the hub forgets them).
+    Release {
+        room: RoomRef,
+        reply: oneshot::Sender<Released>,
+    },
+    /// `[cluster]`: end rooms another node won after a split; their sockets get 1012.
+    EndRooms(Vec<RoomRef>),
+    /// `[cluster]`: hand every room's state to the writer again (Redis came back).
+    Resync,
     /// The rtcConfig for a login of `uid`.
     LoginRtc {
         uid: String,
         reply: oneshot::Sender<Option<rtcroom_protocol::SharedJson>>,
     },
+}
+
+/// Where a member of an adopted room sits: its room, uid, connection and that
+/// connection's link.
+#[derive(Debug)]
+pub struct Seat {
+    pub room: RoomRef,
+    pub uid: String,
+    pub conn: ConnId,
+    pub out: mpsc::Sender<Outbound>,
+    pub kill: oneshot::Sender<()>,
+}
+
+/// A room handed away: [`HubMsg::Release`].
+#[derive(Debug)]
+pub struct Released {
+    pub snapshot: Snapshot,
+    pub conns: Vec<(String, ConnId)>,
+    pub handed: Vec<(ConnId, mpsc::Sender<Outbound>)>,
 }
 
 /// A cheap handle for sending to the hub.
@@ -145,6 +187,35 @@ impl Hub {
             .flatten()
     }
 
+    /// Seat adopted rooms (`[cluster]`); `None` once the hub has stopped.
+    pub async fn adopt(
+        &self,
+        snapshot: Snapshot,
+        seats: Vec<Seat>,
+    ) -> Option<Result<Adopted, String>> {
+        self.ask(|reply| HubMsg::Adopt {
+            snapshot: Box::new(snapshot),
+            seats,
+            reply,
+        })
+        .await
+    }
+
+    /// Hand a room away (`[cluster]`); nobody is told.
+    pub async fn release(&self, room: RoomRef) -> Option<Released> {
+        self.ask(|reply| HubMsg::Release { room, reply }).await
+    }
+
+    /// Every room's state to the writer again (`[cluster]`).
+    pub async fn resync(&self) {
+        let _ = self.send(HubMsg::Resync).await;
+    }
+
+    /// End rooms another node won (`[cluster]`).
+    pub async fn end_rooms(&self, rooms: Vec<RoomRef>) {
+        let _ = self.send(HubMsg::EndRooms(rooms)).await;
+    }
+
     /// Tell every member the server goes away and close every record; returns when done.
     pub async fn shutdown(&self) {
         let _ = self.ask(HubMsg::Shutdown).await;
@@ -199,7 +270,13 @@ impl Entropy for OsEntropy {
 pub struct Sinks {
     pub records: RecordSink,
     pub alerts: Alerts,
+    /// `[cluster]`: the rooms that changed, for their copy in Redis (at most one batch per
+    /// [`STATE_EVERY`]; a full queue keeps them for the next).
+    pub states: Option<mpsc::Sender<Vec<RoomState>>>,
 }
+
+/// How often changed rooms are handed to the cluster's state writer.
+const STATE_EVERY: Duration = Duration::from_millis(100);
 
 /// The hub's handle on the record writer. The default sink has no writer and discards every
 /// record (call records off); it keeps nothing, so it grows no memory.
@@ -255,6 +332,9 @@ async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Rece
     // ICE servers that stop reporting leave rotation; the registry is checked once a second.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changed = Changed::new(&mut engine, sinks.states.clone());
+    let mut flush = tokio::time::interval(STATE_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let sleep = engine.poll_timeout().map(|at| {
             // Deadlines are on the monotonic clock: a step of the wall clock moves none.
@@ -271,6 +351,10 @@ async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Rece
                         HubMsg::Frame { at, .. } => Some(*at),
                         _ => None,
                     };
+                    if let HubMsg::Resync = msg {
+                        changed.all(&engine);
+                        continue;
+                    }
                     let stop = if frozen {
                         handle_frozen(&mut engine, &mut links, msg)
                     } else {
@@ -293,8 +377,10 @@ async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Rece
             _ = tick.tick(), if !frozen => {
                 engine.ice_poll(engine_now());
             }
+            _ = flush.tick(), if changed.on() => changed.flush(&engine),
         }
         drain(&mut engine, &mut links, &sinks);
+        changed.note(&mut engine);
     }
 }
 
@@ -357,6 +443,11 @@ fn handle<E: Entropy>(
         HubMsg::LoginRtc { uid, reply } => {
             let _ = reply.send(engine.login_rtc_config(t, &uid));
         }
+        msg @ (HubMsg::Adopt { .. } | HubMsg::Release { .. } | HubMsg::EndRooms(_)) => {
+            room_move(engine, links, msg);
+        }
+        // Taken by the loop before it gets here.
+        HubMsg::Resync => {}
         HubMsg::Shutdown(reply) => {
             engine.shutdown(t);
             return Some(reply);
@@ -372,6 +463,67 @@ fn handle<E: Entropy>(
         }
     }
     None
+}
+
+/// `[cluster]`: a room move of the engine's cluster API.
+fn room_move<E: Entropy>(engine: &mut Engine<E>, links: &mut Links, msg: HubMsg) {
+    let t = engine_now();
+    match msg {
+        HubMsg::Adopt {
+            snapshot,
+            seats,
+            reply,
+        } => {
+            let _ = reply.send(adopt(engine, links, *snapshot, seats));
+        }
+        HubMsg::Release { room, reply } => {
+            let conns = engine.room_conns(&room);
+            let (snapshot, handed) = engine.release_rooms(t, std::slice::from_ref(&room));
+            let handed = handed
+                .into_iter()
+                .filter_map(|conn| links.remove(&conn).map(|l| (conn, l.out)))
+                .collect();
+            let _ = reply.send(Released {
+                snapshot,
+                conns,
+                handed,
+            });
+        }
+        HubMsg::EndRooms(rooms) => {
+            engine.end_rooms(t, &rooms);
+        }
+        _ => {}
+    }
+}
+
+/// Seat adopted rooms, each seated member's connection with its link.
+fn adopt<E: Entropy>(
+    engine: &mut Engine<E>,
+    links: &mut Links,
+    snapshot: Snapshot,
+    seats: Vec<Seat>,
+) -> Result<Adopted, String> {
+    let mut at: HashMap<(RoomRef, String), ConnId> = HashMap::new();
+    let conns: Vec<ConnId> = seats.iter().map(|s| s.conn).collect();
+    for seat in seats {
+        at.insert((seat.room, seat.uid), seat.conn);
+        links.insert(
+            seat.conn,
+            Link {
+                out: seat.out,
+                kill: Some(seat.kill),
+            },
+        );
+    }
+    let seated = engine.adopt(engine_now(), snapshot, |room, uid| {
+        at.get(&(room.clone(), uid.to_owned())).copied()
+    });
+    if seated.is_err() {
+        for conn in conns {
+            links.remove(&conn);
+        }
+    }
+    seated.map_err(|e| e.to_string())
 }
 
 /// After `Freeze`: the snapshot is taken, so the engine gets no input that would change it.

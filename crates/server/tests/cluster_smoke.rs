@@ -1,0 +1,526 @@
+//! Two nodes of a cluster on the shared Redis (a key prefix of their own): a room with one
+//! member on each node, offers and answers relayed both ways through the room's owner.
+
+mod common;
+
+use common::{Server, join};
+use serde_json::json;
+
+fn node(prefix: &str) -> Server {
+    node_on("redis://127.0.0.1:6379/0", prefix)
+}
+
+fn node_on(redis: &str, prefix: &str) -> Server {
+    node_named(redis, prefix, "")
+}
+
+fn node_named(redis: &str, prefix: &str, id: &str) -> Server {
+    node_with(redis, prefix, id, &[])
+}
+
+fn node_with(redis: &str, prefix: &str, id: &str, extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![
+        ("RTCROOM_CLUSTER_NODE_ID", id),
+        ("RTCROOM_CLUSTER_REDIS", redis),
+        ("RTCROOM_CLUSTER_KEY_PREFIX", prefix),
+        ("RTCROOM_CLUSTER_HEARTBEAT_MS", "200"),
+        ("RTCROOM_CLUSTER_DEAD_AFTER_MS", "600"),
+        ("RTCROOM_DATABASE_URL", "off"),
+        ("RTCROOM_ICE_MODE", "static"),
+        ("RTCROOM_AUTH_REQUIRED", "false"),
+    ];
+    env.extend_from_slice(extra);
+    Server::start(&env)
+}
+
+/// Wait (bounded) until every node's registry holds `n` live nodes.
+async fn wait_for_nodes(nodes: &[&Server], n: usize) {
+    for node in nodes {
+        common::wait_until("every node in the registry", || async {
+            node.metrics().await.get("rtcroom_cluster_nodes") == Some(&(n as f64))
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_room_spans_two_nodes_and_relays_both_ways() {
+    let prefix = Prefix(format!("rtcroom-smoke-{}", std::process::id()));
+    let a = node(&prefix.0);
+    let b = node(&prefix.0);
+    let mut alice = a.client().await;
+    let mut bob = b.client().await;
+    alice.send(join("smoke", "alice", "Alice")).await;
+    let ja = alice.expect("respJoin").await;
+    assert_eq!(ja["result"], 0, "{ja}");
+    bob.send(join("smoke", "bob", "Bob")).await;
+    let jb = bob.expect("respJoin").await;
+    assert_eq!(jb["result"], 0, "{jb}");
+    // bob's join was served by the room's owner (a's engine): alice hears of him.
+    let peer = alice.expect("notifyNewPeer").await;
+    assert_eq!(peer["uid"], "bob", "{peer}");
+    alice
+        .send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\",\"n\":1}"}))
+        .await;
+    let offer = bob.expect("relayOffer").await;
+    assert_eq!(offer["uid"], "alice", "{offer}");
+    assert_eq!(offer["msg"], "{\"type\":\"offer\",\"n\":1}", "{offer}");
+    alice.expect("respOffer").await;
+    bob.send(json!({"cmd":"answer","remoteUid":"alice","msg":"{\"type\":\"answer\"}"}))
+        .await;
+    let answer = alice.expect("relayAnswer").await;
+    assert_eq!(answer["uid"], "bob", "{answer}");
+    // From the remote side too, several frames in a row arrive in order.
+    for n in 0..20 {
+        let msg = format!("{{\"type\":\"offer\",\"n\":{n}}}");
+        bob.send(json!({"cmd":"offer","remoteUid":"alice","msg": msg}))
+            .await;
+    }
+    for n in 0..20 {
+        let relayed = alice.expect("relayOffer").await;
+        assert_eq!(relayed["msg"], format!("{{\"type\":\"offer\",\"n\":{n}}}"));
+    }
+    for _ in 0..20 {
+        bob.expect("respOffer").await;
+    }
+    // A binary frame from the remote member is refused by the owner, as on one node.
+    bob.send_binary(vec![1, 2, 3]).await;
+    let refused = bob.expect("generalMsgResp").await;
+    assert_ne!(refused["result"], 0, "{refused}");
+    bob.send(json!({"cmd":"leave","appId":"10000","roomId":"smoke","uid":"bob"}))
+        .await;
+    let left = bob.expect("respLeave").await;
+    assert_eq!(left["result"], 0, "{left}");
+    alice.expect("relayLeave").await;
+}
+
+/// The owner of a room killed (`kill -9`) while its members sit on two other nodes: a
+/// survivor adopts the room, nobody hears a thing, and the room keeps relaying.
+#[tokio::test]
+async fn a_killed_owner_s_room_is_adopted_silently() {
+    let prefix = Prefix(format!("rtcroom-smoke-fo-{}", std::process::id()));
+    let mut a = node(&prefix.0);
+    let b = node(&prefix.0);
+    let c = node(&prefix.0);
+    wait_for_nodes(&[&a, &b, &c], 3).await;
+    let mut carol = a.client().await;
+    carol.send(join("fo", "carol", "Carol")).await;
+    carol.expect("respJoin").await;
+    let mut alice = b.client().await;
+    alice.send(join("fo", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    carol.expect("notifyNewPeer").await;
+    let mut bob = c.client().await;
+    bob.send(join("fo", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    carol.expect("notifyNewPeer").await;
+    alice.expect("notifyNewPeer").await;
+    carol
+        .send(json!({"cmd":"leave","appId":"10000","roomId":"fo","uid":"carol"}))
+        .await;
+    carol.expect("respLeave").await;
+    alice.expect("relayLeave").await;
+    bob.expect("relayLeave").await;
+    // The owner's state of the room reaches Redis within 100 ms; then the owner dies.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    a.kill();
+    // Dead after 600 ms unheard; nobody is told anything meanwhile.
+    alice.expect_silence().await;
+    bob.expect_silence().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    alice
+        .send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    let offer = bob.expect("relayOffer").await;
+    assert_eq!(offer["uid"], "alice", "{offer}");
+    alice.expect("respOffer").await;
+    bob.send(json!({"cmd":"answer","remoteUid":"alice","msg":"{\"type\":\"answer\"}"}))
+        .await;
+    alice.expect("relayAnswer").await;
+}
+
+/// The node a member's socket is on is killed: the owner counts the member as dropped (it
+/// keeps its place), and the member resumes on another node with its key; the other member
+/// hears nothing.
+#[tokio::test]
+async fn a_killed_edge_s_members_resume_elsewhere() {
+    let prefix = Prefix(format!("rtcroom-smoke-edge-{}", std::process::id()));
+    let a = node(&prefix.0);
+    let mut b = node(&prefix.0);
+    wait_for_nodes(&[&a, &b], 2).await;
+    let mut alice = a.client().await;
+    alice.send(join("edge", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    let mut bob = b.client().await;
+    bob.send(join("edge", "bob", "Bob")).await;
+    let jb = bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    b.kill();
+    drop(bob);
+    alice.expect_silence().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let mut again = a.client().await;
+    let mut resume = join("edge", "bob", "Bob");
+    resume["resumeKey"] = jb["resumeKey"].clone();
+    again.send(resume).await;
+    let back = again.expect("respJoin").await;
+    assert_eq!(back["resumed"], true, "{back}");
+    assert_eq!(back["sessionId"], jb["sessionId"], "{back}");
+    alice.expect_silence().await;
+    again
+        .send(json!({"cmd":"offer","remoteUid":"alice","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    alice.expect("relayOffer").await;
+}
+
+/// A member of a killed owner resumes on another node with its key (told to reconnect at
+/// most once more while the room is taken over); the member on a live node hears nothing.
+#[tokio::test]
+async fn a_member_of_a_killed_owner_resumes_on_a_survivor() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let prefix = Prefix(format!("rtcroom-smoke-res-{}", std::process::id()));
+    let mut a = node(&prefix.0);
+    let b = node(&prefix.0);
+    let c = node(&prefix.0);
+    wait_for_nodes(&[&a, &b, &c], 3).await;
+    let mut alice = a.client().await;
+    alice.send(join("res", "alice", "Alice")).await;
+    let ja = alice.expect("respJoin").await;
+    let mut bob = b.client().await;
+    bob.send(join("res", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    a.kill();
+    let mut resume = join("res", "alice", "Alice");
+    resume["resumeKey"] = ja["resumeKey"].clone();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let back = 'tries: loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alice never resumed"
+        );
+        let url = format!("ws://{}/ws", c.addr);
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        ws.send(Message::text(resume.to_string())).await.unwrap();
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await {
+            match msg {
+                Message::Text(t) => {
+                    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    if v["cmd"] == "respJoin" {
+                        break 'tries v;
+                    }
+                }
+                Message::Close(_) => continue 'tries,
+                _ => {}
+            }
+        }
+    };
+    assert_eq!(back["result"], 0, "{back}");
+    assert_eq!(back["resumed"], true, "{back}");
+    assert_eq!(back["sessionId"], ja["sessionId"], "{back}");
+    bob.expect_silence().await;
+}
+
+/// A node drains (SIGTERM): the room it owns goes to the node holding the other member,
+/// which hears nothing; the drained node's member is told to reconnect (1012) and resumes
+/// on a third node with its resume key.
+#[tokio::test]
+async fn a_draining_owner_hands_its_room_over() {
+    let prefix = Prefix(format!("rtcroom-smoke-dr-{}", std::process::id()));
+    let a = node(&prefix.0);
+    let mut b = node(&prefix.0);
+    let c = node(&prefix.0);
+    let mut alice = b.client().await;
+    alice.send(join("dr", "alice", "Alice")).await;
+    let ja = alice.expect("respJoin").await;
+    let mut bob = c.client().await;
+    bob.send(join("dr", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    wait_for_nodes(&[&a, &b, &c], 3).await;
+    let status = tokio::task::spawn_blocking(move || b.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(alice.expect_close().await, Some(1012));
+    bob.expect_silence().await;
+    // The drained node left the registry.
+    wait_for_nodes(&[&a, &c], 2).await;
+    let mut again = a.client().await;
+    let mut resume = join("dr", "alice", "Alice");
+    resume["resumeKey"] = ja["resumeKey"].clone();
+    again.send(resume).await;
+    let back = again.expect("respJoin").await;
+    assert_eq!(back["result"], 0, "{back}");
+    assert_eq!(back["resumed"], true, "{back}");
+    assert_eq!(back["sessionId"], ja["sessionId"], "{back}");
+    bob.expect_silence().await;
+    again
+        .send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    bob.expect("relayOffer").await;
+    again.expect("respOffer").await;
+}
+
+/// The operator API of any node answers for the whole cluster: rooms of every node, summed
+/// counts, and a kick sent to the room's owner.
+#[tokio::test]
+async fn the_operator_api_answers_for_the_cluster() {
+    let prefix = Prefix(format!("rtcroom-smoke-adm-{}", std::process::id()));
+    let start = |p: &str| {
+        Server::start(&[
+            ("RTCROOM_CLUSTER_REDIS", "redis://127.0.0.1:6379/0"),
+            ("RTCROOM_CLUSTER_KEY_PREFIX", p),
+            ("RTCROOM_CLUSTER_HEARTBEAT_MS", "200"),
+            ("RTCROOM_CLUSTER_DEAD_AFTER_MS", "600"),
+            ("RTCROOM_DATABASE_URL", "off"),
+            ("RTCROOM_ICE_MODE", "static"),
+            ("RTCROOM_AUTH_REQUIRED", "false"),
+            ("RTCROOM_ADMIN_TOKEN", "ops-token"),
+        ])
+    };
+    let a = start(&prefix.0);
+    let b = start(&prefix.0);
+    wait_for_nodes(&[&a, &b], 2).await;
+    // Login hands out the least-loaded node's own address (both are empty: the lower id).
+    let (status, body) = common::http(
+        "POST",
+        &format!("http://{}/api/login", a.addr),
+        None,
+        Some(r#"{"cmd":"login","appId":"10000","url":"http://localhost/"}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let login: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let server = login["roomServer"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        server == format!("ws://{}/ws", a.addr) || server == format!("ws://{}/ws", b.addr),
+        "{body}"
+    );
+    let mut alice = a.client().await;
+    alice.send(join("adm", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    let mut bob = b.client().await;
+    bob.send(join("adm", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    let mut carol = b.client().await;
+    carol.send(join("adm-b", "carol", "Carol")).await;
+    carol.expect("respJoin").await;
+    let api = |path: &str| format!("http://{}{path}", b.addr);
+    let (status, body) = common::http("GET", &api("/api/rooms"), Some("ops-token"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let rooms: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut names: Vec<&str> = rooms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["roomId"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["adm", "adm-b"], "{body}");
+    let (status, body) = common::http("GET", &api("/api/stats"), Some("ops-token"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stats["cluster"]["members"], 3, "{body}");
+    assert_eq!(stats["cluster"]["rooms"], 2, "{body}");
+    assert_eq!(stats["cluster"]["nodesAnswered"], 2, "{body}");
+    let kick = r#"{"uid":"bob","reason":"test"}"#;
+    let (status, body) = common::http(
+        "POST",
+        &api("/api/rooms/10000/adm/kick"),
+        Some("ops-token"),
+        Some(kick),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(bob.expect_close().await, Some(4004));
+    alice.expect("relayLeave").await;
+}
+
+/// An ICE server registered through one node's ICE API is in every node's rotation, and
+/// in the registry of a node that starts later.
+#[tokio::test]
+async fn the_ice_registry_is_shared() {
+    let prefix = Prefix(format!("rtcroom-smoke-ice-{}", std::process::id()));
+    let env = |p: &str| -> Vec<(String, String)> {
+        vec![
+            (
+                "RTCROOM_CLUSTER_REDIS".into(),
+                "redis://127.0.0.1:6379/0".into(),
+            ),
+            ("RTCROOM_CLUSTER_KEY_PREFIX".into(), p.into()),
+            ("RTCROOM_CLUSTER_HEARTBEAT_MS".into(), "200".into()),
+            ("RTCROOM_CLUSTER_DEAD_AFTER_MS".into(), "600".into()),
+            ("RTCROOM_DATABASE_URL".into(), "off".into()),
+            ("RTCROOM_TURN_ENABLED".into(), "false".into()),
+            ("RTCROOM_ICE_TURN_SECRET".into(), "coturn-secret".into()),
+        ]
+    };
+    let start = |p: &str| {
+        let vars = env(p);
+        let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::start(&pairs)
+    };
+    let a = start(&prefix.0);
+    let b = start(&prefix.0);
+    common::wait_ready(&b, 503, "no ICE server in rotation").await;
+    let register = r#"{"cmd":"iceRegister","ip":"198.51.100.7","iceType":"turn","turnPort":3478,"stunPort":3478,"maxBandwidth":100000}"#;
+    let (status, body) = common::http(
+        "POST",
+        &format!("http://{}/icebandwidthload", a.addr),
+        None,
+        Some(register),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    common::wait_ready(&b, 200, "ready").await;
+    let c = start(&prefix.0);
+    common::wait_ready(&c, 200, "ready").await;
+}
+
+/// A private `redis-server` on `port`, stopped (by its pid) when dropped.
+struct Redis(std::process::Child);
+
+impl Redis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self(child)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Redis stopped during a call and started again: the call goes on, a join meanwhile is
+/// served, /healthz stays ok while /readyz says the cluster is degraded, and the nodes are
+/// ready again once Redis is back.
+#[tokio::test]
+async fn calls_go_on_while_redis_is_away() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let redis = Redis::start(port);
+    let smtp = common::SmtpSink::start();
+    let mail = [
+        ("RTCROOM_SMTP_URL", smtp.url()),
+        (
+            "RTCROOM_ALERTS_RECIPIENTS",
+            "[\"ops@example.com\"]".to_owned(),
+        ),
+    ];
+    let mail: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = node_with(&url, "outage", "", &mail);
+    let b = node_on(&url, "outage");
+    let (mut alice, mut bob) = (a.client().await, a.client().await);
+    alice.send(join("out1", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    bob.send(join("out1", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    drop(redis);
+    common::wait_ready(&a, 503, "cluster degraded: redis unreachable since").await;
+    let (status, _) = common::http("GET", &format!("http://{}/healthz", a.addr), None, None).await;
+    assert_eq!(status, 200);
+    alice
+        .send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    bob.expect("relayOffer").await;
+    alice.expect("respOffer").await;
+    let mut carol = b.client().await;
+    carol.send(join("out2", "carol", "Carol")).await;
+    let jc = carol.expect("respJoin").await;
+    assert_eq!(jc["result"], 0, "{jc}");
+    let _redis = Redis::start(port);
+    common::wait_ready(&a, 200, "ready").await;
+    common::wait_ready(&b, 200, "ready").await;
+    bob.send(json!({"cmd":"answer","remoteUid":"alice","msg":"{\"type\":\"answer\"}"}))
+        .await;
+    alice.expect("relayAnswer").await;
+    let metrics = a.metrics().await;
+    assert_eq!(
+        metrics.get("rtcroom_cluster_degraded"),
+        Some(&0.0),
+        "{metrics:?}"
+    );
+}
+
+/// A test's key prefix on the shared Redis; its keys are removed when the test ends (the
+/// nodes, declared after it, are stopped first).
+struct Prefix(String);
+
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        forget_prefix(&self.0);
+    }
+}
+
+/// A room both nodes held while Redis was away: when it is back, the lower node id keeps
+/// it; the other node's member is told to reconnect (1012) and joins the kept room.
+#[tokio::test]
+async fn after_an_outage_the_lower_node_id_keeps_a_split_room() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let redis = Redis::start(port);
+    let a = node_named(&url, "split", "n1");
+    let b = node_named(&url, "split", "n2");
+    wait_for_nodes(&[&a, &b], 2).await;
+    let mut alice = a.client().await;
+    alice.send(join("split", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    drop(redis);
+    common::wait_ready(&b, 503, "cluster degraded").await;
+    let mut bob = b.client().await;
+    bob.send(join("split", "bob", "Bob")).await;
+    let jb = bob.expect("respJoin").await;
+    assert_eq!(jb["result"], 0, "{jb}");
+    let _redis = Redis::start(port);
+    common::wait_ready(&a, 200, "ready").await;
+    common::wait_ready(&b, 200, "ready").await;
+    assert_eq!(bob.expect_close().await, Some(1012));
+    let mut again = b.client().await;
+    again.send(join("split", "bob", "Bob")).await;
+    let back = again.expect("respJoin").await;
+    assert_eq!(back["result"], 0, "{back}");
+    let peer = alice.expect("notifyNewPeer").await;
+    assert_eq!(peer["uid"], "bob", "{peer}");
+}
+
+/// Remove every key of this test's prefix from the shared Redis.
+fn forget_prefix(prefix: &str) {
+    let keys = std::process::Command::new("redis-cli")
+        .args(["--scan", "--pattern", &format!("{prefix}:*")])
+        .output()
+        .expect("redis-cli runs");
+    for key in String::from_utf8_lossy(&keys.stdout).lines() {
+        let _ = std::process::Command::new("redis-cli")
+            .args(["del", key])
+            .output();
+    }
+}
