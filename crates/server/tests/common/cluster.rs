@@ -127,7 +127,8 @@ impl SharedDb {
             .expect("MariaDB runs on 127.0.0.1:3306 (scripts/deps/services.sh starts it)");
         let store = rtcroom_store::Store::connect(&url, &Default::default())
             .await
-            .expect("the record tables are made");
+            .unwrap();
+        store.migrate().await.expect("the record tables are made");
         store.close().await;
         SharedDb { name, url }
     }
