@@ -36,6 +36,7 @@ fn op(u: &mut Unstructured<'_>) -> Result<Op> {
         3 | 4 => Op::Advance(u.int_in_range(0..=50_000)?),
         5 => Op::Kick(u.arbitrary()?, u.arbitrary()?),
         6 => Op::Restart,
+        7 => Op::Move,
         _ => {
             let conn = u.int_in_range(0..=CONNS - 1)?;
             let f = frame(u)?;

@@ -23,7 +23,8 @@ mod time;
 pub use config::{AuthMode, EngineConfig, IceMode, Prices};
 pub use effect::{CloseReason, Effect, Event, LeaveCause};
 pub use engine::{
-    ConnId, Engine, EngineStats, Grant, Input, MemberInfo, RestoreError, RoomInfo, Snapshot,
+    Adopted, ConnId, Engine, EngineStats, Grant, Input, MemberInfo, RestoreError, RoomInfo,
+    RoomRef, Snapshot,
 };
 pub use ids::{Entropy, IdGen, SplitMix64};
 pub use record::{

@@ -5,9 +5,10 @@
 //! and hold a uid at most once; nothing is sent to a closed connection; each pair's ICE
 //! server is the one recorded for it; two engines fed the same inputs emit the same effects;
 //! all of it across resumes (joins with a member's resume key, right or wrong) and server
-//! restarts (restart, snapshot through serde, restore into a new engine); and after a
-//! shutdown every session and sub-session record that was opened has been closed
-//! exactly once.
+//! restarts (restart, snapshot through serde, restore into a new engine) and moves to
+//! another node (`release_rooms`, snapshot through serde, `adopt` into a new engine with
+//! every open connection seated, nothing said on either side); and after a shutdown every
+//! session and sub-session record that was opened has been closed exactly once.
 
 mod model;
 
@@ -42,6 +43,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (0u16..50_000).prop_map(Op::Advance),
         1 => (any::<u8>(), any::<u8>()).prop_map(|(r, u)| Op::Kick(r, u)),
         1 => Just(Op::Restart),
+        1 => Just(Op::Move),
     ]
 }
 

@@ -9,6 +9,7 @@
 
 mod auth;
 mod clock;
+mod cluster;
 mod commands;
 mod config;
 mod geoip;

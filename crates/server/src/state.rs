@@ -1,6 +1,6 @@
 //! What the HTTP handlers share: [`AppState`], built once by `serve`.
 //!
-//! It sits low in the import graph (it imports only `auth`, `peer`, `config` and `signaling`), so
+//! It sits low in the import graph (it imports only `auth`, `peer`, `config`, `signaling` and `cluster`), so
 //! that every feature's handlers (records, reports, the ICE API, login, the operator API)
 //! can take it without importing `http`, and `http` can route to them without a circle.
 
@@ -41,6 +41,8 @@ pub struct AppState {
     pub geoip: Option<Arc<crate::geoip::GeoIp>>,
     /// The listener does TLS itself (`[server] tls_cert`): signaling URLs are `wss://`.
     pub tls: bool,
+    /// This node in its cluster (`[cluster]`); `None` for a single node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl AppState {

@@ -92,10 +92,10 @@ impl<E: Entropy> Engine<E> {
         }
     }
 
-    /// Ask the shell to close a connection (once); a connection whose socket is already gone
-    /// is forgotten instead.
     /// Tells the shell that the member in `seat` lost its connection and keeps its place.
     pub(super) fn detached(&mut self, seat: Seat) {
+        // Not in the snapshot, but in where its members sit ([`Engine::room_conns`]).
+        self.touch(seat.room);
         let (room, m) = (self.room(seat), self.member(seat));
         let event = Event::Detached {
             app_id: room.app_id.clone(),
@@ -106,6 +106,8 @@ impl<E: Entropy> Engine<E> {
         self.out.push_back(Effect::Event(event));
     }
 
+    /// Ask the shell to close a connection (once); a connection whose socket is already gone
+    /// is forgotten instead.
     pub(super) fn close(&mut self, conn: ConnId, reason: CloseReason) {
         if let Some(c) = self.conns.get_mut(&conn) {
             if !c.live {

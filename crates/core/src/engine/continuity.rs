@@ -20,10 +20,10 @@ use ulid::Ulid;
 /// The version of the snapshot's shape; a snapshot of another version is not restored.
 const VERSION: u32 = 1;
 
-/// Connection numbers from here up are the engine's own: a restored member sits on a
-/// placeholder connection (never live) until it resumes. The shell numbers its connections
-/// from 0 up and never reaches them.
-const RESTORED_CONNS: u64 = 1 << 63;
+/// Connection numbers from here up are the engine's own: a member restored or adopted
+/// without a connection sits on a placeholder connection (never live) until it resumes. The
+/// shell numbers its connections from 0 up and never reaches them.
+pub(super) const PLACEHOLDER_CONNS: u64 = 1 << 63;
 
 /// Everything a restarted server needs to keep its calls: rooms, members (with their
 /// sessions, resume keys, tokens and when they were last heard) and sub-sessions. With the
@@ -108,6 +108,13 @@ impl Snapshot {
     pub fn members(&self) -> usize {
         self.rooms.iter().map(|r| r.members.len()).sum()
     }
+
+    /// Each room's app id and room id (its JSON text), in the snapshot's order.
+    pub(super) fn room_names(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.rooms
+            .iter()
+            .map(|r| (r.app_id.as_str(), r.room_id.as_str()))
+    }
 }
 
 /// Why [`Engine::restore`] did not take a snapshot. Nothing was changed.
@@ -187,9 +194,17 @@ impl<E: Entropy> Engine<E> {
     /// Its times are wall-clock times, as `now` reads them: a monotonic clock does not
     /// outlive the process.
     pub fn snapshot(&self, now: impl Into<crate::Now>) -> Snapshot {
-        let now = now.into();
+        self.snapshot_of(now.into(), self.rooms.values())
+    }
+
+    /// A snapshot of `rooms` (in the order of their names, whatever the order given).
+    pub(super) fn snapshot_of<'a>(
+        &self,
+        now: crate::Now,
+        rooms: impl Iterator<Item = &'a Room>,
+    ) -> Snapshot {
         let offset = now.offset();
-        let mut rooms: Vec<&Room> = self.rooms.values().collect();
+        let mut rooms: Vec<&Room> = rooms.collect();
         rooms.sort_by(|a, b| (&a.key.app, &a.key.room).cmp(&(&b.key.app, &b.key.room)));
         Snapshot {
             version: VERSION,
@@ -218,16 +233,25 @@ impl<E: Entropy> Engine<E> {
         snapshot: Snapshot,
     ) -> Result<(), RestoreError> {
         let now = self.clock(now);
-        let back = self.wall_offset.saturating_neg();
+        let rooms = self.unsnap(&snapshot)?;
+        if !self.rooms.is_empty() {
+            return Err(RestoreError::NotEmpty);
+        }
+        self.seat_rooms(now, rooms, WaitFrom::LastHeard, |_, _| None);
+        Ok(())
+    }
+
+    /// The rooms of a snapshot, checked whole: its version, each room
+    /// ([`unsnap_room`]), and no room twice. Its times are put on the monotonic clock as
+    /// the latest input reads it.
+    pub(super) fn unsnap(&self, snapshot: &Snapshot) -> Result<Vec<Room>, RestoreError> {
         if snapshot.version != VERSION {
             return Err(RestoreError::Version {
                 found: snapshot.version,
                 expected: VERSION,
             });
         }
-        if !self.rooms.is_empty() {
-            return Err(RestoreError::NotEmpty);
-        }
+        let back = self.wall_offset.saturating_neg();
         let rooms = snapshot
             .rooms
             .iter()
@@ -237,41 +261,116 @@ impl<E: Entropy> Engine<E> {
         if let Some(dup) = rooms.iter().find(|r| !keys.insert(r.key.clone())) {
             return Err(invalid(format!("room {} appears twice", dup.room_id)));
         }
-        let mut placeholder = RESTORED_CONNS;
+        Ok(rooms)
+    }
+
+    /// Seat checked rooms beside the engine's own, skipping those it has already. Each
+    /// member sits on the connection `seat` gives it, if the engine can seat it there
+    /// ([`Self::can_seat`]; opened silently, heard now), else on a new placeholder until it
+    /// resumes, waiting as `wait` says. Nothing is sent or recorded.
+    pub(super) fn seat_rooms(
+        &mut self,
+        now: Millis,
+        rooms: Vec<Room>,
+        wait: WaitFrom,
+        mut seat: impl FnMut(&Room, &Member) -> Option<ConnId>,
+    ) -> Seating {
+        let mut seating = Seating::default();
         for mut room in rooms {
+            if self.room_nos.contains_key(&room.key) {
+                seating.skipped.push(room.key);
+                continue;
+            }
             self.next_room += 1;
             let no = RoomNo(self.next_room);
-            let mut conns = Vec::with_capacity(room.members.len());
-            for m in &mut room.members {
-                m.conn = ConnId(placeholder);
-                placeholder += 1;
-                conns.push((m.conn, m.ip.clone(), m.last_seen));
+            for idx in 0..room.members.len() {
+                let live = seat(&room, &room.members[idx]).filter(|&c| self.can_seat(c));
+                let m = &mut room.members[idx];
+                let heard = m.last_seen;
+                if let Some(conn) = live {
+                    m.conn = conn;
+                    m.last_seen = now;
+                    m.restored = None;
+                    seating.seated += 1;
+                } else {
+                    m.conn = ConnId(self.next_placeholder);
+                    self.next_placeholder += 1;
+                    m.restored = Some(heard);
+                    if wait == WaitFrom::Now {
+                        m.last_seen = now;
+                    }
+                    seating.waiting += 1;
+                }
+                self.seat_conn(now, no, m, live.is_some());
             }
+            let conns: Vec<ConnId> = room.members.iter().map(|m| m.conn).collect();
             self.room_nos.insert(room.key.clone(), no);
+            seating.rooms.push(room.key.clone());
             self.rooms.insert(no, room);
-            for (conn, ip, last_seen) in conns {
-                self.conns.insert(
-                    conn,
-                    Conn {
-                        ip,
-                        // Places are not kept across a restart: a member gets one again when
-                        // it resumes on a new connection.
-                        at: None,
-                        live: false,
-                        closing: false,
-                        membership: Membership::In(no),
-                        roomless_since: now,
-                        last_seen,
-                        scheduled: None,
-                        tokens: f64::from(self.cfg.rate_burst),
-                        tokens_at: now,
-                    },
-                );
+            for conn in conns {
                 self.schedule(conn);
             }
+            self.touch(no);
         }
-        Ok(())
+        seating
     }
+
+    /// Whether a member may be seated on the shell's connection `conn`: a number of the
+    /// shell's (below the placeholders), and either unknown to the engine or open and in
+    /// no room (never joined, or left).
+    fn can_seat(&self, conn: ConnId) -> bool {
+        conn.0 < PLACEHOLDER_CONNS
+            && self
+                .conns
+                .get(&conn)
+                .is_none_or(|c| c.reachable() && !matches!(c.membership, Membership::In(_)))
+    }
+
+    /// The connection entry of member `m`, just seated in room `no`: its live connection
+    /// (opened silently, or the open one the engine knows, now a member) or its
+    /// placeholder (never live, last heard when the member was).
+    fn seat_conn(&mut self, now: Millis, no: RoomNo, m: &Member, live: bool) {
+        if let Some(c) = self.conns.get_mut(&m.conn) {
+            c.membership = Membership::In(no);
+            c.last_seen = now;
+            return;
+        }
+        let conn = Conn {
+            ip: m.ip.clone(),
+            // Places are not kept in a snapshot: a member gets one again when it resumes on
+            // a new connection.
+            at: None,
+            live,
+            closing: false,
+            membership: Membership::In(no),
+            roomless_since: now,
+            last_seen: if live { now } else { m.last_seen },
+            scheduled: None,
+            tokens: f64::from(self.cfg.rate_burst),
+            tokens_at: now,
+        };
+        self.conns.insert(m.conn, conn);
+    }
+}
+
+/// From when a member seated without a connection waits for its resume (the heartbeat
+/// timeout); either way its records close at when it was last heard if it never comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WaitFrom {
+    /// When it was last heard: a restart, whose snapshot was taken as the process ended.
+    LastHeard,
+    /// The seating: an adoption, whose snapshot may be older than the member's latest
+    /// keepLive (a keepLive alone changes no snapshot, so none was written for it).
+    Now,
+}
+
+/// What [`Engine::seat_rooms`] did.
+#[derive(Debug, Default)]
+pub(super) struct Seating {
+    pub rooms: Vec<RoomKey>,
+    pub skipped: Vec<RoomKey>,
+    pub seated: usize,
+    pub waiting: usize,
 }
 
 /// A member as the snapshot keeps it: its times on the wall clock (`offset`: wall − mono).
@@ -285,7 +384,8 @@ fn snap_member(m: &Member, offset: i64) -> SnapMember {
         ip: m.ip.clone(),
         session_id: m.session_id.to_string(),
         joined_at: wall(m.joined_at),
-        last_seen: wall(m.last_seen),
+        // A member waiting on a placeholder was last heard before it was seated.
+        last_seen: wall(m.restored.unwrap_or(m.last_seen)),
         devices: m.devices,
         subs: m
             .subs
@@ -373,8 +473,8 @@ fn unsnap_member(m: &SnapMember, back: i64) -> Result<Member, RestoreError> {
         uname: m.uname.clone(),
         user_type: m.user_type,
         talk_type: m.talk_type,
-        // Replaced by the restore's placeholder.
-        conn: ConnId(RESTORED_CONNS),
+        // Replaced by its seat or its placeholder when seated.
+        conn: ConnId(PLACEHOLDER_CONNS),
         ip: m.ip.clone(),
         session_id: ulid(&m.session_id)?,
         joined_at: mono(m.joined_at),
@@ -387,6 +487,6 @@ fn unsnap_member(m: &SnapMember, back: i64) -> Result<Member, RestoreError> {
             prompted,
         }),
         resume_key: ResumeKey::new(m.resume_key.0.as_str()),
-        restored: true,
+        restored: None,
     })
 }

@@ -97,14 +97,13 @@ impl<E: Entropy> Engine<E> {
     fn fire(&mut self, now: Millis, conn: ConnId, due: Due) {
         match (due, self.seat_of_conn(conn)) {
             (Due::Heartbeat, Some(seat)) => {
-                // A member restored from a snapshot that never came back was last heard
-                // before the restart: its records end then, not when the server noticed.
-                let m = self.member(seat);
-                let at = if m.restored {
-                    m.last_seen.min(now)
-                } else {
-                    now
-                };
+                // A member seated from a snapshot that never came back was last heard
+                // before the restart or the move: its records end then, not when the
+                // server noticed.
+                let at = self
+                    .member(seat)
+                    .restored
+                    .map_or(now, |heard| heard.min(now));
                 self.remove_member(at, seat, LeaveCause::TimedOut);
                 self.unbind(conn, CloseReason::HeartbeatTimeout);
             }
@@ -134,6 +133,7 @@ impl<E: Entropy> Engine<E> {
         if let Some(t) = self.member_mut(seat).token.as_mut() {
             t.prompted = true;
         }
+        self.touch(seat.room);
         self.send(conn, msg);
     }
 }

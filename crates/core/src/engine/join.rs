@@ -148,7 +148,7 @@ impl<E: Entropy> Engine<E> {
         token: Option<TokenState>,
     ) {
         self.take_seat(now, conn, j, seat, token);
-        self.member_mut(seat).restored = false;
+        self.member_mut(seat).restored = None;
         self.welcome(now, conn, j, seat, Welcome::Resume);
     }
 
@@ -180,6 +180,7 @@ impl<E: Entropy> Engine<E> {
             self.unbind(old_conn, CloseReason::Replaced);
         }
         self.conns.get_mut(&conn).expect("live").membership = Membership::In(seat.room);
+        self.touch(seat.room);
     }
 
     fn join_new(
@@ -219,6 +220,7 @@ impl<E: Entropy> Engine<E> {
             self.record(Record::SubSessionOpen(r));
         }
         self.conns.get_mut(&conn).expect("live").membership = Membership::In(no);
+        self.touch(no);
         self.welcome(now, conn, j, Seat { room: no, idx }, Welcome::New);
         Ok(())
     }
@@ -267,7 +269,7 @@ impl<E: Entropy> Engine<E> {
             subs: Vec::new(),
             token,
             resume_key: self.ids.resume_key(),
-            restored: false,
+            restored: None,
         }
     }
 

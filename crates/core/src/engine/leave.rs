@@ -127,10 +127,10 @@ impl<E: Entropy> Engine<E> {
             session_id: m.session_id,
             cause,
         };
-        if room.members.is_empty()
-            && let Some(gone) = self.rooms.remove(&seat.room)
-        {
-            self.room_nos.remove(&gone.key);
+        if room.members.is_empty() {
+            self.remove_room(seat.room, true);
+        } else {
+            self.touch(seat.room);
         }
         let relay = ServerMsg::RelayLeave(RelayLeave {
             uid: m.uid.clone(),

@@ -5,8 +5,9 @@
 //! This module holds the public types and the dispatch of frames; each submodule does one
 //! job: `state` (what is held), `conns` (connections, sending, rate limit), `identity` (who
 //! a frame speaks as), `join`, `leave`, `relay`, `reports`, `tokens`, `deadlines`, `ice`,
-//! `continuity` (restart, snapshot, restore).
+//! `continuity` (restart, snapshot, restore), `cluster` (rooms handed between nodes).
 
+mod cluster;
 mod conns;
 mod continuity;
 mod deadlines;
@@ -24,6 +25,7 @@ use crate::config::EngineConfig;
 use crate::effect::{Effect, Event};
 use crate::ids::{Entropy, IdGen};
 use crate::time::{Now, shift};
+pub use cluster::{Adopted, RoomRef};
 pub use continuity::{RestoreError, Snapshot};
 use rtcroom_ice::{GeoPoint, Registry};
 use rtcroom_protocol::{DecodeError, Refusal, Request, ResultCode};
@@ -33,7 +35,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use ulid::Ulid;
 
 /// A connection, numbered by the shell from 0 up (numbers from 2^63 up are the engine's
-/// own, for members restored from a snapshot before they reconnect).
+/// own, for members restored or adopted from a snapshot before they reconnect).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
@@ -127,6 +129,12 @@ pub struct Engine<E> {
     /// The wall clock minus the monotonic one at the latest input: every time held is
     /// monotonic, and this dates what is written down.
     wall_offset: i64,
+    /// The next placeholder connection for a member seated from a snapshot without one:
+    /// counted up for the engine's whole life, so that no two restores or adoptions ever
+    /// hand out the same number.
+    next_placeholder: u64,
+    /// Rooms changed since the shell last asked; `None` until it first asks.
+    changes: Option<state::Changes>,
 }
 
 /// What a request handler returns: done, or refused with a code and why.
@@ -146,6 +154,8 @@ impl<E: Entropy> Engine<E> {
             out: VecDeque::new(),
             ice: ice::registry_for(&cfg.ice),
             wall_offset: 0,
+            next_placeholder: continuity::PLACEHOLDER_CONNS,
+            changes: None,
             cfg,
         }
     }

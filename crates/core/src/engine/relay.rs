@@ -45,6 +45,7 @@ impl<E: Entropy> Engine<E> {
         self.send(rconn, relay);
         self.send(conn, resp);
         if begin {
+            self.touch(seat.room);
             self.record(Record::SubSessionBegin(SubSessionBegin {
                 sub_session_id: my_sub,
                 begin_time: self.wall(now),
@@ -69,6 +70,7 @@ impl<E: Entropy> Engine<E> {
             .and_then(|s| s.begin().then_some(s.id));
         self.send(rconn, relay);
         if let Some(id) = begun {
+            self.touch(seat.room);
             self.record(Record::SubSessionBegin(SubSessionBegin {
                 sub_session_id: id,
                 begin_time: self.wall(now),
@@ -118,6 +120,7 @@ impl<E: Entropy> Engine<E> {
             index: r.index,
             enable: r.enable,
         });
+        self.touch(seat.room);
         let others: Vec<ConnId> = self.room(seat).others(seat.idx).map(|m| m.conn).collect();
         for other in others {
             self.send(other, relay.clone());
@@ -165,6 +168,7 @@ impl<E: Entropy> Engine<E> {
             })
             .collect();
         let rconn = remote.conn;
+        self.touch(seat.room);
         self.send(conn, resp);
         for s in states {
             self.send(rconn, s);

@@ -5,7 +5,7 @@ use super::ConnId;
 use crate::Millis;
 use rtcroom_ice::Chosen;
 use rtcroom_protocol::{ConnectType, Ident, ResumeKey};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use ulid::Ulid;
 
@@ -192,9 +192,10 @@ pub(super) struct Member {
     pub token: Option<TokenState>,
     /// The member's proof for a `join` that resumes it on another connection.
     pub resume_key: ResumeKey,
-    /// Restored from a snapshot and not resumed since: if it does not come back within the
-    /// heartbeat timeout, its records close at the time it was last heard.
-    pub restored: bool,
+    /// Seated from a snapshot (restored or adopted) on a placeholder connection and not
+    /// resumed since: when it was last heard. If it does not come back within the heartbeat
+    /// timeout, its records close at that time, not when the engine noticed.
+    pub restored: Option<Millis>,
 }
 
 impl Member {
@@ -213,6 +214,17 @@ impl Member {
             .rev()
             .find(|s| !s.finished && &*s.remote_key == remote_key)
     }
+}
+
+/// The rooms whose snapshot changed since the shell last asked
+/// ([`super::Engine::take_changed_rooms`]). Held only once the shell asked: a server that
+/// never asks (a single node) keeps nothing for it.
+#[derive(Debug, Default)]
+pub(super) struct Changes {
+    /// Rooms that changed and still exist, by number (numbers are never reused).
+    pub rooms: HashSet<RoomNo, foldhash::fast::FixedState>,
+    /// Rooms removed since (their last member left, timed out or was ended).
+    pub gone: Vec<RoomKey>,
 }
 
 #[derive(Debug)]

@@ -71,6 +71,7 @@ impl<E: Entropy> Engine<E> {
             let (room, m) = (self.room(seat), self.member(seat));
             let token = self.on_clock(accept(&grant, &room.app_id, Some(m.uid.key()))?);
             self.member_mut(seat).token = Some(token);
+            self.touch(seat.room);
             token.expires_wall.as_secs()
         } else {
             0

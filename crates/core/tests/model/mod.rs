@@ -23,6 +23,10 @@ pub enum Op {
     Kick(u8, u8),
     /// The server restarts: `restart`, then a new engine restored from the snapshot.
     Restart,
+    /// The node hands every room to another node: `release_rooms`, the snapshot through
+    /// serde, `adopt` into a new engine with each member on its connection if that is open
+    /// (else on a placeholder); the connections in no room are opened there anew.
+    Move,
 }
 
 #[derive(Debug, Clone)]
@@ -322,6 +326,54 @@ fn restart(engine: &mut Engine<SplitMix64>, mode: Mode, now: Millis, seed: u64) 
     effects
 }
 
+/// A node hands every room of `engine` to a new node's engine (which then takes its place):
+/// each member seated on its connection if that is open, through the snapshot's serialized
+/// form. Neither engine says anything. Returns the connections seated.
+fn move_rooms(engine: &mut Engine<SplitMix64>, mode: Mode, now: Millis, seed: u64) -> Vec<ConnId> {
+    let rooms: Vec<RoomRef> = engine
+        .rooms()
+        .into_iter()
+        .map(|r| RoomRef {
+            app_id: r.app_id,
+            room_id: r.room_id,
+        })
+        .collect();
+    let mut sitting: HashMap<(RoomRef, String), ConnId> = HashMap::new();
+    for r in &rooms {
+        for (uid, conn) in engine.room_conns(r) {
+            sitting.insert((r.clone(), uid), conn);
+        }
+    }
+    let (snapshot, handed) = engine.release_rooms(now, &rooms);
+    assert!(engine.poll_effect().is_none(), "a release says nothing");
+    let left = engine.stats();
+    assert_eq!(
+        (left.rooms, left.members),
+        (0, 0),
+        "every room was released"
+    );
+    let json = serde_json::to_string(&snapshot).expect("a snapshot serializes");
+    let snapshot: Snapshot = serde_json::from_str(&json).expect("a snapshot reads back");
+    assert_eq!(snapshot.room_refs(), rooms);
+    let mut next = engine_at(mode, now, seed);
+    let seat = |r: &RoomRef, uid: &str| {
+        let conn = sitting.get(&(r.clone(), uid.to_owned())).copied()?;
+        handed.contains(&conn).then_some(conn)
+    };
+    let adopted = next
+        .adopt(now, snapshot, seat)
+        .expect("a new engine adopts every room");
+    assert!(adopted.skipped.is_empty());
+    assert_eq!(
+        adopted.seated,
+        handed.len(),
+        "every open connection is seated"
+    );
+    assert!(next.poll_effect().is_none(), "an adoption says nothing");
+    *engine = next;
+    handed
+}
+
 /// Keep the resume keys handed out in `msg`.
 fn keep_key(keys: &mut Keys, msg: &ServerMsg) {
     if let ServerMsg::RespJoin(r) = msg
@@ -460,6 +512,23 @@ impl World {
                         self.members.remove(&conn);
                     }
                     assert_eq!(self.engine.stats().connections, 0);
+                }
+                Op::Move => {
+                    next += 1;
+                    let seated = move_rooms(&mut self.engine, self.mode, self.now, next);
+                    let mut roomless: Vec<ConnId> = self
+                        .live
+                        .iter()
+                        .filter(|c| !seated.contains(c))
+                        .copied()
+                        .collect();
+                    roomless.sort_unstable();
+                    for conn in roomless {
+                        let ip = "192.0.2.9".into();
+                        self.engine
+                            .handle(self.now, Input::Open { conn, ip, at: None });
+                    }
+                    self.drain(None);
                 }
             }
         }
@@ -722,6 +791,11 @@ pub fn effects_of(ops: &[Op], mode: Mode) -> Vec<Effect> {
                 engine.kick(now, "10000", ROOMS[usize::from(*r) % 2], uid(*u), "test");
             }
             Op::Restart => effects.extend(restart(&mut engine, mode, now, 1000 + n as u64)),
+            // Connections in no room are left behind: their frames are ignored alike in
+            // every run.
+            Op::Move => {
+                move_rooms(&mut engine, mode, now, 1000 + n as u64);
+            }
         }
         effects.extend(std::iter::from_fn(|| engine.poll_effect()));
         for e in &effects {

@@ -5,6 +5,7 @@
 //! records. A start restores the rooms kept by the previous run before it accepts anyone.
 
 use crate::auth::Apps;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::geoip::GeoIp;
 use crate::ice::embedded::{self, Embedded};
@@ -51,13 +52,16 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let engine_cfg = cfg.engine(embedded.as_ref().map(|(ip, s)| (ip.as_str(), s.as_str())));
     let prices = engine_cfg.prices;
     let mut engine = rtcroom_core::Engine::new(engine_cfg, OsEntropy::new());
-    let restored = restore(&cfg, &mut engine);
+    // In a cluster, rooms outlive a node in Redis and on the other nodes, not on its disk.
+    let restored = !cfg.cluster.enabled() && restore(&cfg, &mut engine);
     let geoip = GeoIp::from_config(&cfg.geoip.database).map_err(anyhow::Error::msg)?;
     if let Some(g) = &geoip {
         tracing::info!(database = %cfg.geoip.database.display(), "GeoIP database loaded");
         tokio::spawn(g.clone().watch());
     }
     let alerts = start_alerts(&cfg, super::hostname())?;
+    let listener = listen(cfg.server.listen)
+        .with_context(|| format!("cannot listen on {} ([server] listen)", cfg.server.listen))?;
     let recording = start_recording(&cfg, alerts.clone(), prices, !restored).await?;
     let daily_task = schedule_report(&cfg, recording.as_ref(), geoip.clone())?;
     // With records off the hub gets the default sink, which discards.
@@ -68,7 +72,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             .unwrap_or_default(),
         alerts,
     };
+    let alerts = sinks.alerts.clone();
     let (hub, hub_task) = hub::spawn(engine, sinks, 4096);
+    let cluster = start_cluster(&cfg, &hub, alerts, listener.local_addr()?)?;
     let turn = match embedded {
         Some((_, secret)) => {
             Some(embedded::start_embedded(&cfg, secret, hub.clone(), geoip.as_deref()).await?)
@@ -83,8 +89,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         turn.as_ref(),
         &draining,
         geoip,
+        cluster,
     )?;
-    serve_http(&cfg, state, hub.clone(), draining).await?;
+    serve_http(&cfg, state, hub.clone(), draining, listener).await?;
     drop(hub);
     let bound = Duration::from_secs(cfg.server.shutdown_secs);
     // The hub has stopped; give connection tasks a moment to send their close frames.
@@ -204,6 +211,7 @@ fn app_state(
     turn: Option<&Embedded>,
     draining: &Arc<AtomicBool>,
     geoip: Option<Arc<GeoIp>>,
+    cluster: Option<Arc<Cluster>>,
 ) -> anyhow::Result<AppState> {
     let apps = Arc::new(Apps::new(cfg.apps()?, cfg.auth.token_ttl_secs));
     let tokens: Arc<dyn TokenCheck> = if cfg.auth.required {
@@ -214,14 +222,18 @@ fn app_state(
         tracing::warn!("[auth] required = false: joins are not checked for a token");
         Arc::new(NoTokenCheck)
     };
-    let signaling = Arc::new(Signaling::new(
+    let mut signaling = Signaling::new(
         hub,
         tokens,
         cfg.server.max_frame_bytes,
         cfg.server.outbound_queue,
         cfg.server.max_connections,
         Duration::from_secs(cfg.server.write_timeout_secs),
-    ));
+    );
+    if let Some(c) = &cluster {
+        signaling = signaling.with_edge(c.clone());
+    }
+    let signaling = Arc::new(signaling);
     Ok(AppState {
         signaling,
         store: recording.map(|r| r.store.clone()),
@@ -241,6 +253,7 @@ fn app_state(
         ice_registry: cfg.ice.mode == "registry",
         tls: !cfg.server.tls_cert.as_os_str().is_empty(),
         geoip,
+        cluster,
     })
 }
 
@@ -253,12 +266,12 @@ async fn serve_http(
     state: AppState,
     hub: Hub,
     draining: Arc<AtomicBool>,
+    listener: tokio::net::TcpListener,
 ) -> anyhow::Result<()> {
     let trusted = state.trusted_proxies.clone();
+    let cluster = state.cluster.clone();
     let tls = tls_config(cfg)?;
     let app = crate::http::app(state);
-    let listener = listen(cfg.server.listen)
-        .with_context(|| format!("cannot listen on {} ([server] listen)", cfg.server.listen))?;
     let addr = listener.local_addr()?;
     let (http, ws) = if tls.is_some() {
         ("https", "wss")
@@ -291,11 +304,55 @@ async fn serve_http(
                 );
                 std::process::exit(1);
             });
-            tracing::info!("restarting: telling clients to reconnect, keeping the rooms");
-            keep_rooms(&hub, data_dir).await;
+            match cluster {
+                Some(cluster) => {
+                    tracing::info!("draining: handing the rooms to other nodes, telling clients to reconnect");
+                    cluster.drain().await;
+                    hub.restart().await;
+                }
+                None => {
+                    tracing::info!("restarting: telling clients to reconnect, keeping the rooms");
+                    keep_rooms(&hub, data_dir).await;
+                }
+            }
         })
         .await;
     Ok(())
+}
+
+/// Join the cluster with `[cluster] redis`; `None` for a single node.
+fn start_cluster(
+    cfg: &Config,
+    hub: &Hub,
+    alerts: Alerts,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<Option<Arc<Cluster>>> {
+    if !cfg.cluster.enabled() {
+        return Ok(None);
+    }
+    let node_id = if cfg.cluster.node_id.is_empty() {
+        format!("{}:{}", super::hostname(), addr.port())
+    } else {
+        cfg.cluster.node_id.clone()
+    };
+    let public_url = if cfg.server.public_url.is_empty() {
+        let ws = if cfg.server.tls_cert.as_os_str().is_empty() {
+            "ws"
+        } else {
+            "wss"
+        };
+        format!("{ws}://{addr}/ws")
+    } else {
+        cfg.server.public_url.clone()
+    };
+    let settings = crate::cluster::Settings {
+        section: cfg.cluster.clone(),
+        node_id,
+        public_url,
+        outbound_queue: cfg.server.outbound_queue,
+        max_frame: cfg.server.max_frame_bytes,
+    };
+    Cluster::start(settings, hub.clone(), alerts).map(Some)
 }
 
 /// TLS from `[server] tls_cert`/`tls_key` when they are set, with a task that reloads the

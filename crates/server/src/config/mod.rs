@@ -15,12 +15,14 @@
 //! module (only `auth` for the apps): the features import their sections from here.
 
 mod check;
+mod cluster;
 mod ice;
 mod ops;
 mod records;
 mod sections;
 mod show;
 
+pub use cluster::ClusterSection;
 pub use ice::{IceSection, TurnSection, registry_config};
 pub use ops::{AlertsSection, MonitorSection, SmtpSection, Target};
 pub use records::{DatabaseSection, ReportSection};
@@ -58,6 +60,7 @@ pub struct Config {
     pub alerts: AlertsSection,
     pub monitor: MonitorSection,
     pub geoip: GeoipSection,
+    pub cluster: ClusterSection,
 }
 
 const ENV_PREFIX: &str = "RTCROOM_";
@@ -217,6 +220,12 @@ impl Config {
         }
         self.turn.validate(&self.ice)?;
         self.database.validate()?;
+        let sqlite = !self.database.is_off()
+            && self
+                .database
+                .url(&self.server.data_dir)
+                .starts_with("sqlite:");
+        self.cluster.validate(sqlite)?;
         self.report.tz()?;
         self.report.at()?;
         self.report.validate_presentation()?;
@@ -368,7 +377,7 @@ pub fn persistent_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> 
 
 const KNOWN_SECTIONS: &[&str] = &[
     "server", "room", "auth", "rtc", "billing", "log", "admin", "smtp", "alerts", "monitor", "ice",
-    "turn", "database", "report", "geoip",
+    "turn", "database", "report", "geoip", "cluster",
 ];
 
 impl Config {

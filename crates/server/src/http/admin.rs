@@ -39,6 +39,19 @@ struct RoomView {
 
 async fn rooms(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Denied> {
     state.authorize(&headers)?;
+    if let Some(cluster) = &state.cluster {
+        // Every live node's rooms: each room is held by exactly one of them, its owner.
+        let answers = cluster.ask_all(crate::cluster::bus::Question::Rooms).await;
+        let rooms: Vec<serde_json::Value> = answers
+            .into_iter()
+            .filter_map(|a| match a {
+                serde_json::Value::Array(rooms) => Some(rooms),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        return Ok(Json(rooms).into_response());
+    }
     let rooms = state.signaling.hub.rooms().await.unwrap_or_default();
     let view: Vec<RoomView> = rooms
         .into_iter()
@@ -79,11 +92,16 @@ async fn kick(
     let why = body
         .reason
         .unwrap_or_else(|| "removed by an operator".into());
-    let kicked = state
-        .signaling
-        .hub
-        .kick(app_id, room_id, body.uid, why)
-        .await;
+    let kicked = match &state.cluster {
+        Some(cluster) => cluster.kick(app_id, room_id, body.uid, why).await,
+        None => {
+            state
+                .signaling
+                .hub
+                .kick(app_id, room_id, body.uid, why)
+                .await
+        }
+    };
     Ok(if kicked {
         Json(json!({"kicked": true})).into_response()
     } else {
@@ -99,7 +117,12 @@ async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
     state.authorize(&headers)?;
     let s = state.signaling.hub.stats().await.unwrap_or_default();
     let m = metrics();
+    let cluster = match &state.cluster {
+        Some(c) => Some(cluster_stats(c).await),
+        None => None,
+    };
     Ok(Json(json!({
+        "cluster": cluster,
         "connections": s.connections,
         "rooms": s.rooms,
         "members": s.members,
@@ -115,4 +138,24 @@ async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
         }),
     }))
     .into_response())
+}
+
+/// The whole cluster's counts: every live node's answer summed, and the nodes themselves.
+async fn cluster_stats(cluster: &crate::cluster::Cluster) -> serde_json::Value {
+    let answers = cluster.ask_all(crate::cluster::bus::Question::Stats).await;
+    let sum = |key: &str| -> u64 {
+        answers
+            .iter()
+            .filter_map(|a| a.get(key).and_then(serde_json::Value::as_u64))
+            .sum()
+    };
+    json!({
+        "node": cluster.me(),
+        "nodesAnswered": answers.len(),
+        "connections": sum("connections"),
+        "rooms": sum("rooms"),
+        "members": sum("members"),
+        "nodes": cluster.nodes(),
+        "degraded": cluster.degraded_since().is_some(),
+    })
 }

@@ -211,9 +211,13 @@ pub fn answer(
 }
 
 /// The WebSocket URL of the room server for a client that reached us from `peer` with these
-/// headers: `[server] public_url`, else the request's host (`X-Forwarded-Host` and
+/// headers: in a cluster `[cluster] signaling_url` or the least-loaded node's; `[server]
+/// public_url`, else the request's host (`X-Forwarded-Host` and
 /// `X-Forwarded-Proto` only from a trusted proxy).
 pub fn room_server_url(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
+    if let Some(cluster) = &state.cluster {
+        return cluster.signaling_url();
+    }
     if !state.public_url.is_empty() {
         return state.public_url.to_string();
     }

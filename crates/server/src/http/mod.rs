@@ -127,13 +127,19 @@ async fn from_hub<T>(question: impl Future<Output = Option<T>>) -> Option<T> {
 /// Ready to take calls: the room engine answers and the server is not shutting down. The
 /// call-record database counts only when records are on (`[database] url = "off"` has none).
 async fn readyz(State(state): State<AppState>) -> Response {
-    let mut problems = Vec::new();
+    let mut problems: Vec<std::borrow::Cow<'static, str>> = Vec::new();
     if state.draining.load(std::sync::atomic::Ordering::Acquire) {
-        problems.push("draining: the server is shutting down");
+        problems.push("draining: the server is shutting down".into());
+    }
+    if let Some(since) = state.cluster.as_ref().and_then(|c| c.degraded_since()) {
+        let at = chrono::DateTime::from_timestamp_millis(since as i64)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default();
+        problems.push(format!("cluster degraded: redis unreachable since {at}").into());
     }
     let engine_ok = from_hub(state.signaling.hub.stats()).await.is_some();
     if !engine_ok {
-        problems.push("the room engine does not answer");
+        problems.push("the room engine does not answer".into());
     }
     if let Some(w) = state
         .writer
@@ -142,18 +148,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
     {
         if w.migrations_pending {
             problems.push(
-                "the call-record database is unreachable since the start (records are being kept; the migrations run when it answers)",
+                "the call-record database is unreachable since the start (records are being kept; the migrations run when it answers)".into(),
             );
         } else if !w.db_up {
-            problems.push("the call-record database is unreachable (records are being kept)");
+            problems
+                .push("the call-record database is unreachable (records are being kept)".into());
         }
     }
     // A second question to an engine that did not answer the first would only wait again.
     if state.ice_registry && engine_ok {
         match from_hub(state.signaling.hub.ice_servers()).await {
-            None => problems.push("the room engine does not answer"),
+            None => problems.push("the room engine does not answer".into()),
             Some(servers) if !servers.iter().any(|s| s.healthy) => {
-                problems.push("no ICE server in rotation");
+                problems.push("no ICE server in rotation".into());
             }
             Some(_) => {}
         }
@@ -161,8 +168,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if let Some(turn) = &state.turn
         && turn.is_full()
     {
-        problems
-            .push("the embedded TURN relay is full ([turn] max_allocations allocations are live)");
+        problems.push(
+            "the embedded TURN relay is full ([turn] max_allocations allocations are live)".into(),
+        );
     }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
@@ -240,6 +248,7 @@ mod tests {
             ice_registry: true,
             tls: false,
             geoip: None,
+            cluster: None,
         }
     }
 

@@ -77,11 +77,20 @@ async fn asset(
 /// The page's policy: its own files, camera streams, and connections to this server only
 /// (`'self'` for login, and the signaling WebSocket's origin that login hands out).
 fn csp(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
-    let ws = super::login::room_server_url(state, peer, headers);
-    let origin = ws
-        .split_once("://")
-        .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or("")))
-        .unwrap_or_default();
+    // In a cluster, login may hand out any live node's URL.
+    let urls = match &state.cluster {
+        Some(c) => c.signaling_urls(),
+        None => vec![super::login::room_server_url(state, peer, headers)],
+    };
+    let origin = urls
+        .iter()
+        .filter_map(|ws| {
+            ws.split_once("://").map(|(scheme, rest)| {
+                format!("{scheme}://{}", rest.split('/').next().unwrap_or(""))
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
     format!(
         "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; connect-src 'self' {origin}; base-uri 'none'"
     )

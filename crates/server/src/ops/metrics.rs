@@ -14,6 +14,8 @@ use rtcroom_protocol::ServerMsg;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+pub use super::cluster_metrics::cluster;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CmdLabel {
     pub cmd: &'static str,
@@ -227,6 +229,7 @@ pub fn render(stats: EngineStats, records: Option<rtcroom_store::WriterStats>) -
     }
     prometheus_client::encoding::text::encode_registry(&mut out, observed_registry())
         .expect("writing to a String cannot fail");
+    super::cluster_metrics::encode(&mut out);
     prometheus_client::encoding::text::encode_eof(&mut out)
         .expect("writing to a String cannot fail");
     out

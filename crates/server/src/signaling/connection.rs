@@ -7,6 +7,7 @@
 
 use super::frame::{Frames, Incoming};
 use super::hub::{Hub, HubMsg, Outbound};
+use super::route::{Edge, Owner, Socketside};
 use super::token::TokenCheck;
 use super::ws::{ReadError, Socket};
 use crate::ops::metrics;
@@ -28,6 +29,8 @@ pub struct Signaling {
     /// How long one write to a client may take before the connection is given up.
     pub write_timeout: Duration,
     pub open: AtomicUsize,
+    /// The cluster, with `[cluster]`: joins of rooms that another node owns are served there.
+    pub edge: Option<Arc<dyn Edge>>,
     next_id: AtomicU64,
 }
 
@@ -57,8 +60,15 @@ impl Signaling {
             max_connections,
             write_timeout,
             open: AtomicUsize::new(0),
+            edge: None,
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// Serve rooms owned by other nodes through `edge` (`[cluster]`).
+    pub fn with_edge(mut self, edge: Arc<dyn Edge>) -> Self {
+        self.edge = Some(edge);
+        self
     }
 
     /// Reserve a place for one more connection, if there is room.
@@ -96,6 +106,15 @@ pub async fn serve<S>(
     let (out_tx, out_rx) = mpsc::channel(sig.outbound_queue);
     let (kill_tx, kill_rx) = oneshot::channel();
     metrics::metrics().connections_opened.inc();
+    // In a cluster the task keeps a sender of its own queue: when the connection is bound to
+    // another node, the local hub forgets it and the cluster delivers into the same queue.
+    let mut route = sig.edge.clone().map(|edge| Route {
+        edge,
+        out: out_tx.clone(),
+        ip: ip.clone(),
+        at,
+        state: RouteState::Undecided,
+    });
     let opened = sig
         .hub
         .send(HubMsg::Open {
@@ -107,11 +126,87 @@ pub async fn serve<S>(
         })
         .await;
     if opened {
-        let clean = run(&sig, conn, origin.as_deref(), &mut socket, out_rx, kill_rx).await;
-        sig.hub.send(HubMsg::Closed { conn, clean }).await;
+        let clean = run(
+            &sig,
+            conn,
+            origin.as_deref(),
+            &mut socket,
+            (out_rx, kill_rx),
+            route.as_mut(),
+        )
+        .await;
+        match route {
+            Some(r) if r.state == RouteState::Bound => r.edge.closed(conn, clean).await,
+            _ => {
+                sig.hub.send(HubMsg::Closed { conn, clean }).await;
+            }
+        }
     }
     sig.release();
     metrics::metrics().connections_closed.inc();
+}
+
+/// Where a clustered connection's frames go: decided by its first `join`.
+struct Route {
+    edge: Arc<dyn Edge>,
+    out: mpsc::Sender<Outbound>,
+    ip: String,
+    at: Option<rtcroom_ice::GeoPoint>,
+    state: RouteState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RouteState {
+    /// No join yet: frames go to the local hub.
+    Undecided,
+    /// The first join's room is owned here (or Redis could not be asked).
+    Local,
+    /// The first join's room is owned by another node: every frame goes there.
+    Bound,
+}
+
+impl Route {
+    /// Whether `frame` goes to the room's owner elsewhere. The first `join` decides; binding
+    /// takes the connection from the local hub (it was in no room there) and gives the
+    /// connection task a new kill switch, which the cluster holds from then on.
+    async fn to_owner(
+        &mut self,
+        sig: &Signaling,
+        conn: ConnId,
+        frame: &Result<Request, DecodeError>,
+        kill: &mut Kill,
+    ) -> bool {
+        if self.state != RouteState::Undecided {
+            return self.state == RouteState::Bound;
+        }
+        let Ok(Request::Join(j)) = frame else {
+            return false;
+        };
+        match self.edge.owner_of(&j.app_id, j.room_id.key()).await {
+            Owner::Here => {
+                self.state = RouteState::Local;
+                false
+            }
+            Owner::Node(owner) => {
+                sig.hub.send(HubMsg::Closed { conn, clean: true }).await;
+                let (kill_tx, kill_rx) = oneshot::channel();
+                *kill = Kill {
+                    rx: kill_rx,
+                    hub_gone: false,
+                };
+                let socket = Socketside {
+                    conn,
+                    ip: self.ip.clone(),
+                    at: self.at,
+                    out: self.out.clone(),
+                    kill: kill_tx,
+                };
+                self.edge.bind(owner, socket).await;
+                self.state = RouteState::Bound;
+                true
+            }
+        }
+    }
 }
 
 /// What the loop does after one event: go on, or end the connection (`clean`: with a close
@@ -128,8 +223,8 @@ async fn run<S>(
     conn: ConnId,
     origin: Option<&str>,
     socket: &mut Socket<S>,
-    mut out_rx: mpsc::Receiver<Outbound>,
-    kill_rx: oneshot::Receiver<()>,
+    (mut out_rx, kill_rx): (mpsc::Receiver<Outbound>, oneshot::Receiver<()>),
+    mut route: Option<&mut Route>,
 ) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -146,7 +241,10 @@ where
             biased;
             () = out.kill.killed() => Step::End { clean: false },
             item = out_rx.recv() => write_queued(&mut out, socket, item, &mut out_rx).await,
-            incoming = socket.next() => on_incoming(sig, conn, origin, &mut out, socket, incoming).await,
+            incoming = socket.next() => {
+                let route = route.as_deref_mut();
+                on_incoming(sig, conn, origin, &mut out, socket, incoming, route).await
+            }
         };
         if let Step::End { clean } = step {
             return clean;
@@ -225,6 +323,9 @@ where
     loop {
         match next {
             Some(Outbound::Msg(msg)) => frames.push_text(|out| msg.write_json(out)),
+            Some(Outbound::Text(text)) => {
+                frames.push_text(|out| out.extend_from_slice(text.as_bytes()))
+            }
             Some(Outbound::Close(reason)) => {
                 close = Some(reason);
                 break;
@@ -265,6 +366,7 @@ async fn on_incoming<S>(
     out: &mut Writer,
     socket: &mut Socket<S>,
     incoming: Option<Result<Incoming, ReadError>>,
+    route: Option<&mut Route>,
 ) -> Step
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -273,7 +375,21 @@ where
         Some(Ok(Incoming::Text(text))) => {
             let at = std::time::Instant::now();
             let (frame, grant) = decode_text(sig, &text, origin);
-            to_hub(sig, conn, frame, grant, at).await
+            let bound = match route {
+                Some(r) => {
+                    let to_owner = r.to_owner(sig, conn, &frame, &mut out.kill).await;
+                    to_owner.then_some(r)
+                }
+                None => None,
+            };
+            match bound {
+                Some(r) => {
+                    // The owner decodes the text again; same-node rooms never pay for that.
+                    r.edge.frame(conn, text, grant).await;
+                    true
+                }
+                None => to_hub(sig, conn, frame, grant, at).await,
+            }
         }
         Some(Ok(Incoming::Binary(len))) => {
             let at = std::time::Instant::now();

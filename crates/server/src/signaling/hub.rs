@@ -28,6 +28,8 @@ pub enum Outbound {
     // Boxed: every connection's queue allocates a block of 32 slots up front, so the slot
     // size is paid per idle member (160 bytes unboxed: 5 KiB per connection).
     Msg(Box<ServerMsg>),
+    /// A message serialized elsewhere: by the node that owns the member's room (`[cluster]`).
+    Text(String),
     Close(CloseReason),
 }
 
@@ -43,6 +45,13 @@ pub enum HubMsg {
         at: Option<rtcroom_ice::GeoPoint>,
         out: mpsc::Sender<Outbound>,
         /// Fired by the hub to cut the connection off at once.
+        kill: oneshot::Sender<()>,
+    },
+    /// A connection the engine already has (seated by `Engine::adopt`, `[cluster]`): the hub
+    /// only learns where its messages go.
+    Attach {
+        conn: ConnId,
+        out: mpsc::Sender<Outbound>,
         kill: oneshot::Sender<()>,
     },
     Frame {
@@ -323,6 +332,15 @@ fn handle<E: Entropy>(
                 },
             );
             engine.handle(t, Input::Open { conn, ip, at });
+        }
+        HubMsg::Attach { conn, out, kill } => {
+            links.insert(
+                conn,
+                Link {
+                    out,
+                    kill: Some(kill),
+                },
+            );
         }
         HubMsg::Frame {
             conn, frame, grant, ..

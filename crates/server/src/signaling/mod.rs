@@ -3,11 +3,13 @@
 //! `ws` answers the upgrade and reads and writes the connection (framing in `frame`, without
 //! IO); `connection` is the task of one connection; `token` checks tokens before a frame goes
 //! to the hub; `hub` is the one task that feeds the engine and carries out its effects;
-//! `snapshot` keeps the rooms in `data_dir` across a restart.
+//! `snapshot` keeps the rooms in `data_dir` across a restart; `route` is the seam to the
+//! cluster, for connections whose room another node owns.
 
 pub mod connection;
 pub mod frame;
 pub mod hub;
+pub mod route;
 pub mod snapshot;
 pub mod token;
 pub mod ws;

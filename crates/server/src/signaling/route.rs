@@ -1,0 +1,42 @@
+//! Where a connection's frames go when the room it joins lives on another node: the seam
+//! between the connection task and the cluster (`crate::cluster` implements [`Edge`]; this
+//! module names only what a connection needs, so `signaling` imports nothing of the
+//! cluster). Without `[cluster]` there is no `Edge` and every frame goes to this node's hub.
+
+use super::hub::Outbound;
+use futures_util::future::BoxFuture;
+use rtcroom_core::{ConnId, Grant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Who serves a `join`: this node's hub, or the node that owns the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Here,
+    /// Another node, by its id.
+    Node(String),
+}
+
+/// A connection's socket seen by the cluster: where its messages go and how to cut it off.
+#[derive(Debug)]
+pub struct Socketside {
+    pub conn: ConnId,
+    pub ip: String,
+    pub at: Option<rtcroom_ice::GeoPoint>,
+    pub out: mpsc::Sender<Outbound>,
+    /// Fired to cut the connection off at once.
+    pub kill: oneshot::Sender<()>,
+}
+
+/// The cluster as a connection task sees it.
+pub trait Edge: Send + Sync + std::fmt::Debug {
+    /// The owner of room `room` of app `app` (claiming it for this node when nobody owns it);
+    /// `Here` too when the owner cannot be asked (Redis away): the room is served locally.
+    fn owner_of<'a>(&'a self, app: &'a str, room: &'a str) -> BoxFuture<'a, Owner>;
+    /// From now on the connection is served by `owner`: it is opened there, and what the
+    /// owner sends it comes back to `socket.out`.
+    fn bind<'a>(&'a self, owner: String, socket: Socketside) -> BoxFuture<'a, ()>;
+    /// A frame of a bound connection, as its text and the token check done here.
+    fn frame<'a>(&'a self, conn: ConnId, text: String, grant: Grant) -> BoxFuture<'a, ()>;
+    /// A bound connection's socket closed.
+    fn closed<'a>(&'a self, conn: ConnId, clean: bool) -> BoxFuture<'a, ()>;
+}
