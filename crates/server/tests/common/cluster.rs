@@ -302,9 +302,10 @@ impl Rows {
 
 /// N nodes on one private Redis and one database.
 pub struct Cluster {
+    // Fields drop in this order: the nodes go before their Redis and database.
+    nodes: Vec<Option<Server>>,
     pub redis: PrivateRedis,
     pub db: SharedDb,
-    nodes: Vec<Option<Server>>,
     env: Vec<(String, String)>,
     config: Option<PathBuf>,
 }
@@ -342,9 +343,9 @@ impl Cluster {
         ];
         all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let mut cluster = Cluster {
+            nodes: (0..n).map(|_| None).collect(),
             redis,
             db,
-            nodes: (0..n).map(|_| None).collect(),
             env: all,
             config,
         };
