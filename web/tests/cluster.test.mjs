@@ -122,10 +122,10 @@ function mariadb(sql) {
   execFileSync('mariadb', ['-h', '127.0.0.1', '-u', 'root', '-e', sql], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** The signaling connections open on `node` (its `/metrics`). */
-async function openConnections(node) {
+/** One series of `node`'s `/metrics` (0 when absent). */
+async function metric(node, series) {
   const text = await (await fetch(`${node.binOrigin}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('rtcroom_open_connections '));
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line ? Number(line.split(' ')[1]) : 0;
 }
 
@@ -176,18 +176,19 @@ test('kill -9 of a node behind HAProxy: its page resumes within 5 s, the other p
 
     const room = uniqueRoom('cluster');
     // The first page (its node owns the room); the second, reloaded until round robin puts
-    // its signaling connection on the other node.
+    // its signaling connection on the other node (the owner then serves it for that node).
     const first = await joinCall(browser, lb.origin, room, 'Ana', { init: tagPeerConnections });
     pages.push(first);
     assert.equal(await first.evaluate(() => document.body.dataset.state), 'in-call');
-    const counts = await Promise.all(nodes.map(openConnections));
+    const counts = await Promise.all(nodes.map((n) => metric(n, 'rtcroom_members')));
     const home = counts.findIndex((c) => c === 1);
-    assert.ok(home >= 0 && counts[1 - home] === 0, `the first page's socket is on one node: ${counts}`);
+    assert.ok(home >= 0 && counts[1 - home] === 0, `one node holds the room with the first page: ${counts}`);
     let second = null;
     for (let attempt = 0; attempt < 8 && !second; attempt++) {
       const page = await joinCall(browser, lb.origin, room, 'Ben', { init: tagPeerConnections });
       assert.equal(await page.evaluate(() => document.body.dataset.state), 'in-call');
-      if ((await openConnections(nodes[1 - home])) === 1) {
+      // On the other node, the owner serves it for that node.
+      if ((await metric(nodes[home], 'rtcroom_cluster_remote_members')) === 1) {
         second = page;
       } else {
         await page.click('#btn-leave');
