@@ -7,14 +7,19 @@ use common::{Server, join};
 use serde_json::json;
 
 fn node(prefix: &str) -> Server {
+    node_on("redis://127.0.0.1:6379/0", prefix)
+}
+
+fn node_on(redis: &str, prefix: &str) -> Server {
     Server::start(&[
-        ("RTCROOM_CLUSTER_REDIS", "redis://127.0.0.1:6379/0"),
+        ("RTCROOM_CLUSTER_REDIS", redis),
         ("RTCROOM_CLUSTER_KEY_PREFIX", prefix),
         ("RTCROOM_CLUSTER_HEARTBEAT_MS", "200"),
         ("RTCROOM_CLUSTER_DEAD_AFTER_MS", "600"),
         ("RTCROOM_DATABASE_URL", "off"),
         ("RTCROOM_ICE_MODE", "static"),
         ("RTCROOM_AUTH_REQUIRED", "false"),
+        ("RTCROOM_LOG_LEVEL", "rtcroom::cluster=info,warn"),
     ])
 }
 
@@ -65,6 +70,212 @@ async fn a_room_spans_two_nodes_and_relays_both_ways() {
     alice.expect("relayLeave").await;
     drop((a, b));
     forget_prefix(&prefix);
+}
+
+/// The owner of a room killed (`kill -9`) while its members sit on two other nodes: a
+/// survivor adopts the room, nobody hears a thing, and the room keeps relaying.
+#[tokio::test]
+async fn a_killed_owner_s_room_is_adopted_silently() {
+    let prefix = format!("rtcroom-smoke-fo-{}", std::process::id());
+    let mut a = node(&prefix);
+    let b = node(&prefix);
+    let c = node(&prefix);
+    let mut carol = a.client().await;
+    carol.send(join("fo", "carol", "Carol")).await;
+    carol.expect("respJoin").await;
+    let mut alice = b.client().await;
+    alice.send(join("fo", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    carol.expect("notifyNewPeer").await;
+    let mut bob = c.client().await;
+    bob.send(join("fo", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    carol.expect("notifyNewPeer").await;
+    alice.expect("notifyNewPeer").await;
+    carol
+        .send(json!({"cmd":"leave","appId":"10000","roomId":"fo","uid":"carol"}))
+        .await;
+    carol.expect("respLeave").await;
+    alice.expect("relayLeave").await;
+    bob.expect("relayLeave").await;
+    // The owner's state of the room reaches Redis within 100 ms; then the owner dies.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    a.kill();
+    // Dead after 600 ms unheard; nobody is told anything meanwhile.
+    alice.expect_silence().await;
+    bob.expect_silence().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    alice
+        .send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    let offer = bob.expect("relayOffer").await;
+    assert_eq!(offer["uid"], "alice", "{offer}");
+    alice.expect("respOffer").await;
+    bob.send(json!({"cmd":"answer","remoteUid":"alice","msg":"{\"type\":\"answer\"}"}))
+        .await;
+    alice.expect("relayAnswer").await;
+    drop((b, c));
+    forget_prefix(&prefix);
+}
+
+/// A node drains (SIGTERM): the room it owns goes to the node holding the other member,
+/// which hears nothing; the drained node's member is told to reconnect (1012) and resumes
+/// on a third node with its resume key.
+#[tokio::test]
+async fn a_draining_owner_hands_its_room_over() {
+    let prefix = format!("rtcroom-smoke-dr-{}", std::process::id());
+    let a = node(&prefix);
+    let mut b = node(&prefix);
+    let c = node(&prefix);
+    let mut alice = b.client().await;
+    alice.send(join("dr", "alice", "Alice")).await;
+    let ja = alice.expect("respJoin").await;
+    let mut bob = c.client().await;
+    bob.send(join("dr", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    // Every node has seen the others in the registry.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let status = tokio::task::spawn_blocking(move || b.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(alice.expect_close().await, Some(1012));
+    bob.expect_silence().await;
+    let mut again = a.client().await;
+    let mut resume = join("dr", "alice", "Alice");
+    resume["resumeKey"] = ja["resumeKey"].clone();
+    again.send(resume).await;
+    let back = again.expect("respJoin").await;
+    assert_eq!(back["result"], 0, "{back}");
+    assert_eq!(back["resumed"], true, "{back}");
+    assert_eq!(back["sessionId"], ja["sessionId"], "{back}");
+    bob.expect_silence().await;
+    again
+        .send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    bob.expect("relayOffer").await;
+    again.expect("respOffer").await;
+    drop((a, c));
+    forget_prefix(&prefix);
+}
+
+/// An ICE server registered through one node's ICE API is in every node's rotation, and
+/// in the registry of a node that starts later.
+#[tokio::test]
+async fn the_ice_registry_is_shared() {
+    let prefix = format!("rtcroom-smoke-ice-{}", std::process::id());
+    let env = |p: &str| -> Vec<(String, String)> {
+        vec![
+            (
+                "RTCROOM_CLUSTER_REDIS".into(),
+                "redis://127.0.0.1:6379/0".into(),
+            ),
+            ("RTCROOM_CLUSTER_KEY_PREFIX".into(), p.into()),
+            ("RTCROOM_CLUSTER_HEARTBEAT_MS".into(), "200".into()),
+            ("RTCROOM_CLUSTER_DEAD_AFTER_MS".into(), "600".into()),
+            ("RTCROOM_DATABASE_URL".into(), "off".into()),
+            ("RTCROOM_TURN_ENABLED".into(), "false".into()),
+            ("RTCROOM_ICE_TURN_SECRET".into(), "coturn-secret".into()),
+        ]
+    };
+    let start = |p: &str| {
+        let vars = env(p);
+        let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::start(&pairs)
+    };
+    let a = start(&prefix);
+    let b = start(&prefix);
+    common::wait_ready(&b, 503, "no ICE server in rotation").await;
+    let register = r#"{"cmd":"iceRegister","ip":"198.51.100.7","iceType":"turn","turnPort":3478,"stunPort":3478,"maxBandwidth":100000}"#;
+    let (status, body) = common::http(
+        "POST",
+        &format!("http://{}/icebandwidthload", a.addr),
+        None,
+        Some(register),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    common::wait_ready(&b, 200, "ready").await;
+    let c = start(&prefix);
+    common::wait_ready(&c, 200, "ready").await;
+    drop((a, b, c));
+    forget_prefix(&prefix);
+}
+
+/// A private `redis-server` on `port`, stopped (by its pid) when dropped.
+struct Redis(std::process::Child);
+
+impl Redis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self(child)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Redis stopped during a call and started again: the call goes on, a join meanwhile is
+/// served, /healthz stays ok while /readyz says the cluster is degraded, and the nodes are
+/// ready again once Redis is back.
+#[tokio::test]
+async fn calls_go_on_while_redis_is_away() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let redis = Redis::start(port);
+    let a = node_on(&url, "outage");
+    let b = node_on(&url, "outage");
+    let (mut alice, mut bob) = (a.client().await, a.client().await);
+    alice.send(join("out1", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    bob.send(join("out1", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    drop(redis);
+    common::wait_ready(&a, 503, "cluster degraded: redis unreachable since").await;
+    let (status, _) = common::http("GET", &format!("http://{}/healthz", a.addr), None, None).await;
+    assert_eq!(status, 200);
+    alice
+        .send(json!({"cmd":"offer","remoteUid":"bob","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    bob.expect("relayOffer").await;
+    alice.expect("respOffer").await;
+    let mut carol = b.client().await;
+    carol.send(join("out2", "carol", "Carol")).await;
+    let jc = carol.expect("respJoin").await;
+    assert_eq!(jc["result"], 0, "{jc}");
+    let _redis = Redis::start(port);
+    common::wait_ready(&a, 200, "ready").await;
+    common::wait_ready(&b, 200, "ready").await;
+    bob.send(json!({"cmd":"answer","remoteUid":"alice","msg":"{\"type\":\"answer\"}"}))
+        .await;
+    alice.expect("relayAnswer").await;
+    let metrics = a.metrics().await;
+    assert_eq!(
+        metrics.get("rtcroom_cluster_degraded"),
+        Some(&0.0),
+        "{metrics:?}"
+    );
 }
 
 /// Remove every key of this test's prefix from the shared Redis.

@@ -60,6 +60,11 @@ pub enum Envelope {
         app: String,
         room: String,
     },
+    /// After an outage: the sender keeps this room (the lower node id); end your copy.
+    End {
+        app: String,
+        room: String,
+    },
     /// A question to every node (admin views); answered with `Answer` on the asker's channel.
     Ask {
         from: String,
@@ -187,11 +192,27 @@ impl From<WireGrant> for Grant {
     }
 }
 
-/// One envelope on its way to a node.
+/// Where an envelope goes: a node's channel, or a channel every node listens to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Node(Arc<str>),
+    Channel(String),
+}
+
+/// One envelope on its way.
 #[derive(Debug)]
 struct Outgoing {
-    to: Arc<str>,
+    to: Target,
     payload: String,
+}
+
+/// An ICE API command one node took, for every other node (`<prefix>:ice`): the request's
+/// body as the agent sent it, and where the taker's GeoIP placed the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IceNote {
+    pub from: String,
+    pub body: String,
+    pub at: Option<(f64, f64)>,
 }
 
 /// The publishing side of the bus: a bounded queue into the node's publisher task.
@@ -215,13 +236,14 @@ impl Bus {
     /// Queue `envelope` for node `to`, in order with everything queued before it.
     pub async fn send(&self, to: &str, envelope: &Envelope) {
         let payload = serde_json::to_string(envelope).expect("envelopes serialize");
-        let _ = self
-            .tx
-            .send(Outgoing {
-                to: to.into(),
-                payload,
-            })
-            .await;
+        let to = Target::Node(to.into());
+        let _ = self.tx.send(Outgoing { to, payload }).await;
+    }
+
+    /// Queue `payload` for every subscriber of `channel`.
+    pub async fn publish(&self, channel: String, payload: String) {
+        let to = Target::Channel(channel);
+        let _ = self.tx.send(Outgoing { to, payload }).await;
     }
 }
 
@@ -237,9 +259,11 @@ async fn publish_loop(
         let mut bytes = 0u64;
         for out in &batch {
             bytes += out.payload.len() as u64;
-            pipe.cmd("PUBLISH")
-                .arg(link.bus_channel(&out.to))
-                .arg(&out.payload);
+            let channel = match &out.to {
+                Target::Node(node) => link.bus_channel(node),
+                Target::Channel(c) => c.clone(),
+            };
+            pipe.cmd("PUBLISH").arg(channel).arg(&out.payload);
         }
         let started = Instant::now();
         let answer: redis::RedisResult<Vec<i64>> = pipe.query_async(&mut conn).await;
@@ -251,14 +275,17 @@ async fn publish_loop(
                 m.bus_bytes_out.inc_by(bytes);
                 let mut told = std::collections::BTreeSet::new();
                 for (out, n) in batch.iter().zip(counts) {
-                    if n == 0 && told.insert(out.to.clone()) {
-                        let _ = dead.send(out.to.to_string());
+                    if let Target::Node(node) = &out.to
+                        && n == 0
+                        && told.insert(node.clone())
+                    {
+                        let _ = dead.send(node.to_string());
                     }
                 }
             }
             Err(e) => {
                 m.bus_dropped.inc_by(batch.len() as u64);
-                link.failed(&e);
+                link.trouble(&e);
             }
         }
         batch.clear();

@@ -6,7 +6,7 @@ use super::bus::{Bus, Envelope, Item, WireGrant};
 use crate::ops::metrics;
 use crate::signaling::hub::{Hub, HubMsg, Outbound};
 use crate::signaling::route::Socketside;
-use rtcroom_core::{CloseReason, ConnId, Grant};
+use rtcroom_core::{CloseReason, ConnId, Grant, RoomRef};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
@@ -15,6 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 struct Bound {
     /// The node serving the socket now; this node's own id after it adopted the room.
     owner: String,
+    room: RoomRef,
+    /// This node closes the socket (a drain, or its owner is gone): the owner hears a drop,
+    /// not a leave, whatever the client answers.
+    closing: bool,
     out: mpsc::Sender<Outbound>,
     kill: Option<oneshot::Sender<()>>,
 }
@@ -44,6 +48,8 @@ impl Edges {
     pub async fn bind(&self, owner: String, socket: Socketside) {
         let Socketside {
             conn,
+            app,
+            room,
             ip,
             at,
             out,
@@ -53,6 +59,11 @@ impl Edges {
             conn,
             Bound {
                 owner: owner.clone(),
+                room: RoomRef {
+                    app_id: app,
+                    room_id: room,
+                },
+                closing: false,
                 out,
                 kill: Some(kill),
             },
@@ -106,6 +117,7 @@ impl Edges {
         let Some(bound) = self.table.lock().expect("edges lock").remove(&conn) else {
             return;
         };
+        let clean = clean && !bound.closing;
         if bound.owner == self.me {
             self.hub.send(HubMsg::Closed { conn, clean }).await;
         } else {
@@ -187,18 +199,30 @@ impl Edges {
         owners
     }
 
-    /// The sockets bound to `owner`.
-    pub fn bound_to(&self, owner: &str) -> Vec<ConnId> {
+    /// The rooms of the sockets bound to `owner`.
+    pub fn rooms_of(&self, owner: &str) -> Vec<RoomRef> {
         let t = self.table.lock().expect("edges lock");
-        t.iter()
-            .filter(|(_, b)| b.owner == owner)
-            .map(|(c, _)| *c)
-            .collect()
+        let mut rooms: Vec<RoomRef> = t
+            .values()
+            .filter(|b| b.owner == owner)
+            .map(|b| b.room.clone())
+            .collect();
+        rooms.sort();
+        rooms.dedup();
+        rooms
     }
 
-    /// Whether `conn` is a bound socket of this node.
-    pub fn has(&self, conn: ConnId) -> bool {
-        self.table.lock().expect("edges lock").contains_key(&conn)
+    /// Close the sockets still bound to `owner` with 1012 (its rooms found no new owner that
+    /// knows them): the clients reconnect and join again.
+    pub fn close_bound_to(&self, owner: &str) -> usize {
+        let mut t = self.table.lock().expect("edges lock");
+        let mut n = 0;
+        for b in t.values_mut().filter(|b| b.owner == owner) {
+            b.closing = true;
+            let _ = b.out.try_send(Outbound::Close(CloseReason::ServiceRestart));
+            n += 1;
+        }
+        n
     }
 
     /// The queue and kill switch of a bound socket, to attach it to this node's hub (this
@@ -223,8 +247,9 @@ impl Edges {
 
     /// Tell every bound socket to reconnect (close 1012): this node drains.
     pub fn close_all(&self) {
-        let t = self.table.lock().expect("edges lock");
-        for b in t.values() {
+        let mut t = self.table.lock().expect("edges lock");
+        for b in t.values_mut() {
+            b.closing = true;
             let _ = b.out.try_send(Outbound::Close(CloseReason::ServiceRestart));
         }
     }

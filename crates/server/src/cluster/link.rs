@@ -99,7 +99,14 @@ impl Link {
         *self.degraded_since.lock().expect("health lock")
     }
 
-    /// A Redis command failed: the node is degraded from now (an alert the first time).
+    /// A command other than the heartbeat failed. Only the heartbeat decides that the node
+    /// is degraded (and mails it once): a command on a connection being re-made after an
+    /// outage may fail once more, and must not raise a second alert.
+    pub fn trouble(&self, e: &redis::RedisError) {
+        tracing::debug!(error = %e, "cluster: a Redis command failed");
+    }
+
+    /// The heartbeat failed: the node is degraded from now (an alert the first time).
     pub fn failed(&self, e: &redis::RedisError) {
         let mut since = self.degraded_since.lock().expect("health lock");
         if since.is_some() {

@@ -8,31 +8,39 @@
 //! Redis (`link`) says whether the node is degraded. Without `[cluster]` none of this runs
 //! and no Redis is touched.
 //!
+//! The owner keeps each room's state in Redis (`state`); when an owner dies, a node with
+//! members in its rooms takes them over (`failover`); a draining node hands its rooms to
+//! live nodes; after a Redis outage the nodes reconcile to one owner per room.
+//!
 //! **Invariant:** the engine stays pure and one per node; the cluster only feeds the hub
-//! messages any connection could send (`Open`, `Frame`, `Closed`) and `Attach` for
-//! connections the engine seated itself.
+//! messages any connection could send (`Open`, `Frame`, `Closed`) and the room moves of
+//! the engine's cluster API (`Adopt`, `Release`, `EndRooms`).
 
 pub mod bus;
 pub mod edge;
+pub mod failover;
+pub mod ice;
 pub mod link;
 pub mod owner;
 pub mod registry;
 pub mod remote;
+pub mod state;
 
 use crate::config::ClusterSection;
 use crate::ops::alerts::Alerts;
 use crate::ops::metrics;
-use crate::signaling::hub::Hub;
+use crate::signaling::hub::{Hub, RoomState};
 use crate::signaling::route::{Edge, Owner, Socketside};
 use bus::{Bus, Envelope, Question};
 use edge::Edges;
+use failover::{Outcome, Taker};
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use link::Link;
-use owner::Claim;
+use owner::{Claim, Reconciled};
 use registry::NodeInfo;
 use remote::Remotes;
-use rtcroom_core::{ConnId, Grant};
+use rtcroom_core::{ConnId, Grant, RoomRef};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,7 +85,12 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// Join the cluster: the bus, the subscription, the heartbeat. Redis need not answer yet.
-    pub fn start(settings: Settings, hub: Hub, alerts: Alerts) -> anyhow::Result<Arc<Self>> {
+    pub fn start(
+        settings: Settings,
+        hub: Hub,
+        alerts: Alerts,
+        states: mpsc::Receiver<Vec<RoomState>>,
+    ) -> anyhow::Result<Arc<Self>> {
         crate::ops::cluster_metrics::enable();
         let me = settings.node_id.clone();
         let link = Arc::new(Link::open(
@@ -110,6 +123,7 @@ impl Cluster {
         tokio::spawn(cluster.clone().listen());
         tokio::spawn(cluster.clone().heartbeat());
         tokio::spawn(cluster.clone().on_dead(dead_rx));
+        tokio::spawn(cluster.clone().write_states(states));
         tracing::info!(node = %me, "joined the cluster");
         Ok(cluster)
     }
@@ -159,20 +173,32 @@ impl Cluster {
     /// The subscription to this node's channel and the ICE channel, renewed when it breaks.
     async fn listen(self: Arc<Self>) {
         let channel = self.link.bus_channel(self.me());
+        let ice = self.link.ice_channel();
         loop {
             match self.link.client.get_async_pubsub().await {
                 Ok(mut pubsub) => {
-                    if let Err(e) = pubsub.subscribe(&channel).await {
-                        self.link.failed(&e);
+                    let subscribed = match pubsub.subscribe(&channel).await {
+                        Ok(()) => pubsub.subscribe(&ice).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = subscribed {
+                        self.link.trouble(&e);
                     } else {
+                        // A node that starts (or a subscription renewed) learns the ICE
+                        // servers the others took.
+                        ice::load(&self.link, &self.hub).await;
                         let mut stream = pubsub.into_on_message();
                         while let Some(msg) = stream.next().await {
-                            self.dispatch(msg.get_payload_bytes()).await;
+                            if msg.get_channel_name() == ice {
+                                ice::apply(self.me(), &self.hub, msg.get_payload_bytes()).await;
+                            } else {
+                                self.dispatch(msg.get_payload_bytes()).await;
+                            }
                         }
                         tracing::warn!("cluster: the bus subscription broke; renewing it");
                     }
                 }
-                Err(e) => self.link.failed(&e),
+                Err(e) => self.link.trouble(&e),
             }
             tokio::time::sleep(self.heartbeat_every()).await;
         }
@@ -211,7 +237,24 @@ impl Cluster {
             Envelope::Deliver { conn, items, .. } => self.edges.deliver(conn, items).await,
             Envelope::Moved { owner, conns } => self.edges.moved(&owner, &conns),
             Envelope::Adopt { from, app, room } => {
-                tracing::info!(%from, %app, %room, "cluster: asked to adopt a room");
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let room = RoomRef {
+                        app_id: app,
+                        room_id: room,
+                    };
+                    if let Err(e) = this.taker().adopt(&room, &from).await {
+                        this.link.trouble(&e);
+                    }
+                });
+            }
+            Envelope::End { app, room } => {
+                tracing::warn!(%app, %room, "cluster: after the outage another node keeps this room; ending our copy (its members reconnect and join there)");
+                let room = RoomRef {
+                    app_id: app,
+                    room_id: room,
+                };
+                self.hub.end_rooms(vec![room]).await;
             }
             Envelope::Ask { from, id, question } => {
                 let this = self.clone();
@@ -245,6 +288,14 @@ impl Cluster {
                 uid,
                 why,
             } => serde_json::Value::Bool(self.hub.kick(app, room, uid, why).await),
+        }
+    }
+
+    /// An ICE API command this node took (the request's body, and where GeoIP placed the
+    /// server): every other node applies it too, and a node that starts later finds it.
+    pub async fn share_ice(&self, body: &[u8], at: Option<(f64, f64)>) {
+        if let Err(e) = ice::share(&self.link, &self.bus, body, at).await {
+            self.link.trouble(&e);
         }
     }
 
@@ -317,6 +368,7 @@ impl Cluster {
         let mut tick = tokio::time::interval(self.heartbeat_every());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut alive: BTreeSet<String> = BTreeSet::new();
+        let mut grace = tokio::time::Instant::now();
         loop {
             tick.tick().await;
             let stats = tokio::time::timeout(Duration::from_secs(1), self.hub.stats())
@@ -337,10 +389,19 @@ impl Cluster {
             match registry::beat(&self.link, &info, ttl).await {
                 Ok(nodes) => {
                     metrics::cluster().nodes.set(nodes.len() as i64);
-                    let now: BTreeSet<String> = nodes.iter().map(|n| n.id.clone()).collect();
+                    let mut now: BTreeSet<String> = nodes.iter().map(|n| n.id.clone()).collect();
                     *self.nodes.lock().expect("nodes lock") = nodes;
                     if self.link.answered().is_some() {
+                        // The other nodes re-register over the next beats: none counts as
+                        // dead until a whole `dead_after_ms` has passed.
+                        grace = tokio::time::Instant::now()
+                            + Duration::from_millis(self.settings.section.dead_after_ms);
                         tokio::spawn(self.clone().reconcile());
+                    }
+                    if tokio::time::Instant::now() < grace {
+                        now.extend(alive.iter().cloned());
+                        alive = now;
+                        continue;
                     }
                     for gone in alive.difference(&now) {
                         self.node_dead(gone).await;
@@ -381,31 +442,107 @@ impl Cluster {
         }
         tracing::info!(node, "cluster: a node is dead");
         self.remotes.edge_dead(node).await;
-        let orphans = self.edges.bound_to(node);
-        if !orphans.is_empty() {
-            tracing::warn!(
-                node,
-                sockets = orphans.len(),
-                "cluster: the owner of rooms our members are in is dead"
-            );
+        let rooms = self.edges.rooms_of(node);
+        if rooms.is_empty() {
+            return;
+        }
+        let taker = self.taker();
+        for room in &rooms {
+            match taker.from_dead(room, node).await {
+                Ok(outcome) => tracing::info!(
+                    node,
+                    app = %room.app_id,
+                    room = %room.room_id,
+                    ?outcome,
+                    "cluster: a room of a dead node"
+                ),
+                Err(e) => self.link.trouble(&e),
+            }
+        }
+        // Rooms another node took over move our sockets with `Moved`; a socket still bound
+        // to the dead node after that was in no state that was kept: it reconnects.
+        let this = self.clone();
+        let node = node.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(this.heartbeat_every() * 2).await;
+            let n = this.edges.close_bound_to(&node);
+            if n > 0 {
+                tracing::info!(
+                    node,
+                    sockets = n,
+                    "cluster: sockets of a dead node's rooms that nobody took over are told to reconnect"
+                );
+            }
+        });
+    }
+
+    /// What a take-over needs, with the live nodes of the last heartbeat.
+    fn taker(&self) -> Taker<'_> {
+        Taker {
+            link: &self.link,
+            edges: &self.edges,
+            remotes: &self.remotes,
+            hub: &self.hub,
+            bus: &self.bus,
+            alive: self.nodes().into_iter().map(|n| n.id).collect(),
+        }
+    }
+
+    /// Keep the rooms' states in Redis as the hub hands them over.
+    async fn write_states(self: Arc<Self>, mut rx: mpsc::Receiver<Vec<RoomState>>) {
+        while let Some(batch) = rx.recv().await {
+            if self.degraded_since().is_some() {
+                continue;
+            }
+            if let Err(e) = state::write(&self.link, &self.remotes, batch).await {
+                self.link.trouble(&e);
+            }
         }
     }
 
     /// Redis is back after an outage: every room this node holds gets one owner.
     async fn reconcile(self: Arc<Self>) {
+        // Every node re-registers within a heartbeat or two of Redis coming back: wait for
+        // them, so that "another live node" means what it says.
+        tokio::time::sleep(self.heartbeat_every() * 2).await;
         let rooms = self.hub.rooms().await.unwrap_or_default();
+        let mut lost = Vec::new();
         for r in rooms {
-            match owner::reconcile(&self.link, &r.app_id, &r.room_id).await {
-                Ok(Claim::Mine) => {}
-                Ok(other) => {
-                    tracing::warn!(app = %r.app_id, room = %r.room_id, owner = ?other, "cluster: another node keeps this room")
+            let room = RoomRef {
+                app_id: r.app_id,
+                room_id: r.room_id,
+            };
+            match owner::reconcile(&self.link, &room.app_id, &room.room_id).await {
+                Ok(Reconciled::Kept { beaten: None }) => {}
+                Ok(Reconciled::Kept {
+                    beaten: Some(other),
+                }) => {
+                    let end = Envelope::End {
+                        app: room.app_id.clone(),
+                        room: room.room_id.clone(),
+                    };
+                    self.bus.send(&other, &end).await;
+                }
+                Ok(Reconciled::Lost(other)) => {
+                    tracing::warn!(
+                        app = %room.app_id,
+                        room = %room.room_id,
+                        owner = %other,
+                        "cluster: after the outage another node keeps this room; ending our copy (its members reconnect and join there)"
+                    );
+                    lost.push(room);
                 }
                 Err(e) => {
-                    self.link.failed(&e);
+                    self.link.trouble(&e);
                     return;
                 }
             }
         }
+        if !lost.is_empty() {
+            self.hub.end_rooms(lost).await;
+        }
+        // Redis may have lost what it held: every room's state is written again.
+        self.hub.resync().await;
     }
 
     /// SIGTERM: stop taking members (the registry says so), and tell the sockets bound to
@@ -413,10 +550,78 @@ impl Cluster {
     /// live node. The hub's restart then does the same for this node's own sockets.
     pub async fn drain(&self) {
         self.draining.store(true, Ordering::Release);
+        if self.degraded_since().is_none() {
+            let rooms = self.hub.rooms().await.unwrap_or_default();
+            for r in rooms {
+                let room = RoomRef {
+                    app_id: r.app_id,
+                    room_id: r.room_id,
+                };
+                if let Err(e) = self.hand_over(room).await {
+                    self.link.trouble(&e);
+                    break;
+                }
+            }
+        }
         self.edges.close_all();
         if let Err(e) = registry::leave(&self.link).await {
-            self.link.failed(&e);
+            self.link.trouble(&e);
         }
+    }
+
+    /// Hand one room to a live node: the one holding most of its members' sockets, else the
+    /// least loaded. Its state goes to Redis, the owner key to the target, and the target is
+    /// asked to adopt it; this node's own sockets of the room are told to reconnect.
+    async fn hand_over(&self, room: RoomRef) -> redis::RedisResult<()> {
+        let nodes: Vec<NodeInfo> = self
+            .nodes()
+            .into_iter()
+            .filter(|n| n.id != self.me() && !n.draining)
+            .collect();
+        let Some(fallback) = registry::least_loaded(&nodes).map(|n| n.id.clone()) else {
+            return Ok(()); // the last node: its rooms end with it at the restart
+        };
+        let Some(released) = self.hub.release(room.clone()).await else {
+            return Ok(());
+        };
+        let seats = state::seats(self.me(), &self.remotes, &released.conns);
+        let mut count: HashMap<&str, usize> = HashMap::new();
+        for (node, _) in seats.values() {
+            if nodes.iter().any(|n| &n.id == node) {
+                *count.entry(node.as_str()).or_default() += 1;
+            }
+        }
+        let target = count
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
+            .map(|(n, _)| n.to_owned())
+            .unwrap_or(fallback);
+        for (_, conn) in &released.conns {
+            self.remotes.drop_link(*conn);
+        }
+        let stored = state::Stored {
+            snapshot: released.snapshot,
+            seats,
+        };
+        state::put(&self.link, &room, &stored).await?;
+        owner::take(&self.link, &room.app_id, &room.room_id, self.me(), &target).await?;
+        let adopt = Envelope::Adopt {
+            from: self.me().to_owned(),
+            app: room.app_id.clone(),
+            room: room.room_id.clone(),
+        };
+        self.bus.send(&target, &adopt).await;
+        // This node's own sockets of the room reconnect (and resume on the new owner); those
+        // on other nodes stay as they are, moved by the new owner.
+        for (conn, out) in released.handed {
+            if conn.0 < remote::REMOTE_BASE {
+                let _ = out.try_send(crate::signaling::hub::Outbound::Close(
+                    rtcroom_core::CloseReason::ServiceRestart,
+                ));
+            }
+        }
+        tracing::info!(app = %room.app_id, room = %room.room_id, %target, "cluster: room handed over");
+        Ok(())
     }
 }
 
@@ -430,20 +635,25 @@ impl Edge for Cluster {
                 Ok(Claim::Mine) => Owner::Here,
                 Ok(Claim::Live(node)) => Owner::Node(node),
                 Ok(Claim::Dead(dead)) => {
-                    match owner::take(&self.link, app, room, &dead, self.me()).await {
-                        Ok(true) => Owner::Here,
-                        Ok(false) => match owner::owner(&self.link, app, room).await {
+                    // The first member back after its owner died: take the room over now.
+                    let r = RoomRef {
+                        app_id: app.to_owned(),
+                        room_id: room.to_owned(),
+                    };
+                    match self.taker().from_dead(&r, &dead).await {
+                        Ok(Outcome::Lost) => match owner::owner(&self.link, app, room).await {
                             Ok(Some(o)) if o != self.me() => Owner::Node(o),
                             _ => Owner::Here,
                         },
+                        Ok(_) => Owner::Here,
                         Err(e) => {
-                            self.link.failed(&e);
+                            self.link.trouble(&e);
                             Owner::Here
                         }
                     }
                 }
                 Err(e) => {
-                    self.link.failed(&e);
+                    self.link.trouble(&e);
                     Owner::Here
                 }
             }

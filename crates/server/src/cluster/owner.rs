@@ -4,6 +4,16 @@
 use super::link::Link;
 use redis::Script;
 
+/// What a reconcile decided for a room this node holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    /// This node keeps it; `beaten` is the live node that held the key before (it must end
+    /// its copy), if any.
+    Kept { beaten: Option<String> },
+    /// Another live node keeps it (the lower id): this node ends its copy.
+    Lost(String),
+}
+
 /// What the owner key of a room says, after a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -52,7 +62,7 @@ const RECONCILE: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if (not cur) or cur == ARGV[1] or redis.call('EXISTS', ARGV[2] .. cur) == 0 or ARGV[1] < cur then
   redis.call('SET', KEYS[1], ARGV[1])
-  return {'mine', ARGV[1]}
+  return {'mine', cur or ''}
 end
 return {'live', cur}
 ";
@@ -98,7 +108,7 @@ pub async fn release(link: &Link, app: &str, room: &str) -> redis::RedisResult<b
     Ok(n == 1)
 }
 
-pub async fn reconcile(link: &Link, app: &str, room: &str) -> redis::RedisResult<Claim> {
+pub async fn reconcile(link: &Link, app: &str, room: &str) -> redis::RedisResult<Reconciled> {
     let (kind, owner): (String, String) = Script::new(RECONCILE)
         .key(link.room_key(app, room))
         .arg(&link.me)
@@ -106,9 +116,10 @@ pub async fn reconcile(link: &Link, app: &str, room: &str) -> redis::RedisResult
         .invoke_async(&mut link.conn())
         .await?;
     Ok(if kind == "mine" {
-        Claim::Mine
+        let beaten = (!owner.is_empty() && owner != link.me).then_some(owner);
+        Reconciled::Kept { beaten }
     } else {
-        Claim::Live(owner)
+        Reconciled::Lost(owner)
     })
 }
 

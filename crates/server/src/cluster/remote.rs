@@ -49,7 +49,8 @@ impl Remotes {
     }
 
     /// A local number and a forwarding link for a socket on `edge`; `None` when it has one.
-    fn link(
+    #[allow(clippy::type_complexity)]
+    pub fn link(
         &self,
         edge: &EdgeConn,
     ) -> Option<(ConnId, mpsc::Sender<Outbound>, oneshot::Sender<()>)> {
@@ -88,14 +89,6 @@ impl Remotes {
                 kill,
             })
             .await;
-    }
-
-    /// A member of an adopted room sits on a socket of `edge`: its link, which the engine's
-    /// `adopt` opens silently (the hub only attaches it).
-    pub async fn seat(&self, edge: EdgeConn) -> Option<ConnId> {
-        let (conn, out, kill) = self.link(&edge)?;
-        self.hub.send(HubMsg::Attach { conn, out, kill }).await;
-        Some(conn)
     }
 
     pub fn local(&self, edge: &EdgeConn) -> Option<ConnId> {
@@ -172,12 +165,6 @@ impl Remotes {
             .edge_of
             .get(&conn)
             .cloned()
-    }
-
-    /// Every remote socket (for a drain: they are all asked to move).
-    pub fn all(&self) -> Vec<(ConnId, EdgeConn)> {
-        let t = self.table.lock().expect("remotes lock");
-        t.edge_of.iter().map(|(c, e)| (*c, e.clone())).collect()
     }
 
     /// Forget a remote socket without telling the hub (its room was handed over).

@@ -65,7 +65,15 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let recording = start_recording(&cfg, alerts.clone(), prices, !restored).await?;
     let daily_task = schedule_report(&cfg, recording.as_ref(), geoip.clone())?;
     // With records off the hub gets the default sink, which discards.
+    let (states_tx, states_rx) = match cfg.cluster.enabled() {
+        true => {
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
     let sinks = Sinks {
+        states: states_tx,
         records: recording
             .as_ref()
             .map(|r| r.sink.clone())
@@ -74,7 +82,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let alerts = sinks.alerts.clone();
     let (hub, hub_task) = hub::spawn(engine, sinks, 4096);
-    let cluster = start_cluster(&cfg, &hub, alerts, listener.local_addr()?)?;
+    let cluster = start_cluster(&cfg, &hub, alerts, listener.local_addr()?, states_rx)?;
     let turn = match embedded {
         Some((_, secret)) => {
             Some(embedded::start_embedded(&cfg, secret, hub.clone(), geoip.as_deref()).await?)
@@ -326,10 +334,11 @@ fn start_cluster(
     hub: &Hub,
     alerts: Alerts,
     addr: std::net::SocketAddr,
+    states: Option<tokio::sync::mpsc::Receiver<Vec<hub::RoomState>>>,
 ) -> anyhow::Result<Option<Arc<Cluster>>> {
-    if !cfg.cluster.enabled() {
+    let Some(states) = states else {
         return Ok(None);
-    }
+    };
     let node_id = if cfg.cluster.node_id.is_empty() {
         format!("{}:{}", super::hostname(), addr.port())
     } else {
@@ -352,7 +361,7 @@ fn start_cluster(
         outbound_queue: cfg.server.outbound_queue,
         max_frame: cfg.server.max_frame_bytes,
     };
-    Cluster::start(settings, hub.clone(), alerts).map(Some)
+    Cluster::start(settings, hub.clone(), alerts, states).map(Some)
 }
 
 /// TLS from `[server] tls_cert`/`tls_key` when they are set, with a task that reloads the

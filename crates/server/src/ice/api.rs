@@ -29,8 +29,18 @@ pub async fn http_api(
                 {
                     place(r, geo);
                 }
+                let at = match &command {
+                    rtcroom_ice::IceCommand::Register(r) => r.location.map(|p| (p.lat(), p.lon())),
+                    _ => None,
+                };
                 match state.signaling.hub.ice(command).await {
-                    Some(reply) => reply,
+                    Some(reply) => {
+                        // In a cluster every node's registry takes the command too.
+                        if let Some(cluster) = &state.cluster {
+                            cluster.share_ice(&body, at).await;
+                        }
+                        reply
+                    }
                     None => {
                         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
                             .into_response();

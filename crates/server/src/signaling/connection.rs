@@ -196,6 +196,8 @@ impl Route {
                 };
                 let socket = Socketside {
                     conn,
+                    app: j.app_id.clone(),
+                    room: j.room_id.key().to_owned(),
                     ip: self.ip.clone(),
                     at: self.at,
                     out: self.out.clone(),

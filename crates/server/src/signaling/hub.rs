@@ -15,7 +15,8 @@ use crate::clock::{engine_now, monotonic, now};
 use crate::ops::alerts::Alerts;
 use crate::ops::{metrics, telemetry};
 use rtcroom_core::{
-    CloseReason, ConnId, Effect, Engine, EngineStats, Entropy, Grant, Input, RoomInfo, Snapshot,
+    Adopted, CloseReason, ConnId, Effect, Engine, EngineStats, Entropy, Grant, Input, RoomInfo,
+    RoomRef, Snapshot,
 };
 use rtcroom_protocol::{DecodeError, Request, ServerMsg};
 use std::collections::HashMap;
@@ -45,13 +46,6 @@ pub enum HubMsg {
         at: Option<rtcroom_ice::GeoPoint>,
         out: mpsc::Sender<Outbound>,
         /// Fired by the hub to cut the connection off at once.
-        kill: oneshot::Sender<()>,
-    },
-    /// A connection the engine already has (seated by `Engine::adopt`, `[cluster]`): the hub
-    /// only learns where its messages go.
-    Attach {
-        conn: ConnId,
-        out: mpsc::Sender<Outbound>,
         kill: oneshot::Sender<()>,
     },
     Frame {
@@ -87,11 +81,57 @@ pub enum HubMsg {
         reply: oneshot::Sender<rtcroom_ice::Reply>,
     },
     IceServers(oneshot::Sender<Vec<rtcroom_ice::ServerStatus>>),
+    /// `[cluster]`: seat the rooms of `snapshot` (a failover or a drain elsewhere) beside
+    /// this engine's own; `seats` names the connection each member sits on (with its link),
+    /// members not named wait for a resume.
+    Adopt {
+        snapshot: Box<Snapshot>,
+        seats: Vec<Seat>,
+        reply: oneshot::Sender<Result<Adopted, String>>,
+    },
+    /// `[cluster]`: hand a room away (a drain), nobody told: its state, where each member
+    /// sat, and the queues of its connections that were open (the hub forgets them).
+    Release {
+        room: RoomRef,
+        reply: oneshot::Sender<Released>,
+    },
+    /// `[cluster]`: end rooms another node won after a split; their sockets get 1012.
+    EndRooms(Vec<RoomRef>),
+    /// `[cluster]`: hand every room's state to the writer again (Redis came back).
+    Resync,
     /// The rtcConfig for a login of `uid`.
     LoginRtc {
         uid: String,
         reply: oneshot::Sender<Option<rtcroom_protocol::SharedJson>>,
     },
+}
+
+/// Where a member of an adopted room sits: its room, uid, connection and that
+/// connection's link.
+#[derive(Debug)]
+pub struct Seat {
+    pub room: RoomRef,
+    pub uid: String,
+    pub conn: ConnId,
+    pub out: mpsc::Sender<Outbound>,
+    pub kill: oneshot::Sender<()>,
+}
+
+/// A room handed away: [`HubMsg::Release`].
+#[derive(Debug)]
+pub struct Released {
+    pub snapshot: Snapshot,
+    pub conns: Vec<(String, ConnId)>,
+    pub handed: Vec<(ConnId, mpsc::Sender<Outbound>)>,
+}
+
+/// A room's state for the cluster's copy in Redis: its snapshot (`None`: the room is gone)
+/// and the connection each member sits on.
+#[derive(Debug)]
+pub struct RoomState {
+    pub room: RoomRef,
+    pub snapshot: Option<Snapshot>,
+    pub conns: Vec<(String, ConnId)>,
 }
 
 /// A cheap handle for sending to the hub.
@@ -154,6 +194,35 @@ impl Hub {
             .flatten()
     }
 
+    /// Seat adopted rooms (`[cluster]`); `None` once the hub has stopped.
+    pub async fn adopt(
+        &self,
+        snapshot: Snapshot,
+        seats: Vec<Seat>,
+    ) -> Option<Result<Adopted, String>> {
+        self.ask(|reply| HubMsg::Adopt {
+            snapshot: Box::new(snapshot),
+            seats,
+            reply,
+        })
+        .await
+    }
+
+    /// Hand a room away (`[cluster]`); nobody is told.
+    pub async fn release(&self, room: RoomRef) -> Option<Released> {
+        self.ask(|reply| HubMsg::Release { room, reply }).await
+    }
+
+    /// Every room's state to the writer again (`[cluster]`).
+    pub async fn resync(&self) {
+        let _ = self.send(HubMsg::Resync).await;
+    }
+
+    /// End rooms another node won (`[cluster]`).
+    pub async fn end_rooms(&self, rooms: Vec<RoomRef>) {
+        let _ = self.send(HubMsg::EndRooms(rooms)).await;
+    }
+
     /// Tell every member the server goes away and close every record; returns when done.
     pub async fn shutdown(&self) {
         let _ = self.ask(HubMsg::Shutdown).await;
@@ -208,7 +277,13 @@ impl Entropy for OsEntropy {
 pub struct Sinks {
     pub records: RecordSink,
     pub alerts: Alerts,
+    /// `[cluster]`: the rooms that changed, for their copy in Redis (at most one batch per
+    /// [`STATE_EVERY`]; a full queue keeps them for the next).
+    pub states: Option<mpsc::Sender<Vec<RoomState>>>,
 }
+
+/// How often changed rooms are handed to the cluster's state writer.
+const STATE_EVERY: Duration = Duration::from_millis(100);
 
 /// The hub's handle on the record writer. The default sink has no writer and discards every
 /// record (call records off); it keeps nothing, so it grows no memory.
@@ -264,6 +339,9 @@ async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Rece
     // ICE servers that stop reporting leave rotation; the registry is checked once a second.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changed = Changed::new(&mut engine, sinks.states.clone());
+    let mut flush = tokio::time::interval(STATE_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let sleep = engine.poll_timeout().map(|at| {
             // Deadlines are on the monotonic clock: a step of the wall clock moves none.
@@ -280,6 +358,10 @@ async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Rece
                         HubMsg::Frame { at, .. } => Some(*at),
                         _ => None,
                     };
+                    if let HubMsg::Resync = msg {
+                        changed.all(&engine);
+                        continue;
+                    }
                     let stop = if frozen {
                         handle_frozen(&mut engine, &mut links, msg)
                     } else {
@@ -302,8 +384,75 @@ async fn run<E: Entropy>(mut engine: Engine<E>, sinks: Sinks, mut rx: mpsc::Rece
             _ = tick.tick(), if !frozen => {
                 engine.ice_poll(engine_now());
             }
+            _ = flush.tick(), if changed.on() => changed.flush(&engine),
         }
         drain(&mut engine, &mut links, &sinks);
+        changed.note(&mut engine);
+    }
+}
+
+/// `[cluster]`: the rooms changed since their state was last handed to the writer.
+struct Changed {
+    out: Option<mpsc::Sender<Vec<RoomState>>>,
+    rooms: std::collections::BTreeSet<RoomRef>,
+}
+
+impl Changed {
+    fn new<E: Entropy>(engine: &mut Engine<E>, out: Option<mpsc::Sender<Vec<RoomState>>>) -> Self {
+        if out.is_some() {
+            // The engine tracks changes from its first call on.
+            let _ = engine.take_changed_rooms();
+        }
+        Self {
+            out,
+            rooms: Default::default(),
+        }
+    }
+
+    fn on(&self) -> bool {
+        self.out.is_some()
+    }
+
+    /// Every room counts as changed.
+    fn all<E: Entropy>(&mut self, engine: &Engine<E>) {
+        if self.out.is_some() {
+            self.rooms
+                .extend(engine.rooms().into_iter().map(|r| RoomRef {
+                    app_id: r.app_id,
+                    room_id: r.room_id,
+                }));
+        }
+    }
+
+    fn note<E: Entropy>(&mut self, engine: &mut Engine<E>) {
+        if self.out.is_some() {
+            self.rooms.extend(engine.take_changed_rooms());
+        }
+    }
+
+    /// Hand the changed rooms' states over; kept when the writer's queue is full.
+    fn flush<E: Entropy>(&mut self, engine: &Engine<E>) {
+        let Some(out) = &self.out else {
+            return;
+        };
+        if self.rooms.is_empty() || out.capacity() == 0 {
+            return;
+        }
+        let t = engine_now();
+        let states = std::mem::take(&mut self.rooms)
+            .into_iter()
+            .map(|room| {
+                let conns = engine.room_conns(&room);
+                let snapshot = (!conns.is_empty())
+                    .then(|| engine.snapshot_rooms(t, std::slice::from_ref(&room)));
+                RoomState {
+                    room,
+                    snapshot,
+                    conns,
+                }
+            })
+            .collect();
+        let _ = out.try_send(states);
     }
 }
 
@@ -332,15 +481,6 @@ fn handle<E: Entropy>(
                 },
             );
             engine.handle(t, Input::Open { conn, ip, at });
-        }
-        HubMsg::Attach { conn, out, kill } => {
-            links.insert(
-                conn,
-                Link {
-                    out,
-                    kill: Some(kill),
-                },
-            );
         }
         HubMsg::Frame {
             conn, frame, grant, ..
@@ -375,6 +515,31 @@ fn handle<E: Entropy>(
         HubMsg::LoginRtc { uid, reply } => {
             let _ = reply.send(engine.login_rtc_config(t, &uid));
         }
+        HubMsg::Adopt {
+            snapshot,
+            seats,
+            reply,
+        } => {
+            let _ = reply.send(adopt(engine, links, *snapshot, seats));
+        }
+        HubMsg::Release { room, reply } => {
+            let conns = engine.room_conns(&room);
+            let (snapshot, handed) = engine.release_rooms(t, std::slice::from_ref(&room));
+            let handed = handed
+                .into_iter()
+                .filter_map(|conn| links.remove(&conn).map(|l| (conn, l.out)))
+                .collect();
+            let _ = reply.send(Released {
+                snapshot,
+                conns,
+                handed,
+            });
+        }
+        HubMsg::EndRooms(rooms) => {
+            engine.end_rooms(t, &rooms);
+        }
+        // Taken by the loop before it gets here.
+        HubMsg::Resync => {}
         HubMsg::Shutdown(reply) => {
             engine.shutdown(t);
             return Some(reply);
@@ -390,6 +555,36 @@ fn handle<E: Entropy>(
         }
     }
     None
+}
+
+/// Seat adopted rooms, each seated member's connection with its link.
+fn adopt<E: Entropy>(
+    engine: &mut Engine<E>,
+    links: &mut Links,
+    snapshot: Snapshot,
+    seats: Vec<Seat>,
+) -> Result<Adopted, String> {
+    let mut at: HashMap<(RoomRef, String), ConnId> = HashMap::new();
+    let conns: Vec<ConnId> = seats.iter().map(|s| s.conn).collect();
+    for seat in seats {
+        at.insert((seat.room, seat.uid), seat.conn);
+        links.insert(
+            seat.conn,
+            Link {
+                out: seat.out,
+                kill: Some(seat.kill),
+            },
+        );
+    }
+    let seated = engine.adopt(engine_now(), snapshot, |room, uid| {
+        at.get(&(room.clone(), uid.to_owned())).copied()
+    });
+    if seated.is_err() {
+        for conn in conns {
+            links.remove(&conn);
+        }
+    }
+    seated.map_err(|e| e.to_string())
 }
 
 /// After `Freeze`: the snapshot is taken, so the engine gets no input that would change it.

@@ -20,6 +20,9 @@ pub enum Owner {
 #[derive(Debug)]
 pub struct Socketside {
     pub conn: ConnId,
+    /// The app and room id (key text) of the join that bound it.
+    pub app: String,
+    pub room: String,
     pub ip: String,
     pub at: Option<rtcroom_ice::GeoPoint>,
     pub out: mpsc::Sender<Outbound>,

@@ -1,0 +1,97 @@
+//! Each owned room's copy in Redis, `<prefix>:state:<app>\x1f<room>`: its engine snapshot
+//! and where each member sits (node id and that node's connection number), written by the
+//! owner at most every 100 ms per room (the hub hands changed rooms over in batches), and
+//! read by the node that takes the room over. An empty room's owner key and state go
+//! together (only while this node still owns it).
+
+use super::link::Link;
+use super::owner;
+use super::remote::{REMOTE_BASE, Remotes};
+use crate::signaling::hub::RoomState;
+use rtcroom_core::{ConnId, RoomRef, Snapshot};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A room as kept in Redis.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Stored {
+    pub snapshot: Snapshot,
+    /// uid (key text) → (node id, connection number on that node).
+    pub seats: BTreeMap<String, (String, u64)>,
+}
+
+/// Where each member sits, as the cluster names it: placeholders (numbers from 2^63) sit
+/// nowhere; remote connections are named by their edge's node and number.
+pub fn seats(
+    me: &str,
+    remotes: &Remotes,
+    conns: &[(String, ConnId)],
+) -> BTreeMap<String, (String, u64)> {
+    conns
+        .iter()
+        .filter_map(|(uid, conn)| {
+            let seat = match remotes.edge_of(*conn) {
+                Some(edge) => edge,
+                None if conn.0 < REMOTE_BASE => (me.to_owned(), conn.0),
+                None => return None,
+            };
+            Some((uid.clone(), seat))
+        })
+        .collect()
+}
+
+/// Write a batch of changed rooms (a pipeline of SETs; gone rooms released one by one).
+pub async fn write(
+    link: &Link,
+    remotes: &Remotes,
+    states: Vec<RoomState>,
+) -> redis::RedisResult<()> {
+    let mut pipe = redis::pipe();
+    let mut gone = Vec::new();
+    for s in states {
+        match s.snapshot {
+            Some(snapshot) => {
+                let stored = Stored {
+                    seats: seats(&link.me, remotes, &s.conns),
+                    snapshot,
+                };
+                let json = serde_json::to_string(&stored).expect("room states serialize");
+                pipe.cmd("SET")
+                    .arg(link.state_key(&s.room.app_id, &s.room.room_id))
+                    .arg(json)
+                    .ignore();
+            }
+            None => gone.push(s.room),
+        }
+    }
+    pipe.query_async::<()>(&mut link.conn()).await?;
+    for room in gone {
+        owner::release(link, &room.app_id, &room.room_id).await?;
+    }
+    Ok(())
+}
+
+/// Keep one room's state now (a drain hands it over).
+pub async fn put(link: &Link, room: &RoomRef, stored: &Stored) -> redis::RedisResult<()> {
+    let json = serde_json::to_string(stored).expect("room states serialize");
+    redis::cmd("SET")
+        .arg(link.state_key(&room.app_id, &room.room_id))
+        .arg(json)
+        .query_async(&mut link.conn())
+        .await
+}
+
+/// A room's state, if it is kept and readable.
+pub async fn get(link: &Link, room: &RoomRef) -> redis::RedisResult<Option<Stored>> {
+    let json: Option<String> = redis::cmd("GET")
+        .arg(link.state_key(&room.app_id, &room.room_id))
+        .query_async(&mut link.conn())
+        .await?;
+    Ok(json.and_then(|j| match serde_json::from_str(&j) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(app = %room.app_id, room = %room.room_id, error = %e, "cluster: a room's state in Redis does not parse; it is not adopted");
+            None
+        }
+    }))
+}
