@@ -1,7 +1,7 @@
 //! Three nodes with `[cluster]`, one three-party call with each member on a different node,
 //! walking every protocol behaviour: join and capacity, offers, answers and candidates,
-//! relayLeave, turnTalkType, keepLive and the heartbeat timeout, a kick through the admin API
-//! of a node that is not the room's owner, token prompt, renewal and expiry, rejoin on the
+//! relayLeave, turnTalkType, keepLive and the heartbeat timeout, the room list and a kick
+//! through the admin API of a node that is not the room's owner, token prompt, renewal and expiry, rejoin on the
 //! same connection and resume on another node. Each member's transcript (every message it
 //! got, ids and times normalized) must be identical to the same script's on one node without
 //! `[cluster]`: a member cannot tell that the room spans nodes.
@@ -129,6 +129,36 @@ async fn walk(place: Place<'_>, cfg: &Path, room: &str) -> Vec<(&'static str, Ve
         })
         .await;
     }
+    // The admin API of a node that does not own the room lists it with its three members.
+    let (status, body) = common::http(
+        "GET",
+        &format!("http://{}/api/rooms", n[2]),
+        Some("adm"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rooms: Value = serde_json::from_str(&body).unwrap();
+    let listed = rooms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["roomId"] == room)
+        .unwrap_or_else(|| panic!("{room} is not listed: {rooms}"));
+    let mut uids: Vec<String> = listed["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}:{}",
+                m["uid"].as_str().unwrap_or_default(),
+                m["connected"]
+            )
+        })
+        .collect();
+    uids.sort();
+    let admin = vec![format!("/api/rooms: {} {uids:?}", listed["appId"])];
     // Offers, answers and candidates between every pair; two pairs connect.
     negotiate(&mut a, &mut b).await;
     negotiate(&mut a, &mut c).await;
@@ -228,6 +258,7 @@ async fn walk(place: Place<'_>, cfg: &Path, room: &str) -> Vec<(&'static str, Ve
         ("dan", dan.transcript),
         ("dave", dave.transcript),
         ("erin", erin.transcript),
+        ("admin", admin),
     ]
 }
 
@@ -292,6 +323,10 @@ async fn a_call_across_three_nodes_reads_exactly_like_one_node() {
         t("bob")
     );
     assert!(t("bob").contains("\"uid\":\"erin\""), "{}", t("bob"));
+    assert_eq!(
+        t("admin"),
+        "/api/rooms: \"10000\" [\"alice:true\", \"bob:true\", \"carol:true\"]"
+    );
     drop(cluster);
     std::fs::remove_file(cfg).unwrap();
 }
