@@ -19,7 +19,6 @@ fn node_on(redis: &str, prefix: &str) -> Server {
         ("RTCROOM_DATABASE_URL", "off"),
         ("RTCROOM_ICE_MODE", "static"),
         ("RTCROOM_AUTH_REQUIRED", "false"),
-        ("RTCROOM_LOG_LEVEL", "rtcroom::cluster=info,warn"),
     ])
 }
 
@@ -63,6 +62,10 @@ async fn a_room_spans_two_nodes_and_relays_both_ways() {
     for _ in 0..20 {
         bob.expect("respOffer").await;
     }
+    // A binary frame from the remote member is refused by the owner, as on one node.
+    bob.send_binary(vec![1, 2, 3]).await;
+    let refused = bob.expect("generalMsgResp").await;
+    assert_ne!(refused["result"], 0, "{refused}");
     bob.send(json!({"cmd":"leave","appId":"10000","roomId":"smoke","uid":"bob"}))
         .await;
     let left = bob.expect("respLeave").await;
@@ -157,6 +160,70 @@ async fn a_draining_owner_hands_its_room_over() {
     bob.expect("relayOffer").await;
     again.expect("respOffer").await;
     drop((a, c));
+    forget_prefix(&prefix);
+}
+
+/// The operator API of any node answers for the whole cluster: rooms of every node, summed
+/// counts, and a kick sent to the room's owner.
+#[tokio::test]
+async fn the_operator_api_answers_for_the_cluster() {
+    let prefix = format!("rtcroom-smoke-adm-{}", std::process::id());
+    let start = |p: &str| {
+        Server::start(&[
+            ("RTCROOM_CLUSTER_REDIS", "redis://127.0.0.1:6379/0"),
+            ("RTCROOM_CLUSTER_KEY_PREFIX", p),
+            ("RTCROOM_CLUSTER_HEARTBEAT_MS", "200"),
+            ("RTCROOM_CLUSTER_DEAD_AFTER_MS", "600"),
+            ("RTCROOM_DATABASE_URL", "off"),
+            ("RTCROOM_ICE_MODE", "static"),
+            ("RTCROOM_AUTH_REQUIRED", "false"),
+            ("RTCROOM_ADMIN_TOKEN", "ops-token"),
+        ])
+    };
+    let a = start(&prefix);
+    let b = start(&prefix);
+    let mut alice = a.client().await;
+    alice.send(join("adm", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    let mut bob = b.client().await;
+    bob.send(join("adm", "bob", "Bob")).await;
+    bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    let mut carol = b.client().await;
+    carol.send(join("adm-b", "carol", "Carol")).await;
+    carol.expect("respJoin").await;
+    // Both nodes are in each other's registry.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let api = |path: &str| format!("http://{}{path}", b.addr);
+    let (status, body) = common::http("GET", &api("/api/rooms"), Some("ops-token"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let rooms: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut names: Vec<&str> = rooms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["roomId"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["adm", "adm-b"], "{body}");
+    let (status, body) = common::http("GET", &api("/api/stats"), Some("ops-token"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stats["cluster"]["members"], 3, "{body}");
+    assert_eq!(stats["cluster"]["rooms"], 2, "{body}");
+    assert_eq!(stats["cluster"]["nodesAnswered"], 2, "{body}");
+    let kick = r#"{"uid":"bob","reason":"test"}"#;
+    let (status, body) = common::http(
+        "POST",
+        &api("/api/rooms/10000/adm/kick"),
+        Some("ops-token"),
+        Some(kick),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(bob.expect_close().await, Some(4004));
+    alice.expect("relayLeave").await;
+    drop((a, b));
     forget_prefix(&prefix);
 }
 

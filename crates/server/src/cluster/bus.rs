@@ -36,6 +36,9 @@ pub enum Envelope {
         conn: u64,
         text: String,
         grant: WireGrant,
+        /// A binary message of this many bytes instead of `text` (refused by the owner).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        binary: Option<usize>,
     },
     /// Edge → owner: a bound socket closed.
     Closed {
@@ -289,5 +292,57 @@ async fn publish_loop(
             }
         }
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_and_grants_cross_the_bus_unchanged() {
+        for reason in [
+            CloseReason::Replaced,
+            CloseReason::HeartbeatTimeout,
+            CloseReason::JoinTimeout,
+            CloseReason::TokenExpired,
+            CloseReason::Kicked("bye".into()),
+            CloseReason::Shutdown,
+            CloseReason::ServiceRestart,
+        ] {
+            let json = serde_json::to_string(&WireClose::from(reason.clone())).unwrap();
+            let back: WireClose = serde_json::from_str(&json).unwrap();
+            assert_eq!(CloseReason::from(back), reason);
+        }
+        for grant in [
+            Grant::Unchecked,
+            Grant::Valid {
+                app_id: "10000".into(),
+                uid: Some("alice".into()),
+                expires_at: Millis(1_700_000_000_000),
+            },
+            Grant::Invalid("expired".into()),
+        ] {
+            let json = serde_json::to_string(&WireGrant::from(grant.clone())).unwrap();
+            let back: WireGrant = serde_json::from_str(&json).unwrap();
+            assert_eq!(Grant::from(back), grant);
+        }
+    }
+
+    #[test]
+    fn a_frame_s_text_crosses_the_bus_byte_for_byte() {
+        let text = "{\"cmd\":\"offer\",\"msg\":\"v=0\\r\\n\\u0000 \u{1f600}\"}".to_owned();
+        let envelope = Envelope::Frame {
+            edge: "a:1".into(),
+            conn: 7,
+            text: text.clone(),
+            grant: WireGrant::Unchecked,
+            binary: None,
+        };
+        let json = serde_json::to_string(&envelope).unwrap();
+        match serde_json::from_str::<Envelope>(&json).unwrap() {
+            Envelope::Frame { text: back, .. } => assert_eq!(back, text),
+            other => panic!("{other:?}"),
+        }
     }
 }

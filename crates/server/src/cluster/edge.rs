@@ -5,7 +5,7 @@
 use super::bus::{Bus, Envelope, Item, WireGrant};
 use crate::ops::metrics;
 use crate::signaling::hub::{Hub, HubMsg, Outbound};
-use crate::signaling::route::Socketside;
+use crate::signaling::route::{Payload, Socketside};
 use rtcroom_core::{CloseReason, ConnId, Grant, RoomRef};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -85,13 +85,20 @@ impl Edges {
     }
 
     /// A frame of a bound socket, to its owner (this node's hub after an adoption here).
-    pub async fn frame(&self, conn: ConnId, text: String, grant: Grant) {
+    pub async fn frame(&self, conn: ConnId, payload: Payload, grant: Grant) {
         let Some(owner) = self.owner(conn) else {
             return;
         };
+        let (text, binary) = match payload {
+            Payload::Text(text) => (text, None),
+            Payload::Binary(len) => (String::new(), Some(len)),
+        };
         if owner == self.me {
             let at = std::time::Instant::now();
-            let frame = rtcroom_protocol::decode(&text, self.max_frame);
+            let frame = match binary {
+                Some(len) => Err(rtcroom_protocol::decode_binary(len, self.max_frame)),
+                None => rtcroom_protocol::decode(&text, self.max_frame),
+            };
             let msg = HubMsg::Frame {
                 conn,
                 frame,
@@ -108,6 +115,7 @@ impl Edges {
             conn: conn.0,
             text,
             grant,
+            binary,
         };
         self.bus.send(&owner, &frame).await;
     }

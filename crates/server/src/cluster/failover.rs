@@ -41,7 +41,7 @@ pub enum Outcome {
 
 impl Taker<'_> {
     /// Take `room` from dead node `from` (compare and set), then adopt its state.
-    pub async fn from_dead(&self, room: &RoomRef, from: &str) -> redis::RedisResult<Outcome> {
+    pub async fn take_from_dead(&self, room: &RoomRef, from: &str) -> redis::RedisResult<Outcome> {
         let me = &self.link.me;
         if !owner::take(self.link, &room.app_id, &room.room_id, from, me).await? {
             return Ok(Outcome::Lost);

@@ -30,7 +30,7 @@ use crate::config::ClusterSection;
 use crate::ops::alerts::Alerts;
 use crate::ops::metrics;
 use crate::signaling::hub::{Hub, RoomState};
-use crate::signaling::route::{Edge, Owner, Socketside};
+use crate::signaling::route::{Edge, Owner, Payload, Socketside};
 use bus::{Bus, Envelope, Question};
 use edge::Edges;
 use failover::{Outcome, Taker};
@@ -226,9 +226,10 @@ impl Cluster {
                 conn,
                 text,
                 grant,
+                binary,
             } => {
                 self.remotes
-                    .frame(&(edge, conn), &text, Grant::from(grant))
+                    .frame(&(edge, conn), &text, binary, Grant::from(grant))
                     .await;
             }
             Envelope::Closed { edge, conn, clean } => {
@@ -448,7 +449,7 @@ impl Cluster {
         }
         let taker = self.taker();
         for room in &rooms {
-            match taker.from_dead(room, node).await {
+            match taker.take_from_dead(room, node).await {
                 Ok(outcome) => tracing::info!(
                     node,
                     app = %room.app_id,
@@ -640,7 +641,7 @@ impl Edge for Cluster {
                         app_id: app.to_owned(),
                         room_id: room.to_owned(),
                     };
-                    match self.taker().from_dead(&r, &dead).await {
+                    match self.taker().take_from_dead(&r, &dead).await {
                         Ok(Outcome::Lost) => match owner::owner(&self.link, app, room).await {
                             Ok(Some(o)) if o != self.me() => Owner::Node(o),
                             _ => Owner::Here,
@@ -664,8 +665,8 @@ impl Edge for Cluster {
         Box::pin(self.edges.bind(owner, socket))
     }
 
-    fn frame<'a>(&'a self, conn: ConnId, text: String, grant: Grant) -> BoxFuture<'a, ()> {
-        Box::pin(self.edges.frame(conn, text, grant))
+    fn frame<'a>(&'a self, conn: ConnId, payload: Payload, grant: Grant) -> BoxFuture<'a, ()> {
+        Box::pin(self.edges.frame(conn, payload, grant))
     }
 
     fn closed<'a>(&'a self, conn: ConnId, clean: bool) -> BoxFuture<'a, ()> {

@@ -101,13 +101,16 @@ impl Remotes {
     }
 
     /// A frame of a remote socket: decoded again here, then to the hub as any other.
-    pub async fn frame(&self, edge: &EdgeConn, text: &str, grant: Grant) {
+    pub async fn frame(&self, edge: &EdgeConn, text: &str, binary: Option<usize>, grant: Grant) {
         let Some(conn) = self.local(edge) else {
             metrics::cluster().bus_dropped.inc();
             return;
         };
         let at = std::time::Instant::now();
-        let frame = rtcroom_protocol::decode(text, self.max_frame);
+        let frame = match binary {
+            Some(len) => Err(rtcroom_protocol::decode_binary(len, self.max_frame)),
+            None => rtcroom_protocol::decode(text, self.max_frame),
+        };
         self.hub
             .send(HubMsg::Frame {
                 conn,

@@ -74,3 +74,69 @@ impl ClusterSection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_cluster_is_off_by_default_and_set_from_the_environment() {
+        let cfg = Config::load_with_env(None, env(&[])).unwrap();
+        assert!(!cfg.cluster.enabled());
+        let cfg = Config::load_with_env(
+            None,
+            env(&[
+                ("RTCROOM_CLUSTER_REDIS", "redis://10.0.0.5:6379/0"),
+                ("RTCROOM_CLUSTER_NODE_ID", "web1"),
+                ("RTCROOM_CLUSTER_HEARTBEAT_MS", "500"),
+                ("RTCROOM_DATABASE_URL", "mysql://root@127.0.0.1/rtc"),
+            ]),
+        )
+        .unwrap();
+        assert!(cfg.cluster.enabled());
+        assert_eq!(cfg.cluster.node_id, "web1");
+        assert_eq!(cfg.cluster.heartbeat_ms, 500);
+        assert_eq!(cfg.cluster.dead_after_ms, 3000);
+        assert_eq!(cfg.cluster.key_prefix, "rtcroom");
+    }
+
+    #[test]
+    fn sqlite_is_refused_in_a_cluster_with_the_reason() {
+        let err = Config::load_with_env(
+            None,
+            env(&[("RTCROOM_CLUSTER_REDIS", "redis://127.0.0.1:6379/0")]),
+        )
+        .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("SQLite is a file of one node"), "{text}");
+        let off = Config::load_with_env(
+            None,
+            env(&[
+                ("RTCROOM_CLUSTER_REDIS", "redis://127.0.0.1:6379/0"),
+                ("RTCROOM_DATABASE_URL", "off"),
+            ]),
+        );
+        assert!(off.is_ok(), "{off:?}");
+    }
+
+    #[test]
+    fn a_node_must_miss_two_heartbeats_before_it_is_dead() {
+        let err = Config::load_with_env(
+            None,
+            env(&[
+                ("RTCROOM_CLUSTER_REDIS", "redis://127.0.0.1:6379/0"),
+                ("RTCROOM_DATABASE_URL", "off"),
+                ("RTCROOM_CLUSTER_DEAD_AFTER_MS", "1500"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("dead_after_ms"), "{err:#}");
+    }
+}

@@ -7,7 +7,7 @@
 
 use super::frame::{Frames, Incoming};
 use super::hub::{Hub, HubMsg, Outbound};
-use super::route::{Edge, Owner, Socketside};
+use super::route::{Edge, Owner, Payload, Socketside};
 use super::token::TokenCheck;
 use super::ws::{ReadError, Socket};
 use crate::ops::metrics;
@@ -169,7 +169,7 @@ impl Route {
     /// Whether `frame` goes to the room's owner elsewhere. The first `join` decides; binding
     /// takes the connection from the local hub (it was in no room there) and gives the
     /// connection task a new kill switch, which the cluster holds from then on.
-    async fn to_owner(
+    async fn goes_to_owner(
         &mut self,
         sig: &Signaling,
         conn: ConnId,
@@ -379,7 +379,7 @@ where
             let (frame, grant) = decode_text(sig, &text, origin);
             let bound = match route {
                 Some(r) => {
-                    let to_owner = r.to_owner(sig, conn, &frame, &mut out.kill).await;
+                    let to_owner = r.goes_to_owner(sig, conn, &frame, &mut out.kill).await;
                     to_owner.then_some(r)
                 }
                 None => None,
@@ -387,7 +387,7 @@ where
             match bound {
                 Some(r) => {
                     // The owner decodes the text again; same-node rooms never pay for that.
-                    r.edge.frame(conn, text, grant).await;
+                    r.edge.frame(conn, Payload::Text(text), grant).await;
                     true
                 }
                 None => to_hub(sig, conn, frame, grant, at).await,
@@ -396,8 +396,18 @@ where
         Some(Ok(Incoming::Binary(len))) => {
             let at = std::time::Instant::now();
             metrics::received("invalid", len);
-            let frame = Err(decode_binary(len, sig.max_frame));
-            to_hub(sig, conn, frame, Grant::Unchecked, at).await
+            match route {
+                Some(r) if r.state == RouteState::Bound => {
+                    r.edge
+                        .frame(conn, Payload::Binary(len), Grant::Unchecked)
+                        .await;
+                    true
+                }
+                _ => {
+                    let frame = Err(decode_binary(len, sig.max_frame));
+                    to_hub(sig, conn, frame, Grant::Unchecked, at).await
+                }
+            }
         }
         Some(Ok(Incoming::Ping(payload))) => {
             let mut pong = Frames::default();

@@ -30,6 +30,14 @@ pub struct Socketside {
     pub kill: oneshot::Sender<()>,
 }
 
+/// What a bound connection's client sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    Text(String),
+    /// A binary message of this many bytes (signaling is text only: the owner refuses it).
+    Binary(usize),
+}
+
 /// The cluster as a connection task sees it.
 pub trait Edge: Send + Sync + std::fmt::Debug {
     /// The owner of room `room` of app `app` (claiming it for this node when nobody owns it);
@@ -39,7 +47,7 @@ pub trait Edge: Send + Sync + std::fmt::Debug {
     /// owner sends it comes back to `socket.out`.
     fn bind<'a>(&'a self, owner: String, socket: Socketside) -> BoxFuture<'a, ()>;
     /// A frame of a bound connection, as its text and the token check done here.
-    fn frame<'a>(&'a self, conn: ConnId, text: String, grant: Grant) -> BoxFuture<'a, ()>;
+    fn frame<'a>(&'a self, conn: ConnId, payload: Payload, grant: Grant) -> BoxFuture<'a, ()>;
     /// A bound connection's socket closed.
     fn closed<'a>(&'a self, conn: ConnId, clean: bool) -> BoxFuture<'a, ()>;
 }
