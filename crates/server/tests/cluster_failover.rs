@@ -142,7 +142,10 @@ async fn the_owner_dies_and_nobody_notices() {
         m.sync().await;
         m.transcript.clear();
     }
-    assert_eq!(cluster.metric(0, "rtcroom_cluster_rooms_owned").await, 1.0);
+    common::wait_until("n0 owning the room", || async {
+        cluster.metric(0, "rtcroom_cluster_rooms_owned").await == 1.0
+    })
+    .await;
     // What the owner recorded is in the database before it dies.
     cluster
         .db
@@ -165,7 +168,10 @@ async fn the_owner_dies_and_nobody_notices() {
     )
     .await;
     // The room has a new owner and relays as before, both ways.
-    assert_eq!(cluster.total("rtcroom_cluster_rooms_owned").await, 1.0);
+    common::wait_until("a new owner of the room", || async {
+        cluster.total("rtcroom_cluster_rooms_owned").await == 1.0
+    })
+    .await;
     relays(&mut a, &mut b).await;
     relays(&mut b, &mut a).await;
     for m in [&mut a, &mut b] {
