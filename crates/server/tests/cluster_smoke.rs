@@ -22,11 +22,21 @@ fn node_on(redis: &str, prefix: &str) -> Server {
     ])
 }
 
+/// Wait (bounded) until every node's registry holds `n` live nodes.
+async fn wait_for_nodes(nodes: &[&Server], n: usize) {
+    for node in nodes {
+        common::wait_until("every node in the registry", || async {
+            node.metrics().await.get("rtcroom_cluster_nodes") == Some(&(n as f64))
+        })
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn a_room_spans_two_nodes_and_relays_both_ways() {
-    let prefix = format!("rtcroom-smoke-{}", std::process::id());
-    let a = node(&prefix);
-    let b = node(&prefix);
+    let prefix = Prefix(format!("rtcroom-smoke-{}", std::process::id()));
+    let a = node(&prefix.0);
+    let b = node(&prefix.0);
     let mut alice = a.client().await;
     let mut bob = b.client().await;
     alice.send(join("smoke", "alice", "Alice")).await;
@@ -71,18 +81,17 @@ async fn a_room_spans_two_nodes_and_relays_both_ways() {
     let left = bob.expect("respLeave").await;
     assert_eq!(left["result"], 0, "{left}");
     alice.expect("relayLeave").await;
-    drop((a, b));
-    forget_prefix(&prefix);
 }
 
 /// The owner of a room killed (`kill -9`) while its members sit on two other nodes: a
 /// survivor adopts the room, nobody hears a thing, and the room keeps relaying.
 #[tokio::test]
 async fn a_killed_owner_s_room_is_adopted_silently() {
-    let prefix = format!("rtcroom-smoke-fo-{}", std::process::id());
-    let mut a = node(&prefix);
-    let b = node(&prefix);
-    let c = node(&prefix);
+    let prefix = Prefix(format!("rtcroom-smoke-fo-{}", std::process::id()));
+    let mut a = node(&prefix.0);
+    let b = node(&prefix.0);
+    let c = node(&prefix.0);
+    wait_for_nodes(&[&a, &b, &c], 3).await;
     let mut carol = a.client().await;
     carol.send(join("fo", "carol", "Carol")).await;
     carol.expect("respJoin").await;
@@ -117,8 +126,6 @@ async fn a_killed_owner_s_room_is_adopted_silently() {
     bob.send(json!({"cmd":"answer","remoteUid":"alice","msg":"{\"type\":\"answer\"}"}))
         .await;
     alice.expect("relayAnswer").await;
-    drop((b, c));
-    forget_prefix(&prefix);
 }
 
 /// A node drains (SIGTERM): the room it owns goes to the node holding the other member,
@@ -126,10 +133,10 @@ async fn a_killed_owner_s_room_is_adopted_silently() {
 /// on a third node with its resume key.
 #[tokio::test]
 async fn a_draining_owner_hands_its_room_over() {
-    let prefix = format!("rtcroom-smoke-dr-{}", std::process::id());
-    let a = node(&prefix);
-    let mut b = node(&prefix);
-    let c = node(&prefix);
+    let prefix = Prefix(format!("rtcroom-smoke-dr-{}", std::process::id()));
+    let a = node(&prefix.0);
+    let mut b = node(&prefix.0);
+    let c = node(&prefix.0);
     let mut alice = b.client().await;
     alice.send(join("dr", "alice", "Alice")).await;
     let ja = alice.expect("respJoin").await;
@@ -137,8 +144,7 @@ async fn a_draining_owner_hands_its_room_over() {
     bob.send(join("dr", "bob", "Bob")).await;
     bob.expect("respJoin").await;
     alice.expect("notifyNewPeer").await;
-    // Every node has seen the others in the registry.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_for_nodes(&[&a, &b, &c], 3).await;
     let status = tokio::task::spawn_blocking(move || b.terminate())
         .await
         .unwrap();
@@ -159,15 +165,13 @@ async fn a_draining_owner_hands_its_room_over() {
         .await;
     bob.expect("relayOffer").await;
     again.expect("respOffer").await;
-    drop((a, c));
-    forget_prefix(&prefix);
 }
 
 /// The operator API of any node answers for the whole cluster: rooms of every node, summed
 /// counts, and a kick sent to the room's owner.
 #[tokio::test]
 async fn the_operator_api_answers_for_the_cluster() {
-    let prefix = format!("rtcroom-smoke-adm-{}", std::process::id());
+    let prefix = Prefix(format!("rtcroom-smoke-adm-{}", std::process::id()));
     let start = |p: &str| {
         Server::start(&[
             ("RTCROOM_CLUSTER_REDIS", "redis://127.0.0.1:6379/0"),
@@ -180,8 +184,8 @@ async fn the_operator_api_answers_for_the_cluster() {
             ("RTCROOM_ADMIN_TOKEN", "ops-token"),
         ])
     };
-    let a = start(&prefix);
-    let b = start(&prefix);
+    let a = start(&prefix.0);
+    let b = start(&prefix.0);
     let mut alice = a.client().await;
     alice.send(join("adm", "alice", "Alice")).await;
     alice.expect("respJoin").await;
@@ -192,8 +196,7 @@ async fn the_operator_api_answers_for_the_cluster() {
     let mut carol = b.client().await;
     carol.send(join("adm-b", "carol", "Carol")).await;
     carol.expect("respJoin").await;
-    // Both nodes are in each other's registry.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_for_nodes(&[&a, &b], 2).await;
     let api = |path: &str| format!("http://{}{path}", b.addr);
     let (status, body) = common::http("GET", &api("/api/rooms"), Some("ops-token"), None).await;
     assert_eq!(status, 200, "{body}");
@@ -223,15 +226,13 @@ async fn the_operator_api_answers_for_the_cluster() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(bob.expect_close().await, Some(4004));
     alice.expect("relayLeave").await;
-    drop((a, b));
-    forget_prefix(&prefix);
 }
 
 /// An ICE server registered through one node's ICE API is in every node's rotation, and
 /// in the registry of a node that starts later.
 #[tokio::test]
 async fn the_ice_registry_is_shared() {
-    let prefix = format!("rtcroom-smoke-ice-{}", std::process::id());
+    let prefix = Prefix(format!("rtcroom-smoke-ice-{}", std::process::id()));
     let env = |p: &str| -> Vec<(String, String)> {
         vec![
             (
@@ -251,8 +252,8 @@ async fn the_ice_registry_is_shared() {
         let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         Server::start(&pairs)
     };
-    let a = start(&prefix);
-    let b = start(&prefix);
+    let a = start(&prefix.0);
+    let b = start(&prefix.0);
     common::wait_ready(&b, 503, "no ICE server in rotation").await;
     let register = r#"{"cmd":"iceRegister","ip":"198.51.100.7","iceType":"turn","turnPort":3478,"stunPort":3478,"maxBandwidth":100000}"#;
     let (status, body) = common::http(
@@ -264,10 +265,8 @@ async fn the_ice_registry_is_shared() {
     .await;
     assert_eq!(status, 200, "{body}");
     common::wait_ready(&b, 200, "ready").await;
-    let c = start(&prefix);
+    let c = start(&prefix.0);
     common::wait_ready(&c, 200, "ready").await;
-    drop((a, b, c));
-    forget_prefix(&prefix);
 }
 
 /// A private `redis-server` on `port`, stopped (by its pid) when dropped.
@@ -343,6 +342,16 @@ async fn calls_go_on_while_redis_is_away() {
         Some(&0.0),
         "{metrics:?}"
     );
+}
+
+/// A test's key prefix on the shared Redis; its keys are removed when the test ends (the
+/// nodes, declared after it, are stopped first).
+struct Prefix(String);
+
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        forget_prefix(&self.0);
+    }
 }
 
 /// Remove every key of this test's prefix from the shared Redis.

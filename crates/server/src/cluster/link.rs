@@ -81,6 +81,11 @@ impl Link {
         format!("{}:state:{app}\u{1f}{room}", self.prefix)
     }
 
+    /// The set of rooms node `node` owns (`<app>\x1f<room>`): who takes them over when it dies.
+    pub fn owned_key(&self, node: &str) -> String {
+        format!("{}:owned:{node}", self.prefix)
+    }
+
     pub fn ice_channel(&self) -> String {
         format!("{}:ice", self.prefix)
     }

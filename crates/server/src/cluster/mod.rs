@@ -85,7 +85,10 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// Join the cluster: the bus, the subscription, the heartbeat. Redis need not answer yet.
-    pub fn start(
+    /// A node restarted under the same id first waits until its previous run has been seen
+    /// dead by the others (so that they take over what it held); a live node of the same id
+    /// refuses the start.
+    pub async fn start(
         settings: Settings,
         hub: Hub,
         alerts: Alerts,
@@ -99,6 +102,12 @@ impl Cluster {
             &me,
             alerts,
         )?);
+        registry::wait_for_previous_run(
+            &link,
+            Duration::from_millis(settings.section.heartbeat_ms),
+            Duration::from_millis(settings.section.dead_after_ms),
+        )
+        .await?;
         let (dead_tx, dead_rx) = mpsc::unbounded_channel();
         let bus = Bus::start(link.clone(), dead_tx);
         let cluster = Arc::new(Self {
@@ -443,22 +452,31 @@ impl Cluster {
         }
         tracing::info!(node, "cluster: a node is dead");
         self.remotes.edge_dead(node).await;
-        let rooms = self.edges.rooms_of(node);
-        if rooms.is_empty() {
-            return;
+        // Rooms our sockets are in first; then every other room it owned, so that members
+        // who never come back are closed in the records by the engine that adopts them.
+        let mut rooms = self.edges.rooms_of(node);
+        match state::owned_by(&self.link, node).await {
+            Ok(owned) => rooms.extend(owned),
+            Err(e) => self.link.trouble(&e),
         }
+        rooms.sort();
+        rooms.dedup();
         let taker = self.taker();
         for room in &rooms {
             match taker.take_from_dead(room, node).await {
+                Ok(Outcome::Lost) => {}
                 Ok(outcome) => tracing::info!(
                     node,
                     app = %room.app_id,
                     room = %room.room_id,
                     ?outcome,
-                    "cluster: a room of a dead node"
+                    "cluster: took over a room of a dead node"
                 ),
                 Err(e) => self.link.trouble(&e),
             }
+        }
+        if let Err(e) = state::forget_owner(&self.link, node).await {
+            self.link.trouble(&e);
         }
         // Rooms another node took over move our sockets with `Moved`; a socket still bound
         // to the dead node after that was in no state that was kept: it reconnects.
@@ -606,6 +624,7 @@ impl Cluster {
         };
         state::put(&self.link, &room, &stored).await?;
         owner::take(&self.link, &room.app_id, &room.room_id, self.me(), &target).await?;
+        state::disown(&self.link, &room).await?;
         let adopt = Envelope::Adopt {
             from: self.me().to_owned(),
             app: room.app_id.clone(),

@@ -25,11 +25,13 @@ pub enum Claim {
     Dead(String),
 }
 
-/// Take the room if nobody owns it; say who does otherwise.
+/// Take the room if nobody owns it; say who does otherwise. A fresh claim expires after
+/// ARGV[3] ms unless the room's first state is written (which makes it last): a join that is
+/// refused leaves no owner key behind for good.
 const CLAIM: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if not cur then
-  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
   return {'mine', ARGV[1]}
 end
 if cur == ARGV[1] then return {'mine', cur} end
@@ -67,11 +69,15 @@ end
 return {'live', cur}
 ";
 
+/// How long a claim lasts without the room's state being written.
+const FRESH_CLAIM_MS: u64 = 60_000;
+
 pub async fn claim(link: &Link, app: &str, room: &str) -> redis::RedisResult<Claim> {
     let (kind, owner): (String, String) = Script::new(CLAIM)
         .key(link.room_key(app, room))
         .arg(&link.me)
         .arg(link.node_key_prefix())
+        .arg(FRESH_CLAIM_MS)
         .invoke_async(&mut link.conn())
         .await?;
     Ok(match kind.as_str() {

@@ -58,6 +58,40 @@ pub async fn beat(link: &Link, me: &NodeInfo, ttl_ms: u64) -> redis::RedisResult
     Ok(live)
 }
 
+/// Before a node registers: when its id is still in the registry (a `kill -9` and a quick
+/// restart), wait until the key is gone and the others have had two heartbeats to see it
+/// gone, so that they take over its rooms. A key still refreshed after twice `dead_after` is
+/// another live node with this id: an error. Redis away: nothing to wait for.
+pub async fn wait_for_previous_run(
+    link: &Link,
+    heartbeat: std::time::Duration,
+    dead_after: std::time::Duration,
+) -> anyhow::Result<()> {
+    let exists = || async {
+        redis::cmd("EXISTS")
+            .arg(link.node_key(&link.me))
+            .query_async::<i64>(&mut link.conn())
+            .await
+            .unwrap_or(0)
+            == 1
+    };
+    if !exists().await {
+        return Ok(());
+    }
+    tracing::info!(node = %link.me, "cluster: the previous run of this node is still in the registry; waiting until the others see it gone");
+    let until = tokio::time::Instant::now() + dead_after * 2;
+    while exists().await {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < until,
+            "[cluster] node_id {:?} is in use by a live node: give every node its own node_id",
+            link.me
+        );
+        tokio::time::sleep(heartbeat).await;
+    }
+    tokio::time::sleep(heartbeat * 2).await;
+    Ok(())
+}
+
 /// Take this node out of the registry at once (a drain that is done).
 pub async fn leave(link: &Link) -> redis::RedisResult<()> {
     redis::pipe()

@@ -59,6 +59,14 @@ pub async fn write(
                 pipe.cmd("SET")
                     .arg(link.state_key(&s.room.app_id, &s.room.room_id))
                     .arg(json)
+                    .ignore()
+                    .cmd("SADD")
+                    .arg(link.owned_key(&link.me))
+                    .arg(member(&s.room))
+                    .ignore()
+                    // The room exists: its claim lasts (see `owner::claim`).
+                    .cmd("PERSIST")
+                    .arg(link.room_key(&s.room.app_id, &s.room.room_id))
                     .ignore();
             }
             None => gone.push(s.room),
@@ -67,8 +75,49 @@ pub async fn write(
     pipe.query_async::<()>(&mut link.conn()).await?;
     for room in gone {
         owner::release(link, &room.app_id, &room.room_id).await?;
+        disown(link, &room).await?;
     }
     Ok(())
+}
+
+/// A room in a node's set of owned rooms.
+fn member(room: &RoomRef) -> String {
+    format!("{}\u{1f}{}", room.app_id, room.room_id)
+}
+
+/// The room is no longer this node's (gone, or handed over).
+pub async fn disown(link: &Link, room: &RoomRef) -> redis::RedisResult<()> {
+    redis::cmd("SREM")
+        .arg(link.owned_key(&link.me))
+        .arg(member(room))
+        .query_async(&mut link.conn())
+        .await
+}
+
+/// The rooms node `node` owned (by its set; a room may have moved on since).
+pub async fn owned_by(link: &Link, node: &str) -> redis::RedisResult<Vec<RoomRef>> {
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(link.owned_key(node))
+        .query_async(&mut link.conn())
+        .await?;
+    Ok(members
+        .into_iter()
+        .filter_map(|m| {
+            let (app, room) = m.split_once('\u{1f}')?;
+            Some(RoomRef {
+                app_id: app.to_owned(),
+                room_id: room.to_owned(),
+            })
+        })
+        .collect())
+}
+
+/// Forget a dead node's set once its rooms are taken over.
+pub async fn forget_owner(link: &Link, node: &str) -> redis::RedisResult<()> {
+    redis::cmd("DEL")
+        .arg(link.owned_key(node))
+        .query_async(&mut link.conn())
+        .await
 }
 
 /// Keep one room's state now (a drain hands it over).

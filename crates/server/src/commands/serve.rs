@@ -62,7 +62,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let alerts = start_alerts(&cfg, super::hostname())?;
     let listener = listen(cfg.server.listen)
         .with_context(|| format!("cannot listen on {} ([server] listen)", cfg.server.listen))?;
-    let recording = start_recording(&cfg, alerts.clone(), prices, !restored).await?;
+    // The restart recovery closes every session left open in the database: in a cluster the
+    // database is shared and those sessions go on elsewhere (a node's rooms outlive it), so it
+    // never runs there; the engine that adopts a room closes what does not come back.
+    let recover = !restored && !cfg.cluster.enabled();
+    let recording = start_recording(&cfg, alerts.clone(), prices, recover).await?;
     let daily_task = schedule_report(&cfg, recording.as_ref(), geoip.clone())?;
     // With records off the hub gets the default sink, which discards.
     let (states_tx, states_rx) = match cfg.cluster.enabled() {
@@ -82,7 +86,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let alerts = sinks.alerts.clone();
     let (hub, hub_task) = hub::spawn(engine, sinks, 4096);
-    let cluster = start_cluster(&cfg, &hub, alerts, listener.local_addr()?, states_rx)?;
+    let cluster = start_cluster(&cfg, &hub, alerts, listener.local_addr()?, states_rx).await?;
     let turn = match embedded {
         Some((_, secret)) => {
             Some(embedded::start_embedded(&cfg, secret, hub.clone(), geoip.as_deref()).await?)
@@ -329,7 +333,7 @@ async fn serve_http(
 }
 
 /// Join the cluster with `[cluster] redis`; `None` for a single node.
-fn start_cluster(
+async fn start_cluster(
     cfg: &Config,
     hub: &Hub,
     alerts: Alerts,
@@ -361,7 +365,9 @@ fn start_cluster(
         outbound_queue: cfg.server.outbound_queue,
         max_frame: cfg.server.max_frame_bytes,
     };
-    Cluster::start(settings, hub.clone(), alerts, states).map(Some)
+    Cluster::start(settings, hub.clone(), alerts, states)
+        .await
+        .map(Some)
 }
 
 /// TLS from `[server] tls_cert`/`tls_key` when they are set, with a task that reloads the
