@@ -51,7 +51,20 @@ struct Place<'a> {
 async fn wait_all(ms: &mut [&mut Member], what: &str, done: impl Fn(&[&mut Member]) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !done(ms) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            let seen: Vec<String> = ms
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} (open: {}):\n{}",
+                        m.uid,
+                        m.is_open(),
+                        m.transcript.join("\n")
+                    )
+                })
+                .collect();
+            panic!("timed out waiting for {what}; so far:\n{}", seen.join("\n"));
+        }
         for m in ms.iter_mut() {
             m.ping().await;
         }

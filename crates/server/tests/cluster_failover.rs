@@ -445,6 +445,8 @@ async fn a_rolling_restart_of_every_node_loses_no_call() {
             "node {down} drained and exited: {status:?}"
         );
         cluster.start_node(down);
+        // A load balancer sends it clients once its /readyz says so.
+        common::wait_ready(cluster.node(down), 200, "ready").await;
         cluster.wait_nodes(3).await;
         // The call relays across whatever nodes the members are on now.
         let (first, rest) = ms.split_at_mut(1);
