@@ -11,7 +11,12 @@ fn node(prefix: &str) -> Server {
 }
 
 fn node_on(redis: &str, prefix: &str) -> Server {
+    node_named(redis, prefix, "")
+}
+
+fn node_named(redis: &str, prefix: &str, id: &str) -> Server {
     Server::start(&[
+        ("RTCROOM_CLUSTER_NODE_ID", id),
         ("RTCROOM_CLUSTER_REDIS", redis),
         ("RTCROOM_CLUSTER_KEY_PREFIX", prefix),
         ("RTCROOM_CLUSTER_HEARTBEAT_MS", "200"),
@@ -128,6 +133,40 @@ async fn a_killed_owner_s_room_is_adopted_silently() {
     alice.expect("relayAnswer").await;
 }
 
+/// The node a member's socket is on is killed: the owner counts the member as dropped (it
+/// keeps its place), and the member resumes on another node with its key; the other member
+/// hears nothing.
+#[tokio::test]
+async fn a_killed_edge_s_members_resume_elsewhere() {
+    let prefix = Prefix(format!("rtcroom-smoke-edge-{}", std::process::id()));
+    let a = node(&prefix.0);
+    let mut b = node(&prefix.0);
+    wait_for_nodes(&[&a, &b], 2).await;
+    let mut alice = a.client().await;
+    alice.send(join("edge", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    let mut bob = b.client().await;
+    bob.send(join("edge", "bob", "Bob")).await;
+    let jb = bob.expect("respJoin").await;
+    alice.expect("notifyNewPeer").await;
+    b.kill();
+    drop(bob);
+    alice.expect_silence().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let mut again = a.client().await;
+    let mut resume = join("edge", "bob", "Bob");
+    resume["resumeKey"] = jb["resumeKey"].clone();
+    again.send(resume).await;
+    let back = again.expect("respJoin").await;
+    assert_eq!(back["resumed"], true, "{back}");
+    assert_eq!(back["sessionId"], jb["sessionId"], "{back}");
+    alice.expect_silence().await;
+    again
+        .send(json!({"cmd":"offer","remoteUid":"alice","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    alice.expect("relayOffer").await;
+}
+
 /// A node drains (SIGTERM): the room it owns goes to the node holding the other member,
 /// which hears nothing; the drained node's member is told to reconnect (1012) and resumes
 /// on a third node with its resume key.
@@ -186,6 +225,22 @@ async fn the_operator_api_answers_for_the_cluster() {
     };
     let a = start(&prefix.0);
     let b = start(&prefix.0);
+    wait_for_nodes(&[&a, &b], 2).await;
+    // Login hands out the least-loaded node's own address (both are empty: the lower id).
+    let (status, body) = common::http(
+        "POST",
+        &format!("http://{}/api/login", a.addr),
+        None,
+        Some(r#"{"cmd":"login","appId":"10000","url":"http://localhost/"}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let login: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let server = login["roomServer"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        server == format!("ws://{}/ws", a.addr) || server == format!("ws://{}/ws", b.addr),
+        "{body}"
+    );
     let mut alice = a.client().await;
     alice.send(join("adm", "alice", "Alice")).await;
     alice.expect("respJoin").await;
@@ -196,7 +251,6 @@ async fn the_operator_api_answers_for_the_cluster() {
     let mut carol = b.client().await;
     carol.send(join("adm-b", "carol", "Carol")).await;
     carol.expect("respJoin").await;
-    wait_for_nodes(&[&a, &b], 2).await;
     let api = |path: &str| format!("http://{}{path}", b.addr);
     let (status, body) = common::http("GET", &api("/api/rooms"), Some("ops-token"), None).await;
     assert_eq!(status, 200, "{body}");
@@ -352,6 +406,41 @@ impl Drop for Prefix {
     fn drop(&mut self) {
         forget_prefix(&self.0);
     }
+}
+
+/// A room both nodes held while Redis was away: when it is back, the lower node id keeps
+/// it; the other node's member is told to reconnect (1012) and joins the kept room.
+#[tokio::test]
+async fn after_an_outage_the_lower_node_id_keeps_a_split_room() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let redis = Redis::start(port);
+    let a = node_named(&url, "split", "n1");
+    let b = node_named(&url, "split", "n2");
+    wait_for_nodes(&[&a, &b], 2).await;
+    let mut alice = a.client().await;
+    alice.send(join("split", "alice", "Alice")).await;
+    alice.expect("respJoin").await;
+    drop(redis);
+    common::wait_ready(&b, 503, "cluster degraded").await;
+    let mut bob = b.client().await;
+    bob.send(join("split", "bob", "Bob")).await;
+    let jb = bob.expect("respJoin").await;
+    assert_eq!(jb["result"], 0, "{jb}");
+    let _redis = Redis::start(port);
+    common::wait_ready(&a, 200, "ready").await;
+    common::wait_ready(&b, 200, "ready").await;
+    assert_eq!(bob.expect_close().await, Some(1012));
+    let mut again = b.client().await;
+    again.send(join("split", "bob", "Bob")).await;
+    let back = again.expect("respJoin").await;
+    assert_eq!(back["result"], 0, "{back}");
+    let peer = alice.expect("notifyNewPeer").await;
+    assert_eq!(peer["uid"], "bob", "{peer}");
 }
 
 /// Remove every key of this test's prefix from the shared Redis.

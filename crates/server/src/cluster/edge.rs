@@ -158,8 +158,10 @@ impl Edges {
                         if let Some(kill) = bound.kill.take() {
                             let _ = kill.send(());
                         }
+                        // The owner forgets the socket when it hears it dropped.
+                        dropped_by = Some(bound.owner.clone());
                         t.remove(&conn);
-                        return;
+                        break;
                     }
                 };
                 if let Err(mpsc::error::TrySendError::Full(_)) = bound.out.try_send(outbound) {

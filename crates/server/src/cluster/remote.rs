@@ -6,7 +6,7 @@
 use super::bus::{Bus, Envelope, Item};
 use crate::ops::metrics;
 use crate::signaling::hub::{Hub, HubMsg, Outbound};
-use rtcroom_core::{ConnId, Grant};
+use rtcroom_core::{CloseReason, ConnId, Grant};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
@@ -22,6 +22,9 @@ pub type EdgeConn = (String, u64);
 struct Table {
     by_edge: HashMap<EdgeConn, ConnId>,
     edge_of: HashMap<ConnId, EdgeConn>,
+    /// Sockets whose room was handed to another node (a drain): their frames until the new
+    /// owner moves them are dropped, not answered.
+    handed: std::collections::HashSet<EdgeConn>,
     next: u64,
 }
 
@@ -103,7 +106,25 @@ impl Remotes {
     /// A frame of a remote socket: decoded again here, then to the hub as any other.
     pub async fn frame(&self, edge: &EdgeConn, text: &str, binary: Option<usize>, grant: Grant) {
         let Some(conn) = self.local(edge) else {
+            if self
+                .table
+                .lock()
+                .expect("remotes lock")
+                .handed
+                .contains(edge)
+            {
+                metrics::cluster().bus_dropped.inc();
+                return;
+            }
+            // A socket this node does not serve (it counted it dropped, e.g. its node was
+            // taken for dead): the client is told to reconnect, and resumes with its key.
             metrics::cluster().bus_dropped.inc();
+            let items = vec![Item::Close(CloseReason::ServiceRestart.into())];
+            let owner = self.me.clone();
+            let (node, conn) = edge.clone();
+            self.bus
+                .send(&node, &Envelope::Deliver { owner, conn, items })
+                .await;
             return;
         };
         let at = std::time::Instant::now();
@@ -175,6 +196,7 @@ impl Remotes {
         let mut t = self.table.lock().expect("remotes lock");
         if let Some(edge) = t.edge_of.remove(&conn) {
             t.by_edge.remove(&edge);
+            t.handed.insert(edge);
         }
         metrics::cluster()
             .remote_members

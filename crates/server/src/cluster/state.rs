@@ -40,7 +40,18 @@ pub fn seats(
         .collect()
 }
 
-/// Write a batch of changed rooms (a pipeline of SETs; gone rooms released one by one).
+/// Write a room's state only while this node owns it (after an outage the node that lost a
+/// room may still hold a copy for a moment): then the claim lasts, and the room is in this
+/// node's set.
+const WRITE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('PERSIST', KEYS[1])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+";
+
+/// Write a batch of changed rooms (one pipeline; gone rooms released one by one).
 pub async fn write(
     link: &Link,
     remotes: &Remotes,
@@ -56,17 +67,15 @@ pub async fn write(
                     snapshot,
                 };
                 let json = serde_json::to_string(&stored).expect("room states serialize");
-                pipe.cmd("SET")
-                    .arg(link.state_key(&s.room.app_id, &s.room.room_id))
-                    .arg(json)
-                    .ignore()
-                    .cmd("SADD")
-                    .arg(link.owned_key(&link.me))
-                    .arg(member(&s.room))
-                    .ignore()
-                    // The room exists: its claim lasts (see `owner::claim`).
-                    .cmd("PERSIST")
+                pipe.cmd("EVAL")
+                    .arg(WRITE)
+                    .arg(3)
                     .arg(link.room_key(&s.room.app_id, &s.room.room_id))
+                    .arg(link.state_key(&s.room.app_id, &s.room.room_id))
+                    .arg(link.owned_key(&link.me))
+                    .arg(&link.me)
+                    .arg(json)
+                    .arg(member(&s.room))
                     .ignore();
             }
             None => gone.push(s.room),
