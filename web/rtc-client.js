@@ -1109,6 +1109,12 @@ export class RtcClient extends EventTarget {
   }
 
   onSocketLost(code, reason) {
+    if (this.state === 'reconnecting') {
+      // The socket of a reconnect attempt closed before its respJoin (e.g. a cluster node
+      // asked it to reconnect once more): that attempt failed now, not at its timeout.
+      this.rejectAllPending(new RtcError(ResultCode.WEBSOCKET_BROKEN, 'websocket closed', 'signal'));
+      return;
+    }
     if (this.state !== 'joined') return;
     const kick = this.pendingKick;
     this.pendingKick = null;

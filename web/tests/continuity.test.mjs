@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  closePage, expectMediaFlowing, joinCall, launchBrowser, recordedSubSessions, startServer,
-  uidOf, uniqueRoom, waitForConnectedPeers,
+  closePage, expectMediaFlowing, joinCall, launchBrowser, recordedSubSessions, snapshotOf,
+  startServer, tagPeerConnections, uidOf, uniqueRoom, waitForConnectedPeers,
 } from './helpers.mjs';
 
 /** @type {import('playwright-core').Browser} */
@@ -30,25 +30,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
-
-/**
- * An init script: keeps every RTCPeerConnection the page makes in `window.__pcs` (creation
- * order), each with every `connectionState` it changed to. The test tells the connections
- * apart by their index there, so no hook in the page or the SDK is needed.
- */
-function tagPeerConnections() {
-  const pcs = [];
-  Object.defineProperty(window, '__pcs', { value: pcs });
-  const Native = window.RTCPeerConnection;
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) {
-      super(...args);
-      const entry = { pc: this, states: [] };
-      pcs.push(entry);
-      this.addEventListener('connectionstatechange', () => entry.states.push(this.connectionState));
-    }
-  };
-}
 
 /**
  * Joins and, from the moment the page is in the call, records what it shows: every change of
@@ -74,22 +55,6 @@ async function joinWatched(origin, room, name) {
     window.rtcroom.client.on('reconnected', (d) => reconnects.push(d));
   });
   return page;
-}
-
-/**
- * What a page has now: its session, and for each remote uid the index of its peer connection
- * in `__pcs`, that connection's state and every state it went through.
- */
-function snapshotOf(page) {
-  return page.evaluate(() => {
-    const c = window.rtcroom.client;
-    const peers = {};
-    for (const [uid, p] of c.peers) {
-      const i = window.__pcs.findIndex((e) => e.pc === p.pc);
-      peers[uid] = { pc: i, state: p.pc.connectionState, states: i < 0 ? [] : [...window.__pcs[i].states] };
-    }
-    return { sessionId: c.sessionId, uid: c.uid, made: window.__pcs.length, peers };
-  });
 }
 
 /**

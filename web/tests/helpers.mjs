@@ -50,13 +50,14 @@ export const ADMIN_TOKEN = 'e2e-admin-token';
 
 /**
  * Starts `rtcroom serve` on 127.0.0.1:0 with a temporary data dir and the given
- * `RTCROOM_*` overrides. Returns `{origin, binOrigin, adminToken, stop, logs, terminate,
+ * `RTCROOM_*` overrides. Returns `{origin, binOrigin, adminToken, stop, logs, terminate, kill,
  * startAgain}`: `origin` serves the page.
  * If the binary does not serve the page yet, a small front server does (static files from
  * web/, everything else passed through to the binary, WebSocket upgrades included).
  * With `front: true` the front server is used anyway; its `dropWebSockets()` cuts every
  * signaling connection at the TCP level (no close frame), as a network drop would.
  * `terminate()` sends SIGTERM (what `systemctl restart` sends) and resolves with the exit code;
+ * `kill()` sends SIGKILL;
  * `startAgain()` then starts the binary again on the same port with the same data dir and
  * settings, as a restart or an upgrade does.
  * @param {{env?: Record<string, string>, front?: boolean}} [opts]
@@ -98,6 +99,14 @@ export async function startServer(opts = {}) {
   };
   return {
     origin, binOrigin, dataDir, viaFront: !!front, stop, terminate, logs: () => log.text,
+    /** `kill -9`: the process dies at once, without any shutdown; resolves when it is gone. */
+    kill: async () => {
+      const { child } = run;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
     startAgain: async () => {
       run = await spawnServer(dataDir, new URL(binOrigin).host, opts.env || {}, log);
     },
@@ -396,4 +405,39 @@ export function recordFrames() {
 /** The recorded frames of a page (see recordFrames), optionally only one direction/cmd. */
 export function frames(page, dir, cmd) {
   return page.evaluate(([dir, cmd]) => window.__frames.filter((f) => (!dir || f.dir === dir) && (!cmd || f.m.cmd === cmd)), [dir, cmd]);
+}
+
+/**
+ * An init script: keeps every RTCPeerConnection the page makes in `window.__pcs` (creation
+ * order), each with every `connectionState` it changed to. The test tells the connections
+ * apart by their index there, so no hook in the page or the SDK is needed.
+ */
+export function tagPeerConnections() {
+  const pcs = [];
+  Object.defineProperty(window, '__pcs', { value: pcs });
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      const entry = { pc: this, states: [] };
+      pcs.push(entry);
+      this.addEventListener('connectionstatechange', () => entry.states.push(this.connectionState));
+    }
+  };
+}
+
+/**
+ * What a page has now: its session, and for each remote uid the index of its peer connection
+ * in `__pcs`, that connection's state and every state it went through.
+ */
+export function snapshotOf(page) {
+  return page.evaluate(() => {
+    const c = window.rtcroom.client;
+    const peers = {};
+    for (const [uid, p] of c.peers) {
+      const i = window.__pcs.findIndex((e) => e.pc === p.pc);
+      peers[uid] = { pc: i, state: p.pc.connectionState, states: i < 0 ? [] : [...window.__pcs[i].states] };
+    }
+    return { sessionId: c.sessionId, uid: c.uid, made: window.__pcs.length, peers };
+  });
 }

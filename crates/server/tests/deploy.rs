@@ -100,3 +100,108 @@ fn the_shipped_nginx_hides_metrics_and_forwards_client_addresses() {
         "the production configuration trusts the local nginx"
     );
 }
+
+/// `deploy/cluster/`: the nodes of the compose file are exactly the servers HAProxy balances,
+/// each with a node id of its own; HAProxy balances round robin without stickiness, keeps
+/// WebSockets open as tunnels and takes a node out on its `/readyz`; `haproxy -c` accepts
+/// its file; `rtcroom check-config` accepts the nodes' shared configuration, with `[cluster]`
+/// on and records in a shared database.
+#[test]
+fn the_cluster_deployment_is_consistent() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cluster");
+    let compose = std::fs::read_to_string(root.join("compose.yaml")).unwrap();
+    let haproxy = std::fs::read_to_string(root.join("haproxy.cfg")).unwrap();
+    let mut ids: Vec<&str> = compose
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("RTCROOM_CLUSTER_NODE_ID:"))
+        .map(str::trim)
+        .collect();
+    ids.sort();
+    let mut services: Vec<&str> = compose
+        .lines()
+        .filter_map(|l| l.strip_prefix("  node")?.strip_suffix(':'))
+        .collect();
+    services.sort();
+    assert_eq!(ids, ["node1", "node2", "node3"], "{compose}");
+    assert_eq!(services, ["1", "2", "3"], "{compose}");
+    let mut servers: Vec<&str> = haproxy
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("server "))
+        .collect();
+    servers.sort();
+    assert_eq!(
+        servers,
+        [
+            "node1 node1:8080 check",
+            "node2 node2:8080 check",
+            "node3 node3:8080 check"
+        ]
+    );
+    let directives: Vec<&str> = haproxy
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    for needed in [
+        "balance roundrobin",
+        "option httpchk GET /readyz",
+        "option redispatch",
+        "timeout tunnel 1h",
+    ] {
+        assert!(directives.contains(&needed), "haproxy.cfg lacks {needed:?}");
+    }
+    for sticky in ["cookie", "stick", "balance source", "hash-type"] {
+        assert!(
+            !directives.iter().any(|l| l.starts_with(sticky)),
+            "haproxy.cfg pins clients to nodes ({sticky})"
+        );
+    }
+    let out = std::process::Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(root.join("haproxy.cfg"))
+        .output()
+        .expect("haproxy runs (scripts/deps/cluster.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // As shipped, its secrets are placeholders that the server refuses; filled in, as an
+    // operator does, the file is a configuration the server accepts.
+    let scratch = common::Scratch::new("deploy-cluster");
+    let template = std::fs::read_to_string(root.join("rtcroom.toml")).unwrap();
+    assert!(template.contains("\"REPLACE"), "{template}");
+    let filled: String = template
+        .lines()
+        .map(|l| match l.find("\"REPLACE") {
+            Some(at) => format!("{}\"{:x}\"\n", &l[..at], 0x5eed_0000_u64 + l.len() as u64),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    let file = scratch.0.join("rtcroom.toml");
+    std::fs::write(&file, filled).unwrap();
+    let check = |file: &std::path::Path| {
+        common::rtcroom_command(&scratch.0)
+            .arg("check-config")
+            .arg("--config")
+            .arg(file)
+            .env("RTCROOM_CLUSTER_NODE_ID", "node1")
+            .output()
+            .unwrap()
+    };
+    let refused = check(&root.join("rtcroom.toml"));
+    assert!(!refused.status.success(), "the placeholders were accepted");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("REPLACE"));
+    let out = check(&file);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        shown.contains("redis = \"redis://redis:6379/0\"") && shown.contains("node_id = \"node1\""),
+        "{shown}"
+    );
+}

@@ -133,6 +133,7 @@ fn every_toml_snippet_in_the_docs_passes_check_config() {
     for file in [
         "README.md",
         "docs/auth.md",
+        "docs/cluster.md",
         "docs/ice.md",
         "docs/records.md",
         "docs/report.md",

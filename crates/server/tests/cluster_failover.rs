@@ -1,0 +1,480 @@
+//! Losing a node, or Redis, costs no call (issue 15's acceptance, on real processes):
+//! - the owner of a room killed (`kill -9`) while every member sits on other nodes: no
+//!   message at all reaches the members, the room keeps relaying, every record once;
+//! - a member's node killed: the member resumes on another node (`resumed: true`), the others
+//!   are told nothing, every record once;
+//! - Redis stopped for 10 s during calls and started again: the calls go on, joins during the
+//!   outage succeed, `/healthz` stays 200 while `/readyz` says degraded, one alert and one
+//!   resolution per node, and a room that two nodes served meanwhile ends up with one owner;
+//! - a rolling SIGTERM restart of all three nodes during a three-party call: every member
+//!   resumes each time, nobody is ever told that anyone left.
+
+mod common;
+
+use common::SmtpSink;
+use common::cluster::{Cluster, DEAD_AFTER_MS, Member, unique};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn join(room: &str, uid: &str) -> Value {
+    common::join(room, uid, uid)
+}
+
+/// A member `uid` on node `node` joins `room`; the member (its transcript empty) and its
+/// respJoin.
+async fn seat(cluster: &Cluster, node: usize, room: &str, uid: &str) -> (Member, Value) {
+    let mut m = Member::connect(&cluster.node(node).addr, uid).await;
+    m.send(join(room, uid)).await;
+    let resp = m.until("respJoin").await;
+    assert_eq!(resp["result"], 0, "{resp}");
+    m.transcript.clear();
+    (m, resp)
+}
+
+/// The same member back on node `node` with its resume key: must resume its session.
+async fn resume(cluster: &Cluster, node: usize, room: &str, old: &Value) -> Member {
+    let uid = old["uid"].as_str().unwrap();
+    let mut m = Member::connect(&cluster.node(node).addr, uid).await;
+    let mut msg = join(room, uid);
+    msg["resumeKey"] = old["resumeKey"].clone();
+    m.send(msg).await;
+    let resp = m.until("respJoin").await;
+    assert_eq!(
+        (&resp["result"], &resp["resumed"], &resp["sessionId"]),
+        (&json!(0), &json!(true), &old["sessionId"]),
+        "{uid} resumes its session on node {node}: {resp}"
+    );
+    m.transcript.clear();
+    m
+}
+
+/// `a` and `b` offer, answer and connect (TURN) both ways.
+async fn connect_pair(a: &mut Member, b: &mut Member) {
+    offer_answer(a, b).await;
+    offer_answer(b, a).await;
+}
+
+/// `x` offers to `y`, `y` answers, `x` reports the pair connected (TURN).
+async fn offer_answer(x: &mut Member, y: &mut Member) {
+    let remote = y.uid.clone();
+    x.send(json!({"cmd":"offer","remoteUid":remote,"msg":"{\"type\":\"offer\"}"}))
+        .await;
+    x.until("respOffer").await;
+    y.until("relayOffer").await;
+    y.send(json!({"cmd":"answer","remoteUid":x.uid,"msg":"{\"type\":\"answer\"}"}))
+        .await;
+    x.until("relayAnswer").await;
+    x.send(json!({"cmd":"peerConnected","remoteUid":remote,"connectType":"TURN"}))
+        .await;
+    x.until("respPeerConnected").await;
+}
+
+/// Every member joined and every pair connected; transcripts cleared.
+async fn call(ms: &mut [Member]) {
+    for i in 0..ms.len() {
+        for j in i + 1..ms.len() {
+            let (left, right) = ms.split_at_mut(j);
+            connect_pair(&mut left[i], &mut right[0]).await;
+        }
+    }
+    for m in ms.iter_mut() {
+        m.sync().await;
+        m.transcript.clear();
+    }
+}
+
+/// Nothing reaches any of `ms` for `wait` (nobody sends anything meanwhile).
+async fn silence(ms: &mut [&mut Member], wait: Duration, why: &str) {
+    ms[0].pump(wait).await;
+    for m in ms.iter_mut() {
+        m.pump(Duration::from_millis(100)).await;
+        assert!(
+            m.transcript.is_empty(),
+            "{why}: {} was told {:#?}",
+            m.uid,
+            m.transcript
+        );
+    }
+}
+
+/// `from` sends `to` an ICE-restart offer: `to` gets exactly the relay, `from` exactly its
+/// answer (result 0). Transcripts cleared afterwards.
+async fn relays(from: &mut Member, to: &mut Member) {
+    from.send(
+        json!({"cmd":"offer","remoteUid":to.uid,"isIceReset":true,"msg":"{\"type\":\"offer\"}"}),
+    )
+    .await;
+    let relay = to.until("relayOffer").await;
+    assert_eq!(relay["uid"], from.uid.as_str());
+    let resp = from.until("respOffer").await;
+    assert_eq!(resp["result"], 0, "{resp}");
+    assert_eq!(to.transcript.len(), 1, "{:#?}", to.transcript);
+    assert_eq!(from.transcript.len(), 1, "{:#?}", from.transcript);
+    from.transcript.clear();
+    to.transcript.clear();
+}
+
+async fn leave(m: &mut Member) {
+    m.send(json!({"cmd":"leave"})).await;
+    m.until("respLeave").await;
+}
+
+/// Wait out a node's death and the claim of its rooms.
+fn failover_time() -> Duration {
+    Duration::from_millis(DEAD_AFTER_MS.parse::<u64>().unwrap() * 5 / 2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_dies_and_nobody_notices() {
+    let mut cluster = Cluster::start("owner", 3, &[]).await;
+    let room = unique("owner");
+    // xavier's join makes n0 the owner; alice (n1) and bob (n2) call; xavier leaves, so the
+    // owner holds no member.
+    let (mut x, _) = seat(&cluster, 0, &room, "xavier").await;
+    let (a, _) = seat(&cluster, 1, &room, "alice").await;
+    let (b, _) = seat(&cluster, 2, &room, "bob").await;
+    let mut ms = [a, b];
+    call(&mut ms).await;
+    leave(&mut x).await;
+    let [mut a, mut b] = ms;
+    for m in [&mut a, &mut b] {
+        assert_eq!(m.until("relayLeave").await["uid"], "xavier");
+        m.sync().await;
+        m.transcript.clear();
+    }
+    common::wait_until("n0 owning the room", || async {
+        cluster.metric(0, "rtcroom_cluster_rooms_owned").await == 1.0
+    })
+    .await;
+    // What the owner recorded is in the database before it dies.
+    cluster
+        .db
+        .wait_rows(
+            &room,
+            "xavier's session closed and the call connected",
+            |r| {
+                r.sessions_of("xavier").iter().all(|s| s.left.is_some())
+                    && r.sessions.len() == 3
+                    && r.subs.iter().filter(|s| s.connected).count() == 2
+            },
+        )
+        .await;
+
+    cluster.kill(0);
+    silence(
+        &mut [&mut a, &mut b],
+        failover_time(),
+        "the owner's death is noticed",
+    )
+    .await;
+    // The room has a new owner and relays as before, both ways.
+    common::wait_until("a new owner of the room", || async {
+        cluster.total("rtcroom_cluster_rooms_owned").await == 1.0
+    })
+    .await;
+    relays(&mut a, &mut b).await;
+    relays(&mut b, &mut a).await;
+    for m in [&mut a, &mut b] {
+        m.sync().await;
+        assert!(m.transcript.is_empty(), "{:#?}", m.transcript);
+    }
+    leave(&mut a).await;
+    b.until("relayLeave").await;
+    leave(&mut b).await;
+    let rows = cluster
+        .db
+        .closed_rows(&room, |r| r.sessions.len() == 3)
+        .await;
+    rows.assert_once(&["alice", "bob", "xavier"]);
+    assert_eq!(rows.status("alice", "bob"), 0, "{rows:#?}");
+    assert_eq!(rows.status("bob", "alice"), 0, "{rows:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_node_dies_and_it_resumes_on_another() {
+    let mut cluster = Cluster::start("edge", 3, &[]).await;
+    let room = unique("edge");
+    let (a, _) = seat(&cluster, 0, &room, "alice").await;
+    let (b, _) = seat(&cluster, 1, &room, "bob").await;
+    let (c, jc) = seat(&cluster, 2, &room, "carol").await;
+    let mut ms = [a, b, c];
+    call(&mut ms).await;
+    let [mut a, mut b, c] = ms;
+    cluster
+        .db
+        .wait_rows(&room, "the call connected", |r| {
+            r.subs.iter().filter(|s| s.connected).count() == 6
+        })
+        .await;
+
+    cluster.kill(2);
+    drop(c);
+    silence(
+        &mut [&mut a, &mut b],
+        Duration::from_millis(1500),
+        "carol's node died",
+    )
+    .await;
+    let mut c = resume(&cluster, 1, &room, &jc).await;
+    silence(
+        &mut [&mut a, &mut b, &mut c],
+        Duration::from_millis(700),
+        "carol resumed",
+    )
+    .await;
+    relays(&mut c, &mut a).await;
+    relays(&mut b, &mut c).await;
+    for (m, others) in [(&mut a, 2), (&mut b, 1), (&mut c, 0)] {
+        leave(m).await;
+        // Those still in the room are told; nothing else.
+        assert_eq!(m.count("relayLeave"), 2 - others, "{:#?}", m.transcript);
+    }
+    let rows = cluster
+        .db
+        .closed_rows(&room, |r| r.sessions.len() == 3)
+        .await;
+    rows.assert_once(&["alice", "bob", "carol"]);
+    for (x, y) in [("alice", "bob"), ("alice", "carol"), ("bob", "carol")] {
+        assert_eq!(rows.status(x, y), 0, "{rows:#?}");
+        assert_eq!(rows.status(y, x), 0, "{rows:#?}");
+    }
+}
+
+/// `/healthz` of each address, every 200 ms until `stop`: the answers that were not 200.
+fn watch_health(
+    addrs: Vec<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut bad = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for addr in &addrs {
+                let (status, body) =
+                    common::http("GET", &format!("http://{addr}/healthz"), None, None).await;
+                if status != 200 {
+                    bad.push(format!("{addr}: {status} {body}"));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bad
+    })
+}
+
+/// The mails about Redis received so far (subject line first).
+fn redis_mails(smtp: &SmtpSink) -> Vec<String> {
+    smtp.texts()
+        .into_iter()
+        .filter(|m| m.lines().next().is_some_and(|s| s.contains("Redis")))
+        .collect()
+}
+
+/// Whether a mail's subject names node `me` (`... on n0: ...`).
+fn from(mail: &str, me: &str) -> bool {
+    mail.lines()
+        .next()
+        .is_some_and(|s| s.contains(&format!(" on {me}:")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_go_on_through_a_redis_outage_and_the_cluster_reconciles() {
+    let smtp = SmtpSink::start();
+    let smtp_url = smtp.url();
+    let mut cluster = Cluster::start(
+        "redis",
+        2,
+        &[
+            ("RTCROOM_SMTP_URL", &smtp_url),
+            ("RTCROOM_SMTP_FROM", "rtcroom <rtcroom@example.com>"),
+            ("RTCROOM_ALERTS_RECIPIENTS", "[\"ops@example.com\"]"),
+        ],
+    )
+    .await;
+    let (call_room, split_room, new_room) = (unique("call"), unique("split"), unique("new"));
+    // A call on n0; erin alone on n0 in another room.
+    let (a, _) = seat(&cluster, 0, &call_room, "alice").await;
+    let (b, _) = seat(&cluster, 0, &call_room, "bob").await;
+    let mut ms = [a, b];
+    call(&mut ms).await;
+    let [mut a, mut b] = ms;
+    let (mut erin, _) = seat(&cluster, 0, &split_room, "erin").await;
+    for i in 0..2 {
+        common::wait_ready(cluster.node(i), 200, "ready").await;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let health = watch_health(
+        (0..2).map(|i| cluster.node(i).addr.clone()).collect(),
+        stop.clone(),
+    );
+
+    let stopped = Instant::now();
+    cluster.redis.stop();
+    for i in 0..2 {
+        common::wait_ready(cluster.node(i), 503, "cluster degraded: redis unreachable").await;
+        assert_eq!(cluster.metric(i, "rtcroom_cluster_degraded").await, 1.0);
+    }
+    // The call goes on; joins succeed: into the call's room on its node, into a new room on
+    // n1, and into erin's room on n1, which cannot know that n0 owns it (n1 serves it too).
+    relays(&mut a, &mut b).await;
+    let (mut dan, jd) = seat(&cluster, 0, &call_room, "dan").await;
+    assert_eq!(jd["userList"].as_array().map(Vec::len), Some(2), "{jd}");
+    for m in [&mut a, &mut b] {
+        assert_eq!(m.until("notifyNewPeer").await["uid"], "dan");
+        m.transcript.clear();
+    }
+    let (mut carol, _) = seat(&cluster, 1, &new_room, "carol").await;
+    let (mut frank, jf) = seat(&cluster, 1, &split_room, "frank").await;
+    assert_eq!(jf["userList"], Value::Null, "n1 cannot see erin: {jf}");
+    common::wait_until("one alert mail per node", || async {
+        redis_mails(&smtp).len() >= 2
+    })
+    .await;
+    let alerts = redis_mails(&smtp);
+    for me in ["n0", "n1"] {
+        assert_eq!(
+            alerts.iter().filter(|m| from(m, me)).count(),
+            1,
+            "one alert from {me}: {alerts:#?}"
+        );
+    }
+    // Everyone stays heard while Redis is away for 10 s.
+    while stopped.elapsed() < Duration::from_secs(10) {
+        for m in [&mut a, &mut b, &mut dan, &mut erin, &mut carol, &mut frank] {
+            m.ping().await;
+            m.pump(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for m in [&a, &b, &dan, &erin, &carol, &frank] {
+        assert!(m.transcript.is_empty(), "{}: {:#?}", m.uid, m.transcript);
+    }
+
+    cluster.redis.start_again();
+    for i in 0..2 {
+        common::wait_ready(cluster.node(i), 200, "ready").await;
+        assert_eq!(cluster.metric(i, "rtcroom_cluster_degraded").await, 0.0);
+    }
+    // The split room: the lower node id (n0) keeps it; n1 ends its copy and tells frank to
+    // reconnect, and frank joins anew into erin's room.
+    assert_eq!(
+        frank.until_closed().await,
+        Some(1012),
+        "{:#?}",
+        frank.transcript
+    );
+    let (mut frank, jf) = seat(&cluster, 1, &split_room, "frank").await;
+    assert_eq!(jf["userList"][0]["uid"], "erin", "{jf}");
+    assert_eq!(erin.until("notifyNewPeer").await["uid"], "frank");
+    common::wait_until("one resolution mail per node", || async {
+        redis_mails(&smtp).len() >= 4
+    })
+    .await;
+    // The call went on through all of it: nobody left.
+    relays(&mut b, &mut a).await;
+    relays(&mut a, &mut dan).await;
+    for m in [&mut a, &mut b, &mut dan, &mut carol] {
+        m.sync().await;
+        assert_eq!(m.count("relayLeave"), 0, "{:#?}", m.transcript);
+    }
+    for m in [&mut a, &mut b, &mut dan, &mut carol, &mut frank, &mut erin] {
+        leave(m).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let bad = health.await.unwrap();
+    assert!(bad.is_empty(), "/healthz was not 200: {bad:#?}");
+    // Exactly one alert and one resolution per node, also after the reconciliation.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mails = redis_mails(&smtp);
+    for me in ["n0", "n1"] {
+        let mine: Vec<&String> = mails.iter().filter(|m| from(m, me)).collect();
+        assert_eq!(
+            mine.len(),
+            2,
+            "one alert, one resolution from {me}: {mails:#?}"
+        );
+        assert_ne!(
+            mine[0].lines().next(),
+            mine[1].lines().next(),
+            "the second is the resolution: {mine:#?}"
+        );
+    }
+    let rows = cluster
+        .db
+        .closed_rows(&call_room, |r| r.sessions.len() == 3)
+        .await;
+    rows.assert_once(&["alice", "bob", "dan"]);
+    let rows = cluster
+        .db
+        .closed_rows(&split_room, |r| r.sessions.len() == 3)
+        .await;
+    rows.assert_once(&["erin"]);
+    assert_eq!(rows.sessions_of("frank").len(), 2, "{rows:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_node_loses_no_call() {
+    let mut cluster = Cluster::start("rolling", 3, &[]).await;
+    let room = unique("rolling");
+    let mut joined = Vec::new();
+    let mut ms = Vec::new();
+    for (i, uid) in ["alice", "bob", "carol"].into_iter().enumerate() {
+        let (m, j) = seat(&cluster, i, &room, uid).await;
+        ms.push(m);
+        joined.push(j);
+    }
+    call(&mut ms).await;
+    let mut node_of = [0, 1, 2];
+    let mut seen: Vec<Vec<String>> = vec![Vec::new(); 3];
+    for down in 0..3 {
+        let to = (down + 1) % 3;
+        cluster.sigterm(down);
+        for (k, m) in ms.iter_mut().enumerate() {
+            if node_of[k] != down {
+                continue;
+            }
+            // Told to reconnect, nothing else; back on the next node with the resume key.
+            assert_eq!(m.until_closed().await, Some(1012), "{:#?}", m.transcript);
+            assert_eq!(m.transcript.len(), 1, "{:#?}", m.transcript);
+            seen[k].append(&mut m.transcript);
+            *m = resume(&cluster, to, &room, &joined[k]).await;
+            node_of[k] = to;
+        }
+        let status = cluster.wait_exit(down).await;
+        assert!(
+            status.success(),
+            "node {down} drained and exited: {status:?}"
+        );
+        cluster.start_node(down);
+        // A load balancer sends it clients once its /readyz says so.
+        common::wait_ready(cluster.node(down), 200, "ready").await;
+        cluster.wait_nodes(3).await;
+        // The call relays across whatever nodes the members are on now.
+        let (first, rest) = ms.split_at_mut(1);
+        relays(&mut first[0], &mut rest[1]).await;
+        relays(&mut rest[0], &mut first[0]).await;
+        for (k, m) in ms.iter_mut().enumerate() {
+            m.sync().await;
+            seen[k].append(&mut m.transcript);
+        }
+    }
+    for (k, lines) in seen.iter().enumerate() {
+        assert!(
+            lines.iter().all(|l| l == "closed Some(1012)"),
+            "{} was told more than to reconnect: {lines:#?}",
+            ms[k].uid
+        );
+        assert!(!lines.is_empty(), "{} was on a drained node", ms[k].uid);
+    }
+    for m in ms.iter_mut() {
+        leave(m).await;
+    }
+    let rows = cluster
+        .db
+        .closed_rows(&room, |r| r.sessions.len() == 3)
+        .await;
+    rows.assert_once(&["alice", "bob", "carol"]);
+    for (x, y) in [("alice", "bob"), ("alice", "carol"), ("bob", "carol")] {
+        assert_eq!(rows.status(x, y), 0, "{rows:#?}");
+        assert_eq!(rows.status(y, x), 0, "{rows:#?}");
+    }
+}
