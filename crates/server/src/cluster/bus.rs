@@ -57,12 +57,6 @@ pub enum Envelope {
         owner: String,
         conns: Vec<u64>,
     },
-    /// Draining owner → target: adopt this room from its state in Redis.
-    Adopt {
-        from: String,
-        app: String,
-        room: String,
-    },
     /// After an outage: the sender keeps this room (the lower node id); end your copy.
     End {
         app: String,
@@ -90,6 +84,14 @@ pub enum Question {
         room: String,
         uid: String,
         why: String,
+    },
+    /// Draining owner → target: adopt this room from its state in Redis (the owner key
+    /// names the target already); answered once the room is in the target's engine, so that
+    /// the draining node tells its own sockets to reconnect only when they can resume there.
+    Adopt {
+        from: String,
+        app: String,
+        room: String,
     },
 }
 

@@ -255,18 +255,6 @@ impl Cluster {
             }
             Envelope::Deliver { conn, items, .. } => self.edges.deliver(conn, items).await,
             Envelope::Moved { owner, conns } => self.edges.moved(&owner, &conns),
-            Envelope::Adopt { from, app, room } => {
-                let this = self.clone();
-                tokio::spawn(async move {
-                    let room = RoomRef {
-                        app_id: app,
-                        room_id: room,
-                    };
-                    if let Err(e) = this.taker().adopt(&room, &from).await {
-                        this.link.trouble(&e);
-                    }
-                });
-            }
             Envelope::End { app, room } => {
                 tracing::warn!(%app, %room, "cluster: after the outage another node keeps this room; ending our copy (its members reconnect and join there)");
                 let room = RoomRef {

@@ -3,7 +3,7 @@
 //! nodes both held).
 
 use super::Cluster;
-use super::bus::Envelope;
+use super::bus::{Envelope, Question};
 use super::owner::{self, Reconciled};
 use super::registry::{self, NodeInfo};
 use super::{remote, state};
@@ -122,12 +122,16 @@ impl Cluster {
         state::put(&self.link, &room, &stored).await?;
         owner::take(&self.link, &room.app_id, &room.room_id, self.me(), &target).await?;
         state::disown(&self.link, &room).await?;
-        let adopt = Envelope::Adopt {
+        let adopt = Question::Adopt {
             from: self.me().to_owned(),
             app: room.app_id.clone(),
             room: room.room_id.clone(),
         };
-        self.bus.send(&target, &adopt).await;
+        // Wait (at most the question's 1 s) until the room is in the target's engine: a
+        // socket told to reconnect before that could find no member to resume there.
+        if self.ask_one(&target, adopt).await != Some(serde_json::Value::Bool(true)) {
+            tracing::warn!(app = %room.app_id, room = %room.room_id, %target, "cluster: the new owner did not confirm the adoption within 1 s; this node's members reconnect anyway");
+        }
         // This node's own sockets of the room reconnect (and resume on the new owner); those
         // on other nodes stay as they are, moved by the new owner.
         for (conn, out) in released.handed {

@@ -5,6 +5,7 @@ use super::Cluster;
 use super::bus::{Envelope, Question};
 use super::registry::NodeInfo;
 use super::{ice, owner};
+use rtcroom_core::RoomRef;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -27,6 +28,17 @@ impl Cluster {
                 uid,
                 why,
             } => serde_json::Value::Bool(self.hub.kick(app, room, uid, why).await),
+            Question::Adopt { from, app, room } => {
+                let room = RoomRef {
+                    app_id: app,
+                    room_id: room,
+                };
+                let adopted = self.taker().adopt(&room, &from).await;
+                if let Err(e) = &adopted {
+                    self.link.trouble(e);
+                }
+                serde_json::Value::Bool(adopted.is_ok())
+            }
         }
     }
 
@@ -86,7 +98,11 @@ impl Cluster {
         }
     }
 
-    async fn ask_one(&self, node: &str, question: Question) -> Option<serde_json::Value> {
+    pub(super) async fn ask_one(
+        &self,
+        node: &str,
+        question: Question,
+    ) -> Option<serde_json::Value> {
         let id = self.next_ask.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = mpsc::unbounded_channel();
         self.asks.lock().expect("asks lock").insert(id, tx);
