@@ -648,8 +648,7 @@ fn report_stats(f: &Fields<'_>) -> Field<ReportStats> {
     if remote_uid.is_none() && sub_session_id.is_none() {
         return Err(Bad("remoteUid", "or subSessionId is required".into()));
     }
-    let stats = QualityStats::parse(f.audio, f.video)
-        .map_err(|e| Bad("audio/video", e.0))?;
+    let stats = QualityStats::parse(f.audio, f.video).map_err(|e| Bad("audio/video", e.0))?;
     Ok(ReportStats {
         id,
         sub_session_id,

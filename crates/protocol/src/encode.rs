@@ -370,7 +370,11 @@ mod splice {
     }
 
     pub(super) fn relay_answer(out: &mut Vec<u8>, m: &RelayAnswer) {
-        let _ = write!(out, r#"{{"cmd":"relayAnswer","connectType":{},"uid":"#, m.connect_type);
+        let _ = write!(
+            out,
+            r#"{{"cmd":"relayAnswer","connectType":{},"uid":"#,
+            m.connect_type
+        );
         member(out, &m.uid, &m.uname, &m.remote_uid);
         out.extend_from_slice(br#","msg":"#);
         out.extend_from_slice(m.msg.get().as_bytes());

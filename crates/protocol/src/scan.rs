@@ -157,9 +157,10 @@ fn escapes_valid(text: &[u8]) -> bool {
             0..0x20 => return false,
             b'\\' => match text.get(i + 1) {
                 Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
-                Some(b'u') if text.get(i + 2..i + 6).is_some_and(|h| {
-                    h.iter().all(u8::is_ascii_hexdigit)
-                }) =>
+                Some(b'u')
+                    if text
+                        .get(i + 2..i + 6)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
                 {
                     6
                 }
@@ -186,7 +187,8 @@ mod tests {
 
     #[test]
     fn members_come_with_their_exact_text() {
-        let got = listed(" {\"a\" : 1 ,\"b\":\"x\\\"y\", \"c\":{\"d\":[1, 2]},\"e\":null}\n").unwrap();
+        let got =
+            listed(" {\"a\" : 1 ,\"b\":\"x\\\"y\", \"c\":{\"d\":[1, 2]},\"e\":null}\n").unwrap();
         let want = [
             ("a", "1"),
             ("b", "\"x\\\"y\""),
