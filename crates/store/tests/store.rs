@@ -255,7 +255,14 @@ async fn a_long_run_of_quality_reports_lands_once_and_in_order(b: Backend) {
         serde_json::to_string(&once).unwrap(),
         serde_json::to_string(&twice).unwrap()
     );
-    assert_eq!(store.quality_reports(&c.ba.to_string()).await.unwrap().len(), 89);
+    assert_eq!(
+        store
+            .quality_reports(&c.ba.to_string())
+            .await
+            .unwrap()
+            .len(),
+        89
+    );
 }
 
 async fn reapplying_records_changes_nothing(b: Backend) {
