@@ -2,7 +2,8 @@
 //! answers every refusal with a message, and what it accepts is fit for the rest of the
 //! server: identifiers are non-empty, hold no control character, are echoed as valid JSON,
 //! and come back from that JSON as they were (a snapshot keeps them that way across a
-//! restart); raw `msg`/`data` fields are single JSON values.
+//! restart); raw `msg`/`data` fields are single JSON values; a frame read as a JSON object
+//! is one for serde_json too.
 
 use rtcroom_protocol::{
     DEFAULT_MAX_FRAME, DecodeError, Ident, Identity, Refusal, Request, ResultCode, decode,
@@ -34,6 +35,17 @@ pub fn check(data: &[u8]) {
         full,
         "decoding is not deterministic"
     );
+    // What the decoder reads as a JSON object is JSON for serde_json too (the decoder's own
+    // scan of the frame must never let through what serde_json would refuse).
+    if !matches!(
+        full,
+        Err(DecodeError::NotJson(_) | DecodeError::NotObject | DecodeError::TooLarge { .. })
+    ) {
+        assert!(
+            serde_json::from_str::<&serde_json::value::RawValue>(frame).is_ok(),
+            "a frame that is not JSON was read: {full:?}"
+        );
+    }
     match &full {
         Ok(req) => check_request(req),
         Err(e) => check_error(e),

@@ -5,7 +5,8 @@
 # own server on 127.0.0.1 and stops it; every load is bounded in count and time.
 #
 #   scripts/bench/compare.sh [-r REPEATS] [-o OUTDIR] [-s SETS] [-l LABEL]
-#     SETS: comma-separated among goals (default), growth, rates (only the fixed-rate loads)
+#     SETS: comma-separated among goals (default), growth, rates (only the fixed-rate loads),
+#           records (2,000 quality rows/s to SQLite, and the same load with records off)
 #     RTCROOM_BIN=path  the server to measure (default: the release build of this tree)
 #     RTCROOM_VARIANTS="name=path name=path"  several rtcroom builds, each run in turn and
 #                       labelled by its name (instead of RTCROOM_BIN)
@@ -24,7 +25,7 @@ while getopts "r:o:s:l:" opt; do
     o) out="$OPTARG" ;;
     s) sets="$OPTARG" ;;
     l) label="$OPTARG" ;;
-    *) sed -n '2,12p' "$0"; exit 2 ;;
+    *) sed -n '2,13p' "$0"; exit 2 ;;
   esac
 done
 target="${CARGO_TARGET_DIR:-target}"
@@ -91,6 +92,15 @@ for rep in $(seq 1 "$repeats"); do
     for t in $ours peerjs; do run "$t" join-storm --joins 10000 --room-size 3 --concurrency 256; done
     for t in $ours peerjs; do run "$t" idle --members "$idle" --room-size 3 --hold 30 --ramp 2000 --setup-timeout 300; done
     for t in $ours peerjs; do run "$t" idle --call --members "$idle" --room-size 3 --hold 30 --ramp 2000 --setup-timeout 300; done
+  fi
+  if [[ ",$sets," == *",records,"* ]]; then
+    # 2,000 quality rows per second into SQLite while 10,000 offers/s are relayed, and the
+    # same load with records off: the JSON line's server.records_us_per_report is the
+    # record writer's own threads per row, the difference between the two the whole cost.
+    for t in $ours; do
+      run "$t" rate --pairs 1000 --rate 10 --report-stats 1 --warmup 3 --duration 15
+      label="${label:+$label }records-off" run "$t" rate --pairs 1000 --rate 10 --report-stats 1 --warmup 3 --duration 15 --server-env RTCROOM_DATABASE_URL=off
+    done
   fi
   if [[ ",$sets," == *",rates,"* ]]; then
     for t in $ours peerjs raw; do run "$t" rate --pairs 1000 --rate 10 --warmup 3 --duration 10; done

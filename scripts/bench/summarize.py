@@ -53,6 +53,7 @@ COLUMNS = {
         ("p99 µs", lambda j: j["latency_us"]["p99"], "{:.0f}"),
         ("server RSS MiB", lambda j: (j["server"]["rss_kib_loaded"] or 0) / 1024, "{:.0f}"),
         ("steal %", lambda j: j["steal_pct"], "{:.0f}"),
+        ("others %", lambda j: j.get("others_cpu_pct"), "{:.0f}"),
     ],
     "rate": [
         ("relayed/s", lambda j: j["relayed_per_s"], "{:.0f}"),
@@ -62,7 +63,10 @@ COLUMNS = {
         ("max µs", lambda j: j["latency_us"]["max"], "{:.0f}"),
         ("server µs CPU per relayed msg", lambda j: j["server"]["us_per_relayed"], "{:.1f}"),
         ("server CPU %", lambda j: j["server"]["cpu_util_pct"], "{:.0f}"),
+        ("record writer threads µs CPU per quality row",
+         lambda j: j["server"].get("records_us_per_report"), "{:.1f}"),
         ("steal %", lambda j: j["steal_pct"], "{:.0f}"),
+        ("others %", lambda j: j.get("others_cpu_pct"), "{:.0f}"),
     ],
     "join-storm": [
         ("seconds", lambda j: j["setup"]["secs"], "{:.2f}"),

@@ -18,6 +18,34 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / clock_ticks())
 }
 
+/// CPU seconds of the threads of process `pid` that write call records: the record
+/// writer's intake thread (`rtcroom-records`: the journal) and SQLite's worker threads
+/// (`sqlx-sqlite-worker-N`, shown as `sqlx-sqlite-wor`: the SQL). The writer's database
+/// task runs on the server's runtime threads and is not in this figure. `None` when the
+/// process has no such thread (records off, or another database).
+pub fn records_cpu_seconds(pid: u32) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut sum = None;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        if name != "rtcroom-records" && !name.starts_with("sqlx-sqlite-wor") {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        if let (Some(u), Some(s)) = (ticks(11), ticks(12)) {
+            *sum.get_or_insert(0.0) += (u + s) / clock_ticks();
+        }
+    }
+    sum
+}
+
 /// `sysconf(_SC_CLK_TCK)`; 100 on every Linux this runs on, read from `getconf` once.
 pub fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();

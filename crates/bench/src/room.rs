@@ -292,10 +292,19 @@ impl Room {
         for j in 0..size {
             for x in 0..size {
                 if self.members[j].links[x].connected {
-                    let frame = wire::report_stats(&self.members[j].me, &self.members[x].me.uid);
-                    self.send(j, frame).await;
+                    self.report_stats(j, x).await;
                 }
             }
+        }
+    }
+
+    /// A `reportStats` from member `j` about member `x` (one quality row in the server's
+    /// records), counted once sent.
+    async fn report_stats(&mut self, j: usize, x: usize) {
+        let frame = wire::report_stats(&self.members[j].me, &self.members[x].me.uid);
+        if self.send(j, frame).await {
+            let c = &self.ctx.shared.counters;
+            c.reports_sent.fetch_add(1, Ordering::Relaxed);
         }
     }
 

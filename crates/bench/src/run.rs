@@ -50,6 +50,8 @@ struct Mark {
     at: Instant,
     counters: Snapshot,
     server_cpu: Option<f64>,
+    /// The server's record-writing threads alone.
+    records_cpu: Option<f64>,
     server_rss: Option<u64>,
     client_cpu: Option<f64>,
     machine: Option<procfs::MachineTicks>,
@@ -60,6 +62,7 @@ fn mark(shared: &Shared, pid: Option<u32>) -> Mark {
         at: Instant::now(),
         counters: shared.counters.snapshot(),
         server_cpu: pid.and_then(procfs::cpu_seconds),
+        records_cpu: pid.and_then(procfs::records_cpu_seconds),
         server_rss: pid.and_then(procfs::rss_kib),
         client_cpu: procfs::cpu_seconds(std::process::id()),
         machine: procfs::machine_ticks(),
@@ -342,6 +345,10 @@ fn report(
     let us_per_relayed = server_cpu
         .filter(|_| relayed > 0)
         .map(|c| round(c * 1e6 / relayed as f64, 2));
+    let records_cpu = cpu_delta(m.from.records_cpu, m.to.records_cpu);
+    let us_per_report = records_cpu
+        .filter(|_| window.reports_sent > 0)
+        .map(|c| round(c * 1e6 / window.reports_sent as f64, 2));
     let rss_per_member = rss_per_member(m, &whole);
     let ok = verdict(plan, &whole, &window, setup_timed_out);
     let first_errors = shared
@@ -368,6 +375,7 @@ fn report(
         "relayed_answers": window.relayed_answers,
         "resp_offers": window.resp_offers,
         "keepalives_sent": window.keepalives_sent,
+        "reports_sent": window.reports_sent,
         "resp_keeplive": window.resp_keeplive,
         "latency_us": latency_json(plan, &h),
         "server": {
@@ -375,6 +383,8 @@ fn report(
             "cpu_s": server_cpu.map(|c| round(c, 3)),
             "cpu_util_pct": server_cpu.map(|c| round(100.0 * c / window_s.max(1e-9), 1)),
             "us_per_relayed": us_per_relayed,
+            "records_cpu_s": records_cpu.map(|c| round(c, 3)),
+            "records_us_per_report": us_per_report,
             "rss_kib_before": m.start.server_rss,
             "rss_kib_loaded": m.to.server_rss,
             "rss_kib_per_member": rss_per_member,
@@ -466,6 +476,14 @@ fn human_costs(j: &Value) {
         f(&srv["rss_kib_loaded"]),
         f(&srv["rss_kib_per_member"])
     );
+    if !srv["records_cpu_s"].is_null() {
+        eprintln!(
+            "  records    {} CPU s in the record writer's threads (journal, SQLite): {} µs per quality row ({} reportStats)",
+            f(&srv["records_cpu_s"]),
+            f(&srv["records_us_per_report"]),
+            f(&j["reports_sent"])
+        );
+    }
     eprintln!(
         "  client     {} CPU s; machine: steal {}%, other processes {}% of all cores",
         f(&j["client_cpu_s"]),

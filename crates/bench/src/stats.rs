@@ -75,6 +75,7 @@ counters!(
     resp_leave,
     relayed_leave,
     keepalives_sent,
+    reports_sent,
     frames_sent,
     frames_received,
     bytes_sent,

@@ -2,6 +2,9 @@
 //! --bench decode`). Prints nanoseconds per operation; the figures and the machine go in
 //! docs/benchmarks.md.
 
+use rtcroom_protocol::{
+    IceServer, Ident, RelayOffer, Request, RespOffer, ResultCode, RtcConfig, ServerMsg, SharedJson,
+};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -45,6 +48,36 @@ fn per_op(label: &str, n: u32, mut f: impl FnMut()) {
     println!("{label:<40} {ns:>8.0} ns");
 }
 
+/// The two messages the server writes for a relayed offer: the relay and its `respOffer`.
+fn relay_messages(frame: &str) -> [ServerMsg; 2] {
+    let Ok(Request::Offer(offer)) = rtcroom_protocol::decode(frame, 64 * 1024) else {
+        panic!("the bench's offer does not decode");
+    };
+    let config = RtcConfig::with_servers(vec![IceServer {
+        credential: "1560138845:782920256".into(),
+        urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+        username: "c2VjcmV0IGNyZWRlbnRpYWwgaGVyZQ==".into(),
+    }]);
+    let sub = "01DD084WFA4J0EBG3WDHGE3HFR".parse().expect("a ULID");
+    [
+        ServerMsg::RelayOffer(RelayOffer {
+            uid: Ident::new("782920256"),
+            uname: "client_51".into(),
+            remote_uid: offer.remote_uid.clone(),
+            sub_session_id: sub,
+            msg: offer.msg,
+            rtc_config: SharedJson::rtc_config(&config),
+            is_ice_reset: false,
+        }),
+        ServerMsg::RespOffer(RespOffer {
+            remote_uid: offer.remote_uid,
+            result: ResultCode::Ok,
+            desc: "ok".into(),
+            sub_session_id: Some(sub),
+        }),
+    ]
+}
+
 fn main() {
     for size in [1_200, 5_000] {
         let frame = offer_frame(size);
@@ -54,6 +87,15 @@ fn main() {
         });
         per_op("  serde_json::from_str::<IgnoredAny>", 100_000, || {
             black_box(serde_json::from_str::<serde::de::IgnoredAny>(black_box(&frame)).is_ok());
+        });
+        let msgs = relay_messages(&frame);
+        let mut out = Vec::with_capacity(2 * frame.len());
+        per_op("  write relayOffer and respOffer", 100_000, || {
+            out.clear();
+            for m in black_box(&msgs) {
+                m.write_json(&mut out);
+            }
+            black_box(out.len());
         });
     }
 }

@@ -5,8 +5,6 @@
 
 use crate::stats::QualityStats;
 use crate::{ConnectType, Ident, RawJson, ResumeKey};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -260,70 +258,112 @@ impl Request {
     }
 }
 
-/// Every field any request may carry, as borrowed raw JSON.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
+/// Every field any request may carry, as the JSON text it arrived as (`null` included: it
+/// means absent wherever a field is read).
+#[derive(Default)]
 struct Fields<'a> {
-    #[serde(borrow)]
-    cmd: Option<&'a RawValue>,
-    #[serde(borrow)]
-    app_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    token: Option<&'a RawValue>,
-    #[serde(borrow)]
-    room_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    room_name: Option<&'a RawValue>,
-    #[serde(borrow)]
-    uid: Option<&'a RawValue>,
-    #[serde(borrow)]
-    uname: Option<&'a RawValue>,
-    #[serde(borrow)]
-    user_type: Option<&'a RawValue>,
-    #[serde(borrow)]
-    talk_type: Option<&'a RawValue>,
-    #[serde(borrow)]
-    time: Option<&'a RawValue>,
-    #[serde(borrow)]
-    os_name: Option<&'a RawValue>,
-    #[serde(borrow)]
-    os_info: Option<&'a RawValue>,
-    #[serde(borrow)]
-    browser: Option<&'a RawValue>,
-    #[serde(borrow)]
-    sdk_info: Option<&'a RawValue>,
-    #[serde(borrow)]
-    session_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    sub_session_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    remote_uid: Option<&'a RawValue>,
-    #[serde(borrow)]
-    remote_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    msg: Option<&'a RawValue>,
-    #[serde(borrow)]
-    is_ice_reset: Option<&'a RawValue>,
-    #[serde(borrow)]
-    connect_type: Option<&'a RawValue>,
-    #[serde(borrow)]
-    index: Option<&'a RawValue>,
-    #[serde(borrow)]
-    enable: Option<&'a RawValue>,
-    #[serde(borrow)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow)]
-    desc: Option<&'a RawValue>,
-    #[serde(borrow)]
-    data1: Option<&'a RawValue>,
-    #[serde(borrow)]
-    data2: Option<&'a RawValue>,
-    #[serde(borrow)]
-    audio: Option<&'a RawValue>,
-    #[serde(borrow)]
-    video: Option<&'a RawValue>,
-    #[serde(borrow)]
-    resume_key: Option<&'a RawValue>,
+    cmd: Option<&'a str>,
+    app_id: Option<&'a str>,
+    token: Option<&'a str>,
+    room_id: Option<&'a str>,
+    room_name: Option<&'a str>,
+    uid: Option<&'a str>,
+    uname: Option<&'a str>,
+    user_type: Option<&'a str>,
+    talk_type: Option<&'a str>,
+    time: Option<&'a str>,
+    os_name: Option<&'a str>,
+    os_info: Option<&'a str>,
+    browser: Option<&'a str>,
+    sdk_info: Option<&'a str>,
+    session_id: Option<&'a str>,
+    sub_session_id: Option<&'a str>,
+    remote_uid: Option<&'a str>,
+    remote_id: Option<&'a str>,
+    msg: Option<&'a str>,
+    is_ice_reset: Option<&'a str>,
+    connect_type: Option<&'a str>,
+    index: Option<&'a str>,
+    enable: Option<&'a str>,
+    result: Option<&'a str>,
+    desc: Option<&'a str>,
+    data1: Option<&'a str>,
+    data2: Option<&'a str>,
+    audio: Option<&'a str>,
+    video: Option<&'a str>,
+    resume_key: Option<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    /// The fields of a frame that is a JSON object; a known field given twice is an error,
+    /// unknown fields are skipped.
+    fn read(frame: &'a str) -> Result<Self, DecodeError> {
+        let mut f = Self::default();
+        let mut twice = None;
+        match crate::scan::members(frame, |key, value| match f.slot(key) {
+            Some((name, slot)) if slot.is_some() => {
+                twice.get_or_insert(name);
+                false
+            }
+            Some((_, slot)) => {
+                *slot = Some(value);
+                true
+            }
+            None => true,
+        }) {
+            Ok(()) => Ok(f),
+            Err(crate::scan::Refused::Member) => Err(DecodeError::NotJson(format!(
+                "duplicate field `{}`",
+                twice.unwrap_or_default()
+            ))),
+            Err(crate::scan::Refused::Syntax) => Err(not_json(frame)),
+        }
+    }
+
+    /// Where the field of wire name `key` goes, and that name.
+    fn slot(&mut self, key: &str) -> Option<(&'static str, &mut Option<&'a str>)> {
+        Some(match key {
+            "cmd" => ("cmd", &mut self.cmd),
+            "appId" => ("appId", &mut self.app_id),
+            "token" => ("token", &mut self.token),
+            "roomId" => ("roomId", &mut self.room_id),
+            "roomName" => ("roomName", &mut self.room_name),
+            "uid" => ("uid", &mut self.uid),
+            "uname" => ("uname", &mut self.uname),
+            "userType" => ("userType", &mut self.user_type),
+            "talkType" => ("talkType", &mut self.talk_type),
+            "time" => ("time", &mut self.time),
+            "osName" => ("osName", &mut self.os_name),
+            "osInfo" => ("osInfo", &mut self.os_info),
+            "browser" => ("browser", &mut self.browser),
+            "sdkInfo" => ("sdkInfo", &mut self.sdk_info),
+            "sessionId" => ("sessionId", &mut self.session_id),
+            "subSessionId" => ("subSessionId", &mut self.sub_session_id),
+            "remoteUid" => ("remoteUid", &mut self.remote_uid),
+            "remoteId" => ("remoteId", &mut self.remote_id),
+            "msg" => ("msg", &mut self.msg),
+            "isIceReset" => ("isIceReset", &mut self.is_ice_reset),
+            "connectType" => ("connectType", &mut self.connect_type),
+            "index" => ("index", &mut self.index),
+            "enable" => ("enable", &mut self.enable),
+            "result" => ("result", &mut self.result),
+            "desc" => ("desc", &mut self.desc),
+            "data1" => ("data1", &mut self.data1),
+            "data2" => ("data2", &mut self.data2),
+            "audio" => ("audio", &mut self.audio),
+            "video" => ("video", &mut self.video),
+            "resumeKey" => ("resumeKey", &mut self.resume_key),
+            _ => return None,
+        })
+    }
+}
+
+/// What is wrong with a frame that is not a JSON object, in serde_json's words.
+fn not_json(frame: &str) -> DecodeError {
+    match serde_json::from_str::<serde::de::IgnoredAny>(frame) {
+        Ok(_) => DecodeError::NotObject,
+        Err(e) => DecodeError::NotJson(e.to_string()),
+    }
 }
 
 /// A field problem before the command is attached.
@@ -331,19 +371,28 @@ struct Bad(&'static str, String);
 
 type Field<T> = Result<T, Bad>;
 
-fn is_null(raw: &RawValue) -> bool {
-    raw.get() == "null"
+fn is_null(raw: &str) -> bool {
+    raw == "null"
+}
+
+/// The text of `raw`, a JSON string the decoder's scan has checked: between its quotes when
+/// it holds no escape, else unescaped by serde_json (which also refuses escapes that name no
+/// character, such as a lone surrogate).
+fn unquote(raw: &str) -> Result<Cow<'_, str>, serde_json::Error> {
+    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(text) if !text.contains('\\') => Ok(Cow::Borrowed(text)),
+        _ => serde_json::from_str(raw),
+    }
 }
 
 /// A JSON string, or a number taken as its text. Empty and `null` are absent.
-fn text(name: &'static str, raw: Option<&RawValue>) -> Field<Option<String>> {
+fn text(name: &'static str, raw: Option<&str>) -> Field<Option<String>> {
     let Some(raw) = raw.filter(|r| !is_null(r)) else {
         return Ok(None);
     };
-    let s = raw.get();
+    let s = raw;
     if s.starts_with('"') {
-        let v: Cow<'_, str> = serde_json::from_str(s)
-            .map_err(|e| Bad(name, format!("is not a valid string: {e}")))?;
+        let v = unquote(s).map_err(|e| Bad(name, format!("is not a valid string: {e}")))?;
         Ok((!v.is_empty()).then(|| v.into_owned()))
     } else if s.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
         Ok(Some(s.to_owned()))
@@ -353,14 +402,13 @@ fn text(name: &'static str, raw: Option<&RawValue>) -> Field<Option<String>> {
 }
 
 /// An identifier: a string or a number, kept with its JSON text. Empty and `null` are absent.
-fn ident(name: &'static str, raw: Option<&RawValue>) -> Field<Option<Ident>> {
+fn ident(name: &'static str, raw: Option<&str>) -> Field<Option<Ident>> {
     let Some(raw) = raw.filter(|r| !is_null(r)) else {
         return Ok(None);
     };
-    let s = raw.get();
+    let s = raw;
     if s.starts_with('"') {
-        let v: Cow<'_, str> = serde_json::from_str(s)
-            .map_err(|e| Bad(name, format!("is not a valid string: {e}")))?;
+        let v = unquote(s).map_err(|e| Bad(name, format!("is not a valid string: {e}")))?;
         if v.is_empty() {
             return Ok(None);
         }
@@ -390,7 +438,7 @@ fn no_control(name: &'static str, v: &str) -> Field<()> {
 }
 
 /// An application id: [`text`], without control characters.
-fn app_id(raw: Option<&RawValue>) -> Field<Option<String>> {
+fn app_id(raw: Option<&str>) -> Field<Option<String>> {
     let v = text("appId", raw)?;
     if let Some(v) = &v {
         no_control("appId", v)?;
@@ -399,14 +447,13 @@ fn app_id(raw: Option<&RawValue>) -> Field<Option<String>> {
 }
 
 /// An integer: a number, or a string holding one.
-fn int(name: &'static str, raw: Option<&RawValue>) -> Field<Option<i64>> {
+fn int(name: &'static str, raw: Option<&str>) -> Field<Option<i64>> {
     let Some(raw) = raw.filter(|r| !is_null(r)) else {
         return Ok(None);
     };
-    let s = raw.get();
+    let s = raw;
     let body = if s.starts_with('"') {
-        let v: Cow<'_, str> =
-            serde_json::from_str(s).map_err(|_| Bad(name, "must be a number".into()))?;
+        let v = unquote(s).map_err(|_| Bad(name, "must be a number".into()))?;
         v.trim().to_owned()
     } else {
         s.to_owned()
@@ -424,11 +471,11 @@ fn int(name: &'static str, raw: Option<&RawValue>) -> Field<Option<i64>> {
 }
 
 /// A boolean: `true`/`false`, `"true"`/`"false"`, or `1`/`0`.
-fn boolean(name: &'static str, raw: Option<&RawValue>) -> Field<Option<bool>> {
+fn boolean(name: &'static str, raw: Option<&str>) -> Field<Option<bool>> {
     let Some(raw) = raw.filter(|r| !is_null(r)) else {
         return Ok(None);
     };
-    match raw.get() {
+    match raw {
         "true" | "\"true\"" | "1" | "\"1\"" => Ok(Some(true)),
         "false" | "\"false\"" | "0" | "\"0\"" => Ok(Some(false)),
         other => Err(Bad(name, format!("must be true or false, got {other}"))),
@@ -437,7 +484,7 @@ fn boolean(name: &'static str, raw: Option<&RawValue>) -> Field<Option<bool>> {
 
 /// `time`: seconds or milliseconds, as a string or a number. Kept for logs only, so an
 /// unreadable value is dropped rather than refused.
-fn time_ms(raw: Option<&RawValue>) -> Option<u64> {
+fn time_ms(raw: Option<&str>) -> Option<u64> {
     let v = int("time", raw).ok()??;
     let v = u64::try_from(v).ok()?;
     Some(if v > 100_000_000_000 {
@@ -451,8 +498,8 @@ fn required<T>(name: &'static str, v: Field<Option<T>>) -> Field<T> {
     v?.ok_or_else(|| Bad(name, "is required".into()))
 }
 
-fn owned(raw: &RawValue) -> RawJson {
-    RawJson::from_raw(raw)
+fn owned(raw: &str) -> RawJson {
+    RawJson::from_valid(raw)
 }
 
 /// Decode a binary frame: always an error, so that the caller answers it uniformly.
@@ -472,16 +519,8 @@ pub fn decode(frame: &str, limit: usize) -> Result<Request, DecodeError> {
             limit,
         });
     }
-    let trimmed = frame.trim_start();
-    if !trimmed.starts_with('{') {
-        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(frame) {
-            Ok(_) => DecodeError::NotObject,
-            Err(e) => DecodeError::NotJson(e.to_string()),
-        });
-    }
-    let f: Fields<'_> =
-        serde_json::from_str(frame).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-    let cmd_name = match f.cmd.map(|r| serde_json::from_str::<Cow<'_, str>>(r.get())) {
+    let f = Fields::read(frame)?;
+    let cmd_name = match f.cmd.map(unquote) {
         Some(Ok(name)) => name,
         _ => return Err(DecodeError::MissingCmd),
     };
@@ -609,8 +648,7 @@ fn report_stats(f: &Fields<'_>) -> Field<ReportStats> {
     if remote_uid.is_none() && sub_session_id.is_none() {
         return Err(Bad("remoteUid", "or subSessionId is required".into()));
     }
-    let stats = QualityStats::parse(f.audio.map(RawValue::get), f.video.map(RawValue::get))
-        .map_err(|e| Bad("audio/video", e.0))?;
+    let stats = QualityStats::parse(f.audio, f.video).map_err(|e| Bad("audio/video", e.0))?;
     Ok(ReportStats {
         id,
         sub_session_id,

@@ -312,12 +312,109 @@ impl ServerMsg {
 
     /// The exact JSON text of the message.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("server messages always serialize")
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("server messages are UTF-8")
     }
 
     /// Append the JSON text of the message to `out` (the same text as [`Self::to_json`]).
+    /// The messages of every relayed offer, answer and candidate are written by hand: their
+    /// header, then the `msg` as the client sent it (see `splice`); the others by serde.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        serde_json::to_writer(out, self).expect("server messages always serialize");
+        match self {
+            Self::RelayOffer(m) => splice::relay_offer(out, m),
+            Self::RespOffer(m) => splice::resp_offer(out, m),
+            Self::RelayAnswer(m) => splice::relay_answer(out, m),
+            Self::RelayCandidate(m) => splice::relay_candidate(out, m),
+            _ => serde_json::to_writer(out, self).expect("server messages always serialize"),
+        }
+    }
+}
+
+/// The messages a relay sends, written straight into the output: the bytes serde would
+/// write (`tests::spliced_messages_are_what_serde_writes`), without serde's per-field
+/// machinery. A relayed offer is mostly its `msg`, which is copied once, as it came.
+mod splice {
+    use super::{RelayAnswer, RelayCandidate, RelayOffer, RespOffer};
+    use crate::Ident;
+    use std::io::Write;
+    use ulid::Ulid;
+
+    pub(super) fn relay_offer(out: &mut Vec<u8>, m: &RelayOffer) {
+        out.extend_from_slice(br#"{"cmd":"relayOffer","uid":"#);
+        member(out, &m.uid, &m.uname, &m.remote_uid);
+        out.extend_from_slice(br#","subSessionId":"#);
+        ulid(out, &m.sub_session_id);
+        out.extend_from_slice(br#","msg":"#);
+        out.extend_from_slice(m.msg.get().as_bytes());
+        out.extend_from_slice(br#","rtcConfig":"#);
+        out.extend_from_slice(m.rtc_config.get().as_bytes());
+        out.extend_from_slice(if m.is_ice_reset {
+            br#","isIceReset":true}"#
+        } else {
+            br#","isIceReset":false}"#
+        });
+    }
+
+    pub(super) fn resp_offer(out: &mut Vec<u8>, m: &RespOffer) {
+        out.extend_from_slice(br#"{"cmd":"respOffer","remoteUid":"#);
+        out.extend_from_slice(m.remote_uid.raw_json().as_bytes());
+        let _ = write!(out, r#","result":{},"desc":"#, m.result.code());
+        string(out, &m.desc);
+        out.extend_from_slice(br#","subSessionId":"#);
+        match &m.sub_session_id {
+            Some(id) => ulid(out, id),
+            None => out.extend_from_slice(br#""""#),
+        }
+        out.push(b'}');
+    }
+
+    pub(super) fn relay_answer(out: &mut Vec<u8>, m: &RelayAnswer) {
+        let _ = write!(
+            out,
+            r#"{{"cmd":"relayAnswer","connectType":{},"uid":"#,
+            m.connect_type
+        );
+        member(out, &m.uid, &m.uname, &m.remote_uid);
+        out.extend_from_slice(br#","msg":"#);
+        out.extend_from_slice(m.msg.get().as_bytes());
+        out.push(b'}');
+    }
+
+    pub(super) fn relay_candidate(out: &mut Vec<u8>, m: &RelayCandidate) {
+        out.extend_from_slice(br#"{"cmd":"relayCandidate","uid":"#);
+        member(out, &m.uid, &m.uname, &m.remote_uid);
+        out.extend_from_slice(br#","msg":"#);
+        out.extend_from_slice(m.msg.get().as_bytes());
+        out.push(b'}');
+    }
+
+    /// `<uid>,"uname":<uname>,"remoteUid":<remote>`, as every relay carries them.
+    fn member(out: &mut Vec<u8>, uid: &Ident, uname: &str, remote: &Ident) {
+        out.extend_from_slice(uid.raw_json().as_bytes());
+        out.extend_from_slice(br#","uname":"#);
+        string(out, uname);
+        out.extend_from_slice(br#","remoteUid":"#);
+        out.extend_from_slice(remote.raw_json().as_bytes());
+    }
+
+    fn ulid(out: &mut Vec<u8>, id: &Ulid) {
+        let mut buf = [0u8; ulid::ULID_LEN];
+        out.push(b'"');
+        out.extend_from_slice(id.array_to_str(&mut buf).as_bytes());
+        out.push(b'"');
+    }
+
+    /// A JSON string: as it is between quotes when nothing in it needs escaping, else as
+    /// serde_json escapes it.
+    fn string(out: &mut Vec<u8>, s: &str) {
+        if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            serde_json::to_writer(out, s).expect("a string always serializes");
+        } else {
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        }
     }
 }
 
@@ -346,6 +443,51 @@ mod tests {
             m.to_json(),
             r#"{"cmd":"respJoin","result":0,"desc":"ok","roomId":"22","roomName":"talk-now","uid":"386082043","uname":"client_216","sessionId":"01DD05Q5G8EA81MMTFRT0SZH3X","reportStatsInterval":15,"userList":null,"resumeKey":"0123456789abcdeffedcba9876543210","heartbeatTimeout":40,"resumed":false}"#
         );
+    }
+
+    proptest::proptest! {
+        /// The messages written by hand are byte for byte what serde writes, whatever the
+        /// names, identifiers (strings or numbers) and `msg` (a string or an object).
+        #[test]
+        fn spliced_messages_are_what_serde_writes(
+            uid in "[a-z0-9\"\\\\\n é]{1,8}",
+            number in proptest::bool::ANY,
+            uname in "[a-zA-Z\"\\\\\t\u{1}é]{0,8}",
+            msg in proptest::sample::select(vec![
+                r#""{\"type\":\"offer\",\"sdp\":\"v=0\\r\\n\"}""#,
+                r#"{ "candidate" : "c", "n": [1, 2.5e3] }"#,
+                r#""""#,
+            ]),
+            flags in (proptest::bool::ANY, proptest::bool::ANY, -3i64..5),
+        ) {
+            let (is_ice_reset, with_sub, connect_type) = flags;
+            let uid = if number { Ident::from_json("-12.5e3").unwrap() } else { Ident::new(&uid) };
+            let remote_uid = Ident::new("r");
+            let msg = RawJson::from_json(msg.to_owned()).unwrap();
+            let sub: Ulid = "01DD084WFA4J0EBG3WDHGE3HFR".parse().unwrap();
+            let cfg = SharedJson::rtc_config(&RtcConfig::with_servers(Vec::new()));
+            let msgs = [
+                ServerMsg::RelayOffer(RelayOffer {
+                    uid: uid.clone(), uname: uname.clone(), remote_uid: remote_uid.clone(),
+                    sub_session_id: sub, msg: msg.clone(), rtc_config: cfg, is_ice_reset,
+                }),
+                ServerMsg::RespOffer(RespOffer {
+                    remote_uid: uid.clone(), result: ResultCode::RemoteNotFound,
+                    desc: uname.clone(), sub_session_id: with_sub.then_some(sub),
+                }),
+                ServerMsg::RelayAnswer(RelayAnswer {
+                    connect_type, uid: uid.clone(), uname: uname.clone(),
+                    remote_uid: remote_uid.clone(), msg: msg.clone(),
+                }),
+                ServerMsg::RelayCandidate(RelayCandidate {
+                    uid, uname, remote_uid, msg,
+                }),
+            ];
+            for m in msgs {
+                let serde = serde_json::to_string(&m).unwrap();
+                proptest::prop_assert_eq!(m.to_json(), serde);
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod refusal;
 mod result;
 mod resume;
 mod rtc;
+mod scan;
 mod stats;
 
 pub use decode::{
@@ -34,31 +35,32 @@ pub use rtc::{ConnectType, IceServer, RtcConfig};
 pub use stats::QualityStats;
 
 /// The JSON text of a `msg`, `data1` or `data2` field exactly as the client sent it, written
-/// back verbatim when serialized.
+/// back verbatim when serialized. Always one valid JSON value: the decoder checked it
+/// (`scan`), and [`RawJson::from_json`] checks what it is given.
 #[derive(Debug, Clone)]
-pub struct RawJson(Box<serde_json::value::RawValue>);
+pub struct RawJson(Box<str>);
 
 impl RawJson {
     /// Move the value out, leaving `null` in its place (a relay forwards the `msg` it was
     /// given without copying it).
     pub fn take(&mut self) -> Self {
-        std::mem::replace(self, Self(serde_json::value::RawValue::NULL.to_owned()))
+        std::mem::replace(self, Self("null".into()))
     }
 
     /// Wrap JSON text; `None` when the text is not one valid JSON value.
     pub fn from_json(text: String) -> Option<Self> {
-        serde_json::value::RawValue::from_string(text)
-            .ok()
-            .map(Self)
+        let raw = serde_json::value::RawValue::from_string(text).ok()?;
+        Some(Self(Box::<str>::from(raw)))
     }
 
-    pub(crate) fn from_raw(raw: &serde_json::value::RawValue) -> Self {
-        Self(raw.to_owned())
+    /// Text the decoder has checked to be one JSON value.
+    pub(crate) fn from_valid(text: &str) -> Self {
+        Self(text.into())
     }
 
     /// The JSON text.
     pub fn get(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 }
 
@@ -69,8 +71,12 @@ impl PartialEq for RawJson {
 }
 
 impl serde::Serialize for RawJson {
+    /// Verbatim, through serde_json's `RawValue`, which checks the text again: only
+    /// serializers other than [`ServerMsg::write_json`] (tests, tools) come here.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
     }
 }
 

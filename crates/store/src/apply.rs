@@ -52,7 +52,9 @@ pub(crate) struct WriteSql {
     sub_begin: Stmt,
     sub_connect: Stmt,
     sub_finish: Stmt,
-    quality: Stmt,
+    /// Quality rows are inserted [`QUALITY_ROWS`]`[i]` at a time by `quality[i]`: one
+    /// statement for many rows costs the database little more than one for a single row.
+    quality: [Stmt; QUALITY_ROWS.len()],
     client_info: Stmt,
     alive_sessions: Stmt,
     alive_subs: Stmt,
@@ -68,8 +70,23 @@ const QUALITY_COLUMNS: &str = "record_id, session_id, user_id, remote_user_id, s
     send_codec, vid_rcv_lost_rate, vid_rcv_bitrate, recv_width, recv_height, \
     recv_framerate_recv, recv_codec";
 
+/// How many quality rows one insert takes: a run of quality records is written with the
+/// largest that fits, then the next (64 rows bind 1,408 values, far below every backend's
+/// limit).
+const QUALITY_ROWS: [usize; 4] = [64, 16, 4, 1];
+
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
+}
+
+/// Inserts `rows` quality rows, each unless one with its record id exists.
+fn quality_text(d: Dialect, rows: usize) -> String {
+    let row = format!("({})", placeholders(22));
+    format!(
+        "INSERT INTO rtc_talk_quality_stats_infos ({QUALITY_COLUMNS}) VALUES {}{}",
+        vec![row; rows].join(", "),
+        d.on_conflict_ignore("record_id")
+    )
 }
 
 /// Inserts a session row unless one with its id exists.
@@ -133,11 +150,7 @@ impl WriteSql {
                  status = ?, cost = ? WHERE sub_session_id = ?"
                     .into(),
             ),
-            quality: s(format!(
-                "INSERT INTO rtc_talk_quality_stats_infos ({QUALITY_COLUMNS}) VALUES ({}){}",
-                placeholders(22),
-                d.on_conflict_ignore("record_id")
-            )),
+            quality: QUALITY_ROWS.map(|n| s(quality_text(d, n))),
             client_info: s(format!(
                 "INSERT INTO rtc_talk_client_infos (record_id, session_id, app_id, room_id, \
                  user_id, result, description, data1, data2, create_time) VALUES ({}){}",
@@ -184,7 +197,14 @@ pub(crate) async fn apply_items<'a>(
     items: impl IntoIterator<Item = &'a Item>,
     prices: &Prices,
 ) -> Result<(), StoreError> {
+    let mut qualities: Vec<&Quality> = Vec::new();
     for item in items {
+        if let Item::Record(Record::Quality(q)) = item {
+            qualities.push(q);
+            continue;
+        }
+        quality(tx, sql, &qualities).await?;
+        qualities.clear();
         match item {
             Item::Record(r) => apply_record(tx, sql, r).await?,
             Item::Checkpoint(now) => checkpoint(tx, sql, *now).await?,
@@ -200,7 +220,7 @@ pub(crate) async fn apply_items<'a>(
             }
         }
     }
-    Ok(())
+    quality(tx, sql, &qualities).await
 }
 
 async fn apply_record(tx: &mut Tx, sql: &WriteSql, r: &Record) -> Result<(), StoreError> {
@@ -211,7 +231,7 @@ async fn apply_record(tx: &mut Tx, sql: &WriteSql, r: &Record) -> Result<(), Sto
         Record::SubSessionBegin(r) => sub_begin(tx, sql, r).await,
         Record::SubSessionConnect(r) => sub_connect(tx, sql, r).await,
         Record::SubSessionFinish(r) => sub_finish(tx, sql, r).await,
-        Record::Quality(r) => quality(tx, sql, r).await,
+        Record::Quality(r) => quality(tx, sql, &[r]).await,
         Record::ClientInfo(r) => client_info(tx, sql, r).await,
     }
 }
@@ -299,9 +319,29 @@ async fn sub_finish(tx: &mut Tx, sql: &WriteSql, r: &SubSessionFinish) -> Result
     tx.execute(&sql.sub_finish, args).await.map(drop)
 }
 
-async fn quality(tx: &mut Tx, sql: &WriteSql, r: &Quality) -> Result<(), StoreError> {
+/// Inserts the quality rows of `rows` in order, as few statements as [`QUALITY_ROWS`] allow.
+async fn quality(tx: &mut Tx, sql: &WriteSql, mut rows: &[&Quality]) -> Result<(), StoreError> {
+    while !rows.is_empty() {
+        let (i, &n) = QUALITY_ROWS
+            .iter()
+            .enumerate()
+            .find(|&(_, &n)| n <= rows.len())
+            .expect("QUALITY_ROWS ends with 1");
+        let (these, rest) = rows.split_at(n);
+        let mut args = Vec::with_capacity(22 * n);
+        for r in these {
+            quality_args(r, &mut args);
+        }
+        tx.execute(&sql.quality[i], args).await?;
+        rows = rest;
+    }
+    Ok(())
+}
+
+/// The 22 values of one quality row, in [`QUALITY_COLUMNS`] order.
+fn quality_args(r: &Quality, args: &mut Vec<Val>) {
     let q = &r.stats;
-    let args = vec![
+    args.extend([
         str_val(&r.id.to_string(), ID),
         str_val(&r.session_id.to_string(), ID),
         str_val(&r.user_id, NAME),
@@ -324,8 +364,7 @@ async fn quality(tx: &mut Tx, sql: &WriteSql, r: &Quality) -> Result<(), StoreEr
         int_val(q.recv_height),
         int_val(q.recv_framerate_recv),
         str_val(&q.recv_codec, CODEC),
-    ];
-    tx.execute(&sql.quality, args).await.map(drop)
+    ]);
 }
 
 async fn client_info(tx: &mut Tx, sql: &WriteSql, r: &ClientInfo) -> Result<(), StoreError> {

@@ -28,6 +28,10 @@ pub(crate) const DATA: usize = 65_536;
 
 /// `s` cut to `max` characters, without NUL characters (PostgreSQL refuses them in text).
 pub(crate) fn clip(s: &str, max: usize) -> String {
+    // Nearly every value fits as it is: no more bytes than `max` means no more characters.
+    if s.len() <= max && !s.contains('\0') {
+        return s.to_owned();
+    }
     s.chars().filter(|&c| c != '\0').take(max).collect()
 }
 
@@ -91,6 +95,9 @@ mod tests {
         assert_eq!(clip("ab\0c", 10), "abc");
         assert_eq!(clip("用户名字", 2), "用户");
         assert_eq!(clip("", 3), "");
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("a\0b", 3), "ab");
+        assert_eq!(clip("用户", 6), "用户");
     }
 
     #[test]

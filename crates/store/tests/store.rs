@@ -35,6 +35,7 @@ suite!(
     long_and_odd_values_fit_every_backend,
     the_writer_batches_records_in_order,
     the_schema_is_read_without_changing_anything,
+    a_long_run_of_quality_reports_lands_once_and_in_order,
 );
 
 fn close(a: f64, b: f64) -> bool {
@@ -223,6 +224,45 @@ async fn snapshot(store: &Store, c: &Call) -> String {
         .unwrap();
     let n = store.table_counts().await.unwrap();
     serde_json::to_string(&(a, b, q, day, infos, n)).unwrap()
+}
+
+/// 178 quality reports in a row are inserted many rows per statement (64, 16, 4, 1); each
+/// lands once, also when the batch is applied again.
+async fn a_long_run_of_quality_reports_lands_once_and_in_order(b: Backend) {
+    let db = TestDb::new(b).await;
+    let store = db.store().await;
+    let mut ids = Ids::new();
+    let (c, recs) = call(
+        &mut ids,
+        "app1",
+        "room1",
+        "alice",
+        "bob",
+        at("2024-05-01 10:00:00"),
+        1350,
+    );
+    let reports = recs
+        .iter()
+        .filter(|r| matches!(r, Record::Quality(_)))
+        .count();
+    assert_eq!(reports, 178);
+    store.apply(&recs).await.unwrap();
+    let once = store.quality_reports(&c.ab.to_string()).await.unwrap();
+    assert_eq!(once.len(), 89);
+    store.apply(&recs).await.unwrap();
+    let twice = store.quality_reports(&c.ab.to_string()).await.unwrap();
+    assert_eq!(
+        serde_json::to_string(&once).unwrap(),
+        serde_json::to_string(&twice).unwrap()
+    );
+    assert_eq!(
+        store
+            .quality_reports(&c.ba.to_string())
+            .await
+            .unwrap()
+            .len(),
+        89
+    );
 }
 
 async fn reapplying_records_changes_nothing(b: Backend) {

@@ -99,8 +99,7 @@ impl Room {
             let frame = wire::peer_connected(&self.members[j].me, &self.members[x].me.uid);
             self.send(j, frame).await;
             // The first quality report goes out with the connection.
-            let frame = wire::report_stats(&self.members[j].me, &self.members[x].me.uid);
-            self.send(j, frame).await;
+            self.report_stats(j, x).await;
         }
         let n = self.members.len();
         if (0..n).all(|y| y == j || self.members[j].links[y].connected) {
