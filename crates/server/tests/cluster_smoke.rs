@@ -83,6 +83,11 @@ async fn a_room_spans_two_nodes_and_relays_both_ways() {
     for _ in 0..20 {
         bob.expect("respOffer").await;
     }
+    // Each node counts the sockets it holds, whichever node owns their room.
+    for (node, who) in [(&a, "a"), (&b, "b")] {
+        let open = node.metrics().await["rtcroom_open_connections"];
+        assert_eq!(open, 1.0, "node {who} holds one socket");
+    }
     // A binary frame from the remote member is refused by the owner, as on one node.
     bob.send_binary(vec![1, 2, 3]).await;
     let refused = bob.expect("generalMsgResp").await;
@@ -359,6 +364,7 @@ async fn the_ice_registry_is_shared() {
             ("RTCROOM_DATABASE_URL".into(), "off".into()),
             ("RTCROOM_TURN_ENABLED".into(), "false".into()),
             ("RTCROOM_ICE_TURN_SECRET".into(), "coturn-secret".into()),
+            ("RTCROOM_AUTH_REQUIRED".into(), "false".into()),
         ]
     };
     let start = |p: &str| {

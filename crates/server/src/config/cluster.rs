@@ -73,6 +73,18 @@ impl ClusterSection {
         }
         Ok(())
     }
+
+    /// In a cluster, tokens checked at join must verify on every node: the demo app's secret
+    /// is generated per data directory, so `demo_app_checked` (no `[[apps]]`, tokens
+    /// required) is refused.
+    pub fn validate_apps(&self, demo_app_checked: bool) -> anyhow::Result<()> {
+        if self.enabled() && demo_app_checked {
+            anyhow::bail!(
+                "[cluster] with [auth] required = true needs [[apps]] configured, with the same secret on every node: without them each node generates its own demo app secret, and a token one node minted at login would be refused by the node the member joins through. Add an [[apps]] section (id, secret, domains) to the configuration every node reads"
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +109,7 @@ mod tests {
                 ("RTCROOM_CLUSTER_NODE_ID", "web1"),
                 ("RTCROOM_CLUSTER_HEARTBEAT_MS", "500"),
                 ("RTCROOM_DATABASE_URL", "mysql://root@127.0.0.1/rtc"),
+                ("RTCROOM_AUTH_REQUIRED", "false"),
             ]),
         )
         .unwrap();
@@ -121,9 +134,31 @@ mod tests {
             env(&[
                 ("RTCROOM_CLUSTER_REDIS", "redis://127.0.0.1:6379/0"),
                 ("RTCROOM_DATABASE_URL", "off"),
+                ("RTCROOM_AUTH_REQUIRED", "false"),
             ]),
         );
         assert!(off.is_ok(), "{off:?}");
+    }
+
+    #[test]
+    fn checked_tokens_need_apps_shared_by_every_node() {
+        let base = [
+            ("RTCROOM_CLUSTER_REDIS", "redis://127.0.0.1:6379/0"),
+            ("RTCROOM_DATABASE_URL", "off"),
+        ];
+        let err = Config::load_with_env(None, env(&base)).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("needs [[apps]] configured"), "{text}");
+        let file =
+            std::env::temp_dir().join(format!("rtcroom-cluster-apps-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            "[[apps]]\nid = \"10000\"\nsecret = \"shared-secret-of-the-cluster\"\ndomains = [\"example.com\"]\n",
+        )
+        .unwrap();
+        let with_apps = Config::load_with_env(Some(&file), env(&base));
+        std::fs::remove_file(&file).unwrap();
+        assert!(with_apps.is_ok(), "{with_apps:?}");
     }
 
     #[test]

@@ -226,6 +226,8 @@ impl Config {
                 .url(&self.server.data_dir)
                 .starts_with("sqlite:");
         self.cluster.validate(sqlite)?;
+        self.cluster
+            .validate_apps(self.apps.is_empty() && self.auth.required)?;
         self.report.tz()?;
         self.report.at()?;
         self.report.validate_presentation()?;

@@ -174,7 +174,7 @@ fn register_rooms(m: &Metrics, r: &mut Registry) {
     reg(
         r,
         "open_connections",
-        "Open signaling connections",
+        "Open signaling connections (sockets this node holds)",
         &m.connections,
     );
     reg(r, "rooms", "Rooms with at least one member", &m.rooms);
@@ -215,7 +215,13 @@ pub fn metrics() -> &'static Metrics {
 /// are left out, so that `database_up` never reads 0 for a database that is off on purpose.
 pub fn render(stats: EngineStats, records: Option<rtcroom_store::WriterStats>) -> String {
     let (m, registry) = METRICS.get_or_init(build);
-    m.connections.set(stats.connections as i64);
+    // The sockets this node holds (in a cluster, the engine also counts sockets other nodes
+    // hold for the rooms it owns, and not its own sockets bound to rooms owned elsewhere).
+    let open = m
+        .connections_opened
+        .get()
+        .saturating_sub(m.connections_closed.get());
+    m.connections.set(i64::try_from(open).unwrap_or(i64::MAX));
     m.rooms.set(stats.rooms as i64);
     m.members.set(stats.members as i64);
     let mut out = String::new();
