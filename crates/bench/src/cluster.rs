@@ -148,6 +148,19 @@ pub fn cpu_now(procs: &[(&'static str, u32)]) -> [Option<f64>; MAX_PROCS] {
     out
 }
 
+/// CPU seconds all measured processes spent between two readings (`None` without a cluster
+/// or when one reading is missing).
+pub fn cpu_sum(
+    procs: &[(&'static str, u32)],
+    from: &[Option<f64>; MAX_PROCS],
+    to: &[Option<f64>; MAX_PROCS],
+) -> Option<f64> {
+    if procs.is_empty() {
+        return None;
+    }
+    (0..procs.len().min(MAX_PROCS)).try_fold(0.0, |sum, i| Some(sum + (to[i]? - from[i]?)))
+}
+
 fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x * f).round() / f
@@ -168,13 +181,9 @@ pub fn report_json(
     };
     let per = |c: f64| (relayed > 0).then(|| round(c * 1e6 / relayed as f64, 2));
     let mut each = serde_json::Map::new();
-    let mut total = Some(0.0);
-    for (i, (name, pid)) in procs.iter().enumerate() {
-        let cpu = match (from[i], to[i]) {
-            (Some(a), Some(b)) => Some(b - a),
-            _ => None,
-        };
-        total = total.zip(cpu).map(|(t, c)| t + c);
+    let total = cpu_sum(procs, from, to);
+    for (i, (name, pid)) in procs.iter().enumerate().take(MAX_PROCS) {
+        let cpu = from[i].zip(to[i]).map(|(a, b)| b - a);
         each.insert(
             (*name).to_owned(),
             json!({"pid": pid, "cpu_s": cpu.map(|c| round(c, 3)), "us_per_relayed": cpu.and_then(per)}),

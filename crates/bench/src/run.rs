@@ -344,7 +344,9 @@ fn report(
     let h = shared.histogram();
     let server_cpu = cpu_delta(m.from.server_cpu, m.to.server_cpu);
     let client_cpu = cpu_delta(m.from.client_cpu, m.to.client_cpu);
-    let (steal_pct, others_pct) = machine_shares(m, server_cpu, client_cpu);
+    // In a cluster run every measured process is ours, not "others".
+    let measured_cpu = cluster::cpu_sum(&plan.procs, &m.from.procs_cpu, &m.to.procs_cpu);
+    let (steal_pct, others_pct) = machine_shares(m, measured_cpu.or(server_cpu), client_cpu);
     let relayed = window.relayed();
     let us_per_relayed = server_cpu
         .filter(|_| relayed > 0)
