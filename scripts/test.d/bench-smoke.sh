@@ -40,3 +40,14 @@ if [ -z "$sent" ] || [ "$sent" -eq 0 ] || [ $((received * 10)) -lt $((sent * 19)
   exit 1
 fi
 echo "bench-smoke: raw-ack ok ($sent frames sent, $received received)"
+
+# Two cluster nodes on a private redis-server (the bench starts and stops it by its pid),
+# each pair's members one per node: every relayed message crosses the Redis bus.
+split="$(timeout 120 "$bench" smoke --spawn "$server" --placement split --pairs 4 --duration 2 --setup-timeout 30 --quiet)"
+echo "$split"
+relayed="$(printf '%s\n' "$split" | tail -n 1 | sed -n 's/.*"relayed":\([0-9]*\).*/\1/p')"
+if [ -z "$relayed" ] || [ "$relayed" -eq 0 ]; then
+  echo "bench-smoke: nothing was relayed across the two cluster nodes" >&2
+  exit 1
+fi
+echo "bench-smoke: cluster split ok ($relayed messages relayed across nodes)"

@@ -27,6 +27,8 @@ pub struct Connector {
     sources: Vec<Ipv4Addr>,
     next: AtomicUsize,
     config: WebSocketConfig,
+    /// A second server (a cluster's node 2) for the odd-numbered members.
+    second: Option<(SocketAddr, String)>,
 }
 
 impl Connector {
@@ -75,7 +77,15 @@ impl Connector {
             sources,
             next: AtomicUsize::new(0),
             config,
+            second: None,
         })
+    }
+
+    /// Send the odd-numbered members (the second of each pair) to `url` instead.
+    pub fn with_second(mut self, url: &str) -> anyhow::Result<Self> {
+        let other = Self::new(self.proto, url, 0)?;
+        self.second = Some((other.addr, other.base));
+        Ok(self)
     }
 
     /// Source addresses needed for `n` connections.
@@ -83,25 +93,29 @@ impl Connector {
         n.div_ceil(PER_SOURCE)
     }
 
-    fn url(&self, id: &str) -> String {
-        match self.proto {
-            Proto::Rtcroom => self.base.clone(),
-            Proto::PeerJs => format!("{}?key=peerjs&id={id}&token=tok{id}", self.base),
+    fn url(base: &str, proto: Proto, id: &str) -> String {
+        match proto {
+            Proto::Rtcroom => base.to_owned(),
+            Proto::PeerJs => format!("{base}?key=peerjs&id={id}&token=tok{id}"),
         }
     }
 
-    /// Open one WebSocket as member `id`.
-    pub async fn connect(&self, id: &str) -> anyhow::Result<Ws> {
+    /// Open one WebSocket as member `id`, the `member`-th of the run.
+    pub async fn connect(&self, id: &str, member: usize) -> anyhow::Result<Ws> {
+        let (addr, base) = match &self.second {
+            Some((addr, base)) if member % 2 == 1 => (*addr, base.as_str()),
+            _ => (self.addr, self.base.as_str()),
+        };
         let socket = TcpSocket::new_v4()?;
         if !self.sources.is_empty() {
             let i = self.next.fetch_add(1, Ordering::Relaxed) % self.sources.len();
             socket.bind(SocketAddr::new(IpAddr::V4(self.sources[i]), 0))?;
         }
-        let stream = socket.connect(self.addr).await?;
+        let stream = socket.connect(addr).await?;
         stream.set_nodelay(true)?;
+        let url = Self::url(base, self.proto, id);
         let (ws, _) =
-            tokio_tungstenite::client_async_with_config(self.url(id), stream, Some(self.config))
-                .await?;
+            tokio_tungstenite::client_async_with_config(url, stream, Some(self.config)).await?;
         Ok(ws)
     }
 }

@@ -10,6 +10,7 @@
 //!
 //! Only loopback targets are accepted.
 
+mod cluster;
 mod conn;
 mod procfs;
 mod raw;
@@ -190,6 +191,14 @@ struct Common {
     /// Only the JSON line (no summary on stderr).
     #[arg(long)]
     quiet: bool,
+    /// With --spawn: start a two-node cluster (a private redis-server and two rtcroom nodes
+    /// with `[cluster]`) and place each pair's members on node 1 (`same`) or one per node
+    /// (`split`).
+    #[arg(long, value_enum)]
+    placement: Option<cluster::Placement>,
+    /// The redis-server binary a cluster run starts.
+    #[arg(long, default_value = "redis-server")]
+    redis_server: String,
 }
 
 fn secs(s: f64) -> Duration {
@@ -221,9 +230,20 @@ fn main() -> anyhow::Result<()> {
     }
     stats::epoch();
     let spawn = spawn_of(&common, plan.room_size)?;
-    let spawned = spawn.as_ref().map(procfs::start).transpose()?;
     let mut plan = plan;
-    let url = match (&spawned, &common.url) {
+    let (spawned, cluster) = match (&spawn, common.placement) {
+        (Some(s), Some(_)) => {
+            let c = cluster::Cluster::start(s, &common.redis_server)?;
+            plan.procs = c.procs();
+            (None, Some(c))
+        }
+        (None, Some(_)) => bail!("--placement needs --spawn (the bench starts the cluster)"),
+        (s, None) => (s.as_ref().map(procfs::start).transpose()?, None),
+    };
+    let url = match (
+        spawned.as_ref().or(cluster.as_ref().map(|c| &c.nodes[0])),
+        &common.url,
+    ) {
         (Some(s), _) => {
             plan.server_pid = Some(s.pid());
             let path = if common.target == Target::Rtcroom {
@@ -241,7 +261,13 @@ fn main() -> anyhow::Result<()> {
     } else {
         common.sources
     };
-    let connector = conn::Connector::new(run::proto_of(plan.target), &url, sources)?;
+    let mut connector = conn::Connector::new(run::proto_of(plan.target), &url, sources)?;
+    if let Some(c) = cluster
+        .as_ref()
+        .filter(|_| common.placement == Some(cluster::Placement::Split))
+    {
+        connector = connector.with_second(&format!("ws://{}/ws", c.nodes[1].addr))?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
@@ -249,6 +275,7 @@ fn main() -> anyhow::Result<()> {
     let outcome = rt.block_on(run::execute(plan, connector));
     rt.shutdown_timeout(Duration::from_secs(2));
     drop(spawned);
+    drop(cluster);
     println!("{}", outcome.json);
     if !outcome.ok {
         std::process::exit(1);
@@ -335,6 +362,8 @@ fn base_plan(
         sdp: (c.sdp_min, c.sdp_max),
         server_pid: c.server_pid,
         quiet: c.quiet,
+        placement: c.placement,
+        procs: Vec::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! then walk the phases (load, measure, drain, stop) and measure the server over the
 //! measured window.
 
+use crate::cluster;
 use crate::conn::Connector;
 use crate::procfs;
 use crate::room::{self, Ctx, Load, Pacer, RoomCfg};
@@ -42,6 +43,9 @@ pub struct Plan {
     pub sdp: (usize, usize),
     pub server_pid: Option<u32>,
     pub quiet: bool,
+    /// A cluster run: where members were placed, and every process to measure.
+    pub placement: Option<cluster::Placement>,
+    pub procs: Vec<(&'static str, u32)>,
 }
 
 /// One instant of everything measured.
@@ -55,10 +59,13 @@ struct Mark {
     server_rss: Option<u64>,
     client_cpu: Option<f64>,
     machine: Option<procfs::MachineTicks>,
+    /// The CPU seconds of a cluster's processes (`Plan::procs`).
+    procs_cpu: [Option<f64>; cluster::MAX_PROCS],
 }
 
-fn mark(shared: &Shared, pid: Option<u32>) -> Mark {
+fn mark(shared: &Shared, pid: Option<u32>, procs: &[(&'static str, u32)]) -> Mark {
     Mark {
+        procs_cpu: cluster::cpu_now(procs),
         at: Instant::now(),
         counters: shared.counters.snapshot(),
         server_cpu: pid.and_then(procfs::cpu_seconds),
@@ -134,7 +141,7 @@ pub async fn execute(plan: Plan, connector: Connector) -> Outcome {
     };
     let ctx = new_ctx(&plan, &shared, connector, phase_rx);
     let pid = plan.server_pid;
-    let start = mark(&shared, pid);
+    let start = mark(&shared, pid, &plan.procs);
     if plan.kind == Kind::Storm {
         set_phase(Phase::Measure);
     }
@@ -149,7 +156,7 @@ pub async fn execute(plan: Plan, connector: Connector) -> Outcome {
 
     wait_setup(&plan, &shared, &start).await;
     let total = plan.members as u64;
-    let ready = mark(&shared, pid);
+    let ready = mark(&shared, pid, &plan.procs);
     let setup_timed_out = ready.counters.ready + ready.counters.failed < total;
 
     // The measured window.
@@ -160,9 +167,9 @@ pub async fn execute(plan: Plan, connector: Connector) -> Outcome {
             tokio::time::sleep(plan.warmup).await;
             shared.reset_histogram();
             set_phase(Phase::Measure);
-            let from = mark(&shared, pid);
+            let from = mark(&shared, pid, &plan.procs);
             tokio::time::sleep(plan.duration).await;
-            let to = mark(&shared, pid);
+            let to = mark(&shared, pid, &plan.procs);
             (from, to)
         }
     };
@@ -178,7 +185,7 @@ pub async fn execute(plan: Plan, connector: Connector) -> Outcome {
     if !all_done {
         tasks.abort_all();
     }
-    let end = mark(&shared, pid);
+    let end = mark(&shared, pid, &plan.procs);
     report(
         &plan,
         &shared,
@@ -340,7 +347,9 @@ fn report(
     let h = shared.histogram();
     let server_cpu = cpu_delta(m.from.server_cpu, m.to.server_cpu);
     let client_cpu = cpu_delta(m.from.client_cpu, m.to.client_cpu);
-    let (steal_pct, others_pct) = machine_shares(m, server_cpu, client_cpu);
+    // In a cluster run every measured process is ours, not "others".
+    let measured_cpu = cluster::cpu_sum(&plan.procs, &m.from.procs_cpu, &m.to.procs_cpu);
+    let (steal_pct, others_pct) = machine_shares(m, measured_cpu.or(server_cpu), client_cpu);
     let relayed = window.relayed();
     let us_per_relayed = server_cpu
         .filter(|_| relayed > 0)
@@ -389,6 +398,7 @@ fn report(
             "rss_kib_loaded": m.to.server_rss,
             "rss_kib_per_member": rss_per_member,
         },
+        "cluster": cluster::report_json(plan.placement, &plan.procs, &m.from.procs_cpu, &m.to.procs_cpu, relayed),
         "client_cpu_s": client_cpu.map(|c| round(c, 3)),
         "steal_pct": steal_pct.map(|s| round(s, 1)),
         // CPU that neither the server nor the bench used (other work on a shared machine),
@@ -484,6 +494,7 @@ fn human_costs(j: &Value) {
             f(&j["reports_sent"])
         );
     }
+    cluster::human(&j["cluster"]);
     eprintln!(
         "  client     {} CPU s; machine: steal {}%, other processes {}% of all cores",
         f(&j["client_cpu_s"]),

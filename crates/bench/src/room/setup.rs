@@ -17,7 +17,11 @@ impl Room {
         let permit = ctx.permits.clone().acquire_owned().await?;
         let started = Instant::now();
         let uid = self.members[j].me.uid.clone();
-        let ws = match tokio::time::timeout(ctx.cfg.step_timeout, ctx.connector.connect(&uid)).await
+        let ws = match tokio::time::timeout(
+            ctx.cfg.step_timeout,
+            ctx.connector.connect(&uid, self.first + j),
+        )
+        .await
         {
             Ok(Ok(ws)) => ws,
             Ok(Err(e)) => {
