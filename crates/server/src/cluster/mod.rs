@@ -227,7 +227,7 @@ impl Cluster {
         let m = metrics::cluster();
         m.bus_messages_in.inc();
         m.bus_bytes_in.inc_by(payload.len() as u64);
-        let envelope: Envelope = match serde_json::from_slice(payload) {
+        let envelope = match bus::decode(payload) {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(error = %e, "cluster: an envelope that does not parse; dropped");
@@ -266,13 +266,13 @@ impl Cluster {
             Envelope::Ask { from, id, question } => {
                 let this = self.clone();
                 tokio::spawn(async move {
-                    let body = this.answer(question).await;
+                    let body = this.answer(question).await.to_string();
                     this.bus.send(&from, &Envelope::Answer { id, body }).await;
                 });
             }
             Envelope::Answer { id, body } => {
                 if let Some(tx) = self.asks.lock().expect("asks lock").get(&id) {
-                    let _ = tx.send(body);
+                    let _ = tx.send(serde_json::from_str(&body).unwrap_or_default());
                 }
             }
         }
