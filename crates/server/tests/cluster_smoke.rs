@@ -530,3 +530,152 @@ fn forget_prefix(prefix: &str) {
             .output();
     }
 }
+
+/// One connection joins three rooms in turn, each owned by another node, and two more
+/// connections do the same from the node that owns their first room. The script; each
+/// member's transcript by its name. `n` holds where each of three seats connects.
+async fn hop(n: [&str; 3]) -> Vec<(&'static str, Vec<String>)> {
+    use common::cluster::Member;
+    let leave =
+        |room: &str, uid: &str| json!({"cmd":"leave","appId":"10000","roomId":room,"uid":uid});
+    // Each room's first member makes its node the room's owner: A on the second node, B on
+    // the third, C on the first.
+    let mut ann = Member::connect(n[1], "ann").await;
+    ann.send(join("hop-a", "ann", "Ann")).await;
+    ann.until("respJoin").await;
+    let mut bea = Member::connect(n[2], "bea").await;
+    bea.send(join("hop-b", "bea", "Bea")).await;
+    bea.until("respJoin").await;
+    let mut cat = Member::connect(n[0], "cat").await;
+    cat.send(join("hop-c", "cat", "Cat")).await;
+    cat.until("respJoin").await;
+    // Sam's socket is on the first node; A is owned by the second.
+    let mut sam = Member::connect(n[0], "sam").await;
+    sam.send(join("hop-a", "sam", "Sam")).await;
+    sam.until("respJoin").await;
+    ann.until("notifyNewPeer").await;
+    // Still in A: another room is refused ("leave it first"), wherever that room lives.
+    sam.send(join("hop-b", "sam", "Sam")).await;
+    sam.until("respJoin").await;
+    sam.send(leave("hop-a", "sam")).await;
+    sam.until("respLeave").await;
+    ann.until("relayLeave").await;
+    // A to B: from the second node's room to the third's.
+    sam.send(join("hop-b", "sam", "Sam")).await;
+    sam.until("respJoin").await;
+    bea.until("notifyNewPeer").await;
+    sam.send(json!({"cmd":"offer","remoteUid":"bea","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    sam.until("respOffer").await;
+    bea.until("relayOffer").await;
+    bea.send(json!({"cmd":"answer","remoteUid":"sam","msg":"{\"type\":\"answer\"}"}))
+        .await;
+    sam.until("relayAnswer").await;
+    // B to C: from the third node's room to one owned where the socket is.
+    sam.send(leave("hop-b", "sam")).await;
+    sam.until("respLeave").await;
+    bea.until("relayLeave").await;
+    sam.send(join("hop-c", "sam", "Sam")).await;
+    sam.until("respJoin").await;
+    cat.until("notifyNewPeer").await;
+    cat.send(json!({"cmd":"offer","remoteUid":"sam","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    cat.until("respOffer").await;
+    sam.until("relayOffer").await;
+    // Lou's socket is on the second node, which owns A: from there to B.
+    let mut lou = Member::connect(n[1], "lou").await;
+    lou.send(join("hop-a", "lou", "Lou")).await;
+    lou.until("respJoin").await;
+    ann.until("notifyNewPeer").await;
+    lou.send(leave("hop-a", "lou")).await;
+    lou.until("respLeave").await;
+    ann.until("relayLeave").await;
+    lou.send(join("hop-b", "lou", "Lou")).await;
+    lou.until("respJoin").await;
+    bea.until("notifyNewPeer").await;
+    lou.send(json!({"cmd":"offer","remoteUid":"bea","msg":"{\"type\":\"offer\"}"}))
+        .await;
+    lou.until("respOffer").await;
+    bea.until("relayOffer").await;
+    // A join refused (a uid that is in the room already, without its key) leaves the
+    // connection in no room: it may join elsewhere. Ned's socket is on the third node.
+    let mut ned = Member::connect(n[2], "ned").await;
+    ned.send(join("hop-a", "ann", "Ann")).await;
+    ned.until("respJoin").await;
+    ned.send(join("hop-c", "ned", "Ned")).await;
+    ned.until("respJoin").await;
+    cat.until("notifyNewPeer").await;
+    sam.until("notifyNewPeer").await;
+    // Closed with a close frame: each leaves the room it is in now.
+    sam.close().await;
+    cat.until("relayLeave").await;
+    ned.until("relayLeave").await;
+    ned.close().await;
+    cat.until("relayLeave").await;
+    lou.close().await;
+    bea.until("relayLeave").await;
+    for m in [&mut ann, &mut bea, &mut cat] {
+        m.sync().await;
+    }
+    vec![
+        ("ann", ann.transcript),
+        ("bea", bea.transcript),
+        ("cat", cat.transcript),
+        ("sam", sam.transcript),
+        ("lou", lou.transcript),
+        ("ned", ned.transcript),
+    ]
+}
+
+/// A connection that left its room (or whose join was refused) joins a room another node
+/// owns: it is served there from then on, exactly as one node serves a second join on the
+/// same connection.
+#[tokio::test]
+async fn a_join_to_another_room_moves_the_socket_to_that_room_s_owner() {
+    let prefix = Prefix(format!("rtcroom-smoke-hop-{}", std::process::id()));
+    let single = Server::start(&[
+        ("RTCROOM_DATABASE_URL", "off"),
+        ("RTCROOM_ICE_MODE", "static"),
+        ("RTCROOM_AUTH_REQUIRED", "false"),
+    ]);
+    let a = node(&prefix.0);
+    let b = node(&prefix.0);
+    let c = node(&prefix.0);
+    wait_for_nodes(&[&a, &b, &c], 3).await;
+    let one = single.addr.as_str();
+    let alone = hop([one, one, one]).await;
+    let spread = hop([a.addr.as_str(), b.addr.as_str(), c.addr.as_str()]).await;
+    for ((who, expected), (_, got)) in alone.iter().zip(&spread) {
+        assert_eq!(
+            got,
+            expected,
+            "{who}'s transcript across three nodes differs from one node's:\ncluster:\n{}\none node:\n{}",
+            got.join("\n"),
+            expected.join("\n")
+        );
+    }
+    // The script did what it says (the comparison alone would pass if both runs broke alike).
+    let t = |who: &str| spread.iter().find(|(w, _)| *w == who).unwrap().1.join("\n");
+    assert!(t("sam").contains("leave it first"), "{}", t("sam"));
+    let joined = |who: &str| {
+        let t = t(who);
+        let n = t
+            .lines()
+            .filter(|l| l.contains("\"cmd\":\"respJoin\"") && l.contains("\"result\":0"))
+            .count();
+        (n, t)
+    };
+    let (n, sam) = joined("sam");
+    assert_eq!(n, 3, "sam joined three rooms in turn: {sam}");
+    assert!(t("bea").contains("\"uid\":\"sam\""), "{}", t("bea"));
+    assert!(t("bea").contains("\"uid\":\"lou\""), "{}", t("bea"));
+    assert!(t("cat").contains("\"uid\":\"ned\""), "{}", t("cat"));
+    assert!(t("ned").contains("\"result\":13"), "{}", t("ned"));
+    // Each node owns the one room it was first in; nobody opened a room elsewhere.
+    for node in [&a, &b, &c] {
+        common::wait_until("one room per node", || async {
+            node.metrics().await.get("rtcroom_cluster_rooms_owned") == Some(&1.0)
+        })
+        .await;
+    }
+}

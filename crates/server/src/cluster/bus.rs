@@ -68,6 +68,15 @@ pub enum Envelope {
         /// The answer, as JSON text.
         body: String,
     },
+    /// Edge → owner: a bound socket's `join` names a room another node serves; let the
+    /// socket go if its member is in no room here (it left, or its join was refused).
+    LetGo { edge: String, conn: u64 },
+    /// Owner → edge: the answer to `LetGo`, sent after everything the owner sent the socket.
+    LetGone {
+        owner: String,
+        conn: u64,
+        released: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -418,6 +427,15 @@ mod tests {
             Envelope::Answer {
                 id: 9,
                 body: "{\"rooms\":[]}".into(),
+            },
+            Envelope::LetGo {
+                edge: "a:1".into(),
+                conn: 1,
+            },
+            Envelope::LetGone {
+                owner: "b:2".into(),
+                conn: 1,
+                released: true,
             },
         ];
         for envelope in all {

@@ -5,10 +5,11 @@
 use super::bus::{Bus, Envelope, Item, WireGrant};
 use crate::ops::metrics;
 use crate::signaling::hub::{Hub, HubMsg, Outbound};
-use crate::signaling::route::{Payload, Socketside};
+use crate::signaling::route::{Owner, Payload, Socketside};
 use rtcroom_core::{CloseReason, ConnId, Grant, RoomRef};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug)]
@@ -27,20 +28,74 @@ struct Bound {
 #[derive(Debug)]
 pub struct Edges {
     table: Mutex<HashMap<ConnId, Bound>>,
+    /// Sockets whose owner was asked to let them go, and who waits for the answer.
+    letting: Mutex<HashMap<ConnId, oneshot::Sender<bool>>>,
     bus: Bus,
     hub: Hub,
     me: String,
     max_frame: usize,
+    /// How long to wait for an owner's answer to `LetGo` (it may have died meanwhile).
+    patience: Duration,
 }
 
 impl Edges {
-    pub fn new(bus: Bus, hub: Hub, me: String, max_frame: usize) -> Self {
+    pub fn new(bus: Bus, hub: Hub, me: String, max_frame: usize, patience: Duration) -> Self {
         Self {
             table: Mutex::default(),
+            letting: Mutex::default(),
             bus,
             hub,
             me,
             max_frame,
+            patience,
+        }
+    }
+
+    /// Who serves bound socket `conn` now (`Here` after this node took its room over).
+    pub fn serving(&self, conn: ConnId) -> Option<Owner> {
+        let owner = self.owner(conn)?;
+        Some(if owner == self.me {
+            Owner::Here
+        } else {
+            Owner::Node(owner)
+        })
+    }
+
+    /// Ask the node serving bound socket `conn` to let it go (its `join` names a room another
+    /// node serves); when it does, the socket is no longer bound here. `false` when its
+    /// member is in a room there, or no answer came within `patience`.
+    pub async fn let_go(&self, conn: ConnId) -> bool {
+        let Some(owner) = self.owner(conn) else {
+            return true;
+        };
+        let released = if owner == self.me {
+            self.hub.let_go(conn).await
+        } else {
+            let (tx, rx) = oneshot::channel();
+            self.letting.lock().expect("edges lock").insert(conn, tx);
+            let edge = self.me.clone();
+            let ask = Envelope::LetGo { edge, conn: conn.0 };
+            self.bus.send(&owner, &ask).await;
+            let answer = tokio::time::timeout(self.patience, rx).await;
+            self.letting.lock().expect("edges lock").remove(&conn);
+            matches!(answer, Ok(Ok(true)))
+        };
+        if released {
+            self.table.lock().expect("edges lock").remove(&conn);
+        }
+        released
+    }
+
+    /// The answer to a `LetGo`: everything its owner sent the socket before has been
+    /// delivered to its queue.
+    pub fn let_gone(&self, conn: u64, released: bool) {
+        if let Some(tx) = self
+            .letting
+            .lock()
+            .expect("edges lock")
+            .remove(&ConnId(conn))
+        {
+            let _ = tx.send(released);
         }
     }
 

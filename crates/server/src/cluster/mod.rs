@@ -118,7 +118,13 @@ impl Cluster {
         let (dead_tx, dead_rx) = mpsc::unbounded_channel();
         let bus = Bus::start(link.clone(), dead_tx);
         let cluster = Arc::new(Self {
-            edges: Edges::new(bus.clone(), hub.clone(), me.clone(), settings.max_frame),
+            edges: Edges::new(
+                bus.clone(),
+                hub.clone(),
+                me.clone(),
+                settings.max_frame,
+                Duration::from_millis(settings.section.dead_after_ms),
+            ),
             remotes: Remotes::new(
                 hub.clone(),
                 bus.clone(),
@@ -255,6 +261,23 @@ impl Cluster {
             }
             Envelope::Deliver { conn, items, .. } => self.edges.deliver(conn, items).await,
             Envelope::Moved { owner, conns } => self.edges.moved(&owner, &conns),
+            Envelope::LetGo { edge, conn } => {
+                // The hub is asked now, in order after the socket's frames; the answer goes
+                // out once what the hub sent the socket is on its way.
+                let asked = self.remotes.let_go((edge.clone(), conn)).await;
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let released = this.remotes.let_go_answer(asked).await;
+                    let owner = this.me().to_owned();
+                    let gone = Envelope::LetGone {
+                        owner,
+                        conn,
+                        released,
+                    };
+                    this.bus.send(&edge, &gone).await;
+                });
+            }
+            Envelope::LetGone { conn, released, .. } => self.edges.let_gone(conn, released),
             Envelope::End { app, room } => {
                 tracing::warn!(%app, %room, "cluster: after the outage another node keeps this room; ending our copy (its members reconnect and join there)");
                 let room = RoomRef {
@@ -484,5 +507,13 @@ impl Edge for Cluster {
 
     fn closed<'a>(&'a self, conn: ConnId, clean: bool) -> BoxFuture<'a, ()> {
         Box::pin(self.edges.closed(conn, clean))
+    }
+
+    fn serving(&self, conn: ConnId) -> Option<Owner> {
+        self.edges.serving(conn)
+    }
+
+    fn let_go<'a>(&'a self, conn: ConnId) -> BoxFuture<'a, bool> {
+        Box::pin(self.edges.let_go(conn))
     }
 }

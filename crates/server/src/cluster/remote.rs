@@ -25,6 +25,8 @@ struct Table {
     /// Sockets whose room was handed to another node (a drain): their frames until the new
     /// owner moves them are dropped, not answered.
     handed: std::collections::HashSet<EdgeConn>,
+    /// Each link's forwarding task: resolves when it has published the last of its queue.
+    forwarded: HashMap<ConnId, oneshot::Receiver<()>>,
     next: u64,
 }
 
@@ -57,6 +59,7 @@ impl Remotes {
         &self,
         edge: &EdgeConn,
     ) -> Option<(ConnId, mpsc::Sender<Outbound>, oneshot::Sender<()>)> {
+        let (done_tx, done_rx) = oneshot::channel();
         let local = {
             let mut t = self.table.lock().expect("remotes lock");
             if t.by_edge.contains_key(edge) {
@@ -66,6 +69,7 @@ impl Remotes {
             let local = ConnId(REMOTE_BASE | t.next);
             t.by_edge.insert(edge.clone(), local);
             t.edge_of.insert(local, edge.clone());
+            t.forwarded.insert(local, done_rx);
             metrics::cluster()
                 .remote_members
                 .set(t.by_edge.len() as i64);
@@ -74,7 +78,10 @@ impl Remotes {
         let (out_tx, out_rx) = mpsc::channel(self.outbound_queue);
         let (kill_tx, kill_rx) = oneshot::channel();
         let (bus, me, to) = (self.bus.clone(), self.me.clone(), edge.clone());
-        tokio::spawn(forward(bus, me, to, out_rx, kill_rx));
+        tokio::spawn(async move {
+            forward(bus, me, to, out_rx, kill_rx).await;
+            drop(done_tx);
+        });
         Some((local, out_tx, kill_tx))
     }
 
@@ -146,6 +153,7 @@ impl Remotes {
         let mut t = self.table.lock().expect("remotes lock");
         let conn = t.by_edge.remove(edge)?;
         t.edge_of.remove(&conn);
+        t.forwarded.remove(&conn);
         metrics::cluster()
             .remote_members
             .set(t.by_edge.len() as i64);
@@ -157,6 +165,58 @@ impl Remotes {
         if let Some(conn) = self.forget(edge) {
             self.hub.send(HubMsg::Closed { conn, clean }).await;
         }
+    }
+
+    /// The edge asks to let a socket go (its `join` names a room another node serves): ask
+    /// the hub, in order after the socket's earlier frames. [`Remotes::let_go_answer`] then
+    /// says whether it let it go.
+    pub async fn let_go(&self, edge: EdgeConn) -> LetGo {
+        let Some(conn) = self.local(&edge) else {
+            // A socket this node does not serve: nothing of it is in flight here, unless its
+            // room was handed away and its new owner has not moved it yet.
+            let handed = self
+                .table
+                .lock()
+                .expect("remotes lock")
+                .handed
+                .contains(&edge);
+            return LetGo::Known(!handed);
+        };
+        let (tx, rx) = oneshot::channel();
+        if self.hub.send(HubMsg::LetGo { conn, reply: tx }).await {
+            LetGo::Asked(edge, rx)
+        } else {
+            LetGo::Known(false)
+        }
+    }
+
+    /// Whether the hub let the socket go; when it did, resolves only once everything the
+    /// hub queued for the socket has been published to the edge (so the answer, published
+    /// next, arrives after it), and the socket is forgotten here.
+    pub async fn let_go_answer(&self, asked: LetGo) -> bool {
+        let (edge, rx) = match asked {
+            LetGo::Known(released) => return released,
+            LetGo::Asked(edge, rx) => (edge, rx),
+        };
+        if !rx.await.unwrap_or(false) {
+            return false;
+        }
+        let done = {
+            let mut t = self.table.lock().expect("remotes lock");
+            let conn = t.by_edge.remove(&edge);
+            conn.and_then(|c| {
+                t.edge_of.remove(&c);
+                t.forwarded.remove(&c)
+            })
+        };
+        metrics::cluster()
+            .remote_members
+            .set(self.table.lock().expect("remotes lock").by_edge.len() as i64);
+        // The hub dropped the link: its forwarding task publishes what is queued and ends.
+        if let Some(done) = done {
+            let _ = done.await;
+        }
+        true
     }
 
     /// Node `node` is dead: its sockets are dropped (their members may resume elsewhere).
@@ -198,10 +258,20 @@ impl Remotes {
             t.by_edge.remove(&edge);
             t.handed.insert(edge);
         }
+        t.forwarded.remove(&conn);
         metrics::cluster()
             .remote_members
             .set(t.by_edge.len() as i64);
     }
+}
+
+/// A [`Remotes::let_go`] under way.
+#[derive(Debug)]
+pub enum LetGo {
+    /// Answered at once.
+    Known(bool),
+    /// The hub was asked about this socket.
+    Asked(EdgeConn, oneshot::Receiver<bool>),
 }
 
 /// Drain one remote connection's queue to its edge node, in order, a batch per envelope.

@@ -114,6 +114,7 @@ pub async fn serve<S>(
         ip: ip.clone(),
         at,
         state: RouteState::Undecided,
+        room: (String::new(), String::new()),
     });
     let opened = sig
         .hub
@@ -146,29 +147,37 @@ pub async fn serve<S>(
     metrics::metrics().connections_closed.inc();
 }
 
-/// Where a clustered connection's frames go: decided by its first `join`.
+/// Where a clustered connection's frames go: decided by its first `join`, and again by a
+/// `join` that names another room than the one before.
 struct Route {
     edge: Arc<dyn Edge>,
     out: mpsc::Sender<Outbound>,
     ip: String,
     at: Option<rtcroom_ice::GeoPoint>,
     state: RouteState,
+    /// The app and room (key text) of the `join` that decided the route last.
+    room: (String, String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RouteState {
     /// No join yet: frames go to the local hub.
     Undecided,
-    /// The first join's room is owned here (or Redis could not be asked).
+    /// The room is owned here (or Redis could not be asked).
     Local,
-    /// The first join's room is owned by another node: every frame goes there.
+    /// The room is owned by another node: every frame goes there.
     Bound,
 }
 
 impl Route {
-    /// Whether `frame` goes to the room's owner elsewhere. The first `join` decides; binding
-    /// takes the connection from the local hub (it was in no room there) and gives the
-    /// connection task a new kill switch, which the cluster holds from then on.
+    /// Whether `frame` goes to the room's owner elsewhere. A `join` decides: the first one,
+    /// and one that names another room than the last (a connection that left its room, or
+    /// whose join was refused, may join another, whose owner may be another node). Moving
+    /// the connection first asks the node serving it to let it go: it does only when the
+    /// member is in no room there (else the join goes there and is refused as on one node:
+    /// "leave it first"), and answers after everything it sent the connection. The
+    /// connection is then opened at the new room's owner, with a new kill switch for the
+    /// connection task.
     async fn goes_to_owner(
         &mut self,
         sig: &Signaling,
@@ -176,28 +185,63 @@ impl Route {
         frame: &Result<Request, DecodeError>,
         kill: &mut Kill,
     ) -> bool {
-        if self.state != RouteState::Undecided {
+        let Ok(Request::Join(j)) = frame else {
+            return self.state == RouteState::Bound;
+        };
+        let (app, room) = (j.app_id.as_str(), j.room_id.key());
+        if self.state != RouteState::Undecided && self.room.0 == app && self.room.1 == room {
             return self.state == RouteState::Bound;
         }
-        let Ok(Request::Join(j)) = frame else {
-            return false;
+        let owner = self.edge.owner_of(app, room).await;
+        let served_by = match self.state {
+            RouteState::Undecided => None,
+            RouteState::Local => Some(Owner::Here),
+            RouteState::Bound => self.edge.serving(conn),
         };
-        match self.edge.owner_of(&j.app_id, j.room_id.key()).await {
+        if served_by.as_ref() == Some(&owner) {
+            self.room = (app.to_owned(), room.to_owned());
+            return self.state == RouteState::Bound;
+        }
+        let released = match self.state {
+            RouteState::Undecided => true,
+            RouteState::Local => sig.hub.let_go(conn).await,
+            RouteState::Bound => self.edge.let_go(conn).await,
+        };
+        if !released {
+            return self.state == RouteState::Bound;
+        }
+        self.room = (app.to_owned(), room.to_owned());
+        if self.state == RouteState::Undecided && owner == Owner::Here {
+            self.state = RouteState::Local;
+            return false;
+        }
+        if self.state == RouteState::Undecided {
+            // The connection was opened in the local hub, in no room: it forgets it.
+            sig.hub.send(HubMsg::Closed { conn, clean: true }).await;
+        }
+        let (kill_tx, kill_rx) = oneshot::channel();
+        *kill = Kill {
+            rx: kill_rx,
+            hub_gone: false,
+        };
+        match owner {
             Owner::Here => {
+                let open = HubMsg::Open {
+                    conn,
+                    ip: self.ip.clone(),
+                    at: self.at,
+                    out: self.out.clone(),
+                    kill: kill_tx,
+                };
+                sig.hub.send(open).await;
                 self.state = RouteState::Local;
                 false
             }
             Owner::Node(owner) => {
-                sig.hub.send(HubMsg::Closed { conn, clean: true }).await;
-                let (kill_tx, kill_rx) = oneshot::channel();
-                *kill = Kill {
-                    rx: kill_rx,
-                    hub_gone: false,
-                };
                 let socket = Socketside {
                     conn,
-                    app: j.app_id.clone(),
-                    room: j.room_id.key().to_owned(),
+                    app: app.to_owned(),
+                    room: room.to_owned(),
                     ip: self.ip.clone(),
                     at: self.at,
                     out: self.out.clone(),

@@ -101,6 +101,14 @@ pub enum HubMsg {
     EndRooms(Vec<RoomRef>),
     /// `[cluster]`: hand every room's state to the writer again (Redis came back).
     Resync,
+    /// `[cluster]`: a connection's `join` names a room another node serves. If its member
+    /// is in no room here (it never joined, it left, its join was refused), the hub forgets
+    /// the connection (as a clean close) and answers `true`: everything it sent the
+    /// connection is in its queue already. `false`: it is a member here and stays.
+    LetGo {
+        conn: ConnId,
+        reply: oneshot::Sender<bool>,
+    },
     /// The rtcConfig for a login of `uid`.
     LoginRtc {
         uid: String,
@@ -179,6 +187,13 @@ impl Hub {
 
     pub async fn ice_servers(&self) -> Option<Vec<rtcroom_ice::ServerStatus>> {
         self.ask(HubMsg::IceServers).await
+    }
+
+    /// [`HubMsg::LetGo`]; `false` once the hub has stopped.
+    pub async fn let_go(&self, conn: ConnId) -> bool {
+        self.ask(|reply| HubMsg::LetGo { conn, reply })
+            .await
+            .unwrap_or(false)
     }
 
     pub async fn login_rtc(&self, uid: String) -> Option<rtcroom_protocol::SharedJson> {
@@ -443,6 +458,14 @@ fn handle<E: Entropy>(
         HubMsg::LoginRtc { uid, reply } => {
             let _ = reply.send(engine.login_rtc_config(t, &uid));
         }
+        HubMsg::LetGo { conn, reply } => {
+            let free = engine.room_of(conn).is_none();
+            if free {
+                links.remove(&conn);
+                engine.handle(t, Input::Closed { conn, clean: true });
+            }
+            let _ = reply.send(free);
+        }
         msg @ (HubMsg::Adopt { .. } | HubMsg::Release { .. } | HubMsg::EndRooms(_)) => {
             room_move(engine, links, msg);
         }
@@ -544,6 +567,10 @@ fn handle_frozen<E: Entropy>(
             links.remove(&conn);
         }
         HubMsg::Kick { reply, .. } => {
+            let _ = reply.send(false);
+        }
+        // Nothing changes any more: the connection stays where it is.
+        HubMsg::LetGo { reply, .. } => {
             let _ = reply.send(false);
         }
         other => {

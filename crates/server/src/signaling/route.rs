@@ -50,4 +50,12 @@ pub trait Edge: Send + Sync + std::fmt::Debug {
     fn frame<'a>(&'a self, conn: ConnId, payload: Payload, grant: Grant) -> BoxFuture<'a, ()>;
     /// A bound connection's socket closed.
     fn closed<'a>(&'a self, conn: ConnId, clean: bool) -> BoxFuture<'a, ()>;
+    /// Who serves bound connection `conn` now (`Here`: this node's hub, after it took the
+    /// room over); `None` when it is not bound.
+    fn serving(&self, conn: ConnId) -> Option<Owner>;
+    /// A bound connection's `join` names a room another node serves: ask the node serving
+    /// it to let it go ([`super::hub::HubMsg::LetGo`]). `true` once that node forgot it and
+    /// everything it sent the connection has been delivered to its queue; this node forgets
+    /// the binding then. `false`: its member is still in a room there (or no answer came).
+    fn let_go<'a>(&'a self, conn: ConnId) -> BoxFuture<'a, bool>;
 }
