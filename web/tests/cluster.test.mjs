@@ -1,22 +1,25 @@
-// Two rtcroom nodes with [cluster] on a private Redis and one MariaDB database, behind a real
-// HAProxy (round robin, no sticky sessions; its configuration is written by this test). Two
-// pages call each other, each on another node; `kill -9` of the node the first page is on
-// (the room's owner, since that page joined first): that page is back in the call, resumed,
-// within 5 s, the other page never rebuilds its RTCPeerConnection, media flows, and the
-// records of the call have every row exactly once.
+// rtcroom nodes with [cluster] on a private Redis and one MariaDB database, behind a real
+// HAProxy (round robin, no sticky sessions; cluster-helpers.mjs writes its configuration).
 // Needs redis-server and haproxy (scripts/deps/cluster.sh) and MariaDB on 127.0.0.1:3306.
+//
+// kill -9: two pages call each other, each on another node; `kill -9` of the node the first
+// page is on (the room's owner, since that page joined first): that page is back in the
+// call, resumed, within 5 s, the other page never rebuilds its RTCPeerConnection, media
+// flows, and the records of the call have every row exactly once.
+//
+// Rolling restart: three nodes, three pages in one call; each node in turn gets SIGTERM
+// (it drains: hands its rooms over, closes its sockets with 1012), is started again and is
+// back in HAProxy's rotation before the next one. No page ever leaves the call or rebuilds a
+// peer connection, media from every member keeps arriving, and the records hold each
+// session and sub-session once, open until the pages leave.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
-  BIN, closePage, expectMediaFlowing, joinCall, launchBrowser, snapshotOf, startServer,
-  tagPeerConnections, uidOf, uniqueRoom, waitForConnectedPeers,
+  closePage, expectMediaFlowing, expectUntouched, joinCall, joinWatched, launchBrowser,
+  snapshotOf, tagPeerConnections, uidOf, uniqueRoom, waitForConnectedPeers,
 } from './helpers.mjs';
+import { metric, roomRows, sessions, startCluster, until } from './cluster-helpers.mjs';
 
 /** @type {import('playwright-core').Browser} */
 let browser;
@@ -30,150 +33,11 @@ after(async () => {
   await browser?.close();
 });
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = /** @type {net.AddressInfo} */ (s.address());
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A process of the test's, stopped by its pid. */
-function child(cmd, args, opts = {}) {
-  const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...opts });
-  p.log = '';
-  p.stderr?.on('data', (d) => { p.log += d; });
-  p.once('error', (e) => { p.log += `cannot start ${cmd}: ${e.message}`; });
-  p.stop = async () => {
-    if (p.exitCode !== null || p.signalCode !== null) return;
-    const gone = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
-    await gone;
-  };
-  return p;
-}
-
-async function until(what, check, timeout = 15000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch { /* not yet */ }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-/** A private redis-server on a free port (never the machine's shared one). */
-async function startRedis(dir) {
-  const port = await freePort();
-  const p = child('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
-  await until('redis-server', () => new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
-    s.once('data', (d) => { s.destroy(); resolve(String(d).startsWith('+PONG')); });
-    s.once('error', () => resolve(false));
-  }));
-  return { url: `redis://127.0.0.1:${port}/0`, stop: p.stop };
-}
-
-/** HAProxy on `port` in front of `backends` (host:port), round robin, no stickiness. */
-async function startHaproxy(dir, backends, port) {
-  const cfg = `global
-  maxconn 2000
-
-defaults
-  mode http
-  option forwardfor
-  option redispatch
-  retries 3
-  timeout connect 1s
-  timeout client 60s
-  timeout server 60s
-  # A WebSocket is a tunnel once upgraded: idle for up to the heartbeat timeout and more.
-  timeout tunnel 1h
-  timeout client-fin 2s
-
-frontend signaling
-  bind 127.0.0.1:${port}
-  default_backend rtcroom
-
-backend rtcroom
-  balance roundrobin
-  option httpchk GET /readyz
-  http-check expect status 200
-  default-server inter 300ms fall 2 rise 2
-${backends.map((b, i) => `  server n${i} ${b} check`).join('\n')}
-`;
-  const file = path.join(dir, 'haproxy.cfg');
-  await writeFile(file, cfg);
-  const p = child('haproxy', ['-db', '-f', file]);
-  const origin = `http://127.0.0.1:${port}`;
-  await until('haproxy to serve both nodes', async () => {
-    const r = await fetch(`${origin}/readyz`);
-    return r.status === 200;
-  });
-  return { origin, ws: `ws://127.0.0.1:${port}/ws`, stop: p.stop, log: () => p.log };
-}
-
-function mariadb(sql) {
-  execFileSync('mariadb', ['-h', '127.0.0.1', '-u', 'root', '-e', sql], { stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** One series of `node`'s `/metrics` (0 when absent). */
-async function metric(node, series) {
-  const text = await (await fetch(`${node.binOrigin}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.split(' ')[1]) : 0;
-}
-
-/** The sessions the records API of `node` has for `uid` in `room`. */
-async function sessions(node, uid, room) {
-  const r = await fetch(`${node.binOrigin}/api/records/member/10000/${encodeURIComponent(uid)}`, { headers: { authorization: `Bearer ${node.adminToken}` } });
-  assert.equal(r.status, 200, await r.clone().text());
-  return (await r.json()).filter((s) => s.room_id === room);
-}
-
 test('kill -9 of a node behind HAProxy: its page resumes within 5 s, the other page never notices', { timeout: 180000 }, async (t) => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'rtcroom-cluster-web-'));
-  const db = `rtcroom_web_cluster_${process.pid}_${Date.now()}`;
-  const stops = [];
+  const cluster = await startCluster(2);
+  const { nodes, lb } = cluster;
   const pages = [];
   try {
-    mariadb(`CREATE DATABASE \`${db}\``);
-    stops.push(async () => mariadb(`DROP DATABASE IF EXISTS \`${db}\``));
-    const redis = await startRedis(dir);
-    stops.push(redis.stop);
-    const lbPort = await freePort();
-    // One configuration for every node, as in deploy/cluster: the app and its secret are
-    // shared, so a token from one node's login joins on any node.
-    const config = path.join(dir, 'rtcroom.toml');
-    await writeFile(config, `[[apps]]\nid = "10000"\nsecret = "cluster-web-secret"\ndomains = ["127.0.0.1", "localhost"]\n`);
-    const dbUrl = `mysql://root@127.0.0.1:3306/${db}`;
-    execFileSync(BIN, ['migrate'], { cwd: dir, env: { ...process.env, RTCROOM_CONFIG: config, RTCROOM_DATABASE_URL: dbUrl }, stdio: 'ignore' });
-    const env = (i) => ({
-      RTCROOM_CONFIG: config,
-      RTCROOM_DATABASE_URL: dbUrl,
-      RTCROOM_CLUSTER_REDIS: redis.url,
-      RTCROOM_CLUSTER_NODE_ID: `n${i}`,
-      RTCROOM_CLUSTER_HEARTBEAT_MS: '200',
-      RTCROOM_CLUSTER_DEAD_AFTER_MS: '1000',
-      RTCROOM_CLUSTER_SIGNALING_URL: `ws://127.0.0.1:${lbPort}/ws`,
-      RTCROOM_SERVER_TRUSTED_PROXIES: '["127.0.0.1"]',
-    });
-    const nodes = [];
-    for (const i of [0, 1]) {
-      const node = await startServer({ env: env(i) });
-      stops.push(node.stop);
-      nodes.push(node);
-    }
-    // HAProxy on the port the nodes hand out at login.
-    const lb = await startHaproxy(dir, nodes.map((n) => new URL(n.binOrigin).host), lbPort);
-    stops.unshift(lb.stop);
-    assert.equal(new URL(lb.origin).port, String(lbPort));
-
     const room = uniqueRoom('cluster');
     // The first page (its node owns the room); the second, reloaded until round robin puts
     // its signaling connection on the other node (the owner then serves it for that node).
@@ -258,7 +122,120 @@ test('kill -9 of a node behind HAProxy: its page resumes within 5 s, the other p
     }
   } finally {
     await Promise.all(pages.map(closePage));
-    for (const stop of stops) await stop().catch(() => {});
-    await rm(dir, { recursive: true, force: true });
+    await cluster.stop();
+  }
+});
+
+test('a rolling restart of three nodes behind HAProxy during a three-party call: no page leaves the call', { timeout: 240000 }, async (t) => {
+  const cluster = await startCluster(3);
+  const { nodes, lb } = cluster;
+  const pages = [];
+  try {
+    const room = uniqueRoom('rolling');
+    // One page's socket on each node: a page that round robin put where another page is
+    // leaves, and joins again after one more request through HAProxy (which moves its
+    // rotation on by one).
+    const sockets = () => Promise.all(nodes.map((n) => metric(n, 'rtcroom_open_connections')));
+    for (const name of ['Ana', 'Ben', 'Chloé']) {
+      for (let attempt = 0; ; attempt++) {
+        const page = await joinWatched(browser, lb.origin, room, name);
+        if ((await sockets()).every((c) => c <= 1)) {
+          pages.push(page);
+          break;
+        }
+        assert.ok(attempt < 8, 'round robin never put a page on a node of its own');
+        await page.click('#btn-leave');
+        await page.waitForFunction(() => document.body.dataset.state === 'left');
+        await closePage(page);
+        await until('the page to be gone', async () => (await sockets()).reduce((a, b) => a + b, 0) === pages.length);
+        await fetch(`${lb.origin}/healthz`);
+      }
+    }
+    await Promise.all(pages.map((p) => waitForConnectedPeers(p, 2)));
+    const uids = await Promise.all(pages.map(uidOf));
+    await Promise.all(pages.flatMap((p, i) => uids.filter((_, j) => j !== i).map((u) => expectMediaFlowing(p, u))));
+    t.diagnostic(`sockets per node before: ${await sockets()}`);
+    const before = await Promise.all(pages.map(snapshotOf));
+
+    const firstTerm = Date.now();
+    for (const [i, node] of nodes.entries()) {
+      const at = Date.now();
+      assert.equal(await node.terminate(), 0, node.logs());
+      const exited = Date.now();
+      // As a rolling upgrade goes: the load balancer has seen it go before it comes back.
+      await lb.down(i);
+      await node.startAgain();
+      await until(`n${i} to be ready again`, async () => (await fetch(`${node.binOrigin}/readyz`)).status === 200, 30000);
+      await lb.allUp();
+      const ready = Date.now();
+      // Every page is in the call on a live socket again before the next node goes.
+      await until('every page back in the call', async () => {
+        const joined = await Promise.all(pages.map((p) => p.evaluate(() => window.rtcroom.client.state === 'joined')));
+        return joined.every((j) => j) && (await sockets()).reduce((a, b) => a + b, 0) === pages.length;
+      }, 30000);
+      t.diagnostic(`n${i}: drained and exited in ${exited - at} ms, ready in HAProxy ${ready - at} ms, every page back ${Date.now() - at} ms after SIGTERM; sockets per node: ${await sockets()}`);
+    }
+    t.diagnostic(`the rolling restart took ${Date.now() - firstTerm} ms`);
+
+    // Every page resumed its own session each time its socket was closed (at least once:
+    // every node it sat on went away in turn), and kept everything else.
+    for (const [i, p] of pages.entries()) {
+      const r = await p.evaluate(() => window.__reconnects);
+      assert.ok(r.length >= 1, `page ${i} never reconnected`);
+      assert.deepEqual(r, r.map(() => ({ resumed: true, sessionId: before[i].sessionId })), JSON.stringify(r));
+    }
+    await expectUntouched(pages, uids, before);
+
+    // The records: each member's session and each direction's sub-session once, all open.
+    // (Pages that round robin put on a node taken already met the call too, and left: only
+    // the rows of the three members and between them count here.)
+    const pairs = uids.flatMap((u) => uids.filter((r) => r !== u).map((r) => [u, r]));
+    const ours = (r) => ({
+      sessions: r.sessions.filter((x) => uids.includes(x.uid)),
+      subs: r.subs.filter((x) => uids.includes(x.uid) && uids.includes(x.remote)),
+    });
+    let rows = await (async () => {
+      let r;
+      await until('the rows of the call', () => {
+        r = ours(roomRows(cluster.db, room));
+        return r.sessions.length >= uids.length && r.subs.length >= pairs.length && r.subs.every((s) => s.connected);
+      }, 20000);
+      return r;
+    })();
+    assert.equal(rows.sessions.length, uids.length, JSON.stringify(rows.sessions));
+    assert.equal(rows.subs.length, pairs.length, JSON.stringify(rows.subs));
+    assert.ok(rows.sessions.every((s) => s.left === null), `a session was closed during the call: ${JSON.stringify(rows.sessions)}`);
+    assert.ok(rows.subs.every((s) => s.finished === null && s.status === -1), `a sub-session was closed during the call: ${JSON.stringify(rows.subs)}`);
+
+    const leftAt = Date.now();
+    await Promise.all(pages.map((p) => p.click('#btn-leave')));
+    await Promise.all(pages.map((p) => p.waitForFunction(() => document.body.dataset.state === 'left')));
+    for (const p of pages) assert.deepEqual(p.errors, []);
+    await until('every row closed', () => {
+      rows = ours(roomRows(cluster.db, room));
+      return rows.sessions.every((s) => s.left !== null) && rows.subs.every((s) => s.finished !== null && s.status !== -1);
+    }, 20000);
+    assert.equal(rows.sessions.length, uids.length, JSON.stringify(rows.sessions));
+    assert.equal(rows.subs.length, pairs.length, JSON.stringify(rows.subs));
+    // Stored times have milliseconds; the test's and the server's clocks are the machine's.
+    for (const [i, uid] of uids.entries()) {
+      const mine = rows.sessions.filter((s) => s.uid === uid);
+      assert.equal(mine.length, 1, `one session of ${uid}: ${JSON.stringify(rows.sessions)}`);
+      assert.equal(mine[0].id, before[i].sessionId);
+      assert.equal(mine[0].timeOut, false, JSON.stringify(mine[0]));
+      assert.ok(mine[0].left >= leftAt, `${uid}'s session closed at the leave, not before: ${JSON.stringify(mine[0])}`);
+      for (const remote of uids.filter((r) => r !== uid)) {
+        const sub = rows.subs.filter((s) => s.uid === uid && s.remote === remote);
+        assert.equal(sub.length, 1, `one sub-session ${uid}->${remote}: ${JSON.stringify(rows.subs)}`);
+        assert.equal(sub[0].session, mine[0].id, JSON.stringify(sub[0]));
+        assert.equal(mine[0].subIds.filter((id) => id === sub[0].id).length, 1, `the session lists its sub-session once: ${JSON.stringify(mine[0])}`);
+        assert.equal(sub[0].status, 0, `connected and left: ${JSON.stringify(sub[0])}`);
+        assert.ok(sub[0].connected < firstTerm, `connected before the rolling restart: ${JSON.stringify(sub[0])}`);
+        assert.ok(sub[0].finished >= leftAt, `finished at the leave, not before: ${JSON.stringify(sub[0])}`);
+      }
+    }
+  } finally {
+    await Promise.all(pages.map(closePage));
+    await cluster.stop();
   }
 });

@@ -8,8 +8,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  closePage, expectMediaFlowing, joinCall, launchBrowser, recordedSubSessions, snapshotOf,
-  startServer, tagPeerConnections, uidOf, uniqueRoom, waitForConnectedPeers,
+  closePage, expectMediaFlowing, expectUntouched, joinWatched, launchBrowser,
+  recordedSubSessions, snapshotOf, startServer, uidOf, uniqueRoom, waitForConnectedPeers,
+  waitResumed,
 } from './helpers.mjs';
 
 /** @type {import('playwright-core').Browser} */
@@ -32,32 +33,6 @@ after(async () => {
 });
 
 /**
- * Joins and, from the moment the page is in the call, records what it shows: every change of
- * the page state (`body[data-state]`), the signaling state (`body[data-signal]`), whether the
- * lobby is visible, and the SDK's `reconnected` events. Also keeps the console's errors.
- */
-async function joinWatched(origin, room, name) {
-  const page = await joinCall(browser, origin, room, name, { init: tagPeerConnections });
-  page.consoleErrors = [];
-  page.on('console', (m) => { if (m.type() === 'error') page.consoleErrors.push({ at: Date.now(), text: m.text() }); });
-  assert.equal(await page.evaluate(() => document.body.dataset.state), 'in-call');
-  await page.evaluate(() => {
-    const seen = [];
-    const reconnects = [];
-    Object.defineProperty(window, '__seen', { value: seen });
-    Object.defineProperty(window, '__reconnects', { value: reconnects });
-    const note = () => {
-      const now = `${document.body.dataset.state}|${document.body.dataset.signal || ''}|${document.querySelector('#lobby').hidden ? '' : 'lobby'}`;
-      if (seen[seen.length - 1] !== now) seen.push(now);
-    };
-    note();
-    new MutationObserver(note).observe(document.body, { attributes: true, subtree: true, attributeFilter: ['data-state', 'data-signal', 'hidden'] });
-    window.rtcroom.client.on('reconnected', (d) => reconnects.push(d));
-  });
-  return page;
-}
-
-/**
  * SIGTERM, then the same binary on the same port and data dir at once; when SIGTERM was sent.
  * @param {import('node:test').TestContext} t
  */
@@ -69,48 +44,12 @@ async function restart(t, server) {
   return at;
 }
 
-/** Page `i` resumed `times[i]` times in all (`reconnected` with `resumed: true`). */
-async function waitResumed(pages, times) {
-  await Promise.all(pages.map((p, i) => p.waitForFunction((n) => window.__reconnects.length >= n && window.rtcroom.client.state === 'joined', times[i], { timeout: 30000 })));
-  for (const [i, p] of pages.entries()) {
-    const r = await p.evaluate(() => window.__reconnects);
-    assert.equal(r.length, times[i], JSON.stringify(r));
-    assert.ok(r.every((x) => x.resumed === true), `not resumed: ${JSON.stringify(r)}`);
-  }
-}
-
-/**
- * Across a restart each page kept everything: the same session and peer connections (no new
- * one made), each `connected` the whole time, never the lobby, and media from everyone still
- * arriving.
- */
-async function expectUntouched(pages, uids, before) {
-  for (const [i, p] of pages.entries()) {
-    const now = await snapshotOf(p);
-    const was = before[i];
-    assert.equal(now.sessionId, was.sessionId, 'same session');
-    assert.equal(now.made, was.made, `no peer connection was made: ${JSON.stringify(now)}`);
-    assert.deepEqual(Object.keys(now.peers).sort(), Object.keys(was.peers).sort());
-    for (const [uid, peer] of Object.entries(now.peers)) {
-      assert.equal(peer.pc, was.peers[uid].pc, `the same RTCPeerConnection for ${uid}`);
-      assert.equal(peer.state, 'connected', `${uid}: ${JSON.stringify(peer)}`);
-      // The first `connected` is the last change: it never left that state.
-      assert.equal(peer.states.indexOf('connected'), peer.states.length - 1, `${uid}: ${JSON.stringify(peer.states)}`);
-    }
-    const seen = await p.evaluate(() => window.__seen);
-    assert.ok(seen.every((s) => s.startsWith('in-call|') && !s.endsWith('|lobby')), `the page left the call: ${JSON.stringify(seen)}`);
-    assert.ok(seen.includes('in-call|reconnecting|'), `the page showed no reconnecting state: ${JSON.stringify(seen)}`);
-    assert.equal(seen[seen.length - 1], 'in-call||');
-  }
-  await Promise.all(pages.flatMap((p, i) => uids.filter((_, j) => j !== i).map((u) => expectMediaFlowing(p, u))));
-}
-
 test('two, then three pages: SIGTERM and an immediate start keep every call and its records', { timeout: 180000 }, async (t) => {
   const server = await startServer();
   const room = uniqueRoom('restart');
   const pages = [];
   try {
-    pages.push(...(await Promise.all(['Ana', 'Ben'].map((n) => joinWatched(server.origin, room, n)))));
+    pages.push(...(await Promise.all(['Ana', 'Ben'].map((n) => joinWatched(browser, server.origin, room, n)))));
     await Promise.all(pages.map((p) => waitForConnectedPeers(p, 1)));
     const uids = await Promise.all(pages.map(uidOf));
     await Promise.all([expectMediaFlowing(pages[0], uids[1]), expectMediaFlowing(pages[1], uids[0])]);
@@ -120,7 +59,7 @@ test('two, then three pages: SIGTERM and an immediate start keep every call and 
     await waitResumed(pages, [1, 1]);
     await expectUntouched(pages, uids, before);
 
-    pages.push(await joinWatched(server.origin, room, 'Chloé'));
+    pages.push(await joinWatched(browser, server.origin, room, 'Chloé'));
     uids.push(await uidOf(pages[2]));
     await Promise.all(pages.map((p) => waitForConnectedPeers(p, 2)));
     await expectMediaFlowing(pages[2], uids[0]);
@@ -170,7 +109,7 @@ test('away for longer than the heartbeat timeout: every page says the call ended
   const room = uniqueRoom('outage');
   const pages = [];
   try {
-    pages.push(...(await Promise.all(['Ana', 'Ben'].map((n) => joinWatched(server.origin, room, n)))));
+    pages.push(...(await Promise.all(['Ana', 'Ben'].map((n) => joinWatched(browser, server.origin, room, n)))));
     await Promise.all(pages.map((p) => waitForConnectedPeers(p, 1)));
     const uids = await Promise.all(pages.map(uidOf));
     await expectMediaFlowing(pages[0], uids[1]);

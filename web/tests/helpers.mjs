@@ -1,6 +1,7 @@
 // Shared pieces of the end-to-end tests: the real rtcroom binary on 127.0.0.1 port 0,
 // one headless Chromium per test file, one browser context per page.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -440,4 +441,67 @@ export function snapshotOf(page) {
     }
     return { sessionId: c.sessionId, uid: c.uid, made: window.__pcs.length, peers };
   });
+}
+
+/**
+ * Joins and, from the moment the page is in the call, records what it shows: every change of
+ * the page state (`body[data-state]`), the signaling state (`body[data-signal]`), whether the
+ * lobby is visible, and the SDK's `reconnected` events. Also keeps the console's errors.
+ * @param {import('playwright-core').Browser} browser
+ */
+export async function joinWatched(browser, origin, room, name) {
+  const page = await joinCall(browser, origin, room, name, { init: tagPeerConnections });
+  page.consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') page.consoleErrors.push({ at: Date.now(), text: m.text() }); });
+  assert.equal(await page.evaluate(() => document.body.dataset.state), 'in-call');
+  await page.evaluate(() => {
+    const seen = [];
+    const reconnects = [];
+    Object.defineProperty(window, '__seen', { value: seen });
+    Object.defineProperty(window, '__reconnects', { value: reconnects });
+    const note = () => {
+      const now = `${document.body.dataset.state}|${document.body.dataset.signal || ''}|${document.querySelector('#lobby').hidden ? '' : 'lobby'}`;
+      if (seen[seen.length - 1] !== now) seen.push(now);
+    };
+    note();
+    new MutationObserver(note).observe(document.body, { attributes: true, subtree: true, attributeFilter: ['data-state', 'data-signal', 'hidden'] });
+    window.rtcroom.client.on('reconnected', (d) => reconnects.push(d));
+  });
+  return page;
+}
+
+/** Page `i` resumed `times[i]` times in all (`reconnected` with `resumed: true`). */
+export async function waitResumed(pages, times) {
+  await Promise.all(pages.map((p, i) => p.waitForFunction((n) => window.__reconnects.length >= n && window.rtcroom.client.state === 'joined', times[i], { timeout: 30000 })));
+  for (const [i, p] of pages.entries()) {
+    const r = await p.evaluate(() => window.__reconnects);
+    assert.equal(r.length, times[i], JSON.stringify(r));
+    assert.ok(r.every((x) => x.resumed === true), `not resumed: ${JSON.stringify(r)}`);
+  }
+}
+
+/**
+ * Across a restart each page kept everything: the same session and peer connections (no new
+ * one made), each `connected` the whole time, never the lobby, and media from everyone still
+ * arriving. `before` holds each page's `snapshotOf` from before the restart.
+ */
+export async function expectUntouched(pages, uids, before) {
+  for (const [i, p] of pages.entries()) {
+    const now = await snapshotOf(p);
+    const was = before[i];
+    assert.equal(now.sessionId, was.sessionId, 'same session');
+    assert.equal(now.made, was.made, `no peer connection was made: ${JSON.stringify(now)}`);
+    assert.deepEqual(Object.keys(now.peers).sort(), Object.keys(was.peers).sort());
+    for (const [uid, peer] of Object.entries(now.peers)) {
+      assert.equal(peer.pc, was.peers[uid].pc, `the same RTCPeerConnection for ${uid}`);
+      assert.equal(peer.state, 'connected', `${uid}: ${JSON.stringify(peer)}`);
+      // The first `connected` is the last change: it never left that state.
+      assert.equal(peer.states.indexOf('connected'), peer.states.length - 1, `${uid}: ${JSON.stringify(peer.states)}`);
+    }
+    const seen = await p.evaluate(() => window.__seen);
+    assert.ok(seen.every((s) => s.startsWith('in-call|') && !s.endsWith('|lobby')), `the page left the call: ${JSON.stringify(seen)}`);
+    assert.ok(seen.includes('in-call|reconnecting|'), `the page showed no reconnecting state: ${JSON.stringify(seen)}`);
+    assert.equal(seen[seen.length - 1], 'in-call||');
+  }
+  await Promise.all(pages.flatMap((p, i) => uids.filter((_, j) => j !== i).map((u) => expectMediaFlowing(p, u))));
 }
