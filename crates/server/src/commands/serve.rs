@@ -349,16 +349,19 @@ async fn serve_http(
     Ok(())
 }
 
+/// What the hub hands the cluster: the rooms that changed, the reservations made.
+type ClusterQueues = (
+    tokio::sync::mpsc::Receiver<Vec<hub::RoomState>>,
+    tokio::sync::mpsc::Receiver<(String, u64)>,
+);
+
 /// Join the cluster with `[cluster] redis`; `None` for a single node.
 async fn start_cluster(
     cfg: &Config,
     hub: &Hub,
     alerts: Alerts,
     addr: std::net::SocketAddr,
-    queues: Option<(
-        tokio::sync::mpsc::Receiver<Vec<hub::RoomState>>,
-        tokio::sync::mpsc::Receiver<(String, u64)>,
-    )>,
+    queues: Option<ClusterQueues>,
 ) -> anyhow::Result<Option<Arc<Cluster>>> {
     let Some((states, reserved)) = queues else {
         return Ok(None);
