@@ -234,8 +234,10 @@ impl Registry {
     }
 
     /// Register (or update) another cluster node's embedded TURN server: as [`Self::register`],
-    /// but its members' credentials are minted with [`RegistryConfig::peer_secret`]. A later
-    /// [`Self::register`] of the same address (an agent's) makes it an ordinary server again.
+    /// but its members' credentials are minted with [`RegistryConfig::peer_secret`]. It never
+    /// replaces a server registered with [`Self::register`] (this node's own embedded server,
+    /// or an agent's), which is answered `ice_have_registered` and left as it is; a later
+    /// [`Self::register`] of the same address makes it an ordinary server again.
     pub fn register_peer(&mut self, now_ms: u64, registration: Register) -> Reply {
         self.enter(now_ms, registration, true)
     }
@@ -243,6 +245,9 @@ impl Registry {
     fn enter(&mut self, now_ms: u64, registration: Register, peer: bool) -> Reply {
         let registration = Arc::new(registration);
         if let Some(e) = self.servers.get_mut(&registration.ip) {
+            if peer && !e.peer {
+                return Reply::HaveRegistered;
+            }
             e.registration = registration;
             e.peer = peer;
             e.last_seen_ms = e.last_seen_ms.max(now_ms);
@@ -921,9 +926,16 @@ mod tests {
             (turn.username.as_str(), turn.credential.as_str()),
             (minted.username.as_str(), minted.credential.as_str())
         );
-        // An agent registering the address makes it an ordinary (coturn) server again.
+        // An agent registering the address makes it an ordinary (coturn) server again, and a
+        // peer's registration does not take it back.
         r.register(T0, reg("10.0.0.2", 10_000));
         assert!(!r.is_peer("10.0.0.2"));
+        assert_eq!(
+            r.register_peer(T0, reg("10.0.0.2", 5)),
+            Reply::HaveRegistered
+        );
+        assert!(!r.is_peer("10.0.0.2"));
+        assert_eq!(r.servers(T0)[1].max_bandwidth_kbps, 10_000);
         let turn = &r
             .select(T0, VIDEO_PAIR, None, &[])
             .expect("room")

@@ -21,6 +21,17 @@ fn node_named(redis: &str, prefix: &str, id: &str) -> Server {
 }
 
 fn node_with(redis: &str, prefix: &str, id: &str, extra: &[(&str, &str)]) -> Server {
+    Server::start(&cluster_env(redis, prefix, id, extra))
+}
+
+/// The settings of a test node: a fast heartbeat, no records, no tokens, static ICE unless
+/// `extra` says otherwise.
+fn cluster_env<'a>(
+    redis: &'a str,
+    prefix: &'a str,
+    id: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
     let mut env = vec![
         ("RTCROOM_CLUSTER_NODE_ID", id),
         ("RTCROOM_CLUSTER_REDIS", redis),
@@ -32,7 +43,7 @@ fn node_with(redis: &str, prefix: &str, id: &str, extra: &[(&str, &str)]) -> Ser
         ("RTCROOM_AUTH_REQUIRED", "false"),
     ];
     env.extend_from_slice(extra);
-    Server::start(&env)
+    env
 }
 
 /// Wait (bounded) until every node's registry holds `n` live nodes.
@@ -536,6 +547,52 @@ async fn embedded_turn_servers_are_shared_and_leave_with_their_node() {
         .expect("a pair on node a");
     let url = turn_entry(&cfg)["urls"][0].as_str().unwrap().to_owned();
     assert!(url.starts_with("turn:127.0.0.1:"), "{cfg}");
+}
+
+/// A node whose `[turn] secret` differs from another's does not hand out that node's
+/// embedded server (the credentials it would mint are refused there), and says why.
+#[tokio::test]
+async fn an_embedded_turn_server_with_another_secret_is_not_handed_out() {
+    let prefix = Prefix(format!("rtcroom-smoke-sec-{}", std::process::id()));
+    let log = std::env::temp_dir().join(format!("{}.log", prefix.0));
+    let _ = std::fs::remove_file(&log);
+    let a = Server::start_logging_to(
+        &cluster_env(
+            REDIS,
+            &prefix.0,
+            "",
+            &[
+                ("RTCROOM_ICE_MODE", "registry"),
+                ("RTCROOM_TURN_SECRET", "one secret"),
+            ],
+        ),
+        &log,
+    );
+    let b = node_with(
+        REDIS,
+        &prefix.0,
+        "sec-b",
+        &[
+            ("RTCROOM_ICE_MODE", "registry"),
+            ("RTCROOM_TURN_SECRET", "another secret"),
+            ("RTCROOM_TURN_LISTEN", "127.0.0.2:0"),
+        ],
+    );
+    wait_for_nodes(&[&a, &b], 2).await;
+    common::wait_until(
+        "node a says why it does not take node b's server",
+        || async {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("node sec-b has another [turn] secret")
+        },
+    )
+    .await;
+    assert_eq!(ice_metric(&a, "ice_in_rotation", "127.0.0.2").await, None);
+    let cfg = common::pair(&a, "sec").await.expect("a pair on node a");
+    let url = turn_entry(&cfg)["urls"][0].as_str().unwrap().to_owned();
+    assert!(url.starts_with("turn:127.0.0.1:"), "{cfg}");
+    let _ = std::fs::remove_file(&log);
 }
 
 /// The TURN entry of an `rtcConfig`.

@@ -187,8 +187,8 @@ pub async fn start_embedded(
         port: a.port(),
     });
     registration.location = geoip.and_then(|g| g.lookup(public_ip).at);
-    let reply = hub.ice(IceCommand::Register(registration.clone())).await;
     // In a cluster, every node hands it out too (with `[turn] secret` set on every node).
+    // Told first, so that from here on no other node's server is taken at this address.
     if let Some(c) = &cluster {
         c.embedded_turn(IceCommand::Register(registration.clone()));
         if !c.shares_embedded_turn() {
@@ -197,6 +197,7 @@ pub async fn start_embedded(
             );
         }
     }
+    let reply = hub.ice(IceCommand::Register(registration.clone())).await;
     tracing::info!(
         addr = %handle.local_addr(),
         tcp = ?handle.tcp_addr(),
