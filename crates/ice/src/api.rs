@@ -100,6 +100,44 @@ impl Register {
     }
 }
 
+impl IceCommand {
+    /// The body of the `POST /icebandwidthload` request that [`parse`] reads back as this
+    /// command (no `secret`): how a room server passes a command it made itself (its embedded
+    /// TURN server's registration and reports) to the other nodes of a cluster.
+    pub fn to_body(&self) -> String {
+        let value = match self {
+            IceCommand::Register(r) => {
+                let mut v = serde_json::json!({
+                    "cmd": "iceRegister", "ip": r.ip,
+                    "iceType": match r.ice_type { IceType::Turn => "turn", IceType::Stun => "stun" },
+                    "bundlePolicy": r.bundle_policy, "rtcpMuxPolicy": r.rtcp_mux_policy,
+                    "iceTransportPolicy": r.ice_transport_policy, "turnPort": r.turn_port,
+                    "turnTcpPort": r.turn_tcp_port.unwrap_or(0), "stunPort": r.stun_port,
+                    "maxBandwidth": r.max_bandwidth_kbps, "username": r.username,
+                    "credential": r.credential,
+                });
+                if let Some(t) = &r.turns {
+                    v["turnsPort"] = t.port.into();
+                    v["turnsHost"] = t.host.clone().into();
+                }
+                if let Some(region) = &r.region {
+                    v["region"] = region.clone().into();
+                }
+                if let Some(at) = r.location {
+                    v["latitude"] = at.lat().into();
+                    v["longitude"] = at.lon().into();
+                }
+                v
+            }
+            IceCommand::Report(r) => serde_json::json!({
+                "cmd": "iceReportRxTxRate", "ip": r.ip, "rxRate": r.rx_kbps, "txRate": r.tx_kbps,
+            }),
+            IceCommand::Deregister { ip } => serde_json::json!({"cmd": "iceDeregister", "ip": ip}),
+        };
+        value.to_string()
+    }
+}
+
 /// `iceReportRxTxRate`: the server's current NIC rates in kbit/s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -403,6 +441,40 @@ fn address(obj: &Map<String, Value>, field: &'static str) -> Result<String, Pars
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_command_s_body_parses_back_to_it() {
+        let mut full = super::Register::new("10.0.0.1", 5_000);
+        full.turn_port = 3480;
+        full.stun_port = 3481;
+        full.turn_tcp_port = Some(3482);
+        full.turns = Some(super::Turns {
+            host: "turn.example.com".into(),
+            port: 5349,
+        });
+        full.ice_transport_policy = "relay".into();
+        full.region = Some("eu".into());
+        full.location = crate::GeoPoint::new(50.11, 8.68);
+        let mut bare = super::Register::new("turn.example.com", 7);
+        bare.ice_type = super::IceType::Stun;
+        for c in [
+            super::IceCommand::Register(full),
+            super::IceCommand::Register(bare),
+            super::IceCommand::Report(super::Report {
+                ip: "10.0.0.1".into(),
+                rx_kbps: 12,
+                tx_kbps: 34,
+            }),
+            super::IceCommand::Deregister {
+                ip: "10.0.0.1".into(),
+            },
+        ] {
+            let back = super::parse(c.to_body().as_bytes())
+                .expect("parses")
+                .command;
+            assert_eq!(back, c);
+        }
+    }
+
     use super::*;
 
     fn cmd(body: &str) -> IceCommand {

@@ -45,6 +45,11 @@ pub struct RegistryConfig {
     /// Lifetime of minted TURN credentials. A TURN server refuses refreshes once the username
     /// has expired, so this bounds the length of a relayed call.
     pub credential_ttl_secs: u64,
+    /// The REST shared secret of the embedded TURN servers of the other nodes of a cluster
+    /// (`[turn] secret`, the same on every node): servers registered with
+    /// [`Registry::register_peer`] mint their credentials with it. `None`: such servers are
+    /// never chosen (no credential this node could mint would be accepted there).
+    pub peer_secret: Option<String>,
 }
 
 impl Default for RegistryConfig {
@@ -57,6 +62,7 @@ impl Default for RegistryConfig {
             shared_secret: None,
             server_secrets: BTreeMap::new(),
             credential_ttl_secs: 24 * 3600,
+            peer_secret: None,
         }
     }
 }
@@ -172,6 +178,9 @@ struct Entry {
     rx_kbps: u64,
     tx_kbps: u64,
     reserved_kbps: u64,
+    /// Registered through [`Registry::register_peer`]: another node's embedded TURN server,
+    /// whose credentials are minted with [`RegistryConfig::peer_secret`].
+    peer: bool,
     /// Rotation as last announced through [`HealthEvent`]s; only `poll_health` reads it.
     announced_in_rotation: bool,
 }
@@ -221,9 +230,26 @@ impl Registry {
     /// an agent that registers again has usually restarted with a changed configuration; its
     /// measured rates and reservations are kept, since the traffic they describe goes on.
     pub fn register(&mut self, now_ms: u64, registration: Register) -> Reply {
+        self.enter(now_ms, registration, false)
+    }
+
+    /// Register (or update) another cluster node's embedded TURN server: as [`Self::register`],
+    /// but its members' credentials are minted with [`RegistryConfig::peer_secret`]. It never
+    /// replaces a server registered with [`Self::register`] (this node's own embedded server,
+    /// or an agent's), which is answered `ice_have_registered` and left as it is; a later
+    /// [`Self::register`] of the same address makes it an ordinary server again.
+    pub fn register_peer(&mut self, now_ms: u64, registration: Register) -> Reply {
+        self.enter(now_ms, registration, true)
+    }
+
+    fn enter(&mut self, now_ms: u64, registration: Register, peer: bool) -> Reply {
         let registration = Arc::new(registration);
         if let Some(e) = self.servers.get_mut(&registration.ip) {
+            if peer && !e.peer {
+                return Reply::HaveRegistered;
+            }
             e.registration = registration;
+            e.peer = peer;
             e.last_seen_ms = e.last_seen_ms.max(now_ms);
             return Reply::HaveRegistered;
         }
@@ -238,6 +264,7 @@ impl Registry {
                 rx_kbps: 0,
                 tx_kbps: 0,
                 reserved_kbps: 0,
+                peer,
                 announced_in_rotation: true,
             },
         );
@@ -265,8 +292,31 @@ impl Registry {
         Reply::Successful
     }
 
+    /// Add a reservation another node of a cluster made on server `ip` (its selection's
+    /// [`Chosen::reserved_kbps`]); like this registry's own, it ends with the server's next
+    /// report. `false`: no such server here.
+    pub fn reserve(&mut self, ip: &str, kbps: u64) -> bool {
+        match self.servers.get_mut(ip) {
+            Some(e) => {
+                e.reserved_kbps = e.reserved_kbps.saturating_add(kbps);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `ip` is registered as another node's embedded TURN server.
+    pub fn is_peer(&self, ip: &str) -> bool {
+        self.servers.get(ip).is_some_and(|e| e.peer)
+    }
+
     fn healthy(&self, e: &Entry, now_ms: u64) -> bool {
         now_ms.saturating_sub(e.last_seen_ms) <= self.cfg.report_timeout_ms
+    }
+
+    /// Whether this registry can hand `e` out: in rotation, and with credentials it can mint.
+    fn usable(&self, e: &Entry, now_ms: u64) -> bool {
+        self.healthy(e, now_ms) && (!e.peer || self.cfg.peer_secret.is_some())
     }
 
     /// The best server for `need` at `now_ms`, with the order of the module docs, or `None`.
@@ -279,7 +329,7 @@ impl Registry {
     ) -> Option<&Entry> {
         self.servers
             .values()
-            .filter(|e| self.healthy(e, now_ms) && e.headroom() >= need_kbps)
+            .filter(|e| self.usable(e, now_ms) && e.headroom() >= need_kbps)
             .min_by_key(|e| {
                 let elsewhere = region.is_some_and(|want| {
                     !e.registration
@@ -298,12 +348,12 @@ impl Registry {
     }
 
     fn chosen(&self, e: &Entry, reserved_kbps: u64) -> Chosen {
-        let secret = self
-            .cfg
-            .server_secrets
-            .get(&e.registration.ip)
-            .or(self.cfg.shared_secret.as_ref())
-            .map(|s| Arc::from(s.as_str()));
+        let secret = match self.cfg.server_secrets.get(&e.registration.ip) {
+            Some(own) => Some(own),
+            None if e.peer => self.cfg.peer_secret.as_ref(),
+            None => self.cfg.shared_secret.as_ref(),
+        }
+        .map(|s| Arc::from(s.as_str()));
         Chosen {
             registration: Arc::clone(&e.registration),
             secret,
@@ -850,6 +900,82 @@ mod tests {
             (turn.username.as_str(), turn.credential.as_str()),
             ("1700000600:42", "IJqLNx10NKZjt+Umu/9xSgStSaA=")
         );
+    }
+
+    #[test]
+    fn peers_mint_with_the_peer_secret_and_need_one() {
+        let cfg = RegistryConfig {
+            shared_secret: Some("coturn".into()),
+            server_secrets: [("10.0.0.1".to_owned(), "cluster".to_owned())].into(),
+            credential_ttl_secs: 600,
+            ..RegistryConfig::default()
+        };
+        let mut r = Registry::new(RegistryConfig {
+            peer_secret: Some("cluster".into()),
+            ..cfg.clone()
+        });
+        r.register(T0, reg("10.0.0.1", 1_000));
+        r.register_peer(T0, reg("10.0.0.2", 10_000));
+        r.register(T0, reg("10.0.0.3", 1_000));
+        assert!(r.is_peer("10.0.0.2") && !r.is_peer("10.0.0.3"));
+        let pick = r.select(T0, VIDEO_PAIR, None, &[]).expect("room");
+        assert_eq!(pick.ip(), "10.0.0.2");
+        let turn = &pick.rtc_config("42", T0).ice_servers[0];
+        let minted = crate::credential::mint(b"cluster", "42", T0, 600);
+        assert_eq!(
+            (turn.username.as_str(), turn.credential.as_str()),
+            (minted.username.as_str(), minted.credential.as_str())
+        );
+        // An agent registering the address makes it an ordinary (coturn) server again, and a
+        // peer's registration does not take it back.
+        r.register(T0, reg("10.0.0.2", 10_000));
+        assert!(!r.is_peer("10.0.0.2"));
+        assert_eq!(
+            r.register_peer(T0, reg("10.0.0.2", 5)),
+            Reply::HaveRegistered
+        );
+        assert!(!r.is_peer("10.0.0.2"));
+        assert_eq!(r.servers(T0)[1].max_bandwidth_kbps, 10_000);
+        let turn = &r
+            .select(T0, VIDEO_PAIR, None, &[])
+            .expect("room")
+            .rtc_config("42", T0)
+            .ice_servers[0];
+        let minted = crate::credential::mint(b"coturn", "42", T0, 600);
+        assert_eq!(turn.credential, minted.credential);
+
+        // Without a peer secret, a peer is registered but never handed out.
+        let mut r = Registry::new(cfg);
+        r.register_peer(T0, reg("10.0.0.2", 10_000));
+        r.register(T0, reg("10.0.0.3", 1_000));
+        assert_eq!(
+            r.select(T0, VIDEO_PAIR, None, &[]).expect("room").ip(),
+            "10.0.0.3"
+        );
+        assert_eq!(r.peek(T0, None, &[]).expect("healthy").ip(), "10.0.0.3");
+        assert_eq!(r.servers(T0).len(), 2);
+    }
+
+    #[test]
+    fn reservations_of_other_nodes_hold_until_the_next_report() {
+        let mut r = registry(&[("10.0.0.1", 1_000), ("10.0.0.2", 900)]);
+        assert!(r.reserve("10.0.0.1", 400));
+        assert!(!r.reserve("10.0.0.9", 400), "unknown server");
+        // 1: 600 left, 2: 900: the next pair goes to 2.
+        assert_eq!(
+            r.select(T0, VIDEO_PAIR, None, &[]).expect("room").ip(),
+            "10.0.0.2"
+        );
+        assert!(r.reserve("10.0.0.1", 400));
+        // 1: 200 left, 2: 500 left: a pair of 400 fits only on 2, then nowhere.
+        assert_eq!(
+            r.select(T0, VIDEO_PAIR, None, &[]).expect("room").ip(),
+            "10.0.0.2"
+        );
+        assert!(r.select(T0, VIDEO_PAIR, None, &[]).is_err());
+        r.report(T0 + 5_000, report("10.0.0.1", 100));
+        let s = &r.servers(T0 + 5_000)[0];
+        assert_eq!((s.reserved_kbps, s.headroom_kbps), (0, 900));
     }
 
     #[test]

@@ -6,8 +6,10 @@ mod common;
 use common::{Server, join};
 use serde_json::json;
 
+const REDIS: &str = "redis://127.0.0.1:6379/0";
+
 fn node(prefix: &str) -> Server {
-    node_on("redis://127.0.0.1:6379/0", prefix)
+    node_on(REDIS, prefix)
 }
 
 fn node_on(redis: &str, prefix: &str) -> Server {
@@ -19,6 +21,17 @@ fn node_named(redis: &str, prefix: &str, id: &str) -> Server {
 }
 
 fn node_with(redis: &str, prefix: &str, id: &str, extra: &[(&str, &str)]) -> Server {
+    Server::start(&cluster_env(redis, prefix, id, extra))
+}
+
+/// The settings of a test node: a fast heartbeat, no records, no tokens, static ICE unless
+/// `extra` says otherwise.
+fn cluster_env<'a>(
+    redis: &'a str,
+    prefix: &'a str,
+    id: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
     let mut env = vec![
         ("RTCROOM_CLUSTER_NODE_ID", id),
         ("RTCROOM_CLUSTER_REDIS", redis),
@@ -30,7 +43,7 @@ fn node_with(redis: &str, prefix: &str, id: &str, extra: &[(&str, &str)]) -> Ser
         ("RTCROOM_AUTH_REQUIRED", "false"),
     ];
     env.extend_from_slice(extra);
-    Server::start(&env)
+    env
 }
 
 /// Wait (bounded) until every node's registry holds `n` live nodes.
@@ -387,6 +400,210 @@ async fn the_ice_registry_is_shared() {
     common::wait_ready(&b, 200, "ready").await;
     let c = start(&prefix.0);
     common::wait_ready(&c, 200, "ready").await;
+}
+
+/// The metric of `name` for the ICE server at `ip` on `node`, if it is registered there.
+async fn ice_metric(node: &Server, name: &str, ip: &str) -> Option<f64> {
+    node.metrics()
+        .await
+        .get(&format!("rtcroom_{name}{{ip=\"{ip}\"}}"))
+        .copied()
+}
+
+/// A reservation one node's selection makes is held by every node's registry until the
+/// server's next report: another node does not hand out the headroom the first just took,
+/// and a report taken by any node ends the reservation everywhere.
+#[tokio::test]
+async fn a_reservation_on_one_node_is_seen_by_the_others() {
+    let prefix = Prefix(format!("rtcroom-smoke-resv-{}", std::process::id()));
+    let extra = [
+        ("RTCROOM_ICE_MODE", "registry"),
+        ("RTCROOM_TURN_ENABLED", "false"),
+        ("RTCROOM_ICE_TURN_SECRET", "coturn-secret"),
+    ];
+    let a = node_with(REDIS, &prefix.0, "", &extra);
+    let b = node_with(REDIS, &prefix.0, "", &extra);
+    wait_for_nodes(&[&a, &b], 2).await;
+    // Room for one video pair (400 kbit/s) and 100 kbit/s more.
+    let ip = "198.51.100.9";
+    let register = format!(
+        r#"{{"cmd":"iceRegister","ip":"{ip}","iceType":"turn","turnPort":3478,"stunPort":3478,"maxBandwidth":500}}"#
+    );
+    let (status, body) = common::http(
+        "POST",
+        &format!("http://{}/icebandwidthload", a.addr),
+        None,
+        Some(&register),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    common::wait_ready(&b, 200, "ready").await;
+    let cfg = common::pair(&a, "resv-1").await.expect("a pair on node a");
+    let url = turn_entry(&cfg)["urls"][0].as_str().unwrap().to_owned();
+    assert!(url.contains(ip), "{cfg}");
+    common::wait_until("node b holds node a's reservation", || async {
+        ice_metric(&b, "ice_headroom_kbps", ip).await == Some(100.0)
+    })
+    .await;
+    assert_eq!(
+        common::pair(&b, "resv-2").await.err(),
+        Some(8),
+        "node b has no room left for a video pair"
+    );
+    // The server's report, taken by node b, ends the reservation on node a too.
+    let report = format!(r#"{{"cmd":"iceReportRxTxRate","ip":"{ip}","rxRate":0,"txRate":0}}"#);
+    let (status, body) = common::http(
+        "POST",
+        &format!("http://{}/icebandwidthload", b.addr),
+        None,
+        Some(&report),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    common::wait_until("node a's reservation ends with the report", || async {
+        ice_metric(&a, "ice_headroom_kbps", ip).await == Some(500.0)
+    })
+    .await;
+    assert!(common::pair(&a, "resv-3").await.is_ok());
+}
+
+/// Each node's embedded TURN server is in every node's registry: a pair on node a gets node
+/// b's server (it has the most headroom), the credentials node a minted allocate and relay
+/// on it, and when node b is killed its server leaves node a's registry.
+#[tokio::test]
+async fn embedded_turn_servers_are_shared_and_leave_with_their_node() {
+    let prefix = Prefix(format!("rtcroom-smoke-emb-{}", std::process::id()));
+    let shared = [
+        ("RTCROOM_ICE_MODE", "registry"),
+        ("RTCROOM_TURN_SECRET", "the cluster's turn secret"),
+    ];
+    let with = |more: &[(&'static str, &'static str)]| {
+        let mut env = shared.to_vec();
+        env.extend_from_slice(more);
+        env
+    };
+    // Node a's own server is small, node b's (on 127.0.0.2) has the default 1 Gbit/s.
+    let a = node_with(
+        REDIS,
+        &prefix.0,
+        "",
+        &with(&[("RTCROOM_TURN_MAX_BANDWIDTH_KBPS", "1000")]),
+    );
+    let mut b = node_with(
+        REDIS,
+        &prefix.0,
+        "",
+        &with(&[("RTCROOM_TURN_LISTEN", "127.0.0.2:0")]),
+    );
+    wait_for_nodes(&[&a, &b], 2).await;
+    common::wait_until(
+        "node b's embedded TURN server in node a's rotation",
+        || async { ice_metric(&a, "ice_in_rotation", "127.0.0.2").await == Some(1.0) },
+    )
+    .await;
+    let cfg = common::pair(&a, "emb").await.expect("a pair on node a");
+    let turn = turn_entry(&cfg);
+    let url = turn["urls"][0].as_str().unwrap();
+    let port = url
+        .strip_prefix("turn:127.0.0.2:")
+        .and_then(|rest| rest.strip_suffix("?transport=udp"))
+        .unwrap_or_else(|| panic!("node b's server: {cfg}"));
+    // A real allocation on node b's server, with the credentials node a minted.
+    let peer_port = common::free_udp_port();
+    let _peer = common::Proc(
+        common::tool("turnutils_peer")
+            .args(["-L", "127.0.0.1", "-p", &peer_port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = common::tool("turnutils_uclient")
+        .args(["-c", "-X", "-m", "1", "-n", "20", "-l", "200", "-z", "5"])
+        .args(["-e", "127.0.0.1", "-r", &peer_port.to_string(), "-p", port])
+        .args([
+            "-u",
+            turn["username"].as_str().unwrap(),
+            "-w",
+            turn["credential"].as_str().unwrap(),
+            "127.0.0.2",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "uclient failed: {text}");
+    assert!(text.contains("Total lost packets 0"), "{text}");
+    // Node b dies: its server leaves node a's registry (not only its rotation).
+    b.kill();
+    common::wait_until("node b's embedded TURN server gone from node a", || async {
+        ice_metric(&a, "ice_in_rotation", "127.0.0.2")
+            .await
+            .is_none()
+    })
+    .await;
+    let cfg = common::pair(&a, "emb-after")
+        .await
+        .expect("a pair on node a");
+    let url = turn_entry(&cfg)["urls"][0].as_str().unwrap().to_owned();
+    assert!(url.starts_with("turn:127.0.0.1:"), "{cfg}");
+}
+
+/// A node whose `[turn] secret` differs from another's does not hand out that node's
+/// embedded server (the credentials it would mint are refused there), and says why.
+#[tokio::test]
+async fn an_embedded_turn_server_with_another_secret_is_not_handed_out() {
+    let prefix = Prefix(format!("rtcroom-smoke-sec-{}", std::process::id()));
+    let log = std::env::temp_dir().join(format!("{}.log", prefix.0));
+    let _ = std::fs::remove_file(&log);
+    let a = Server::start_logging_to(
+        &cluster_env(
+            REDIS,
+            &prefix.0,
+            "",
+            &[
+                ("RTCROOM_ICE_MODE", "registry"),
+                ("RTCROOM_TURN_SECRET", "one secret"),
+            ],
+        ),
+        &log,
+    );
+    let b = node_with(
+        REDIS,
+        &prefix.0,
+        "sec-b",
+        &[
+            ("RTCROOM_ICE_MODE", "registry"),
+            ("RTCROOM_TURN_SECRET", "another secret"),
+            ("RTCROOM_TURN_LISTEN", "127.0.0.2:0"),
+        ],
+    );
+    wait_for_nodes(&[&a, &b], 2).await;
+    common::wait_until(
+        "node a says why it does not take node b's server",
+        || async {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("node sec-b has another [turn] secret")
+        },
+    )
+    .await;
+    assert_eq!(ice_metric(&a, "ice_in_rotation", "127.0.0.2").await, None);
+    let cfg = common::pair(&a, "sec").await.expect("a pair on node a");
+    let url = turn_entry(&cfg)["urls"][0].as_str().unwrap().to_owned();
+    assert!(url.starts_with("turn:127.0.0.1:"), "{cfg}");
+    let _ = std::fs::remove_file(&log);
+}
+
+/// The TURN entry of an `rtcConfig`.
+fn turn_entry(cfg: &serde_json::Value) -> serde_json::Value {
+    cfg["iceServers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["urls"][0].as_str().unwrap().starts_with("turn:"))
+        .unwrap_or_else(|| panic!("a TURN entry in {cfg}"))
+        .clone()
 }
 
 /// A private `redis-server` on `port`, stopped (by its pid) when dropped.

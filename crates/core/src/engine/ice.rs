@@ -41,6 +41,30 @@ impl<E: Entropy> Engine<E> {
         }
     }
 
+    /// `[cluster]`: another node's embedded TURN server registered or re-registered; its
+    /// members' credentials are minted with the cluster's TURN secret.
+    pub fn ice_register_peer(
+        &mut self,
+        now: impl Into<crate::Now>,
+        registration: rtcroom_ice::Register,
+    ) -> Reply {
+        let now = self.clock(now);
+        match self.ice.as_mut() {
+            Some(registry) => registry.register_peer(now.0, registration),
+            None => Reply::NotFound,
+        }
+    }
+
+    /// `[cluster]`: reservations another node's selections made (`(ip, kbps)`), held here
+    /// too until each server's next report.
+    pub fn ice_reserved(&mut self, reserved: &[(String, u64)]) {
+        if let Some(registry) = self.ice.as_mut() {
+            for (ip, kbps) in reserved {
+                registry.reserve(ip, *kbps);
+            }
+        }
+    }
+
     /// The registered ICE servers and their load.
     pub fn ice_servers(&self, now: impl Into<crate::Now>) -> Vec<ServerStatus> {
         let now = now.into().mono;
@@ -124,7 +148,13 @@ impl<E: Entropy> Engine<E> {
         for m in members {
             let need = Need::pair(media(m.talk_type), media(talk_type));
             match registry.select(now.0, need, None, &[m.at, at]) {
-                Ok(c) => chosen.push(Some(Arc::new(c))),
+                Ok(c) => {
+                    self.out.push_back(Effect::Event(Event::IceReserved {
+                        ip: c.ip().to_owned(),
+                        kbps: c.reserved_kbps,
+                    }));
+                    chosen.push(Some(Arc::new(c)));
+                }
                 Err(no_room) => {
                     return Err(Refusal::new(
                         ResultCode::IceBandwidthFull,

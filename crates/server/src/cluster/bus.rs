@@ -216,13 +216,30 @@ struct Outgoing {
     payload: Vec<u8>,
 }
 
-/// An ICE API command one node took, for every other node (`<prefix>:ice`): the request's
-/// body as the agent sent it, and where the taker's GeoIP placed the server.
+/// A word for every other node's ICE registry (`<prefix>:ice`), one of: an ICE API command
+/// one node took (`body`, the request as the agent sent it, and where the taker's GeoIP
+/// placed the server), a command about the sender's embedded TURN server (`embedded`), or
+/// reservations the sender's selections made (`reserved`). Nodes of an earlier version read
+/// only `body`, which is empty in the last two.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IceNote {
     pub from: String,
+    #[serde(default)]
     pub body: String,
     pub at: Option<(f64, f64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedded: Option<EmbeddedNote>,
+    /// `(ip, kbps)`: held by every registry until that server's next report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reserved: Vec<(String, u64)>,
+}
+
+/// A command about the sender's embedded TURN server, and which `[turn] secret` it checks
+/// credentials with (a fingerprint, see `ice::secret_id`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbeddedNote {
+    pub body: String,
+    pub secret_id: String,
 }
 
 /// The publishing side of the bus: a bounded queue into the node's publisher task.

@@ -1,48 +1,104 @@
-//! The shared ICE registry: a command of the ICE HTTP API (a coturn agent's registration,
-//! load report or deregistration) that one node takes is published on `<prefix>:ice`, and
-//! every node applies it to its own engine, so that least-loaded selection sees every
-//! server wherever its agent reports. The latest registration and report of each server are
-//! kept in the hash `<prefix>:ice:servers` too, for nodes that start later. The embedded
-//! TURN server of a node stays that node's own.
+//! The shared ICE registry. Three things cross the cluster on `<prefix>:ice`:
+//!
+//! - a command of the ICE HTTP API (a coturn agent's registration, load report or
+//!   deregistration) that one node takes: every node applies it to its own engine;
+//! - each node's embedded TURN server (when `[turn] secret` is set, the same on every node):
+//!   its registration and load reports, so that every node hands it out with credentials it
+//!   mints with that secret; deregistered when its node drains or is seen dead;
+//! - the reservations each node's selections make, which every node holds until the
+//!   server's next report, so that least-loaded selection sees the whole cluster's bursts.
+//!
+//! The latest registration and report of each server are kept in the hash
+//! `<prefix>:ice:servers` too, for nodes that start later (with `embedded:<node>` naming a
+//! node's embedded server). Nothing here runs on the signaling path: selection stays in the
+//! engine, and its reservations leave through a queue that a task of its own publishes.
 
-use super::bus::{Bus, IceNote};
+use super::Cluster;
+use super::bus::{EmbeddedNote, IceNote};
 use super::link::Link;
-use crate::signaling::hub::Hub;
-use rtcroom_ice::IceCommand;
+use rtcroom_ice::{IceCommand, Reply};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
 
-/// Publish a command's body and keep the latest per server.
-pub async fn share(
-    link: &Link,
-    bus: &Bus,
-    body: &[u8],
-    at: Option<(f64, f64)>,
-) -> redis::RedisResult<()> {
-    let Ok(req) = rtcroom_ice::parse(body) else {
-        return Ok(());
-    };
-    let note = IceNote {
-        from: link.me.clone(),
-        body: String::from_utf8_lossy(body).into_owned(),
+/// What a node knows of the cluster's embedded TURN servers.
+#[derive(Debug, Default)]
+pub struct Turns {
+    /// The fingerprint of this node's `[turn] secret`; `None`: not set, so this node neither
+    /// shares its own embedded server nor hands out the others'.
+    secret_id: Option<String>,
+    /// This node's own embedded server's address: another node's server at the same
+    /// address is never taken in its place.
+    own_ip: Mutex<Option<String>>,
+    /// The other nodes' embedded servers: node id → address.
+    peers: Mutex<HashMap<String, String>>,
+    /// Addresses already warned about, so that a misconfiguration is logged once.
+    warned: Mutex<HashSet<String>>,
+}
+
+impl Turns {
+    pub fn new(secret: Option<&str>) -> Self {
+        Self {
+            secret_id: secret.map(secret_id),
+            ..Self::default()
+        }
+    }
+
+    fn warn_once(&self, ip: &str, why: &str) {
+        if self
+            .warned
+            .lock()
+            .expect("warned lock")
+            .insert(ip.to_owned())
+        {
+            tracing::warn!(ice = %ip, "cluster: another node's embedded TURN server is not handed out here: {why}");
+        }
+    }
+}
+
+/// Names a `[turn] secret` without telling it: nodes compare these to know that the
+/// credentials they mint are accepted by each other's embedded servers.
+fn secret_id(secret: &str) -> String {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(b"rtcroom cluster TURN secret");
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    id[..16].to_owned()
+}
+
+fn note(from: &str, body: String, at: Option<(f64, f64)>) -> IceNote {
+    IceNote {
+        from: from.to_owned(),
+        body,
         at,
-    };
-    let json = serde_json::to_string(&note).expect("ICE notes serialize");
+        embedded: None,
+        reserved: Vec::new(),
+    }
+}
+
+/// Keep `json` as the latest word on the server `command` is about (or forget the server).
+async fn keep(link: &Link, command: &IceCommand, json: &str) -> redis::RedisResult<()> {
     let mut conn = link.conn();
-    match &req.command {
+    match command {
         IceCommand::Register(r) => {
             redis::cmd("HSET")
                 .arg(link.ice_hash())
                 .arg(format!("register:{}", r.ip))
-                .arg(&json)
+                .arg(json)
                 .query_async::<()>(&mut conn)
-                .await?;
+                .await
         }
         IceCommand::Report(r) => {
             redis::cmd("HSET")
                 .arg(link.ice_hash())
                 .arg(format!("report:{}", r.ip))
-                .arg(&json)
+                .arg(json)
                 .query_async::<()>(&mut conn)
-                .await?;
+                .await
         }
         IceCommand::Deregister { ip } => {
             redis::cmd("HDEL")
@@ -50,50 +106,339 @@ pub async fn share(
                 .arg(format!("register:{ip}"))
                 .arg(format!("report:{ip}"))
                 .query_async::<()>(&mut conn)
-                .await?;
+                .await
         }
     }
-    bus.publish(link.ice_channel(), json).await;
-    Ok(())
 }
 
-/// Apply a note another node published (this node's own are applied already).
-pub async fn apply(me: &str, hub: &Hub, payload: &[u8]) {
-    let Ok(note) = serde_json::from_slice::<IceNote>(payload) else {
-        return;
-    };
-    if note.from != me {
-        apply_note(hub, note).await;
+impl Cluster {
+    /// Publish an ICE API command's body and keep the latest per server.
+    pub(super) async fn share_agent_command(
+        &self,
+        body: &[u8],
+        at: Option<(f64, f64)>,
+    ) -> redis::RedisResult<()> {
+        let Ok(req) = rtcroom_ice::parse(body) else {
+            return Ok(());
+        };
+        let note = note(self.me(), String::from_utf8_lossy(body).into_owned(), at);
+        let json = serde_json::to_string(&note).expect("ICE notes serialize");
+        keep(&self.link, &req.command, &json).await?;
+        self.bus.publish(self.link.ice_channel(), json).await;
+        Ok(())
     }
-}
 
-async fn apply_note(hub: &Hub, note: IceNote) {
-    let Ok(req) = rtcroom_ice::parse(note.body.as_bytes()) else {
-        return;
-    };
-    let mut command = req.command;
-    if let (IceCommand::Register(r), Some((lat, lon))) = (&mut command, note.at)
-        && r.location.is_none()
-    {
-        r.location = rtcroom_ice::GeoPoint::new(lat, lon);
+    /// Whether this node's embedded TURN server joins the shared registry (`[turn] secret`
+    /// is set).
+    pub fn shares_embedded_turn(&self) -> bool {
+        self.turns.secret_id.is_some()
     }
-    let _ = hub.ice(command).await;
-}
 
-/// Apply the registrations, then the reports, kept in Redis.
-pub async fn load(link: &Link, hub: &Hub) {
-    let kept: redis::RedisResult<Vec<(String, String)>> = redis::cmd("HGETALL")
-        .arg(link.ice_hash())
-        .query_async(&mut link.conn())
-        .await;
-    let Ok(mut kept) = kept else {
-        return;
-    };
-    // Registrations first: a report of a server not registered is refused.
-    kept.sort_by_key(|(field, _)| !field.starts_with("register:"));
-    for (_, json) in kept {
-        if let Ok(note) = serde_json::from_str::<IceNote>(&json) {
-            apply_note(hub, note).await;
+    /// This node's embedded TURN server registered, reported or left: pass it on to the other
+    /// nodes. Never waits; the task of [`Self::share_embedded_loop`] talks to Redis.
+    pub fn embedded_turn(&self, command: IceCommand) {
+        if let IceCommand::Register(r) = &command {
+            *self.turns.own_ip.lock().expect("own ip lock") = Some(r.ip.clone());
         }
+        if self.shares_embedded_turn() && self.embedded_tx.try_send(command).is_err() {
+            tracing::debug!("cluster: the embedded TURN server's queue is full; a note skipped");
+        }
+    }
+
+    /// Publish this node's embedded TURN server's notes, and keep them for later nodes.
+    pub(super) async fn share_embedded_loop(self: Arc<Self>, mut rx: mpsc::Receiver<IceCommand>) {
+        let Some(secret_id) = self.turns.secret_id.clone() else {
+            return;
+        };
+        while let Some(command) = rx.recv().await {
+            // A drained node's server is gone from the registry for good; Redis away: the
+            // next report after it returns tells the others again.
+            if self.left.load(Ordering::Acquire) || self.degraded_since().is_some() {
+                continue;
+            }
+            if let Err(e) = self.publish_embedded(&secret_id, &command).await {
+                self.link.trouble(&e);
+            }
+        }
+    }
+
+    async fn publish_embedded(
+        &self,
+        secret_id: &str,
+        command: &IceCommand,
+    ) -> redis::RedisResult<()> {
+        let mut note = note(self.me(), String::new(), None);
+        note.embedded = Some(EmbeddedNote {
+            body: command.to_body(),
+            secret_id: secret_id.to_owned(),
+        });
+        let json = serde_json::to_string(&note).expect("ICE notes serialize");
+        keep(&self.link, command, &json).await?;
+        let field = format!("embedded:{}", self.me());
+        let mut conn = self.link.conn();
+        match command {
+            IceCommand::Register(r) => {
+                redis::cmd("HSET")
+                    .arg(self.link.ice_hash())
+                    .arg(field)
+                    .arg(&r.ip)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+            }
+            IceCommand::Deregister { .. } => {
+                redis::cmd("HDEL")
+                    .arg(self.link.ice_hash())
+                    .arg(field)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+            }
+            IceCommand::Report(_) => {}
+        }
+        self.bus.publish(self.link.ice_channel(), json).await;
+        Ok(())
+    }
+
+    /// The node drains: its embedded TURN server leaves every node's registry now.
+    pub(super) async fn forget_own_embedded(&self) {
+        let Some(secret_id) = self.turns.secret_id.clone() else {
+            return;
+        };
+        let Some(ip) = self.turns.own_ip.lock().expect("own ip lock").clone() else {
+            return;
+        };
+        if self.degraded_since().is_some() {
+            return;
+        }
+        if let Err(e) = self
+            .publish_embedded(&secret_id, &IceCommand::Deregister { ip })
+            .await
+        {
+            self.link.trouble(&e);
+        }
+    }
+
+    /// Node `node` is dead: its embedded TURN server leaves this node's registry, and the
+    /// shared hash (every node that sees it dead does this; the second finds nothing).
+    pub(super) async fn forget_embedded_of(&self, node: &str) {
+        let known = self.turns.peers.lock().expect("peers lock").remove(node);
+        let field = format!("embedded:{node}");
+        let ip = match known {
+            Some(ip) => Some(ip),
+            None => redis::cmd("HGET")
+                .arg(self.link.ice_hash())
+                .arg(&field)
+                .query_async::<Option<String>>(&mut self.link.conn())
+                .await
+                .unwrap_or_else(|e| {
+                    self.link.trouble(&e);
+                    None
+                }),
+        };
+        let Some(ip) = ip else {
+            return;
+        };
+        if self.is_own_turn(&ip) {
+            return;
+        }
+        if self
+            .hub
+            .ice(IceCommand::Deregister { ip: ip.clone() })
+            .await
+            == Some(Reply::Successful)
+        {
+            tracing::info!(node, ice = %ip, "cluster: the embedded TURN server of a dead node left the registry");
+        }
+        let forgotten: redis::RedisResult<()> = redis::cmd("HDEL")
+            .arg(self.link.ice_hash())
+            .arg(format!("register:{ip}"))
+            .arg(format!("report:{ip}"))
+            .arg(field)
+            .query_async(&mut self.link.conn())
+            .await;
+        if let Err(e) = forgotten {
+            self.link.trouble(&e);
+        }
+    }
+
+    fn is_own_turn(&self, ip: &str) -> bool {
+        self.turns.own_ip.lock().expect("own ip lock").as_deref() == Some(ip)
+    }
+
+    /// Publish the reservations of this node's selections as the hub hands them over, a
+    /// batch per note.
+    pub(super) async fn share_reserved_loop(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<(String, u64)>,
+    ) {
+        let mut batch = Vec::with_capacity(64);
+        while rx.recv_many(&mut batch, 256).await > 0 {
+            if self.degraded_since().is_some() {
+                batch.clear();
+                continue;
+            }
+            let mut n = note(self.me(), String::new(), None);
+            n.reserved = std::mem::take(&mut batch);
+            let json = serde_json::to_string(&n).expect("ICE notes serialize");
+            self.bus.publish(self.link.ice_channel(), json).await;
+        }
+    }
+
+    /// Apply a note another node published (this node's own are applied already).
+    pub(super) async fn apply_ice(&self, payload: &[u8]) {
+        let Ok(note) = serde_json::from_slice::<IceNote>(payload) else {
+            return;
+        };
+        if note.from != self.me() {
+            self.apply_note(note).await;
+        }
+    }
+
+    async fn apply_note(&self, note: IceNote) {
+        if !note.reserved.is_empty() {
+            self.hub.ice_reserved(note.reserved).await;
+            return;
+        }
+        if let Some(embedded) = note.embedded {
+            self.apply_embedded(&note.from, embedded).await;
+            return;
+        }
+        let Ok(req) = rtcroom_ice::parse(note.body.as_bytes()) else {
+            return;
+        };
+        let mut command = req.command;
+        if let (IceCommand::Register(r), Some((lat, lon))) = (&mut command, note.at)
+            && r.location.is_none()
+        {
+            r.location = rtcroom_ice::GeoPoint::new(lat, lon);
+        }
+        let _ = self.hub.ice(command).await;
+    }
+
+    /// Another node's embedded TURN server: handed out here only when this node mints
+    /// credentials it accepts (the same `[turn] secret`) and it is not at this node's own
+    /// server's address.
+    async fn apply_embedded(&self, from: &str, note: EmbeddedNote) {
+        let Ok(req) = rtcroom_ice::parse(note.body.as_bytes()) else {
+            return;
+        };
+        let ip = match &req.command {
+            IceCommand::Register(r) => r.ip.clone(),
+            IceCommand::Report(r) => r.ip.clone(),
+            IceCommand::Deregister { ip } => ip.clone(),
+        };
+        if self.is_own_turn(&ip) {
+            self.turns.warn_once(
+                &ip,
+                &format!("node {from} registers it at this node's own [turn] public_ip; give each node an address of its own"),
+            );
+            return;
+        }
+        match req.command {
+            IceCommand::Register(r) => {
+                if self.turns.secret_id.as_deref() != Some(note.secret_id.as_str()) {
+                    self.turns.warn_once(
+                        &ip,
+                        &format!("node {from} has another [turn] secret (or this node none); set the same [turn] secret on every node"),
+                    );
+                    return;
+                }
+                self.turns
+                    .peers
+                    .lock()
+                    .expect("peers lock")
+                    .insert(from.to_owned(), ip);
+                let _ = self.hub.ice_peer(r).await;
+            }
+            IceCommand::Deregister { ip } => {
+                self.turns.peers.lock().expect("peers lock").remove(from);
+                let _ = self.hub.ice(IceCommand::Deregister { ip }).await;
+            }
+            // A report of a server not taken here is answered `ice_no_found`: nothing happens.
+            report @ IceCommand::Report(_) => {
+                let _ = self.hub.ice(report).await;
+            }
+        }
+    }
+
+    /// Apply the registrations, then the reports, kept in Redis; a dead node's embedded
+    /// server is not taken.
+    pub(super) async fn load_ice(&self) {
+        let kept: redis::RedisResult<Vec<(String, String)>> = redis::cmd("HGETALL")
+            .arg(self.link.ice_hash())
+            .query_async(&mut self.link.conn())
+            .await;
+        let Ok(mut kept) = kept else {
+            return;
+        };
+        // Registrations first: a report of a server not registered is refused.
+        kept.sort_by_key(|(field, _)| !field.starts_with("register:"));
+        let mut alive: HashMap<String, bool> = HashMap::new();
+        for (_, json) in kept {
+            let Ok(note) = serde_json::from_str::<IceNote>(&json) else {
+                continue;
+            };
+            if note.embedded.is_some() {
+                if note.from == self.me() {
+                    continue;
+                }
+                let live = match alive.get(&note.from) {
+                    Some(live) => *live,
+                    None => {
+                        let exists: redis::RedisResult<i64> = redis::cmd("EXISTS")
+                            .arg(self.link.node_key(&note.from))
+                            .query_async(&mut self.link.conn())
+                            .await;
+                        let live = matches!(exists, Ok(1));
+                        alive.insert(note.from.clone(), live);
+                        live
+                    }
+                };
+                if !live {
+                    continue;
+                }
+            }
+            self.apply_note(note).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EmbeddedNote, IceNote, note};
+
+    /// A note of an earlier version reads as an agent's command; the new kinds carry an
+    /// empty `body`, which an earlier node does not take for a command.
+    #[test]
+    fn notes_of_both_versions_read_each_other() {
+        let old =
+            r#"{"from":"n1","body":"{\"cmd\":\"iceDeregister\",\"ip\":\"10.0.0.1\"}","at":null}"#;
+        let n: IceNote = serde_json::from_str(old).expect("an earlier note");
+        assert!(n.embedded.is_none() && n.reserved.is_empty());
+        assert!(rtcroom_ice::parse(n.body.as_bytes()).is_ok());
+        let mut reserved = note("n2", String::new(), None);
+        reserved.reserved = vec![("10.0.0.1".into(), 400)];
+        let mut embedded = note("n2", String::new(), None);
+        embedded.embedded = Some(EmbeddedNote {
+            body: r#"{"cmd":"iceDeregister","ip":"10.0.0.2"}"#.into(),
+            secret_id: super::secret_id("s"),
+        });
+        for n in [reserved, embedded] {
+            let json = serde_json::to_string(&n).expect("serializes");
+            let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+            assert_eq!((&v["from"], &v["body"]), (&"n2".into(), &"".into()));
+            assert!(rtcroom_ice::parse(b"").is_err());
+            let back: IceNote = serde_json::from_str(&json).expect("reads back");
+            assert_eq!(back.reserved, n.reserved);
+            assert_eq!(back.embedded.map(|e| e.body), n.embedded.map(|e| e.body));
+        }
+    }
+
+    #[test]
+    fn a_secret_id_names_the_secret_without_telling_it() {
+        let a = super::secret_id("one secret");
+        assert_eq!(a, super::secret_id("one secret"));
+        assert_ne!(a, super::secret_id("another secret"));
+        assert!(!a.contains("secret"));
+        assert_eq!(a.len(), 16);
     }
 }

@@ -59,6 +59,9 @@ pub struct Settings {
     pub public_url: String,
     pub outbound_queue: usize,
     pub max_frame: usize,
+    /// `[turn] secret` when it is set: the embedded TURN servers of the nodes share it, so
+    /// each node hands out the others' (see `ice`).
+    pub turn_secret: Option<String>,
 }
 
 /// This node in the cluster.
@@ -80,6 +83,10 @@ pub struct Cluster {
     grace: Mutex<tokio::time::Instant>,
     asks: Mutex<HashMap<u64, mpsc::UnboundedSender<serde_json::Value>>>,
     next_ask: AtomicU64,
+    /// The cluster's embedded TURN servers as this node knows them.
+    turns: ice::Turns,
+    /// This node's embedded TURN server's notes, for `share_embedded_loop`.
+    embedded_tx: mpsc::Sender<rtcroom_ice::IceCommand>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -100,6 +107,7 @@ impl Cluster {
         hub: Hub,
         alerts: Alerts,
         states: mpsc::Receiver<Vec<RoomState>>,
+        reserved: mpsc::Receiver<(String, u64)>,
     ) -> anyhow::Result<Arc<Self>> {
         crate::ops::cluster_metrics::enable();
         let me = settings.node_id.clone();
@@ -117,7 +125,10 @@ impl Cluster {
         .await?;
         let (dead_tx, dead_rx) = mpsc::unbounded_channel();
         let bus = Bus::start(link.clone(), dead_tx);
+        let (embedded_tx, embedded_rx) = mpsc::channel(16);
         let cluster = Arc::new(Self {
+            turns: ice::Turns::new(settings.turn_secret.as_deref()),
+            embedded_tx,
             edges: Edges::new(
                 bus.clone(),
                 hub.clone(),
@@ -148,6 +159,8 @@ impl Cluster {
         tokio::spawn(cluster.clone().heartbeat());
         tokio::spawn(cluster.clone().on_dead(dead_rx));
         tokio::spawn(cluster.clone().write_states(states));
+        tokio::spawn(cluster.clone().share_reserved_loop(reserved));
+        tokio::spawn(cluster.clone().share_embedded_loop(embedded_rx));
         tracing::info!(node = %me, "joined the cluster");
         Ok(cluster)
     }
@@ -210,11 +223,11 @@ impl Cluster {
                     } else {
                         // A node that starts (or a subscription renewed) learns the ICE
                         // servers the others took.
-                        ice::load(&self.link, &self.hub).await;
+                        self.load_ice().await;
                         let mut stream = pubsub.into_on_message();
                         while let Some(msg) = stream.next().await {
                             if msg.get_channel_name() == ice {
-                                ice::apply(self.me(), &self.hub, msg.get_payload_bytes()).await;
+                                self.apply_ice(msg.get_payload_bytes()).await;
                             } else {
                                 self.dispatch(msg.get_payload_bytes()).await;
                             }
@@ -389,6 +402,7 @@ impl Cluster {
         }
         tracing::info!(node, "cluster: a node is dead");
         self.remotes.edge_dead(node).await;
+        self.forget_embedded_of(node).await;
         // Rooms our sockets are in first; then every other room it owned, so that members
         // who never come back are closed in the records by the engine that adopts them.
         let mut rooms = self.edges.rooms_of(node);

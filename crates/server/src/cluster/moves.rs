@@ -77,6 +77,8 @@ impl Cluster {
             }
         }
         self.edges.close_all();
+        // Its embedded TURN server leaves every node's ICE registry with it.
+        self.forget_own_embedded().await;
         // Out of the registry for good: the heartbeat stops, so that a restart under the
         // same id finds no previous run to wait for.
         self.left.store(true, Ordering::Release);

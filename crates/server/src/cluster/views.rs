@@ -3,8 +3,8 @@
 
 use super::Cluster;
 use super::bus::{Envelope, Question};
+use super::owner;
 use super::registry::NodeInfo;
-use super::{ice, owner};
 use rtcroom_core::RoomRef;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -45,7 +45,7 @@ impl Cluster {
     /// An ICE API command this node took (the request's body, and where GeoIP placed the
     /// server): every other node applies it too, and a node that starts later finds it.
     pub async fn share_ice(&self, body: &[u8], at: Option<(f64, f64)>) {
-        if let Err(e) = ice::share(&self.link, &self.bus, body, at).await {
+        if let Err(e) = self.share_agent_command(body, at).await {
             self.link.trouble(&e);
         }
     }

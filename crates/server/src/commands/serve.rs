@@ -76,8 +76,17 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         false => (None, None),
     };
+    // The reservations of this node's selections, for the other nodes' registries.
+    let (reserved_tx, reserved_rx) = match cfg.cluster.enabled() {
+        true => {
+            let (tx, rx) = tokio::sync::mpsc::channel(1024);
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
     let sinks = Sinks {
         states: states_tx,
+        reserved: reserved_tx,
         records: recording
             .as_ref()
             .map(|r| r.sink.clone())
@@ -86,11 +95,19 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     let alerts = sinks.alerts.clone();
     let (hub, hub_task) = hub::spawn(engine, sinks, 4096);
-    let cluster = start_cluster(&cfg, &hub, alerts, listener.local_addr()?, states_rx).await?;
+    let cluster = start_cluster(
+        &cfg,
+        &hub,
+        alerts,
+        listener.local_addr()?,
+        states_rx.zip(reserved_rx),
+    )
+    .await?;
     let turn = match embedded {
-        Some((_, secret)) => {
-            Some(embedded::start_embedded(&cfg, secret, hub.clone(), geoip.as_deref()).await?)
-        }
+        Some((_, secret)) => Some(
+            embedded::start_embedded(&cfg, secret, hub.clone(), geoip.as_deref(), cluster.clone())
+                .await?,
+        ),
         None => None,
     };
     let draining = Arc::new(AtomicBool::new(false));
@@ -332,15 +349,21 @@ async fn serve_http(
     Ok(())
 }
 
+/// What the hub hands the cluster: the rooms that changed, the reservations made.
+type ClusterQueues = (
+    tokio::sync::mpsc::Receiver<Vec<hub::RoomState>>,
+    tokio::sync::mpsc::Receiver<(String, u64)>,
+);
+
 /// Join the cluster with `[cluster] redis`; `None` for a single node.
 async fn start_cluster(
     cfg: &Config,
     hub: &Hub,
     alerts: Alerts,
     addr: std::net::SocketAddr,
-    states: Option<tokio::sync::mpsc::Receiver<Vec<hub::RoomState>>>,
+    queues: Option<ClusterQueues>,
 ) -> anyhow::Result<Option<Arc<Cluster>>> {
-    let Some(states) = states else {
+    let Some((states, reserved)) = queues else {
         return Ok(None);
     };
     let node_id = if cfg.cluster.node_id.is_empty() {
@@ -364,8 +387,9 @@ async fn start_cluster(
         public_url,
         outbound_queue: cfg.server.outbound_queue,
         max_frame: cfg.server.max_frame_bytes,
+        turn_secret: cfg.cluster_turn_secret().map(str::to_owned),
     };
-    Cluster::start(settings, hub.clone(), alerts, states)
+    Cluster::start(settings, hub.clone(), alerts, states, reserved)
         .await
         .map(Some)
 }

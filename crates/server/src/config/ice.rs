@@ -167,8 +167,13 @@ impl TurnSection {
     }
 }
 
-/// The registry configuration of `[ice]` (and the embedded server's secret).
-pub fn registry_config(ice: &IceSection, embedded: Option<(&str, &str)>) -> RegistryConfig {
+/// The registry configuration of `[ice]` (and the embedded server's secret; in a cluster,
+/// the `[turn] secret` the other nodes' embedded servers share, when it is set).
+pub fn registry_config(
+    ice: &IceSection,
+    embedded: Option<(&str, &str)>,
+    peer_secret: Option<&str>,
+) -> RegistryConfig {
     let mut server_secrets = BTreeMap::new();
     if let Some((ip, secret)) = embedded {
         server_secrets.insert(ip.to_owned(), secret.to_owned());
@@ -181,5 +186,6 @@ pub fn registry_config(ice: &IceSection, embedded: Option<(&str, &str)>) -> Regi
         shared_secret: (!ice.turn_secret.is_empty()).then(|| ice.turn_secret.clone()),
         server_secrets,
         credential_ttl_secs: ice.credential_ttl_secs,
+        peer_secret: peer_secret.map(str::to_owned),
     }
 }

@@ -254,6 +254,14 @@ impl Config {
         }
     }
 
+    /// In a cluster, the `[turn] secret` every node's embedded TURN server shares (the same
+    /// file on every node): with it each node hands out the others' embedded servers. `None`
+    /// without `[cluster]` or with the secret left empty (generated per data directory).
+    pub fn cluster_turn_secret(&self) -> Option<&str> {
+        (self.cluster.enabled() && !self.turn.secret.is_empty())
+            .then_some(self.turn.secret.as_str())
+    }
+
     /// What the room engine is told; `embedded` is the embedded TURN server's public IP and
     /// secret when it runs.
     pub fn engine(&self, embedded: Option<(&str, &str)>) -> EngineConfig {
@@ -266,7 +274,11 @@ impl Config {
             report_stats_interval_secs: self.room.report_stats_interval_secs,
             rtc_config: SharedJson::rtc_config(&self.rtc_config()),
             ice: if self.ice.mode == "registry" {
-                rtcroom_core::IceMode::Registry(registry_config(&self.ice, embedded))
+                rtcroom_core::IceMode::Registry(registry_config(
+                    &self.ice,
+                    embedded,
+                    self.cluster_turn_secret(),
+                ))
             } else {
                 rtcroom_core::IceMode::Static
             },

@@ -127,6 +127,7 @@ pub async fn start_embedded(
     secret: String,
     hub: Hub,
     geoip: Option<&crate::geoip::GeoIp>,
+    cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
 ) -> anyhow::Result<Embedded> {
     check(config)?;
     let turn = &config.turn;
@@ -186,6 +187,16 @@ pub async fn start_embedded(
         port: a.port(),
     });
     registration.location = geoip.and_then(|g| g.lookup(public_ip).at);
+    // In a cluster, every node hands it out too (with `[turn] secret` set on every node).
+    // Told first, so that from here on no other node's server is taken at this address.
+    if let Some(c) = &cluster {
+        c.embedded_turn(IceCommand::Register(registration.clone()));
+        if !c.shares_embedded_turn() {
+            tracing::info!(
+                "the embedded TURN server stays this node's own: set [turn] secret, the same on every node, for every node to hand it out"
+            );
+        }
+    }
     let reply = hub.ice(IceCommand::Register(registration.clone())).await;
     tracing::info!(
         addr = %handle.local_addr(),
@@ -214,6 +225,12 @@ pub async fn start_embedded(
                 rx_kbps,
                 tx_kbps,
             });
+            // The registration goes along with each report: a node that saw this one dead
+            // while Redis was away (or started meanwhile) takes it again.
+            if let Some(c) = &cluster {
+                c.embedded_turn(IceCommand::Register(registration.clone()));
+                c.embedded_turn(report.clone());
+            }
             match hub.ice(report).await {
                 Some(Reply::NotFound) => {
                     hub.ice(IceCommand::Register(registration.clone())).await;

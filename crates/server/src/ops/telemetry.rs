@@ -67,6 +67,8 @@ pub fn event(e: &Event, now: Millis) -> Option<Alert> {
             in_rotation,
             last_seen_ms,
         } => return Some(ice_health(ip, *in_rotation, *last_seen_ms, now)),
+        // Passed to the other nodes of a cluster by the hub; nothing to log.
+        Event::IceReserved { .. } => {}
         Event::Refused {
             conn,
             cmd,

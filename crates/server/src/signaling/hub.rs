@@ -83,6 +83,13 @@ pub enum HubMsg {
         reply: oneshot::Sender<rtcroom_ice::Reply>,
     },
     IceServers(oneshot::Sender<Vec<rtcroom_ice::ServerStatus>>),
+    /// `[cluster]`: another node's embedded TURN server registered (or registered again).
+    IcePeer {
+        registration: rtcroom_ice::Register,
+        reply: oneshot::Sender<rtcroom_ice::Reply>,
+    },
+    /// `[cluster]`: reservations (`(ip, kbps)`) another node's selections made.
+    IceReserved(Vec<(String, u64)>),
     /// `[cluster]`: seat the rooms of `snapshot` (a failover or a drain elsewhere) beside
     /// this engine's own; `seats` names the connection each member sits on (with its link),
     /// members not named wait for a resume.
@@ -183,6 +190,24 @@ impl Hub {
     /// engine has stopped.
     pub async fn ice(&self, command: rtcroom_ice::IceCommand) -> Option<rtcroom_ice::Reply> {
         self.ask(|reply| HubMsg::Ice { command, reply }).await
+    }
+
+    /// `[cluster]`: register another node's embedded TURN server; `None` once the engine has
+    /// stopped.
+    pub async fn ice_peer(
+        &self,
+        registration: rtcroom_ice::Register,
+    ) -> Option<rtcroom_ice::Reply> {
+        self.ask(|reply| HubMsg::IcePeer {
+            registration,
+            reply,
+        })
+        .await
+    }
+
+    /// `[cluster]`: hold reservations another node made, until each server's next report.
+    pub async fn ice_reserved(&self, reserved: Vec<(String, u64)>) {
+        self.send(HubMsg::IceReserved(reserved)).await;
     }
 
     pub async fn ice_servers(&self) -> Option<Vec<rtcroom_ice::ServerStatus>> {
@@ -288,6 +313,10 @@ pub struct Sinks {
     /// `[cluster]`: the rooms that changed, for their copy in Redis (at most one batch per
     /// [`STATE_EVERY`]; a full queue keeps them for the next).
     pub states: Option<mpsc::Sender<Vec<RoomState>>>,
+    /// `[cluster]`: the reservations of this engine's selections (`(ip, kbps)`), for the
+    /// other nodes' registries. Never waited on: a full queue drops them (each lasts only
+    /// until its server's next report anyway).
+    pub reserved: Option<mpsc::Sender<(String, u64)>>,
 }
 
 /// How often changed rooms are handed to the cluster's state writer.
@@ -455,6 +484,13 @@ fn handle<E: Entropy>(
         HubMsg::IceServers(reply) => {
             let _ = reply.send(engine.ice_servers(t));
         }
+        HubMsg::IcePeer {
+            registration,
+            reply,
+        } => {
+            let _ = reply.send(engine.ice_register_peer(t, registration));
+        }
+        HubMsg::IceReserved(reserved) => engine.ice_reserved(&reserved),
         HubMsg::LoginRtc { uid, reply } => {
             let _ = reply.send(engine.login_rtc_config(t, &uid));
         }
@@ -592,6 +628,13 @@ fn drain<E: Entropy>(engine: &mut Engine<E>, links: &mut Links, sinks: &Sinks) {
             Effect::Record(r) => {
                 metrics::metrics().records_emitted.inc();
                 sinks.records.push(r);
+            }
+            Effect::Event(rtcroom_core::Event::IceReserved { ip, kbps }) => {
+                if let Some(tx) = &sinks.reserved
+                    && tx.try_send((ip, kbps)).is_err()
+                {
+                    tracing::debug!("cluster: the reservation queue is full; one not shared");
+                }
             }
             Effect::Event(e) => {
                 if let Some(alert) = telemetry::event(&e, now()) {
