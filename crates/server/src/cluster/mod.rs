@@ -207,7 +207,8 @@ impl Cluster {
         let info = self.link.client.get_connection_info().clone();
         loop {
             match self.subscribe(&info, &channel, &ice).await {
-                Ok(mut conn) => {
+                Ok(conn) => {
+                    let mut conn = conn.into_feed();
                     // A node that starts (or a subscription renewed) learns the ICE servers
                     // the others took.
                     ice::load(&self.link, &self.hub).await;

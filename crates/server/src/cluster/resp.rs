@@ -10,8 +10,8 @@
 //! every relayed frame of a cross-node room, those hops were a large part of each node's CPU
 //! per relayed offer (docs/benchmarks.md, "Cluster"). Here the publisher task writes its
 //! batch of PUBLISH commands straight into one buffer and reads the integer answers itself,
-//! and the listening task reads the subscription's socket and handles each message where it
-//! lies in the read buffer. The subset of RESP used is small: commands out as arrays of bulk
+//! and the subscription's socket is read by the chunk (by a task that only reads, so that
+//! Redis never holds a backlog for it) and each message handled where it lies in the chunk. The subset of RESP used is small: commands out as arrays of bulk
 //! strings; in, integers, simple strings, errors, bulk strings and arrays of them.
 
 use redis::{ConnectionAddr, ConnectionInfo};
@@ -19,6 +19,7 @@ use std::io;
 use std::ops::Range;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -178,8 +179,8 @@ impl Conn {
         self.io.write_all(bytes).await
     }
 
-    /// The next reply, read as far as needed; its ranges index [`Conn::bytes`] until the
-    /// next call of `reply` or `consume`.
+    /// The next reply, read as far as needed (its ranges index the read buffer until the
+    /// next call of `reply` or `consume`).
     pub async fn reply(&mut self) -> io::Result<Reply> {
         loop {
             if let Some((reply, next)) = parse(&self.buf, self.pos)? {
@@ -190,16 +191,43 @@ impl Conn {
         }
     }
 
-    /// The read buffer the ranges of a reply index.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf
-    }
-
     /// Forget the replies read so far (their ranges no longer hold).
     pub fn consume(&mut self) {
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
+        }
+    }
+
+    /// Hand the connection's reading to a task of its own, which reads whatever arrives as
+    /// soon as it arrives: a subscription must be read eagerly, or Redis, whose buffer for a
+    /// subscriber is bounded (32 MiB by default), drops the connection of one that lags for
+    /// a moment. The replies are then taken from the [`Feed`], read by the chunk.
+    pub fn into_feed(self) -> Feed {
+        let Self { mut io, buf, pos } = self;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let mut chunk = Vec::with_capacity(32 * 1024);
+                let read = tokio::select! {
+                    read = io.read_buf(&mut chunk) => read,
+                    () = tx.closed() => return,
+                };
+                let end = !matches!(read, Ok(n) if n > 0);
+                let item = match read {
+                    Ok(0) => Err(closed()),
+                    Ok(_) => Ok(chunk),
+                    Err(e) => Err(e),
+                };
+                if tx.send(item).is_err() || end {
+                    return;
+                }
+            }
+        });
+        Feed {
+            rx,
+            buf: buf[pos..].to_vec(),
+            pos: 0,
         }
     }
 
@@ -213,12 +241,47 @@ impl Conn {
             self.buf.reserve(64 * 1024);
         }
         if self.io.read_buf(&mut self.buf).await? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "redis: the connection closed",
-            ));
+            return Err(closed());
         }
         Ok(())
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "redis: the connection closed")
+}
+
+/// The replies of a connection read by a task of its own ([`Conn::into_feed`]).
+#[derive(Debug)]
+pub struct Feed {
+    rx: mpsc::UnboundedReceiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Feed {
+    /// The next reply; its ranges index [`Feed::bytes`] until the next call.
+    pub async fn reply(&mut self) -> io::Result<Reply> {
+        loop {
+            if let Some((reply, next)) = parse(&self.buf, self.pos)? {
+                self.pos = next;
+                return Ok(reply);
+            }
+            let chunk = self.rx.recv().await.unwrap_or_else(|| Err(closed()))?;
+            if self.pos == self.buf.len() {
+                // Nothing of a reply left over (the usual case): the chunk as it is.
+                self.buf = chunk;
+            } else {
+                self.buf.drain(..self.pos);
+                self.buf.extend_from_slice(&chunk);
+            }
+            self.pos = 0;
+        }
+    }
+
+    /// The buffer the ranges of a reply index.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
     }
 }
 
