@@ -7,6 +7,7 @@ use ulid::Ulid;
 /// Why the engine closes a connection. The shell sends a WebSocket close frame with
 /// [`CloseReason::code`] and [`CloseReason::text`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CloseReason {
     /// The same uid joined again from another connection.
     Replaced,

@@ -1,6 +1,8 @@
 //! Losing a node, or Redis, costs no call (issue 15's acceptance, on real processes):
 //! - the owner of a room killed (`kill -9`) while every member sits on other nodes: no
 //!   message at all reaches the members, the room keeps relaying, every record once;
+//! - offers a member sends right after the owner was killed reach the other member once the
+//!   room is taken over: each once, in order, none lost;
 //! - a member's node killed: the member resumes on another node (`resumed: true`), the others
 //!   are told nothing, every record once;
 //! - Redis stopped for 10 s during calls and started again: the calls go on, joins during the
@@ -188,6 +190,63 @@ async fn the_owner_dies_and_nobody_notices() {
     rows.assert_once(&["alice", "bob", "xavier"]);
     assert_eq!(rows.status("alice", "bob"), 0, "{rows:#?}");
     assert_eq!(rows.status("bob", "alice"), 0, "{rows:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_sent_to_a_dead_owner_reach_the_next_one_in_order() {
+    let mut cluster = Cluster::start("held", 3, &[]).await;
+    let room = unique("held");
+    // As above: n0 owns the room and holds no member; alice on n1, bob on n2.
+    let (mut x, _) = seat(&cluster, 0, &room, "xavier").await;
+    let (a, _) = seat(&cluster, 1, &room, "alice").await;
+    let (b, _) = seat(&cluster, 2, &room, "bob").await;
+    let mut ms = [a, b];
+    call(&mut ms).await;
+    leave(&mut x).await;
+    let [mut a, mut b] = ms;
+    for m in [&mut a, &mut b] {
+        assert_eq!(m.until("relayLeave").await["uid"], "xavier");
+        m.sync().await;
+        m.transcript.clear();
+    }
+    common::wait_until("n0 owning the room", || async {
+        cluster.metric(0, "rtcroom_cluster_rooms_owned").await == 1.0
+    })
+    .await;
+
+    cluster.kill(0);
+    // At once, long before anyone can know that n0 is dead: their PUBLISH reaches nobody.
+    let offer = |n: u32| format!("{{\"type\":\"offer\",\"n\":{n}}}");
+    for n in 1..=3 {
+        a.send(json!({"cmd":"offer","remoteUid":"bob","isIceReset":true,"msg":offer(n)}))
+            .await;
+    }
+    // Once a live node has taken the room over: each reaches bob once, in order, and alice
+    // gets her three answers.
+    for n in 1..=3 {
+        let relay = b.until("relayOffer").await;
+        assert_eq!(relay["msg"], offer(n).as_str(), "{:#?}", b.transcript);
+        assert_eq!(relay["uid"], "alice");
+    }
+    for _ in 1..=3 {
+        let resp = a.until("respOffer").await;
+        assert_eq!(resp["result"], 0, "{resp}");
+    }
+    for m in [&mut a, &mut b] {
+        m.sync().await;
+        assert_eq!(m.transcript.len(), 3, "{}: {:#?}", m.uid, m.transcript);
+        m.transcript.clear();
+    }
+    assert!(cluster.metric(1, "rtcroom_cluster_bus_held_total").await >= 3.0);
+    assert_eq!(
+        cluster
+            .total("rtcroom_cluster_bus_held_dropped_total")
+            .await,
+        0.0
+    );
+    // The room relays as before, both ways.
+    relays(&mut b, &mut a).await;
+    relays(&mut a, &mut b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,7 @@ pub struct ConnId(pub u64);
 /// The engine decides what the finding means (with [`crate::AuthMode`]); verifying signatures
 /// is the shell's job, so this crate holds no keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Grant {
     /// No token was checked: the request has none, or checking is off.
     Unchecked,

@@ -8,16 +8,25 @@
 //! offer, measured with JSON envelopes; docs/benchmarks.md). The envelope around the text is
 //! a few bytes.
 //!
+//! The publisher takes what is queued (after letting the tasks that are ready run, so that
+//! what they queue joins the batch), writes it as one pipeline of PUBLISH commands on its own
+//! Redis connection ([`super::resp`]) and reads the answers. A PUBLISH that reached no
+//! subscriber names a node that does not listen; an edge's envelope among those comes back
+//! to the edge ([`Bounce`]), which holds it for the room's next owner ([`super::edge`]).
+//!
 //! **Invariant:** per connection, what one node sends another arrives in the order it was
 //! sent: every envelope goes through this node's single publisher task, in queue order, on
 //! one Redis connection, and Redis delivers a channel's messages in the order published.
+//! An envelope that bounced is sent again only ahead of everything its connection sent
+//! after it (the edge numbers a connection's envelopes and holds the later ones).
 
 use super::link::Link;
+use super::resp::{Conn, Reply};
 use crate::ops::metrics;
-use rtcroom_core::{CloseReason, Grant, Millis};
+use rtcroom_core::{CloseReason, Grant};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// One message between nodes.
@@ -37,7 +46,7 @@ pub enum Envelope {
         edge: String,
         conn: u64,
         text: String,
-        grant: WireGrant,
+        grant: Grant,
         /// A binary message of this many bytes instead of `text` (refused by the owner).
         binary: Option<usize>,
     },
@@ -107,99 +116,9 @@ pub enum Item {
     /// A text message, serialized by the owner.
     Text(String),
     /// A close frame.
-    Close(WireClose),
+    Close(CloseReason),
     /// The owner cut the socket off (its queue there was full).
     Cut,
-}
-
-/// [`CloseReason`] on the wire.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum WireClose {
-    Replaced,
-    HeartbeatTimeout,
-    JoinTimeout,
-    TokenExpired,
-    Kicked(String),
-    Shutdown,
-    ServiceRestart,
-}
-
-impl From<CloseReason> for WireClose {
-    fn from(r: CloseReason) -> Self {
-        match r {
-            CloseReason::Replaced => Self::Replaced,
-            CloseReason::HeartbeatTimeout => Self::HeartbeatTimeout,
-            CloseReason::JoinTimeout => Self::JoinTimeout,
-            CloseReason::TokenExpired => Self::TokenExpired,
-            CloseReason::Kicked(why) => Self::Kicked(why),
-            CloseReason::Shutdown => Self::Shutdown,
-            CloseReason::ServiceRestart => Self::ServiceRestart,
-        }
-    }
-}
-
-impl From<WireClose> for CloseReason {
-    fn from(r: WireClose) -> Self {
-        match r {
-            WireClose::Replaced => Self::Replaced,
-            WireClose::HeartbeatTimeout => Self::HeartbeatTimeout,
-            WireClose::JoinTimeout => Self::JoinTimeout,
-            WireClose::TokenExpired => Self::TokenExpired,
-            WireClose::Kicked(why) => Self::Kicked(why),
-            WireClose::Shutdown => Self::Shutdown,
-            WireClose::ServiceRestart => Self::ServiceRestart,
-        }
-    }
-}
-
-/// [`Grant`] on the wire.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum WireGrant {
-    Unchecked,
-    Valid {
-        app_id: String,
-        uid: Option<String>,
-        expires_at: u64,
-    },
-    Invalid(String),
-}
-
-impl From<Grant> for WireGrant {
-    fn from(g: Grant) -> Self {
-        match g {
-            Grant::Unchecked => Self::Unchecked,
-            Grant::Valid {
-                app_id,
-                uid,
-                expires_at,
-            } => Self::Valid {
-                app_id,
-                uid,
-                expires_at: expires_at.0,
-            },
-            Grant::Invalid(why) => Self::Invalid(why),
-        }
-    }
-}
-
-impl From<WireGrant> for Grant {
-    fn from(g: WireGrant) -> Self {
-        match g {
-            WireGrant::Unchecked => Self::Unchecked,
-            WireGrant::Valid {
-                app_id,
-                uid,
-                expires_at,
-            } => Self::Valid {
-                app_id,
-                uid,
-                expires_at: Millis(expires_at),
-            },
-            WireGrant::Invalid(why) => Self::Invalid(why),
-        }
-    }
 }
 
 /// Where an envelope goes: a node's channel, or a channel every node listens to.
@@ -214,6 +133,20 @@ enum Target {
 struct Outgoing {
     to: Target,
     payload: Vec<u8>,
+    /// An edge's envelope for its connection's owner (`Open`, `Frame`, `Closed`): the
+    /// connection and the envelope's number in its sequence. When it reaches no subscriber
+    /// (the owner died) it comes back to the edge as a [`Bounce`], to be held for the room's
+    /// next owner.
+    held: Option<(u64, u64)>,
+}
+
+/// An edge's envelope that reached no subscriber: its owner `node` does not listen.
+#[derive(Debug)]
+pub struct Bounce {
+    pub node: String,
+    pub conn: u64,
+    pub seq: u64,
+    pub payload: Vec<u8>,
 }
 
 /// A word for every other node's ICE registry (`<prefix>:ice`), one of: an ICE API command
@@ -251,12 +184,23 @@ pub struct Bus {
 /// How many envelopes may wait for the publisher (beyond that, senders wait).
 const QUEUE: usize = 8192;
 
+/// At most this many envelopes in one pipelined write.
+const BATCH: usize = 256;
+
+/// How long one pipelined PUBLISH may take before it counts as failed.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1000);
+
 impl Bus {
     /// Start the publisher task. A PUBLISH that reached no subscriber names its node on
-    /// `dead`: that node does not listen, so it is treated as dead at once.
-    pub fn start(link: Arc<Link>, dead: mpsc::UnboundedSender<String>) -> Self {
+    /// `dead`: that node does not listen, so it is treated as dead at once; an edge's
+    /// envelope among them comes back on `bounced`.
+    pub fn start(
+        link: Arc<Link>,
+        dead: mpsc::UnboundedSender<String>,
+        bounced: mpsc::UnboundedSender<Bounce>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(publish_loop(link, rx, dead));
+        tokio::spawn(publish_loop(link, rx, dead, bounced));
         Self { tx }
     }
 
@@ -264,14 +208,36 @@ impl Bus {
     pub async fn send(&self, to: &str, envelope: &Envelope) {
         let payload = encode(envelope);
         let to = Target::Node(to.into());
-        let _ = self.tx.send(Outgoing { to, payload }).await;
+        let _ = self
+            .tx
+            .send(Outgoing {
+                to,
+                payload,
+                held: None,
+            })
+            .await;
+    }
+
+    /// Queue an edge's encoded envelope of connection `conn` (number `seq` of its sequence)
+    /// for its owner `to`; it comes back as a [`Bounce`] if `to` does not listen.
+    pub async fn send_held(&self, to: &str, conn: u64, seq: u64, payload: Vec<u8>) {
+        let to = Target::Node(to.into());
+        let held = Some((conn, seq));
+        let _ = self.tx.send(Outgoing { to, payload, held }).await;
     }
 
     /// Queue `payload` for every subscriber of `channel`.
     pub async fn publish(&self, channel: String, payload: String) {
         let to = Target::Channel(channel);
         let payload = payload.into_bytes();
-        let _ = self.tx.send(Outgoing { to, payload }).await;
+        let _ = self
+            .tx
+            .send(Outgoing {
+                to,
+                payload,
+                held: None,
+            })
+            .await;
     }
 }
 
@@ -285,26 +251,86 @@ pub fn decode(payload: &[u8]) -> Result<Envelope, postcard::Error> {
     postcard::from_bytes(payload)
 }
 
+/// `PUBLISH <channel> <payload>` in RESP, appended to `out`; a node's channel is written in
+/// place, without a string of its own.
+fn push_publish(out: &mut Vec<u8>, prefix: &str, to: &Target, payload: &[u8]) {
+    use std::io::Write as _;
+    out.extend_from_slice(b"*3\r\n$7\r\nPUBLISH\r\n");
+    match to {
+        Target::Node(node) => {
+            let len = prefix.len() + ":bus:".len() + node.len();
+            let _ = write!(out, "${len}\r\n{prefix}:bus:{node}\r\n");
+        }
+        Target::Channel(c) => {
+            let _ = write!(out, "${}\r\n{c}\r\n", c.len());
+        }
+    }
+    let _ = write!(out, "${}\r\n", payload.len());
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Write one batch of PUBLISH commands on `conn` (connecting first if there is none) and
+/// read their answers: how many subscribers each reached, `None` for one Redis refused.
+async fn publish_batch(
+    conn: &mut Option<Conn>,
+    info: &redis::ConnectionInfo,
+    commands: &[u8],
+    n: usize,
+) -> std::io::Result<Vec<Option<i64>>> {
+    if conn.is_none() {
+        *conn = Some(Conn::connect(info).await?);
+    }
+    let c = conn.as_mut().expect("connected above");
+    let exchange = async {
+        c.write(commands).await?;
+        let mut counts = Vec::with_capacity(n);
+        for _ in 0..n {
+            counts.push(match c.reply().await? {
+                Reply::Int(k) => Some(k),
+                _ => None,
+            });
+        }
+        Ok(counts)
+    };
+    tokio::time::timeout(RESPONSE_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "redis: no answer to PUBLISH",
+            ))
+        })
+}
+
 async fn publish_loop(
     link: Arc<Link>,
     mut rx: mpsc::Receiver<Outgoing>,
     dead: mpsc::UnboundedSender<String>,
+    bounced: mpsc::UnboundedSender<Bounce>,
 ) {
-    let mut batch = Vec::with_capacity(256);
-    let mut conn = link.conn.clone();
-    while rx.recv_many(&mut batch, 256).await > 0 {
-        let mut pipe = redis::pipe();
+    let info = link.client.get_connection_info().clone();
+    let mut conn: Option<Conn> = None;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut commands = Vec::with_capacity(64 * 1024);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        // The tasks ready to run go first: what they queue meanwhile joins this batch (one
+        // write here, one read and one write in Redis, one read on the receiving node).
+        tokio::task::yield_now().await;
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(out) => batch.push(out),
+                Err(_) => break,
+            }
+        }
+        commands.clear();
         let mut bytes = 0u64;
         for out in &batch {
             bytes += out.payload.len() as u64;
-            let channel = match &out.to {
-                Target::Node(node) => link.bus_channel(node),
-                Target::Channel(c) => c.clone(),
-            };
-            pipe.cmd("PUBLISH").arg(channel).arg(&out.payload);
+            push_publish(&mut commands, &link.prefix, &out.to, &out.payload);
         }
         let started = Instant::now();
-        let answer: redis::RedisResult<Vec<i64>> = pipe.query_async(&mut conn).await;
+        let answer = publish_batch(&mut conn, &info, &commands, batch.len()).await;
         let m = metrics::cluster();
         match answer {
             Ok(counts) => {
@@ -312,16 +338,33 @@ async fn publish_loop(
                 m.bus_messages_out.inc_by(batch.len() as u64);
                 m.bus_bytes_out.inc_by(bytes);
                 let mut told = std::collections::BTreeSet::new();
-                for (out, n) in batch.iter().zip(counts) {
-                    if let Target::Node(node) = &out.to
-                        && n == 0
-                        && told.insert(node.clone())
-                    {
+                for (out, n) in batch.drain(..).zip(counts) {
+                    let Target::Node(node) = out.to else {
+                        continue;
+                    };
+                    match n {
+                        Some(0) => {}
+                        Some(_) => continue,
+                        None => {
+                            m.bus_dropped.inc();
+                            continue;
+                        }
+                    }
+                    if let Some((conn, seq)) = out.held {
+                        let _ = bounced.send(Bounce {
+                            node: node.to_string(),
+                            conn,
+                            seq,
+                            payload: out.payload,
+                        });
+                    }
+                    if told.insert(node.clone()) {
                         let _ = dead.send(node.to_string());
                     }
                 }
             }
             Err(e) => {
+                conn = None;
                 m.bus_dropped.inc_by(batch.len() as u64);
                 link.trouble(&e);
             }
@@ -345,22 +388,22 @@ mod tests {
             CloseReason::Shutdown,
             CloseReason::ServiceRestart,
         ] {
-            let bytes = postcard::to_stdvec(&WireClose::from(reason.clone())).unwrap();
-            let back: WireClose = postcard::from_bytes(&bytes).unwrap();
-            assert_eq!(CloseReason::from(back), reason);
+            let bytes = postcard::to_stdvec(&reason).unwrap();
+            let back: CloseReason = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back, reason);
         }
         for grant in [
             Grant::Unchecked,
             Grant::Valid {
                 app_id: "10000".into(),
                 uid: Some("alice".into()),
-                expires_at: Millis(1_700_000_000_000),
+                expires_at: rtcroom_core::Millis(1_700_000_000_000),
             },
             Grant::Invalid("expired".into()),
         ] {
-            let bytes = postcard::to_stdvec(&WireGrant::from(grant.clone())).unwrap();
-            let back: WireGrant = postcard::from_bytes(&bytes).unwrap();
-            assert_eq!(Grant::from(back), grant);
+            let bytes = postcard::to_stdvec(&grant).unwrap();
+            let back: Grant = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back, grant);
         }
     }
 
@@ -371,7 +414,7 @@ mod tests {
             edge: "a:1".into(),
             conn: 7,
             text: text.clone(),
-            grant: WireGrant::Unchecked,
+            grant: Grant::Unchecked,
             binary: None,
         };
         let bytes = encode(&envelope);
@@ -403,7 +446,7 @@ mod tests {
                 edge: "a:1".into(),
                 conn: 1,
                 text: String::new(),
-                grant: WireGrant::Invalid("expired".into()),
+                grant: Grant::Invalid("expired".into()),
                 binary: Some(3),
             },
             Envelope::Closed {
@@ -416,7 +459,7 @@ mod tests {
                 conn: 1,
                 items: vec![
                     Item::Text("{}".into()),
-                    Item::Close(WireClose::Kicked("x".into())),
+                    Item::Close(CloseReason::Kicked("x".into())),
                     Item::Cut,
                 ],
             },

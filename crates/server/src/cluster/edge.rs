@@ -1,16 +1,73 @@
 //! The edge's side: sockets on this node whose room another node owns. Their frames go to the
 //! owner as text; what the owner sends them arrives as [`Item`]s and goes into the socket's
 //! own queue. A socket whose queue is full is cut off and the owner told it dropped.
+//!
+//! **Held envelopes.** An envelope for the owner that reached no subscriber (the owner died,
+//! its room not yet taken over) comes back from the publisher ([`Bounce`]) and is held here,
+//! per connection, in the order it was sent (every envelope of a connection is numbered);
+//! the connection's later envelopes wait behind it. When the room's next owner is known (a
+//! `Moved` from it, or this node adopted the room) they go there, in order, before anything
+//! newer. Held envelopes are dropped (counted in `rtcroom_cluster_bus_held_dropped_total`,
+//! logged, the socket told to reconnect) when a connection holds more than
+//! [`HELD_MAX`] or [`HELD_MAX_BYTES`], or when nobody took the room over within
+//! `dead_after_ms` and three heartbeats; an owner still in the registry by then (it was only
+//! between subscriptions) is sent them again.
 
-use super::bus::{Bus, Envelope, Item, WireGrant};
+use super::bus::{Bounce, Bus, Envelope, Item};
 use crate::ops::metrics;
 use crate::signaling::hub::{Hub, HubMsg, Outbound};
 use crate::signaling::route::{Owner, Payload, Socketside};
 use rtcroom_core::{CloseReason, ConnId, Grant, RoomRef};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+
+/// At most this many envelopes held per connection.
+pub const HELD_MAX: usize = 256;
+/// At most this many bytes of envelopes held per connection.
+pub const HELD_MAX_BYTES: usize = 1 << 20;
+
+/// A connection's envelopes that reached no owner, by number.
+#[derive(Debug)]
+struct Held {
+    /// The first bounce.
+    since: Instant,
+    items: VecDeque<(u64, Vec<u8>)>,
+    bytes: usize,
+    /// Being sent on (to the new owner, or to this node's hub): new ones join the queue.
+    flushing: bool,
+    /// This node adopts the room and its hub does not have the connection yet: wait.
+    parked: bool,
+    /// Bounced again by the owner being flushed to (it does not listen either): held for
+    /// after this flush, not sent round again.
+    again: Vec<(u64, Vec<u8>)>,
+}
+
+impl Held {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            items: VecDeque::new(),
+            bytes: 0,
+            flushing: false,
+            parked: false,
+            again: Vec::new(),
+        }
+    }
+
+    /// Add `payload` in its place by number; `false` when the bound is passed.
+    fn insert(&mut self, seq: u64, payload: Vec<u8>) -> bool {
+        self.bytes += payload.len();
+        let at = self.items.partition_point(|(s, _)| *s < seq);
+        self.items.insert(at, (seq, payload));
+        self.items.len() + self.again.len() <= HELD_MAX && self.bytes <= HELD_MAX_BYTES
+    }
+
+    fn len(&self) -> usize {
+        self.items.len() + self.again.len()
+    }
+}
 
 #[derive(Debug)]
 struct Bound {
@@ -22,6 +79,42 @@ struct Bound {
     closing: bool,
     out: mpsc::Sender<Outbound>,
     kill: Option<oneshot::Sender<()>>,
+    /// The number of the connection's next envelope to its owner.
+    next_seq: u64,
+    held: Option<Held>,
+    /// The socket closed while envelopes were held: the entry stays until they (its
+    /// `Closed` last) are sent on or dropped.
+    gone: bool,
+}
+
+impl Bound {
+    /// Drop what is held (counted and logged) and tell the socket to reconnect.
+    fn drop_held(&mut self, conn: ConnId, why: &str) {
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        let n = held.len();
+        metrics::cluster().bus_held_dropped.inc_by(n as u64);
+        tracing::warn!(
+            conn = conn.0,
+            owner = %self.owner,
+            envelopes = n,
+            why,
+            "cluster: envelopes held for a dead owner dropped; the client is told to reconnect"
+        );
+        self.closing = true;
+        let _ = self
+            .out
+            .try_send(Outbound::Close(CloseReason::ServiceRestart));
+    }
+}
+
+/// Where a frame goes.
+enum Route {
+    /// This node's hub (it adopted the room), as text, binary length, grant.
+    Hub(String, Option<usize>, Grant),
+    Bus(String, u64, Vec<u8>),
+    Held,
 }
 
 /// The bound sockets of this node.
@@ -36,10 +129,19 @@ pub struct Edges {
     max_frame: usize,
     /// How long to wait for an owner's answer to `LetGo` (it may have died meanwhile).
     patience: Duration,
+    /// How long envelopes are held for a room to be taken over.
+    hold_for: Duration,
 }
 
 impl Edges {
-    pub fn new(bus: Bus, hub: Hub, me: String, max_frame: usize, patience: Duration) -> Self {
+    pub fn new(
+        bus: Bus,
+        hub: Hub,
+        me: String,
+        max_frame: usize,
+        patience: Duration,
+        hold_for: Duration,
+    ) -> Self {
         Self {
             table: Mutex::default(),
             letting: Mutex::default(),
@@ -48,6 +150,7 @@ impl Edges {
             me,
             max_frame,
             patience,
+            hold_for,
         }
     }
 
@@ -121,6 +224,9 @@ impl Edges {
                 closing: false,
                 out,
                 kill: Some(kill),
+                next_seq: 1,
+                held: None,
+                gone: false,
             },
         );
         let at = at.map(|p| (p.lat(), p.lon()));
@@ -131,57 +237,95 @@ impl Edges {
             ip,
             at,
         };
-        self.bus.send(&owner, &open).await;
-    }
-
-    fn owner(&self, conn: ConnId) -> Option<String> {
-        let t = self.table.lock().expect("edges lock");
-        t.get(&conn).map(|b| b.owner.clone())
+        let payload = super::bus::encode(&open);
+        self.bus.send_held(&owner, conn.0, 0, payload).await;
     }
 
     /// A frame of a bound socket, to its owner (this node's hub after an adoption here).
     pub async fn frame(&self, conn: ConnId, payload: Payload, grant: Grant) {
-        let Some(owner) = self.owner(conn) else {
-            return;
-        };
         let (text, binary) = match payload {
             Payload::Text(text) => (text, None),
             Payload::Binary(len) => (String::new(), Some(len)),
         };
-        if owner == self.me {
-            let at = std::time::Instant::now();
-            let frame = match binary {
-                Some(len) => Err(rtcroom_protocol::decode_binary(len, self.max_frame)),
-                None => rtcroom_protocol::decode(&text, self.max_frame),
+        let route = {
+            let mut t = self.table.lock().expect("edges lock");
+            let Some(b) = t.get_mut(&conn) else {
+                return;
             };
-            let msg = HubMsg::Frame {
-                conn,
-                frame,
-                grant,
-                at,
-            };
-            self.hub.send(msg).await;
-            return;
-        }
-        let edge = self.me.clone();
-        let grant = WireGrant::from(grant);
-        let frame = Envelope::Frame {
-            edge,
-            conn: conn.0,
-            text,
-            grant,
-            binary,
+            if b.owner == self.me && b.held.is_none() {
+                Route::Hub(text, binary, grant)
+            } else {
+                let seq = b.next_seq;
+                b.next_seq += 1;
+                let frame = Envelope::Frame {
+                    edge: self.me.clone(),
+                    conn: conn.0,
+                    text,
+                    grant,
+                    binary,
+                };
+                let payload = super::bus::encode(&frame);
+                match &mut b.held {
+                    Some(h) => {
+                        metrics::cluster().bus_held.inc();
+                        if !h.insert(seq, payload) {
+                            b.drop_held(conn, "more held than the bound");
+                        }
+                        Route::Held
+                    }
+                    None => Route::Bus(b.owner.clone(), seq, payload),
+                }
+            }
         };
-        self.bus.send(&owner, &frame).await;
+        match route {
+            Route::Hub(text, binary, grant) => {
+                let at = Instant::now();
+                let frame = match binary {
+                    Some(len) => Err(rtcroom_protocol::decode_binary(len, self.max_frame)),
+                    None => rtcroom_protocol::decode(&text, self.max_frame),
+                };
+                let msg = HubMsg::Frame {
+                    conn,
+                    frame,
+                    grant,
+                    at,
+                };
+                self.hub.send(msg).await;
+            }
+            Route::Bus(owner, seq, payload) => {
+                self.bus.send_held(&owner, conn.0, seq, payload).await;
+            }
+            Route::Held => {}
+        }
     }
 
     /// A bound socket closed.
     pub async fn closed(&self, conn: ConnId, clean: bool) {
-        let Some(bound) = self.table.lock().expect("edges lock").remove(&conn) else {
-            return;
+        let (owner, seq, clean) = {
+            let mut t = self.table.lock().expect("edges lock");
+            let Some(b) = t.get_mut(&conn) else {
+                return;
+            };
+            let clean = clean && !b.closing;
+            let seq = b.next_seq;
+            b.next_seq += 1;
+            if let Some(h) = &mut b.held {
+                // Behind what is held, and the entry stays for it.
+                let closed = Envelope::Closed {
+                    edge: self.me.clone(),
+                    conn: conn.0,
+                    clean,
+                };
+                metrics::cluster().bus_held.inc();
+                h.insert(seq, super::bus::encode(&closed));
+                b.gone = true;
+                b.kill = None;
+                return;
+            }
+            let b = t.remove(&conn).expect("looked up above");
+            (b.owner, seq, clean)
         };
-        let clean = clean && !bound.closing;
-        if bound.owner == self.me {
+        if owner == self.me {
             self.hub.send(HubMsg::Closed { conn, clean }).await;
         } else {
             let edge = self.me.clone();
@@ -190,7 +334,129 @@ impl Edges {
                 conn: conn.0,
                 clean,
             };
-            self.bus.send(&bound.owner, &closed).await;
+            let payload = super::bus::encode(&closed);
+            self.bus.send_held(&owner, conn.0, seq, payload).await;
+        }
+    }
+
+    /// An envelope of this node's that reached no subscriber: held for the room's next
+    /// owner, or sent on to it at once if the room moved meanwhile.
+    pub async fn bounced(&self, bounce: Bounce) {
+        let conn = ConnId(bounce.conn);
+        let flush = {
+            let mut t = self.table.lock().expect("edges lock");
+            let Some(b) = t.get_mut(&conn) else {
+                // The socket closed and its `Closed` found no owner either.
+                metrics::cluster().bus_held_dropped.inc();
+                tracing::info!(conn = conn.0, owner = %bounce.node, "cluster: an envelope of a closed socket reached no owner; dropped");
+                return;
+            };
+            metrics::cluster().bus_held.inc();
+            let moved = b.owner != bounce.node;
+            let held = b.held.get_or_insert_with(Held::new);
+            let within = if held.flushing && !moved {
+                held.bytes += bounce.payload.len();
+                held.again.push((bounce.seq, bounce.payload));
+                held.len() <= HELD_MAX && held.bytes <= HELD_MAX_BYTES
+            } else {
+                held.insert(bounce.seq, bounce.payload)
+            };
+            if !within {
+                b.drop_held(conn, "more held than the bound");
+                if b.gone {
+                    t.remove(&conn);
+                }
+                return;
+            }
+            moved
+        };
+        if flush {
+            self.flush(conn).await;
+        }
+    }
+
+    /// Send what `conn` holds to its owner now (this node's hub if it is this node), in
+    /// order; what the connection sends meanwhile follows it.
+    async fn flush(&self, conn: ConnId) {
+        {
+            let mut t = self.table.lock().expect("edges lock");
+            let Some(h) = t.get_mut(&conn).and_then(|b| b.held.as_mut()) else {
+                return;
+            };
+            if h.flushing || h.parked {
+                return;
+            }
+            h.flushing = true;
+        }
+        loop {
+            let (owner, seq, payload) = {
+                let mut t = self.table.lock().expect("edges lock");
+                let Some(b) = t.get_mut(&conn) else {
+                    return;
+                };
+                let Some(h) = b.held.as_mut() else {
+                    return;
+                };
+                match h.items.pop_front() {
+                    Some((seq, payload)) => {
+                        h.bytes -= payload.len();
+                        (b.owner.clone(), seq, payload)
+                    }
+                    None if h.again.is_empty() => {
+                        b.held = None;
+                        if b.gone {
+                            t.remove(&conn);
+                        }
+                        return;
+                    }
+                    None => {
+                        // The owner flushed to did not listen either: hold the rest anew.
+                        let again = std::mem::take(&mut h.again);
+                        let mut next = Held::new();
+                        for (seq, payload) in again {
+                            next.insert(seq, payload);
+                        }
+                        b.held = Some(next);
+                        return;
+                    }
+                }
+            };
+            metrics::cluster().bus_held_resent.inc();
+            if owner == self.me {
+                self.to_hub(conn, &payload).await;
+            } else {
+                self.bus.send_held(&owner, conn.0, seq, payload).await;
+            }
+        }
+    }
+
+    /// A held envelope to this node's hub (this node adopted the room).
+    async fn to_hub(&self, conn: ConnId, payload: &[u8]) {
+        match super::bus::decode(payload) {
+            Ok(Envelope::Frame {
+                text,
+                grant,
+                binary,
+                ..
+            }) => {
+                let frame = match binary {
+                    Some(len) => Err(rtcroom_protocol::decode_binary(len, self.max_frame)),
+                    None => rtcroom_protocol::decode(&text, self.max_frame),
+                };
+                let at = Instant::now();
+                let msg = HubMsg::Frame {
+                    conn,
+                    frame,
+                    grant,
+                    at,
+                };
+                self.hub.send(msg).await;
+            }
+            Ok(Envelope::Closed { clean, .. }) => {
+                self.hub.send(HubMsg::Closed { conn, clean }).await;
+            }
+            // An `Open` the dead owner never saw: the adoption seated the member already.
+            _ => {}
         }
     }
 
@@ -208,7 +474,7 @@ impl Edges {
             for item in items {
                 let outbound = match item {
                     Item::Text(text) => Outbound::Text(text),
-                    Item::Close(reason) => Outbound::Close(CloseReason::from(reason)),
+                    Item::Close(reason) => Outbound::Close(reason),
                     Item::Cut => {
                         if let Some(kill) = bound.kill.take() {
                             let _ = kill.send(());
@@ -245,14 +511,30 @@ impl Edges {
         }
     }
 
-    /// These sockets are served by `owner` from now on (a failover or a drain moved their room).
-    pub fn moved(&self, owner: &str, conns: &[u64]) {
-        let mut t = self.table.lock().expect("edges lock");
-        for c in conns {
-            if let Some(b) = t.get_mut(&ConnId(*c)) {
-                b.owner = owner.to_owned();
+    /// These sockets are served by `owner` from now on (a failover or a drain moved their
+    /// room); what they hold goes there first.
+    pub async fn moved(&self, owner: &str, conns: &[u64]) {
+        let mut flush = Vec::new();
+        {
+            let mut t = self.table.lock().expect("edges lock");
+            for c in conns {
+                if let Some(b) = t.get_mut(&ConnId(*c)) {
+                    b.owner = owner.to_owned();
+                    if b.held.is_some() {
+                        flush.push(ConnId(*c));
+                    }
+                }
             }
         }
+        for conn in flush {
+            self.flush(conn).await;
+        }
+    }
+
+    /// The node serving bound socket `conn`.
+    fn owner(&self, conn: ConnId) -> Option<String> {
+        let t = self.table.lock().expect("edges lock");
+        t.get(&conn).map(|b| b.owner.clone())
     }
 
     /// The owners this node's sockets are bound to (to notice when one dies).
@@ -278,39 +560,47 @@ impl Edges {
     }
 
     /// Close the sockets of `room` still bound to `owner` with 1012 (this node took the room
-    /// over and they were not seated in it).
+    /// over and they were not seated in it); what they held is dropped.
     pub fn close_bound_in(&self, owner: &str, room: &RoomRef) {
         let mut t = self.table.lock().expect("edges lock");
-        for b in t
-            .values_mut()
-            .filter(|b| b.owner == owner && &b.room == room)
+        for (conn, b) in t
+            .iter_mut()
+            .filter(|(_, b)| b.owner == owner && &b.room == room)
         {
+            b.drop_held(*conn, "the room's new owner did not seat the member");
             b.closing = true;
             let _ = b.out.try_send(Outbound::Close(CloseReason::ServiceRestart));
         }
+        t.retain(|_, b| !(b.gone && b.held.is_none()));
     }
 
     /// Close the sockets still bound to `owner` with 1012 (its rooms found no new owner that
-    /// knows them): the clients reconnect and join again.
+    /// knows them): the clients reconnect and join again. What they held is dropped.
     pub fn close_bound_to(&self, owner: &str) -> usize {
         let mut t = self.table.lock().expect("edges lock");
         let mut n = 0;
-        for b in t.values_mut().filter(|b| b.owner == owner) {
+        for (conn, b) in t.iter_mut().filter(|(_, b)| b.owner == owner) {
+            b.drop_held(*conn, "nobody took the room over");
             b.closing = true;
             let _ = b.out.try_send(Outbound::Close(CloseReason::ServiceRestart));
-            n += 1;
+            n += usize::from(!b.gone);
         }
+        t.retain(|_, b| !(b.gone && b.held.is_none()));
         n
     }
 
     /// The queue and kill switch of a bound socket, to attach it to this node's hub (this
-    /// node adopted its room).
+    /// node adopted its room). What it holds, and what it sends from now on, waits until
+    /// [`Edges::attached`].
     pub fn attach_here(
         &self,
         conn: ConnId,
     ) -> Option<(mpsc::Sender<Outbound>, oneshot::Sender<()>)> {
         let mut t = self.table.lock().expect("edges lock");
         let b = t.get_mut(&conn)?;
+        if b.gone {
+            return None;
+        }
         b.owner = self.me.clone();
         let (kill_tx, kill_rx) = oneshot::channel();
         // The socket's own switch stays here; the hub gets one that fires it.
@@ -320,7 +610,55 @@ impl Edges {
                 let _ = socket_kill.send(());
             }
         });
+        if let Some(h) = &mut b.held {
+            h.parked = true;
+        }
         Some((b.out.clone(), kill_tx))
+    }
+
+    /// The hub has the sockets attached by [`Edges::attach_here`]: what they held goes to it.
+    pub async fn attached(&self, conns: &[ConnId]) {
+        for conn in conns {
+            {
+                let mut t = self.table.lock().expect("edges lock");
+                match t.get_mut(conn).and_then(|b| b.held.as_mut()) {
+                    Some(h) => h.parked = false,
+                    None => continue,
+                }
+            }
+            self.flush(*conn).await;
+        }
+    }
+
+    /// Once a heartbeat: envelopes held longer than `hold_for` are sent again to an owner
+    /// still in the registry (`live`: it was only between subscriptions), else dropped.
+    pub async fn sweep(&self, live: &BTreeSet<String>) {
+        let mut again = Vec::new();
+        {
+            let mut t = self.table.lock().expect("edges lock");
+            for (conn, b) in t.iter_mut() {
+                let Some(h) = &b.held else {
+                    continue;
+                };
+                if h.flushing || h.parked || h.since.elapsed() < self.hold_for {
+                    continue;
+                }
+                if b.owner != self.me && live.contains(&b.owner) {
+                    let h = b.held.take().expect("held");
+                    let items = h.items.into_iter().chain(h.again);
+                    again.push((*conn, b.owner.clone(), items.collect::<Vec<_>>()));
+                } else {
+                    b.drop_held(*conn, "nobody took the room over in time");
+                }
+            }
+            t.retain(|_, b| !(b.gone && b.held.is_none()));
+        }
+        for (conn, owner, items) in again {
+            for (seq, payload) in items {
+                metrics::cluster().bus_held_resent.inc();
+                self.bus.send_held(&owner, conn.0, seq, payload).await;
+            }
+        }
     }
 
     /// Tell every bound socket to reconnect (close 1012): this node drains.

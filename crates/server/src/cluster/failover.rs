@@ -57,12 +57,14 @@ impl Taker<'_> {
         let me = self.link.me.as_str();
         let mut seats = Vec::new();
         let mut moved: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut attached = Vec::new();
         for (uid, (node, conn)) in stored.seats {
             if node == from || !self.alive.contains(&node) && node != me {
                 continue;
             }
             if node == me {
                 if let Some((out, kill)) = self.edges.attach_here(ConnId(conn)) {
+                    attached.push(ConnId(conn));
                     seats.push(Seat {
                         room: room.clone(),
                         uid,
@@ -84,7 +86,10 @@ impl Taker<'_> {
                 moved.entry(node).or_default().push(conn);
             }
         }
-        let Some(adopted) = self.hub.adopt(stored.snapshot, seats).await else {
+        let adopted = self.hub.adopt(stored.snapshot, seats).await;
+        // What this node's sockets sent while the room had no owner, to the hub now.
+        self.edges.attached(&attached).await;
+        let Some(adopted) = adopted else {
             return Ok(Outcome::Lost);
         };
         for (node, conns) in moved {

@@ -107,7 +107,7 @@ impl Link {
     /// A command other than the heartbeat failed. Only the heartbeat decides that the node
     /// is degraded (and mails it once): a command on a connection being re-made after an
     /// outage may fail once more, and must not raise a second alert.
-    pub fn trouble(&self, e: &redis::RedisError) {
+    pub fn trouble(&self, e: &dyn std::fmt::Display) {
         tracing::debug!(error = %e, "cluster: a Redis command failed");
     }
 

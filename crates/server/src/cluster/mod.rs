@@ -25,6 +25,7 @@ pub mod moves;
 pub mod owner;
 pub mod registry;
 pub mod remote;
+pub mod resp;
 pub mod state;
 pub mod views;
 
@@ -36,7 +37,6 @@ use crate::signaling::route::{Edge, Owner, Payload, Socketside};
 use bus::{Bus, Envelope};
 use edge::Edges;
 use failover::{Outcome, Taker};
-use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use link::Link;
 use owner::Claim;
@@ -124,7 +124,8 @@ impl Cluster {
         )
         .await?;
         let (dead_tx, dead_rx) = mpsc::unbounded_channel();
-        let bus = Bus::start(link.clone(), dead_tx);
+        let (bounced_tx, bounced_rx) = mpsc::unbounded_channel();
+        let bus = Bus::start(link.clone(), dead_tx, bounced_tx);
         let (embedded_tx, embedded_rx) = mpsc::channel(16);
         let cluster = Arc::new(Self {
             turns: ice::Turns::new(settings.turn_secret.as_deref()),
@@ -135,6 +136,11 @@ impl Cluster {
                 me.clone(),
                 settings.max_frame,
                 Duration::from_millis(settings.section.dead_after_ms),
+                // A dead owner's key expires within `dead_after_ms`; the next heartbeat sees
+                // it gone and the takers claim its rooms.
+                Duration::from_millis(
+                    settings.section.dead_after_ms + 3 * settings.section.heartbeat_ms,
+                ),
             ),
             remotes: Remotes::new(
                 hub.clone(),
@@ -158,6 +164,7 @@ impl Cluster {
         tokio::spawn(cluster.clone().listen());
         tokio::spawn(cluster.clone().heartbeat());
         tokio::spawn(cluster.clone().on_dead(dead_rx));
+        tokio::spawn(cluster.clone().on_bounced(bounced_rx));
         tokio::spawn(cluster.clone().write_states(states));
         tokio::spawn(cluster.clone().share_reserved_loop(reserved));
         tokio::spawn(cluster.clone().share_embedded_loop(embedded_rx));
@@ -211,34 +218,84 @@ impl Cluster {
     async fn listen(self: Arc<Self>) {
         let channel = self.link.bus_channel(self.me());
         let ice = self.link.ice_channel();
+        let info = self.link.client.get_connection_info().clone();
         loop {
-            match self.link.client.get_async_pubsub().await {
-                Ok(mut pubsub) => {
-                    let subscribed = match pubsub.subscribe(&channel).await {
-                        Ok(()) => pubsub.subscribe(&ice).await,
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = subscribed {
-                        self.link.trouble(&e);
-                    } else {
-                        // A node that starts (or a subscription renewed) learns the ICE
-                        // servers the others took.
-                        self.load_ice().await;
-                        let mut stream = pubsub.into_on_message();
-                        while let Some(msg) = stream.next().await {
-                            if msg.get_channel_name() == ice {
-                                self.apply_ice(msg.get_payload_bytes()).await;
-                            } else {
-                                self.dispatch(msg.get_payload_bytes()).await;
-                            }
+            match self.subscribe(&info, &channel, &ice).await {
+                Ok(conn) => {
+                    let mut conn = conn.into_feed();
+                    // A node that starts (or a subscription renewed) learns the ICE servers
+                    // the others took.
+                    self.load_ice().await;
+                    let broke = loop {
+                        let reply = match conn.reply().await {
+                            Ok(r) => r,
+                            Err(e) => break e,
+                        };
+                        // `message <channel> <payload>`; the subscription's confirmations
+                        // are the only other replies.
+                        let resp::Reply::Array(parts) = reply else {
+                            continue;
+                        };
+                        let [
+                            resp::Reply::Bulk(Some(kind)),
+                            resp::Reply::Bulk(Some(from)),
+                            resp::Reply::Bulk(Some(payload)),
+                        ] = parts.as_slice()
+                        else {
+                            continue;
+                        };
+                        let bytes = conn.bytes();
+                        if &bytes[kind.clone()] != b"message" {
+                            continue;
                         }
-                        tracing::warn!("cluster: the bus subscription broke; renewing it");
-                    }
+                        if &bytes[from.clone()] == ice.as_bytes() {
+                            self.apply_ice(&bytes[payload.clone()]).await;
+                        } else {
+                            self.dispatch(&bytes[payload.clone()]).await;
+                        }
+                    };
+                    tracing::warn!(error = %broke, "cluster: the bus subscription broke; renewing it");
                 }
                 Err(e) => self.link.trouble(&e),
             }
             tokio::time::sleep(self.heartbeat_every()).await;
         }
+    }
+
+    /// A connection of the bus's own, subscribed to this node's channel and the ICE channel.
+    async fn subscribe(
+        &self,
+        info: &redis::ConnectionInfo,
+        channel: &str,
+        ice: &str,
+    ) -> std::io::Result<resp::Conn> {
+        let mut conn = resp::Conn::connect(info).await?;
+        let mut out = Vec::new();
+        resp::command(
+            &mut out,
+            &[b"SUBSCRIBE", channel.as_bytes(), ice.as_bytes()],
+        );
+        conn.write(&out).await?;
+        for _ in 0..2 {
+            let confirmed = tokio::time::timeout(Duration::from_secs(1), conn.reply()).await;
+            match confirmed {
+                Ok(Ok(resp::Reply::Array(_))) => {}
+                Ok(Ok(resp::Reply::Error(e))) => return Err(std::io::Error::other(e)),
+                Ok(Ok(other)) => {
+                    return Err(std::io::Error::other(format!(
+                        "redis: {other:?} in answer to SUBSCRIBE"
+                    )));
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "redis: no answer to SUBSCRIBE",
+                    ));
+                }
+            }
+        }
+        Ok(conn)
     }
 
     /// One envelope from another node, handled in arrival order.
@@ -266,14 +323,14 @@ impl Cluster {
                 binary,
             } => {
                 self.remotes
-                    .frame(&(edge, conn), &text, binary, Grant::from(grant))
+                    .frame(&(edge, conn), &text, binary, grant)
                     .await;
             }
             Envelope::Closed { edge, conn, clean } => {
                 self.remotes.closed(&(edge, conn), clean).await;
             }
             Envelope::Deliver { conn, items, .. } => self.edges.deliver(conn, items).await,
-            Envelope::Moved { owner, conns } => self.edges.moved(&owner, &conns),
+            Envelope::Moved { owner, conns } => self.edges.moved(&owner, &conns).await,
             Envelope::LetGo { edge, conn } => {
                 // The hub is asked now, in order after the socket's frames; the answer goes
                 // out once what the hub sent the socket is on its way.
@@ -361,6 +418,7 @@ impl Cluster {
                     for gone in alive.difference(&now) {
                         self.node_dead(gone).await;
                     }
+                    self.edges.sweep(&now).await;
                     // Owners that died before this node saw them alive.
                     for owner in self.edges.owners() {
                         if owner != self.me() && !now.contains(&owner) {
@@ -391,6 +449,13 @@ impl Cluster {
             if matches!(key, Ok(0)) {
                 self.node_dead(&node).await;
             }
+        }
+    }
+
+    /// An edge's envelopes that reached no owner: held for the room's next one.
+    async fn on_bounced(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<bus::Bounce>) {
+        while let Some(bounce) = rx.recv().await {
+            self.edges.bounced(bounce).await;
         }
     }
 

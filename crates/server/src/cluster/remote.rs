@@ -126,7 +126,7 @@ impl Remotes {
             // A socket this node does not serve (it counted it dropped, e.g. its node was
             // taken for dead): the client is told to reconnect, and resumes with its key.
             metrics::cluster().bus_dropped.inc();
-            let items = vec![Item::Close(CloseReason::ServiceRestart.into())];
+            let items = vec![Item::Close(CloseReason::ServiceRestart)];
             let owner = self.me.clone();
             let (node, conn) = edge.clone();
             self.bus
@@ -327,6 +327,6 @@ fn item(out: Outbound) -> Item {
             Item::Text(String::from_utf8(bytes).expect("serde_json writes UTF-8"))
         }
         Outbound::Text(text) => Item::Text(text),
-        Outbound::Close(reason) => Item::Close(reason.into()),
+        Outbound::Close(reason) => Item::Close(reason),
     }
 }

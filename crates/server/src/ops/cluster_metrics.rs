@@ -30,6 +30,12 @@ pub struct ClusterMetrics {
     pub bus_bytes_in: Counter,
     /// Envelopes that could not be published (Redis away) or were for a connection gone.
     pub bus_dropped: Counter,
+    /// An edge's envelopes that reached no owner (it died) and were held for the next one.
+    pub bus_held: Counter,
+    /// Held envelopes sent on to a room's next owner (or to its old one, back in the registry).
+    pub bus_held_resent: Counter,
+    /// Held envelopes dropped: over the bound, or the room not taken over in time.
+    pub bus_held_dropped: Counter,
     /// One pipelined PUBLISH round trip: until Redis has handed the envelopes to the
     /// subscribers' connections.
     pub bus_publish: Histogram,
@@ -58,6 +64,9 @@ fn build() -> (ClusterMetrics, Registry) {
         bus_bytes_out: bytes_out,
         bus_bytes_in: bytes_in,
         bus_dropped: Counter::default(),
+        bus_held: Counter::default(),
+        bus_held_resent: Counter::default(),
+        bus_held_dropped: Counter::default(),
         // 50 µs … ~1.6 s in factors of two.
         bus_publish: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
             0.000_05, 2.0, 16,
@@ -90,6 +99,21 @@ fn build() -> (ClusterMetrics, Registry) {
         "bus_dropped",
         "Envelopes dropped: Redis did not take them, or their connection was gone",
         m.bus_dropped.clone(),
+    );
+    r.register(
+        "bus_held",
+        "Envelopes to an owner that did not listen (it died), held for the room's next owner",
+        m.bus_held.clone(),
+    );
+    r.register(
+        "bus_held_resent",
+        "Held envelopes sent on to the room's next owner",
+        m.bus_held_resent.clone(),
+    );
+    r.register(
+        "bus_held_dropped",
+        "Held envelopes dropped: over the bound, or the room not taken over in time",
+        m.bus_held_dropped.clone(),
     );
     r.register(
         "bus_publish_seconds",
