@@ -5,11 +5,12 @@
 use super::bus::{Bus, Envelope, Item, WireGrant};
 use crate::ops::metrics;
 use crate::signaling::hub::{Hub, HubMsg, Outbound};
+use crate::signaling::queue;
 use crate::signaling::route::{Payload, Socketside};
 use rtcroom_core::{CloseReason, ConnId, Grant, RoomRef};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 #[derive(Debug)]
 struct Bound {
@@ -19,7 +20,7 @@ struct Bound {
     /// This node closes the socket (a drain, or its owner is gone): the owner hears a drop,
     /// not a leave, whatever the client answers.
     closing: bool,
-    out: mpsc::Sender<Outbound>,
+    out: queue::Sender<Outbound>,
     kill: Option<oneshot::Sender<()>>,
 }
 
@@ -164,7 +165,7 @@ impl Edges {
                         break;
                     }
                 };
-                if let Err(mpsc::error::TrySendError::Full(_)) = bound.out.try_send(outbound) {
+                if let Err(queue::TrySendError::Full(_)) = bound.out.try_send(outbound) {
                     tracing::warn!(
                         conn = conn.0,
                         "outbound queue full; disconnecting a client that does not read"
@@ -253,7 +254,7 @@ impl Edges {
     pub fn attach_here(
         &self,
         conn: ConnId,
-    ) -> Option<(mpsc::Sender<Outbound>, oneshot::Sender<()>)> {
+    ) -> Option<(queue::Sender<Outbound>, oneshot::Sender<()>)> {
         let mut t = self.table.lock().expect("edges lock");
         let b = t.get_mut(&conn)?;
         b.owner = self.me.clone();
