@@ -73,4 +73,3 @@ fn no_huge_pages() {
         );
     }
 }
-

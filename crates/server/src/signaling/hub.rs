@@ -12,8 +12,8 @@
 //! channel, alerts to the alert task, log lines to the log queue (`ops::log`).
 
 use super::changes::Changed;
-use super::queue;
 pub use super::changes::RoomState;
+use super::queue;
 use crate::clock::{engine_now, monotonic, now};
 use crate::ops::alerts::Alerts;
 use crate::ops::{metrics, telemetry};

@@ -156,7 +156,10 @@ mod tests {
         q.drain(..4_990);
         shrink(&mut q);
         assert!(q.capacity() < 100, "kept room for {}", q.capacity());
-        assert_eq!(q.iter().copied().collect::<Vec<_>>(), (4_990..5_000).collect::<Vec<_>>());
+        assert_eq!(
+            q.iter().copied().collect::<Vec<_>>(),
+            (4_990..5_000).collect::<Vec<_>>()
+        );
         // A queue still busy keeps its room.
         let mut busy: VecDeque<u64> = (0..5_000).collect();
         busy.drain(..1_000);
