@@ -28,7 +28,9 @@ use std::process::ExitCode;
 
 // mimalloc instead of glibc's malloc: messages are allocated on the hub's thread and freed on
 // the connection's, and glibc's per-arena locks made those cross-thread frees contend
-// (futex waits in the relay profile; docs/benchmarks.md).
+// (futex waits in the relay profile; docs/benchmarks.md). The `system-alloc` feature, for
+// heap profilers only, leaves the system allocator in place.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -38,6 +40,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// ends quietly with status 0.
 fn main() -> ExitCode {
     use std::io::Write as _;
+    no_huge_pages();
     match commands::run(commands::cli::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if commands::is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -49,5 +52,24 @@ fn main() -> ExitCode {
             let _ = write!(std::io::stderr(), "{}", commands::error_text(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Transparent huge pages off for this process. mimalloc (built without its own request for
+/// them, `no_thp`) reserves large aligned regions, and where the kernel backs those with
+/// 2 MiB pages (`enabled = always`, or `madvise` with mimalloc's default request) every
+/// region a thread touches costs 2 MiB of RSS however little of it is used:
+/// `rtcroom-bench idle --members 6000` measured 13 KiB per member with them and 8.8 without
+/// (docs/benchmarks.md). Signaling's memory is many small objects, which gain nothing from
+/// large pages.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        // Not fatal: the process only uses more memory.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "cannot turn transparent huge pages off for this process: {e}"
+        );
     }
 }

@@ -389,9 +389,14 @@ fn pair_up<E: Entropy>(
         let back = Sub::towards(ids.next(wall), e, ice);
         opened.push(sub_open(place, e, &newcomer, there.id, &ice_ip, wall));
         opened.push(sub_open(place, &newcomer, e, back.id, &ice_ip, wall));
+        // Exact growth: a first push would make room for four, and every idle member of
+        // every room pays for the slots it never uses.
+        e.subs.reserve_exact(1);
         e.subs.push(there);
+        newcomer.subs.reserve_exact(1);
         newcomer.subs.push(back);
     }
+    room.members.reserve_exact(1);
     room.members.push(newcomer);
     opened
 }

@@ -16,12 +16,13 @@
 use super::bus::{Bounce, Bus, Envelope, Item};
 use crate::ops::metrics;
 use crate::signaling::hub::{Hub, HubMsg, Outbound};
+use crate::signaling::queue;
 use crate::signaling::route::{Owner, Payload, Socketside};
 use rtcroom_core::{CloseReason, ConnId, Grant, RoomRef};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// At most this many envelopes held per connection.
 pub const HELD_MAX: usize = 256;
@@ -77,7 +78,7 @@ struct Bound {
     /// This node closes the socket (a drain, or its owner is gone): the owner hears a drop,
     /// not a leave, whatever the client answers.
     closing: bool,
-    out: mpsc::Sender<Outbound>,
+    out: queue::Sender<Outbound>,
     kill: Option<oneshot::Sender<()>>,
     /// The number of the connection's next envelope to its owner.
     next_seq: u64,
@@ -485,7 +486,7 @@ impl Edges {
                         break;
                     }
                 };
-                if let Err(mpsc::error::TrySendError::Full(_)) = bound.out.try_send(outbound) {
+                if let Err(queue::TrySendError::Full(_)) = bound.out.try_send(outbound) {
                     tracing::warn!(
                         conn = conn.0,
                         "outbound queue full; disconnecting a client that does not read"
@@ -595,7 +596,7 @@ impl Edges {
     pub fn attach_here(
         &self,
         conn: ConnId,
-    ) -> Option<(mpsc::Sender<Outbound>, oneshot::Sender<()>)> {
+    ) -> Option<(queue::Sender<Outbound>, oneshot::Sender<()>)> {
         let mut t = self.table.lock().expect("edges lock");
         let b = t.get_mut(&conn)?;
         if b.gone {

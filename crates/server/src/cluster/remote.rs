@@ -6,10 +6,11 @@
 use super::bus::{Bus, Envelope, Item};
 use crate::ops::metrics;
 use crate::signaling::hub::{Hub, HubMsg, Outbound};
+use crate::signaling::queue;
 use rtcroom_core::{CloseReason, ConnId, Grant};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Connections of members on other nodes are numbered from here (local ones count up from
 /// 1, restored placeholders from 2^63).
@@ -58,7 +59,7 @@ impl Remotes {
     pub fn link(
         &self,
         edge: &EdgeConn,
-    ) -> Option<(ConnId, mpsc::Sender<Outbound>, oneshot::Sender<()>)> {
+    ) -> Option<(ConnId, queue::Sender<Outbound>, oneshot::Sender<()>)> {
         let (done_tx, done_rx) = oneshot::channel();
         let local = {
             let mut t = self.table.lock().expect("remotes lock");
@@ -75,7 +76,7 @@ impl Remotes {
                 .set(t.by_edge.len() as i64);
             local
         };
-        let (out_tx, out_rx) = mpsc::channel(self.outbound_queue);
+        let (out_tx, out_rx) = queue::channel(self.outbound_queue);
         let (kill_tx, kill_rx) = oneshot::channel();
         let (bus, me, to) = (self.bus.clone(), self.me.clone(), edge.clone());
         tokio::spawn(async move {
@@ -279,7 +280,7 @@ async fn forward(
     bus: Bus,
     me: String,
     (edge, conn): EdgeConn,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: queue::Receiver<Outbound>,
     kill: oneshot::Receiver<()>,
 ) {
     let mut kill = Some(kill);

@@ -7,6 +7,7 @@
 
 use super::frame::{Frames, Incoming};
 use super::hub::{Hub, HubMsg, Outbound};
+use super::queue;
 use super::route::{Edge, Owner, Payload, Socketside};
 use super::token::TokenCheck;
 use super::ws::{ReadError, Socket};
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// What every connection task shares.
 pub struct Signaling {
@@ -103,7 +104,7 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let conn = ConnId(sig.next_id.fetch_add(1, Ordering::Relaxed));
-    let (out_tx, out_rx) = mpsc::channel(sig.outbound_queue);
+    let (out_tx, out_rx) = queue::channel(sig.outbound_queue);
     let (kill_tx, kill_rx) = oneshot::channel();
     metrics::metrics().connections_opened.inc();
     // In a cluster the task keeps a sender of its own queue: when the connection is bound to
@@ -116,16 +117,16 @@ pub async fn serve<S>(
         state: RouteState::Undecided,
         room: (String::new(), String::new()),
     });
-    let opened = sig
-        .hub
-        .send(HubMsg::Open {
-            conn,
-            ip,
-            at,
-            out: out_tx,
-            kill: kill_tx,
-        })
-        .await;
+    // Boxed, as the handlers in `run` are: a message to the hub is as large as the largest
+    // (a decoded frame), and the task would keep room for it for the connection's life.
+    let opened = Box::pin(sig.hub.send(HubMsg::Open {
+        conn,
+        ip,
+        at,
+        out: out_tx,
+        kill: kill_tx,
+    }))
+    .await;
     if opened {
         let clean = run(
             &sig,
@@ -139,7 +140,7 @@ pub async fn serve<S>(
         match route {
             Some(r) if r.state == RouteState::Bound => r.edge.closed(conn, clean).await,
             _ => {
-                sig.hub.send(HubMsg::Closed { conn, clean }).await;
+                Box::pin(sig.hub.send(HubMsg::Closed { conn, clean })).await;
             }
         }
     }
@@ -151,7 +152,7 @@ pub async fn serve<S>(
 /// `join` that names another room than the one before.
 struct Route {
     edge: Arc<dyn Edge>,
-    out: mpsc::Sender<Outbound>,
+    out: queue::Sender<Outbound>,
     ip: String,
     at: Option<rtcroom_ice::GeoPoint>,
     state: RouteState,
@@ -269,7 +270,7 @@ async fn run<S>(
     conn: ConnId,
     origin: Option<&str>,
     socket: &mut Socket<S>,
-    (mut out_rx, kill_rx): (mpsc::Receiver<Outbound>, oneshot::Receiver<()>),
+    (mut out_rx, kill_rx): (queue::Receiver<Outbound>, oneshot::Receiver<()>),
     mut route: Option<&mut Route>,
 ) -> bool
 where
@@ -282,14 +283,21 @@ where
         },
         timeout: sig.write_timeout,
     };
+    // The task of an idle connection is as large as the largest state of this loop, and
+    // each member keeps one: the handlers of a frame and of a write (a decoded request on its
+    // way to the hub, a write with its timeout; 2-3 KiB of state) are boxed for the time
+    // they run, so that an idle connection holds only the wait below (heaptrack of
+    // `rtcroom-bench idle`: docs/benchmarks.md).
     loop {
         let step = tokio::select! {
             biased;
             () = out.kill.killed() => Step::End { clean: false },
-            item = out_rx.recv() => write_queued(&mut out, socket, item, &mut out_rx).await,
+            item = out_rx.recv() => {
+                Box::pin(write_queued(&mut out, socket, item, &mut out_rx)).await
+            }
             incoming = socket.next() => {
                 let route = route.as_deref_mut();
-                on_incoming(sig, conn, origin, &mut out, socket, incoming, route).await
+                Box::pin(on_incoming(sig, conn, origin, &mut out, socket, incoming, route)).await
             }
         };
         if let Step::End { clean } = step {
@@ -356,7 +364,7 @@ async fn write_queued<S>(
     out: &mut Writer,
     socket: &mut Socket<S>,
     item: Option<Outbound>,
-    out_rx: &mut mpsc::Receiver<Outbound>,
+    out_rx: &mut queue::Receiver<Outbound>,
 ) -> Step
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -537,4 +545,31 @@ fn decode_text(
         _ => Grant::Unchecked,
     };
     (frame, grant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signaling::token::NoTokenCheck;
+
+    /// Every open connection keeps its task, and the task is as large as the largest state
+    /// of `serve`: the frame and write handlers are boxed so that it stays the size of the
+    /// wait (2-3 KiB more per member otherwise; docs/benchmarks.md). A handler made
+    /// inline again, or a large value held across the wait, fails here.
+    #[test]
+    fn an_idle_connection_task_stays_small() {
+        let (hub, _inbox) = Hub::unanswered();
+        let sig = Arc::new(Signaling::new(
+            hub,
+            Arc::new(NoTokenCheck),
+            65_536,
+            16,
+            10,
+            Duration::from_secs(10),
+        ));
+        let (_client, io) = tokio::io::duplex(64);
+        let task = serve(sig, Socket::new(io, 65_536), "127.0.0.1".into(), None, None);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 768, "the connection task holds {size} bytes");
+    }
 }

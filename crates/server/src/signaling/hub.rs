@@ -13,6 +13,7 @@
 
 use super::changes::Changed;
 pub use super::changes::RoomState;
+use super::queue;
 use crate::clock::{engine_now, monotonic, now};
 use crate::ops::alerts::Alerts;
 use crate::ops::{metrics, telemetry};
@@ -28,8 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 /// What the hub delivers to a connection task.
 #[derive(Debug)]
 pub enum Outbound {
-    // Boxed: every connection's queue allocates a block of 32 slots up front, so the slot
-    // size is paid per idle member (160 bytes unboxed: 5 KiB per connection).
+    // Boxed: a queued message's slot is paid by every queue it passes through (160 bytes
+    // unboxed), and an SDP is one allocation either way.
     Msg(Box<ServerMsg>),
     /// A message serialized elsewhere: by the node that owns the member's room (`[cluster]`).
     Text(String),
@@ -46,7 +47,7 @@ pub enum HubMsg {
         ip: String,
         /// Where GeoIP places `ip`, if it does.
         at: Option<rtcroom_ice::GeoPoint>,
-        out: mpsc::Sender<Outbound>,
+        out: queue::Sender<Outbound>,
         /// Fired by the hub to cut the connection off at once.
         kill: oneshot::Sender<()>,
     },
@@ -130,7 +131,7 @@ pub struct Seat {
     pub room: RoomRef,
     pub uid: String,
     pub conn: ConnId,
-    pub out: mpsc::Sender<Outbound>,
+    pub out: queue::Sender<Outbound>,
     pub kill: oneshot::Sender<()>,
 }
 
@@ -139,7 +140,7 @@ pub struct Seat {
 pub struct Released {
     pub snapshot: Snapshot,
     pub conns: Vec<(String, ConnId)>,
-    pub handed: Vec<(ConnId, mpsc::Sender<Outbound>)>,
+    pub handed: Vec<(ConnId, queue::Sender<Outbound>)>,
 }
 
 /// A cheap handle for sending to the hub.
@@ -350,7 +351,7 @@ impl RecordSink {
 }
 
 struct Link {
-    out: mpsc::Sender<Outbound>,
+    out: queue::Sender<Outbound>,
     kill: Option<oneshot::Sender<()>>,
 }
 
@@ -651,7 +652,7 @@ fn deliver<E: Entropy>(engine: &mut Engine<E>, links: &mut Links, conn: ConnId, 
     };
     match link.out.try_send(item) {
         Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(queue::TrySendError::Full(_)) => {
             // The client does not read: cut it off now and treat it as a dropped socket (it
             // keeps its place until the heartbeat timeout and may reconnect).
             tracing::warn!(
@@ -665,7 +666,7 @@ fn deliver<E: Entropy>(engine: &mut Engine<E>, links: &mut Links, conn: ConnId, 
             links.remove(&conn);
             engine.handle(engine_now(), Input::Closed { conn, clean: false });
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {
+        Err(queue::TrySendError::Closed(_)) => {
             // The connection task has ended; its Closed message is on its way.
         }
     }

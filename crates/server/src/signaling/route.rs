@@ -4,9 +4,10 @@
 //! cluster). Without `[cluster]` there is no `Edge` and every frame goes to this node's hub.
 
 use super::hub::Outbound;
+use super::queue;
 use futures_util::future::BoxFuture;
 use rtcroom_core::{ConnId, Grant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Who serves a `join`: this node's hub, or the node that owns the room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +26,7 @@ pub struct Socketside {
     pub room: String,
     pub ip: String,
     pub at: Option<rtcroom_ice::GeoPoint>,
-    pub out: mpsc::Sender<Outbound>,
+    pub out: queue::Sender<Outbound>,
     /// Fired to cut the connection off at once.
     pub kill: oneshot::Sender<()>,
 }

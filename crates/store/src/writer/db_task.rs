@@ -27,6 +27,7 @@ fn take_batch(shared: &Shared, max: usize) -> Result<Option<Batch>, StoreError> 
     }
     let n = q.mem.len().min(max);
     let items: Vec<Entry> = q.mem.drain(..n).collect();
+    super::intake::shrink(&mut q.mem);
     q.in_flight_seq = items.first().map(|e| e.seq);
     shared
         .counters

@@ -90,12 +90,18 @@ pub(super) fn intake(rx: mpsc::Receiver<Msg>, shared: &Shared, timing: Timing) {
             q.mem.push_back(entry);
         }
         q.intake_done = stop;
+        // A burst (a join storm) grew the queue to thousands of records: once the database
+        // task has taken most of them, give back what the burst needed.
+        shrink(&mut q.mem);
         let to_sync = if stop || last_sync.elapsed() >= timing.journal_sync {
             q.journal.take_unsynced()
         } else {
             None
         };
         drop(q);
+        if buf.capacity() > KEEP {
+            buf = Vec::new();
+        }
         c.intake_buffered.store(0, Ordering::Relaxed);
         shared.work.notify_one();
         if let Some(f) = to_sync {
@@ -104,6 +110,17 @@ pub(super) fn intake(rx: mpsc::Receiver<Msg>, shared: &Shared, timing: Timing) {
             }
             last_sync = Instant::now();
         }
+    }
+}
+
+/// Records a buffer between bursts keeps room for (a burst takes up to 4,096 at once).
+const KEEP: usize = 64;
+
+/// Gives back most of what a queue holding few records grew to; keeps room for `KEEP`
+/// records and for twice what it holds.
+pub(super) fn shrink<T>(q: &mut std::collections::VecDeque<T>) {
+    if q.capacity() > KEEP && q.len() < q.capacity() / 4 {
+        q.shrink_to((q.len() * 2).max(KEEP));
     }
 }
 
@@ -124,4 +141,30 @@ fn receive(rx: &mpsc::Receiver<Msg>, buf: &mut Vec<Item>, wait: Duration) -> boo
         }
     }
     stop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A join storm queues thousands of records; once the database task has taken them, an
+    /// idle writer keeps room for a few, not for the storm.
+    #[test]
+    fn a_drained_queue_gives_back_what_the_burst_grew() {
+        let mut q: VecDeque<u64> = (0..5_000).collect();
+        q.drain(..4_990);
+        shrink(&mut q);
+        assert!(q.capacity() < 100, "kept room for {}", q.capacity());
+        assert_eq!(
+            q.iter().copied().collect::<Vec<_>>(),
+            (4_990..5_000).collect::<Vec<_>>()
+        );
+        // A queue still busy keeps its room.
+        let mut busy: VecDeque<u64> = (0..5_000).collect();
+        busy.drain(..1_000);
+        let before = busy.capacity();
+        shrink(&mut busy);
+        assert_eq!(busy.capacity(), before);
+    }
 }
