@@ -398,8 +398,8 @@ pub(crate) fn sqlite_time(t: NaiveDateTime) -> String {
     }
     let mut b = *b"0000-00-00 00:00:00.000";
     let mut put = |at: usize, width: usize, mut v: u32| {
-        for i in (at..at + width).rev() {
-            b[i] = b'0' + (v % 10) as u8;
+        for d in b[at..at + width].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
             v /= 10;
         }
     };
