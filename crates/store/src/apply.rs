@@ -8,8 +8,8 @@
 //! sub-session's Finish after its Connect) and is kept by the caller.
 
 use crate::convert::{
-    self, CODEC, CONNECT_TYPE, DATA, DESC, ICE, ID, INFO, IP, NAME, db_time, int_val, rate_val,
-    secs_val, str_val, time_val, tiny_val,
+    self, CODEC, CONNECT_TYPE, DATA, DESC, ICE, ID, INFO, IP, NAME, db_time, id_val, int_val,
+    rate_val, secs_val, str_val, time_val, tiny_val,
 };
 use crate::db::{Kind, Stmt, Tx, Val};
 use crate::dialect::Dialect;
@@ -238,7 +238,7 @@ async fn apply_record(tx: &mut Tx, sql: &WriteSql, r: &Record) -> Result<(), Sto
 
 async fn session_open(tx: &mut Tx, sql: &WriteSql, r: &SessionOpen) -> Result<(), StoreError> {
     let args = vec![
-        str_val(&r.session_id.to_string(), ID),
+        id_val(r.session_id),
         str_val(&r.app_id, NAME),
         str_val(&r.room_id, NAME),
         str_val(&r.user_id, NAME),
@@ -261,7 +261,7 @@ async fn session_close(tx: &mut Tx, sql: &WriteSql, r: &SessionClose) -> Result<
         time_val(r.leave_time),
         secs_val(r.duration_secs),
         Val::I64(Some(i64::from(r.timed_out))),
-        str_val(&r.session_id.to_string(), ID),
+        id_val(r.session_id),
     ];
     tx.execute(&sql.session_close, args).await.map(drop)
 }
@@ -292,10 +292,7 @@ async fn sub_open(tx: &mut Tx, sql: &WriteSql, r: &SubSessionOpen) -> Result<(),
 }
 
 async fn sub_begin(tx: &mut Tx, sql: &WriteSql, r: &SubSessionBegin) -> Result<(), StoreError> {
-    let args = vec![
-        time_val(r.begin_time),
-        str_val(&r.sub_session_id.to_string(), ID),
-    ];
+    let args = vec![time_val(r.begin_time), id_val(r.sub_session_id)];
     tx.execute(&sql.sub_begin, args).await.map(drop)
 }
 
@@ -303,7 +300,7 @@ async fn sub_connect(tx: &mut Tx, sql: &WriteSql, r: &SubSessionConnect) -> Resu
     let args = vec![
         time_val(r.connect_time),
         str_val(r.connect_type.as_str(), CONNECT_TYPE),
-        str_val(&r.sub_session_id.to_string(), ID),
+        id_val(r.sub_session_id),
     ];
     tx.execute(&sql.sub_connect, args).await.map(drop)
 }
@@ -314,7 +311,7 @@ async fn sub_finish(tx: &mut Tx, sql: &WriteSql, r: &SubSessionFinish) -> Result
         secs_val(r.duration_secs),
         Val::I64(Some(r.status as i64)),
         int_val(i64::try_from(r.cost_cents).unwrap_or(i64::MAX)),
-        str_val(&r.sub_session_id.to_string(), ID),
+        id_val(r.sub_session_id),
     ];
     tx.execute(&sql.sub_finish, args).await.map(drop)
 }
@@ -342,11 +339,11 @@ async fn quality(tx: &mut Tx, sql: &WriteSql, mut rows: &[&Quality]) -> Result<(
 fn quality_args(r: &Quality, args: &mut Vec<Val>) {
     let q = &r.stats;
     args.extend([
-        str_val(&r.id.to_string(), ID),
-        str_val(&r.session_id.to_string(), ID),
+        id_val(r.id),
+        id_val(r.session_id),
         str_val(&r.user_id, NAME),
         str_val(&r.remote_user_id, NAME),
-        str_val(&r.sub_session_id.to_string(), ID),
+        id_val(r.sub_session_id),
         time_val(r.create_time),
         rate_val(q.aud_send_lost_rate),
         int_val(q.aud_send_bitrate),
@@ -370,8 +367,8 @@ fn quality_args(r: &Quality, args: &mut Vec<Val>) {
 async fn client_info(tx: &mut Tx, sql: &WriteSql, r: &ClientInfo) -> Result<(), StoreError> {
     let data = |d: &Option<String>| Val::Str(d.as_deref().map(|s| convert::clip(s, DATA)));
     let args = vec![
-        str_val(&r.id.to_string(), ID),
-        str_val(&r.session_id.to_string(), ID),
+        id_val(r.id),
+        id_val(r.session_id),
         str_val(&r.app_id, NAME),
         str_val(&r.room_id, NAME),
         str_val(&r.user_id, NAME),

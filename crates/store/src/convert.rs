@@ -8,6 +8,7 @@
 use crate::db::Val;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rtcroom_core::Millis;
+use ulid::Ulid;
 
 /// Session and sub-session ids, record ids: ULIDs (26 characters) in `VARCHAR(32)`.
 pub(crate) const ID: usize = 32;
@@ -37,6 +38,12 @@ pub(crate) fn clip(s: &str, max: usize) -> String {
 
 pub(crate) fn str_val(s: &str, max: usize) -> Val {
     Val::Str(Some(clip(s, max)))
+}
+
+/// A ULID as its 26-character text (always within [`ID`]), made in place.
+pub(crate) fn id_val(id: Ulid) -> Val {
+    let mut buf = [0; ulid::ULID_LEN];
+    Val::Str(Some(id.array_to_str(&mut buf).to_owned()))
 }
 
 /// An `INT` column (bitrates, sizes, cost, result codes): clamped into 32 bits.

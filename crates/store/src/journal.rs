@@ -142,7 +142,7 @@ impl Journal {
         }
         let mut buf = String::new();
         for e in entries {
-            buf.push_str(&line::encode(e));
+            line::encode_into(e, &mut buf);
             buf.push('\n');
         }
         if let Err(e) = self.current.write_all(buf.as_bytes()) {

@@ -241,7 +241,7 @@ impl Spool {
         }
         let mut buf = String::new();
         for item in items {
-            buf.push_str(&line::encode(item));
+            line::encode_into(item, &mut buf);
             buf.push('\n');
         }
         let written = self

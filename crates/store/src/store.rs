@@ -46,7 +46,7 @@ pub enum Schema {
 }
 
 /// The number of the last migration of this version (`Pool::migrate`).
-const LATEST_MIGRATION: i64 = 2;
+const LATEST_MIGRATION: i64 = 3;
 
 impl Store {
     /// The embedded default: a SQLite file under `./data/`.

@@ -14,7 +14,9 @@
 //!    [`WriterConfig::checkpoint`] it queues a checkpoint, which stamps the open rows alive.
 //!    It never touches the database.
 //! 3. The database task takes the oldest records (the spool before memory) as one batch,
-//!    writes the batch in one transaction, and only then lets go of it. While the database
+//!    writes the batch in one transaction, and only then lets go of it. A batch smaller
+//!    than [`WriterConfig::batch_size`] is taken only after records had
+//!    [`WriterConfig::batch_wait`] to gather. While the database
 //!    is away it keeps retrying the same batch with backoff, asks the intake side to spill
 //!    what is in memory, and reports `db_up = false`.
 //!
@@ -53,6 +55,13 @@ pub struct WriterConfig {
     pub memory_limit: usize,
     /// Records per transaction at most.
     pub batch_size: usize,
+    /// How long the database task lets records gather in memory before it writes fewer
+    /// than `batch_size` of them: a transaction costs the database about the same for one
+    /// record as for hundreds (its commit writes every page it touched), so under a steady
+    /// trickle one transaction per `batch_wait` is far cheaper than one per record. The
+    /// records are in the journal meanwhile; this only delays when they are in the
+    /// database. Zero: write whatever is there at once.
+    pub batch_wait: Duration,
     /// Where the spool lives (created if missing), e.g. `data/spool`.
     pub spool_dir: PathBuf,
     /// First and longest pause between retries while the database is away.
@@ -85,6 +94,7 @@ impl Default for WriterConfig {
         Self {
             memory_limit: 20_000,
             batch_size: 1_000,
+            batch_wait: Duration::from_millis(100),
             spool_dir: PathBuf::from("data/spool"),
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),

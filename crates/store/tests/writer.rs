@@ -213,3 +213,38 @@ async fn a_burst_is_never_dropped_and_its_depth_is_seen() {
         "a clean shutdown leaves no journal"
     );
 }
+
+/// Under a trickle the database task lets records gather for `batch_wait` before it writes
+/// a short batch; a full batch waiting, or a shutdown, ends the wait at once. With an hour
+/// to gather, the only ways these records reach the database are those two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickle_gathers_until_a_full_batch_or_the_shutdown() {
+    let spool = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let cfg = WriterConfig {
+        batch_size: 8,
+        batch_wait: Duration::from_secs(3600),
+        checkpoint: None,
+        ..quick(spool.path())
+    };
+    let (writer, sink) = RecordWriter::start(store.clone(), cfg).unwrap();
+    let mut ids = Ids::new();
+    let t0 = at("2024-05-01 10:00:00");
+    let mut send = |n: u64| {
+        for i in 0..n {
+            let (_, r) = join(&mut ids, "app1", "room1", &format!("m{i}"), t0.plus_secs(i));
+            sink.try_send(r).unwrap();
+        }
+    };
+    send(1);
+    send(7);
+    wait_for("a full batch to be written", || writer.stats().written == 8).await;
+    send(3);
+    let stats = writer.shutdown(Duration::from_secs(60)).await;
+    assert_eq!(
+        (stats.written, stats.spooled, stats.queue_depth),
+        (11, 0, 0)
+    );
+    assert_eq!(store.table_counts().await.unwrap().sessions, 11);
+}

@@ -163,7 +163,9 @@ pub(super) async fn db_loop(
                         if shared.lock().intake_done && stop.deadline().is_some() {
                             return;
                         }
-                        idle(&store, &shared, &cfg).await;
+                        if idle(&store, &shared, &cfg).await {
+                            gather(&shared, &cfg, &stop).await;
+                        }
                         continue;
                     }
                     Err(e) => {
@@ -180,11 +182,15 @@ pub(super) async fn db_loop(
             }
         };
         let spool_pos = batch.spool;
+        let short = spool_pos.is_none() && batch.items.len() < cfg.batch_size;
         match write_batch(&store, &shared, &cfg, batch).await {
             Outcome::Written => {
                 shared.counters.db_up.store(true, Ordering::Relaxed);
                 release(&shared, spool_pos);
                 backoff = cfg.retry_min;
+                if short {
+                    gather(&shared, &cfg, &stop).await;
+                }
             }
             Outcome::Retry(b) => {
                 shared.counters.db_up.store(false, Ordering::Relaxed);
@@ -268,14 +274,40 @@ async fn migrate_first(
     }
 }
 
-/// Waits for new records or, after the health interval, checks the database.
-async fn idle(store: &Store, shared: &Shared, cfg: &WriterConfig) {
+/// Waits for new records or, after the health interval, checks the database. True when
+/// records arrived.
+async fn idle(store: &Store, shared: &Shared, cfg: &WriterConfig) -> bool {
     if tokio::time::timeout(cfg.health_interval, shared.work.notified())
         .await
         .is_err()
     {
         let up = reachable(store, cfg).await;
         shared.counters.db_up.store(up, Ordering::Relaxed);
+        return false;
+    }
+    true
+}
+
+/// Lets records gather in memory for up to [`WriterConfig::batch_wait`], so that the next
+/// transaction takes many: returns early once a full batch waits, the spool has records,
+/// or the writer is stopping.
+async fn gather(shared: &Shared, cfg: &WriterConfig, stop: &StopSignal) {
+    let until = Instant::now() + cfg.batch_wait;
+    loop {
+        {
+            let q = shared.lock();
+            if q.mem.len() >= cfg.batch_size || !q.spool.all_taken() || q.intake_done {
+                return;
+            }
+        }
+        if stop.deadline().is_some() || Instant::now() >= until {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => return,
+            () = shared.work.notified() => {}
+            () = stop.notify.notified() => return,
+        }
     }
 }
 
