@@ -16,8 +16,10 @@ pub struct Ident(Arc<Inner>);
 /// two allocations (this and the `Arc`) per identifier.
 struct Inner {
     text: Box<str>,
-    /// Where the JSON text ends in `text`; the key follows it when `text` is longer.
+    /// Where the JSON text ends in `text`.
     raw_len: usize,
+    /// Where the key is in `text`: inside the JSON text, or after it.
+    key: std::ops::Range<usize>,
 }
 
 impl Ident {
@@ -51,33 +53,29 @@ impl Ident {
         let sliced = raw_json
             .strip_prefix('"')
             .map_or(raw_json, |r| r.strip_suffix('"').unwrap_or(r));
-        let text = if sliced == key {
-            Box::from(raw_json)
+        let (text, at) = if sliced == key {
+            (Box::from(raw_json), usize::from(raw_json.starts_with('"')))
         } else {
             let mut both = String::with_capacity(raw_json.len() + key.len());
             both.push_str(raw_json);
             both.push_str(key);
-            both.into_boxed_str()
+            (both.into_boxed_str(), raw_json.len())
         };
         Self(Arc::new(Inner {
             text,
             raw_len: raw_json.len(),
+            key: at..at + key.len(),
         }))
     }
 
     /// The canonical key used to compare identifiers.
+    #[inline]
     pub fn key(&self) -> &str {
-        let Inner { text, raw_len } = &*self.0;
-        if text.len() > *raw_len {
-            &text[*raw_len..]
-        } else if text.starts_with('"') {
-            &text[1..text.len() - 1]
-        } else {
-            text
-        }
+        &self.0.text[self.0.key.clone()]
     }
 
     /// The JSON text the identifier was received as (`"22"` or `22`).
+    #[inline]
     pub fn raw_json(&self) -> &str {
         &self.0.text[..self.0.raw_len]
     }
