@@ -413,9 +413,9 @@ fn ident(name: &'static str, raw: Option<&str>) -> Field<Option<Ident>> {
             return Ok(None);
         }
         no_control(name, &v)?;
-        Ok(Some(Ident::from_parts(v.into(), s.to_owned())))
+        Ok(Some(Ident::of_valid(s, &v)))
     } else if s.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-        Ok(Some(Ident::from_parts(s.into(), s.to_owned())))
+        Ok(Some(Ident::of_valid(s, s)))
     } else {
         Err(Bad(name, "must be a string or a number".into()))
     }
@@ -452,11 +452,12 @@ fn int(name: &'static str, raw: Option<&str>) -> Field<Option<i64>> {
         return Ok(None);
     };
     let s = raw;
+    let unquoted;
     let body = if s.starts_with('"') {
-        let v = unquote(s).map_err(|_| Bad(name, "must be a number".into()))?;
-        v.trim().to_owned()
+        unquoted = unquote(s).map_err(|_| Bad(name, "must be a number".into()))?;
+        unquoted.trim()
     } else {
-        s.to_owned()
+        s
     };
     if body.is_empty() {
         return Ok(None);

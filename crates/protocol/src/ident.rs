@@ -12,16 +12,21 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Ident(Arc<Inner>);
 
+/// The JSON text, then the key when it is not a slice of that text (a string with escapes):
+/// two allocations (this and the `Arc`) per identifier.
 struct Inner {
-    key: Box<str>,
-    raw: Box<RawValue>,
+    text: Box<str>,
+    /// Where the JSON text ends in `text`.
+    raw_len: usize,
+    /// Where the key is in `text`: inside the JSON text, or after it.
+    key: std::ops::Range<usize>,
 }
 
 impl Ident {
     /// An identifier that will be written as a JSON string.
     pub fn new(key: &str) -> Self {
         let raw = serde_json::to_string(key).expect("a string always serializes");
-        Self::from_parts(key.into(), raw)
+        Self::of_valid(&raw, key)
     }
 
     /// An identifier from the JSON text it was received as (a string or a number), as
@@ -30,35 +35,49 @@ impl Ident {
     pub fn from_json(raw_json: &str) -> Option<Self> {
         if raw_json.starts_with('"') {
             let key: String = serde_json::from_str(raw_json).ok()?;
-            Some(Self::from_parts(key.into(), raw_json.to_owned()))
+            Some(Self::of_valid(raw_json, &key))
         } else if raw_json.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
             // A number is keyed by its text, as the decoder keys it, so that every number the
             // decoder accepts (`1E2`, `-0`, `1.50`, `1e400`) comes back as it was written.
             let raw = RawValue::from_string(raw_json.to_owned()).ok()?;
-            (raw.get() == raw_json).then(|| {
-                Self(Arc::new(Inner {
-                    key: raw_json.into(),
-                    raw,
-                }))
-            })
+            (raw.get() == raw_json).then(|| Self::of_valid(raw_json, raw_json))
         } else {
             None
         }
     }
 
-    pub(crate) fn from_parts(key: Box<str>, raw_json: String) -> Self {
-        let raw = RawValue::from_string(raw_json).expect("caller passes valid JSON");
-        Self(Arc::new(Inner { key, raw }))
+    /// An identifier from JSON text already checked to be one JSON string or number
+    /// (`raw_json`), and its key: the string's value, or the number's text. The decoder
+    /// calls it with what its scan checked, so the text is not parsed a second time.
+    pub(crate) fn of_valid(raw_json: &str, key: &str) -> Self {
+        let sliced = raw_json
+            .strip_prefix('"')
+            .map_or(raw_json, |r| r.strip_suffix('"').unwrap_or(r));
+        let (text, at) = if sliced == key {
+            (Box::from(raw_json), usize::from(raw_json.starts_with('"')))
+        } else {
+            let mut both = String::with_capacity(raw_json.len() + key.len());
+            both.push_str(raw_json);
+            both.push_str(key);
+            (both.into_boxed_str(), raw_json.len())
+        };
+        Self(Arc::new(Inner {
+            text,
+            raw_len: raw_json.len(),
+            key: at..at + key.len(),
+        }))
     }
 
     /// The canonical key used to compare identifiers.
+    #[inline]
     pub fn key(&self) -> &str {
-        &self.0.key
+        &self.0.text[self.0.key.clone()]
     }
 
     /// The JSON text the identifier was received as (`"22"` or `22`).
+    #[inline]
     pub fn raw_json(&self) -> &str {
-        self.0.raw.get()
+        &self.0.text[..self.0.raw_len]
     }
 }
 
@@ -82,8 +101,12 @@ impl fmt::Display for Ident {
 }
 
 impl Serialize for Ident {
+    /// Verbatim, through serde_json's `RawValue`, which checks the text again: the messages
+    /// a relay writes ([`crate::ServerMsg::write_json`]) copy [`Self::raw_json`] instead.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.raw.serialize(s)
+        let raw: &RawValue =
+            serde_json::from_str(self.raw_json()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
     }
 }
 
