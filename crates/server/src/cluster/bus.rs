@@ -278,29 +278,58 @@ async fn publish_batch(
     commands: &[u8],
     n: usize,
 ) -> std::io::Result<Vec<Option<i64>>> {
+    let reused = conn.is_some();
+    match exchange(conn, info, commands, n).await {
+        // A connection kept from before closes with no answer at all when Redis restarted
+        // meanwhile: the new Redis never saw the batch, so it goes again on a new connection
+        // (once) rather than being lost.
+        Err((e, 0)) if reused && e.kind() != std::io::ErrorKind::TimedOut => {
+            tracing::debug!(error = %e, "cluster: the bus's Redis connection was stale; publishing again on a new one");
+            *conn = None;
+            exchange(conn, info, commands, n).await.map_err(|(e, _)| e)
+        }
+        other => other.map_err(|(e, _)| e),
+    }
+}
+
+/// One write of `commands` and the `n` answers; on failure, the error and how many answers
+/// had come.
+async fn exchange(
+    conn: &mut Option<Conn>,
+    info: &redis::ConnectionInfo,
+    commands: &[u8],
+    n: usize,
+) -> Result<Vec<Option<i64>>, (std::io::Error, usize)> {
     if conn.is_none() {
-        *conn = Some(Conn::connect(info).await?);
+        *conn = Some(Conn::connect(info).await.map_err(|e| (e, 0))?);
     }
     let c = conn.as_mut().expect("connected above");
+    let mut counts = Vec::with_capacity(n);
     let exchange = async {
         c.write(commands).await?;
-        let mut counts = Vec::with_capacity(n);
         for _ in 0..n {
             counts.push(match c.reply().await? {
                 Reply::Int(k) => Some(k),
                 _ => None,
             });
         }
-        Ok(counts)
+        Ok::<(), std::io::Error>(())
     };
-    tokio::time::timeout(RESPONSE_TIMEOUT, exchange)
+    let result = tokio::time::timeout(RESPONSE_TIMEOUT, exchange)
         .await
         .unwrap_or_else(|_| {
             Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "redis: no answer to PUBLISH",
             ))
-        })
+        });
+    match result {
+        Ok(()) => Ok(counts),
+        Err(e) => {
+            *conn = None;
+            Err((e, counts.len()))
+        }
+    }
 }
 
 async fn publish_loop(
