@@ -6,6 +6,8 @@
 #
 #   scripts/bench/compare.sh [-r REPEATS] [-o OUTDIR] [-s SETS] [-l LABEL]
 #     SETS: comma-separated among goals (default), growth, rates (only the fixed-rate loads),
+#           cpu (only the goals' two CPU loads: 100 pairs closed loop, 1,000 pairs x 10/s),
+#           memory (idle members of rtcroom, 6,000 alone, in rooms of two, and after a call),
 #           records (2,000 quality rows/s to SQLite, and the same load with records off)
 #     RTCROOM_BIN=path  the server to measure (default: the release build of this tree)
 #     RTCROOM_VARIANTS="name=path name=path"  several rtcroom builds, each run in turn and
@@ -92,6 +94,17 @@ for rep in $(seq 1 "$repeats"); do
     for t in $ours peerjs; do run "$t" join-storm --joins 10000 --room-size 3 --concurrency 256; done
     for t in $ours peerjs; do run "$t" idle --members "$idle" --room-size 3 --hold 30 --ramp 2000 --setup-timeout 300; done
     for t in $ours peerjs; do run "$t" idle --call --members "$idle" --room-size 3 --hold 30 --ramp 2000 --setup-timeout 300; done
+  fi
+  if [[ ",$sets," == *",cpu,"* ]]; then
+    for t in $ours peerjs raw raw-ack; do run "$t" relay --pairs 100 --reply offer --warmup 2 --duration 10; done
+    for t in $ours peerjs raw raw-ack; do run "$t" rate --pairs 1000 --rate 10 --warmup 3 --duration 10; done
+  fi
+  if [[ ",$sets," == *",memory,"* ]]; then
+    for t in $ours; do
+      run "$t" idle --members 6000 --room-size 1 --hold 15
+      run "$t" idle --members 6000 --room-size 2 --hold 15
+      run "$t" idle --call --members 6000 --room-size 2 --hold 15
+    done
   fi
   if [[ ",$sets," == *",records,"* ]]; then
     # 2,000 quality rows per second into SQLite while 10,000 offers/s are relayed, and the
