@@ -126,15 +126,12 @@ fn failover_time() -> Duration {
     Duration::from_millis(DEAD_AFTER_MS.parse::<u64>().unwrap() * 5 / 2)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_owner_dies_and_nobody_notices() {
-    let mut cluster = Cluster::start("owner", 3, &[]).await;
-    let room = unique("owner");
-    // xavier's join makes n0 the owner; alice (n1) and bob (n2) call; xavier leaves, so the
-    // owner holds no member.
-    let (mut x, _) = seat(&cluster, 0, &room, "xavier").await;
-    let (a, _) = seat(&cluster, 1, &room, "alice").await;
-    let (b, _) = seat(&cluster, 2, &room, "bob").await;
+/// xavier's join makes n0 the owner; alice (n1) and bob (n2) call; xavier leaves, so the
+/// owner holds no member. Returns alice and bob, their transcripts empty.
+async fn call_on_n1_n2_owned_by_n0(cluster: &Cluster, room: &str) -> (Member, Member) {
+    let (mut x, _) = seat(cluster, 0, room, "xavier").await;
+    let (a, _) = seat(cluster, 1, room, "alice").await;
+    let (b, _) = seat(cluster, 2, room, "bob").await;
     let mut ms = [a, b];
     call(&mut ms).await;
     leave(&mut x).await;
@@ -148,6 +145,14 @@ async fn the_owner_dies_and_nobody_notices() {
         cluster.metric(0, "rtcroom_cluster_rooms_owned").await == 1.0
     })
     .await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_dies_and_nobody_notices() {
+    let mut cluster = Cluster::start("owner", 3, &[]).await;
+    let room = unique("owner");
+    let (mut a, mut b) = call_on_n1_n2_owned_by_n0(&cluster, &room).await;
     // What the owner recorded is in the database before it dies.
     cluster
         .db
@@ -197,22 +202,7 @@ async fn offers_sent_to_a_dead_owner_reach_the_next_one_in_order() {
     let mut cluster = Cluster::start("held", 3, &[]).await;
     let room = unique("held");
     // As above: n0 owns the room and holds no member; alice on n1, bob on n2.
-    let (mut x, _) = seat(&cluster, 0, &room, "xavier").await;
-    let (a, _) = seat(&cluster, 1, &room, "alice").await;
-    let (b, _) = seat(&cluster, 2, &room, "bob").await;
-    let mut ms = [a, b];
-    call(&mut ms).await;
-    leave(&mut x).await;
-    let [mut a, mut b] = ms;
-    for m in [&mut a, &mut b] {
-        assert_eq!(m.until("relayLeave").await["uid"], "xavier");
-        m.sync().await;
-        m.transcript.clear();
-    }
-    common::wait_until("n0 owning the room", || async {
-        cluster.metric(0, "rtcroom_cluster_rooms_owned").await == 1.0
-    })
-    .await;
+    let (mut a, mut b) = call_on_n1_n2_owned_by_n0(&cluster, &room).await;
 
     cluster.kill(0);
     // At once, long before anyone can know that n0 is dead: their PUBLISH reaches nobody.

@@ -206,38 +206,25 @@ impl Bus {
 
     /// Queue `envelope` for node `to`, in order with everything queued before it.
     pub async fn send(&self, to: &str, envelope: &Envelope) {
-        let payload = encode(envelope);
-        let to = Target::Node(to.into());
-        let _ = self
-            .tx
-            .send(Outgoing {
-                to,
-                payload,
-                held: None,
-            })
+        self.queue(Target::Node(to.into()), encode(envelope), None)
             .await;
     }
 
     /// Queue an edge's encoded envelope of connection `conn` (number `seq` of its sequence)
     /// for its owner `to`; it comes back as a [`Bounce`] if `to` does not listen.
     pub async fn send_held(&self, to: &str, conn: u64, seq: u64, payload: Vec<u8>) {
-        let to = Target::Node(to.into());
-        let held = Some((conn, seq));
-        let _ = self.tx.send(Outgoing { to, payload, held }).await;
+        self.queue(Target::Node(to.into()), payload, Some((conn, seq)))
+            .await;
     }
 
     /// Queue `payload` for every subscriber of `channel`.
     pub async fn publish(&self, channel: String, payload: String) {
-        let to = Target::Channel(channel);
-        let payload = payload.into_bytes();
-        let _ = self
-            .tx
-            .send(Outgoing {
-                to,
-                payload,
-                held: None,
-            })
+        self.queue(Target::Channel(channel), payload.into_bytes(), None)
             .await;
+    }
+
+    async fn queue(&self, to: Target, payload: Vec<u8>, held: Option<(u64, u64)>) {
+        let _ = self.tx.send(Outgoing { to, payload, held }).await;
     }
 }
 
