@@ -5,7 +5,8 @@
 # stops them by pid; every load is bounded in count and time. Call records are off in every
 # configuration (a cluster refuses SQLite; off keeps the three comparable).
 #
-#   scripts/bench/cluster.sh [-r REPEATS] [-o OUTDIR]
+#   scripts/bench/cluster.sh [-r REPEATS] [-o OUTDIR] [-p]
+#     -p    pin: the load generator on CPU 0, the nodes and Redis on the other CPUs (taskset)
 #     RTCROOM_BIN=path  the server to measure (default: the release build of this tree)
 #
 # Writes OUTDIR/results.jsonl (one JSON line per load, with the machine's load average in
@@ -14,11 +15,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 repeats=2
 out=""
-while getopts "r:o:" opt; do
+pin=""
+while getopts "r:o:p" opt; do
   case "$opt" in
     r) repeats="$OPTARG" ;;
     o) out="$OPTARG" ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    p) pin=1 ;;
+    *) sed -n '2,14p' "$0"; exit 2 ;;
   esac
 done
 target="${CARGO_TARGET_DIR:-target}"
@@ -32,6 +35,14 @@ bench="${BENCH_BIN:-$target/release/rtcroom-bench}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 results="$out/results.jsonl"
 : >"$results"
+pinned=()
+bench_pin=()
+if [ -n "$pin" ]; then
+  cpus="$(nproc)"
+  [ "$cpus" -ge 2 ] || { echo "-p needs at least 2 CPUs (this machine has $cpus)" >&2; exit 2; }
+  pinned=(taskset -c 0)
+  bench_pin=(--server-cpus "1-$((cpus - 1))")
+fi
 
 run() { # config scenario args...
   local config="$1"
@@ -45,11 +56,11 @@ run() { # config scenario args...
   local load line
   load="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "== $config $* (load $load)" >&2
-  if line="$(timeout 300 "$bench" "$@" --spawn "$RTCROOM_BIN" "${extra[@]}" \
+  if line="$(timeout 300 "${pinned[@]}" "$bench" "$@" --spawn "$RTCROOM_BIN" "${extra[@]}" "${bench_pin[@]}" \
     --server-env RTCROOM_DATABASE_URL=off --label "$config" --quiet)"; then :; fi
   if [ -n "$line" ]; then
     printf '%s\n' "$line" | python3 -c 'import json,sys
-j=json.loads(sys.stdin.read()); j["uptime"]=sys.argv[1]; print(json.dumps(j))' "$load" >>"$results"
+j=json.loads(sys.stdin.read()); j["uptime"]=sys.argv[1]; j["pinned"]=bool(sys.argv[2]); print(json.dumps(j))' "$load" "$pin" >>"$results"
   else
     echo "   (no result)" >&2
   fi

@@ -4,7 +4,9 @@
 # the same loads, in one run, repeated. Every load starts its
 # own server on 127.0.0.1 and stops it; every load is bounded in count and time.
 #
-#   scripts/bench/compare.sh [-r REPEATS] [-o OUTDIR] [-s SETS] [-l LABEL]
+#   scripts/bench/compare.sh [-r REPEATS] [-o OUTDIR] [-s SETS] [-l LABEL] [-p]
+#     -p    pin: the load generator on CPU 0, every server on the other CPUs (taskset), so
+#           that the load and the server under test never take each other's CPU
 #     SETS: comma-separated among goals (default), growth, rates (only the fixed-rate loads),
 #           cpu (only the goals' two CPU loads: 100 pairs closed loop, 1,000 pairs x 10/s),
 #           memory (idle members of rtcroom, 6,000 alone, in rooms of two, and after a call),
@@ -21,13 +23,15 @@ repeats=3
 out=""
 sets="goals"
 label="${LABEL:-}"
-while getopts "r:o:s:l:" opt; do
+pin=""
+while getopts "r:o:s:l:p" opt; do
   case "$opt" in
     r) repeats="$OPTARG" ;;
     o) out="$OPTARG" ;;
     s) sets="$OPTARG" ;;
     l) label="$OPTARG" ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    p) pin=1 ;;
+    *) sed -n '2,15p' "$0"; exit 2 ;;
   esac
 done
 target="${CARGO_TARGET_DIR:-target}"
@@ -60,10 +64,22 @@ if [ "$fds" != unlimited ] && [ "$fds" -lt $((2 * big + 1000)) ]; then
   big=$(( (fds - 1000) / 2000 * 1000 ))
 fi
 
+# -p: the bench on CPU 0, the servers on the rest.
+pinned=()
+if [ -n "$pin" ]; then
+  cpus="$(nproc)"
+  [ "$cpus" -ge 2 ] || { echo "-p needs at least 2 CPUs (this machine has $cpus)" >&2; exit 2; }
+  pinned=(taskset -c 0)
+  bench_pin=(--server-cpus "1-$((cpus - 1))")
+else
+  bench_pin=()
+fi
+
 results="$out/results.jsonl"
 {
   echo "# $(date -u +%FT%TZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo "# open files: $fds; idle members: $idle; largest pair count: $big"
+  if [ -n "$pin" ]; then echo "# pinned: the bench on CPU 0, servers on CPUs ${bench_pin[1]}"; else echo "# pinned: no"; fi
   echo "# rtcroom: $variants (tree $(git rev-parse --short HEAD 2>/dev/null || echo '?')); peerjs: $peerjs"
 } | tee -a "$out/machine.txt" >&2
 
@@ -78,7 +94,7 @@ run() { # run TARGET ARGS...: one load, its JSON line appended to results.jsonl
   esac
   echo "== $tgt $*" >&2
   local line=""
-  if line="$(timeout 900 "$bench" "$@" "${args[@]}" --label "$name" --quiet)"; then :; fi
+  if line="$(timeout 900 "${pinned[@]}" "$bench" "$@" "${args[@]}" "${bench_pin[@]}" --label "$name" --quiet)"; then :; fi
   if [ -n "$line" ]; then
     printf '%s\n' "$line" >> "$results"
     printf '%s\n' "$line" | python3 -c 'import json,sys; j=json.loads(sys.stdin.read()); s=j["server"]; l=j["latency_us"]; print("   ok=%s relayed/s=%s us/msg=%s p50=%s p99=%s joins/s=%s rss/member=%s errors=%s dropped=%s" % (j["ok"], j["relayed_per_s"], s["us_per_relayed"], l["p50"], l["p99"], j["setup"]["joins_per_s"], s["rss_kib_per_member"], j["errors"], j["dropped"]))' >&2

@@ -199,6 +199,12 @@ struct Common {
     /// The redis-server binary a cluster run starts.
     #[arg(long, default_value = "redis-server")]
     redis_server: String,
+    /// Confine every server this run starts (rtcroom and its cluster's Redis, PeerJS, the
+    /// raw relays) to these CPUs, a `taskset -c` list such as `1`. Pin the bench itself
+    /// elsewhere with `taskset -c 0 rtcroom-bench ...` so that the load and the server under
+    /// test do not take each other's CPU.
+    #[arg(long)]
+    server_cpus: Option<String>,
 }
 
 fn secs(s: f64) -> Duration {
@@ -229,6 +235,9 @@ fn main() -> anyhow::Result<()> {
         );
     }
     stats::epoch();
+    if let Some(cpus) = &common.server_cpus {
+        procfs::set_server_cpus(cpus)?;
+    }
     let spawn = spawn_of(&common, plan.room_size)?;
     let mut plan = plan;
     let (spawned, cluster) = match (&spawn, common.placement) {

@@ -103,6 +103,40 @@ pub fn open_files_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// The CPUs every server this run starts is confined to (`--server-cpus`), set once at start.
+static SERVER_CPUS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Confine every server started from now on (rtcroom, its cluster's Redis, PeerJS, the raw
+/// relays) to `cpus`, a `taskset -c` list such as `1` or `2-3`.
+pub fn set_server_cpus(cpus: &str) -> anyhow::Result<()> {
+    let ok = Command::new("taskset")
+        .args(["-c", cpus, "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("--server-cpus needs `taskset` (util-linux)")?
+        .success();
+    if !ok {
+        bail!("--server-cpus {cpus}: not a CPU list this machine has (taskset -c {cpus} failed)");
+    }
+    SERVER_CPUS
+        .set(cpus.to_owned())
+        .map_err(|_| anyhow::anyhow!("--server-cpus set twice"))
+}
+
+/// A command for a server: `program` itself, or `taskset -c CPUS program` under
+/// `--server-cpus` (taskset execs it, so the child's pid is the server's).
+pub fn server_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match SERVER_CPUS.get() {
+        Some(cpus) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", cpus]).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub enum Spawn {
@@ -220,7 +254,7 @@ pub fn start(spawn: &Spawn) -> anyhow::Result<Spawned> {
                 crate::stats::now_us()
             ));
             std::fs::create_dir_all(&data_dir)?;
-            let mut cmd = Command::new(binary);
+            let mut cmd = server_command(binary);
             cmd.arg("serve")
                 .env("RTCROOM_SERVER_LISTEN", "127.0.0.1:0")
                 .env("RTCROOM_SERVER_DATA_DIR", &data_dir)
@@ -264,7 +298,7 @@ pub fn start(spawn: &Spawn) -> anyhow::Result<Spawned> {
         }
         Spawn::PeerJs { script } => {
             let port = free_port()?;
-            let mut child = Command::new("node")
+            let mut child = server_command("node")
                 .arg(script)
                 .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
                 .args(["--key", "peerjs", "-c", "1000000"])
@@ -283,7 +317,7 @@ pub fn start(spawn: &Spawn) -> anyhow::Result<Spawned> {
         }
         Spawn::Raw { ack } => {
             let exe = std::env::current_exe()?;
-            let mut child = Command::new(exe)
+            let mut child = server_command(exe)
                 .args(["raw-relay", "--listen", "127.0.0.1:0"])
                 .args(ack.then_some("--ack"))
                 .stdout(Stdio::piped())
@@ -308,5 +342,38 @@ pub fn peerjs_script(path: &Path) -> PathBuf {
         path.join("node_modules/peer/dist/bin/peerjs.js")
     } else {
         path.to_path_buf()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--server-cpus` confines what the bench starts, and says so when the list is not this
+    /// machine's. (The only test that sets the process-wide list.)
+    #[test]
+    fn server_cpus_confine_the_servers_the_bench_starts() {
+        let bad = set_server_cpus("4096").unwrap_err().to_string();
+        assert!(bad.contains("not a CPU list"), "{bad}");
+        set_server_cpus("0").unwrap();
+        let mut child = server_command("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        // taskset sets the mask and then execs, so wait for the exec before reading it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            if status.lines().next().is_some_and(|l| l.ends_with("sleep")) {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "sleep never started");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        let allowed = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(str::trim);
+        assert_eq!(allowed, Some("0"));
     }
 }
