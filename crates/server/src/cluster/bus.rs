@@ -203,7 +203,8 @@ pub struct IceNote {
     pub at: Option<(f64, f64)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedded: Option<EmbeddedNote>,
-    /// `(ip, kbps)`: held by every registry until that server's next report.
+    /// `(server, kbps)`, the server named `ADDRESS:TURN_PORT` (a bare address from a node of
+    /// an earlier version): held by every registry until that server's next report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reserved: Vec<(String, u64)>,
 }

@@ -199,56 +199,63 @@ impl Edges {
     /// the socket is pending anywhere any more and it is let go
     /// ([`Edges::release_asked`]): the join goes on, with no reconnect.
     pub async fn let_go(&self, conn: ConnId) -> bool {
-        let Some(owner) = self.owner(conn) else {
-            return true;
-        };
-        let released = if owner == self.me {
-            self.hub.let_go(conn).await
-        } else {
-            let (tx, mut rx) = oneshot::channel();
-            self.letting.lock().expect("edges lock").insert(conn, tx);
-            let ask = {
-                let mut t = self.table.lock().expect("edges lock");
-                match t.get_mut(&conn) {
-                    None => None,
-                    Some(b) => {
-                        let seq = b.next_seq;
-                        b.next_seq += 1;
-                        let edge = self.me.clone();
-                        let payload = super::bus::encode(&Envelope::LetGo { edge, conn: conn.0 });
-                        match &mut b.held {
-                            Some(h) => {
-                                metrics::cluster().bus_held.inc();
-                                if !h.insert(seq, payload) {
-                                    b.drop_held(conn, "more held than the bound");
-                                }
-                                None
+        /// Where the question goes.
+        enum Ask {
+            /// This node's hub serves the socket and nothing of it is held: asked at once.
+            Hub,
+            Bus(String, u64, Vec<u8>),
+            /// Behind what the socket holds (its owner died, or this node adopts its room).
+            Held,
+        }
+        let (tx, mut rx) = oneshot::channel();
+        self.letting.lock().expect("edges lock").insert(conn, tx);
+        let ask = {
+            let mut t = self.table.lock().expect("edges lock");
+            match t.get_mut(&conn) {
+                None => None,
+                Some(b) if b.owner == self.me && b.held.is_none() => Some(Ask::Hub),
+                Some(b) => {
+                    let seq = b.next_seq;
+                    b.next_seq += 1;
+                    let edge = self.me.clone();
+                    let payload = super::bus::encode(&Envelope::LetGo { edge, conn: conn.0 });
+                    Some(match &mut b.held {
+                        Some(h) => {
+                            metrics::cluster().bus_held.inc();
+                            if !h.insert(seq, payload) {
+                                b.drop_held(conn, "more held than the bound");
                             }
-                            None => {
-                                b.queuing += 1;
-                                Some((b.owner.clone(), seq, payload))
-                            }
+                            Ask::Held
                         }
-                    }
+                        None => {
+                            b.queuing += 1;
+                            Ask::Bus(b.owner.clone(), seq, payload)
+                        }
+                    })
                 }
-            };
-            if let Some((owner, seq, payload)) = ask {
-                self.bus.send_held(&owner, conn.0, seq, payload).await;
-                self.queued(conn).await;
             }
-            let answer = match tokio::time::timeout(self.patience, &mut rx).await {
-                Ok(answer) => answer.unwrap_or(false),
-                // The owner did not listen (the question is held): its room's next owner
-                // answers, or the room is settled without the member.
-                Err(_) if self.holds(conn) => matches!(
-                    tokio::time::timeout(self.hold_for + self.patience, rx).await,
-                    Ok(Ok(true))
-                ),
-                Err(_) => false,
-            };
-            self.letting.lock().expect("edges lock").remove(&conn);
-            answer
         };
+        let released = match ask {
+            None => true,
+            Some(Ask::Hub) => self.hub.let_go(conn).await,
+            Some(ask) => {
+                if let Ask::Bus(owner, seq, payload) = ask {
+                    self.bus.send_held(&owner, conn.0, seq, payload).await;
+                    self.queued(conn).await;
+                }
+                match tokio::time::timeout(self.patience, &mut rx).await {
+                    Ok(answer) => answer.unwrap_or(false),
+                    // The owner did not listen (the question is held): its room's next owner
+                    // answers, or the room is settled without the member.
+                    Err(_) if self.holds(conn) => matches!(
+                        tokio::time::timeout(self.hold_for + self.patience, rx).await,
+                        Ok(Ok(true))
+                    ),
+                    Err(_) => false,
+                }
+            }
+        };
+        self.letting.lock().expect("edges lock").remove(&conn);
         if released {
             self.table.lock().expect("edges lock").remove(&conn);
         }
