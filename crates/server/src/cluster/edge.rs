@@ -10,11 +10,12 @@
 //! newer. An envelope to the old owner may still be on its way then (its PUBLISH not yet
 //! answered): until a fence queued behind it has passed the publisher ([`Edges::passed`]),
 //! which hands fences back after the bounces queued before them, everything the connection
-//! sends is held, so that a late bounce takes its place by number. Held envelopes are dropped (counted in `rtcroom_cluster_bus_held_dropped_total`,
-//! logged, the socket told to reconnect) when a connection holds more than
-//! [`HELD_MAX`] or [`HELD_MAX_BYTES`], or when nobody took the room over within
-//! `dead_after_ms` and three heartbeats; an owner still in the registry by then (it was only
-//! between subscriptions) is sent them again.
+//! sends is held, so that a late bounce takes its place by number. Held envelopes are
+//! dropped (counted in `rtcroom_cluster_bus_held_dropped_total`, logged, the socket told to
+//! reconnect) when a connection holds more than [`HELD_MAX`] or [`HELD_MAX_BYTES`], or when
+//! nobody took the room over within `dead_after_ms` and three heartbeats; an owner still in
+//! the registry by then (it was only between subscriptions) is sent them again. A socket
+//! that waits for the answer to its `LetGo` is let go instead ([`Edges::let_go`]).
 
 use super::bus::{Bounce, Bus, Envelope, Item};
 use crate::ops::metrics;
