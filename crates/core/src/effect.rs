@@ -123,9 +123,10 @@ pub enum Event {
         /// When it was last heard from (Unix ms), for a server that left.
         last_seen_ms: Option<u64>,
     },
-    /// A selection reserved `kbps` on the ICE server at `ip` for a new pair, until that
-    /// server's next report: a cluster passes it to the other nodes' registries.
-    IceReserved { ip: String, kbps: u64 },
+    /// A selection reserved `kbps` on ICE server `server` (`ADDRESS:TURN_PORT`,
+    /// `Chosen::server`) for a new pair, until that server's next report: a cluster passes it
+    /// to the other nodes' registries.
+    IceReserved { server: String, kbps: u64 },
     /// A request was refused with a non-zero result.
     Refused {
         conn: ConnId,

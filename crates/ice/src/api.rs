@@ -28,7 +28,12 @@ pub struct IceRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IceCommand {
     Register(Register),
-    Deregister { ip: String },
+    /// `turn_port` (**ours**, `turnPort`): the one server at `ip` with that TURN port; absent,
+    /// every server registered at `ip` (a coturn agent alone at its address).
+    Deregister {
+        ip: String,
+        turn_port: Option<u16>,
+    },
     Report(Report),
 }
 
@@ -129,10 +134,22 @@ impl IceCommand {
                 }
                 v
             }
-            IceCommand::Report(r) => serde_json::json!({
-                "cmd": "iceReportRxTxRate", "ip": r.ip, "rxRate": r.rx_kbps, "txRate": r.tx_kbps,
-            }),
-            IceCommand::Deregister { ip } => serde_json::json!({"cmd": "iceDeregister", "ip": ip}),
+            IceCommand::Report(r) => {
+                let mut v = serde_json::json!({
+                    "cmd": "iceReportRxTxRate", "ip": r.ip, "rxRate": r.rx_kbps, "txRate": r.tx_kbps,
+                });
+                if let Some(p) = r.turn_port {
+                    v["turnPort"] = p.into();
+                }
+                v
+            }
+            IceCommand::Deregister { ip, turn_port } => {
+                let mut v = serde_json::json!({"cmd": "iceDeregister", "ip": ip});
+                if let Some(p) = turn_port {
+                    v["turnPort"] = (*p).into();
+                }
+                v
+            }
         };
         value.to_string()
     }
@@ -142,6 +159,9 @@ impl IceCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub ip: String,
+    /// (**ours**, `turnPort`) The one server at `ip` with this TURN port; absent, every
+    /// server registered at `ip` (a coturn agent alone at its address).
+    pub turn_port: Option<u16>,
     pub rx_kbps: u64,
     pub tx_kbps: u64,
 }
@@ -244,9 +264,11 @@ pub fn parse(body: &[u8]) -> Result<IceRequest, ParseError> {
         "iceRegister" => IceCommand::Register(register(&obj)?),
         "iceDeregister" => IceCommand::Deregister {
             ip: address(&obj, "ip")?,
+            turn_port: which_port(&obj)?,
         },
         "iceReportRxTxRate" => IceCommand::Report(Report {
             ip: address(&obj, "ip")?,
+            turn_port: which_port(&obj)?,
             rx_kbps: number(&obj, "rxRate")?.ok_or(ParseError::Missing("rxRate"))?,
             tx_kbps: number(&obj, "txRate")?.ok_or(ParseError::Missing("txRate"))?,
         }),
@@ -384,6 +406,14 @@ fn number(obj: &Map<String, Value>, field: &'static str) -> Result<Option<u64>, 
     }
 }
 
+/// The `turnPort` a report or deregistration names its server by, if any.
+fn which_port(obj: &Map<String, Value>) -> Result<Option<u16>, ParseError> {
+    match number(obj, "turnPort")? {
+        None => Ok(None),
+        Some(_) => port(obj, "turnPort").map(Some),
+    }
+}
+
 fn port(obj: &Map<String, Value>, field: &'static str) -> Result<u16, ParseError> {
     match number(obj, field)? {
         None | Some(0) => Ok(DEFAULT_ICE_PORT),
@@ -461,11 +491,23 @@ mod tests {
             super::IceCommand::Register(bare),
             super::IceCommand::Report(super::Report {
                 ip: "10.0.0.1".into(),
+                turn_port: None,
+                rx_kbps: 12,
+                tx_kbps: 34,
+            }),
+            super::IceCommand::Report(super::Report {
+                ip: "10.0.0.1".into(),
+                turn_port: Some(3480),
                 rx_kbps: 12,
                 tx_kbps: 34,
             }),
             super::IceCommand::Deregister {
                 ip: "10.0.0.1".into(),
+                turn_port: None,
+            },
+            super::IceCommand::Deregister {
+                ip: "10.0.0.1".into(),
+                turn_port: Some(3480),
             },
         ] {
             let back = super::parse(c.to_body().as_bytes())
@@ -593,6 +635,7 @@ mod tests {
             cmd(r#"{"cmd":"iceReportRxTxRate","ip":"::1","rxRate":"12","txRate":34.0}"#),
             IceCommand::Report(Report {
                 ip: "::1".into(),
+                turn_port: None,
                 rx_kbps: 12,
                 tx_kbps: 34
             })
@@ -600,7 +643,16 @@ mod tests {
         assert_eq!(
             cmd(r#"{"cmd":"iceDeregister","ip":"10.0.0.1"}"#),
             IceCommand::Deregister {
-                ip: "10.0.0.1".into()
+                ip: "10.0.0.1".into(),
+                turn_port: None,
+            }
+        );
+        // Ours: the one server of several at an address.
+        assert_eq!(
+            cmd(r#"{"cmd":"iceDeregister","ip":"10.0.0.1","turnPort":3479}"#),
+            IceCommand::Deregister {
+                ip: "10.0.0.1".into(),
+                turn_port: Some(3479),
             }
         );
         let req =
@@ -659,6 +711,7 @@ mod tests {
         let with = |s: Option<&str>| IceRequest {
             command: IceCommand::Deregister {
                 ip: "1.2.3.4".into(),
+                turn_port: None,
             },
             secret: s.map(Into::into),
         };
@@ -689,7 +742,7 @@ mod tests {
                 r#"{{"cmd":"iceReportRxTxRate","ip":"1.2.3.4","rxRate":{n},"txRate":"{n}"}}"#
             ).as_bytes()).expect("parses");
             proptest::prop_assert_eq!(a.command, IceCommand::Report(Report {
-                ip: "1.2.3.4".into(), rx_kbps: n, tx_kbps: n
+                ip: "1.2.3.4".into(), turn_port: None, rx_kbps: n, tx_kbps: n
             }));
         }
     }

@@ -29,5 +29,5 @@ pub use api::{
 pub use credential::{RestCredential, UsernameError, check_username, mint, rest_password};
 pub use geo::GeoPoint;
 pub use registry::{
-    Chosen, HealthEvent, Media, Need, NoRoom, Registry, RegistryConfig, ServerStatus,
+    Chosen, HealthEvent, Media, Need, NoRoom, Registry, RegistryConfig, ServerStatus, server_name,
 };

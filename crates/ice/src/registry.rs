@@ -135,6 +135,12 @@ impl Chosen {
         &self.registration.ip
     }
 
+    /// The server's name in the registry, `ADDRESS:TURN_PORT` ([`server_name`]): what a
+    /// reservation names it by.
+    pub fn server(&self) -> String {
+        server_name(&self.registration.ip, self.registration.turn_port)
+    }
+
     pub fn region(&self) -> Option<&str> {
         self.registration.region.as_deref()
     }
@@ -157,10 +163,18 @@ impl Chosen {
     }
 }
 
+/// How the registry names a server: `ADDRESS:TURN_PORT`. Servers are told apart by both,
+/// so that several share one address (two TURN servers on one host, or behind one NAT
+/// address, on different ports).
+pub fn server_name(ip: &str, turn_port: u16) -> String {
+    format!("{ip}:{turn_port}")
+}
+
 /// A registered server as operators and metrics see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerStatus {
     pub ip: String,
+    pub turn_port: u16,
     pub region: Option<String>,
     pub max_bandwidth_kbps: u64,
     pub rx_kbps: u64,
@@ -199,9 +213,9 @@ impl Entry {
 #[derive(Debug, Clone)]
 pub struct Registry {
     cfg: RegistryConfig,
-    // Keyed by the registered address, which an agent chooses: std's BTreeMap cannot be
-    // flooded, and its order makes ties in selection deterministic.
-    servers: BTreeMap<String, Entry>,
+    // Keyed by the registered address and TURN port, which an agent chooses: std's BTreeMap
+    // cannot be flooded, and its order makes ties in selection deterministic.
+    servers: BTreeMap<(String, u16), Entry>,
 }
 
 impl Registry {
@@ -220,15 +234,18 @@ impl Registry {
     pub fn handle(&mut self, now_ms: u64, command: IceCommand) -> Reply {
         match command {
             IceCommand::Register(r) => self.register(now_ms, r),
-            IceCommand::Deregister { ip } => self.deregister(&ip),
+            IceCommand::Deregister { ip, turn_port } => self.deregister(&ip, turn_port),
             IceCommand::Report(r) => self.report(now_ms, r),
         }
     }
 
     /// Register a server, or update the registration of a known address. A known address is
-    /// answered `ice_have_registered` but its registration is replaced all the same, because
-    /// an agent that registers again has usually restarted with a changed configuration; its
-    /// measured rates and reservations are kept, since the traffic they describe goes on.
+    /// answered `ice_have_registered` but its registration is replaced all the same (its TURN
+    /// port too), because an agent that registers again has usually restarted with a changed
+    /// configuration; its measured rates and reservations are kept, since the traffic they
+    /// describe goes on. Servers registered with [`Self::register_peer`] are told apart by
+    /// address and TURN port: several share one address (nodes on one host, or behind one
+    /// NAT address), beside one registered here.
     pub fn register(&mut self, now_ms: u64, registration: Register) -> Reply {
         self.enter(now_ms, registration, false)
     }
@@ -244,7 +261,22 @@ impl Registry {
 
     fn enter(&mut self, now_ms: u64, registration: Register, peer: bool) -> Reply {
         let registration = Arc::new(registration);
-        if let Some(e) = self.servers.get_mut(&registration.ip) {
+        let key = (registration.ip.clone(), registration.turn_port);
+        // An agent (or this node's own server) registered again at its address with another
+        // TURN port has restarted with a changed configuration: its one server moves to the
+        // new port. Another node's embedded server at that address stays a server of its own.
+        if !peer && !self.servers.contains_key(&key) {
+            let moved = self
+                .servers
+                .range((key.0.clone(), 0)..=(key.0.clone(), u16::MAX))
+                .find(|(_, e)| !e.peer)
+                .map(|(k, _)| k.clone());
+            if let Some(old) = moved {
+                let e = self.servers.remove(&old).expect("found above");
+                self.servers.insert(key.clone(), e);
+            }
+        }
+        if let Some(e) = self.servers.get_mut(&key) {
             if peer && !e.peer {
                 return Reply::HaveRegistered;
             }
@@ -257,7 +289,7 @@ impl Registry {
             return Reply::FullLoading;
         }
         self.servers.insert(
-            registration.ip.clone(),
+            key,
             Entry {
                 registration,
                 last_seen_ms: now_ms,
@@ -271,43 +303,79 @@ impl Registry {
         Reply::Successful
     }
 
-    /// Remove a server; pairs that already have it keep it.
-    pub fn deregister(&mut self, ip: &str) -> Reply {
-        match self.servers.remove(ip) {
-            Some(_) => Reply::Successful,
-            None => Reply::NotFound,
+    /// The servers registered at `ip`: the one with `turn_port`, or every one without it.
+    fn at<'a>(
+        &'a mut self,
+        ip: &'a str,
+        turn_port: Option<u16>,
+    ) -> impl Iterator<Item = &'a mut Entry> + 'a {
+        self.servers
+            .range_mut((ip.to_owned(), 0)..=(ip.to_owned(), u16::MAX))
+            .filter(move |((_, port), _)| turn_port.is_none_or(|p| p == *port))
+            .map(|(_, e)| e)
+    }
+
+    /// Remove a server (`turn_port` `None`: every server at `ip`); pairs that already have it
+    /// keep it.
+    pub fn deregister(&mut self, ip: &str, turn_port: Option<u16>) -> Reply {
+        let before = self.servers.len();
+        self.servers
+            .retain(|(at, port), _| !(at == ip && turn_port.is_none_or(|p| p == *port)));
+        if self.servers.len() < before {
+            Reply::Successful
+        } else {
+            Reply::NotFound
         }
     }
 
-    /// Take a server's measured rates. The reservations made since its last report end here:
-    /// the rates now include the calls they were made for.
+    /// Take a server's measured rates (a report without `turn_port`: of every server at its
+    /// address). The reservations made since its last report end here: the rates now include
+    /// the calls they were made for.
     pub fn report(&mut self, now_ms: u64, report: Report) -> Reply {
-        let Some(e) = self.servers.get_mut(&report.ip) else {
-            return Reply::NotFound;
-        };
-        e.rx_kbps = report.rx_kbps;
-        e.tx_kbps = report.tx_kbps;
-        e.reserved_kbps = 0;
-        e.last_seen_ms = e.last_seen_ms.max(now_ms);
-        Reply::Successful
-    }
-
-    /// Add a reservation another node of a cluster made on server `ip` (its selection's
-    /// [`Chosen::reserved_kbps`]); like this registry's own, it ends with the server's next
-    /// report. `false`: no such server here.
-    pub fn reserve(&mut self, ip: &str, kbps: u64) -> bool {
-        match self.servers.get_mut(ip) {
-            Some(e) => {
-                e.reserved_kbps = e.reserved_kbps.saturating_add(kbps);
-                true
-            }
-            None => false,
+        let mut found = false;
+        for e in self.at(&report.ip, report.turn_port) {
+            e.rx_kbps = report.rx_kbps;
+            e.tx_kbps = report.tx_kbps;
+            e.reserved_kbps = 0;
+            e.last_seen_ms = e.last_seen_ms.max(now_ms);
+            found = true;
+        }
+        if found {
+            Reply::Successful
+        } else {
+            Reply::NotFound
         }
     }
 
-    /// Whether `ip` is registered as another node's embedded TURN server.
+    /// Add a reservation another node of a cluster made on `server` (its selection's
+    /// [`Chosen::server`] and [`Chosen::reserved_kbps`]); like this registry's own, it ends
+    /// with the server's next report. A bare address (a node of an earlier version) names the
+    /// server at it when there is exactly one. `false`: no such server here.
+    pub fn reserve(&mut self, server: &str, kbps: u64) -> bool {
+        let named = server
+            .rsplit_once(':')
+            .and_then(|(ip, port)| Some((ip.to_owned(), port.parse::<u16>().ok()?)))
+            .filter(|key| self.servers.contains_key(key));
+        let key = match named {
+            Some(key) => key,
+            None => {
+                let mut at = self.servers.keys().filter(|(ip, _)| ip == server);
+                match (at.next(), at.next()) {
+                    (Some(key), None) => key.clone(),
+                    _ => return false,
+                }
+            }
+        };
+        let e = self.servers.get_mut(&key).expect("looked up above");
+        e.reserved_kbps = e.reserved_kbps.saturating_add(kbps);
+        true
+    }
+
+    /// Whether a server at `ip` is registered as another node's embedded TURN server.
     pub fn is_peer(&self, ip: &str) -> bool {
-        self.servers.get(ip).is_some_and(|e| e.peer)
+        self.servers
+            .range((ip.to_owned(), 0)..=(ip.to_owned(), u16::MAX))
+            .any(|(_, e)| e.peer)
     }
 
     fn healthy(&self, e: &Entry, now_ms: u64) -> bool {
@@ -343,6 +411,7 @@ impl Registry {
                     distance,
                     Reverse(e.headroom()),
                     &e.registration.ip,
+                    e.registration.turn_port,
                 )
             })
     }
@@ -388,7 +457,8 @@ impl Registry {
                 registered: self.servers.len(),
             });
         };
-        if let Some(e) = self.servers.get_mut(chosen.ip()) {
+        let key = (chosen.ip().to_owned(), chosen.registration.turn_port);
+        if let Some(e) = self.servers.get_mut(&key) {
             e.reserved_kbps = e.reserved_kbps.saturating_add(need_kbps);
         }
         Ok(chosen)
@@ -408,9 +478,13 @@ impl Registry {
 
     /// The server registered at `ip`, in rotation or not, without reserving anything: for a
     /// pair whose server was chosen before the room server restarted (a snapshot keeps the
-    /// address, and the agent registers again).
+    /// address, and the agent registers again). Of several servers at one address, the one
+    /// with the lowest TURN port.
     pub fn registered(&self, ip: &str) -> Option<Chosen> {
-        self.servers.get(ip).map(|e| self.chosen(e, 0))
+        self.servers
+            .range((ip.to_owned(), 0)..=(ip.to_owned(), u16::MAX))
+            .next()
+            .map(|(_, e)| self.chosen(e, 0))
     }
 
     /// Changes of rotation since the last call, for the shell to log and alert on. Call it
@@ -443,6 +517,7 @@ impl Registry {
             .values()
             .map(|e| ServerStatus {
                 ip: e.registration.ip.clone(),
+                turn_port: e.registration.turn_port,
                 region: e.registration.region.clone(),
                 max_bandwidth_kbps: e.registration.max_bandwidth_kbps,
                 rx_kbps: e.rx_kbps,
@@ -470,6 +545,7 @@ mod tests {
     fn report(ip: &str, tx: u64) -> Report {
         Report {
             ip: ip.into(),
+            turn_port: None,
             rx_kbps: tx / 2,
             tx_kbps: tx,
         }
@@ -698,8 +774,8 @@ mod tests {
     fn unknown_ip() {
         let mut r = registry(&[("10.0.0.1", 1_000)]);
         assert_eq!(r.report(T0, report("10.0.0.2", 1)), Reply::NotFound);
-        assert_eq!(r.deregister("10.0.0.2"), Reply::NotFound);
-        assert_eq!(r.deregister("10.0.0.1"), Reply::Successful);
+        assert_eq!(r.deregister("10.0.0.2", None), Reply::NotFound);
+        assert_eq!(r.deregister("10.0.0.1", None), Reply::Successful);
         assert_eq!(r.report(T0, report("10.0.0.1", 1)), Reply::NotFound);
         assert!(r.servers(T0).is_empty());
     }
@@ -841,7 +917,7 @@ mod tests {
             let before = r.servers(T0);
             match r.select(T0, VIDEO_PAIR, None, &near) {
                 Ok(c) => {
-                    let dist = |ip: &str| pair_distance(r.servers[ip].registration.location, &near);
+                    let dist = |ip: &str| pair_distance(r.servers[&(ip.to_owned(), 3478)].registration.location, &near);
                     let mine = dist(c.ip());
                     for s in before.iter().filter(|s| s.headroom_kbps >= need) {
                         proptest::prop_assert!(dist(&s.ip) >= mine, "{} is nearer than {}", s.ip, c.ip());
@@ -866,6 +942,7 @@ mod tests {
         assert_eq!(r.servers(T0)[0].headroom_kbps, 40);
         let cmd = IceCommand::Deregister {
             ip: "10.0.0.1".into(),
+            turn_port: None,
         };
         assert_eq!(r.handle(T0, cmd.clone()), Reply::Successful);
         assert_eq!(r.handle(T0, cmd), Reply::NotFound);
@@ -976,6 +1053,71 @@ mod tests {
         r.report(T0 + 5_000, report("10.0.0.1", 100));
         let s = &r.servers(T0 + 5_000)[0];
         assert_eq!((s.reserved_kbps, s.headroom_kbps), (0, 900));
+    }
+
+    /// Two TURN servers on one address (one host, or one NAT address) on different ports
+    /// are two servers: each registered, chosen, reported, reserved and deregistered on its
+    /// own; a coturn agent's report or deregistration without `turnPort` concerns every
+    /// server at its address, as before.
+    #[test]
+    fn servers_sharing_an_address_are_told_apart_by_their_turn_port() {
+        let mut r = Registry::new(RegistryConfig {
+            peer_secret: Some("cluster".into()),
+            ..RegistryConfig::default()
+        });
+        let on = |port: u16, max: u64| Register {
+            turn_port: port,
+            ..reg("10.0.0.1", max)
+        };
+        // This node's own server, and another node's on the same address.
+        assert_eq!(r.register(T0, on(3478, 1_000)), Reply::Successful);
+        assert_eq!(r.register_peer(T0, on(3479, 900)), Reply::Successful);
+        assert_eq!(r.register_peer(T0, on(3479, 900)), Reply::HaveRegistered);
+        let ports = |r: &Registry| {
+            r.servers(T0)
+                .iter()
+                .map(|s| s.turn_port)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ports(&r), [3478, 3479]);
+        // 1,000 then 900 of headroom: the first pair gets 3478, the next (600 left) 3479.
+        let first = r.select(T0, VIDEO_PAIR, None, &[]).expect("room");
+        assert_eq!(first.server(), "10.0.0.1:3478");
+        let second = r.select(T0, VIDEO_PAIR, None, &[]).expect("room");
+        assert_eq!(second.server(), "10.0.0.1:3479");
+        let url = &second.rtc_config("u", T0).ice_servers[0].urls[0];
+        assert!(url.starts_with("turn:10.0.0.1:3479"), "{url}");
+        // Another node's reservation names the server by address and port.
+        assert!(r.reserve("10.0.0.1:3479", 100));
+        assert!(!r.reserve("10.0.0.1:3480", 100), "unknown server");
+        assert!(!r.reserve("10.0.0.1", 100), "two servers there: which one?");
+        let reserved = |r: &Registry| {
+            r.servers(T0)
+                .iter()
+                .map(|s| s.reserved_kbps)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(reserved(&r), [400, 500]);
+        // A report with its port is its server's alone.
+        let mine = Report {
+            turn_port: Some(3479),
+            ..report("10.0.0.1", 50)
+        };
+        assert_eq!(r.report(T0, mine), Reply::Successful);
+        assert_eq!(reserved(&r), [400, 0]);
+        // An agent's report without a port: every server at the address.
+        assert_eq!(r.report(T0, report("10.0.0.1", 50)), Reply::Successful);
+        assert_eq!(reserved(&r), [0, 0]);
+        // The own server registered again on another port moves there; the peer stays.
+        assert_eq!(r.register(T0, on(3477, 1_000)), Reply::HaveRegistered);
+        assert_eq!(ports(&r), [3477, 3479]);
+        assert_eq!(r.deregister("10.0.0.1", Some(3480)), Reply::NotFound);
+        assert_eq!(r.deregister("10.0.0.1", Some(3477)), Reply::Successful);
+        assert_eq!(ports(&r), [3479]);
+        // One server left at the address: a bare address names it.
+        assert!(r.reserve("10.0.0.1", 100));
+        assert_eq!(r.deregister("10.0.0.1", None), Reply::Successful);
+        assert!(r.servers(T0).is_empty());
     }
 
     #[test]

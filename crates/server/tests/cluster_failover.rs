@@ -3,6 +3,8 @@
 //!   message at all reaches the members, the room keeps relaying, every record once;
 //! - offers a member sends right after the owner was killed reach the other member once the
 //!   room is taken over: each once, in order, none lost;
+//! - a member who left a room of the killed owner joins another room on the same socket
+//!   at once: the join goes on without a reconnect;
 //! - a member's node killed: the member resumes on another node (`resumed: true`), the others
 //!   are told nothing, every record once;
 //! - Redis stopped for 10 s during calls and started again: the calls go on, joins during the
@@ -237,6 +239,101 @@ async fn offers_sent_to_a_dead_owner_reach_the_next_one_in_order() {
     // The room relays as before, both ways.
     relays(&mut b, &mut a).await;
     relays(&mut a, &mut b).await;
+}
+
+/// `redis-cli` against the cluster's private Redis: its answer as text.
+fn redis_cli(cluster: &Cluster, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &cluster.redis.port.to_string(), "--raw"])
+        .args(args)
+        .output()
+        .expect("redis-cli runs (it comes with redis-server)");
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Whether the state of `room` kept in Redis (what its next owner would seat) is written
+/// and seats `uid`: `None` while it is not written.
+fn seated_in_state(cluster: &Cluster, room: &str, uid: &str) -> Option<bool> {
+    let key = format!("rtcroom:state:10000\u{1f}{room}");
+    let json = redis_cli(cluster, &["GET", &key]);
+    let state = serde_json::from_str::<Value>(json.trim()).ok()?;
+    let seats = state["seats"].as_object().expect("seats");
+    Some(seats.keys().any(|k| k.contains(uid)))
+}
+
+/// Whether node `node`'s bus channel has a listener, as Redis sees it.
+fn listens(cluster: &Cluster, node: &str) -> bool {
+    let answer = redis_cli(
+        cluster,
+        &["PUBSUB", "NUMSUB", &format!("rtcroom:bus:{node}")],
+    );
+    answer.lines().nth(1).map(str::trim) != Some("0")
+}
+
+/// alice (n1) left a room of n0 and joins a room of n2 on the same socket right after n0
+/// was killed: her edge asks n0 to let the socket go (in order after her frames), which
+/// reaches nobody. The socket is let go once the room is settled without her (taken over
+/// by a node that did not seat her): her join goes on, with no close 1012, and each of her
+/// sessions is one row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_that_asked_a_killed_owner_goes_on_without_a_reconnect() {
+    let mut cluster = Cluster::start("letgo", 3, &[]).await;
+    let (left, next) = (unique("left"), unique("next"));
+    let (_x, _) = seat(&cluster, 0, &left, "xavier").await;
+    let (mut b, _) = seat(&cluster, 2, &next, "bob").await;
+    let (mut a, _) = seat(&cluster, 1, &left, "alice").await;
+    leave(&mut a).await;
+    a.transcript.clear();
+    // The room's next owner reads its state from Redis: n0 has written it without alice.
+    common::wait_until("the state of alice's old room without her", || async {
+        seated_in_state(&cluster, &left, "alice") == Some(false)
+    })
+    .await;
+    // What the owner recorded is in the database before it dies.
+    let alice_left = |r: &common::cluster::Rows| {
+        let hers = r.sessions_of("alice");
+        hers.len() == 1 && hers[0].left.is_some() && !hers[0].time_out
+    };
+    cluster
+        .db
+        .wait_rows(&left, "alice's session closed", alice_left)
+        .await;
+
+    cluster.kill(0);
+    common::wait_until("n0's channel without a listener", || async {
+        !listens(&cluster, "n0")
+    })
+    .await;
+    a.send(join(&next, "alice")).await;
+    let resp = a.until("respJoin").await;
+    assert_eq!(resp["result"], 0, "{resp}");
+    assert_eq!(b.until("notifyNewPeer").await["uid"], "alice");
+    a.sync().await;
+    assert!(
+        a.is_open(),
+        "alice's socket stays open: {:#?}",
+        a.transcript
+    );
+    assert!(
+        !a.transcript.iter().any(|l| l.starts_with("closed")),
+        "{:#?}",
+        a.transcript
+    );
+    // The socket is n2's now: the pair calls both ways.
+    connect_pair(&mut a, &mut b).await;
+
+    leave(&mut a).await;
+    b.until("relayLeave").await;
+    leave(&mut b).await;
+    let rows = cluster
+        .db
+        .closed_rows(&next, |r| r.sessions.len() == 2)
+        .await;
+    rows.assert_once(&["alice", "bob"]);
+    // Her old room's new owner did not record her again (xavier waits there for his resume).
+    let old = cluster.db.rows(&left).await;
+    assert!(alice_left(&old), "alice left her old room once: {old:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

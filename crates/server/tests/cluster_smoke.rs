@@ -402,12 +402,26 @@ async fn the_ice_registry_is_shared() {
     common::wait_ready(&c, 200, "ready").await;
 }
 
-/// The metric of `name` for the ICE server at `ip` on `node`, if it is registered there.
+/// The metric of `name` for the ICE server at `ip` on `node`, if one is registered there
+/// (the first by TURN port, when several share the address).
 async fn ice_metric(node: &Server, name: &str, ip: &str) -> Option<f64> {
-    node.metrics()
+    ice_metrics(node, name, ip).await.first().map(|(_, v)| *v)
+}
+
+/// The metric of `name` for each ICE server at `ip` on `node`: (TURN port, value), by port.
+async fn ice_metrics(node: &Server, name: &str, ip: &str) -> Vec<(u16, f64)> {
+    let head = format!("rtcroom_{name}{{ip=\"{ip}\",port=\"");
+    let mut all: Vec<(u16, f64)> = node
+        .metrics()
         .await
-        .get(&format!("rtcroom_{name}{{ip=\"{ip}\"}}"))
-        .copied()
+        .into_iter()
+        .filter_map(|(series, v)| {
+            let port = series.strip_prefix(&head)?.strip_suffix("\"}")?;
+            Some((port.parse().ok()?, v))
+        })
+        .collect();
+    all.sort_by_key(|(port, _)| *port);
+    all
 }
 
 /// A reservation one node's selection makes is held by every node's registry until the
@@ -547,6 +561,137 @@ async fn embedded_turn_servers_are_shared_and_leave_with_their_node() {
         .expect("a pair on node a");
     let url = turn_entry(&cfg)["urls"][0].as_str().unwrap().to_owned();
     assert!(url.starts_with("turn:127.0.0.1:"), "{cfg}");
+}
+
+/// A real allocation on the TURN server at `ip:port` with the credentials of `turn` (an
+/// `iceServers` entry some node minted), relaying 20 messages to a local peer: none lost.
+fn relay_through(ip: &str, port: &str, turn: &serde_json::Value) {
+    let peer_port = common::free_udp_port();
+    let _peer = common::Proc(
+        common::tool("turnutils_peer")
+            .args(["-L", "127.0.0.1", "-p", &peer_port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = common::tool("turnutils_uclient")
+        .args(["-c", "-X", "-m", "1", "-n", "20", "-l", "200", "-z", "5"])
+        .args(["-e", "127.0.0.1", "-r", &peer_port.to_string(), "-p", port])
+        .args([
+            "-u",
+            turn["username"].as_str().unwrap(),
+            "-w",
+            turn["credential"].as_str().unwrap(),
+            ip,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "uclient on {ip}:{port} failed: {text}"
+    );
+    assert!(text.contains("Total lost packets 0"), "{text}");
+}
+
+/// The TURN port of the `turn:IP:PORT?transport=udp` URL a pair on `node` gets.
+async fn pair_turn(node: &Server, room: &str, ip: &str) -> (String, serde_json::Value) {
+    let cfg = common::pair(node, room).await.expect("a pair");
+    let turn = turn_entry(&cfg);
+    let url = turn["urls"][0].as_str().unwrap();
+    let port = url
+        .strip_prefix(&format!("turn:{ip}:"))
+        .and_then(|rest| rest.strip_suffix("?transport=udp"))
+        .unwrap_or_else(|| panic!("a server at {ip}: {cfg}"))
+        .to_owned();
+    (port, turn)
+}
+
+/// Two nodes' embedded TURN servers on one address (127.0.0.1, as nodes on one host or
+/// behind one NAT address), each on a TURN port of its own, are two servers of the shared
+/// registry: every node hands both out (a's own is small, so a hands out b's; c, whose own
+/// server has no room for a pair, hands out b's, then a's once b is gone), with credentials
+/// each server accepts; b's leaves with b (killed) and a's with a (drained).
+#[tokio::test]
+async fn embedded_turn_servers_on_one_address_are_told_apart_by_their_port() {
+    let prefix = Prefix(format!("rtcroom-smoke-port-{}", std::process::id()));
+    let shared = [
+        ("RTCROOM_ICE_MODE", "registry"),
+        ("RTCROOM_TURN_SECRET", "the cluster's turn secret"),
+    ];
+    let with = |more: &[(&'static str, &'static str)]| {
+        let mut env = shared.to_vec();
+        env.extend_from_slice(more);
+        env
+    };
+    let one = ("RTCROOM_TURN_LISTEN", "127.0.0.1:0");
+    let mut a = node_with(
+        REDIS,
+        &prefix.0,
+        "",
+        &with(&[one, ("RTCROOM_TURN_MAX_BANDWIDTH_KBPS", "1000")]),
+    );
+    let mut b = node_with(REDIS, &prefix.0, "", &with(&[one]));
+    let c = node_with(
+        REDIS,
+        &prefix.0,
+        "",
+        &with(&[
+            ("RTCROOM_TURN_LISTEN", "127.0.0.2:0"),
+            ("RTCROOM_TURN_MAX_BANDWIDTH_KBPS", "1"),
+        ]),
+    );
+    wait_for_nodes(&[&a, &b, &c], 3).await;
+    for (node, name) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        common::wait_until(
+            &format!("both servers at 127.0.0.1 in node {name}'s rotation"),
+            || async {
+                let rotation = ice_metrics(node, "ice_in_rotation", "127.0.0.1").await;
+                rotation.len() == 2 && rotation.iter().all(|(_, v)| *v == 1.0)
+            },
+        )
+        .await;
+    }
+    // Which is which: a's has 1,000 kbit/s, b's the default 1 Gbit/s.
+    let headroom = ice_metrics(&c, "ice_headroom_kbps", "127.0.0.1").await;
+    let port_of = |big: bool| {
+        headroom
+            .iter()
+            .find(|(_, kbps)| (*kbps > 1000.0) == big)
+            .unwrap_or_else(|| panic!("{headroom:?}"))
+            .0
+            .to_string()
+    };
+    let (port_a, port_b) = (port_of(false), port_of(true));
+    assert_ne!(port_a, port_b);
+
+    let (port, _) = pair_turn(&a, "port-a", "127.0.0.1").await;
+    assert_eq!(port, port_b, "node a hands out b's server");
+    let (port, turn) = pair_turn(&c, "port-c", "127.0.0.1").await;
+    assert_eq!(port, port_b, "node c hands out b's server");
+    relay_through("127.0.0.1", &port_b, &turn);
+
+    // Node b dies: its server leaves c's registry; a's, on the same address, stays.
+    b.kill();
+    common::wait_until("only a's server at 127.0.0.1 on node c", || async {
+        let left = ice_metrics(&c, "ice_in_rotation", "127.0.0.1").await;
+        left.iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>() == [port_a.clone()]
+    })
+    .await;
+    let (port, turn) = pair_turn(&c, "port-c-after", "127.0.0.1").await;
+    assert_eq!(port, port_a, "node c hands out a's server");
+    relay_through("127.0.0.1", &port_a, &turn);
+
+    // Node a drains: its server leaves c's registry with it.
+    assert!(a.terminate().success());
+    common::wait_until("no server at 127.0.0.1 on node c", || async {
+        ice_metrics(&c, "ice_in_rotation", "127.0.0.1")
+            .await
+            .is_empty()
+    })
+    .await;
 }
 
 /// A node whose `[turn] secret` differs from another's does not hand out that node's

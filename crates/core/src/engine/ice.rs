@@ -55,12 +55,12 @@ impl<E: Entropy> Engine<E> {
         }
     }
 
-    /// `[cluster]`: reservations another node's selections made (`(ip, kbps)`), held here
-    /// too until each server's next report.
+    /// `[cluster]`: reservations another node's selections made (`(server, kbps)`, the
+    /// server named `ADDRESS:TURN_PORT`), held here too until each server's next report.
     pub fn ice_reserved(&mut self, reserved: &[(String, u64)]) {
         if let Some(registry) = self.ice.as_mut() {
-            for (ip, kbps) in reserved {
-                registry.reserve(ip, *kbps);
+            for (server, kbps) in reserved {
+                registry.reserve(server, *kbps);
             }
         }
     }
@@ -150,7 +150,7 @@ impl<E: Entropy> Engine<E> {
             match registry.select(now.0, need, None, &[m.at, at]) {
                 Ok(c) => {
                     self.out.push_back(Effect::Event(Event::IceReserved {
-                        ip: c.ip().to_owned(),
+                        server: c.server(),
                         kbps: c.reserved_kbps,
                     }));
                     chosen.push(Some(Arc::new(c)));

@@ -121,16 +121,47 @@ pub enum Item {
     Cut,
 }
 
-/// Where an envelope goes: a node's channel, or a channel every node listens to.
+#[cfg(test)]
+impl Outgoing {
+    /// The node it goes to (none for a channel or a fence).
+    pub fn node(&self) -> Option<&str> {
+        match &self.to {
+            Target::Node(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The connection whose fence this is.
+    pub fn fence(&self) -> Option<u64> {
+        match self.to {
+            Target::Fence(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// An edge's envelope: its connection and number.
+    pub fn held(&self) -> Option<(u64, u64)> {
+        self.held
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+/// Where an envelope goes: a node's channel, or a channel every node listens to; or
+/// nowhere: a fence of a connection, which comes back to the edge ([`Back::Passed`]) once
+/// everything queued before it has been published and its bounces are back.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Target {
     Node(Arc<str>),
     Channel(String),
+    Fence(u64),
 }
 
 /// One envelope on its way.
 #[derive(Debug)]
-struct Outgoing {
+pub struct Outgoing {
     to: Target,
     payload: Vec<u8>,
     /// An edge's envelope for its connection's owner (`Open`, `Frame`, `Closed`): the
@@ -138,6 +169,16 @@ struct Outgoing {
     /// (the owner died) it comes back to the edge as a [`Bounce`], to be held for the room's
     /// next owner.
     held: Option<(u64, u64)>,
+}
+
+/// What the publisher hands back to the edges, in publishing order.
+#[derive(Debug)]
+pub enum Back {
+    /// An edge's envelope that reached no subscriber.
+    Bounce(Bounce),
+    /// A connection's fence ([`Bus::fence`]): every envelope queued before it was answered,
+    /// and those that reached no subscriber were handed back before this.
+    Passed(u64),
 }
 
 /// An edge's envelope that reached no subscriber: its owner `node` does not listen.
@@ -162,7 +203,8 @@ pub struct IceNote {
     pub at: Option<(f64, f64)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedded: Option<EmbeddedNote>,
-    /// `(ip, kbps)`: held by every registry until that server's next report.
+    /// `(server, kbps)`, the server named `ADDRESS:TURN_PORT` (a bare address from a node of
+    /// an earlier version): held by every registry until that server's next report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reserved: Vec<(String, u64)>,
 }
@@ -193,11 +235,11 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1000);
 impl Bus {
     /// Start the publisher task. A PUBLISH that reached no subscriber names its node on
     /// `dead`: that node does not listen, so it is treated as dead at once; an edge's
-    /// envelope among them comes back on `bounced`.
+    /// envelope among them comes back on `bounced`, as do fences.
     pub fn start(
         link: Arc<Link>,
         dead: mpsc::UnboundedSender<String>,
-        bounced: mpsc::UnboundedSender<Bounce>,
+        bounced: mpsc::UnboundedSender<Back>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(publish_loop(link, rx, dead, bounced));
@@ -217,10 +259,24 @@ impl Bus {
             .await;
     }
 
+    /// Queue a fence for connection `conn`: it comes back as [`Back::Passed`] after every
+    /// envelope queued before it has been answered by Redis (and handed back if it bounced).
+    pub async fn fence(&self, conn: u64) {
+        self.queue(Target::Fence(conn), Vec::new(), None).await;
+    }
+
     /// Queue `payload` for every subscriber of `channel`.
     pub async fn publish(&self, channel: String, payload: String) {
         self.queue(Target::Channel(channel), payload.into_bytes(), None)
             .await;
+    }
+
+    /// A bus whose envelopes are read from the returned queue instead of published (the
+    /// edge's unit tests play the publisher).
+    #[cfg(test)]
+    pub fn unpublished() -> (Self, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (Self { tx }, rx)
     }
 
     async fn queue(&self, to: Target, payload: Vec<u8>, held: Option<(u64, u64)>) {
@@ -251,6 +307,7 @@ fn push_publish(out: &mut Vec<u8>, prefix: &str, to: &Target, payload: &[u8]) {
         Target::Channel(c) => {
             let _ = write!(out, "${}\r\n{c}\r\n", c.len());
         }
+        Target::Fence(_) => unreachable!("fences are not published"),
     }
     let _ = write!(out, "${}\r\n", payload.len());
     out.extend_from_slice(payload);
@@ -323,7 +380,7 @@ async fn publish_loop(
     link: Arc<Link>,
     mut rx: mpsc::Receiver<Outgoing>,
     dead: mpsc::UnboundedSender<String>,
-    bounced: mpsc::UnboundedSender<Bounce>,
+    bounced: mpsc::UnboundedSender<Back>,
 ) {
     let info = link.client.get_connection_info().clone();
     let mut conn: Option<Conn> = None;
@@ -341,51 +398,69 @@ async fn publish_loop(
         }
         commands.clear();
         let mut bytes = 0u64;
-        for out in &batch {
+        let mut n = 0;
+        for out in batch.iter().filter(|o| !matches!(o.to, Target::Fence(_))) {
             bytes += out.payload.len() as u64;
+            n += 1;
             push_publish(&mut commands, &link.prefix, &out.to, &out.payload);
         }
-        let started = Instant::now();
-        let answer = publish_batch(&mut conn, &info, &commands, batch.len()).await;
         let m = metrics::cluster();
-        match answer {
-            Ok(counts) => {
+        let answer = if n == 0 {
+            Ok(Vec::new())
+        } else {
+            let started = Instant::now();
+            let answer = publish_batch(&mut conn, &info, &commands, n).await;
+            if answer.is_ok() {
                 m.bus_publish.observe(started.elapsed().as_secs_f64());
-                m.bus_messages_out.inc_by(batch.len() as u64);
+                m.bus_messages_out.inc_by(n as u64);
                 m.bus_bytes_out.inc_by(bytes);
-                let mut told = std::collections::BTreeSet::new();
-                for (out, n) in batch.drain(..).zip(counts) {
-                    let Target::Node(node) = out.to else {
-                        continue;
-                    };
-                    match n {
-                        Some(0) => {}
-                        Some(_) => continue,
-                        None => {
-                            m.bus_dropped.inc();
-                            continue;
-                        }
-                    }
-                    if let Some((conn, seq)) = out.held {
-                        let _ = bounced.send(Bounce {
-                            node: node.to_string(),
-                            conn,
-                            seq,
-                            payload: out.payload,
-                        });
-                    }
-                    if told.insert(node.clone()) {
-                        let _ = dead.send(node.to_string());
-                    }
-                }
             }
+            answer
+        };
+        let counts = match answer {
+            Ok(counts) => counts,
             Err(e) => {
                 conn = None;
-                m.bus_dropped.inc_by(batch.len() as u64);
+                m.bus_dropped.inc_by(n as u64);
                 link.trouble(&e);
+                // Dropped, not bounced: only the fences come back.
+                Vec::new()
+            }
+        };
+        let mut counts = counts.into_iter();
+        let mut told = std::collections::BTreeSet::new();
+        for out in batch.drain(..) {
+            let node = match out.to {
+                Target::Fence(c) => {
+                    let _ = bounced.send(Back::Passed(c));
+                    continue;
+                }
+                Target::Node(node) => node,
+                Target::Channel(_) => {
+                    counts.next();
+                    continue;
+                }
+            };
+            match counts.next() {
+                Some(Some(0)) => {}
+                Some(Some(_)) | None => continue,
+                Some(None) => {
+                    m.bus_dropped.inc();
+                    continue;
+                }
+            }
+            if let Some((conn, seq)) = out.held {
+                let _ = bounced.send(Back::Bounce(Bounce {
+                    node: node.to_string(),
+                    conn,
+                    seq,
+                    payload: out.payload,
+                }));
+            }
+            if told.insert(node.clone()) {
+                let _ = dead.send(node.to_string());
             }
         }
-        batch.clear();
     }
 }
 

@@ -7,11 +7,15 @@
 //! per connection, in the order it was sent (every envelope of a connection is numbered);
 //! the connection's later envelopes wait behind it. When the room's next owner is known (a
 //! `Moved` from it, or this node adopted the room) they go there, in order, before anything
-//! newer. Held envelopes are dropped (counted in `rtcroom_cluster_bus_held_dropped_total`,
-//! logged, the socket told to reconnect) when a connection holds more than
-//! [`HELD_MAX`] or [`HELD_MAX_BYTES`], or when nobody took the room over within
-//! `dead_after_ms` and three heartbeats; an owner still in the registry by then (it was only
-//! between subscriptions) is sent them again.
+//! newer. An envelope to the old owner may still be on its way then (its PUBLISH not yet
+//! answered): until a fence queued behind it has passed the publisher ([`Edges::passed`]),
+//! which hands fences back after the bounces queued before them, everything the connection
+//! sends is held, so that a late bounce takes its place by number. Held envelopes are
+//! dropped (counted in `rtcroom_cluster_bus_held_dropped_total`, logged, the socket told to
+//! reconnect) when a connection holds more than [`HELD_MAX`] or [`HELD_MAX_BYTES`], or when
+//! nobody took the room over within `dead_after_ms` and three heartbeats; an owner still in
+//! the registry by then (it was only between subscriptions) is sent them again. A socket
+//! that waits for the answer to its `LetGo` is let go instead ([`Edges::let_go`]).
 
 use super::bus::{Bounce, Bus, Envelope, Item};
 use crate::ops::metrics;
@@ -83,12 +87,33 @@ struct Bound {
     /// The number of the connection's next envelope to its owner.
     next_seq: u64,
     held: Option<Held>,
+    /// Envelopes numbered for the bus but not yet in its queue (a fence waits for them).
+    queuing: u32,
+    /// A fence to queue once `queuing` is back to 0.
+    fence_due: bool,
+    /// Fences on their way: the socket's owner changed, and what was sent to the previous
+    /// one may still come back (bounce); until they pass, everything is held.
+    fences: u32,
     /// The socket closed while envelopes were held: the entry stays until they (its
     /// `Closed` last) are sent on or dropped.
     gone: bool,
 }
 
 impl Bound {
+    /// The owner changed: hold everything until what was sent to the previous one has been
+    /// answered (a bounce of it then goes first, in its place by number). `true` when the
+    /// fence is to be queued now (else once the envelope being queued is).
+    fn fence(&mut self) -> bool {
+        self.held.get_or_insert_with(Held::new);
+        self.fences += 1;
+        if self.queuing > 0 {
+            self.fence_due = true;
+            false
+        } else {
+            true
+        }
+    }
+
     /// Drop what is held (counted and logged) and tell the socket to reconnect.
     fn drop_held(&mut self, conn: ConnId, why: &str) {
         let Some(held) = self.held.take() else {
@@ -168,22 +193,70 @@ impl Edges {
     /// Ask the node serving bound socket `conn` to let it go (its `join` names a room another
     /// node serves); when it does, the socket is no longer bound here. `false` when its
     /// member is in a room there, or no answer came within `patience`.
+    ///
+    /// The question is one of the socket's numbered envelopes: when its owner died, it is
+    /// held with them and goes to the room's next owner, which answers; when the room's next
+    /// owner did not seat the member (it had left), or nobody took the room over, nothing of
+    /// the socket is pending anywhere any more and it is let go
+    /// ([`Edges::release_asked`]): the join goes on, with no reconnect.
     pub async fn let_go(&self, conn: ConnId) -> bool {
-        let Some(owner) = self.owner(conn) else {
-            return true;
+        /// Where the question goes.
+        enum Ask {
+            /// This node's hub serves the socket and nothing of it is held: asked at once.
+            Hub,
+            Bus(String, u64, Vec<u8>),
+            /// Behind what the socket holds (its owner died, or this node adopts its room).
+            Held,
+        }
+        let (tx, mut rx) = oneshot::channel();
+        self.letting.lock().expect("edges lock").insert(conn, tx);
+        let ask = {
+            let mut t = self.table.lock().expect("edges lock");
+            match t.get_mut(&conn) {
+                None => None,
+                Some(b) if b.owner == self.me && b.held.is_none() => Some(Ask::Hub),
+                Some(b) => {
+                    let seq = b.next_seq;
+                    b.next_seq += 1;
+                    let edge = self.me.clone();
+                    let payload = super::bus::encode(&Envelope::LetGo { edge, conn: conn.0 });
+                    Some(match &mut b.held {
+                        Some(h) => {
+                            metrics::cluster().bus_held.inc();
+                            if !h.insert(seq, payload) {
+                                b.drop_held(conn, "more held than the bound");
+                            }
+                            Ask::Held
+                        }
+                        None => {
+                            b.queuing += 1;
+                            Ask::Bus(b.owner.clone(), seq, payload)
+                        }
+                    })
+                }
+            }
         };
-        let released = if owner == self.me {
-            self.hub.let_go(conn).await
-        } else {
-            let (tx, rx) = oneshot::channel();
-            self.letting.lock().expect("edges lock").insert(conn, tx);
-            let edge = self.me.clone();
-            let ask = Envelope::LetGo { edge, conn: conn.0 };
-            self.bus.send(&owner, &ask).await;
-            let answer = tokio::time::timeout(self.patience, rx).await;
-            self.letting.lock().expect("edges lock").remove(&conn);
-            matches!(answer, Ok(Ok(true)))
+        let released = match ask {
+            None => true,
+            Some(Ask::Hub) => self.hub.let_go(conn).await,
+            Some(ask) => {
+                if let Ask::Bus(owner, seq, payload) = ask {
+                    self.bus.send_held(&owner, conn.0, seq, payload).await;
+                    self.queued(conn).await;
+                }
+                match tokio::time::timeout(self.patience, &mut rx).await {
+                    Ok(answer) => answer.unwrap_or(false),
+                    // The owner did not listen (the question is held): its room's next owner
+                    // answers, or the room is settled without the member.
+                    Err(_) if self.holds(conn) => matches!(
+                        tokio::time::timeout(self.hold_for + self.patience, rx).await,
+                        Ok(Ok(true))
+                    ),
+                    Err(_) => false,
+                }
+            }
         };
+        self.letting.lock().expect("edges lock").remove(&conn);
         if released {
             self.table.lock().expect("edges lock").remove(&conn);
         }
@@ -227,6 +300,9 @@ impl Edges {
                 kill: Some(kill),
                 next_seq: 1,
                 held: None,
+                queuing: 0,
+                fence_due: false,
+                fences: 0,
                 gone: false,
             },
         );
@@ -274,7 +350,10 @@ impl Edges {
                         }
                         Route::Held
                     }
-                    None => Route::Bus(b.owner.clone(), seq, payload),
+                    None => {
+                        b.queuing += 1;
+                        Route::Bus(b.owner.clone(), seq, payload)
+                    }
                 }
             }
         };
@@ -295,9 +374,44 @@ impl Edges {
             }
             Route::Bus(owner, seq, payload) => {
                 self.bus.send_held(&owner, conn.0, seq, payload).await;
+                self.queued(conn).await;
             }
             Route::Held => {}
         }
+    }
+
+    /// An envelope of `conn` numbered under the lock is in the bus's queue now: a fence that
+    /// waited for it follows it.
+    async fn queued(&self, conn: ConnId) {
+        let fence = {
+            let mut t = self.table.lock().expect("edges lock");
+            match t.get_mut(&conn) {
+                Some(b) => {
+                    b.queuing = b.queuing.saturating_sub(1);
+                    let due = b.queuing == 0 && b.fence_due;
+                    if due {
+                        b.fence_due = false;
+                    }
+                    due
+                }
+                None => false,
+            }
+        };
+        if fence {
+            self.bus.fence(conn.0).await;
+        }
+    }
+
+    /// A fence of `conn` passed the bus: what it held goes to its owner now.
+    pub async fn passed(&self, conn: ConnId) {
+        {
+            let mut t = self.table.lock().expect("edges lock");
+            let Some(b) = t.get_mut(&conn) else {
+                return;
+            };
+            b.fences = b.fences.saturating_sub(1);
+        }
+        self.flush(conn).await;
     }
 
     /// A bound socket closed.
@@ -381,10 +495,14 @@ impl Edges {
     async fn flush(&self, conn: ConnId) {
         {
             let mut t = self.table.lock().expect("edges lock");
-            let Some(h) = t.get_mut(&conn).and_then(|b| b.held.as_mut()) else {
+            let Some(b) = t.get_mut(&conn) else {
                 return;
             };
-            if h.flushing || h.parked {
+            let fenced = b.fences > 0;
+            let Some(h) = b.held.as_mut() else {
+                return;
+            };
+            if h.flushing || h.parked || fenced {
                 return;
             }
             h.flushing = true;
@@ -456,6 +574,11 @@ impl Edges {
             Ok(Envelope::Closed { clean, .. }) => {
                 self.hub.send(HubMsg::Closed { conn, clean }).await;
             }
+            // A `LetGo` the dead owner never saw: this node's hub answers it.
+            Ok(Envelope::LetGo { .. }) => {
+                let released = self.hub.let_go(conn).await;
+                self.let_gone(conn.0, released);
+            }
             // An `Open` the dead owner never saw: the adoption seated the member already.
             _ => {}
         }
@@ -514,22 +637,65 @@ impl Edges {
 
     /// These sockets are served by `owner` from now on (a failover or a drain moved their
     /// room); what they hold goes there first.
+    ///
+    /// What the socket sent the previous owner may still be on its way, and come back
+    /// (bounce) only after this: until a fence queued behind it has passed the bus
+    /// ([`Edges::passed`]), everything the socket sends is held, so that a late bounce goes
+    /// to the new owner in its place by number, not behind newer envelopes.
     pub async fn moved(&self, owner: &str, conns: &[u64]) {
+        let mut fence = Vec::new();
         let mut flush = Vec::new();
         {
             let mut t = self.table.lock().expect("edges lock");
             for c in conns {
-                if let Some(b) = t.get_mut(&ConnId(*c)) {
-                    b.owner = owner.to_owned();
+                let conn = ConnId(*c);
+                let Some(b) = t.get_mut(&conn) else {
+                    continue;
+                };
+                if b.owner == owner {
                     if b.held.is_some() {
-                        flush.push(ConnId(*c));
+                        flush.push(conn);
                     }
+                    continue;
+                }
+                b.owner = owner.to_owned();
+                if b.fence() {
+                    fence.push(conn);
                 }
             }
+        }
+        for conn in fence {
+            self.bus.fence(conn.0).await;
         }
         for conn in flush {
             self.flush(conn).await;
         }
+    }
+
+    /// Whether bound socket `conn` holds envelopes (its owner did not listen).
+    fn holds(&self, conn: ConnId) -> bool {
+        let t = self.table.lock().expect("edges lock");
+        t.get(&conn).is_some_and(|b| b.held.is_some())
+    }
+
+    /// Socket `conn`, bound to a dead owner, waits for the answer to its `LetGo`, and its
+    /// room was settled without it (taken over without seating it, or by nobody): nothing of
+    /// the socket is pending anywhere, so it is let go (what it held for the dead owner is
+    /// dropped, counted) and its join goes on. `false` when it waits for no answer.
+    fn release_asked(&self, conn: ConnId, b: &mut Bound) -> bool {
+        let Some(tx) = self.letting.lock().expect("edges lock").remove(&conn) else {
+            return false;
+        };
+        let n = b.held.take().map_or(0, |h| h.len());
+        metrics::cluster().bus_held_dropped.inc_by(n as u64);
+        tracing::info!(
+            conn = conn.0,
+            owner = %b.owner,
+            envelopes = n,
+            "cluster: a socket that asked its dead owner to let it go is let go (its room was settled without it)"
+        );
+        let _ = tx.send(true);
+        true
     }
 
     /// The node serving bound socket `conn`.
@@ -568,6 +734,9 @@ impl Edges {
             .iter_mut()
             .filter(|(_, b)| b.owner == owner && &b.room == room)
         {
+            if self.release_asked(*conn, b) {
+                continue;
+            }
             b.drop_held(*conn, "the room's new owner did not seat the member");
             b.closing = true;
             let _ = b.out.try_send(Outbound::Close(CloseReason::ServiceRestart));
@@ -581,6 +750,9 @@ impl Edges {
         let mut t = self.table.lock().expect("edges lock");
         let mut n = 0;
         for (conn, b) in t.iter_mut().filter(|(_, b)| b.owner == owner) {
+            if self.release_asked(*conn, b) {
+                continue;
+            }
             b.drop_held(*conn, "nobody took the room over");
             b.closing = true;
             let _ = b.out.try_send(Outbound::Close(CloseReason::ServiceRestart));
@@ -611,23 +783,28 @@ impl Edges {
                 let _ = socket_kill.send(());
             }
         });
-        if let Some(h) = &mut b.held {
-            h.parked = true;
-        }
+        // Held (a fence follows in `attached`) until what went to the previous owner is
+        // answered, as for a `Moved`.
+        b.held.get_or_insert_with(Held::new).parked = true;
         Some((b.out.clone(), kill_tx))
     }
 
     /// The hub has the sockets attached by [`Edges::attach_here`]: what they held goes to it.
     pub async fn attached(&self, conns: &[ConnId]) {
         for conn in conns {
-            {
+            let fence = {
                 let mut t = self.table.lock().expect("edges lock");
-                match t.get_mut(conn).and_then(|b| b.held.as_mut()) {
-                    Some(h) => h.parked = false,
-                    None => continue,
+                let Some(b) = t.get_mut(conn) else {
+                    continue;
+                };
+                if let Some(h) = &mut b.held {
+                    h.parked = false;
                 }
+                b.fence()
+            };
+            if fence {
+                self.bus.fence(conn.0).await;
             }
-            self.flush(*conn).await;
         }
     }
 
@@ -641,14 +818,14 @@ impl Edges {
                 let Some(h) = &b.held else {
                     continue;
                 };
-                if h.flushing || h.parked || h.since.elapsed() < self.hold_for {
+                if h.flushing || h.parked || b.fences > 0 || h.since.elapsed() < self.hold_for {
                     continue;
                 }
                 if b.owner != self.me && live.contains(&b.owner) {
                     let h = b.held.take().expect("held");
                     let items = h.items.into_iter().chain(h.again);
                     again.push((*conn, b.owner.clone(), items.collect::<Vec<_>>()));
-                } else {
+                } else if !self.release_asked(*conn, b) {
                     b.drop_held(*conn, "nobody took the room over in time");
                 }
             }
@@ -669,5 +846,231 @@ impl Edges {
             b.closing = true;
             let _ = b.out.try_send(Outbound::Close(CloseReason::ServiceRestart));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The edge's ordering with the publisher played by the test: each step is an event the
+    //! real bus could deliver in this order (a bounce comes back one publish round trip after
+    //! its envelope was queued; a `Moved` may arrive on the subscription before it).
+
+    use super::*;
+    use crate::cluster::bus::Outgoing;
+    use tokio::sync::mpsc;
+
+    const CONN: u64 = 7;
+
+    fn edges() -> (Edges, mpsc::Receiver<Outgoing>, mpsc::Receiver<HubMsg>) {
+        let (bus, published) = Bus::unpublished();
+        let (hub, hub_rx) = Hub::unanswered();
+        let edges = Edges::new(
+            bus,
+            hub,
+            "edge".into(),
+            64 * 1024,
+            Duration::from_secs(30),
+            Duration::from_secs(60),
+        );
+        (edges, published, hub_rx)
+    }
+
+    /// Bind socket [`CONN`] to `owner`; its queue. The `Open` (number 0) is read.
+    async fn bind(
+        edges: &Edges,
+        published: &mut mpsc::Receiver<Outgoing>,
+        owner: &str,
+    ) -> queue::Receiver<Outbound> {
+        let (out, rx) = queue::channel(16);
+        let (kill, _) = oneshot::channel();
+        let socket = Socketside {
+            conn: ConnId(CONN),
+            app: "10000".into(),
+            room: "r1".into(),
+            ip: "127.0.0.1".into(),
+            at: None,
+            out,
+            kill,
+        };
+        edges.bind(owner.into(), socket).await;
+        let open = published.try_recv().expect("the Open is queued");
+        assert_eq!((open.node(), open.held()), (Some(owner), Some((CONN, 0))));
+        rx
+    }
+
+    async fn frame(edges: &Edges, text: &str) {
+        let payload = Payload::Text(text.into());
+        edges.frame(ConnId(CONN), payload, Grant::Unchecked).await;
+    }
+
+    /// Everything queued for the bus now: (node or `fence`, number, frame text).
+    fn queued(published: &mut mpsc::Receiver<Outgoing>) -> Vec<(String, u64, String)> {
+        let mut all = Vec::new();
+        while let Ok(o) = published.try_recv() {
+            if let Some(c) = o.fence() {
+                all.push(("fence".into(), c, String::new()));
+                continue;
+            }
+            let text = match super::super::bus::decode(o.payload()) {
+                Ok(Envelope::Frame { text, .. }) => text,
+                Ok(Envelope::LetGo { .. }) => "letGo".into(),
+                other => format!("{other:?}"),
+            };
+            let (_, seq) = o.held().expect("an edge's envelope");
+            all.push((o.node().expect("a node").to_owned(), seq, text));
+        }
+        all
+    }
+
+    fn bounce(seq: u64, text: &str) -> Bounce {
+        let frame = Envelope::Frame {
+            edge: "edge".into(),
+            conn: CONN,
+            text: text.into(),
+            grant: Grant::Unchecked,
+            binary: None,
+        };
+        Bounce {
+            node: "a".into(),
+            conn: CONN,
+            seq,
+            payload: super::super::bus::encode(&frame),
+        }
+    }
+
+    fn row(node: &str, seq: u64, text: &str) -> (String, u64, String) {
+        (node.into(), seq, text.into())
+    }
+
+    #[tokio::test]
+    async fn a_bounce_that_comes_back_after_moved_goes_before_newer_envelopes() {
+        let (edges, mut published, _hub) = edges();
+        let _socket = bind(&edges, &mut published, "a").await;
+        frame(&edges, "f1").await;
+        assert_eq!(queued(&mut published), [row("a", 1, "f1")]);
+        // `a` died with f1 on its way; `b` took the room over and says so before f1's
+        // PUBLISH was answered.
+        edges.moved("b", &[CONN]).await;
+        frame(&edges, "f2").await;
+        // Nothing goes to `b` before what went to `a` is answered: the fence follows f1.
+        assert_eq!(queued(&mut published), [row("fence", CONN, "")]);
+        edges.bounced(bounce(1, "f1")).await;
+        assert_eq!(queued(&mut published), []);
+        // The fence passes (after f1's bounce, as the publisher hands them back in order).
+        edges.passed(ConnId(CONN)).await;
+        frame(&edges, "f3").await;
+        assert_eq!(
+            queued(&mut published),
+            [row("b", 1, "f1"), row("b", 2, "f2"), row("b", 3, "f3")]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_move_whose_envelopes_all_reached_the_old_owner_holds_nothing_back() {
+        let (edges, mut published, _hub) = edges();
+        let _socket = bind(&edges, &mut published, "a").await;
+        frame(&edges, "f1").await;
+        edges.moved("b", &[CONN]).await;
+        frame(&edges, "f2").await;
+        assert_eq!(
+            queued(&mut published),
+            [row("a", 1, "f1"), row("fence", CONN, "")]
+        );
+        // f1 reached `a` (a drain): no bounce; the fence passes.
+        edges.passed(ConnId(CONN)).await;
+        frame(&edges, "f3").await;
+        assert_eq!(
+            queued(&mut published),
+            [row("b", 2, "f2"), row("b", 3, "f3")]
+        );
+    }
+
+    #[tokio::test]
+    async fn bounces_on_both_sides_of_moved_keep_their_numbers_order() {
+        let (edges, mut published, _hub) = edges();
+        let _socket = bind(&edges, &mut published, "a").await;
+        frame(&edges, "f1").await;
+        frame(&edges, "f2").await;
+        edges.bounced(bounce(1, "f1")).await;
+        frame(&edges, "f3").await; // held behind f1
+        edges.moved("b", &[CONN]).await;
+        // f2 was in the same batch as f1, or the next: its bounce comes after `Moved`.
+        edges.bounced(bounce(2, "f2")).await;
+        edges.passed(ConnId(CONN)).await;
+        assert_eq!(
+            queued(&mut published),
+            [
+                row("a", 1, "f1"),
+                row("a", 2, "f2"),
+                row("fence", CONN, ""),
+                row("b", 1, "f1"),
+                row("b", 2, "f2"),
+                row("b", 3, "f3"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_let_go_that_its_dead_owner_never_saw_is_granted_once_the_room_is_settled() {
+        let (edges, mut published, _hub) = edges();
+        let edges = std::sync::Arc::new(edges);
+        let mut socket = bind(&edges, &mut published, "a").await;
+        frame(&edges, "leave").await;
+        assert_eq!(queued(&mut published), [row("a", 1, "leave")]);
+        let asking = tokio::spawn({
+            let edges = edges.clone();
+            async move { edges.let_go(ConnId(CONN)).await }
+        });
+        // The question is the socket's next envelope, to the same owner.
+        let letgo = loop {
+            let q = queued(&mut published);
+            if !q.is_empty() {
+                break q;
+            }
+            tokio::task::yield_now().await;
+        };
+        assert_eq!(letgo, [row("a", 2, "letGo")]);
+        edges.bounced(bounce(1, "leave")).await;
+        let question = Envelope::LetGo {
+            edge: "edge".into(),
+            conn: CONN,
+        };
+        edges
+            .bounced(Bounce {
+                node: "a".into(),
+                conn: CONN,
+                seq: 2,
+                payload: super::super::bus::encode(&question),
+            })
+            .await;
+        // The room's new owner (this node or another) did not seat the member.
+        let room = RoomRef {
+            app_id: "10000".into(),
+            room_id: "r1".into(),
+        };
+        edges.close_bound_in("a", &room);
+        assert!(asking.await.unwrap(), "the socket is let go");
+        assert!(edges.serving(ConnId(CONN)).is_none(), "no longer bound");
+        assert!(
+            socket.try_recv().is_err(),
+            "the socket is not told to reconnect"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_socket_of_a_room_taken_over_without_it_that_asked_nothing_reconnects() {
+        let (edges, mut published, _hub) = edges();
+        let mut socket = bind(&edges, &mut published, "a").await;
+        frame(&edges, "f1").await;
+        edges.bounced(bounce(1, "f1")).await;
+        let room = RoomRef {
+            app_id: "10000".into(),
+            room_id: "r1".into(),
+        };
+        edges.close_bound_in("a", &room);
+        assert!(matches!(
+            socket.try_recv(),
+            Ok(Outbound::Close(CloseReason::ServiceRestart))
+        ));
     }
 }

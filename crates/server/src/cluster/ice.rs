@@ -16,12 +16,33 @@
 use super::Cluster;
 use super::bus::{EmbeddedNote, IceNote};
 use super::link::Link;
-use rtcroom_ice::{IceCommand, Reply};
+use rtcroom_ice::{IceCommand, Reply, server_name};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
+
+/// A TURN server as the registry tells them apart: its address and TURN port.
+type Server = (String, u16);
+
+/// The server an ICE command is about: its address, and its TURN port when it names one.
+fn about(command: &IceCommand) -> (&str, Option<u16>) {
+    match command {
+        IceCommand::Register(r) => (&r.ip, Some(r.turn_port)),
+        IceCommand::Report(r) => (&r.ip, r.turn_port),
+        IceCommand::Deregister { ip, turn_port } => (ip, *turn_port),
+    }
+}
+
+/// `ADDRESS:PORT` as kept in `embedded:<node>`; a bare address (a node of an earlier
+/// version) has no port.
+fn parse_server(name: &str) -> (String, Option<u16>) {
+    match name.rsplit_once(':').map(|(ip, p)| (ip, p.parse::<u16>())) {
+        Some((ip, Ok(port))) if !ip.is_empty() => (ip.to_owned(), Some(port)),
+        _ => (name.to_owned(), None),
+    }
+}
 
 /// What a node knows of the cluster's embedded TURN servers.
 #[derive(Debug, Default)]
@@ -29,12 +50,13 @@ pub struct Turns {
     /// The fingerprint of this node's `[turn] secret`; `None`: not set, so this node neither
     /// shares its own embedded server nor hands out the others'.
     secret_id: Option<String>,
-    /// This node's own embedded server's address: another node's server at the same
-    /// address is never taken in its place.
-    own_ip: Mutex<Option<String>>,
-    /// The other nodes' embedded servers: node id → address.
-    peers: Mutex<HashMap<String, String>>,
-    /// Addresses already warned about, so that a misconfiguration is logged once.
+    /// This node's own embedded server's address and TURN port: another node's server at
+    /// the same address and port is never taken in its place (servers on one address with
+    /// different ports are servers of their own).
+    own: Mutex<Option<Server>>,
+    /// The other nodes' embedded servers: node id → address and TURN port.
+    peers: Mutex<HashMap<String, Server>>,
+    /// Servers already warned about, so that a misconfiguration is logged once.
     warned: Mutex<HashSet<String>>,
 }
 
@@ -80,31 +102,60 @@ fn note(from: &str, body: String, at: Option<(f64, f64)>) -> IceNote {
     }
 }
 
-/// Keep `json` as the latest word on the server `command` is about (or forget the server).
+/// The hash field of a server's latest registration or report: `register:ADDRESS:PORT`,
+/// `report:ADDRESS:PORT` (`report:ADDRESS` for an agent's report that names no port).
+fn field(kind: &str, ip: &str, turn_port: Option<u16>) -> String {
+    match turn_port {
+        Some(port) => format!("{kind}:{}", server_name(ip, port)),
+        None => format!("{kind}:{ip}"),
+    }
+}
+
+/// Keep `json` as the latest word on the server `command` is about (or forget the server:
+/// without a port, every server at its address).
 async fn keep(link: &Link, command: &IceCommand, json: &str) -> redis::RedisResult<()> {
     let mut conn = link.conn();
+    let (ip, turn_port) = about(command);
     match command {
-        IceCommand::Register(r) => {
+        IceCommand::Register(_) | IceCommand::Report(_) => {
+            let kind = match command {
+                IceCommand::Register(_) => "register",
+                _ => "report",
+            };
             redis::cmd("HSET")
                 .arg(link.ice_hash())
-                .arg(format!("register:{}", r.ip))
+                .arg(field(kind, ip, turn_port))
                 .arg(json)
                 .query_async::<()>(&mut conn)
                 .await
         }
-        IceCommand::Report(r) => {
-            redis::cmd("HSET")
-                .arg(link.ice_hash())
-                .arg(format!("report:{}", r.ip))
-                .arg(json)
-                .query_async::<()>(&mut conn)
-                .await
-        }
-        IceCommand::Deregister { ip } => {
+        IceCommand::Deregister { .. } => {
+            let fields: Vec<String> = match turn_port {
+                Some(_) => vec![
+                    field("register", ip, turn_port),
+                    field("report", ip, turn_port),
+                ],
+                None => {
+                    let all: Vec<String> = redis::cmd("HKEYS")
+                        .arg(link.ice_hash())
+                        .query_async(&mut conn)
+                        .await?;
+                    all.into_iter()
+                        .filter(|f| {
+                            let rest = f
+                                .strip_prefix("register:")
+                                .or_else(|| f.strip_prefix("report:"));
+                            rest.is_some_and(|r| parse_server(r).0 == ip)
+                        })
+                        .collect()
+                }
+            };
+            if fields.is_empty() {
+                return Ok(());
+            }
             redis::cmd("HDEL")
                 .arg(link.ice_hash())
-                .arg(format!("register:{ip}"))
-                .arg(format!("report:{ip}"))
+                .arg(fields)
                 .query_async::<()>(&mut conn)
                 .await
         }
@@ -138,7 +189,7 @@ impl Cluster {
     /// nodes. Never waits; the task of [`Self::share_embedded_loop`] talks to Redis.
     pub fn embedded_turn(&self, command: IceCommand) {
         if let IceCommand::Register(r) = &command {
-            *self.turns.own_ip.lock().expect("own ip lock") = Some(r.ip.clone());
+            *self.turns.own.lock().expect("own lock") = Some((r.ip.clone(), r.turn_port));
         }
         if self.shares_embedded_turn() && self.embedded_tx.try_send(command).is_err() {
             tracing::debug!("cluster: the embedded TURN server's queue is full; a note skipped");
@@ -181,7 +232,7 @@ impl Cluster {
                 redis::cmd("HSET")
                     .arg(self.link.ice_hash())
                     .arg(field)
-                    .arg(&r.ip)
+                    .arg(server_name(&r.ip, r.turn_port))
                     .query_async::<()>(&mut conn)
                     .await?;
             }
@@ -203,16 +254,17 @@ impl Cluster {
         let Some(secret_id) = self.turns.secret_id.clone() else {
             return;
         };
-        let Some(ip) = self.turns.own_ip.lock().expect("own ip lock").clone() else {
+        let Some((ip, port)) = self.turns.own.lock().expect("own lock").clone() else {
             return;
         };
         if self.degraded_since().is_some() {
             return;
         }
-        if let Err(e) = self
-            .publish_embedded(&secret_id, &IceCommand::Deregister { ip })
-            .await
-        {
+        let gone = IceCommand::Deregister {
+            ip,
+            turn_port: Some(port),
+        };
+        if let Err(e) = self.publish_embedded(&secret_id, &gone).await {
             self.link.trouble(&e);
         }
     }
@@ -221,38 +273,38 @@ impl Cluster {
     /// shared hash (every node that sees it dead does this; the second finds nothing).
     pub(super) async fn forget_embedded_of(&self, node: &str) {
         let known = self.turns.peers.lock().expect("peers lock").remove(node);
-        let field = format!("embedded:{node}");
-        let ip = match known {
-            Some(ip) => Some(ip),
+        let embedded = format!("embedded:{node}");
+        let server = match known {
+            Some((ip, port)) => Some((ip, Some(port))),
             None => redis::cmd("HGET")
                 .arg(self.link.ice_hash())
-                .arg(&field)
+                .arg(&embedded)
                 .query_async::<Option<String>>(&mut self.link.conn())
                 .await
                 .unwrap_or_else(|e| {
                     self.link.trouble(&e);
                     None
-                }),
+                })
+                .map(|name| parse_server(&name)),
         };
-        let Some(ip) = ip else {
+        let Some((ip, turn_port)) = server else {
             return;
         };
-        if self.is_own_turn(&ip) {
+        if self.is_own_turn(&ip, turn_port) {
             return;
         }
-        if self
-            .hub
-            .ice(IceCommand::Deregister { ip: ip.clone() })
-            .await
-            == Some(Reply::Successful)
-        {
-            tracing::info!(node, ice = %ip, "cluster: the embedded TURN server of a dead node left the registry");
+        let gone = IceCommand::Deregister {
+            ip: ip.clone(),
+            turn_port,
+        };
+        if self.hub.ice(gone).await == Some(Reply::Successful) {
+            tracing::info!(node, ice = %ip, port = ?turn_port, "cluster: the embedded TURN server of a dead node left the registry");
         }
         let forgotten: redis::RedisResult<()> = redis::cmd("HDEL")
             .arg(self.link.ice_hash())
-            .arg(format!("register:{ip}"))
-            .arg(format!("report:{ip}"))
-            .arg(field)
+            .arg(field("register", &ip, turn_port))
+            .arg(field("report", &ip, turn_port))
+            .arg(embedded)
             .query_async(&mut self.link.conn())
             .await;
         if let Err(e) = forgotten {
@@ -260,8 +312,15 @@ impl Cluster {
         }
     }
 
-    fn is_own_turn(&self, ip: &str) -> bool {
-        self.turns.own_ip.lock().expect("own ip lock").as_deref() == Some(ip)
+    /// Whether the server at `ip` (on `turn_port`; any port when it names none) is this
+    /// node's own embedded one.
+    fn is_own_turn(&self, ip: &str, turn_port: Option<u16>) -> bool {
+        self.turns
+            .own
+            .lock()
+            .expect("own lock")
+            .as_ref()
+            .is_some_and(|(own, port)| own == ip && turn_port.is_none_or(|p| p == *port))
     }
 
     /// Publish the reservations of this node's selections as the hub hands them over, a
@@ -321,15 +380,16 @@ impl Cluster {
         let Ok(req) = rtcroom_ice::parse(note.body.as_bytes()) else {
             return;
         };
-        let ip = match &req.command {
-            IceCommand::Register(r) => r.ip.clone(),
-            IceCommand::Report(r) => r.ip.clone(),
-            IceCommand::Deregister { ip } => ip.clone(),
+        let (ip, turn_port) = about(&req.command);
+        let ip = ip.to_owned();
+        let name = match turn_port {
+            Some(port) => server_name(&ip, port),
+            None => ip.clone(),
         };
-        if self.is_own_turn(&ip) {
+        if self.is_own_turn(&ip, turn_port) {
             self.turns.warn_once(
-                &ip,
-                &format!("node {from} registers it at this node's own [turn] public_ip; give each node an address of its own"),
+                &name,
+                &format!("node {from} registers it at this node's own [turn] public_ip and port; give each node an address or a TURN port of its own"),
             );
             return;
         }
@@ -337,7 +397,7 @@ impl Cluster {
             IceCommand::Register(r) => {
                 if self.turns.secret_id.as_deref() != Some(note.secret_id.as_str()) {
                     self.turns.warn_once(
-                        &ip,
+                        &name,
                         &format!("node {from} has another [turn] secret (or this node none); set the same [turn] secret on every node"),
                     );
                     return;
@@ -346,12 +406,15 @@ impl Cluster {
                     .peers
                     .lock()
                     .expect("peers lock")
-                    .insert(from.to_owned(), ip);
+                    .insert(from.to_owned(), (ip, r.turn_port));
                 let _ = self.hub.ice_peer(r).await;
             }
-            IceCommand::Deregister { ip } => {
-                self.turns.peers.lock().expect("peers lock").remove(from);
-                let _ = self.hub.ice(IceCommand::Deregister { ip }).await;
+            IceCommand::Deregister { ip, turn_port } => {
+                let known = self.turns.peers.lock().expect("peers lock").remove(from);
+                // A node of an earlier version names no port: the one its server was
+                // registered with.
+                let turn_port = turn_port.or(known.map(|(_, port)| port));
+                let _ = self.hub.ice(IceCommand::Deregister { ip, turn_port }).await;
             }
             // A report of a server not taken here is answered `ice_no_found`: nothing happens.
             report @ IceCommand::Report(_) => {
@@ -431,6 +494,28 @@ mod tests {
             assert_eq!(back.reserved, n.reserved);
             assert_eq!(back.embedded.map(|e| e.body), n.embedded.map(|e| e.body));
         }
+    }
+
+    /// A server is kept and forgotten by address and TURN port; a bare address (an agent's
+    /// report, a node of an earlier version) names no port.
+    #[test]
+    fn servers_are_named_by_address_and_port() {
+        use super::{field, parse_server};
+        assert_eq!(
+            parse_server("127.0.0.1:3479"),
+            ("127.0.0.1".into(), Some(3479))
+        );
+        assert_eq!(parse_server("[::1]:3478"), ("[::1]".into(), Some(3478)));
+        assert_eq!(parse_server("10.0.0.1"), ("10.0.0.1".into(), None));
+        assert_eq!(
+            parse_server("turn.example.com"),
+            ("turn.example.com".into(), None)
+        );
+        assert_eq!(
+            field("register", "127.0.0.1", Some(3479)),
+            "register:127.0.0.1:3479"
+        );
+        assert_eq!(field("report", "10.0.0.1", None), "report:10.0.0.1");
     }
 
     #[test]

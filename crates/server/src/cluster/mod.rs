@@ -453,9 +453,13 @@ impl Cluster {
     }
 
     /// An edge's envelopes that reached no owner: held for the room's next one.
-    async fn on_bounced(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<bus::Bounce>) {
-        while let Some(bounce) = rx.recv().await {
-            self.edges.bounced(bounce).await;
+    /// What the publisher hands back, in order: fences follow the bounces before them.
+    async fn on_bounced(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<bus::Back>) {
+        while let Some(back) = rx.recv().await {
+            match back {
+                bus::Back::Bounce(bounce) => self.edges.bounced(bounce).await,
+                bus::Back::Passed(conn) => self.edges.passed(ConnId(conn)).await,
+            }
         }
     }
 

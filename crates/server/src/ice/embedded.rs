@@ -222,6 +222,7 @@ pub async fn start_embedded(
             last = now;
             let report = IceCommand::Report(Report {
                 ip: registration.ip.clone(),
+                turn_port: Some(registration.turn_port),
                 rx_kbps,
                 tx_kbps,
             });

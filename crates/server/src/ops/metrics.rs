@@ -261,6 +261,8 @@ pub fn handled_in(elapsed: Duration) {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct IceLabel {
     pub ip: String,
+    /// The TURN port: servers sharing an address are told apart by it.
+    pub port: String,
 }
 
 /// The record writer's gauges, set at scrape time from its counters; in a registry of their
@@ -427,7 +429,10 @@ pub fn observe_ice(servers: &[rtcroom_ice::ServerStatus]) {
     o.ice_tx_kbps.clear();
     o.ice_in_rotation.clear();
     for s in servers {
-        let l = IceLabel { ip: s.ip.clone() };
+        let l = IceLabel {
+            ip: s.ip.clone(),
+            port: s.turn_port.to_string(),
+        };
         o.ice_headroom_kbps
             .get_or_create(&l)
             .set(i64::try_from(s.headroom_kbps).unwrap_or(i64::MAX));

@@ -630,9 +630,9 @@ fn drain<E: Entropy>(engine: &mut Engine<E>, links: &mut Links, sinks: &Sinks) {
                 metrics::metrics().records_emitted.inc();
                 sinks.records.push(r);
             }
-            Effect::Event(rtcroom_core::Event::IceReserved { ip, kbps }) => {
+            Effect::Event(rtcroom_core::Event::IceReserved { server, kbps }) => {
                 if let Some(tx) = &sinks.reserved
-                    && tx.try_send((ip, kbps)).is_err()
+                    && tx.try_send((server, kbps)).is_err()
                 {
                     tracing::debug!("cluster: the reservation queue is full; one not shared");
                 }
