@@ -113,8 +113,10 @@ pub enum Question {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Item {
-    /// A text message, serialized by the owner.
-    Text(String),
+    /// A text message, serialized by the owner: its UTF-8 bytes, carried as bytes so that
+    /// neither node checks them again (postcard writes bytes exactly as it writes a string,
+    /// length and content, so nodes before and after this choice read each other).
+    Text(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A close frame.
     Close(CloseReason),
     /// The owner cut the socket off (its queue there was full).
@@ -468,6 +470,30 @@ async fn publish_loop(
 mod tests {
     use super::*;
 
+    /// A message's text as the bus carried it before it went as bytes: a node of either
+    /// build reads what the other writes during a rolling upgrade.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    enum TextItem {
+        Text(String),
+    }
+
+    #[test]
+    fn a_message_as_bytes_is_written_as_its_text_was() {
+        let text = "{\"cmd\":\"relayOffer\",\"msg\":{\"sdp\":\"v=0\\r\\n\u{e9}\"}}";
+        let ours = postcard::to_allocvec(&Item::Text(text.as_bytes().to_vec())).unwrap();
+        let before = postcard::to_allocvec(&TextItem::Text(text.to_owned())).unwrap();
+        assert_eq!(ours, before);
+        assert_eq!(
+            postcard::from_bytes::<TextItem>(&ours).unwrap(),
+            TextItem::Text(text.to_owned())
+        );
+        match postcard::from_bytes::<Item>(&before).unwrap() {
+            Item::Text(bytes) => assert_eq!(bytes, text.as_bytes()),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn close_reasons_and_grants_cross_the_bus_unchanged() {
         for reason in [
@@ -549,7 +575,7 @@ mod tests {
                 owner: "b:2".into(),
                 conn: 1,
                 items: vec![
-                    Item::Text("{}".into()),
+                    Item::Text(b"{}".to_vec()),
                     Item::Close(CloseReason::Kicked("x".into())),
                     Item::Cut,
                 ],

@@ -325,7 +325,7 @@ fn item(out: Outbound) -> Item {
         Outbound::Msg(msg) => {
             let mut bytes = Vec::with_capacity(256);
             msg.write_json(&mut bytes);
-            Item::Text(String::from_utf8(bytes).expect("serde_json writes UTF-8"))
+            Item::Text(bytes)
         }
         Outbound::Text(text) => Item::Text(text),
         Outbound::Close(reason) => Item::Close(reason),

@@ -377,9 +377,7 @@ where
     loop {
         match next {
             Some(Outbound::Msg(msg)) => frames.push_text(|out| msg.write_json(out)),
-            Some(Outbound::Text(text)) => {
-                frames.push_text(|out| out.extend_from_slice(text.as_bytes()))
-            }
+            Some(Outbound::Text(text)) => frames.push_text(|out| out.extend_from_slice(&text)),
             Some(Outbound::Close(reason)) => {
                 close = Some(reason);
                 break;

@@ -32,8 +32,10 @@ pub enum Outbound {
     // Boxed: a queued message's slot is paid by every queue it passes through (160 bytes
     // unboxed), and an SDP is one allocation either way.
     Msg(Box<ServerMsg>),
-    /// A message serialized elsewhere: by the node that owns the member's room (`[cluster]`).
-    Text(String),
+    /// A message serialized elsewhere, as its UTF-8 text: by the node that owns the member's
+    /// room (`[cluster]`). Written as it is, not checked again: only the owner's serializer
+    /// makes these, and the bus between the nodes is Redis the cluster trusts.
+    Text(Vec<u8>),
     Close(CloseReason),
 }
 
