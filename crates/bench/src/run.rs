@@ -168,8 +168,16 @@ pub async fn execute(plan: Plan, connector: Connector) -> Outcome {
             shared.reset_histogram();
             set_phase(Phase::Measure);
             let from = mark(&shared, pid, &plan.procs);
+            // For a profiler driven from outside (callgrind_control -z / -d on these lines:
+            // docs/benchmarks.md).
+            if !plan.quiet {
+                eprintln!("  window open");
+            }
             tokio::time::sleep(plan.duration).await;
             let to = mark(&shared, pid, &plan.procs);
+            if !plan.quiet {
+                eprintln!("  window closed");
+            }
             (from, to)
         }
     };

@@ -5,7 +5,7 @@
 //! hub queues for it, serializing each message here rather than in the hub. It owns no
 //! room state.
 
-use super::frame::{Frames, Incoming};
+use super::frame::{Frames, Incoming, Text};
 use super::hub::{Hub, HubMsg, Outbound};
 use super::queue;
 use super::route::{Edge, Owner, Payload, Socketside};
@@ -488,11 +488,11 @@ async fn on_text(
     conn: ConnId,
     origin: Option<&str>,
     out: &mut Writer,
-    text: String,
+    text: Text,
     route: Option<&mut Route>,
 ) -> bool {
     let at = std::time::Instant::now();
-    let (frame, grant) = decode_text(sig, &text, origin);
+    let (frame, grant) = decode_text(sig, text.as_str(), origin);
     let bound = match route {
         Some(r) => {
             let to_owner = r.goes_to_owner(sig, conn, &frame, &mut out.kill).await;
@@ -503,7 +503,9 @@ async fn on_text(
     match bound {
         Some(r) => {
             // The owner decodes the text again; same-node rooms never pay for that.
-            r.edge.frame(conn, Payload::Text(text), grant).await;
+            r.edge
+                .frame(conn, Payload::Text(text.into_string()), grant)
+                .await;
             true
         }
         None => to_hub(sig, conn, frame, grant, at).await,

@@ -241,7 +241,7 @@ mod tests {
         for t in &texts {
             match server.next().await {
                 Some(Ok(Incoming::Text(got))) => {
-                    assert!(&got == t, "a message of {} bytes changed", t.len());
+                    assert!(got.as_str() == t, "a message of {} bytes changed", t.len());
                 }
                 other => panic!("wanted {} bytes of text, got {other:?}", t.len()),
             }
