@@ -110,14 +110,6 @@ pub(crate) fn parse_url(url: &str) -> Result<(Dialect, String), StoreError> {
     }
 }
 
-/// SQLite's page cache per connection, in KiB (negative: a size, not a page count). SQLite's
-/// own default, 2,000 KiB, is allocated by the C library's malloc on each connection's thread
-/// and kept: after a join burst, the writer's connections held 5 MB (0.9 KiB per idle member
-/// of 6,000; docs/benchmarks.md, "Memory per idle member"). The writer mostly appends (ULID
-/// keys and time indexes grow in order), so the pages it touches again are few, and a page
-/// read again comes from the operating system's cache.
-const SQLITE_CACHE_SIZE: &str = "-512";
-
 impl Pool {
     pub(crate) async fn connect(
         dialect: Dialect,
@@ -129,8 +121,7 @@ impl Pool {
                 let mut o = SqliteConnectOptions::from_str(url)?
                     .create_if_missing(opts.create_if_missing)
                     .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(5))
-                    .pragma("cache_size", SQLITE_CACHE_SIZE);
+                    .busy_timeout(Duration::from_secs(5));
                 // WAL lets the daily report read while the writer writes; NORMAL syncs at
                 // checkpoints, which WAL keeps consistent across a crash. The mode is kept
                 // in the file, so only its maker sets it: a reader that must not create a
