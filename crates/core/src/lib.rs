@@ -18,6 +18,7 @@ mod effect;
 mod engine;
 mod ids;
 mod record;
+mod text;
 mod time;
 
 pub use config::{AuthMode, EngineConfig, IceMode, Prices};
@@ -31,4 +32,5 @@ pub use record::{
     ClientInfo, Quality, Record, SessionClose, SessionOpen, SubSessionBegin, SubSessionConnect,
     SubSessionFinish, SubSessionOpen, SubStatus,
 };
+pub use text::Text;
 pub use time::{Millis, Now};

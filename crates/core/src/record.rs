@@ -3,7 +3,7 @@
 //! A store applies them in order. Each carries the id of the row it creates or updates, so a
 //! store can apply a record twice (a retried batch) without doubling anything.
 
-use crate::Millis;
+use crate::{Millis, Text};
 use rtcroom_protocol::{ConnectType, QualityStats};
 use ulid::Ulid;
 
@@ -30,13 +30,13 @@ mod ulid_text {
 pub struct SessionOpen {
     #[cfg_attr(feature = "serde", serde(with = "ulid_text"))]
     pub session_id: Ulid,
-    pub app_id: String,
-    pub room_id: String,
-    pub user_id: String,
-    pub user_name: String,
+    pub app_id: Text,
+    pub room_id: Text,
+    pub user_id: Text,
+    pub user_name: Text,
     pub user_type: i64,
     pub talk_type: i64,
-    pub user_ip: String,
+    pub user_ip: Text,
     pub os_name: String,
     pub browser: String,
     pub sdk_info: String,
@@ -65,14 +65,14 @@ pub struct SubSessionOpen {
     pub sub_session_id: Ulid,
     #[cfg_attr(feature = "serde", serde(with = "ulid_text"))]
     pub session_id: Ulid,
-    pub app_id: String,
-    pub room_id: String,
-    pub user_id: String,
-    pub remote_user_id: String,
-    pub remote_user_name: String,
-    pub remote_user_ip: String,
+    pub app_id: Text,
+    pub room_id: Text,
+    pub user_id: Text,
+    pub remote_user_id: Text,
+    pub remote_user_name: Text,
+    pub remote_user_ip: Text,
     /// The ICE server handed to the pair, when one was (host part of its URL).
-    pub ice_ip: String,
+    pub ice_ip: Text,
     pub created: Millis,
 }
 
@@ -158,8 +158,8 @@ pub struct Quality {
     pub sub_session_id: Ulid,
     #[cfg_attr(feature = "serde", serde(with = "ulid_text"))]
     pub session_id: Ulid,
-    pub user_id: String,
-    pub remote_user_id: String,
+    pub user_id: Text,
+    pub remote_user_id: Text,
     pub create_time: Millis,
     pub stats: QualityStats,
 }
@@ -172,9 +172,9 @@ pub struct ClientInfo {
     pub id: Ulid,
     #[cfg_attr(feature = "serde", serde(with = "ulid_text"))]
     pub session_id: Ulid,
-    pub app_id: String,
-    pub room_id: String,
-    pub user_id: String,
+    pub app_id: Text,
+    pub room_id: Text,
+    pub user_id: Text,
     pub result: i64,
     pub desc: String,
     pub data1: Option<String>,

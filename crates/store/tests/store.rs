@@ -607,7 +607,7 @@ async fn long_and_odd_values_fit_every_backend(b: Backend) {
     let Record::SessionOpen(mut open) = r else {
         unreachable!()
     };
-    open.user_name = format!("{}\0😀{}", "名".repeat(10), "x".repeat(300));
+    open.user_name = format!("{}\0😀{}", "名".repeat(10), "x".repeat(300)).into();
     open.os_name = "o".repeat(500);
     open.user_ip =
         "2001:0db8:85a3:0000:0000:8a2e:0370:7334%enp0s31f6-a-long-zone-identifier".into();

@@ -49,7 +49,7 @@ impl<E: Entropy> Engine<E> {
         self.conns.insert(
             conn,
             Conn {
-                ip,
+                ip: ip.into(),
                 at,
                 live: true,
                 closing: false,
@@ -98,7 +98,7 @@ impl<E: Entropy> Engine<E> {
         self.touch(seat.room);
         let (room, m) = (self.room(seat), self.member(seat));
         let event = Event::Detached {
-            app_id: room.app_id.clone(),
+            app_id: room.app_id.as_str().to_owned(),
             room_id: room.room_id.key().to_owned(),
             uid: m.uid.key().to_owned(),
             session_id: m.session_id,

@@ -212,7 +212,7 @@ impl<E: Entropy> Engine<E> {
             rooms: rooms
                 .into_iter()
                 .map(|r| SnapRoom {
-                    app_id: r.app_id.clone(),
+                    app_id: r.app_id.as_str().to_owned(),
                     room_id: r.room_id.raw_json().to_owned(),
                     room_name: r.room_name.clone(),
                     members: r.members.iter().map(|m| snap_member(m, offset)).collect(),
@@ -378,10 +378,10 @@ fn snap_member(m: &Member, offset: i64) -> SnapMember {
     let wall = |t: Millis| shift(t, offset).0;
     SnapMember {
         uid: m.uid.raw_json().to_owned(),
-        uname: m.uname.clone(),
+        uname: m.uname.as_str().to_owned(),
         user_type: m.user_type,
         talk_type: m.talk_type,
-        ip: m.ip.clone(),
+        ip: m.ip.as_str().to_owned(),
         session_id: m.session_id.to_string(),
         joined_at: wall(m.joined_at),
         // A member waiting on a placeholder was last heard before it was seated.
@@ -436,7 +436,7 @@ fn unsnap_room(r: &SnapRoom, back: i64) -> Result<Room, RestoreError> {
     }
     Ok(Room {
         key: RoomKey::new(&r.app_id, room_id.key()),
-        app_id: r.app_id.clone(),
+        app_id: r.app_id.as_str().into(),
         room_id,
         room_name: r.room_name.clone(),
         members,
@@ -470,12 +470,12 @@ fn unsnap_member(m: &SnapMember, back: i64) -> Result<Member, RestoreError> {
     Ok(Member {
         at: None,
         uid: ident(&m.uid)?,
-        uname: m.uname.clone(),
+        uname: m.uname.as_str().into(),
         user_type: m.user_type,
         talk_type: m.talk_type,
         // Replaced by its seat or its placeholder when seated.
         conn: ConnId(PLACEHOLDER_CONNS),
-        ip: m.ip.clone(),
+        ip: m.ip.as_str().into(),
         session_id: ulid(&m.session_id)?,
         joined_at: mono(m.joined_at),
         last_seen: mono(m.last_seen),

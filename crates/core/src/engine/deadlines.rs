@@ -125,7 +125,7 @@ impl<E: Entropy> Engine<E> {
         let (room, m) = (self.room(seat), self.member(seat));
         let Some(token) = m.token else { return };
         let msg = ServerMsg::SystemPromptToken(SystemPromptToken {
-            app_id: room.app_id.clone(),
+            app_id: room.app_id.as_str().to_owned(),
             room_id: room.room_id.clone(),
             uid: m.uid.clone(),
             expire_at: token.expires_wall.as_secs(),

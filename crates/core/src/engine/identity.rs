@@ -32,7 +32,7 @@ impl<E: Entropy> Engine<E> {
             return Err(Refusal::not_yours(Field::RoomId, room_id, &room.room_id));
         }
         if let Some(app_id) = &id.app_id
-            && app_id != &room.app_id
+            && **app_id != *room.app_id
         {
             return Err(Refusal::not_yours(Field::AppId, app_id, &room.app_id));
         }

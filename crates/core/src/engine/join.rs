@@ -6,10 +6,10 @@
 
 use super::state::{Member, Membership, Room, RoomKey, RoomNo, Seat, Sub, TokenState};
 use super::{ConnId, Engine, Grant, Handled};
-use crate::Millis;
 use crate::effect::{CloseReason, Effect, Event};
 use crate::ids::{Entropy, IdGen};
 use crate::record::{Record, SessionOpen, SubSessionOpen};
+use crate::{Millis, Text};
 use rtcroom_ice::Chosen;
 use rtcroom_protocol::{
     Field, Ident, Join, NotifyNewPeer, Peer, Refusal, RespJoin, ResultCode, ServerMsg,
@@ -32,7 +32,13 @@ fn cut(s: Option<String>) -> String {
 }
 
 impl<E: Entropy> Engine<E> {
-    pub(super) fn join(&mut self, now: Millis, conn: ConnId, j: &Join, grant: &Grant) -> Handled {
+    pub(super) fn join(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        j: &mut Join,
+        grant: &Grant,
+    ) -> Handled {
         for (field, v) in [
             (Field::AppId, Some(j.app_id.as_str())),
             (Field::RoomId, Some(j.room_id.key())),
@@ -170,8 +176,10 @@ impl<E: Entropy> Engine<E> {
         m.at = at;
         m.talk_type = j.talk_type;
         m.user_type = j.user_type;
-        if let Some(u) = &j.uname {
-            m.uname.clone_from(u);
+        if let Some(u) = &j.uname
+            && *m.uname != **u
+        {
+            m.uname = Text::from(u);
         }
         if token.is_some() {
             m.token = token;
@@ -187,7 +195,7 @@ impl<E: Entropy> Engine<E> {
         &mut self,
         now: Millis,
         conn: ConnId,
-        j: &Join,
+        j: &mut Join,
         key: RoomKey,
         token: Option<TokenState>,
     ) -> Handled {
@@ -210,8 +218,8 @@ impl<E: Entropy> Engine<E> {
         // One ICE server per pair, chosen before anything is created: a join that cannot be
         // served is refused whole.
         let chosen = self.choose_ice(now, existing, j.talk_type, self.conns[&conn].at)?;
-        let newcomer = self.open_session(now, conn, j, uid, token);
         let no = existing.unwrap_or_else(|| self.open_room(j, key));
+        let newcomer = self.open_session(now, conn, j, no, uid, token);
         let wall = self.wall(now);
         let room = self.rooms.get_mut(&no).expect("just opened");
         let opened = pair_up(&mut self.ids, room, newcomer, &chosen, wall);
@@ -226,32 +234,37 @@ impl<E: Entropy> Engine<E> {
     }
 
     /// The newcomer as a member, its session opened and recorded.
+    /// The record shares the text the member and its room (`no`) hold; the client's
+    /// system, browser and SDK, which the engine does not keep, are moved out of the join.
     fn open_session(
         &mut self,
         now: Millis,
         conn: ConnId,
-        j: &Join,
+        j: &mut Join,
+        no: RoomNo,
         uid: Ident,
         token: Option<TokenState>,
     ) -> Member {
-        let uname = j
-            .uname
-            .clone()
-            .unwrap_or_else(|| format!("client_{}", uid.key()));
+        let uname = match &j.uname {
+            Some(u) => Text::from(u),
+            None => Text::from(format!("client_{}", uid.key())),
+        };
         let session_id = self.ids.next(self.wall(now));
         let (ip, at) = (self.conns[&conn].ip.clone(), self.conns[&conn].at);
+        let room = &self.rooms[&no];
+        let (app_id, room_id) = (room.app_id.clone(), Text::from(&room.room_id));
         self.record(Record::SessionOpen(SessionOpen {
             session_id,
-            app_id: j.app_id.clone(),
-            room_id: j.room_id.key().to_owned(),
-            user_id: uid.key().to_owned(),
+            app_id,
+            room_id,
+            user_id: Text::from(&uid),
             user_name: uname.clone(),
             user_type: j.user_type,
             talk_type: j.talk_type,
             user_ip: ip.clone(),
-            os_name: cut(j.os_name.clone()),
-            browser: cut(j.browser.clone()),
-            sdk_info: cut(j.sdk_info.clone()),
+            os_name: cut(j.os_name.take()),
+            browser: cut(j.browser.take()),
+            sdk_info: cut(j.sdk_info.take()),
             join_time: self.wall(now),
         }));
         Member {
@@ -280,7 +293,7 @@ impl<E: Entropy> Engine<E> {
         self.room_nos.insert(key.clone(), no);
         let room = Room {
             key,
-            app_id: j.app_id.clone(),
+            app_id: Text::from(&j.app_id),
             room_id: j.room_id.clone(),
             room_name: cut(j.room_name.clone()),
             members: Vec::new(),
@@ -296,9 +309,9 @@ impl<E: Entropy> Engine<E> {
         let peers: Vec<Peer> = room
             .others(seat.idx)
             .map(|m| Peer {
-                app_id: room.app_id.clone(),
+                app_id: room.app_id.as_str().to_owned(),
                 uid: m.uid.clone(),
-                uname: m.uname.clone(),
+                uname: m.uname.as_str().to_owned(),
                 user_type: m.user_type,
                 talk_type: m.talk_type,
             })
@@ -309,7 +322,7 @@ impl<E: Entropy> Engine<E> {
             room_id: j.room_id.clone(),
             room_name: room.room_name.clone(),
             uid: j.uid.clone().unwrap_or_else(|| me.uid.clone()),
-            uname: me.uname.clone(),
+            uname: me.uname.as_str().to_owned(),
             session_id: Some(me.session_id),
             report_stats_interval: self.cfg.report_stats_interval_secs,
             user_list: (!peers.is_empty()).then_some(peers),
@@ -325,7 +338,7 @@ impl<E: Entropy> Engine<E> {
                 let chosen = m.sub_to(me.uid.key()).and_then(|s| self.pair_ice(s));
                 let notify = ServerMsg::NotifyNewPeer(NotifyNewPeer {
                     uid: me.uid.clone(),
-                    uname: me.uname.clone(),
+                    uname: me.uname.as_str().to_owned(),
                     user_type: me.user_type,
                     talk_type: me.talk_type,
                     rtc_config: self.rtc_for(chosen.as_deref(), &m.uid, self.wall(now)),
@@ -334,7 +347,7 @@ impl<E: Entropy> Engine<E> {
             })
             .collect();
         let event = Event::Joined {
-            app_id: room.app_id.clone(),
+            app_id: room.app_id.as_str().to_owned(),
             room_id: room.room_id.key().to_owned(),
             uid: me.uid.key().to_owned(),
             session_id: me.session_id,
@@ -381,12 +394,12 @@ fn pair_up<E: Entropy>(
     wall: Millis,
 ) -> Vec<SubSessionOpen> {
     let mut opened = Vec::new();
-    let place = (room.app_id.as_str(), room.room_id.key());
+    let place = (&room.app_id, &room.room_id);
     for (i, e) in room.members.iter_mut().enumerate() {
         let ice = chosen.get(i).cloned().flatten();
-        let ice_ip = ice.as_ref().map_or("", |c| c.ip()).to_owned();
-        let there = Sub::towards(ids.next(wall), &newcomer, ice.clone());
-        let back = Sub::towards(ids.next(wall), e, ice);
+        let ice_ip = ice.as_ref().map_or(Text::EMPTY, |c| Text::from(c.ip()));
+        let there = Sub::towards(ids.next(wall), &newcomer, ice.clone(), ice_ip.clone());
+        let back = Sub::towards(ids.next(wall), e, ice, ice_ip.clone());
         opened.push(sub_open(place, e, &newcomer, there.id, &ice_ip, wall));
         opened.push(sub_open(place, &newcomer, e, back.id, &ice_ip, wall));
         // Exact growth: a first push would make room for four, and every idle member of
@@ -401,24 +414,25 @@ fn pair_up<E: Entropy>(
     opened
 }
 
+/// The record of `me`'s sub-session towards `remote`: all its text shared with the engine's.
 fn sub_open(
-    (app_id, room_id): (&str, &str),
+    (app_id, room_id): (&Text, &Ident),
     me: &Member,
     remote: &Member,
     id: Ulid,
-    ice_ip: &str,
+    ice_ip: &Text,
     wall: Millis,
 ) -> SubSessionOpen {
     SubSessionOpen {
         sub_session_id: id,
         session_id: me.session_id,
-        app_id: app_id.to_owned(),
-        room_id: room_id.to_owned(),
-        user_id: me.uid.key().to_owned(),
-        remote_user_id: remote.uid.key().to_owned(),
+        app_id: app_id.clone(),
+        room_id: Text::from(room_id),
+        user_id: Text::from(&me.uid),
+        remote_user_id: Text::from(&remote.uid),
         remote_user_name: remote.uname.clone(),
         remote_user_ip: remote.ip.clone(),
-        ice_ip: ice_ip.to_owned(),
+        ice_ip: ice_ip.clone(),
         created: wall,
     }
 }

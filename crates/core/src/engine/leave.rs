@@ -67,7 +67,7 @@ impl<E: Entropy> Engine<E> {
         let (room, m) = (self.room(seat), self.member(seat));
         let conn = m.conn;
         let msg = ServerMsg::SystemKickUser(SystemKickUser {
-            app_id: room.app_id.clone(),
+            app_id: room.app_id.as_str().to_owned(),
             room_id: room.room_id.clone(),
             uid: m.uid.clone(),
             desc: why.to_owned(),
@@ -82,7 +82,7 @@ impl<E: Entropy> Engine<E> {
         let m = self.member(seat);
         let resp = ServerMsg::RespLeave(RespLeave {
             uid: m.uid.clone(),
-            uname: m.uname.clone(),
+            uname: m.uname.as_str().to_owned(),
             user_type: m.user_type,
             result: ResultCode::Ok,
             desc: ResultCode::Ok.desc().to_owned(),
@@ -121,7 +121,7 @@ impl<E: Entropy> Engine<E> {
             notify.push(o.conn);
         }
         let event = Event::Left {
-            app_id: room.app_id.clone(),
+            app_id: room.app_id.as_str().to_owned(),
             room_id: room.room_id.key().to_owned(),
             uid: m.uid.key().to_owned(),
             session_id: m.session_id,
@@ -134,7 +134,7 @@ impl<E: Entropy> Engine<E> {
         }
         let relay = ServerMsg::RelayLeave(RelayLeave {
             uid: m.uid.clone(),
-            uname: m.uname.clone(),
+            uname: m.uname.as_str().to_owned(),
             user_type: m.user_type,
         });
         for conn in notify {

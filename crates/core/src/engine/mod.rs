@@ -205,7 +205,7 @@ impl<E: Entropy> Engine<E> {
             .rooms
             .values()
             .map(|r| RoomInfo {
-                app_id: r.app_id.clone(),
+                app_id: r.app_id.as_str().to_owned(),
                 room_id: r.room_id.key().to_owned(),
                 room_name: r.room_name.clone(),
                 members: r
@@ -213,7 +213,7 @@ impl<E: Entropy> Engine<E> {
                     .iter()
                     .map(|m| MemberInfo {
                         uid: m.uid.key().to_owned(),
-                        uname: m.uname.clone(),
+                        uname: m.uname.as_str().to_owned(),
                         session_id: m.session_id,
                         joined_at: self.wall(m.joined_at),
                         connected: self.conns.get(&m.conn).is_some_and(|c| c.live),

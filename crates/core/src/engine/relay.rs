@@ -29,7 +29,7 @@ impl<E: Entropy> Engine<E> {
         let chosen = remote.sub_to(me.uid.key()).and_then(|s| self.pair_ice(s));
         let relay = ServerMsg::RelayOffer(RelayOffer {
             uid: me.uid.clone(),
-            uname: me.uname.clone(),
+            uname: me.uname.as_str().to_owned(),
             remote_uid: remote.uid.clone(),
             sub_session_id: their_sub,
             msg: r.msg.take(),
@@ -61,7 +61,7 @@ impl<E: Entropy> Engine<E> {
         let relay = ServerMsg::RelayAnswer(RelayAnswer {
             connect_type: r.connect_type,
             uid: me.uid.clone(),
-            uname: me.uname.clone(),
+            uname: me.uname.as_str().to_owned(),
             remote_uid: remote.uid.clone(),
             msg: r.msg.take(),
         });
@@ -85,7 +85,7 @@ impl<E: Entropy> Engine<E> {
         let (me, remote) = (self.member(seat), self.member(remote_seat));
         let relay = ServerMsg::RelayCandidate(RelayCandidate {
             uid: me.uid.clone(),
-            uname: me.uname.clone(),
+            uname: me.uname.as_str().to_owned(),
             remote_uid: remote.uid.clone(),
             msg: r.msg.take(),
         });
@@ -107,7 +107,7 @@ impl<E: Entropy> Engine<E> {
         let seat = self.speaker(conn, &r.id)?;
         let me = self.member_mut(seat);
         me.devices[usize::from(r.index)] = Some(r.enable);
-        let (uid, uname) = (me.uid.clone(), me.uname.clone());
+        let (uid, uname) = (me.uid.clone(), me.uname.as_str().to_owned());
         let resp = ServerMsg::RespTurnTalkType(RespTurnTalkType {
             uid: uid.clone(),
             result: ResultCode::Ok,
@@ -148,7 +148,7 @@ impl<E: Entropy> Engine<E> {
         };
         let resp = ServerMsg::RespPeerConnected(RespPeerConnected {
             uid: me.uid.clone(),
-            uname: me.uname.clone(),
+            uname: me.uname.as_str().to_owned(),
             remote_uid: remote.uid.clone(),
             result: ResultCode::Ok,
             desc: ResultCode::Ok.desc().to_owned(),
@@ -160,7 +160,7 @@ impl<E: Entropy> Engine<E> {
                 me.devices[usize::from(i)].map(|enable| {
                     ServerMsg::RelayTurnTalkType(RelayTurnTalkType {
                         uid: me.uid.clone(),
-                        uname: me.uname.clone(),
+                        uname: me.uname.as_str().to_owned(),
                         index: i,
                         enable,
                     })

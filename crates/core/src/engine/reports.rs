@@ -2,10 +2,10 @@
 //! an event) and `reportStats` (a quality sample of one sub-session).
 
 use super::{ConnId, Engine, Handled};
-use crate::Millis;
 use crate::effect::{Effect, Event};
 use crate::ids::Entropy;
 use crate::record::{ClientInfo, Quality, Record};
+use crate::{Millis, Text};
 use rtcroom_protocol::{Refusal, ReportInfo, ReportStats, ResultCode};
 
 impl<E: Entropy> Engine<E> {
@@ -17,8 +17,8 @@ impl<E: Entropy> Engine<E> {
             id,
             session_id: m.session_id,
             app_id: room.app_id.clone(),
-            room_id: room.room_id.key().to_owned(),
-            user_id: m.uid.key().to_owned(),
+            room_id: Text::from(&room.room_id),
+            user_id: Text::from(&m.uid),
             result: r.result,
             desc: r.desc.clone(),
             data1: r.data1.as_ref().map(|d| d.get().to_owned()),
@@ -27,9 +27,9 @@ impl<E: Entropy> Engine<E> {
         };
         if r.result != 0 {
             self.out.push_back(Effect::Event(Event::ClientReport {
-                app_id: info.app_id.clone(),
-                room_id: info.room_id.clone(),
-                uid: info.user_id.clone(),
+                app_id: info.app_id.as_str().to_owned(),
+                room_id: info.room_id.as_str().to_owned(),
+                uid: info.user_id.as_str().to_owned(),
                 session_id: info.session_id,
                 result: r.result,
                 desc: r.desc.clone(),
@@ -39,7 +39,12 @@ impl<E: Entropy> Engine<E> {
         Ok(())
     }
 
-    pub(super) fn report_stats(&mut self, now: Millis, conn: ConnId, r: &ReportStats) -> Handled {
+    pub(super) fn report_stats(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        r: &mut ReportStats,
+    ) -> Handled {
         let seat = self.speaker(conn, &r.id)?;
         let id = self.ids.next(self.wall(now));
         let m = self.member(seat);
@@ -58,10 +63,11 @@ impl<E: Entropy> Engine<E> {
             id,
             sub_session_id: sub.id,
             session_id: m.session_id,
-            user_id: m.uid.key().to_owned(),
-            remote_user_id: sub.remote_key.to_string(),
+            user_id: Text::from(&m.uid),
+            remote_user_id: sub.remote_key.clone(),
             create_time: self.wall(now),
-            stats: r.stats.clone(),
+            // Moved, not copied: the request is not used again.
+            stats: std::mem::take(&mut r.stats),
         };
         self.record(Record::Quality(q));
         Ok(())

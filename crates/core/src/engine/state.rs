@@ -2,7 +2,7 @@
 //! accessors that find a member from the [`Seat`] a request was resolved to.
 
 use super::ConnId;
-use crate::Millis;
+use crate::{Millis, Text};
 use rtcroom_ice::Chosen;
 use rtcroom_protocol::{ConnectType, Ident, ResumeKey};
 use std::collections::{HashMap, HashSet};
@@ -57,7 +57,7 @@ pub(super) enum Membership {
 
 #[derive(Debug)]
 pub(super) struct Conn {
-    pub ip: String,
+    pub ip: Text,
     /// Where the shell placed the address (GeoIP), if it could.
     pub at: Option<rtcroom_ice::GeoPoint>,
     /// The socket is open. A member whose socket dropped keeps its connection entry, not
@@ -137,7 +137,7 @@ pub(super) struct TokenState {
 #[derive(Debug)]
 pub(super) struct Sub {
     pub id: Ulid,
-    pub remote_key: Box<str>,
+    pub remote_key: Text,
     pub remote_session: Ulid,
     pub begun: bool,
     pub connected_at: Option<Millis>,
@@ -147,21 +147,21 @@ pub(super) struct Sub {
     pub ice: Option<Arc<Chosen>>,
     /// That server's address ("" without one), kept apart so that it outlives a restart
     /// (a snapshot keeps the address, not the registration).
-    pub ice_ip: Box<str>,
+    pub ice_ip: Text,
 }
 
 impl Sub {
-    /// A new sub-session towards `remote`, on the pair's ICE server.
-    pub fn towards(id: Ulid, remote: &Member, ice: Option<Arc<Chosen>>) -> Self {
+    /// A new sub-session towards `remote`, on the pair's ICE server at `ice_ip`.
+    pub fn towards(id: Ulid, remote: &Member, ice: Option<Arc<Chosen>>, ice_ip: Text) -> Self {
         Self {
             id,
-            remote_key: remote.uid.key().into(),
+            remote_key: Text::from(&remote.uid),
             remote_session: remote.session_id,
             begun: false,
             connected_at: None,
             connect_type: ConnectType::Unknown,
             finished: false,
-            ice_ip: ice.as_ref().map_or("", |c| c.ip()).into(),
+            ice_ip,
             ice,
         }
     }
@@ -175,11 +175,11 @@ impl Sub {
 #[derive(Debug)]
 pub(super) struct Member {
     pub uid: Ident,
-    pub uname: String,
+    pub uname: Text,
     pub user_type: i64,
     pub talk_type: i64,
     pub conn: ConnId,
-    pub ip: String,
+    pub ip: Text,
     /// The place of its connection's address, for choosing the nearest relay.
     pub at: Option<rtcroom_ice::GeoPoint>,
     pub session_id: Ulid,
@@ -230,7 +230,7 @@ pub(super) struct Changes {
 #[derive(Debug)]
 pub(super) struct Room {
     pub key: RoomKey,
-    pub app_id: String,
+    pub app_id: Text,
     pub room_id: Ident,
     pub room_name: String,
     pub members: Vec<Member>,

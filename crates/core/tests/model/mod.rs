@@ -187,8 +187,10 @@ impl Ledger {
         match r {
             Record::SessionOpen(s) => {
                 let id = s.session_id.to_string();
-                self.members
-                    .insert(id.clone(), (s.room_id.clone(), s.user_id.clone()));
+                self.members.insert(
+                    id.clone(),
+                    (s.room_id.as_str().to_owned(), s.user_id.as_str().to_owned()),
+                );
                 assert!(self.sessions_open.insert(id), "session opened twice");
             }
             Record::SessionClose(s) => {
@@ -227,7 +229,7 @@ impl Ledger {
                 let ice = self
                     .pair_ice
                     .entry(pair_key(&owner, &remote))
-                    .or_insert_with(|| s.ice_ip.clone());
+                    .or_insert_with(|| s.ice_ip.as_str().to_owned());
                 assert_eq!(
                     *ice, s.ice_ip,
                     "the two legs of a pair on different servers"
