@@ -4,7 +4,9 @@
 //!   and both sub-sessions at the last checkpoint and bill the connected pair up to there,
 //!   not zero;
 //! - the write-ahead journal brings back records the database had not taken yet (it was
-//!   locked by another connection the whole time the call lasted).
+//!   locked by another connection the whole time the call lasted);
+//! - killed while the writer commits batch after batch, the next start writes each quality
+//!   row exactly once.
 
 mod common;
 
@@ -175,5 +177,86 @@ async fn records_the_database_never_took_come_back_from_the_journal() {
     }
     again.terminate();
     store.close().await;
+    let _ = Store::drop_database(&url).await;
+}
+
+/// Quality rows in the database, read through a connection of the test's own.
+async fn quality_rows(conn: &mut sqlx::SqliteConnection) -> (i64, i64) {
+    sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT record_id) FROM rtc_talk_quality_stats_infos")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// Killed with `kill -9` while its writer commits quality rows (thousands of them, queued
+/// while another connection held the write lock, so that they go in many batches), then
+/// started again on the same data directory: every quality row is in the database exactly
+/// once — those committed before the kill are not written twice, the rest come back from
+/// the journal and the spool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_batch_keeps_every_quality_row_exactly_once() {
+    const REPORTS: i64 = 20_000;
+    let url = sqlite_url("midbatch");
+    let mut server = start(&url, None);
+    let mut lock = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let (mut a, b, _, _) = call(&server).await;
+    for i in 0..REPORTS {
+        a.send(serde_json::json!({"cmd":"reportStats","remoteUid":"bob",
+            "audio":{"recv":{"bitRate":i,"packetsLostRate":0.5}},
+            "video":{"recv":{"bitRate":500,"packetsLostRate":1}}}))
+            .await;
+    }
+    // The server takes a connection's frames in order: once it answers this, every report
+    // before it is a record in the writer's hands.
+    a.send(serde_json::json!({"cmd":"keepLive"})).await;
+    a.expect("respKeepLive").await;
+    // Then in the journal (synced within 250 ms): wait until it stops growing.
+    let mut last = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let now = journal_bytes(&server.data_dir);
+        if (now > 0 && now == last) || Instant::now() > deadline {
+            break;
+        }
+        last = now;
+    }
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    // The writer retries (backoff), then commits batch after batch: kill it after the
+    // first commit shows.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let at_kill = loop {
+        let (rows, _) = quality_rows(&mut lock).await;
+        if rows > 0 {
+            server.kill();
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "the writer never wrote");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    drop((a, b));
+    let (after_kill, _) = quality_rows(&mut lock).await;
+    assert!(
+        after_kill < REPORTS,
+        "killed before it had written every row ({at_kill} seen, {after_kill} after the kill)"
+    );
+
+    let mut again = start(&url, Some(&server.data_dir));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while quality_rows(&mut lock).await.0 < REPORTS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    again.terminate();
+    let (rows, distinct) = quality_rows(&mut lock).await;
+    assert_eq!(
+        (rows, distinct),
+        (REPORTS, REPORTS),
+        "every quality row once ({after_kill} were in before the kill)"
+    );
+    lock.close().await.unwrap();
     let _ = Store::drop_database(&url).await;
 }
