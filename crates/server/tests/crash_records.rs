@@ -30,6 +30,10 @@ fn sqlite_url(tag: &str) -> String {
 }
 
 fn start(url: &str, data_dir: Option<&Path>) -> Server {
+    start_with(url, data_dir, &[])
+}
+
+fn start_with(url: &str, data_dir: Option<&Path>, extra: &[(&str, &str)]) -> Server {
     let dir = data_dir.map(|d| d.display().to_string());
     let mut env = vec![
         ("RTCROOM_AUTH_REQUIRED", "false"),
@@ -40,6 +44,7 @@ fn start(url: &str, data_dir: Option<&Path>) -> Server {
     if let Some(dir) = dir.as_deref() {
         env.push(("RTCROOM_SERVER_DATA_DIR", dir));
     }
+    env.extend_from_slice(extra);
     Server::start(&env)
 }
 
@@ -196,8 +201,13 @@ async fn quality_rows(conn: &mut sqlx::SqliteConnection) -> (i64, i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_batch_keeps_every_quality_row_exactly_once() {
     const REPORTS: i64 = 20_000;
+    // One connection sends them all, far above a browser's rate.
+    const UNLIMITED: [(&str, &str); 2] = [
+        ("RTCROOM_ROOM_RATE_PER_SEC", "1000000"),
+        ("RTCROOM_ROOM_RATE_BURST", "1000000"),
+    ];
     let url = sqlite_url("midbatch");
-    let mut server = start(&url, None);
+    let mut server = start_with(&url, None, &UNLIMITED);
     let mut lock = sqlx::SqliteConnection::connect(&url).await.unwrap();
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut lock)
@@ -245,7 +255,7 @@ async fn a_server_killed_mid_batch_keeps_every_quality_row_exactly_once() {
         "killed before it had written every row ({at_kill} seen, {after_kill} after the kill)"
     );
 
-    let mut again = start(&url, Some(&server.data_dir));
+    let mut again = start_with(&url, Some(&server.data_dir), &UNLIMITED);
     let deadline = Instant::now() + Duration::from_secs(120);
     while quality_rows(&mut lock).await.0 < REPORTS && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
