@@ -4,7 +4,7 @@
 //! a vector of boxed arguments; for a quality row (22 values, 2,000 rows a second under
 //! load) that machinery cost more than SQLite's own work. This connection belongs to the
 //! writer's database thread (`rtcroom-rec-db`), keeps its statements prepared (rusqlite's
-//! statement cache), writes a batch in one `BEGIN IMMEDIATE` transaction, and binds a quality
+//! statement cache, `BEGIN` and `COMMIT` included), writes a batch in one `BEGIN IMMEDIATE` transaction, and binds a quality
 //! row's values straight from the record: ids as ULID text and times as text made in stack
 //! buffers, strings borrowed unless they must be cut.
 //!
@@ -22,7 +22,7 @@ use crate::error::StoreError;
 use crate::line::Entry;
 use chrono::NaiveDateTime;
 use rtcroom_core::{Millis, Quality, Record};
-use rusqlite::{Connection, OpenFlags, Statement, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Statement};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,29 +72,37 @@ impl Native {
     /// (`Item::CloseOpen`) out; it is skipped here.
     pub(crate) fn apply(&mut self, items: &[Entry]) -> Result<(), StoreError> {
         // IMMEDIATE: the write lock is taken (or waited for) at the start, never in the
-        // middle of the batch. Dropped without its commit, the transaction rolls back.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // middle of the batch. `BEGIN` and `COMMIT` are prepared once, like the rest.
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.raw_execute()?;
+        let written = self.write(items).and_then(|()| {
+            self.conn.prepare_cached("COMMIT")?.raw_execute()?;
+            Ok(())
+        });
+        if written.is_err() && !self.conn.is_autocommit() {
+            // Nothing of a failed batch stays: it is written again, whole, later.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        written
+    }
+
+    fn write(&self, items: &[Entry]) -> Result<(), StoreError> {
         let mut run: Vec<&Quality> = Vec::new();
         for e in items {
             if let Item::Record(Record::Quality(q)) = &e.item {
                 run.push(q);
                 continue;
             }
-            quality(&tx, &self.sql, &run)?;
+            quality(&self.conn, &self.sql, &run)?;
             run.clear();
             for (stmt, args) in statements(&self.sql, &e.item) {
-                let mut st = tx.prepare_cached(stmt)?;
+                let mut st = self.conn.prepare_cached(stmt)?;
                 for (i, v) in args.iter().enumerate() {
                     bind_val(&mut st, i + 1, v)?;
                 }
                 st.raw_execute()?;
             }
         }
-        quality(&tx, &self.sql, &run)?;
-        tx.commit()?;
-        Ok(())
+        quality(&self.conn, &self.sql, &run)
     }
 }
 
@@ -111,11 +119,7 @@ fn bind_val(st: &mut Statement<'_>, i: usize, v: &Val) -> rusqlite::Result<()> {
 }
 
 /// Inserts the quality rows in order, as few statements as [`QUALITY_ROWS`] allow.
-fn quality(
-    tx: &rusqlite::Transaction<'_>,
-    sql: &WriteSql,
-    mut rows: &[&Quality],
-) -> Result<(), StoreError> {
+fn quality(tx: &Connection, sql: &WriteSql, mut rows: &[&Quality]) -> Result<(), StoreError> {
     while !rows.is_empty() {
         let (i, &n) = QUALITY_ROWS
             .iter()

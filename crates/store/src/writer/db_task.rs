@@ -60,7 +60,9 @@ impl Db {
         prices: &rtcroom_core::Prices,
     ) -> Result<(), StoreError> {
         let Some((path, conn)) = &mut self.native else {
-            return self.store.apply_items(items, prices).await;
+            // Boxed: the write is bounded by `tokio::time::timeout`, which moves its future;
+            // sqlx's is large, and this one stays small.
+            return Box::pin(self.store.apply_items(items, prices)).await;
         };
         let mut rest = items;
         while !rest.is_empty() {
@@ -69,7 +71,7 @@ impl Db {
                 .position(|e| matches!(e.item, Item::CloseOpen(_)))
                 .unwrap_or(rest.len());
             if n == 0 {
-                self.store.apply_items(&rest[..1], prices).await?;
+                Box::pin(self.store.apply_items(&rest[..1], prices)).await?;
                 rest = &rest[1..];
                 continue;
             }
@@ -92,7 +94,7 @@ impl Db {
 
     async fn ping(&mut self) -> Result<(), StoreError> {
         let Some((path, conn)) = &mut self.native else {
-            return self.store.ping().await;
+            return Box::pin(self.store.ping()).await;
         };
         let c = match conn {
             Some(c) => c,
