@@ -1,19 +1,21 @@
 //! The record writer's own SQLite connection: writes records without sqlx.
 //!
-//! sqlx sends every statement to a worker thread of its own and back, and binds values through
-//! a vector of boxed arguments; for a quality row (22 values, 2,000 rows a second under
-//! load) that machinery cost more than SQLite's own work. This connection belongs to the
-//! writer's database thread (`rtcroom-rec-db`), keeps its statements prepared (rusqlite's
-//! statement cache, `BEGIN` and `COMMIT` included), writes a batch in one `BEGIN IMMEDIATE` transaction, and binds a quality
-//! row's values straight from the record: ids as ULID text and times as text made in stack
-//! buffers, strings borrowed unless they must be cut.
+//! sqlx sends every statement to a worker thread of its own and back, and binds values
+//! through a vector of boxed arguments; for a quality row (22 values, 2,000 rows a second
+//! under load) that machinery cost about as much as SQLite's own work. This connection
+//! belongs to the writer's database thread (`rtcroom-rec-db`), keeps its statements prepared
+//! (rusqlite's statement cache, `BEGIN` and `COMMIT` included), writes a batch in one
+//! `BEGIN IMMEDIATE` transaction, and binds a quality row's values straight from the record:
+//! ids as ULID text and times as text made in stack buffers, strings borrowed unless they
+//! must be cut.
 //!
 //! It writes the same rows as the sqlx path: the same statement texts ([`WriteSql`]) and the
-//! same values ([`statements`] for every record but a quality row; a quality row's values are
-//! those of `apply::quality_args`, as `tests::native_rows_are_the_sqlx_rows` checks). The
-//! restart recovery (`Item::CloseOpen`, once per start) stays on sqlx. The sqlx pool on the
-//! same file keeps working: in WAL mode readers do not wait for this writer, and this writer
-//! and the pool's writes wait for each other up to the busy timeout.
+//! same values ([`statements`] for every record but a quality row; a quality row's values
+//! are those of `apply::quality_args`, as
+//! `tests/writer.rs::the_writer_thread_writes_the_rows_sqlx_writes` checks). The restart
+//! recovery (`Item::CloseOpen`, once per start) stays on sqlx. The sqlx pool on the same
+//! file keeps working: in WAL mode readers do not wait for this writer, and this writer and
+//! the pool's writes wait for each other up to the busy timeout.
 
 use crate::apply::{Item, QUALITY_ROWS, WriteSql, statements};
 use crate::convert::{CODEC, NAME, clipped, db_time, int_of, rate_of};
