@@ -18,11 +18,14 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / clock_ticks())
 }
 
-/// CPU seconds of the threads of process `pid` that write call records: the record
-/// writer's intake thread (`rtcroom-records`: the journal) and SQLite's worker threads
-/// (`sqlx-sqlite-worker-N`, shown as `sqlx-sqlite-wor`: the SQL). The writer's database
-/// task runs on the server's runtime threads and is not in this figure. `None` when the
-/// process has no such thread (records off, or another database).
+/// CPU seconds of the threads of process `pid` that write call records to SQLite: the record
+/// writer's intake thread (`rtcroom-records`: the journal) and its database thread
+/// (`rtcroom-rec-db`: batches, binding, SQLite itself), which together are the whole writer
+/// but for `RecordSink::try_send` on the connections' threads; and sqlx's SQLite worker
+/// threads (`sqlx-sqlite-worker-N`, shown as `sqlx-sqlite-wor`), which the writer uses only
+/// for its migrations and restart recovery, and the admin reads. A server whose writer ran
+/// its database task on the runtime's threads (before `rtcroom-rec-db`) is measured short of
+/// that task. `None` when the process has no such thread (records off, or another database).
 pub fn records_cpu_seconds(pid: u32) -> Option<f64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut sum = None;
@@ -34,7 +37,10 @@ pub fn records_cpu_seconds(pid: u32) -> Option<f64> {
             continue;
         };
         let name = &stat[open + 1..close];
-        if name != "rtcroom-records" && !name.starts_with("sqlx-sqlite-wor") {
+        if name != "rtcroom-records"
+            && name != "rtcroom-rec-db"
+            && !name.starts_with("sqlx-sqlite-wor")
+        {
             continue;
         }
         let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();

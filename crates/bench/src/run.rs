@@ -496,7 +496,7 @@ fn human_costs(j: &Value) {
     );
     if !srv["records_cpu_s"].is_null() {
         eprintln!(
-            "  records    {} CPU s in the record writer's threads (journal, SQLite): {} µs per quality row ({} reportStats)",
+            "  records    {} CPU s in the whole record writer (its threads: journal, database, SQLite): {} µs per quality row ({} reportStats)",
             f(&srv["records_cpu_s"]),
             f(&srv["records_us_per_report"]),
             f(&j["reports_sent"])

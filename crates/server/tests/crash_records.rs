@@ -4,7 +4,9 @@
 //!   and both sub-sessions at the last checkpoint and bill the connected pair up to there,
 //!   not zero;
 //! - the write-ahead journal brings back records the database had not taken yet (it was
-//!   locked by another connection the whole time the call lasted).
+//!   locked by another connection the whole time the call lasted);
+//! - killed while the writer commits batch after batch, the next start writes each quality
+//!   row exactly once.
 
 mod common;
 
@@ -28,6 +30,10 @@ fn sqlite_url(tag: &str) -> String {
 }
 
 fn start(url: &str, data_dir: Option<&Path>) -> Server {
+    start_with(url, data_dir, &[])
+}
+
+fn start_with(url: &str, data_dir: Option<&Path>, extra: &[(&str, &str)]) -> Server {
     let dir = data_dir.map(|d| d.display().to_string());
     let mut env = vec![
         ("RTCROOM_AUTH_REQUIRED", "false"),
@@ -38,6 +44,7 @@ fn start(url: &str, data_dir: Option<&Path>) -> Server {
     if let Some(dir) = dir.as_deref() {
         env.push(("RTCROOM_SERVER_DATA_DIR", dir));
     }
+    env.extend_from_slice(extra);
     Server::start(&env)
 }
 
@@ -175,5 +182,91 @@ async fn records_the_database_never_took_come_back_from_the_journal() {
     }
     again.terminate();
     store.close().await;
+    let _ = Store::drop_database(&url).await;
+}
+
+/// Quality rows in the database, read through a connection of the test's own.
+async fn quality_rows(conn: &mut sqlx::SqliteConnection) -> (i64, i64) {
+    sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT record_id) FROM rtc_talk_quality_stats_infos")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// Killed with `kill -9` while its writer commits quality rows (thousands of them, queued
+/// while another connection held the write lock, so that they go in many batches), then
+/// started again on the same data directory: every quality row is in the database exactly
+/// once — those committed before the kill are not written twice, the rest come back from
+/// the journal and the spool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_batch_keeps_every_quality_row_exactly_once() {
+    const REPORTS: i64 = 20_000;
+    // One connection sends them all, far above a browser's rate.
+    const UNLIMITED: [(&str, &str); 2] = [
+        ("RTCROOM_ROOM_RATE_PER_SEC", "1000000"),
+        ("RTCROOM_ROOM_RATE_BURST", "1000000"),
+    ];
+    let url = sqlite_url("midbatch");
+    let mut server = start_with(&url, None, &UNLIMITED);
+    let mut lock = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let (mut a, b, _, _) = call(&server).await;
+    for i in 0..REPORTS {
+        a.send(serde_json::json!({"cmd":"reportStats","remoteUid":"bob",
+            "audio":{"recv":{"bitRate":i,"packetsLostRate":0.5}},
+            "video":{"recv":{"bitRate":500,"packetsLostRate":1}}}))
+            .await;
+    }
+    // The server takes a connection's frames in order: once it answers this, every report
+    // before it is a record in the writer's hands.
+    a.send(serde_json::json!({"cmd":"keepLive"})).await;
+    a.expect("respKeepLive").await;
+    // Then in the journal (synced within 250 ms): wait until it stops growing.
+    let mut last = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let now = journal_bytes(&server.data_dir);
+        if (now > 0 && now == last) || Instant::now() > deadline {
+            break;
+        }
+        last = now;
+    }
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    // The writer retries (backoff), then commits batch after batch: kill it after the
+    // first commit shows.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let at_kill = loop {
+        let (rows, _) = quality_rows(&mut lock).await;
+        if rows > 0 {
+            server.kill();
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "the writer never wrote");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    drop((a, b));
+    let (after_kill, _) = quality_rows(&mut lock).await;
+    assert!(
+        after_kill < REPORTS,
+        "killed before it had written every row ({at_kill} seen, {after_kill} after the kill)"
+    );
+
+    let mut again = start_with(&url, Some(&server.data_dir), &UNLIMITED);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while quality_rows(&mut lock).await.0 < REPORTS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    again.terminate();
+    let (rows, distinct) = quality_rows(&mut lock).await;
+    assert_eq!(
+        (rows, distinct),
+        (REPORTS, REPORTS),
+        "every quality row once ({after_kill} were in before the kill)"
+    );
+    lock.close().await.unwrap();
     let _ = Store::drop_database(&url).await;
 }

@@ -15,8 +15,8 @@ use crate::db::{Kind, Stmt, Tx, Val};
 use crate::dialect::Dialect;
 use crate::error::StoreError;
 use rtcroom_core::{
-    ClientInfo, Millis, Prices, Quality, Record, SessionClose, SessionOpen, SubSessionBegin,
-    SubSessionConnect, SubSessionFinish, SubSessionOpen, SubStatus,
+    ClientInfo, Millis, Prices, Quality, Record, SessionClose, SessionOpen, SubSessionConnect,
+    SubSessionFinish, SubSessionOpen, SubStatus,
 };
 use rtcroom_protocol::ConnectType;
 
@@ -54,7 +54,7 @@ pub(crate) struct WriteSql {
     sub_finish: Stmt,
     /// Quality rows are inserted [`QUALITY_ROWS`]`[i]` at a time by `quality[i]`: one
     /// statement for many rows costs the database little more than one for a single row.
-    quality: [Stmt; QUALITY_ROWS.len()],
+    pub(crate) quality: [Stmt; QUALITY_ROWS.len()],
     client_info: Stmt,
     alive_sessions: Stmt,
     alive_subs: Stmt,
@@ -73,7 +73,7 @@ const QUALITY_COLUMNS: &str = "record_id, session_id, user_id, remote_user_id, s
 /// How many quality rows one insert takes: a run of quality records is written with the
 /// largest that fits, then the next (64 rows bind 1,408 values, far below every backend's
 /// limit).
-const QUALITY_ROWS: [usize; 4] = [64, 16, 4, 1];
+pub(crate) const QUALITY_ROWS: [usize; 4] = [64, 16, 4, 1];
 
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
@@ -206,8 +206,7 @@ pub(crate) async fn apply_items<'a>(
         quality(tx, sql, &qualities).await?;
         qualities.clear();
         match item {
-            Item::Record(r) => apply_record(tx, sql, r).await?,
-            Item::Checkpoint(now) => checkpoint(tx, sql, *now).await?,
+            Item::Record(_) | Item::Checkpoint(_) => apply_record(tx, sql, item).await?,
             Item::CloseOpen(now) => {
                 let r = close_open(tx, sql, *now, prices).await?;
                 if r != Recovered::default() {
@@ -223,21 +222,44 @@ pub(crate) async fn apply_items<'a>(
     quality(tx, sql, &qualities).await
 }
 
-async fn apply_record(tx: &mut Tx, sql: &WriteSql, r: &Record) -> Result<(), StoreError> {
-    match r {
-        Record::SessionOpen(r) => session_open(tx, sql, r).await,
-        Record::SessionClose(r) => session_close(tx, sql, r).await,
-        Record::SubSessionOpen(r) => sub_open(tx, sql, r).await,
-        Record::SubSessionBegin(r) => sub_begin(tx, sql, r).await,
-        Record::SubSessionConnect(r) => sub_connect(tx, sql, r).await,
-        Record::SubSessionFinish(r) => sub_finish(tx, sql, r).await,
-        Record::Quality(r) => quality(tx, sql, &[r]).await,
-        Record::ClientInfo(r) => client_info(tx, sql, r).await,
+/// The statements that write `item`, in order, with their values: every record but a
+/// quality row (see [`quality`]), and a checkpoint. Shared by the sqlx path and the record
+/// writer's own SQLite connection (`native`), so both write the same rows.
+pub(crate) fn statements<'s>(sql: &'s WriteSql, item: &Item) -> Vec<(&'s Stmt, Vec<Val>)> {
+    match item {
+        Item::Record(Record::SessionOpen(r)) => vec![(&sql.session_open, session_open(r))],
+        Item::Record(Record::SessionClose(r)) => vec![(&sql.session_close, session_close(r))],
+        Item::Record(Record::SubSessionOpen(r)) => {
+            let (open, append) = sub_open(r);
+            vec![(&sql.sub_open, open), (&sql.sub_append, append)]
+        }
+        Item::Record(Record::SubSessionBegin(r)) => vec![(
+            &sql.sub_begin,
+            vec![time_val(r.begin_time), id_val(r.sub_session_id)],
+        )],
+        Item::Record(Record::SubSessionConnect(r)) => vec![(&sql.sub_connect, sub_connect(r))],
+        Item::Record(Record::SubSessionFinish(r)) => vec![(&sql.sub_finish, sub_finish(r))],
+        Item::Record(Record::ClientInfo(r)) => vec![(&sql.client_info, client_info(r))],
+        Item::Checkpoint(now) => {
+            let at = || vec![time_val(*now), time_val(*now)];
+            vec![(&sql.alive_sessions, at()), (&sql.alive_subs, at())]
+        }
+        Item::Record(Record::Quality(_)) | Item::CloseOpen(_) => Vec::new(),
     }
 }
 
-async fn session_open(tx: &mut Tx, sql: &WriteSql, r: &SessionOpen) -> Result<(), StoreError> {
-    let args = vec![
+async fn apply_record(tx: &mut Tx, sql: &WriteSql, item: &Item) -> Result<(), StoreError> {
+    if let Item::Record(Record::Quality(r)) = item {
+        return quality(tx, sql, &[r]).await;
+    }
+    for (stmt, args) in statements(sql, item) {
+        tx.execute(stmt, args).await?;
+    }
+    Ok(())
+}
+
+fn session_open(r: &SessionOpen) -> Vec<Val> {
+    vec![
         id_val(r.session_id),
         str_val(&r.app_id, NAME),
         str_val(&r.room_id, NAME),
@@ -252,24 +274,23 @@ async fn session_open(tx: &mut Tx, sql: &WriteSql, r: &SessionOpen) -> Result<()
         str_val(&r.os_name, INFO),
         str_val(&r.browser, INFO),
         str_val(&r.sdk_info, INFO),
-    ];
-    tx.execute(&sql.session_open, args).await.map(drop)
+    ]
 }
 
-async fn session_close(tx: &mut Tx, sql: &WriteSql, r: &SessionClose) -> Result<(), StoreError> {
-    let args = vec![
+fn session_close(r: &SessionClose) -> Vec<Val> {
+    vec![
         time_val(r.leave_time),
         secs_val(r.duration_secs),
         Val::I64(Some(i64::from(r.timed_out))),
         id_val(r.session_id),
-    ];
-    tx.execute(&sql.session_close, args).await.map(drop)
+    ]
 }
 
-async fn sub_open(tx: &mut Tx, sql: &WriteSql, r: &SubSessionOpen) -> Result<(), StoreError> {
+/// The sub-session's row, and the append of its id to its session's list.
+fn sub_open(r: &SubSessionOpen) -> (Vec<Val>, Vec<Val>) {
     let id = r.sub_session_id.to_string();
     let session = r.session_id.to_string();
-    let args = vec![
+    let open = vec![
         str_val(&id, ID),
         str_val(&session, ID),
         str_val(&r.app_id, NAME),
@@ -281,39 +302,31 @@ async fn sub_open(tx: &mut Tx, sql: &WriteSql, r: &SubSessionOpen) -> Result<(),
         str_val(&r.ice_ip, ICE),
         time_val(r.created),
     ];
-    tx.execute(&sql.sub_open, args).await?;
-    let args = vec![
+    let append = vec![
         Val::Str(Some(id.clone())),
         Val::Str(Some(id.clone())),
         Val::Str(Some(session)),
         Val::Str(Some(format!("%,{id},%"))),
     ];
-    tx.execute(&sql.sub_append, args).await.map(drop)
+    (open, append)
 }
 
-async fn sub_begin(tx: &mut Tx, sql: &WriteSql, r: &SubSessionBegin) -> Result<(), StoreError> {
-    let args = vec![time_val(r.begin_time), id_val(r.sub_session_id)];
-    tx.execute(&sql.sub_begin, args).await.map(drop)
-}
-
-async fn sub_connect(tx: &mut Tx, sql: &WriteSql, r: &SubSessionConnect) -> Result<(), StoreError> {
-    let args = vec![
+fn sub_connect(r: &SubSessionConnect) -> Vec<Val> {
+    vec![
         time_val(r.connect_time),
         str_val(r.connect_type.as_str(), CONNECT_TYPE),
         id_val(r.sub_session_id),
-    ];
-    tx.execute(&sql.sub_connect, args).await.map(drop)
+    ]
 }
 
-async fn sub_finish(tx: &mut Tx, sql: &WriteSql, r: &SubSessionFinish) -> Result<(), StoreError> {
-    let args = vec![
+fn sub_finish(r: &SubSessionFinish) -> Vec<Val> {
+    vec![
         time_val(r.finish_time),
         secs_val(r.duration_secs),
         Val::I64(Some(r.status as i64)),
         int_val(i64::try_from(r.cost_cents).unwrap_or(i64::MAX)),
         id_val(r.sub_session_id),
-    ];
-    tx.execute(&sql.sub_finish, args).await.map(drop)
+    ]
 }
 
 /// Inserts the quality rows of `rows` in order, as few statements as [`QUALITY_ROWS`] allow.
@@ -364,9 +377,9 @@ fn quality_args(r: &Quality, args: &mut Vec<Val>) {
     ]);
 }
 
-async fn client_info(tx: &mut Tx, sql: &WriteSql, r: &ClientInfo) -> Result<(), StoreError> {
+fn client_info(r: &ClientInfo) -> Vec<Val> {
     let data = |d: &Option<String>| Val::Str(d.as_deref().map(|s| convert::clip(s, DATA)));
-    let args = vec![
+    vec![
         id_val(r.id),
         id_val(r.session_id),
         str_val(&r.app_id, NAME),
@@ -377,15 +390,7 @@ async fn client_info(tx: &mut Tx, sql: &WriteSql, r: &ClientInfo) -> Result<(), 
         data(&r.data1),
         data(&r.data2),
         time_val(r.create_time),
-    ];
-    tx.execute(&sql.client_info, args).await.map(drop)
-}
-
-/// Stamps every open session and sub-session as alive at `now`.
-async fn checkpoint(tx: &mut Tx, sql: &WriteSql, now: Millis) -> Result<(), StoreError> {
-    let at = || vec![time_val(now), time_val(now)];
-    tx.execute(&sql.alive_sessions, at()).await?;
-    tx.execute(&sql.alive_subs, at()).await.map(drop)
+    ]
 }
 
 /// Closes every session and sub-session that is still open and began at or before `now`.

@@ -36,6 +36,14 @@ pub(crate) fn clip(s: &str, max: usize) -> String {
     s.chars().filter(|&c| c != '\0').take(max).collect()
 }
 
+/// [`clip`] without a copy when the value fits as it is.
+pub(crate) fn clipped(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max && !s.contains('\0') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(clip(s, max))
+}
+
 pub(crate) fn str_val(s: &str, max: usize) -> Val {
     Val::Str(Some(clip(s, max)))
 }
@@ -48,7 +56,12 @@ pub(crate) fn id_val(id: Ulid) -> Val {
 
 /// An `INT` column (bitrates, sizes, cost, result codes): clamped into 32 bits.
 pub(crate) fn int_val(v: i64) -> Val {
-    Val::I64(Some(v.clamp(i64::from(i32::MIN), i64::from(i32::MAX))))
+    Val::I64(Some(int_of(v)))
+}
+
+/// [`int_val`]'s number.
+pub(crate) fn int_of(v: i64) -> i64 {
+    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX))
 }
 
 /// A `TINYINT` column (user and talk types).
@@ -64,7 +77,12 @@ pub(crate) fn secs_val(v: u64) -> Val {
 /// A loss rate: finite and not negative (the protocol crate checks; this keeps NaN out of
 /// a column whatever the caller did).
 pub(crate) fn rate_val(v: f32) -> Val {
-    Val::F32(Some(if v.is_finite() { v.max(0.0) } else { 0.0 }))
+    Val::F32(Some(rate_of(v)))
+}
+
+/// [`rate_val`]'s number.
+pub(crate) fn rate_of(v: f32) -> f32 {
+    if v.is_finite() { v.max(0.0) } else { 0.0 }
 }
 
 /// The latest time every backend can hold (MySQL's `DATETIME` ends with year 9999).

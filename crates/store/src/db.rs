@@ -110,6 +110,21 @@ pub(crate) fn parse_url(url: &str) -> Result<(Dialect, String), StoreError> {
     }
 }
 
+/// The file a `sqlite:` URL names, for the record writer's own connection; `None` for an
+/// in-memory database (only its pool can see it) or a URL that does not parse.
+pub(crate) fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if url.contains("mode=memory") {
+        return None;
+    }
+    let o = SqliteConnectOptions::from_str(url).ok()?;
+    let name = o.get_filename();
+    let text = name.to_string_lossy();
+    if text.starts_with("file:") || text == ":memory:" {
+        return None;
+    }
+    Some(name.to_owned())
+}
+
 impl Pool {
     pub(crate) async fn connect(
         dialect: Dialect,
@@ -391,12 +406,22 @@ fn bind_sqlite(
 /// HH:MM:SS", then ".mmm" unless the milliseconds are 0. Times with finer fractions or
 /// years outside 0..=9999 (which the writer never makes) go through chrono.
 pub(crate) fn sqlite_time(t: NaiveDateTime) -> String {
+    let mut b = [0; 23];
+    match sqlite_time_in(t, &mut b) {
+        Some(text) => text.to_owned(),
+        None => t.format("%F %T%.f").to_string(),
+    }
+}
+
+/// [`sqlite_time`] written into `b`, for the common case (whole milliseconds, years
+/// 0..=9999); `None` otherwise.
+pub(crate) fn sqlite_time_in(t: NaiveDateTime, b: &mut [u8; 23]) -> Option<&str> {
     use chrono::{Datelike, Timelike};
     let nanos = t.nanosecond();
     if !(0..=9999).contains(&t.year()) || nanos >= 1_000_000_000 || nanos % 1_000_000 != 0 {
-        return t.format("%F %T%.f").to_string();
+        return None;
     }
-    let mut b = *b"0000-00-00 00:00:00.000";
+    *b = *b"0000-00-00 00:00:00.000";
     let mut put = |at: usize, width: usize, mut v: u32| {
         for d in b[at..at + width].iter_mut().rev() {
             *d = b'0' + (v % 10) as u8;
@@ -412,7 +437,7 @@ pub(crate) fn sqlite_time(t: NaiveDateTime) -> String {
     let ms = nanos / 1_000_000;
     put(20, 3, ms);
     let len = if ms == 0 { 19 } else { 23 };
-    String::from_utf8(b[..len].to_vec()).expect("ASCII digits")
+    std::str::from_utf8(&b[..len]).ok()
 }
 
 fn decode_row<R>(row: &R, kinds: &[Kind]) -> Result<Vec<Val>, StoreError>

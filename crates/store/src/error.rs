@@ -14,6 +14,9 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// From the record writer's own SQLite connection (`native`).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the database did not answer within {0:?}")]
@@ -36,6 +39,9 @@ impl StoreError {
         match self {
             StoreError::Timeout(_) => true,
             StoreError::Db(e) => sqlx_unavailable(e),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                sqlite_transient(e.extended_code as u32)
+            }
             StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => sqlx_unavailable(e),
             _ => false,
         }

@@ -46,6 +46,7 @@ mod dialect;
 mod error;
 mod journal;
 mod line;
+mod native;
 mod read;
 mod spool;
 mod store;
@@ -59,4 +60,6 @@ pub use read::{
     Stat, SubSessionDetail, SubSessionRow, TableCounts,
 };
 pub use store::{Backend, Schema, Store};
-pub use writer::{RecordDropped, RecordSink, RecordWriter, WriterConfig, WriterStats};
+pub use writer::{
+    DB_THREAD_NAME, RecordDropped, RecordSink, RecordWriter, WriterConfig, WriterStats,
+};

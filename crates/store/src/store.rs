@@ -30,6 +30,8 @@ pub struct Store {
     pool: Pool,
     write: Arc<WriteSql>,
     read: Arc<ReadSql>,
+    /// The SQLite file, which the record writer opens its own connection to.
+    sqlite_file: Option<Arc<std::path::Path>>,
 }
 
 /// The state of a database's call-record tables ([`Store::schema`]).
@@ -59,9 +61,14 @@ impl Store {
     pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Store, StoreError> {
         let (dialect, url) = db::parse_url(url)?;
         let pool = Pool::connect(dialect, &url, opts).await?;
+        let sqlite_file = match dialect {
+            Dialect::Sqlite => db::sqlite_file(&url).map(Arc::from),
+            _ => None,
+        };
         Ok(Store {
             dialect,
             pool,
+            sqlite_file,
             write: Arc::new(WriteSql::new(dialect)),
             read: Arc::new(ReadSql::new(dialect)),
         })
@@ -106,6 +113,15 @@ impl Store {
             },
             Some(_) => Schema::Current,
         })
+    }
+
+    /// The SQLite file the record writer writes with its own connection (see `native`).
+    pub(crate) fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.sqlite_file.as_deref()
+    }
+
+    pub(crate) fn write_sql(&self) -> &Arc<WriteSql> {
+        &self.write
     }
 
     /// A trivial query: is the database there?

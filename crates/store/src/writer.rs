@@ -286,10 +286,23 @@ pub struct RecordWriter {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Msg>,
     intake: Option<std::thread::JoinHandle<()>>,
-    db_task: tokio::task::JoinHandle<()>,
+    db_task: Option<DbTask>,
     /// Tells the database task to finish by this instant.
     stop: Arc<StopSignal>,
 }
+
+/// Where the database task runs: for a SQLite file, a thread of its own (`rtcroom-rec-db`)
+/// that owns the writer's connection, so that all of the writer's work is on two named
+/// threads; for MySQL and PostgreSQL, a task on the caller's runtime (their connections
+/// belong to it).
+#[derive(Debug)]
+enum DbTask {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
+}
+
+/// The name of the database thread of a SQLite writer (at most 15 bytes, Linux's limit).
+pub const DB_THREAD_NAME: &str = "rtcroom-rec-db";
 
 #[derive(Debug, Default)]
 struct StopSignal {
@@ -373,12 +386,37 @@ impl RecordWriter {
                 })?
         };
         let stop = Arc::new(StopSignal::default());
-        let db_task = tokio::spawn(db_task::db_loop(
+        let spool_dir = cfg.spool_dir.clone();
+        let own_thread = store.sqlite_file().is_some();
+        let task = db_task::db_loop(
             store,
             Arc::clone(&shared),
             cfg,
             Arc::clone(&stop),
-        ));
+            own_thread,
+        );
+        let db_task = if own_thread {
+            // Its own single-threaded runtime: the loop's waits and timers, and the few
+            // calls that stay on sqlx (migrations, the restart recovery).
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .thread_name(DB_THREAD_NAME)
+                .build()
+                .map_err(|source| StoreError::Io {
+                    path: spool_dir.clone(),
+                    source,
+                })?;
+            let thread = std::thread::Builder::new()
+                .name(DB_THREAD_NAME.into())
+                .spawn(move || rt.block_on(task))
+                .map_err(|source| StoreError::Io {
+                    path: spool_dir,
+                    source,
+                })?;
+            DbTask::Thread(thread)
+        } else {
+            DbTask::Task(tokio::spawn(task))
+        };
         let sink = RecordSink {
             tx: tx.clone(),
             shared: Arc::clone(&shared),
@@ -388,7 +426,7 @@ impl RecordWriter {
                 shared,
                 tx,
                 intake: Some(intake),
-                db_task,
+                db_task: Some(db_task),
                 stop,
             },
             sink,
@@ -412,8 +450,18 @@ impl RecordWriter {
             Some(Instant::now() + grace);
         self.stop.notify.notify_one();
         self.shared.work.notify_one();
-        if let Err(e) = (&mut self.db_task).await {
-            tracing::error!(error = %e, "the record writer task failed");
+        match self.db_task.take() {
+            Some(DbTask::Task(t)) => {
+                if let Err(e) = t.await {
+                    tracing::error!(error = %e, "the record writer task failed");
+                }
+            }
+            Some(DbTask::Thread(t)) => {
+                if let Ok(Err(_)) = tokio::task::spawn_blocking(move || t.join()).await {
+                    tracing::error!("the record writer's database thread panicked");
+                }
+            }
+            None => {}
         }
         {
             // Everything is in the database or the spool: the journal has nothing to add.
@@ -423,6 +471,19 @@ impl RecordWriter {
             }
         }
         stats(&self.shared, &self.tx)
+    }
+}
+
+impl Drop for RecordWriter {
+    /// A writer dropped without [`RecordWriter::shutdown`]: its database thread stops at
+    /// once, leaving what it has not written in the spool (a task on the caller's runtime
+    /// ends with that runtime).
+    fn drop(&mut self) {
+        if let Some(DbTask::Thread(_)) = self.db_task {
+            *self.stop.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            self.stop.notify.notify_one();
+            self.shared.work.notify_one();
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use rtcroom_core::Millis;
 use rtcroom_store::{RecordWriter, Store, StoreOptions, WriterConfig};
 use std::time::{Duration, Instant};
 
@@ -247,4 +248,176 @@ async fn a_trickle_gathers_until_a_full_batch_or_the_shutdown() {
         (11, 0, 0)
     );
     assert_eq!(store.table_counts().await.unwrap().sessions, 11);
+}
+
+/// Records with values that must be fitted (ids and codecs too long, NUL characters, a NaN
+/// and a negative rate, bitrates out of 32 bits, a time on a whole second), besides a
+/// whole call.
+fn awkward_records(ids: &mut Ids) -> Vec<rtcroom_core::Record> {
+    let t0 = at("2024-05-01 10:00:00");
+    let (c, mut recs) = call(ids, "app1", "room1", "alice", "bob", t0, 95);
+    let long = "ü".repeat(70);
+    let (m, r) = join(ids, "app1", "room\u{0}2", &long, t0.plus_secs(2));
+    recs.push(r);
+    let (sub, r) = open_sub(ids, &m, &c.a, Millis(t0.0 + 2_345));
+    recs.push(r);
+    let mut q = report(
+        ids,
+        sub,
+        &m,
+        &c.a,
+        Millis(t0.0 + 3_000),
+        3_000_000_000,
+        f32::NAN,
+    );
+    if let rtcroom_core::Record::Quality(q) = &mut q {
+        q.stats.aud_send_lost_rate = -1.0;
+        q.stats.vid_send_lost_rate = 0.1;
+        q.stats.send_width = i64::MIN;
+        q.stats.send_codec = "x".repeat(40);
+        q.stats.recv_codec = "H2\u{0}64".into();
+    }
+    recs.push(q);
+    recs.push(info(ids, &m, Millis(t0.0 + 4_001), 3, &"d".repeat(20)));
+    recs
+}
+
+async fn scalar(conn: &mut sqlx::SqliteConnection, q: String) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(q))
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// The writer's own SQLite connection writes, value for value and type for type, the rows
+/// that `Store::apply` (sqlx) writes for the same records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_thread_writes_the_rows_sqlx_writes() {
+    let mut ids = Ids::new();
+    let recs = awkward_records(&mut ids);
+    let by_sqlx = TestDb::new(Backend::Sqlite).await;
+    by_sqlx.store().await.apply(&recs).await.unwrap();
+    let by_writer = TestDb::new(Backend::Sqlite).await;
+    let store = by_writer.store().await;
+    let spool = tempfile::tempdir().unwrap();
+    let cfg = WriterConfig {
+        checkpoint: None,
+        ..quick(spool.path())
+    };
+    let (writer, sink) = RecordWriter::start(store, cfg).unwrap();
+    for r in &recs {
+        sink.try_send(r.clone()).unwrap();
+    }
+    let stats = writer.shutdown(Duration::from_secs(60)).await;
+    assert_eq!(
+        (stats.written, stats.rejected, stats.queue_depth),
+        (recs.len() as u64, 0, 0)
+    );
+    let mut raw = <sqlx::SqliteConnection as sqlx::Connection>::connect(&by_writer.url)
+        .await
+        .unwrap();
+    let other = by_sqlx.url.trim_start_matches("sqlite://");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ATTACH DATABASE '{other}' AS s"
+    )))
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    for table in [
+        "rtc_talk_sessions",
+        "rtc_talk_subsessions",
+        "rtc_talk_quality_stats_infos",
+        "rtc_talk_client_infos",
+    ] {
+        // Every column with its storage class, so that a text "1" and an integer 1 differ.
+        let cols: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT name FROM pragma_table_info('{table}')"
+        )))
+        .fetch_all(&mut raw)
+        .await
+        .unwrap();
+        let row = cols
+            .iter()
+            .map(|(c,)| format!("typeof({c}), {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let count = |schema: &str| format!("SELECT COUNT(*) FROM {schema}.{table}");
+        let differ = format!(
+            "SELECT (SELECT COUNT(*) FROM (SELECT {row} FROM main.{table} EXCEPT SELECT {row} FROM s.{table})) \
+             + (SELECT COUNT(*) FROM (SELECT {row} FROM s.{table} EXCEPT SELECT {row} FROM main.{table}))"
+        );
+        let mine = scalar(&mut raw, count("main")).await;
+        let theirs = scalar(&mut raw, count("s")).await;
+        assert!(mine > 0, "{table} has rows");
+        assert_eq!(mine, theirs, "{table}");
+        let d = scalar(&mut raw, differ).await;
+        assert_eq!(d, 0, "{table}: rows differ between the writer and sqlx");
+    }
+}
+
+/// Another connection holds the database file's write lock: the writer's batches fail
+/// after the busy timeout and are retried (the records wait in the spool meanwhile), and
+/// once the lock is gone every record is written, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_file_is_retried_and_nothing_is_lost() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let mut lock = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let (writer, sink) = RecordWriter::start(store.clone(), quick(spool.path())).unwrap();
+    let mut ids = Ids::new();
+    let (c, recs) = call(
+        &mut ids,
+        "app1",
+        "room1",
+        "alice",
+        "bob",
+        at("2024-05-01 10:00:00"),
+        600,
+    );
+    let n = recs.len() as u64;
+    let reports = recs
+        .iter()
+        .filter(|r| matches!(r, rtcroom_core::Record::Quality(_)))
+        .count() as i64;
+    for r in recs.iter().chain(&recs).cloned() {
+        sink.try_send(r).unwrap();
+    }
+    wait_for("a write to fail on the lock", || {
+        let s = writer.stats();
+        s.write_errors > 0 && !s.db_up && s.written == 0
+    })
+    .await;
+    // Readers still read (WAL), and see nothing of the writer's yet.
+    assert_eq!(store.table_counts().await.unwrap().sessions, 0);
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    let stats = writer.shutdown(Duration::from_secs(60)).await;
+    assert_eq!(
+        (
+            stats.written,
+            stats.spooled,
+            stats.queue_depth,
+            stats.rejected
+        ),
+        (2 * n, 0, 0, 0),
+        "every record written (each twice: the second time a no-op)"
+    );
+    let q: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rtc_talk_quality_stats_infos")
+        .fetch_one(&mut lock)
+        .await
+        .unwrap();
+    assert_eq!(q, reports, "each quality row once");
+    let s = store
+        .session(&c.a.session_id.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.sub_sessions[0].sub_session.status, 0);
+    assert!(s.session.leave_time.is_some());
 }

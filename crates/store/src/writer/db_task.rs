@@ -6,6 +6,7 @@ use super::{Batch, Shared, StopSignal, WriterConfig};
 use crate::apply::Item;
 use crate::error::StoreError;
 use crate::line::Entry;
+use crate::native::Native;
 use crate::store::Store;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -36,14 +37,88 @@ fn take_batch(shared: &Shared, max: usize) -> Result<Option<Batch>, StoreError> 
     Ok(Some(Batch { items, spool: None }))
 }
 
+/// Where the database task writes: the store's pool, or for a SQLite file its own
+/// connection ([`Native`], opened on first use and again after an error).
+pub(super) struct Db {
+    store: Store,
+    native: Option<(std::path::PathBuf, Option<Native>)>,
+}
+
+impl Db {
+    pub(super) fn new(store: Store) -> Db {
+        let native = store.sqlite_file().map(|p| (p.to_owned(), None));
+        Db { store, native }
+    }
+
+    /// Writes `items` in one transaction; the restart recovery, on the native path, in a
+    /// transaction of its own through the pool, between the records before and after it
+    /// (each part idempotent, so a retry of the whole batch after a failure in a later part
+    /// changes nothing in the parts already committed).
+    async fn apply(
+        &mut self,
+        items: &[Entry],
+        prices: &rtcroom_core::Prices,
+    ) -> Result<(), StoreError> {
+        let Some((path, conn)) = &mut self.native else {
+            // Boxed: the write is bounded by `tokio::time::timeout`, which moves its future;
+            // sqlx's is large, and this one stays small.
+            return Box::pin(self.store.apply_items(items, prices)).await;
+        };
+        let mut rest = items;
+        while !rest.is_empty() {
+            let n = rest
+                .iter()
+                .position(|e| matches!(e.item, Item::CloseOpen(_)))
+                .unwrap_or(rest.len());
+            if n == 0 {
+                Box::pin(self.store.apply_items(&rest[..1], prices)).await?;
+                rest = &rest[1..];
+                continue;
+            }
+            let c = match conn {
+                Some(c) => c,
+                None => conn.insert(Native::open(
+                    path,
+                    std::sync::Arc::clone(self.store.write_sql()),
+                )?),
+            };
+            if let Err(e) = c.apply(&rest[..n]) {
+                // Opened again for the next try: a file replaced or a broken handle heals.
+                *conn = None;
+                return Err(e);
+            }
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    async fn ping(&mut self) -> Result<(), StoreError> {
+        let Some((path, conn)) = &mut self.native else {
+            return Box::pin(self.store.ping()).await;
+        };
+        let c = match conn {
+            Some(c) => c,
+            None => conn.insert(Native::open(
+                path,
+                std::sync::Arc::clone(self.store.write_sql()),
+            )?),
+        };
+        let r = c.ping();
+        if r.is_err() {
+            *conn = None;
+        }
+        r
+    }
+}
+
 enum Outcome {
     Written,
     /// The database is away; the batch (possibly shortened) must be retried.
     Retry(Batch),
 }
 
-async fn write_batch(store: &Store, shared: &Shared, cfg: &WriterConfig, batch: Batch) -> Outcome {
-    let err = match bounded(cfg, store.apply_items(&batch.items, &cfg.prices)).await {
+async fn write_batch(db: &mut Db, shared: &Shared, cfg: &WriterConfig, batch: Batch) -> Outcome {
+    let err = match bounded(cfg, db.apply(&batch.items, &cfg.prices)).await {
         Ok(()) => {
             shared
                 .counters
@@ -54,7 +129,7 @@ async fn write_batch(store: &Store, shared: &Shared, cfg: &WriterConfig, batch: 
         Err(e) => e,
     };
     shared.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-    if err.is_unavailable() || !reachable(store, cfg).await {
+    if err.is_unavailable() || !reachable(db, cfg).await {
         tracing::warn!(error = %err, records = batch.items.len(), "record batch not written; will retry");
         return Outcome::Retry(batch);
     }
@@ -64,14 +139,14 @@ async fn write_batch(store: &Store, shared: &Shared, cfg: &WriterConfig, batch: 
     let Batch { items, spool } = batch;
     for (i, item) in items.iter().enumerate() {
         let one = std::slice::from_ref(item);
-        match bounded(cfg, store.apply_items(one, &cfg.prices)).await {
+        match bounded(cfg, db.apply(one, &cfg.prices)).await {
             Ok(()) => {
                 shared
                     .counters
                     .written
                     .fetch_add(count_records(one), Ordering::Relaxed);
             }
-            Err(e) if e.is_unavailable() || !reachable(store, cfg).await => {
+            Err(e) if e.is_unavailable() || !reachable(db, cfg).await => {
                 shared.counters.write_errors.fetch_add(1, Ordering::Relaxed);
                 return Outcome::Retry(Batch {
                     items: items[i..].to_vec(),
@@ -92,8 +167,8 @@ fn count_records(items: &[Entry]) -> u64 {
         .count() as u64
 }
 
-async fn reachable(store: &Store, cfg: &WriterConfig) -> bool {
-    bounded(cfg, store.ping()).await.is_ok()
+async fn reachable(db: &mut Db, cfg: &WriterConfig) -> bool {
+    bounded(cfg, db.ping()).await.is_ok()
 }
 
 /// A database call given at most `write_timeout`: a database that stops answering is an
@@ -131,11 +206,13 @@ pub(super) async fn db_loop(
     shared: Arc<Shared>,
     cfg: WriterConfig,
     stop: Arc<StopSignal>,
+    own_thread: bool,
 ) {
-    if cfg.migrate && !migrate_first(&store, &shared, &cfg, &stop).await {
+    if cfg.migrate && !migrate_first(&store, &shared, &cfg, &stop, own_thread).await {
         return;
     }
-    let up = reachable(&store, &cfg).await;
+    let mut db = Db::new(store);
+    let up = reachable(&mut db, &cfg).await;
     shared.counters.db_up.store(up, Ordering::Relaxed);
     let mut held: Option<Batch> = None;
     let mut backoff = cfg.retry_min;
@@ -152,7 +229,7 @@ pub(super) async fn db_loop(
                 }
                 let sh = Arc::clone(&shared);
                 let max = cfg.batch_size.max(1);
-                let taken = tokio::task::spawn_blocking(move || take_batch(&sh, max))
+                let taken = off_runtime(own_thread, move || take_batch(&sh, max))
                     .await
                     .unwrap_or_else(|e| {
                         Err(StoreError::Corrupt(format!("spool reader panicked: {e}")))
@@ -163,7 +240,7 @@ pub(super) async fn db_loop(
                         if shared.lock().intake_done && stop.deadline().is_some() {
                             return;
                         }
-                        if idle(&store, &shared, &cfg).await {
+                        if idle(&mut db, &shared, &cfg).await {
                             gather(&shared, &cfg, &stop).await;
                         }
                         continue;
@@ -183,7 +260,7 @@ pub(super) async fn db_loop(
         };
         let spool_pos = batch.spool;
         let short = spool_pos.is_none() && batch.items.len() < cfg.batch_size;
-        match write_batch(&store, &shared, &cfg, batch).await {
+        match write_batch(&mut db, &shared, &cfg, batch).await {
             Outcome::Written => {
                 shared.counters.db_up.store(true, Ordering::Relaxed);
                 release(&shared, spool_pos);
@@ -198,7 +275,7 @@ pub(super) async fn db_loop(
                 // survives a restart of this process: the held batch first (it is the
                 // oldest), then the rest of memory behind whatever is spooled already.
                 let sh = Arc::clone(&shared);
-                let b = tokio::task::spawn_blocking(move || to_spool(&sh, b))
+                let b = off_runtime(own_thread, move || to_spool(&sh, b))
                     .await
                     .unwrap_or(None);
                 if pause(&stop, backoff).await {
@@ -226,6 +303,7 @@ async fn migrate_first(
     shared: &Arc<Shared>,
     cfg: &WriterConfig,
     stop: &StopSignal,
+    own_thread: bool,
 ) -> bool {
     let mut backoff = cfg.retry_min;
     let mut last_error = String::new();
@@ -260,7 +338,7 @@ async fn migrate_first(
             }
         }
         let sh = Arc::clone(shared);
-        let _ = tokio::task::spawn_blocking(move || {
+        let _ = off_runtime(own_thread, move || {
             let mut q = sh.lock();
             sh.spill(&mut q)
         })
@@ -274,14 +352,26 @@ async fn migrate_first(
     }
 }
 
+/// Runs `f`, which may block on file IO: right here on the writer's own thread (nothing else
+/// runs on its runtime), else on the runtime's blocking pool.
+async fn off_runtime<T: Send + 'static>(
+    own_thread: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    if own_thread {
+        return Ok(f());
+    }
+    tokio::task::spawn_blocking(f).await
+}
+
 /// Waits for new records or, after the health interval, checks the database. True when
 /// records arrived.
-async fn idle(store: &Store, shared: &Shared, cfg: &WriterConfig) -> bool {
+async fn idle(db: &mut Db, shared: &Shared, cfg: &WriterConfig) -> bool {
     if tokio::time::timeout(cfg.health_interval, shared.work.notified())
         .await
         .is_err()
     {
-        let up = reachable(store, cfg).await;
+        let up = reachable(db, cfg).await;
         shared.counters.db_up.store(up, Ordering::Relaxed);
         return false;
     }
