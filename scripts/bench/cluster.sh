@@ -13,6 +13,7 @@
 # "uptime") and OUTDIR/summary.md (medians, by scripts/bench/cluster_summary.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. scripts/bench/lib.sh
 repeats=2
 out=""
 pin=""
@@ -35,14 +36,7 @@ bench="${BENCH_BIN:-$target/release/rtcroom-bench}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 results="$out/results.jsonl"
 : >"$results"
-pinned=()
-bench_pin=()
-if [ -n "$pin" ]; then
-  cpus="$(nproc)"
-  [ "$cpus" -ge 2 ] || { echo "-p needs at least 2 CPUs (this machine has $cpus)" >&2; exit 2; }
-  pinned=(taskset -c 0)
-  bench_pin=(--server-cpus "1-$((cpus - 1))")
-fi
+pin_cpus "$pin"
 
 run() { # config scenario args...
   local config="$1"

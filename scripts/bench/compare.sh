@@ -19,6 +19,7 @@
 # ranges, by scripts/bench/summarize.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. scripts/bench/lib.sh
 repeats=3
 out=""
 sets="goals"
@@ -65,15 +66,7 @@ if [ "$fds" != unlimited ] && [ "$fds" -lt $((2 * big + 1000)) ]; then
 fi
 
 # -p: the bench on CPU 0, the servers on the rest.
-pinned=()
-if [ -n "$pin" ]; then
-  cpus="$(nproc)"
-  [ "$cpus" -ge 2 ] || { echo "-p needs at least 2 CPUs (this machine has $cpus)" >&2; exit 2; }
-  pinned=(taskset -c 0)
-  bench_pin=(--server-cpus "1-$((cpus - 1))")
-else
-  bench_pin=()
-fi
+pin_cpus "$pin"
 
 results="$out/results.jsonl"
 {

@@ -487,27 +487,18 @@ async fn a_reservation_on_one_node_is_seen_by_the_others() {
 #[tokio::test]
 async fn embedded_turn_servers_are_shared_and_leave_with_their_node() {
     let prefix = Prefix(format!("rtcroom-smoke-emb-{}", std::process::id()));
-    let shared = [
-        ("RTCROOM_ICE_MODE", "registry"),
-        ("RTCROOM_TURN_SECRET", "the cluster's turn secret"),
-    ];
-    let with = |more: &[(&'static str, &'static str)]| {
-        let mut env = shared.to_vec();
-        env.extend_from_slice(more);
-        env
-    };
     // Node a's own server is small, node b's (on 127.0.0.2) has the default 1 Gbit/s.
     let a = node_with(
         REDIS,
         &prefix.0,
         "",
-        &with(&[("RTCROOM_TURN_MAX_BANDWIDTH_KBPS", "1000")]),
+        &registry_env(&[("RTCROOM_TURN_MAX_BANDWIDTH_KBPS", "1000")]),
     );
     let mut b = node_with(
         REDIS,
         &prefix.0,
         "",
-        &with(&[("RTCROOM_TURN_LISTEN", "127.0.0.2:0")]),
+        &registry_env(&[("RTCROOM_TURN_LISTEN", "127.0.0.2:0")]),
     );
     wait_for_nodes(&[&a, &b], 2).await;
     common::wait_until(
@@ -515,39 +506,9 @@ async fn embedded_turn_servers_are_shared_and_leave_with_their_node() {
         || async { ice_metric(&a, "ice_in_rotation", "127.0.0.2").await == Some(1.0) },
     )
     .await;
-    let cfg = common::pair(&a, "emb").await.expect("a pair on node a");
-    let turn = turn_entry(&cfg);
-    let url = turn["urls"][0].as_str().unwrap();
-    let port = url
-        .strip_prefix("turn:127.0.0.2:")
-        .and_then(|rest| rest.strip_suffix("?transport=udp"))
-        .unwrap_or_else(|| panic!("node b's server: {cfg}"));
-    // A real allocation on node b's server, with the credentials node a minted.
-    let peer_port = common::free_udp_port();
-    let _peer = common::Proc(
-        common::tool("turnutils_peer")
-            .args(["-L", "127.0.0.1", "-p", &peer_port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = common::tool("turnutils_uclient")
-        .args(["-c", "-X", "-m", "1", "-n", "20", "-l", "200", "-z", "5"])
-        .args(["-e", "127.0.0.1", "-r", &peer_port.to_string(), "-p", port])
-        .args([
-            "-u",
-            turn["username"].as_str().unwrap(),
-            "-w",
-            turn["credential"].as_str().unwrap(),
-            "127.0.0.2",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "uclient failed: {text}");
-    assert!(text.contains("Total lost packets 0"), "{text}");
+    // Node b's server, and a real allocation on it with the credentials node a minted.
+    let (port, turn) = pair_turn(&a, "emb", "127.0.0.2").await;
+    relay_through("127.0.0.2", &port, &turn);
     // Node b dies: its server leaves node a's registry (not only its rotation).
     b.kill();
     common::wait_until("node b's embedded TURN server gone from node a", || async {
@@ -561,6 +522,17 @@ async fn embedded_turn_servers_are_shared_and_leave_with_their_node() {
         .expect("a pair on node a");
     let url = turn_entry(&cfg)["urls"][0].as_str().unwrap().to_owned();
     assert!(url.starts_with("turn:127.0.0.1:"), "{cfg}");
+}
+
+/// The settings of a node in a cluster with a shared ICE registry and one TURN secret,
+/// followed by `more`.
+fn registry_env(more: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut env = vec![
+        ("RTCROOM_ICE_MODE", "registry"),
+        ("RTCROOM_TURN_SECRET", "the cluster's turn secret"),
+    ];
+    env.extend_from_slice(more);
+    env
 }
 
 /// A real allocation on the TURN server at `ip:port` with the credentials of `turn` (an
@@ -617,28 +589,19 @@ async fn pair_turn(node: &Server, room: &str, ip: &str) -> (String, serde_json::
 #[tokio::test]
 async fn embedded_turn_servers_on_one_address_are_told_apart_by_their_port() {
     let prefix = Prefix(format!("rtcroom-smoke-port-{}", std::process::id()));
-    let shared = [
-        ("RTCROOM_ICE_MODE", "registry"),
-        ("RTCROOM_TURN_SECRET", "the cluster's turn secret"),
-    ];
-    let with = |more: &[(&'static str, &'static str)]| {
-        let mut env = shared.to_vec();
-        env.extend_from_slice(more);
-        env
-    };
     let one = ("RTCROOM_TURN_LISTEN", "127.0.0.1:0");
     let mut a = node_with(
         REDIS,
         &prefix.0,
         "",
-        &with(&[one, ("RTCROOM_TURN_MAX_BANDWIDTH_KBPS", "1000")]),
+        &registry_env(&[one, ("RTCROOM_TURN_MAX_BANDWIDTH_KBPS", "1000")]),
     );
-    let mut b = node_with(REDIS, &prefix.0, "", &with(&[one]));
+    let mut b = node_with(REDIS, &prefix.0, "", &registry_env(&[one]));
     let c = node_with(
         REDIS,
         &prefix.0,
         "",
-        &with(&[
+        &registry_env(&[
             ("RTCROOM_TURN_LISTEN", "127.0.0.2:0"),
             ("RTCROOM_TURN_MAX_BANDWIDTH_KBPS", "1"),
         ]),

@@ -139,11 +139,7 @@ async fn every_record_arrives_exactly_once_across_database_crashes() {
     );
     for c in &calls {
         for (m, sub) in [(&c.a, c.ab), (&c.b, c.ba)] {
-            let s = store
-                .session(&m.session_id.to_string())
-                .await
-                .unwrap()
-                .unwrap();
+            let s = session_of(&store, m).await;
             assert_eq!(s.sub_session_ids, vec![sub.to_string()], "appended once");
             assert!(s.session.leave_time.is_some() && !s.session.time_out);
             let d = &s.sub_sessions[0];

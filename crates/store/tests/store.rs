@@ -57,11 +57,7 @@ async fn every_record_kind_lands_in_its_columns(b: Backend) {
     ));
     store.apply(&recs).await.unwrap();
 
-    let s = store
-        .session(&c.a.session_id.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let s = session_of(&store, &c.a).await;
     let row = &s.session;
     assert_eq!(row.app_id, "app1");
     assert_eq!(row.room_id, "room1");
@@ -107,11 +103,7 @@ async fn every_record_kind_lands_in_its_columns(b: Backend) {
     assert_eq!(sub.finish_time, Some(utc("2024-05-01 10:01:38")));
     assert_eq!(sub.connect_type, "TURN");
     assert_eq!((sub.status, sub.duration, sub.cost), (0, 95, 2));
-    let bob = store
-        .session(&c.b.session_id.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let bob = session_of(&store, &c.b).await;
     let back = &bob.sub_sessions[0].sub_session;
     // Milliseconds are kept: the answer's begin half a second after the offer's.
     assert_eq!(back.begin_time, Some(utc("2024-05-01 10:00:02.500")));
@@ -232,19 +224,8 @@ async fn a_long_run_of_quality_reports_lands_once_and_in_order(b: Backend) {
     let db = TestDb::new(b).await;
     let store = db.store().await;
     let mut ids = Ids::new();
-    let (c, recs) = call(
-        &mut ids,
-        "app1",
-        "room1",
-        "alice",
-        "bob",
-        at("2024-05-01 10:00:00"),
-        1350,
-    );
-    let reports = recs
-        .iter()
-        .filter(|r| matches!(r, Record::Quality(_)))
-        .count();
+    let (c, recs) = alice_and_bob(&mut ids, 1350);
+    let reports = quality_reports(&recs);
     assert_eq!(reports, 178);
     store.apply(&recs).await.unwrap();
     let once = store.quality_reports(&c.ab.to_string()).await.unwrap();
@@ -269,15 +250,7 @@ async fn reapplying_records_changes_nothing(b: Backend) {
     let db = TestDb::new(b).await;
     let store = db.store().await;
     let mut ids = Ids::new();
-    let (c, mut recs) = call(
-        &mut ids,
-        "app1",
-        "room1",
-        "alice",
-        "bob",
-        at("2024-05-01 10:00:00"),
-        70,
-    );
+    let (c, mut recs) = alice_and_bob(&mut ids, 70);
     recs.push(info(
         &mut ids,
         &c.b,
@@ -293,11 +266,7 @@ async fn reapplying_records_changes_nothing(b: Backend) {
     store.apply(&recs[..8]).await.unwrap();
     let again = snapshot(&store, &c).await;
     assert_eq!(once, again);
-    let s = store
-        .session(&c.a.session_id.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let s = session_of(&store, &c.a).await;
     assert_eq!(s.sub_session_ids.len(), 1, "the id is appended once");
 }
 
@@ -347,11 +316,7 @@ async fn restart_recovery_closes_what_a_crash_left_open(b: Backend) {
             sub_sessions: 2
         }
     );
-    let sa = store
-        .session(&a.session_id.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let sa = session_of(&store, &a).await;
     assert_eq!(sa.session.leave_time, Some(utc("2024-05-01 10:01:40")));
     assert!(sa.session.time_out);
     assert_eq!(sa.session.duration, 100);
@@ -362,22 +327,14 @@ async fn restart_recovery_closes_what_a_crash_left_open(b: Backend) {
     );
     assert_eq!(sub.finish_time, Some(utc("2024-05-01 10:01:40")));
     assert_eq!(sub.connect_type, "STUN");
-    let sb = store
-        .session(&bm.session_id.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let sb = session_of(&store, &bm).await;
     assert_eq!(sb.session.duration, 99);
     let sub = &sb.sub_sessions[0].sub_session;
     assert_eq!(
         (sub.status, sub.duration, sub.cost),
         (SubStatus::NeverConnectedTimedOut as i64, 0, 0)
     );
-    let sl = store
-        .session(&late.session_id.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let sl = session_of(&store, &late).await;
     assert_eq!(
         sl.session.leave_time, None,
         "a session of the new run stays open"
@@ -672,11 +629,7 @@ async fn long_and_odd_values_fit_every_backend(b: Backend) {
         .remove(0);
     assert_eq!(i.desc.len(), 16_000);
     assert_eq!(i.data1.unwrap().len(), 65_536);
-    let sb = store
-        .session(&bm.session_id.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let sb = session_of(&store, &bm).await;
     assert_eq!(
         sb.session.leave_time.unwrap().format("%Y").to_string(),
         "9999"
@@ -733,11 +686,7 @@ async fn the_writer_batches_records_in_order(b: Backend) {
     );
     // Order held: every pair finished after it connected, every session closed.
     for c in &calls {
-        let s = store
-            .session(&c.a.session_id.to_string())
-            .await
-            .unwrap()
-            .unwrap();
+        let s = session_of(&store, &c.a).await;
         let sub = &s.sub_sessions[0].sub_session;
         assert_eq!(
             (

@@ -91,28 +91,16 @@ async fn spooled_records_survive_a_restart_and_come_before_recovery() {
         (n + 1, 0, 0)
     );
 
-    let finished = store
-        .session(&done.a.session_id.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let finished = session_of(&store, &done.a).await;
     assert!(
         !finished.session.time_out,
         "its own leave came first, not the recovery"
     );
     assert_eq!(finished.sub_sessions[0].sub_session.status, 0);
-    let recovered = store
-        .session(&open_a.session_id.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let recovered = session_of(&store, &open_a).await;
     assert!(recovered.session.time_out);
     assert_eq!(recovered.sub_sessions[0].sub_session.status, 1);
-    let new = store
-        .session(&fresh.session_id.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let new = session_of(&store, &fresh).await;
     assert_eq!(
         new.session.leave_time, None,
         "the new run's session stays open"
@@ -137,15 +125,7 @@ async fn a_refused_record_is_set_aside_and_the_rest_written() {
     let spool = tempfile::tempdir().unwrap();
     let (writer, sink) = RecordWriter::start(store.clone(), quick(spool.path())).unwrap();
     let mut ids = Ids::new();
-    let (c, mut recs) = call(
-        &mut ids,
-        "app1",
-        "room1",
-        "alice",
-        "bob",
-        at("2024-05-01 10:00:00"),
-        45,
-    );
+    let (c, mut recs) = alice_and_bob(&mut ids, 45);
     let bad = info(
         &mut ids,
         &c.a,
@@ -163,11 +143,7 @@ async fn a_refused_record_is_set_aside_and_the_rest_written() {
         (stats.written, stats.rejected, stats.queue_depth),
         (n - 1, 1, 0)
     );
-    let s = store
-        .session(&c.a.session_id.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let s = session_of(&store, &c.a).await;
     assert_eq!(s.sub_sessions[0].sub_session.status, 0);
     let rejected = std::fs::read_to_string(spool.path().join("rejected.jsonl")).unwrap();
     assert_eq!(rejected.lines().count(), 1);
@@ -186,15 +162,7 @@ async fn a_burst_is_never_dropped_and_its_depth_is_seen() {
     let spool = tempfile::tempdir().unwrap();
     let (writer, sink) = RecordWriter::start(store, quick(spool.path())).unwrap();
     let mut ids = Ids::new();
-    let (_, recs) = call(
-        &mut ids,
-        "app1",
-        "room1",
-        "alice",
-        "bob",
-        at("2024-05-01 10:00:00"),
-        600,
-    );
+    let (_, recs) = alice_and_bob(&mut ids, 600);
     for r in recs.iter().cycle().take(20_000).cloned() {
         sink.try_send(r)
             .expect("a running writer takes every record");
@@ -372,20 +340,9 @@ async fn a_locked_database_file_is_retried_and_nothing_is_lost() {
     let spool = tempfile::tempdir().unwrap();
     let (writer, sink) = RecordWriter::start(store.clone(), quick(spool.path())).unwrap();
     let mut ids = Ids::new();
-    let (c, recs) = call(
-        &mut ids,
-        "app1",
-        "room1",
-        "alice",
-        "bob",
-        at("2024-05-01 10:00:00"),
-        600,
-    );
+    let (c, recs) = alice_and_bob(&mut ids, 600);
     let n = recs.len() as u64;
-    let reports = recs
-        .iter()
-        .filter(|r| matches!(r, rtcroom_core::Record::Quality(_)))
-        .count() as i64;
+    let reports = quality_reports(&recs) as i64;
     for r in recs.iter().chain(&recs).cloned() {
         sink.try_send(r).unwrap();
     }
@@ -413,11 +370,7 @@ async fn a_locked_database_file_is_retried_and_nothing_is_lost() {
         .await
         .unwrap();
     assert_eq!(q, reports, "each quality row once");
-    let s = store
-        .session(&c.a.session_id.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let s = session_of(&store, &c.a).await;
     assert_eq!(s.sub_sessions[0].sub_session.status, 0);
     assert!(s.session.leave_time.is_some());
 }

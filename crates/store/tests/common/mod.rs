@@ -10,7 +10,7 @@ use rtcroom_core::{
     SubSessionConnect, SubSessionFinish, SubSessionOpen, SubStatus,
 };
 use rtcroom_protocol::{ConnectType, QualityStats};
-use rtcroom_store::{Store, StoreOptions};
+use rtcroom_store::{SessionDetail, Store, StoreOptions};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -369,4 +369,34 @@ pub fn call(
         },
         out,
     )
+}
+
+/// A [`call`] of `talk` seconds between alice and bob in app1's room1, starting at
+/// 2024-05-01 10:00:00.
+pub fn alice_and_bob(ids: &mut Ids, talk: u64) -> (Call, Vec<Record>) {
+    call(
+        ids,
+        "app1",
+        "room1",
+        "alice",
+        "bob",
+        at("2024-05-01 10:00:00"),
+        talk,
+    )
+}
+
+/// How many of `recs` are quality reports.
+pub fn quality_reports(recs: &[Record]) -> usize {
+    recs.iter()
+        .filter(|r| matches!(r, Record::Quality(_)))
+        .count()
+}
+
+/// The session of `m` as `store` reads it back; it must be there.
+pub async fn session_of(store: &Store, m: &Member) -> SessionDetail {
+    store
+        .session(&m.session_id.to_string())
+        .await
+        .unwrap()
+        .unwrap()
 }
