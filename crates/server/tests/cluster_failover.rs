@@ -4,7 +4,8 @@
 //! - offers a member sends right after the owner was killed reach the other member once the
 //!   room is taken over: each once, in order, none lost;
 //! - a member who left a room of the killed owner joins another room on the same socket
-//!   at once: the join goes on without a reconnect;
+//!   at once: the join goes on without a reconnect; and so it does when the owner dies
+//!   after the question to let the socket go reached it (stalled, then killed);
 //! - a member's node killed: the member resumes on another node (`resumed: true`), the others
 //!   are told nothing, every record once;
 //! - Redis stopped for 10 s during calls and started again: the calls go on, joins during the
@@ -16,7 +17,7 @@
 mod common;
 
 use common::SmtpSink;
-use common::cluster::{Cluster, DEAD_AFTER_MS, Member, unique};
+use common::cluster::{Cluster, DEAD_AFTER_MS, HEARTBEAT_MS, Member, Monitor, unique};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -332,6 +333,138 @@ async fn a_join_that_asked_a_killed_owner_goes_on_without_a_reconnect() {
         .await;
     rows.assert_once(&["alice", "bob"]);
     // Her old room's new owner did not record her again (xavier waits there for his resume).
+    let old = cluster.db.rows(&left).await;
+    assert!(alice_left(&old), "alice left her old room once: {old:#?}");
+}
+
+/// Node `node`'s registry entry, kept as it was and refreshed every heartbeat while the node
+/// is stalled: the others take it for alive, as a node whose heartbeat runs while its bus
+/// does not. [`Registered::end`] deletes it: the others see the node dead at their next
+/// heartbeat.
+struct Registered {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    key: String,
+    port: String,
+}
+
+impl Registered {
+    fn keep(cluster: &Cluster, node: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let key = format!("rtcroom:node:{node}");
+        let entry = redis_cli(cluster, &["GET", &key]).trim().to_owned();
+        assert!(entry.starts_with('{'), "{node} is registered: {entry:?}");
+        let port = cluster.redis.port.to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let (stop, key, port) = (stop.clone(), key.clone(), port.clone());
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let set = std::process::Command::new("redis-cli")
+                        .args(["-p", &port, "SET", &key, &entry, "PX", DEAD_AFTER_MS])
+                        .output()
+                        .expect("redis-cli runs");
+                    assert!(set.status.success(), "{set:?}");
+                    let beat =
+                        Instant::now() + Duration::from_millis(HEARTBEAT_MS.parse().unwrap());
+                    while Instant::now() < beat && !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            }
+        });
+        Registered {
+            stop,
+            thread: Some(thread),
+            key,
+            port,
+        }
+    }
+
+    fn end(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        let del = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port, "DEL", &self.key])
+            .output()
+            .expect("redis-cli runs");
+        assert!(del.status.success(), "{del:?}");
+    }
+}
+
+/// As above, but the owner dies after the question reached it: n0 is stalled (SIGSTOP: its
+/// subscription stays open, so Redis delivers alice's `LetGo` to it, and it never answers)
+/// and, its registry entry kept fresh meanwhile, taken for alive for longer than
+/// `dead_after_ms` (an edge's patience with a live owner); then it is killed and seen dead.
+/// The room is settled without her (taken over by a node that did not seat her): her join
+/// goes on, with no close 1012, and each of her sessions is one row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_whose_question_reached_an_owner_that_then_died_goes_on_without_a_reconnect() {
+    let mut cluster = Cluster::start("letgo_stalled", 3, &[]).await;
+    let (left, next) = (unique("left"), unique("next"));
+    let (_x, _) = seat(&cluster, 0, &left, "xavier").await;
+    let (mut b, _) = seat(&cluster, 2, &next, "bob").await;
+    let (mut a, _) = seat(&cluster, 1, &left, "alice").await;
+    leave(&mut a).await;
+    a.transcript.clear();
+    common::wait_until("the state of alice's old room without her", || async {
+        seated_in_state(&cluster, &left, "alice") == Some(false)
+    })
+    .await;
+    let alice_left = |r: &common::cluster::Rows| {
+        let hers = r.sessions_of("alice");
+        hers.len() == 1 && hers[0].left.is_some() && !hers[0].time_out
+    };
+    cluster
+        .db
+        .wait_rows(&left, "alice's session closed", alice_left)
+        .await;
+
+    let monitor = Monitor::start(&cluster.redis);
+    cluster.stall(0);
+    let registered = Registered::keep(&cluster, "n0");
+    a.send(join(&next, "alice")).await;
+    // The question, published to n0's channel: a `LetGo` envelope (postcard: variant 8, then
+    // the edge's id "n1"), as MONITOR escapes it.
+    let asked = monitor
+        .wait_for(r#""PUBLISH" "rtcroom:bus:n0" "\b\x02n1"#)
+        .await;
+    // n0 was still listening (stalled, not dead): the question reached it, it bounced not.
+    assert!(listens(&cluster, "n0"), "n0's subscription is open");
+    drop(monitor);
+    // n0 stays silent and registered past the edge's first patience with it (which the edge
+    // waited before, then sent the join to n0), then dies.
+    let patience = Duration::from_millis(DEAD_AFTER_MS.parse().unwrap());
+    let dies = asked + patience + Duration::from_millis(250);
+    let wait = dies.duration_since(std::time::SystemTime::now());
+    tokio::time::sleep(wait.unwrap_or_default()).await;
+    cluster.kill(0);
+    registered.end();
+
+    let resp = a.until("respJoin").await;
+    assert_eq!(resp["result"], 0, "{resp}");
+    assert_eq!(b.until("notifyNewPeer").await["uid"], "alice");
+    a.sync().await;
+    assert!(
+        a.is_open(),
+        "alice's socket stays open: {:#?}",
+        a.transcript
+    );
+    assert!(
+        !a.transcript.iter().any(|l| l.starts_with("closed")),
+        "{:#?}",
+        a.transcript
+    );
+    connect_pair(&mut a, &mut b).await;
+
+    leave(&mut a).await;
+    b.until("relayLeave").await;
+    leave(&mut b).await;
+    let rows = cluster
+        .db
+        .closed_rows(&next, |r| r.sessions.len() == 2)
+        .await;
+    rows.assert_once(&["alice", "bob"]);
     let old = cluster.db.rows(&left).await;
     assert!(alice_left(&old), "alice left her old room once: {old:#?}");
 }

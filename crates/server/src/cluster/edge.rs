@@ -16,6 +16,12 @@
 //! nobody took the room over within `dead_after_ms` and three heartbeats; an owner still in
 //! the registry by then (it was only between subscriptions) is sent them again. A socket
 //! that waits for the answer to its `LetGo` is let go instead ([`Edges::let_go`]).
+//!
+//! **A question whose owner died.** A `LetGo` that reached its owner is not answered if the
+//! owner dies first (no bounce tells so). When the socket's room moves, the question is asked
+//! again of the room's next owner, after what the socket holds (unless it is held itself and
+//! goes there anyway); an answer counts only from the node last asked. When nobody seats the
+//! member, the socket is let go as for a held question.
 
 use super::bus::{Bounce, Bus, Envelope, Item};
 use crate::ops::metrics;
@@ -74,6 +80,18 @@ impl Held {
     }
 }
 
+/// A `LetGo` of a bound socket that waits for its answer.
+#[derive(Debug)]
+struct Asked {
+    /// The node asked last: only its answer counts.
+    to: String,
+    /// The question's number (a bounce of it is held and goes on with the rest).
+    seq: u64,
+    /// Until when the edge waits for an answer; put off when the question bounces, when its
+    /// owner is seen dead, and when it is asked again.
+    until: Instant,
+}
+
 #[derive(Debug)]
 struct Bound {
     /// The node serving the socket now; this node's own id after it adopted the room.
@@ -97,6 +115,8 @@ struct Bound {
     /// The socket closed while envelopes were held: the entry stays until they (its
     /// `Closed` last) are sent on or dropped.
     gone: bool,
+    /// Its `LetGo`, while the edge waits for the answer.
+    ask: Option<Asked>,
 }
 
 impl Bound {
@@ -198,7 +218,11 @@ impl Edges {
     /// held with them and goes to the room's next owner, which answers; when the room's next
     /// owner did not seat the member (it had left), or nobody took the room over, nothing of
     /// the socket is pending anywhere any more and it is let go
-    /// ([`Edges::release_asked`]): the join goes on, with no reconnect.
+    /// ([`Edges::release_asked`]): the join goes on, with no reconnect. When the owner dies
+    /// after the question reached it, the room's next owner is asked again once it is known
+    /// ([`Edges::moved`], or this node's hub after an adoption here), or the socket is let go
+    /// as above. The edge waits `patience` and `hold_for` for an answer, from the question
+    /// and again from each of these: its bounce, its owner seen dead, its asking again.
     pub async fn let_go(&self, conn: ConnId) -> bool {
         /// Where the question goes.
         enum Ask {
@@ -220,6 +244,11 @@ impl Edges {
                     b.next_seq += 1;
                     let edge = self.me.clone();
                     let payload = super::bus::encode(&Envelope::LetGo { edge, conn: conn.0 });
+                    b.ask = Some(Asked {
+                        to: b.owner.clone(),
+                        seq,
+                        until: Instant::now() + self.patience + self.hold_for,
+                    });
                     Some(match &mut b.held {
                         Some(h) => {
                             metrics::cluster().bus_held.inc();
@@ -244,28 +273,56 @@ impl Edges {
                     self.bus.send_held(&owner, conn.0, seq, payload).await;
                     self.queued(conn).await;
                 }
-                match tokio::time::timeout(self.patience, &mut rx).await {
-                    Ok(answer) => answer.unwrap_or(false),
-                    // The owner did not listen (the question is held): its room's next owner
-                    // answers, or the room is settled without the member.
-                    Err(_) if self.holds(conn) => matches!(
-                        tokio::time::timeout(self.hold_for + self.patience, rx).await,
-                        Ok(Ok(true))
-                    ),
-                    Err(_) => false,
+                // The owner answers; or it died (before or after the question reached it):
+                // its room's next owner answers, or the room is settled without the member.
+                loop {
+                    match self.ask_until(conn) {
+                        Some(until) if until > Instant::now() => {
+                            let until = tokio::time::Instant::from_std(until);
+                            if let Ok(answer) = tokio::time::timeout_at(until, &mut rx).await {
+                                break answer.unwrap_or(false);
+                            }
+                        }
+                        // Waited long enough, or the socket is gone (a release answered).
+                        _ => break rx.try_recv().unwrap_or(false),
+                    }
                 }
             }
         };
         self.letting.lock().expect("edges lock").remove(&conn);
+        let mut t = self.table.lock().expect("edges lock");
         if released {
-            self.table.lock().expect("edges lock").remove(&conn);
+            t.remove(&conn);
+        } else if let Some(b) = t.get_mut(&conn) {
+            b.ask = None;
         }
         released
     }
 
-    /// The answer to a `LetGo`: everything its owner sent the socket before has been
-    /// delivered to its queue.
-    pub fn let_gone(&self, conn: u64, released: bool) {
+    /// Until when the edge waits for the answer to socket `conn`'s `LetGo`.
+    fn ask_until(&self, conn: ConnId) -> Option<Instant> {
+        let t = self.table.lock().expect("edges lock");
+        t.get(&conn)?.ask.as_ref().map(|a| a.until)
+    }
+
+    /// `owner`'s answer to a `LetGo`: everything it sent the socket before has been delivered
+    /// to its queue. An answer from another node than the one asked last (an owner that was
+    /// taken for dead, its room moved and the question asked again) is ignored.
+    pub fn let_gone(&self, owner: &str, conn: u64, released: bool) {
+        {
+            let mut t = self.table.lock().expect("edges lock");
+            if let Some(b) = t.get_mut(&ConnId(conn)) {
+                if b.ask.as_ref().is_some_and(|a| a.to != owner) {
+                    tracing::info!(
+                        conn,
+                        from = owner,
+                        "cluster: an answer to LetGo from a node no longer asked; ignored"
+                    );
+                    return;
+                }
+                b.ask = None;
+            }
+        }
         if let Some(tx) = self
             .letting
             .lock()
@@ -304,6 +361,7 @@ impl Edges {
                 fence_due: false,
                 fences: 0,
                 gone: false,
+                ask: None,
             },
         );
         let at = at.map(|p| (p.lat(), p.lon()));
@@ -468,6 +526,11 @@ impl Edges {
             };
             metrics::cluster().bus_held.inc();
             let moved = b.owner != bounce.node;
+            if let Some(a) = b.ask.as_mut().filter(|a| a.seq == bounce.seq) {
+                // The question reached no owner: the room's next one answers, or it is
+                // settled without the member, within `hold_for`.
+                a.until = Instant::now() + self.patience + self.hold_for;
+            }
             let held = b.held.get_or_insert_with(Held::new);
             let within = if held.flushing && !moved {
                 held.bytes += bounce.payload.len();
@@ -506,6 +569,28 @@ impl Edges {
                 return;
             }
             h.flushing = true;
+            // The socket waits for the answer to a `LetGo` of a previous owner, which
+            // reached it (every bounce of it is in by now, the fences passed): ask again.
+            if let Some(a) = b.ask.as_mut().filter(|a| a.to != b.owner) {
+                let held = h.items.iter().chain(&h.again).any(|(s, _)| *s == a.seq);
+                if !held {
+                    let seq = b.next_seq;
+                    b.next_seq += 1;
+                    let edge = self.me.clone();
+                    let payload = super::bus::encode(&Envelope::LetGo { edge, conn: conn.0 });
+                    metrics::cluster().bus_held.inc();
+                    h.insert(seq, payload);
+                    tracing::info!(
+                        conn = conn.0,
+                        asked = %a.to,
+                        owner = %b.owner,
+                        "cluster: a LetGo its owner did not answer is asked again of the room's next owner"
+                    );
+                    a.seq = seq;
+                }
+                a.to = b.owner.clone();
+                a.until = Instant::now() + self.patience + self.hold_for;
+            }
         }
         loop {
             let (owner, seq, payload) = {
@@ -577,7 +662,7 @@ impl Edges {
             // A `LetGo` the dead owner never saw: this node's hub answers it.
             Ok(Envelope::LetGo { .. }) => {
                 let released = self.hub.let_go(conn).await;
-                self.let_gone(conn.0, released);
+                self.let_gone(&self.me, conn.0, released);
             }
             // An `Open` the dead owner never saw: the adoption seated the member already.
             _ => {}
@@ -672,12 +757,6 @@ impl Edges {
         }
     }
 
-    /// Whether bound socket `conn` holds envelopes (its owner did not listen).
-    fn holds(&self, conn: ConnId) -> bool {
-        let t = self.table.lock().expect("edges lock");
-        t.get(&conn).is_some_and(|b| b.held.is_some())
-    }
-
     /// Socket `conn`, bound to a dead owner, waits for the answer to its `LetGo`, and its
     /// room was settled without it (taken over without seating it, or by nobody): nothing of
     /// the socket is pending anywhere, so it is let go (what it held for the dead owner is
@@ -686,6 +765,7 @@ impl Edges {
         let Some(tx) = self.letting.lock().expect("edges lock").remove(&conn) else {
             return false;
         };
+        b.ask = None;
         let n = b.held.take().map_or(0, |h| h.len());
         metrics::cluster().bus_held_dropped.inc_by(n as u64);
         tracing::info!(
@@ -696,6 +776,18 @@ impl Edges {
         );
         let _ = tx.send(true);
         true
+    }
+
+    /// Node `node` is seen dead: a socket bound to it that waits for the answer to its
+    /// `LetGo` waits on until its room is settled (a `Moved`, or let go).
+    pub fn owner_dead(&self, node: &str) {
+        let mut t = self.table.lock().expect("edges lock");
+        let until = Instant::now() + self.patience + self.hold_for;
+        for b in t.values_mut().filter(|b| b.owner == node) {
+            if let Some(a) = &mut b.ask {
+                a.until = a.until.max(until);
+            }
+        }
     }
 
     /// The node serving bound socket `conn`.
@@ -1049,6 +1141,109 @@ mod tests {
             room_id: "r1".into(),
         };
         edges.close_bound_in("a", &room);
+        assert!(asking.await.unwrap(), "the socket is let go");
+        assert!(edges.serving(ConnId(CONN)).is_none(), "no longer bound");
+        assert!(
+            socket.try_recv().is_err(),
+            "the socket is not told to reconnect"
+        );
+    }
+
+    /// Ask to let socket [`CONN`] go (after its `leave`, number 1); the task asking, once
+    /// its question (number 2) is queued to `owner`.
+    async fn ask_let_go(
+        edges: &std::sync::Arc<Edges>,
+        published: &mut mpsc::Receiver<Outgoing>,
+        owner: &str,
+    ) -> tokio::task::JoinHandle<bool> {
+        frame(edges, "leave").await;
+        assert_eq!(queued(published), [row(owner, 1, "leave")]);
+        let asking = tokio::spawn({
+            let edges = edges.clone();
+            async move { edges.let_go(ConnId(CONN)).await }
+        });
+        let letgo = loop {
+            let q = queued(published);
+            if !q.is_empty() {
+                break q;
+            }
+            tokio::task::yield_now().await;
+        };
+        assert_eq!(letgo, [row(owner, 2, "letGo")]);
+        asking
+    }
+
+    #[tokio::test]
+    async fn a_let_go_its_owner_died_without_answering_is_asked_again_of_the_next_owner() {
+        let (edges, mut published, _hub) = edges();
+        let edges = std::sync::Arc::new(edges);
+        let _socket = bind(&edges, &mut published, "a").await;
+        let asking = ask_let_go(&edges, &mut published, "a").await;
+        // `a` got both and died before answering (no bounce); `b` took the room over, seating
+        // the member, and says so.
+        edges.owner_dead("a");
+        edges.moved("b", &[CONN]).await;
+        assert_eq!(queued(&mut published), [row("fence", CONN, "")]);
+        edges.passed(ConnId(CONN)).await;
+        assert_eq!(queued(&mut published), [row("b", 3, "letGo")]);
+        // A late answer of `a` (it was only stalled) no longer counts; `b`'s does.
+        edges.let_gone("a", CONN, true);
+        tokio::task::yield_now().await;
+        assert!(
+            !asking.is_finished(),
+            "the answer of a node no longer asked"
+        );
+        edges.let_gone("b", CONN, false);
+        assert!(
+            !asking.await.unwrap(),
+            "b's answer: the member sits in its room"
+        );
+        assert_eq!(edges.serving(ConnId(CONN)), Some(Owner::Node("b".into())));
+    }
+
+    #[tokio::test]
+    async fn a_let_go_that_bounced_goes_to_the_next_owner_once() {
+        let (edges, mut published, _hub) = edges();
+        let edges = std::sync::Arc::new(edges);
+        let _socket = bind(&edges, &mut published, "a").await;
+        let asking = ask_let_go(&edges, &mut published, "a").await;
+        edges.bounced(bounce(1, "leave")).await;
+        let question = Envelope::LetGo {
+            edge: "edge".into(),
+            conn: CONN,
+        };
+        edges
+            .bounced(Bounce {
+                node: "a".into(),
+                conn: CONN,
+                seq: 2,
+                payload: super::super::bus::encode(&question),
+            })
+            .await;
+        edges.moved("b", &[CONN]).await;
+        edges.passed(ConnId(CONN)).await;
+        assert_eq!(
+            queued(&mut published),
+            [
+                row("fence", CONN, ""),
+                row("b", 1, "leave"),
+                row("b", 2, "letGo")
+            ]
+        );
+        edges.let_gone("b", CONN, true);
+        assert!(asking.await.unwrap(), "let go");
+        assert!(edges.serving(ConnId(CONN)).is_none(), "no longer bound");
+    }
+
+    #[tokio::test]
+    async fn a_let_go_its_owner_died_without_answering_is_granted_when_nobody_seats_the_member() {
+        let (edges, mut published, _hub) = edges();
+        let edges = std::sync::Arc::new(edges);
+        let mut socket = bind(&edges, &mut published, "a").await;
+        let asking = ask_let_go(&edges, &mut published, "a").await;
+        edges.owner_dead("a");
+        // Nobody moved the socket: its dead owner's rooms were taken over without it.
+        assert_eq!(edges.close_bound_to("a"), 0);
         assert!(asking.await.unwrap(), "the socket is let go");
         assert!(edges.serving(ConnId(CONN)).is_none(), "no longer bound");
         assert!(

@@ -347,7 +347,11 @@ impl Cluster {
                     this.bus.send(&edge, &gone).await;
                 });
             }
-            Envelope::LetGone { conn, released, .. } => self.edges.let_gone(conn, released),
+            Envelope::LetGone {
+                owner,
+                conn,
+                released,
+            } => self.edges.let_gone(&owner, conn, released),
             Envelope::End { app, room } => {
                 tracing::warn!(%app, %room, "cluster: after the outage another node keeps this room; ending our copy (its members reconnect and join there)");
                 let room = RoomRef {
@@ -470,6 +474,7 @@ impl Cluster {
             return;
         }
         tracing::info!(node, "cluster: a node is dead");
+        self.edges.owner_dead(node);
         self.remotes.edge_dead(node).await;
         self.forget_embedded_of(node).await;
         // Rooms our sockets are in first; then every other room it owned, so that members

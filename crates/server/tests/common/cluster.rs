@@ -111,6 +111,65 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// `redis-cli MONITOR` on a private Redis: every command it runs, as MONITOR prints it
+/// (binary arguments escaped as `\xNN`), kept from the start on. Stopped by its pid when
+/// dropped.
+pub struct Monitor {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Monitor {
+    /// Start watching; returns once Redis has confirmed the MONITOR (its `OK`).
+    pub fn start(redis: &PrivateRedis) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string(), "MONITOR"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-cli runs (it comes with redis-server)");
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        assert_eq!(first.trim(), "OK", "redis-cli MONITOR");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = lines.clone();
+        std::thread::spawn(move || {
+            for line in out.lines() {
+                let Ok(line) = line else { return };
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Monitor { child, lines }
+    }
+
+    /// Wait (bounded) until a command containing `needle` has run; when Redis ran it.
+    pub async fn wait_for(&self, needle: &str) -> std::time::SystemTime {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = {
+                let lines = self.lines.lock().unwrap();
+                lines.iter().find(|l| l.contains(needle)).cloned()
+            };
+            if let Some(line) = seen {
+                // `<unix seconds>.<micros> [db addr] "COMMAND" ...`
+                let secs: f64 = line.split(' ').next().unwrap().parse().unwrap();
+                return std::time::UNIX_EPOCH + Duration::from_secs_f64(secs);
+            }
+            assert!(Instant::now() < deadline, "redis ran no {needle} in 30 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A MariaDB database of a unique name on the machine's server, its tables made once before
 /// any node starts (nodes do not race to migrate); dropped when this is dropped.
 pub struct SharedDb {
@@ -391,6 +450,19 @@ impl Cluster {
     pub fn kill(&mut self, i: usize) {
         let mut node = self.nodes[i].take().expect("the node runs");
         node.kill();
+    }
+
+    /// Stop node `i` (SIGSTOP): it reads nothing and answers nothing, but its connections
+    /// stay open (Redis still delivers to its subscription) until its registry entry
+    /// expires. [`Cluster::kill`] ends it.
+    pub fn stall(&self, i: usize) {
+        let node = self.nodes[i].as_ref().expect("the node runs");
+        let status = Command::new("kill")
+            .arg("-STOP")
+            .arg(node.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     /// Send SIGTERM to node `i` and return without waiting: it drains while the test
