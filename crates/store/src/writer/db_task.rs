@@ -75,13 +75,7 @@ impl Db {
                 rest = &rest[1..];
                 continue;
             }
-            let c = match conn {
-                Some(c) => c,
-                None => conn.insert(Native::open(
-                    path,
-                    std::sync::Arc::clone(self.store.write_sql()),
-                )?),
-            };
+            let c = open_native(&self.store, path, conn)?;
             if let Err(e) = c.apply(&rest[..n]) {
                 // Opened again for the next try: a file replaced or a broken handle heals.
                 *conn = None;
@@ -96,18 +90,24 @@ impl Db {
         let Some((path, conn)) = &mut self.native else {
             return Box::pin(self.store.ping()).await;
         };
-        let c = match conn {
-            Some(c) => c,
-            None => conn.insert(Native::open(
-                path,
-                std::sync::Arc::clone(self.store.write_sql()),
-            )?),
-        };
+        let c = open_native(&self.store, path, conn)?;
         let r = c.ping();
         if r.is_err() {
             *conn = None;
         }
         r
+    }
+}
+
+/// The writer's own connection to the SQLite file at `path`, opened if it is not open.
+fn open_native<'c>(
+    store: &Store,
+    path: &std::path::Path,
+    conn: &'c mut Option<Native>,
+) -> Result<&'c mut Native, StoreError> {
+    match conn {
+        Some(c) => Ok(c),
+        None => Ok(conn.insert(Native::open(path, Arc::clone(store.write_sql()))?)),
     }
 }
 

@@ -15,7 +15,7 @@
 //! than the row's SQLite work; per tick it is shared by the tick's records. What a crash of
 //! the process can lose widens for quality records only: those sent within the last tick.
 
-use super::Msg;
+use super::{Msg, RecordDropped};
 use rtcroom_core::Record;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -71,13 +71,13 @@ impl Inbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `msg`; a record is given back when the inbox has stopped taking records.
-    pub(super) fn send(&self, msg: Msg) -> Result<(), Record> {
+    /// Queues `msg`; a record is refused once the inbox has stopped taking records.
+    pub(super) fn send(&self, msg: Msg) -> Result<(), RecordDropped> {
         let mut s = self.lock();
         let wake = match msg {
             Msg::Record(r) => {
                 if s.stop {
-                    return Err(r);
+                    return Err(RecordDropped);
                 }
                 let now = urgent(&r);
                 s.urgent |= now;
