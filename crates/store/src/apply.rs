@@ -329,21 +329,34 @@ fn sub_finish(r: &SubSessionFinish) -> Vec<Val> {
     ]
 }
 
-/// Inserts the quality rows of `rows` in order, as few statements as [`QUALITY_ROWS`] allow.
-async fn quality(tx: &mut Tx, sql: &WriteSql, mut rows: &[&Quality]) -> Result<(), StoreError> {
-    while !rows.is_empty() {
+/// `rows` cut into as few statements as [`QUALITY_ROWS`] allow, in order: each part with
+/// the index of its statement in [`WriteSql::quality`].
+pub(crate) fn quality_parts<'a, 'q>(
+    mut rows: &'a [&'q Quality],
+) -> impl Iterator<Item = (usize, &'a [&'q Quality])> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
         let (i, &n) = QUALITY_ROWS
             .iter()
             .enumerate()
             .find(|&(_, &n)| n <= rows.len())
             .expect("QUALITY_ROWS ends with 1");
         let (these, rest) = rows.split_at(n);
-        let mut args = Vec::with_capacity(22 * n);
+        rows = rest;
+        Some((i, these))
+    })
+}
+
+/// Inserts the quality rows of `rows` in order, as few statements as [`QUALITY_ROWS`] allow.
+async fn quality(tx: &mut Tx, sql: &WriteSql, rows: &[&Quality]) -> Result<(), StoreError> {
+    for (i, these) in quality_parts(rows) {
+        let mut args = Vec::with_capacity(22 * these.len());
         for r in these {
             quality_args(r, &mut args);
         }
         tx.execute(&sql.quality[i], args).await?;
-        rows = rest;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@
 //! file keeps working: in WAL mode readers do not wait for this writer, and this writer and
 //! the pool's writes wait for each other up to the busy timeout.
 
-use crate::apply::{Item, QUALITY_ROWS, WriteSql, statements};
+use crate::apply::{Item, WriteSql, quality_parts, statements};
 use crate::convert::{CODEC, NAME, clipped, db_time, int_of, rate_of};
 use crate::db::{Val, sqlite_time, sqlite_time_in};
 use crate::error::StoreError;
@@ -121,20 +121,13 @@ fn bind_val(st: &mut Statement<'_>, i: usize, v: &Val) -> rusqlite::Result<()> {
 }
 
 /// Inserts the quality rows in order, as few statements as [`QUALITY_ROWS`] allow.
-fn quality(tx: &Connection, sql: &WriteSql, mut rows: &[&Quality]) -> Result<(), StoreError> {
-    while !rows.is_empty() {
-        let (i, &n) = QUALITY_ROWS
-            .iter()
-            .enumerate()
-            .find(|&(_, &n)| n <= rows.len())
-            .expect("QUALITY_ROWS ends with 1");
-        let (these, rest) = rows.split_at(n);
+fn quality(tx: &Connection, sql: &WriteSql, rows: &[&Quality]) -> Result<(), StoreError> {
+    for (i, these) in quality_parts(rows) {
         let mut st = tx.prepare_cached(&sql.quality[i])?;
         for (k, r) in these.iter().enumerate() {
             bind_quality(&mut st, k * 22, r)?;
         }
         st.raw_execute()?;
-        rows = rest;
     }
     Ok(())
 }

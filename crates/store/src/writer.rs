@@ -1,13 +1,15 @@
 //! [`RecordWriter`]: takes records off the signaling path and into the database.
 //!
 //! Three parts, so that no step can hold up the one before it:
-//! 1. [`RecordSink::try_send`] puts a record into an unbounded channel and returns at once.
-//!    It never drops a record and never waits: the channel's depth is counted, and its
-//!    highest depth is reported ([`WriterStats::channel_high_water`]) so that an intake
+//! 1. [`RecordSink::try_send`] puts a record into an unbounded inbox (`inbox`) and returns
+//!    at once. It never drops a record and never waits: the inbox's depth is counted, and
+//!    its highest depth is reported ([`WriterStats::channel_high_water`]) so that an intake
 //!    that falls behind is seen. Only a record sent after [`RecordWriter::shutdown`] is
 //!    refused (and counted in `dropped`). Why unbounded rather than bounded and dropping
-//!    or blocking: ARCHITECTURE.md, "Record intake".
-//! 2. The intake thread moves records from the channel into the write-ahead journal (see
+//!    or blocking: ARCHITECTURE.md, "Record intake". A record of a session, a sub-session
+//!    or a client log wakes the intake thread at once; quality records wait up to
+//!    [`WriterConfig::intake_tick`] and are taken together.
+//! 2. The intake thread moves records from the inbox into the write-ahead journal (see
 //!    `journal`: one `write` per burst, synced to disk within
 //!    [`WriterConfig::journal_sync`]) and the in-memory queue and, when that holds more than
 //!    [`WriterConfig::memory_limit`], spills the whole queue to the spool file. Every
@@ -25,11 +27,13 @@
 //! database in the order they were sent. Exactly once: a batch is let go only after its
 //! commit, and a commit whose acknowledgement was lost is applied again, which the
 //! idempotent writes turn into a no-op. What a crash of this process loses: the records still
-//! in the channel (microseconds' worth); what a crash of the machine loses: what the journal
+//! in the inbox (microseconds' worth, and for quality records up to `intake_tick`'s worth);
+//! what a crash of the machine loses: what the journal
 //! had not synced yet (at most about twice `journal_sync`). Everything else is in the
 //! journal, the spool or the database, and the next start replays the journal.
 
 mod db_task;
+mod inbox;
 mod intake;
 
 use crate::apply::Item;
@@ -42,7 +46,6 @@ use rtcroom_core::{Millis, Prices, Record};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -62,6 +65,11 @@ pub struct WriterConfig {
     /// records are in the journal meanwhile; this only delays when they are in the
     /// database. Zero: write whatever is there at once.
     pub batch_wait: Duration,
+    /// How long a quality record may wait in the inbox before the intake thread takes it
+    /// into the journal, with every other record that came meanwhile; a record of any other
+    /// kind is taken at once. A crash of the process loses the quality records of the last
+    /// tick at most.
+    pub intake_tick: Duration,
     /// Where the spool lives (created if missing), e.g. `data/spool`.
     pub spool_dir: PathBuf,
     /// First and longest pause between retries while the database is away.
@@ -95,6 +103,7 @@ impl Default for WriterConfig {
             memory_limit: 20_000,
             batch_size: 1_000,
             batch_wait: Duration::from_millis(100),
+            intake_tick: Duration::from_millis(10),
             spool_dir: PathBuf::from("data/spool"),
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
@@ -159,9 +168,9 @@ struct Counters {
     rejected: AtomicU64,
     /// Records taken by the database task and not yet committed.
     in_flight: AtomicU64,
-    /// Records the intake thread has taken off the channel and not yet queued.
+    /// Records the intake thread has taken out of the inbox and not yet queued.
     intake_buffered: AtomicU64,
-    /// Records sent into the channel, and taken out of it by the intake thread.
+    /// Records sent into the inbox, and taken out of it by the intake thread.
     sent: AtomicU64,
     taken: AtomicU64,
     channel_high_water: AtomicU64,
@@ -181,15 +190,32 @@ struct Queue {
     in_flight_seq: Option<u64>,
     /// The intake thread has stopped: nothing more will arrive.
     intake_done: bool,
+    /// What the database task waits for, which says when the intake thread wakes it.
+    db_waits: DbWaits,
+}
+
+/// What the database task is waiting for in memory (it also wakes for the spool and for
+/// the intake's end). Waking it for less would only put it to sleep again: at 2,000 records
+/// a second a wake-up per intake burst cost about as much as writing the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DbWaits {
+    /// It is busy; it looks at the queue when it is done.
+    Nothing,
+    /// Any record: it was idle with nothing to write.
+    Any,
+    /// A full batch: it lets records gather for `batch_wait`.
+    Batch,
 }
 
 #[derive(Debug)]
 struct Shared {
     queue: Mutex<Queue>,
-    /// Wakes the database task: records arrived, or the intake stopped.
+    /// Wakes the database task: records it waits for arrived ([`DbWaits`]), or the intake
+    /// stopped.
     work: Notify,
     counters: Counters,
     memory_limit: usize,
+    batch_size: usize,
 }
 
 impl Queue {
@@ -203,6 +229,22 @@ impl Queue {
     fn release_journal(&mut self) {
         let low = self.low_water();
         self.journal.release(low);
+    }
+
+    /// Whether what the queue holds now is what the database task waits for; if so it is
+    /// told once (it says again what it waits for when it next waits).
+    fn db_wants_waking(&mut self, batch_size: usize) -> bool {
+        let wake = self.intake_done
+            || !self.spool.all_taken()
+            || match self.db_waits {
+                DbWaits::Nothing => false,
+                DbWaits::Any => !self.mem.is_empty(),
+                DbWaits::Batch => self.mem.len() >= batch_size,
+            };
+        if wake {
+            self.db_waits = DbWaits::Nothing;
+        }
+        wake
     }
 }
 
@@ -251,8 +293,19 @@ impl Shared {
 /// The sending side, for the engine shell. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct RecordSink {
-    tx: mpsc::Sender<Msg>,
+    tx: Arc<Tx>,
     shared: Arc<Shared>,
+}
+
+/// The inbox's sending end, shared by the sinks and the writer: when the last one goes, the
+/// intake thread takes what was sent and stops, as a channel's receiver would.
+#[derive(Debug)]
+struct Tx(Arc<inbox::Inbox>);
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        let _ = self.0.send(Msg::Stop);
+    }
 }
 
 impl std::fmt::Debug for Msg {
@@ -272,7 +325,7 @@ impl RecordSink {
         let depth = (c.sent.fetch_add(1, Ordering::Relaxed) + 1)
             .saturating_sub(c.taken.load(Ordering::Relaxed));
         c.channel_high_water.fetch_max(depth, Ordering::Relaxed);
-        self.tx.send(Msg::Record(record)).map_err(|_| {
+        self.tx.0.send(Msg::Record(record)).map_err(|_| {
             c.sent.fetch_sub(1, Ordering::Relaxed);
             c.dropped.fetch_add(1, Ordering::Relaxed);
             RecordDropped
@@ -284,7 +337,7 @@ impl RecordSink {
 #[derive(Debug)]
 pub struct RecordWriter {
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Msg>,
+    tx: Arc<Tx>,
     intake: Option<std::thread::JoinHandle<()>>,
     db_task: Option<DbTask>,
     /// Tells the database task to finish by this instant.
@@ -358,6 +411,7 @@ impl RecordWriter {
                 next_seq,
                 in_flight_seq: None,
                 intake_done: false,
+                db_waits: DbWaits::Nothing,
             }),
             work: Notify::new(),
             // The caller has just connected to (and migrated) the store: count it up until the
@@ -369,17 +423,20 @@ impl RecordWriter {
                 ..Counters::default()
             },
             memory_limit: cfg.memory_limit.max(1),
+            batch_size: cfg.batch_size.max(1),
         });
-        let (tx, rx) = mpsc::channel();
+        let inbox = Arc::new(inbox::Inbox::new());
+        let tx = Arc::new(Tx(Arc::clone(&inbox)));
         let intake = {
             let shared = Arc::clone(&shared);
             let timing = intake::Timing {
                 journal_sync: cfg.journal_sync.max(Duration::from_millis(1)),
                 checkpoint: cfg.checkpoint.filter(|d| !d.is_zero()),
+                tick: cfg.intake_tick,
             };
             std::thread::Builder::new()
                 .name("rtcroom-records".into())
-                .spawn(move || intake::intake(rx, &shared, timing))
+                .spawn(move || intake::intake(&inbox, &shared, timing))
                 .map_err(|source| StoreError::Io {
                     path: cfg.spool_dir.clone(),
                     source,
@@ -418,7 +475,7 @@ impl RecordWriter {
             DbTask::Task(tokio::spawn(task))
         };
         let sink = RecordSink {
-            tx: tx.clone(),
+            tx: Arc::clone(&tx),
             shared: Arc::clone(&shared),
         };
         Ok((
@@ -434,15 +491,15 @@ impl RecordWriter {
     }
 
     pub fn stats(&self) -> WriterStats {
-        stats(&self.shared, &self.tx)
+        stats(&self.shared)
     }
 
     /// Stops taking records, writes what is queued for up to `grace`, and leaves whatever
     /// could not be written (the database is away) in the spool for the next start.
     /// Records sent after this call are dropped.
     pub async fn shutdown(mut self, grace: Duration) -> WriterStats {
-        // The channel is FIFO: every record sent before this marker is taken in.
-        let _ = self.tx.send(Msg::Stop);
+        // The inbox is FIFO: every record sent before this marker is taken in.
+        let _ = self.tx.0.send(Msg::Stop);
         if let Some(h) = self.intake.take() {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
@@ -470,7 +527,7 @@ impl RecordWriter {
                 q.journal.remove_all();
             }
         }
-        stats(&self.shared, &self.tx)
+        stats(&self.shared)
     }
 }
 
@@ -487,7 +544,7 @@ impl Drop for RecordWriter {
     }
 }
 
-fn stats(shared: &Shared, _tx: &mpsc::Sender<Msg>) -> WriterStats {
+fn stats(shared: &Shared) -> WriterStats {
     let c = &shared.counters;
     let (mem, spooled) = {
         let q = shared.lock();
@@ -511,5 +568,51 @@ fn stats(shared: &Shared, _tx: &mpsc::Sender<Msg>) -> WriterStats {
         rejected: c.rejected.load(Ordering::Relaxed),
         db_up: c.db_up.load(Ordering::Relaxed),
         migrations_pending: c.migrations_pending.load(Ordering::Relaxed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(dir: &std::path::Path, records: u64) -> Queue {
+        let mut spool = Spool::open(dir).unwrap();
+        let (journal, _) = Journal::open(dir, &mut spool, 1 << 20).unwrap();
+        let mem = (0..records)
+            .map(|seq| Entry {
+                seq,
+                item: Item::Checkpoint(Millis(seq)),
+            })
+            .collect();
+        Queue {
+            mem,
+            spool,
+            journal,
+            next_seq: records,
+            in_flight_seq: None,
+            intake_done: false,
+            db_waits: DbWaits::Nothing,
+        }
+    }
+
+    /// The database task is woken for what it waits for, once: a busy task never, an idle
+    /// one by the first record, a gathering one by a full batch only.
+    #[test]
+    fn the_database_task_is_woken_only_for_what_it_waits_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = queue(dir.path(), 3);
+        assert!(!q.db_wants_waking(4), "woken while busy");
+        q.db_waits = DbWaits::Batch;
+        assert!(!q.db_wants_waking(4), "woken for less than a batch");
+        q.mem.push_back(Entry {
+            seq: 3,
+            item: Item::Checkpoint(Millis(3)),
+        });
+        assert!(q.db_wants_waking(4), "not woken for a full batch");
+        assert!(!q.db_wants_waking(4), "woken twice for one wait");
+        q.db_waits = DbWaits::Any;
+        assert!(q.db_wants_waking(4), "an idle task not woken for records");
+        q.intake_done = true;
+        assert!(q.db_wants_waking(4), "not told that the intake stopped");
     }
 }

@@ -2,7 +2,7 @@
 //! writes it in one transaction, and lets go of it only after the commit; while the
 //! database is away it retries with backoff and spills memory to the spool.
 
-use super::{Batch, Shared, StopSignal, WriterConfig};
+use super::{Batch, DbWaits, Shared, StopSignal, WriterConfig};
 use crate::apply::Item;
 use crate::error::StoreError;
 use crate::line::Entry;
@@ -75,13 +75,7 @@ impl Db {
                 rest = &rest[1..];
                 continue;
             }
-            let c = match conn {
-                Some(c) => c,
-                None => conn.insert(Native::open(
-                    path,
-                    std::sync::Arc::clone(self.store.write_sql()),
-                )?),
-            };
+            let c = open_native(&self.store, path, conn)?;
             if let Err(e) = c.apply(&rest[..n]) {
                 // Opened again for the next try: a file replaced or a broken handle heals.
                 *conn = None;
@@ -96,18 +90,24 @@ impl Db {
         let Some((path, conn)) = &mut self.native else {
             return Box::pin(self.store.ping()).await;
         };
-        let c = match conn {
-            Some(c) => c,
-            None => conn.insert(Native::open(
-                path,
-                std::sync::Arc::clone(self.store.write_sql()),
-            )?),
-        };
+        let c = open_native(&self.store, path, conn)?;
         let r = c.ping();
         if r.is_err() {
             *conn = None;
         }
         r
+    }
+}
+
+/// The writer's own connection to the SQLite file at `path`, opened if it is not open.
+fn open_native<'c>(
+    store: &Store,
+    path: &std::path::Path,
+    conn: &'c mut Option<Native>,
+) -> Result<&'c mut Native, StoreError> {
+    match conn {
+        Some(c) => Ok(c),
+        None => Ok(conn.insert(Native::open(path, Arc::clone(store.write_sql()))?)),
     }
 }
 
@@ -367,6 +367,14 @@ async fn off_runtime<T: Send + 'static>(
 /// Waits for new records or, after the health interval, checks the database. True when
 /// records arrived.
 async fn idle(db: &mut Db, shared: &Shared, cfg: &WriterConfig) -> bool {
+    {
+        let mut q = shared.lock();
+        // Records that came since the batch was taken found it busy and woke nobody.
+        if !q.mem.is_empty() || !q.spool.all_taken() {
+            return true;
+        }
+        q.db_waits = DbWaits::Any;
+    }
     if tokio::time::timeout(cfg.health_interval, shared.work.notified())
         .await
         .is_err()
@@ -385,10 +393,12 @@ async fn gather(shared: &Shared, cfg: &WriterConfig, stop: &StopSignal) {
     let until = Instant::now() + cfg.batch_wait;
     loop {
         {
-            let q = shared.lock();
+            let mut q = shared.lock();
             if q.mem.len() >= cfg.batch_size || !q.spool.all_taken() || q.intake_done {
                 return;
             }
+            // Woken by the intake thread only for a full batch (not for every burst).
+            q.db_waits = DbWaits::Batch;
         }
         if stop.deadline().is_some() || Instant::now() >= until {
             return;

@@ -1,13 +1,13 @@
-//! The intake thread: moves records from the channel into the write-ahead journal and the
+//! The intake thread: moves records from the inbox into the write-ahead journal and the
 //! in-memory queue, spilling to the spool above the memory limit. It never touches the
 //! database.
 
-use super::{Msg, Shared};
+use super::Shared;
+use super::inbox::Inbox;
 use crate::apply::Item;
 use crate::line::Entry;
 use rtcroom_core::Millis;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// The intake thread's clocks.
@@ -15,6 +15,8 @@ use std::time::Duration;
 pub(super) struct Timing {
     pub(super) journal_sync: Duration,
     pub(super) checkpoint: Option<Duration>,
+    /// How long quality records may wait in the inbox ([`Inbox::take`]).
+    pub(super) tick: Duration,
 }
 
 /// The server's clock, for checkpoints (this crate is a shell: it may read the clock).
@@ -25,10 +27,11 @@ fn wall_clock() -> Millis {
     Millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The intake thread: channel → journal and memory, spilling to the spool above the memory
+/// The intake thread: inbox → journal and memory, spilling to the spool above the memory
 /// limit; a checkpoint every `checkpoint`; the journal synced every `journal_sync`.
-pub(super) fn intake(rx: mpsc::Receiver<Msg>, shared: &Shared, timing: Timing) {
+pub(super) fn intake(inbox: &Inbox, shared: &Shared, timing: Timing) {
     use std::time::Instant;
+    let mut records = Vec::new();
     let mut buf = Vec::new();
     let mut stop = false;
     // After a failed spill, the next try waits until memory has grown by another quarter
@@ -41,7 +44,8 @@ pub(super) fn intake(rx: mpsc::Receiver<Msg>, shared: &Shared, timing: Timing) {
             at.saturating_duration_since(Instant::now())
                 .min(timing.journal_sync)
         });
-        stop = receive(&rx, &mut buf, wait);
+        stop = inbox.take(&mut records, wait, timing.tick);
+        buf.extend(records.drain(..).map(Item::Record));
         let c = &shared.counters;
         c.taken.fetch_add(buf.len() as u64, Ordering::Relaxed);
         c.intake_buffered.store(buf.len() as u64, Ordering::Relaxed);
@@ -98,12 +102,18 @@ pub(super) fn intake(rx: mpsc::Receiver<Msg>, shared: &Shared, timing: Timing) {
         } else {
             None
         };
+        let wake_db = q.db_wants_waking(shared.batch_size);
         drop(q);
         if buf.capacity() > KEEP {
             buf = Vec::new();
         }
+        if records.capacity() > KEEP {
+            records = Vec::new();
+        }
         c.intake_buffered.store(0, Ordering::Relaxed);
-        shared.work.notify_one();
+        if wake_db {
+            shared.work.notify_one();
+        }
         if let Some(f) = to_sync {
             if let Err(e) = f.sync_data() {
                 tracing::error!(error = %e, "cannot sync the record journal");
@@ -113,7 +123,7 @@ pub(super) fn intake(rx: mpsc::Receiver<Msg>, shared: &Shared, timing: Timing) {
     }
 }
 
-/// Records a buffer between bursts keeps room for (a burst takes up to 4,096 at once).
+/// Records a buffer between bursts keeps room for (a burst takes what the inbox holds).
 const KEEP: usize = 64;
 
 /// Gives back most of what a queue holding few records grew to; keeps room for `KEEP`
@@ -122,25 +132,6 @@ pub(super) fn shrink<T>(q: &mut std::collections::VecDeque<T>) {
     if q.capacity() > KEEP && q.len() < q.capacity() / 4 {
         q.shrink_to((q.len() * 2).max(KEEP));
     }
-}
-
-/// Waits up to `wait` for a message, then takes whatever else is waiting, to lock once per
-/// burst rather than per record. True once the channel says stop.
-fn receive(rx: &mpsc::Receiver<Msg>, buf: &mut Vec<Item>, wait: Duration) -> bool {
-    let mut stop = false;
-    match rx.recv_timeout(wait) {
-        Ok(Msg::Record(r)) => buf.push(Item::Record(r)),
-        Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
-        Err(mpsc::RecvTimeoutError::Timeout) => {}
-    }
-    while !stop && buf.len() < 4096 {
-        match rx.try_recv() {
-            Ok(Msg::Record(r)) => buf.push(Item::Record(r)),
-            Ok(Msg::Stop) => stop = true,
-            Err(_) => break,
-        }
-    }
-    stop
 }
 
 #[cfg(test)]
