@@ -22,7 +22,7 @@ while getopts "r:o:p" opt; do
     r) repeats="$OPTARG" ;;
     o) out="$OPTARG" ;;
     p) pin=1 ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    *) usage ;;
   esac
 done
 target="${CARGO_TARGET_DIR:-target}"

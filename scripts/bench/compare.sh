@@ -32,7 +32,7 @@ while getopts "r:o:s:l:p" opt; do
     s) sets="$OPTARG" ;;
     l) label="$OPTARG" ;;
     p) pin=1 ;;
-    *) sed -n '2,15p' "$0"; exit 2 ;;
+    *) usage ;;
   esac
 done
 target="${CARGO_TARGET_DIR:-target}"

@@ -15,3 +15,10 @@ pin_cpus() {
     bench_pin=(--server-cpus "1-$((cpus - 1))")
   fi
 }
+
+# usage: prints the calling script's header comment (every `#` line after the first, up to
+# the first line of code) without the `# `, then exits 2.
+usage() {
+  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0" >&2
+  exit 2
+}
