@@ -34,6 +34,14 @@ use ulid::Ulid;
 /// writer retries the batch later); the sqlx pool uses the same.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The connection's page cache, in KiB (`PRAGMA cache_size` takes it negated). SQLite's
+/// default, 2,000 KiB per connection, fills as the writer writes and is never given back:
+/// ~2 MB of the server's resident memory, a third of a KiB per member with 6,000 idle
+/// members (docs/benchmarks.md, "The record writer's page cache"). This
+/// connection writes new rows and updates recent ones, whose pages stay at the right edge of
+/// their trees; a page it needs again and no longer holds comes from the kernel's file cache.
+pub(crate) const PAGE_CACHE_KIB: i64 = 256;
+
 /// An open connection with its statements.
 pub(crate) struct Native {
     conn: Connection,
@@ -60,6 +68,7 @@ impl Native {
         // syncs at checkpoints; foreign keys on (sqlx's default).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(Native { conn, sql })
     }
@@ -178,4 +187,23 @@ fn bind_quality(st: &mut Statement<'_>, base: usize, r: &Quality) -> rusqlite::R
     st.raw_bind_parameter(at(20), int_of(q.recv_height))?;
     st.raw_bind_parameter(at(21), int_of(q.recv_framerate_recv))?;
     st.raw_bind_parameter(at(22), &*clipped(&q.recv_codec, CODEC))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::Dialect;
+
+    #[test]
+    fn the_writer_connection_keeps_a_small_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.db");
+        drop(Connection::open(&path).unwrap());
+        let native = Native::open(&path, Arc::new(WriteSql::new(Dialect::Sqlite))).unwrap();
+        let cache: i64 = native
+            .conn
+            .pragma_query_value(None, "cache_size", |r| r.get(0))
+            .unwrap();
+        assert_eq!(cache, -PAGE_CACHE_KIB);
+    }
 }
