@@ -61,7 +61,7 @@ cleanup() {
 trap cleanup EXIT
 addr=""
 for _ in $(seq 600); do
-  addr="$(sed -n 's|^listening on http://||p' "$out/server.out" | head -1)"
+  addr="$(sed -n 's|^listening on http://||p' "$out/server.out" 2>/dev/null | head -1 || true)"
   [ -n "$addr" ] && break
   sleep 0.1
 done

@@ -7,6 +7,7 @@ use crate::stats::QualityStats;
 use crate::{ConnectType, Ident, RawJson, ResumeKey};
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 /// The commands a client may send to the room server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -503,6 +504,28 @@ fn owned(raw: &str) -> RawJson {
     RawJson::from_valid(raw)
 }
 
+/// Where the `msg` of a decoded request comes from: a copy of its text, or a range of the
+/// frame's buffer (`frame` is the buffer whose bytes the decoded text is).
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    frame: Option<&'a Arc<Vec<u8>>>,
+}
+
+impl Source<'_> {
+    const COPY: Source<'static> = Source { frame: None };
+
+    /// `raw`, a slice of the decoded text: shared when it lies in the frame's buffer.
+    fn raw_json(self, raw: &str) -> RawJson {
+        if let Some(frame) = self.frame {
+            let start = (raw.as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize);
+            if start <= frame.len() && raw.len() <= frame.len() - start {
+                return RawJson::shared(frame, start, start + raw.len());
+            }
+        }
+        owned(raw)
+    }
+}
+
 /// Decode a binary frame: always an error, so that the caller answers it uniformly.
 pub fn decode_binary(len: usize, limit: usize) -> DecodeError {
     if len > limit {
@@ -514,6 +537,27 @@ pub fn decode_binary(len: usize, limit: usize) -> DecodeError {
 
 /// Decode one text frame. Never panics, whatever the input.
 pub fn decode(frame: &str, limit: usize) -> Result<Request, DecodeError> {
+    decode_from(frame, limit, Source::COPY)
+}
+
+/// [`decode`] of a frame whose bytes are `frame`, shared: `text` is those bytes as text
+/// (checked to be UTF-8 by the caller). The `msg` of an offer, answer or candidate is kept
+/// as a range of `frame` instead of a copy; when `text` is not `frame`'s bytes, it is copied
+/// as [`decode`] does.
+pub fn decode_shared(
+    frame: &Arc<Vec<u8>>,
+    text: &str,
+    limit: usize,
+) -> Result<Request, DecodeError> {
+    let source = if std::ptr::eq(text.as_ptr(), frame.as_ptr()) && text.len() == frame.len() {
+        Source { frame: Some(frame) }
+    } else {
+        Source::COPY
+    };
+    decode_from(text, limit, source)
+}
+
+fn decode_from(frame: &str, limit: usize, source: Source<'_>) -> Result<Request, DecodeError> {
     if frame.len() > limit {
         return Err(DecodeError::TooLarge {
             len: frame.len(),
@@ -528,7 +572,7 @@ pub fn decode(frame: &str, limit: usize) -> Result<Request, DecodeError> {
     let Some(cmd) = Command::from_name(&cmd_name) else {
         return Err(DecodeError::UnknownCmd(cmd_name.chars().take(64).collect()));
     };
-    build(cmd, &f).map_err(|Bad(field, problem)| DecodeError::Invalid {
+    build(cmd, &f, source).map_err(|Bad(field, problem)| DecodeError::Invalid {
         cmd,
         field,
         problem,
@@ -550,9 +594,9 @@ fn identity(f: &Fields<'_>) -> Field<Identity> {
     })
 }
 
-fn msg(f: &Fields<'_>) -> Field<RawJson> {
+fn msg(f: &Fields<'_>, source: Source<'_>) -> Field<RawJson> {
     match f.msg {
-        Some(m) if !is_null(m) => Ok(owned(m)),
+        Some(m) if !is_null(m) => Ok(source.raw_json(m)),
         _ => Err(Bad("msg", "is required".into())),
     }
 }
@@ -564,7 +608,7 @@ fn remote(f: &Fields<'_>) -> Field<Option<Ident>> {
     }
 }
 
-fn build(cmd: Command, f: &Fields<'_>) -> Field<Request> {
+fn build(cmd: Command, f: &Fields<'_>, source: Source<'_>) -> Field<Request> {
     Ok(match cmd {
         Command::Join => Request::Join(Join {
             app_id: required("appId", app_id(f.app_id))?,
@@ -588,13 +632,13 @@ fn build(cmd: Command, f: &Fields<'_>) -> Field<Request> {
         Command::Offer => Request::Offer(Offer {
             id: identity(f)?,
             remote_uid: required("remoteUid", remote(f))?,
-            msg: msg(f)?,
+            msg: msg(f, source)?,
             is_ice_reset: boolean("isIceReset", f.is_ice_reset)?.unwrap_or(false),
         }),
         Command::Answer => Request::Answer(Answer {
             id: identity(f)?,
             remote_uid: required("remoteUid", remote(f))?,
-            msg: msg(f)?,
+            msg: msg(f, source)?,
             // The document's relayAnswer carries the answerer's numeric connectType.
             connect_type: int("connectType", f.connect_type)
                 .ok()
@@ -604,7 +648,7 @@ fn build(cmd: Command, f: &Fields<'_>) -> Field<Request> {
         Command::Candidate => Request::Candidate(Candidate {
             id: identity(f)?,
             remote_uid: required("remoteUid", remote(f))?,
-            msg: msg(f)?,
+            msg: msg(f, source)?,
         }),
         Command::KeepLive => Request::KeepLive(KeepLive { id: identity(f)? }),
         Command::TurnTalkType => Request::TurnTalkType(turn_talk_type(f)?),
@@ -722,6 +766,64 @@ mod tests {
         };
         assert_eq!(c.msg.get(), r#""{\"candidate\":\"c\"}""#);
         assert_eq!(c.remote_uid.key(), "b");
+    }
+
+    /// A frame decoded from its shared buffer keeps its `msg` as a range of that buffer, not a
+    /// copy, and decodes to what [`decode`] makes of its text; a text that is not the buffer's
+    /// bytes is copied.
+    #[test]
+    fn a_shared_frame_lends_its_msg() {
+        let frames = [
+            r#"{"cmd":"offer","roomId":"r","uid":"a","remoteUid":"b","msg":{ "type" : "offer","sdp":"v=0\r\né" },"isIceReset":true}"#,
+            r#"{"msg":"{\"type\":\"answer\"}","cmd":"answer","remoteUid":2,"connectType":1}"#,
+            r#"{"cmd":"candidate","remoteId":"b","msg":[1,{"c":null}]}"#,
+        ];
+        for text in frames {
+            let buf = Arc::new(text.as_bytes().to_vec());
+            let view = std::str::from_utf8(&buf).unwrap();
+            let shared = decode_shared(&buf, view, LIMIT).expect("decodes");
+            assert_eq!(shared, decode(text, LIMIT).unwrap(), "{text}");
+            let msg = match &shared {
+                Request::Offer(o) => &o.msg,
+                Request::Answer(a) => &a.msg,
+                Request::Candidate(c) => &c.msg,
+                other => panic!("{other:?}"),
+            };
+            let inside = buf.as_ptr_range().contains(&msg.as_bytes().as_ptr());
+            assert!(inside, "the msg of {text} was copied");
+            assert_eq!(Arc::strong_count(&buf), 2, "the msg holds the frame");
+            assert_eq!(msg.get().as_bytes(), msg.as_bytes());
+            assert!(text.contains(msg.get()));
+
+            let other = text.to_owned();
+            let copied = decode_shared(&buf, &other, LIMIT).expect("decodes");
+            assert_eq!(copied, shared);
+            drop(shared);
+            assert_eq!(
+                Arc::strong_count(&buf),
+                1,
+                "the other text's msg is its own"
+            );
+            drop(copied);
+        }
+    }
+
+    /// A `msg` taken out of a request (a relay) leaves `null` behind; what is taken is the
+    /// same text, shared or not.
+    #[test]
+    fn a_taken_msg_leaves_null() {
+        let text = r#"{"cmd":"candidate","remoteUid":"b","msg":{"candidate":"c"}}"#;
+        let buf = Arc::new(text.as_bytes().to_vec());
+        let view = std::str::from_utf8(&buf).unwrap();
+        for decoded in [decode(text, LIMIT), decode_shared(&buf, view, LIMIT)] {
+            let Ok(Request::Candidate(mut c)) = decoded else {
+                panic!("candidate did not decode")
+            };
+            let taken = c.msg.take();
+            assert_eq!(taken.get(), r#"{"candidate":"c"}"#);
+            assert_eq!(c.msg.get(), "null");
+            assert_eq!(c.msg.as_bytes(), b"null");
+        }
     }
 
     #[test]
@@ -863,7 +965,11 @@ mod tests {
                 frame.push_str(&format!(",\"{k}\":{v}"));
             }
             frame.push('}');
-            let _ = decode(&frame, crate::DEFAULT_MAX_FRAME);
+            let copied = decode(&frame, crate::DEFAULT_MAX_FRAME);
+            let buf = Arc::new(frame.into_bytes());
+            let view = std::str::from_utf8(&buf).unwrap();
+            let shared = decode_shared(&buf, view, crate::DEFAULT_MAX_FRAME);
+            proptest::prop_assert_eq!(shared, copied, "{}", view);
         }
     }
 }

@@ -346,7 +346,7 @@ mod splice {
         out.extend_from_slice(br#","subSessionId":"#);
         ulid(out, &m.sub_session_id);
         out.extend_from_slice(br#","msg":"#);
-        out.extend_from_slice(m.msg.get().as_bytes());
+        out.extend_from_slice(m.msg.as_bytes());
         out.extend_from_slice(br#","rtcConfig":"#);
         out.extend_from_slice(m.rtc_config.get().as_bytes());
         out.extend_from_slice(if m.is_ice_reset {
@@ -377,7 +377,7 @@ mod splice {
         );
         member(out, &m.uid, &m.uname, &m.remote_uid);
         out.extend_from_slice(br#","msg":"#);
-        out.extend_from_slice(m.msg.get().as_bytes());
+        out.extend_from_slice(m.msg.as_bytes());
         out.push(b'}');
     }
 
@@ -385,7 +385,7 @@ mod splice {
         out.extend_from_slice(br#"{"cmd":"relayCandidate","uid":"#);
         member(out, &m.uid, &m.uname, &m.remote_uid);
         out.extend_from_slice(br#","msg":"#);
-        out.extend_from_slice(m.msg.get().as_bytes());
+        out.extend_from_slice(m.msg.as_bytes());
         out.push(b'}');
     }
 

@@ -13,7 +13,7 @@ use super::token::TokenCheck;
 use super::ws::{ReadError, Socket};
 use crate::ops::metrics;
 use rtcroom_core::{ConnId, Grant};
-use rtcroom_protocol::{DecodeError, Request, decode, decode_binary};
+use rtcroom_protocol::{DecodeError, Request, decode_binary, decode_shared};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -492,7 +492,7 @@ async fn on_text(
     route: Option<&mut Route>,
 ) -> bool {
     let at = std::time::Instant::now();
-    let (frame, grant) = decode_text(sig, text.as_str(), origin);
+    let (frame, grant) = decode_text(sig, &text, origin);
     let bound = match route {
         Some(r) => {
             let to_owner = r.goes_to_owner(sig, conn, &frame, &mut out.kill).await;
@@ -502,7 +502,10 @@ async fn on_text(
     };
     match bound {
         Some(r) => {
-            // The owner decodes the text again; same-node rooms never pay for that.
+            // The owner decodes the text again; same-node rooms never pay for that. The
+            // decoded frame shares the text's buffer: dropped first, the text is moved out
+            // of the buffer rather than copied.
+            drop(frame);
             r.edge
                 .frame(conn, Payload::Text(text.into_string()), grant)
                 .await;
@@ -532,13 +535,14 @@ async fn to_hub(
 /// Decode a text frame (counted by its command) and check its token when it carries one.
 fn decode_text(
     sig: &Signaling,
-    text: &str,
+    text: &Text,
     origin: Option<&str>,
 ) -> (Result<Request, DecodeError>, Grant) {
-    let frame = decode(text, sig.max_frame);
+    let text_str = text.as_str();
+    let frame = decode_shared(text.bytes(), text_str, sig.max_frame);
     metrics::received(
         frame.as_ref().map_or("invalid", |r| r.command().as_str()),
-        text.len(),
+        text_str.len(),
     );
     let grant = match &frame {
         Ok(req @ (Request::Join(_) | Request::UpdateToken(_))) => sig.tokens.check(req, origin),

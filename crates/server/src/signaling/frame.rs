@@ -17,6 +17,9 @@
 //! This file uses nothing outside the standard library but `simdutf8`: the `ws_reader` fuzz
 //! target (fuzz/) compiles it as it is.
 
+use std::cell::Cell;
+use std::sync::Arc;
+
 /// What a client's frames amounted to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
@@ -29,25 +32,32 @@ pub enum Incoming {
     Close(Option<u16>),
 }
 
-/// The payload of a text message: bytes checked to be UTF-8 when the message was read.
+/// The payload of a text message: bytes checked to be UTF-8 when the message was read, in a
+/// buffer that the request decoded from them shares (`rtcroom_protocol::decode_shared`: a
+/// relayed `msg` is a range of it, not a copy).
 ///
 /// Checked by `simdutf8` (AVX2 or SSE4.2 picked at run time, about 0.1 instructions per byte
 /// of ASCII) rather than `String::from_utf8` (about 0.5 per byte: callgrind,
 /// docs/benchmarks.md). The check that turns the bytes into a `str` again in [`Text::as_str`]
 /// costs as little; skipping it would need `unsafe`, which the workspace forbids.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Text(Vec<u8>);
+pub struct Text(Arc<Vec<u8>>);
 
 impl Text {
     /// `bytes` as text, when they are UTF-8.
     fn checked(bytes: Vec<u8>) -> Option<Self> {
         simdutf8::basic::from_utf8(&bytes)
             .is_ok()
-            .then_some(Self(bytes))
+            .then(|| Self(Arc::new(bytes)))
     }
 
     pub fn as_str(&self) -> &str {
         simdutf8::basic::from_utf8(&self.0).expect("checked when the message was read")
+    }
+
+    /// The buffer of the text, to share.
+    pub fn bytes(&self) -> &Arc<Vec<u8>> {
+        &self.0
     }
 
     /// Bytes of the text.
@@ -56,20 +66,22 @@ impl Text {
         self.0.len()
     }
 
+    /// The text as a `String`: without a copy when nothing else shares the buffer.
     pub fn into_string(self) -> String {
-        String::from_utf8(self.0).expect("checked when the message was read")
+        let bytes = Arc::try_unwrap(self.0).unwrap_or_else(|shared| shared.as_ref().clone());
+        String::from_utf8(bytes).expect("checked when the message was read")
     }
 }
 
 impl From<String> for Text {
     fn from(s: String) -> Self {
-        Self(s.into_bytes())
+        Self(Arc::new(s.into_bytes()))
     }
 }
 
 impl From<&str> for Text {
     fn from(s: &str) -> Self {
-        Self(s.as_bytes().to_vec())
+        Self(Arc::new(s.as_bytes().to_vec()))
     }
 }
 
@@ -328,8 +340,9 @@ fn message(opcode: u8, payload: Vec<u8>) -> Result<Incoming, Violation> {
 /// The payload, unmasked, in a buffer of its own: one copy, then the mask applied 32 bytes
 /// at a time in place, each block XOR-ed with the key repeated to 32 bytes (a loop the
 /// compiler turns into two SIMD loads, XORs and stores; eight bytes at a time took ~0.5
-/// instructions per byte, pushing four bytes at a time into a growing `Vec` ~3:
-/// docs/benchmarks.md).
+/// instructions per byte, pushing four bytes at a time into a growing `Vec` ~3, and
+/// unmasking while copying, each block XOR-ed and appended, ~0.8 against ~0.45 for this
+/// copy and pass: docs/benchmarks.md).
 fn unmask(masked: &[u8], mask: [u8; 4]) -> Vec<u8> {
     const BLOCK: usize = 32;
     let mut out = masked.to_vec();
@@ -350,20 +363,29 @@ fn unmask(masked: &[u8], mask: [u8; 4]) -> Vec<u8> {
 ///
 /// Each message is serialized straight behind its frame header (FIN set, unmasked,
 /// shortest length encoding): no copy of a frame between serializing and writing, and
-/// nothing kept per connection once written.
+/// nothing kept per connection once written. The buffer of a batch made by [`Frames::new`]
+/// goes back to its thread when the batch is dropped, for the next batch (one buffer per
+/// runtime thread rather than an allocation per batch).
 #[derive(Debug, Default)]
 pub struct Frames {
     buf: Vec<u8>,
 }
 
+thread_local! {
+    /// The buffer of a batch written on this thread, empty, for the next one.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
 impl Frames {
     /// Room for a typical batch (a relayed SDP and its neighbours) without growing.
     const START: usize = 16 * 1024;
+    /// A buffer grown above this (a batch of large messages) is freed, not kept.
+    const KEEP: usize = 64 * 1024;
 
     pub fn new() -> Self {
-        Self {
-            buf: Vec::with_capacity(Self::START),
-        }
+        let mut buf = SPARE.try_with(Cell::take).unwrap_or_default();
+        buf.reserve(Self::START);
+        Self { buf }
     }
 
     /// Append one text frame whose payload `write` appends (valid UTF-8: JSON text).
@@ -419,6 +441,18 @@ impl Frames {
 
     pub fn bytes(&self) -> &[u8] {
         &self.buf
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        if (Self::START..=Self::KEEP).contains(&self.buf.capacity()) {
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            // Replaces (frees) a buffer another batch gave back meanwhile; after the thread's
+            // locals are gone, the buffer is freed.
+            let _ = SPARE.try_with(|spare| spare.set(buf));
+        }
     }
 }
 
@@ -499,6 +533,41 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// A batch's buffer, once the batch is dropped, is the next batch's on the same thread,
+    /// empty; a pong's or close's frames (no buffer of their own) do not displace it, and a
+    /// buffer grown past `KEEP` is freed rather than kept.
+    #[test]
+    fn a_written_batch_gives_its_buffer_to_the_next() {
+        let mut first = Frames::new();
+        first.push_text(|out| out.extend_from_slice(b"{}"));
+        let at = first.bytes().as_ptr();
+        drop(first);
+        // Another allocation of the same size meanwhile: a freed buffer would be its.
+        let other = Vec::<u8>::with_capacity(Frames::START);
+        let mut pong = Frames::default();
+        pong.push_pong(b"p");
+        drop(pong);
+        let mut second = Frames::new();
+        assert!(second.is_empty(), "a new batch starts empty");
+        assert_eq!(second.buf.capacity(), Frames::START);
+        second.push_text(|out| out.extend_from_slice(b"[]"));
+        assert_eq!(
+            second.bytes().as_ptr(),
+            at,
+            "the first batch's buffer was not reused"
+        );
+        assert_ne!(other.as_ptr(), at);
+        assert_eq!(second.bytes(), [0x81, 2, b'[', b']']);
+        second.push_text(|out| out.resize(out.len() + Frames::KEEP, b' '));
+        drop(second);
+        let third = Frames::new();
+        assert!(third.is_empty());
+        assert!(
+            third.buf.capacity() <= Frames::KEEP,
+            "a grown buffer was kept"
+        );
+    }
+
     use proptest::strategy::Strategy as _;
 
     /// 900 bytes of ASCII with `bytes` written over it at `at`.
@@ -509,6 +578,17 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Unmasking gives the payload XOR-ed with the key byte by byte, for lengths across
+        /// the 32-byte blocks and their remainder.
+        #[test]
+        fn unmasking_is_the_xor_of_every_byte(
+            masked in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            mask in proptest::array::uniform4(proptest::num::u8::ANY),
+        ) {
+            let want: Vec<u8> = masked.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
+            proptest::prop_assert_eq!(unmask(&masked, mask), want);
+        }
+
         /// A text message is accepted exactly when the standard library takes its bytes as
         /// UTF-8, and reads back as the same text (`simdutf8` checks a vector at a time: the
         /// lengths cross its block sizes, the bytes mix ASCII, multi-byte characters and
