@@ -272,6 +272,50 @@ fn listens(cluster: &Cluster, node: &str) -> bool {
     answer.lines().nth(1).map(str::trim) != Some("0")
 }
 
+/// After alice, who had left room `left`, joined room `next` on the same socket while the
+/// old room's owner died: her join is answered 0 with no close, bob sees her, the pair calls
+/// both ways on the socket, and each of their sessions is in the records once; her old
+/// room's new owner did not record her again.
+async fn the_join_goes_on_and_each_session_is_recorded_once(
+    cluster: &Cluster,
+    a: &mut Member,
+    b: &mut Member,
+    left: &str,
+    next: &str,
+) {
+    let resp = a.until("respJoin").await;
+    assert_eq!(resp["result"], 0, "{resp}");
+    assert_eq!(b.until("notifyNewPeer").await["uid"], "alice");
+    a.sync().await;
+    assert!(
+        a.is_open(),
+        "alice's socket stays open: {:#?}",
+        a.transcript
+    );
+    assert!(
+        !a.transcript.iter().any(|l| l.starts_with("closed")),
+        "{:#?}",
+        a.transcript
+    );
+    // The socket is n2's now: the pair calls both ways.
+    connect_pair(a, b).await;
+
+    leave(a).await;
+    b.until("relayLeave").await;
+    leave(b).await;
+    let rows = cluster
+        .db
+        .closed_rows(next, |r| r.sessions.len() == 2)
+        .await;
+    rows.assert_once(&["alice", "bob"]);
+    let old = cluster.db.rows(left).await;
+    let hers = old.sessions_of("alice");
+    assert!(
+        hers.len() == 1 && hers[0].left.is_some() && !hers[0].time_out,
+        "alice left her old room once: {old:#?}"
+    );
+}
+
 /// alice (n1) left a room of n0 and joins a room of n2 on the same socket right after n0
 /// was killed: her edge asks n0 to let the socket go (in order after her frames), which
 /// reaches nobody. The socket is let go once the room is settled without her (taken over
@@ -307,34 +351,8 @@ async fn a_join_that_asked_a_killed_owner_goes_on_without_a_reconnect() {
     })
     .await;
     a.send(join(&next, "alice")).await;
-    let resp = a.until("respJoin").await;
-    assert_eq!(resp["result"], 0, "{resp}");
-    assert_eq!(b.until("notifyNewPeer").await["uid"], "alice");
-    a.sync().await;
-    assert!(
-        a.is_open(),
-        "alice's socket stays open: {:#?}",
-        a.transcript
-    );
-    assert!(
-        !a.transcript.iter().any(|l| l.starts_with("closed")),
-        "{:#?}",
-        a.transcript
-    );
-    // The socket is n2's now: the pair calls both ways.
-    connect_pair(&mut a, &mut b).await;
-
-    leave(&mut a).await;
-    b.until("relayLeave").await;
-    leave(&mut b).await;
-    let rows = cluster
-        .db
-        .closed_rows(&next, |r| r.sessions.len() == 2)
+    the_join_goes_on_and_each_session_is_recorded_once(&cluster, &mut a, &mut b, &left, &next)
         .await;
-    rows.assert_once(&["alice", "bob"]);
-    // Her old room's new owner did not record her again (xavier waits there for his resume).
-    let old = cluster.db.rows(&left).await;
-    assert!(alice_left(&old), "alice left her old room once: {old:#?}");
 }
 
 /// Node `node`'s registry entry, kept as it was and refreshed every heartbeat while the node
@@ -441,32 +459,8 @@ async fn a_join_whose_question_reached_an_owner_that_then_died_goes_on_without_a
     cluster.kill(0);
     registered.end();
 
-    let resp = a.until("respJoin").await;
-    assert_eq!(resp["result"], 0, "{resp}");
-    assert_eq!(b.until("notifyNewPeer").await["uid"], "alice");
-    a.sync().await;
-    assert!(
-        a.is_open(),
-        "alice's socket stays open: {:#?}",
-        a.transcript
-    );
-    assert!(
-        !a.transcript.iter().any(|l| l.starts_with("closed")),
-        "{:#?}",
-        a.transcript
-    );
-    connect_pair(&mut a, &mut b).await;
-
-    leave(&mut a).await;
-    b.until("relayLeave").await;
-    leave(&mut b).await;
-    let rows = cluster
-        .db
-        .closed_rows(&next, |r| r.sessions.len() == 2)
+    the_join_goes_on_and_each_session_is_recorded_once(&cluster, &mut a, &mut b, &left, &next)
         .await;
-    rows.assert_once(&["alice", "bob"]);
-    let old = cluster.db.rows(&left).await;
-    assert!(alice_left(&old), "alice left her old room once: {old:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1014,6 +1014,20 @@ mod tests {
         all
     }
 
+    /// The socket's `LetGo`, numbered `seq`, coming back from node "a".
+    fn let_go_bounce(seq: u64) -> Bounce {
+        let question = Envelope::LetGo {
+            edge: "edge".into(),
+            conn: CONN,
+        };
+        Bounce {
+            node: "a".into(),
+            conn: CONN,
+            seq,
+            payload: super::super::bus::encode(&question),
+        }
+    }
+
     fn bounce(seq: u64, text: &str) -> Bounce {
         let frame = Envelope::Frame {
             edge: "edge".into(),
@@ -1123,18 +1137,7 @@ mod tests {
         };
         assert_eq!(letgo, [row("a", 2, "letGo")]);
         edges.bounced(bounce(1, "leave")).await;
-        let question = Envelope::LetGo {
-            edge: "edge".into(),
-            conn: CONN,
-        };
-        edges
-            .bounced(Bounce {
-                node: "a".into(),
-                conn: CONN,
-                seq: 2,
-                payload: super::super::bus::encode(&question),
-            })
-            .await;
+        edges.bounced(let_go_bounce(2)).await;
         // The room's new owner (this node or another) did not seat the member.
         let room = RoomRef {
             app_id: "10000".into(),
@@ -1208,18 +1211,7 @@ mod tests {
         let _socket = bind(&edges, &mut published, "a").await;
         let asking = ask_let_go(&edges, &mut published, "a").await;
         edges.bounced(bounce(1, "leave")).await;
-        let question = Envelope::LetGo {
-            edge: "edge".into(),
-            conn: CONN,
-        };
-        edges
-            .bounced(Bounce {
-                node: "a".into(),
-                conn: CONN,
-                seq: 2,
-                payload: super::super::bus::encode(&question),
-            })
-            .await;
+        edges.bounced(let_go_bounce(2)).await;
         edges.moved("b", &[CONN]).await;
         edges.passed(ConnId(CONN)).await;
         assert_eq!(
