@@ -272,6 +272,35 @@ fn listens(cluster: &Cluster, node: &str) -> bool {
     answer.lines().nth(1).map(str::trim) != Some("0")
 }
 
+/// xavier sits on n0 in room `left` (so n0 owns it), bob on n2 in room `next`; alice (n1)
+/// joins `left` and leaves it. Returns once n0 has written the room's state without her and
+/// her session is closed in the database: (xavier, alice, bob).
+async fn alice_left_a_room_of_n0(
+    cluster: &Cluster,
+    left: &str,
+    next: &str,
+) -> (Member, Member, Member) {
+    let (x, _) = seat(cluster, 0, left, "xavier").await;
+    let (b, _) = seat(cluster, 2, next, "bob").await;
+    let (mut a, _) = seat(cluster, 1, left, "alice").await;
+    leave(&mut a).await;
+    a.transcript.clear();
+    // The room's next owner reads its state from Redis: n0 has written it without alice.
+    common::wait_until("the state of alice's old room without her", || async {
+        seated_in_state(cluster, left, "alice") == Some(false)
+    })
+    .await;
+    // What the owner recorded is in the database before it dies.
+    cluster
+        .db
+        .wait_rows(left, "alice's session closed", |r| {
+            let hers = r.sessions_of("alice");
+            hers.len() == 1 && hers[0].left.is_some() && !hers[0].time_out
+        })
+        .await;
+    (x, a, b)
+}
+
 /// After alice, who had left room `left`, joined room `next` on the same socket while the
 /// old room's owner died: her join is answered 0 with no close, bob sees her, the pair calls
 /// both ways on the socket, and each of their sessions is in the records once; her old
@@ -325,25 +354,7 @@ async fn the_join_goes_on_and_each_session_is_recorded_once(
 async fn a_join_that_asked_a_killed_owner_goes_on_without_a_reconnect() {
     let mut cluster = Cluster::start("letgo", 3, &[]).await;
     let (left, next) = (unique("left"), unique("next"));
-    let (_x, _) = seat(&cluster, 0, &left, "xavier").await;
-    let (mut b, _) = seat(&cluster, 2, &next, "bob").await;
-    let (mut a, _) = seat(&cluster, 1, &left, "alice").await;
-    leave(&mut a).await;
-    a.transcript.clear();
-    // The room's next owner reads its state from Redis: n0 has written it without alice.
-    common::wait_until("the state of alice's old room without her", || async {
-        seated_in_state(&cluster, &left, "alice") == Some(false)
-    })
-    .await;
-    // What the owner recorded is in the database before it dies.
-    let alice_left = |r: &common::cluster::Rows| {
-        let hers = r.sessions_of("alice");
-        hers.len() == 1 && hers[0].left.is_some() && !hers[0].time_out
-    };
-    cluster
-        .db
-        .wait_rows(&left, "alice's session closed", alice_left)
-        .await;
+    let (_x, mut a, mut b) = alice_left_a_room_of_n0(&cluster, &left, &next).await;
 
     cluster.kill(0);
     common::wait_until("n0's channel without a listener", || async {
@@ -420,23 +431,7 @@ impl Registered {
 async fn a_join_whose_question_reached_an_owner_that_then_died_goes_on_without_a_reconnect() {
     let mut cluster = Cluster::start("letgo_stalled", 3, &[]).await;
     let (left, next) = (unique("left"), unique("next"));
-    let (_x, _) = seat(&cluster, 0, &left, "xavier").await;
-    let (mut b, _) = seat(&cluster, 2, &next, "bob").await;
-    let (mut a, _) = seat(&cluster, 1, &left, "alice").await;
-    leave(&mut a).await;
-    a.transcript.clear();
-    common::wait_until("the state of alice's old room without her", || async {
-        seated_in_state(&cluster, &left, "alice") == Some(false)
-    })
-    .await;
-    let alice_left = |r: &common::cluster::Rows| {
-        let hers = r.sessions_of("alice");
-        hers.len() == 1 && hers[0].left.is_some() && !hers[0].time_out
-    };
-    cluster
-        .db
-        .wait_rows(&left, "alice's session closed", alice_left)
-        .await;
+    let (_x, mut a, mut b) = alice_left_a_room_of_n0(&cluster, &left, &next).await;
 
     let monitor = Monitor::start(&cluster.redis);
     cluster.stall(0);
