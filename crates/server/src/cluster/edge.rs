@@ -33,6 +33,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use tokio::time;
 
 /// At most this many envelopes held per connection.
 pub const HELD_MAX: usize = 256;
@@ -88,8 +89,9 @@ struct Asked {
     /// The question's number (a bounce of it is held and goes on with the rest).
     seq: u64,
     /// Until when the edge waits for an answer; put off when the question bounces, when its
-    /// owner is seen dead, and when it is asked again.
-    until: Instant,
+    /// owner is seen dead, and when it is asked again. On tokio's clock (std's own outside
+    /// tests), so that a test with paused time can pass it deterministically.
+    until: time::Instant,
 }
 
 #[derive(Debug)]
@@ -247,7 +249,7 @@ impl Edges {
                     b.ask = Some(Asked {
                         to: b.owner.clone(),
                         seq,
-                        until: Instant::now() + self.patience + self.hold_for,
+                        until: time::Instant::now() + self.patience + self.hold_for,
                     });
                     Some(match &mut b.held {
                         Some(h) => {
@@ -277,9 +279,8 @@ impl Edges {
                 // its room's next owner answers, or the room is settled without the member.
                 loop {
                     match self.ask_until(conn) {
-                        Some(until) if until > Instant::now() => {
-                            let until = tokio::time::Instant::from_std(until);
-                            if let Ok(answer) = tokio::time::timeout_at(until, &mut rx).await {
+                        Some(until) if until > time::Instant::now() => {
+                            if let Ok(answer) = time::timeout_at(until, &mut rx).await {
                                 break answer.unwrap_or(false);
                             }
                         }
@@ -300,7 +301,7 @@ impl Edges {
     }
 
     /// Until when the edge waits for the answer to socket `conn`'s `LetGo`.
-    fn ask_until(&self, conn: ConnId) -> Option<Instant> {
+    fn ask_until(&self, conn: ConnId) -> Option<time::Instant> {
         let t = self.table.lock().expect("edges lock");
         t.get(&conn)?.ask.as_ref().map(|a| a.until)
     }
@@ -529,7 +530,7 @@ impl Edges {
             if let Some(a) = b.ask.as_mut().filter(|a| a.seq == bounce.seq) {
                 // The question reached no owner: the room's next one answers, or it is
                 // settled without the member, within `hold_for`.
-                a.until = Instant::now() + self.patience + self.hold_for;
+                a.until = time::Instant::now() + self.patience + self.hold_for;
             }
             let held = b.held.get_or_insert_with(Held::new);
             let within = if held.flushing && !moved {
@@ -589,7 +590,7 @@ impl Edges {
                     a.seq = seq;
                 }
                 a.to = b.owner.clone();
-                a.until = Instant::now() + self.patience + self.hold_for;
+                a.until = time::Instant::now() + self.patience + self.hold_for;
             }
         }
         loop {
@@ -782,7 +783,7 @@ impl Edges {
     /// `LetGo` waits on until its room is settled (a `Moved`, or let go).
     pub fn owner_dead(&self, node: &str) {
         let mut t = self.table.lock().expect("edges lock");
-        let until = Instant::now() + self.patience + self.hold_for;
+        let until = time::Instant::now() + self.patience + self.hold_for;
         for b in t.values_mut().filter(|b| b.owner == node) {
             if let Some(a) = &mut b.ask {
                 a.until = a.until.max(until);
@@ -952,18 +953,15 @@ mod tests {
     use tokio::sync::mpsc;
 
     const CONN: u64 = 7;
+    /// How long the edge waits for an owner's answer (`dead_after_ms`).
+    const PATIENCE: Duration = Duration::from_secs(30);
+    /// How long envelopes are held for a room to be taken over.
+    const HOLD_FOR: Duration = Duration::from_secs(60);
 
     fn edges() -> (Edges, mpsc::Receiver<Outgoing>, mpsc::Receiver<HubMsg>) {
         let (bus, published) = Bus::unpublished();
         let (hub, hub_rx) = Hub::unanswered();
-        let edges = Edges::new(
-            bus,
-            hub,
-            "edge".into(),
-            64 * 1024,
-            Duration::from_secs(30),
-            Duration::from_secs(60),
-        );
+        let edges = Edges::new(bus, hub, "edge".into(), 64 * 1024, PATIENCE, HOLD_FOR);
         (edges, published, hub_rx)
     }
 
@@ -1202,6 +1200,46 @@ mod tests {
             "b's answer: the member sits in its room"
         );
         assert_eq!(edges.serving(ConnId(CONN)), Some(Owner::Node("b".into())));
+    }
+
+    /// Time is tokio's, paused: it moves only when the test advances it.
+    #[tokio::test(start_paused = true)]
+    async fn a_let_go_whose_owner_is_seen_dead_waits_past_its_first_deadline_for_the_next_owner() {
+        let (edges, mut published, _hub) = edges();
+        let edges = std::sync::Arc::new(edges);
+        let mut socket = bind(&edges, &mut published, "a").await;
+        let asking = ask_let_go(&edges, &mut published, "a").await;
+        // `a` got the question and died before answering (no bounce); it is seen dead a
+        // second before the edge would stop waiting for its answer.
+        time::advance(PATIENCE + HOLD_FOR - Duration::from_secs(1)).await;
+        edges.owner_dead("a");
+        // Its room is being taken over meanwhile; the first deadline passes.
+        time::advance(Duration::from_secs(10)).await;
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !asking.is_finished(),
+            "the socket waits on until its room is settled"
+        );
+        assert!(
+            socket.try_recv().is_err(),
+            "the socket is not told to reconnect"
+        );
+        // `b` took the room over and says so: it is asked again, and lets the member go.
+        edges.moved("b", &[CONN]).await;
+        edges.passed(ConnId(CONN)).await;
+        assert_eq!(
+            queued(&mut published),
+            [row("fence", CONN, ""), row("b", 3, "letGo")]
+        );
+        edges.let_gone("b", CONN, true);
+        assert!(asking.await.unwrap(), "the join goes on");
+        assert!(edges.serving(ConnId(CONN)).is_none(), "no longer bound");
+        assert!(
+            socket.try_recv().is_err(),
+            "the socket is not told to reconnect"
+        );
     }
 
     #[tokio::test]
