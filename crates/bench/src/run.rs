@@ -6,7 +6,7 @@ use crate::cluster;
 use crate::conn::Connector;
 use crate::procfs;
 use crate::room::{self, Ctx, Load, Pacer, RoomCfg};
-use crate::stats::{Phase, Shared, Snapshot};
+use crate::stats::{BUCKET_US, Phase, Shared, Snapshot, Timeline};
 use crate::wire::{Bodies, Proto};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -328,6 +328,40 @@ fn latency_json(plan: &Plan, h: &Histogram<u64>) -> Value {
     })
 }
 
+/// The `latency_timeline` object of the report: per 100 ms of the window, by send time, how
+/// many latencies and the largest (µs).
+fn timeline_json(t: &Timeline) -> Value {
+    json!({
+        "bucket_ms": BUCKET_US / 1000,
+        "count": t.buckets.iter().map(|b| b.0).collect::<Vec<_>>(),
+        "max_us": t.buckets.iter().map(|b| b.1).collect::<Vec<_>>(),
+    })
+}
+
+/// "+3.4 s 28,143 µs (n 1,012)" for the three 100 ms buckets with the largest latencies.
+fn worst_buckets(j: &Value) -> Option<String> {
+    let t = &j["latency_timeline"];
+    let counts: Vec<u64> = serde_json::from_value(t["count"].clone()).ok()?;
+    let maxes: Vec<u64> = serde_json::from_value(t["max_us"].clone()).ok()?;
+    let timeline = Timeline {
+        start_us: 0,
+        buckets: counts.into_iter().zip(maxes).collect(),
+    };
+    let worst = timeline.worst(3);
+    if worst.is_empty() {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let at = |i: usize| (i as u64 * BUCKET_US) as f64 / 1e6;
+    Some(
+        worst
+            .iter()
+            .map(|&(i, n, max)| format!("+{:.1} s {max} µs (n {n})", at(i)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
 /// The `totals` object of the report: counters over the whole run.
 fn totals_json(whole: &Snapshot) -> Value {
     let joined = whole.joins;
@@ -395,6 +429,7 @@ fn report(
         "reports_sent": window.reports_sent,
         "resp_keeplive": window.resp_keeplive,
         "latency_us": latency_json(plan, &h),
+        "latency_timeline": timeline_json(&shared.timeline()),
         "server": {
             "pid": plan.server_pid,
             "cpu_s": server_cpu.map(|c| round(c, 3)),
@@ -477,6 +512,9 @@ fn human(plan: &Plan, j: &Value) {
         f(&l["p999"]),
         f(&l["max"])
     );
+    if let Some(worst) = worst_buckets(j) {
+        eprintln!("  worst 100 ms of the window (by send time): {worst}");
+    }
     human_costs(j);
 }
 

@@ -90,12 +90,59 @@ impl Snapshot {
     }
 }
 
+/// The width of a [`Timeline`] bucket.
+pub const BUCKET_US: u64 = 100_000;
+/// An hour of buckets at most (a longer window keeps its first hour).
+const MAX_BUCKETS: usize = 36_000;
+
+/// The window's latencies by when each description was sent: per [`BUCKET_US`], how many
+/// and the largest, which tells one stall from a tail spread over the whole window.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Timeline {
+    /// [`now_us`] when the window opened.
+    pub start_us: u64,
+    /// (count, largest latency in µs) per bucket, the first from `start_us`.
+    pub buckets: Vec<(u64, u64)>,
+}
+
+impl Timeline {
+    fn add(&mut self, sent_us: u64, micros: u64) {
+        let Ok(i) = usize::try_from(sent_us.saturating_sub(self.start_us) / BUCKET_US) else {
+            return;
+        };
+        if i >= MAX_BUCKETS {
+            return;
+        }
+        if self.buckets.len() <= i {
+            self.buckets.resize(i + 1, (0, 0));
+        }
+        let b = &mut self.buckets[i];
+        b.0 += 1;
+        b.1 = b.1.max(micros);
+    }
+
+    /// The `n` buckets with the largest latencies, largest first: (index, count, largest).
+    pub fn worst(&self, n: usize) -> Vec<(usize, u64, u64)> {
+        let mut all: Vec<(usize, u64, u64)> = self
+            .buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.0 > 0)
+            .map(|(i, b)| (i, b.0, b.1))
+            .collect();
+        all.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
+}
+
 /// Everything the member tasks report into.
 #[derive(Debug)]
 pub struct Shared {
     pub counters: Counters,
     phase: AtomicU8,
     latency: Mutex<Histogram<u64>>,
+    timeline: Mutex<Timeline>,
     /// The first few error descriptions, for the report.
     pub first_errors: Mutex<Vec<String>>,
 }
@@ -106,6 +153,7 @@ impl Shared {
             counters: Counters::default(),
             phase: AtomicU8::new(Phase::Setup as u8),
             latency: Mutex::new(new_histogram()),
+            timeline: Mutex::new(Timeline::default()),
             first_errors: Mutex::new(Vec::new()),
         }
     }
@@ -137,11 +185,23 @@ impl Shared {
         }
     }
 
-    fn merge(&self, samples: &[u64]) {
+    fn merge(&self, samples: &[(u64, u64)]) {
         let mut h = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        for &s in samples {
+        for &(_, s) in samples {
             h.saturating_record(s.max(1));
         }
+        drop(h);
+        let mut t = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
+        for &(sent, s) in samples {
+            t.add(sent, s);
+        }
+    }
+
+    pub fn timeline(&self) -> Timeline {
+        self.timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn histogram(&self) -> Histogram<u64> {
@@ -151,11 +211,16 @@ impl Shared {
             .clone()
     }
 
+    /// Forget every latency so far: the window opens now.
     pub fn reset_histogram(&self) {
         self.latency
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .reset();
+        *self.timeline.lock().unwrap_or_else(|e| e.into_inner()) = Timeline {
+            start_us: now_us(),
+            buckets: Vec::new(),
+        };
     }
 }
 
@@ -168,15 +233,17 @@ fn new_histogram() -> Histogram<u64> {
 /// A member task's latency samples, merged into the shared histogram in batches.
 #[derive(Debug, Default)]
 pub struct LatencyBuf {
-    samples: Vec<u64>,
+    /// (sent at, latency), both in µs.
+    samples: Vec<(u64, u64)>,
 }
 
 impl LatencyBuf {
-    pub fn record(&mut self, shared: &Shared, micros: u64) {
+    /// A latency of `micros` for what was sent at `sent_us` ([`now_us`]).
+    pub fn record(&mut self, shared: &Shared, sent_us: u64, micros: u64) {
         if self.samples.capacity() == 0 {
             self.samples.reserve_exact(128);
         }
-        self.samples.push(micros);
+        self.samples.push((sent_us, micros));
         if self.samples.len() >= 128 {
             self.flush(shared);
         }
@@ -187,5 +254,42 @@ impl LatencyBuf {
             shared.merge(&self.samples);
             self.samples.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod timeline_tests {
+    use super::*;
+
+    #[test]
+    fn latencies_go_to_the_bucket_of_their_send_time_and_the_worst_come_first() {
+        let mut t = Timeline {
+            start_us: 1_000_000,
+            buckets: Vec::new(),
+        };
+        t.add(900_000, 50); // sent before the window opened: the first bucket
+        t.add(1_050_000, 70);
+        t.add(1_250_000, 9_000); // the third bucket
+        t.add(1_299_999, 400);
+        t.add(1_000_000 + BUCKET_US * MAX_BUCKETS as u64, 1); // past the last bucket
+        assert_eq!(t.buckets, vec![(2, 70), (0, 0), (2, 9_000)]);
+        assert_eq!(t.worst(5), vec![(2, 2, 9_000), (0, 2, 70)]);
+        assert_eq!(t.worst(1), vec![(2, 2, 9_000)]);
+    }
+
+    #[test]
+    fn opening_the_window_forgets_the_timeline() {
+        let shared = Shared::new();
+        let mut buf = LatencyBuf::default();
+        buf.record(&shared, now_us(), 10);
+        buf.flush(&shared);
+        assert_eq!(
+            shared.timeline().buckets.iter().map(|b| b.0).sum::<u64>(),
+            1
+        );
+        let before = now_us();
+        shared.reset_histogram();
+        let t = shared.timeline();
+        assert!(t.buckets.is_empty() && t.start_us >= before);
     }
 }

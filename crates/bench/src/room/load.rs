@@ -20,7 +20,7 @@ impl Room {
         }
         if let Some(ts) = wire::timestamp(frame) {
             self.latency
-                .record(&self.ctx.shared, now_us().saturating_sub(ts));
+                .record(&self.ctx.shared, ts, now_us().saturating_sub(ts));
         }
     }
 

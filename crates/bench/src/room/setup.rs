@@ -60,7 +60,8 @@ impl Room {
         if self.ctx.shared.phase() == Phase::Measure {
             let took = self.members[j].join_started.elapsed();
             let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-            self.latency.record(&self.ctx.shared, us);
+            let sent = crate::stats::micros_at(self.members[j].join_started);
+            self.latency.record(&self.ctx.shared, sent, us);
         }
         let m = &mut self.members[j];
         m.joined = true;
