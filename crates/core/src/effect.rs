@@ -118,7 +118,8 @@ pub enum Event {
     },
     /// An ICE server left rotation (it stopped reporting) or came back.
     IceHealth {
-        ip: String,
+        /// `ADDRESS:TURN_PORT`: several servers may share an address.
+        server: String,
         in_rotation: bool,
         /// When it was last heard from (Unix ms), for a server that left.
         last_seen_ms: Option<u64>,

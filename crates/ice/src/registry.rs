@@ -113,10 +113,11 @@ pub struct NoRoom {
 /// A change of a server's place in rotation, for the shell to log and alert on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthEvent {
-    /// The server has not reported since `last_seen_ms` and no longer gets new pairs.
-    LeftRotation { ip: String, last_seen_ms: u64 },
+    /// The server (`ADDRESS:TURN_PORT`, [`server_name`]) has not reported since
+    /// `last_seen_ms` and no longer gets new pairs.
+    LeftRotation { server: String, last_seen_ms: u64 },
     /// The server reported or registered again and is back in rotation.
-    Returned { ip: String },
+    Returned { server: String },
 }
 
 /// The server chosen for one pair: everything needed to hand each member its `rtcConfig`.
@@ -498,12 +499,12 @@ impl Registry {
                 continue;
             }
             e.announced_in_rotation = healthy;
-            let ip = e.registration.ip.clone();
+            let server = server_name(&e.registration.ip, e.registration.turn_port);
             events.push(if healthy {
-                HealthEvent::Returned { ip }
+                HealthEvent::Returned { server }
             } else {
                 HealthEvent::LeftRotation {
-                    ip,
+                    server,
                     last_seen_ms: e.last_seen_ms,
                 }
             });
@@ -677,6 +678,41 @@ mod tests {
         );
     }
 
+    /// Of two servers at one address, the one that falls silent is the one named.
+    #[test]
+    fn a_silent_server_is_named_by_its_address_and_turn_port() {
+        let mut r = Registry::new(RegistryConfig {
+            peer_secret: Some("cluster".into()),
+            ..RegistryConfig::default()
+        });
+        let timeout = r.config().report_timeout_ms;
+        let on = |port: u16| Register {
+            turn_port: port,
+            ..reg("10.0.0.1", 1_000)
+        };
+        r.register(T0, on(3478));
+        r.register_peer(T0, on(3479));
+        let from = |port: u16| Report {
+            turn_port: Some(port),
+            ..report("10.0.0.1", 0)
+        };
+        r.report(T0 + 10_000, from(3479));
+        assert_eq!(
+            r.poll_health(T0 + timeout + 1),
+            vec![HealthEvent::LeftRotation {
+                server: "10.0.0.1:3478".into(),
+                last_seen_ms: T0
+            }]
+        );
+        r.report(T0 + timeout + 2, from(3478));
+        assert_eq!(
+            r.poll_health(T0 + timeout + 2),
+            vec![HealthEvent::Returned {
+                server: "10.0.0.1:3478".into()
+            }]
+        );
+    }
+
     #[test]
     fn health_timeout_and_return() {
         let mut r = registry(&[("10.0.0.1", 10_000), ("10.0.0.2", 1_000)]);
@@ -698,7 +734,7 @@ mod tests {
         assert_eq!(
             r.poll_health(later),
             vec![HealthEvent::LeftRotation {
-                ip: "10.0.0.1".into(),
+                server: "10.0.0.1:3478".into(),
                 last_seen_ms: T0
             }]
         );
@@ -720,7 +756,7 @@ mod tests {
         assert_eq!(
             r.poll_health(later + 5),
             vec![HealthEvent::Returned {
-                ip: "10.0.0.1".into()
+                server: "10.0.0.1:3478".into()
             }]
         );
         assert_eq!(

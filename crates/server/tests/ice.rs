@@ -188,7 +188,9 @@ async fn a_coturn_agent_registers_is_chosen_leaves_and_returns() {
     let mails = wait_mails(&sink, 1).await;
     assert_eq!(mails.len(), 1, "{mails:#?}");
     assert!(
-        mails[0].contains("Subject: [rtcroom] ICE server 127.0.0.2 left rotation"),
+        mails[0].contains(&format!(
+            "Subject: [rtcroom] ICE server 127.0.0.2:{turn_port} left rotation"
+        )),
         "{}",
         mails[0]
     );

@@ -83,13 +83,16 @@ impl<E: Entropy> Engine<E> {
         };
         for e in registry.poll_health(now.0) {
             let event = match e {
-                HealthEvent::LeftRotation { ip, last_seen_ms } => Event::IceHealth {
-                    ip,
+                HealthEvent::LeftRotation {
+                    server,
+                    last_seen_ms,
+                } => Event::IceHealth {
+                    server,
                     in_rotation: false,
                     last_seen_ms: Some(crate::time::shift(Millis(last_seen_ms), wall_offset).0),
                 },
-                HealthEvent::Returned { ip } => Event::IceHealth {
-                    ip,
+                HealthEvent::Returned { server } => Event::IceHealth {
+                    server,
                     in_rotation: true,
                     last_seen_ms: None,
                 },

@@ -63,10 +63,10 @@ pub fn event(e: &Event, now: Millis) -> Option<Alert> {
             tracing::warn!(app = %app_id, room = %room_id, uid = %uid, session = %session_id, result, desc = %desc, "client reported a problem");
         }
         Event::IceHealth {
-            ip,
+            server,
             in_rotation,
             last_seen_ms,
-        } => return Some(ice_health(ip, *in_rotation, *last_seen_ms, now)),
+        } => return Some(ice_health(server, *in_rotation, *last_seen_ms, now)),
         // Passed to the other nodes of a cluster by the hub; nothing to log.
         Event::IceReserved { .. } => {}
         Event::Refused {
@@ -87,24 +87,25 @@ pub fn event(e: &Event, now: Millis) -> Option<Alert> {
     None
 }
 
-/// The log line and the alert of an ICE server that left or rejoined rotation.
-fn ice_health(ip: &str, in_rotation: bool, last_seen_ms: Option<u64>, now: Millis) -> Alert {
+/// The log line and the alert of an ICE server (`ADDRESS:TURN_PORT`) that left or rejoined
+/// rotation.
+fn ice_health(server: &str, in_rotation: bool, last_seen_ms: Option<u64>, now: Millis) -> Alert {
     if in_rotation {
-        tracing::info!(ice = %ip, "ICE server is back in rotation");
+        tracing::info!(ice = %server, "ICE server is back in rotation");
         return Alert {
-            subject: format!("[rtcroom] ICE server {ip} is back in rotation"),
-            body: format!("The ICE server {ip} reports again and gets new calls.\n"),
+            subject: format!("[rtcroom] ICE server {server} is back in rotation"),
+            body: format!("The ICE server {server} reports again and gets new calls.\n"),
         };
     }
     let ago = last_seen_ms.map_or(String::from("ever"), |t| {
         let secs = now.0.saturating_sub(t) / 1000;
         format!("{secs} s ago")
     });
-    tracing::error!(ice = %ip, last_report = %ago, critical = true, "ICE server left rotation: it stopped reporting");
+    tracing::error!(ice = %server, last_report = %ago, critical = true, "ICE server left rotation: it stopped reporting");
     Alert {
-        subject: format!("[rtcroom] ICE server {ip} left rotation"),
+        subject: format!("[rtcroom] ICE server {server} left rotation"),
         body: format!(
-            "The ICE server {ip} has not reported its load since {ago} and gets no new calls.\n\
+            "The ICE server {server} has not reported its load since {ago} and gets no new calls.\n\
              Check its agent (rtcroom ice-agent) and the TURN server beside it.\n"
         ),
     }
