@@ -19,7 +19,7 @@
 //!    writes the batch in one transaction, and only then lets go of it. A batch smaller
 //!    than [`WriterConfig::batch_size`] is taken only after records had
 //!    [`WriterConfig::batch_wait`] to gather, or [`WriterConfig::quality_wait`] while they
-//!    are all quality records (and checkpoints). While the database
+//!    are all quality records. While the database
 //!    is away it keeps retrying the same batch with backoff, asks the intake side to spill
 //!    what is in memory, and reports `db_up = false`.
 //!
@@ -67,7 +67,7 @@ pub struct WriterConfig {
     /// database. Zero: write whatever is there at once.
     pub batch_wait: Duration,
     /// How long the database task lets records gather, looking again every `batch_wait`,
-    /// while every record waiting is a quality record (or a checkpoint); any other record
+    /// while every record waiting is a quality record; any other record (a checkpoint too)
     /// ends the wait at the next look. Under load each live sub-session's quality rows
     /// dirty one leaf page of the `sub_session_id` index of their own, written to the WAL
     /// once per transaction and again at the checkpoint: a transaction spanning several

@@ -388,7 +388,7 @@ async fn idle(db: &mut Db, shared: &Shared, cfg: &WriterConfig) -> bool {
 
 /// Lets records gather in memory for up to [`WriterConfig::batch_wait`], so that the next
 /// transaction takes many, and for up to [`WriterConfig::quality_wait`] while everything
-/// waiting is a quality record or a checkpoint: returns early once a full batch waits, the
+/// waiting is a quality record: returns early once a full batch waits, the
 /// spool has records, or the writer is stopping. Past `batch_wait` it looks again every
 /// `batch_wait`, so any other record is in the database within about `batch_wait` of
 /// arriving, as without the longer wait.
@@ -427,12 +427,12 @@ async fn gather(shared: &Shared, cfg: &WriterConfig, stop: &StopSignal) {
 }
 
 /// Whether an entry may wait past `batch_wait` for more rows to share its transaction: a
-/// quality record (the bulk of the records, and no part of a bill) or a checkpoint.
+/// quality record (the bulk of the records, and no part of a bill). A checkpoint may not:
+/// the intake queues no newer one while it waits last in the queue, so a waiting checkpoint
+/// would leave the open rows' `last_alive` seconds behind, and a crash's bill with it
+/// (`crash_records::a_killed_server_bills_open_calls_up_to_the_last_checkpoint`).
 fn can_wait(e: &Entry) -> bool {
-    matches!(
-        e.item,
-        Item::Record(rtcroom_core::Record::Quality(_)) | Item::Checkpoint(_)
-    )
+    matches!(e.item, Item::Record(rtcroom_core::Record::Quality(_)))
 }
 
 /// Sleeps `d`, or until the shutdown deadline; true if the deadline has passed.
