@@ -18,7 +18,8 @@
 //! 3. The database task takes the oldest records (the spool before memory) as one batch,
 //!    writes the batch in one transaction, and only then lets go of it. A batch smaller
 //!    than [`WriterConfig::batch_size`] is taken only after records had
-//!    [`WriterConfig::batch_wait`] to gather. While the database
+//!    [`WriterConfig::batch_wait`] to gather, or [`WriterConfig::quality_wait`] while they
+//!    are all quality records. While the database
 //!    is away it keeps retrying the same batch with backoff, asks the intake side to spill
 //!    what is in memory, and reports `db_up = false`.
 //!
@@ -65,6 +66,16 @@ pub struct WriterConfig {
     /// records are in the journal meanwhile; this only delays when they are in the
     /// database. Zero: write whatever is there at once.
     pub batch_wait: Duration,
+    /// How long the database task lets records gather, looking again every `batch_wait`,
+    /// while every record waiting is a quality record; any other record (a checkpoint too)
+    /// ends the wait at the next look. Under load each live sub-session's quality rows
+    /// dirty one leaf page of the `sub_session_id` index of their own, written to the WAL
+    /// once per transaction and again at the checkpoint: a transaction spanning several
+    /// reports of each sub-session writes that page once for all of them
+    /// (docs/benchmarks.md, "Cost per quality row: quality rows gathered for 3 s"). The
+    /// records are in the journal meanwhile, so a crash loses none of them; only their
+    /// arrival in the database is later. At most `batch_size` records still make one batch.
+    pub quality_wait: Duration,
     /// How long a quality record may wait in the inbox before the intake thread takes it
     /// into the journal, with every other record that came meanwhile; a record of any other
     /// kind is taken at once. A crash of the process loses the quality records of the last
@@ -101,8 +112,9 @@ impl Default for WriterConfig {
     fn default() -> Self {
         Self {
             memory_limit: 20_000,
-            batch_size: 1_000,
+            batch_size: 6_000,
             batch_wait: Duration::from_millis(100),
+            quality_wait: Duration::from_secs(3),
             intake_tick: Duration::from_millis(10),
             spool_dir: PathBuf::from("data/spool"),
             retry_min: Duration::from_millis(100),

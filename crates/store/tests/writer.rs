@@ -218,6 +218,60 @@ async fn a_trickle_gathers_until_a_full_batch_or_the_shutdown() {
     assert_eq!(store.table_counts().await.unwrap().sessions, 11);
 }
 
+/// Quality records alone gather for `quality_wait` (an hour here), far past `batch_wait`;
+/// any other record is written about `batch_wait` after it came, and brings the quality
+/// records queued before it. With an hour to gather, quality records alone reach the
+/// database only with another record, a full batch or the shutdown: after 25 times
+/// `batch_wait` they are still waiting (without the longer wait they would have been
+/// written after one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quality_records_alone_gather_longer_and_other_records_do_not_wait_for_them() {
+    let spool = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let batch_wait = Duration::from_millis(20);
+    let cfg = WriterConfig {
+        batch_size: 1_000,
+        batch_wait,
+        quality_wait: Duration::from_secs(3600),
+        checkpoint: None,
+        ..quick(spool.path())
+    };
+    let (writer, sink) = RecordWriter::start(store.clone(), cfg).unwrap();
+    let mut ids = Ids::new();
+    let t0 = at("2024-05-01 10:00:00");
+    let (a, r) = join(&mut ids, "app1", "room1", "alice", t0);
+    sink.try_send(r).unwrap();
+    let (b, r) = join(&mut ids, "app1", "room1", "bob", t0);
+    sink.try_send(r).unwrap();
+    let (ab, r) = open_sub(&mut ids, &a, &b, t0);
+    sink.try_send(r).unwrap();
+    wait_for("the call's records", || writer.stats().written == 3).await;
+    let mut reports = |n: u64, from: u64| {
+        for i in 0..n {
+            let r = report(&mut ids, ab, &a, &b, t0.plus_secs(from + i), 40, 0.5);
+            sink.try_send(r).unwrap();
+        }
+    };
+    reports(5, 1);
+    tokio::time::sleep(batch_wait * 25).await;
+    assert_eq!(
+        writer.stats().written,
+        3,
+        "quality records alone did not wait"
+    );
+    // A sub-session record ends the wait, and the quality records before it go with it.
+    sink.try_send(begin(ab, t0.plus_secs(6))).unwrap();
+    wait_for("the begin and the reports", || writer.stats().written == 9).await;
+    reports(4, 7);
+    let stats = writer.shutdown(Duration::from_secs(60)).await;
+    assert_eq!((stats.written, stats.queue_depth), (13, 0));
+    assert_eq!(
+        store.quality_reports(&ab.to_string()).await.unwrap().len(),
+        9
+    );
+}
+
 /// Records with values that must be fitted (ids and codecs too long, NUL characters, a NaN
 /// and a negative rate, bitrates out of 32 bits, a time on a whole second), besides a
 /// whole call.

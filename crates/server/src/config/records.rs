@@ -22,7 +22,8 @@ pub struct DatabaseSection {
     pub max_connections: u32,
     /// Records kept in memory while the database is away, before they go to the spool file.
     pub memory_records: usize,
-    /// Records per transaction at most.
+    /// Records per transaction at most (quality reports gather for up to 3 s into one: see
+    /// `rtcroom_store::WriterConfig::quality_wait`).
     pub batch_size: usize,
     /// Every this many seconds the open sessions and sub-sessions are stamped alive, and
     /// after a crash they are closed and billed up to their last stamp. 0: never.
@@ -35,7 +36,7 @@ impl Default for DatabaseSection {
             url: String::new(),
             max_connections: 4,
             memory_records: 20_000,
-            batch_size: 1_000,
+            batch_size: 6_000,
             checkpoint_secs: 5,
         }
     }

@@ -387,28 +387,52 @@ async fn idle(db: &mut Db, shared: &Shared, cfg: &WriterConfig) -> bool {
 }
 
 /// Lets records gather in memory for up to [`WriterConfig::batch_wait`], so that the next
-/// transaction takes many: returns early once a full batch waits, the spool has records,
-/// or the writer is stopping.
+/// transaction takes many, and for up to [`WriterConfig::quality_wait`] while everything
+/// waiting is a quality record: returns early once a full batch waits, the
+/// spool has records, or the writer is stopping. Past `batch_wait` it looks again every
+/// `batch_wait`, so any other record is in the database within about `batch_wait` of
+/// arriving, as without the longer wait.
 async fn gather(shared: &Shared, cfg: &WriterConfig, stop: &StopSignal) {
-    let until = Instant::now() + cfg.batch_wait;
+    let start = Instant::now();
+    let step = cfg.batch_wait;
+    let last = start + cfg.quality_wait.max(step);
+    let mut until = start + step;
     loop {
         {
             let mut q = shared.lock();
             if q.mem.len() >= cfg.batch_size || !q.spool.all_taken() || q.intake_done {
                 return;
             }
+            let now = Instant::now();
+            if now >= until {
+                // Nothing waiting: idle until a record comes, rather than look every step.
+                if now >= last || step.is_zero() || q.mem.is_empty() || !q.mem.iter().all(can_wait)
+                {
+                    return;
+                }
+                until = (until + step).min(last);
+            }
             // Woken by the intake thread only for a full batch (not for every burst).
             q.db_waits = DbWaits::Batch;
         }
-        if stop.deadline().is_some() || Instant::now() >= until {
+        if stop.deadline().is_some() {
             return;
         }
         tokio::select! {
-            () = tokio::time::sleep_until(until) => return,
+            () = tokio::time::sleep_until(until) => {}
             () = shared.work.notified() => {}
             () = stop.notify.notified() => return,
         }
     }
+}
+
+/// Whether an entry may wait past `batch_wait` for more rows to share its transaction: a
+/// quality record (the bulk of the records, and no part of a bill). A checkpoint may not:
+/// the intake queues no newer one while it waits last in the queue, so a waiting checkpoint
+/// would leave the open rows' `last_alive` seconds behind, and a crash's bill with it
+/// (`crash_records::a_killed_server_bills_open_calls_up_to_the_last_checkpoint`).
+fn can_wait(e: &Entry) -> bool {
+    matches!(e.item, Item::Record(rtcroom_core::Record::Quality(_)))
 }
 
 /// Sleeps `d`, or until the shutdown deadline; true if the deadline has passed.
