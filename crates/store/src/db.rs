@@ -135,10 +135,11 @@ impl Pool {
             Dialect::Sqlite => {
                 let mut o = SqliteConnectOptions::from_str(url)?
                     .create_if_missing(opts.create_if_missing)
-                    .synchronous(SqliteSynchronous::Normal)
+                    .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(5));
-                // WAL lets the daily report read while the writer writes; NORMAL syncs at
-                // checkpoints, which WAL keeps consistent across a crash. The mode is kept
+                // WAL lets the daily report read while the writer writes; FULL syncs the WAL
+                // at every commit, as the record writer's own connection does (a committed
+                // record is one the journal lets go of). The mode is kept
                 // in the file, so only its maker sets it: a reader that must not create a
                 // database writes nothing to a file that is not one yet.
                 if opts.create_if_missing {

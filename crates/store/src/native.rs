@@ -64,9 +64,12 @@ impl Native {
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        // As the pool's connections: WAL is kept in the file (its maker set it); NORMAL
-        // syncs at checkpoints; foreign keys on (sqlx's default).
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // As the pool's connections: WAL is kept in the file (its maker set it); FULL syncs
+        // the WAL at every commit, because the journal lets go of a record once its
+        // transaction has committed (NORMAL would leave the transactions since the last
+        // checkpoint to the page cache: a crash of the machine could lose records the
+        // journal no longer holds); foreign keys on (sqlx's default).
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
         conn.set_prepared_statement_cache_capacity(32);
@@ -205,5 +208,18 @@ mod tests {
             .pragma_query_value(None, "cache_size", |r| r.get(0))
             .unwrap();
         assert_eq!(cache, -PAGE_CACHE_KIB);
+    }
+
+    #[test]
+    fn the_writer_connection_syncs_every_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.db");
+        drop(Connection::open(&path).unwrap());
+        let native = Native::open(&path, Arc::new(WriteSql::new(Dialect::Sqlite))).unwrap();
+        let synchronous: i64 = native
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(synchronous, 2, "PRAGMA synchronous = FULL");
     }
 }
