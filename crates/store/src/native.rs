@@ -197,29 +197,25 @@ mod tests {
     use super::*;
     use crate::dialect::Dialect;
 
-    #[test]
-    fn the_writer_connection_keeps_a_small_page_cache() {
+    /// A pragma's value on the writer's connection to a new file.
+    fn pragma(name: &str) -> i64 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("records.db");
         drop(Connection::open(&path).unwrap());
         let native = Native::open(&path, Arc::new(WriteSql::new(Dialect::Sqlite))).unwrap();
-        let cache: i64 = native
+        native
             .conn
-            .pragma_query_value(None, "cache_size", |r| r.get(0))
-            .unwrap();
-        assert_eq!(cache, -PAGE_CACHE_KIB);
+            .pragma_query_value(None, name, |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_writer_connection_keeps_a_small_page_cache() {
+        assert_eq!(pragma("cache_size"), -PAGE_CACHE_KIB);
     }
 
     #[test]
     fn the_writer_connection_syncs_every_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("records.db");
-        drop(Connection::open(&path).unwrap());
-        let native = Native::open(&path, Arc::new(WriteSql::new(Dialect::Sqlite))).unwrap();
-        let synchronous: i64 = native
-            .conn
-            .pragma_query_value(None, "synchronous", |r| r.get(0))
-            .unwrap();
-        assert_eq!(synchronous, 2, "PRAGMA synchronous = FULL");
+        assert_eq!(pragma("synchronous"), 2, "PRAGMA synchronous = FULL");
     }
 }
