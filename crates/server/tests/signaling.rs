@@ -254,6 +254,40 @@ async fn identity_is_bound_to_the_connection() {
     a.expect_silence().await;
 }
 
+/// `[server] worker_threads` sizes the runtime (reported as `rtcroom_runtime_workers`), and
+/// a call goes through a server with fewer threads than the machine has cores.
+#[tokio::test]
+async fn the_runtime_has_the_configured_worker_threads() {
+    let server = Server::start(&[
+        ("RTCROOM_AUTH_REQUIRED", "false"),
+        ("RTCROOM_SERVER_WORKER_THREADS", "1"),
+    ]);
+    assert_eq!(
+        server.metrics().await.get("rtcroom_runtime_workers"),
+        Some(&1.0)
+    );
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    a.send(join("w", "alice", "A")).await;
+    assert_eq!(a.expect("respJoin").await["result"], 0);
+    b.send(join("w", "bob", "B")).await;
+    assert_eq!(b.expect("respJoin").await["result"], 0);
+    a.expect("notifyNewPeer").await;
+    a.send(json!({"cmd":"offer","remoteUid":"bob","msg":"{}"}))
+        .await;
+    assert_eq!(a.expect("respOffer").await["result"], 0);
+    assert_eq!(b.expect("relayOffer").await["msg"], "{}");
+
+    let three = Server::start(&[
+        ("RTCROOM_AUTH_REQUIRED", "false"),
+        ("RTCROOM_SERVER_WORKER_THREADS", "3"),
+    ]);
+    assert_eq!(
+        three.metrics().await.get("rtcroom_runtime_workers"),
+        Some(&3.0)
+    );
+}
+
 #[tokio::test]
 async fn sigterm_tells_members_to_reconnect_and_exits() {
     let mut server = Server::start(&[("RTCROOM_AUTH_REQUIRED", "false")]);

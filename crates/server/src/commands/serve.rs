@@ -28,7 +28,11 @@ pub fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref())?;
     super::preflight(&cfg)?;
     let _log = log::init(&cfg.log.format, &cfg.log.level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if cfg.server.worker_threads > 0 {
+        runtime.worker_threads(cfg.server.worker_threads);
+    }
+    let runtime = runtime
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -36,6 +40,10 @@ pub fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    crate::ops::metrics::metrics()
+        .runtime_workers
+        .set(i64::try_from(workers).unwrap_or(i64::MAX));
     let registry = cfg.ice.mode == "registry";
     let embedded = if registry && cfg.turn.enabled {
         let ip = embedded::turn_public_ip(&cfg.turn)?.to_string();

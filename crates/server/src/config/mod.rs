@@ -67,6 +67,8 @@ const ENV_PREFIX: &str = "RTCROOM_";
 
 /// The largest `[server] max_frame_bytes` accepted.
 const MAX_FRAME_LIMIT: usize = 16 * 1024 * 1024;
+/// The most `[server] worker_threads` may be: more threads than this only cost memory.
+const MAX_WORKER_THREADS: usize = 1024;
 
 impl Config {
     /// Read the file (if any), apply the environment, check the result.
@@ -181,6 +183,11 @@ impl Config {
         {
             bail!(
                 "[server] tls_cert and tls_key go together: set both (PEM files of the certificate chain and its private key) or neither (plain HTTP)"
+            );
+        }
+        if self.server.worker_threads > MAX_WORKER_THREADS {
+            bail!(
+                "[server] worker_threads must be at most {MAX_WORKER_THREADS} (0: one per CPU core)"
             );
         }
         if self.server.outbound_queue < 8 {
@@ -524,6 +531,21 @@ mod tests {
         assert_eq!(c.turn.secret, "true");
         assert_eq!(c.alerts.recipients, ["ops@example.com"]);
         assert_eq!(c.room.max_capacity, 4);
+    }
+
+    #[test]
+    fn the_worker_threads_are_bounded() {
+        let over = (MAX_WORKER_THREADS + 1).to_string();
+        let e = Config::load_with_env(None, env(&[("RTCROOM_SERVER_WORKER_THREADS", &over)]))
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("worker_threads must be at most"),
+            "{e:#}"
+        );
+        let at = MAX_WORKER_THREADS.to_string();
+        let c =
+            Config::load_with_env(None, env(&[("RTCROOM_SERVER_WORKER_THREADS", &at)])).unwrap();
+        assert_eq!(c.server.worker_threads, MAX_WORKER_THREADS);
     }
 
     #[test]

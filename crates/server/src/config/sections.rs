@@ -48,6 +48,10 @@ pub struct ServerSection {
     /// TLS-terminating proxy, or on localhost). Read again when they change.
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+    /// Threads of the async runtime that serve connections, rooms and the APIs. 0: one per
+    /// CPU core. Fewer leave cores to other processes on the machine (Redis, a database,
+    /// another node).
+    pub worker_threads: usize,
 }
 
 impl Default for ServerSection {
@@ -67,6 +71,7 @@ impl Default for ServerSection {
             shutdown_secs: 10,
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
+            worker_threads: 0,
         }
     }
 }

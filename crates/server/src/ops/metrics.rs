@@ -59,6 +59,8 @@ pub struct Metrics {
     pub records_emitted: Counter,
     /// Log lines the log queue could not take (`ops::log`).
     pub log_lines_dropped: Counter,
+    /// Threads of the async runtime (`[server] worker_threads`, or one per CPU core).
+    pub runtime_workers: Gauge,
 }
 
 fn build() -> (Metrics, Registry) {
@@ -93,6 +95,7 @@ fn new_metrics() -> Metrics {
         members: Gauge::default(),
         records_emitted: Counter::default(),
         log_lines_dropped: Counter::default(),
+        runtime_workers: Gauge::default(),
     }
 }
 
@@ -195,6 +198,12 @@ fn register_rooms(m: &Metrics, r: &mut Registry) {
         "log_lines_dropped",
         "Log lines dropped because the log queue was full (stderr was not read fast enough)",
         &m.log_lines_dropped,
+    );
+    reg(
+        r,
+        "runtime_workers",
+        "Threads of the async runtime ([server] worker_threads, or one per CPU core)",
+        &m.runtime_workers,
     );
 }
 
