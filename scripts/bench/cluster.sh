@@ -5,8 +5,10 @@
 # stops them by pid; every load is bounded in count and time. Call records are off in every
 # configuration (a cluster refuses SQLite; off keeps the three comparable).
 #
-#   scripts/bench/cluster.sh [-r REPEATS] [-o OUTDIR] [-p]
+#   scripts/bench/cluster.sh [-r REPEATS] [-o OUTDIR] [-p] [-w THREADS]
 #     -p    pin: the load generator on CPU 0, the nodes and Redis on the other CPUs (taskset)
+#     -w    [server] worker_threads of every node, the single one included (default 0: one
+#           per CPU core)
 #     RTCROOM_BIN=path  the server to measure (default: the release build of this tree)
 #
 # Writes OUTDIR/results.jsonl (one JSON line per load, with the machine's load average in
@@ -17,11 +19,13 @@ cd "$(dirname "$0")/../.."
 repeats=2
 out=""
 pin=""
-while getopts "r:o:p" opt; do
+workers=0
+while getopts "r:o:pw:" opt; do
   case "$opt" in
     r) repeats="$OPTARG" ;;
     o) out="$OPTARG" ;;
     p) pin=1 ;;
+    w) workers="$OPTARG" ;;
     *) usage ;;
   esac
 done
@@ -51,7 +55,8 @@ run() { # config scenario args...
   load="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "== $config $* (load $load)" >&2
   if line="$(timeout 300 "${pinned[@]}" "$bench" "$@" --spawn "$RTCROOM_BIN" "${extra[@]}" "${bench_pin[@]}" \
-    --server-env RTCROOM_DATABASE_URL=off --label "$config" --quiet)"; then :; fi
+    --server-env RTCROOM_DATABASE_URL=off --server-env "RTCROOM_SERVER_WORKER_THREADS=$workers" \
+    --label "$config" --quiet)"; then :; fi
   if [ -n "$line" ]; then
     printf '%s\n' "$line" | python3 -c 'import json,sys
 j=json.loads(sys.stdin.read()); j["uptime"]=sys.argv[1]; j["pinned"]=bool(sys.argv[2]); print(json.dumps(j))' "$load" "$pin" >>"$results"
