@@ -258,10 +258,13 @@ async fn identity_is_bound_to_the_connection() {
 /// a call goes through a server with fewer threads than the machine has cores.
 #[tokio::test]
 async fn the_runtime_has_the_configured_worker_threads() {
-    let server = Server::start(&[
-        ("RTCROOM_AUTH_REQUIRED", "false"),
-        ("RTCROOM_SERVER_WORKER_THREADS", "1"),
-    ]);
+    let with_workers = |n: &str| {
+        Server::start(&[
+            ("RTCROOM_AUTH_REQUIRED", "false"),
+            ("RTCROOM_SERVER_WORKER_THREADS", n),
+        ])
+    };
+    let server = with_workers("1");
     assert_eq!(
         server.metrics().await.get("rtcroom_runtime_workers"),
         Some(&1.0)
@@ -278,10 +281,7 @@ async fn the_runtime_has_the_configured_worker_threads() {
     assert_eq!(a.expect("respOffer").await["result"], 0);
     assert_eq!(b.expect("relayOffer").await["msg"], "{}");
 
-    let three = Server::start(&[
-        ("RTCROOM_AUTH_REQUIRED", "false"),
-        ("RTCROOM_SERVER_WORKER_THREADS", "3"),
-    ]);
+    let three = with_workers("3");
     assert_eq!(
         three.metrics().await.get("rtcroom_runtime_workers"),
         Some(&3.0)

@@ -533,34 +533,32 @@ mod tests {
         assert_eq!(c.room.max_capacity, 4);
     }
 
-    #[test]
-    fn the_worker_threads_are_bounded() {
-        let over = (MAX_WORKER_THREADS + 1).to_string();
-        let e = Config::load_with_env(None, env(&[("RTCROOM_SERVER_WORKER_THREADS", &over)]))
-            .unwrap_err();
+    /// `[server] KEY` set to `max + 1` through the environment is refused with a message
+    /// that names the bound; set to `max` it is taken.
+    fn bounded_server_key(var: &str, key: &str, max: usize) -> Config {
+        let over = (max + 1).to_string();
+        let e = Config::load_with_env(None, env(&[(var, &over)])).unwrap_err();
         assert!(
-            format!("{e:#}").contains("worker_threads must be at most"),
+            format!("{e:#}").contains(&format!("{key} must be at most")),
             "{e:#}"
         );
-        let at = MAX_WORKER_THREADS.to_string();
-        let c =
-            Config::load_with_env(None, env(&[("RTCROOM_SERVER_WORKER_THREADS", &at)])).unwrap();
-        assert_eq!(c.server.worker_threads, MAX_WORKER_THREADS);
+        Config::load_with_env(None, env(&[(var, &max.to_string())])).unwrap()
     }
 
     #[test]
-    fn the_frame_limit_is_bounded() {
-        let over = (MAX_FRAME_LIMIT + 1).to_string();
-        let e = Config::load_with_env(None, env(&[("RTCROOM_SERVER_MAX_FRAME_BYTES", &over)]))
-            .unwrap_err();
-        assert!(
-            format!("{e:#}").contains("max_frame_bytes must be at most"),
-            "{e:#}"
+    fn the_frame_limit_and_the_worker_threads_are_bounded() {
+        let frames = bounded_server_key(
+            "RTCROOM_SERVER_MAX_FRAME_BYTES",
+            "max_frame_bytes",
+            MAX_FRAME_LIMIT,
         );
-        let at = MAX_FRAME_LIMIT.to_string();
-        let c =
-            Config::load_with_env(None, env(&[("RTCROOM_SERVER_MAX_FRAME_BYTES", &at)])).unwrap();
-        assert_eq!(c.server.max_frame_bytes, MAX_FRAME_LIMIT);
+        assert_eq!(frames.server.max_frame_bytes, MAX_FRAME_LIMIT);
+        let threads = bounded_server_key(
+            "RTCROOM_SERVER_WORKER_THREADS",
+            "worker_threads",
+            MAX_WORKER_THREADS,
+        );
+        assert_eq!(threads.server.worker_threads, MAX_WORKER_THREADS);
     }
 
     #[test]
