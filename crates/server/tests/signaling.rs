@@ -300,6 +300,37 @@ async fn sigterm_tells_members_to_reconnect_and_exits() {
     assert_eq!(a.expect_close().await, Some(1012));
 }
 
+/// Every member of a busy server gets its 1012 at a SIGTERM: the process waits for the
+/// connection tasks to write the close frames the hub's last step queued, rather than
+/// ending under them.
+#[tokio::test]
+async fn sigterm_reaches_every_member_before_the_process_ends() {
+    let mut server = Server::start(&[
+        ("RTCROOM_AUTH_REQUIRED", "false"),
+        ("RTCROOM_SERVER_MAX_CONNECTIONS_PER_IP", "0"),
+        ("RTCROOM_ROOM_JOINS_PER_IP_PER_SEC", "0"),
+        // No record writer to flush at the stop: nothing else delays the process's end.
+        ("RTCROOM_DATABASE_URL", "off"),
+    ]);
+    let mut members = Vec::new();
+    for i in 0..1000 {
+        let mut c = server.client().await;
+        c.send(join(&format!("busy-{}", i / 2), &format!("u{i}"), "U"))
+            .await;
+        assert_eq!(c.expect("respJoin").await["result"], 0);
+        members.push(c);
+    }
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut codes = std::collections::BTreeMap::new();
+    for c in &mut members {
+        *codes.entry(c.expect_close().await).or_insert(0) += 1;
+    }
+    assert_eq!(codes, [(Some(1012), 1000)].into(), "close codes");
+}
+
 #[tokio::test]
 async fn operators_list_rooms_and_kick_members() {
     let server = Server::start(&[

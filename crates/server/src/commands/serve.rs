@@ -128,11 +128,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         geoip,
         cluster,
     )?;
+    let signaling = state.signaling.clone();
     serve_http(&cfg, state, hub.clone(), draining, listener).await?;
     drop(hub);
     let bound = Duration::from_secs(cfg.server.shutdown_secs);
-    // The hub has stopped; give connection tasks a moment to send their close frames.
-    let _ = tokio::time::timeout(bound.min(Duration::from_secs(5)), hub_task).await;
+    let closing = bound.min(Duration::from_secs(5));
+    let _ = tokio::time::timeout(closing, hub_task).await;
+    // The hub's last step queued a close frame (1012) for every connection; their tasks
+    // write them now, and the process must not end under them.
+    if !signaling.all_closed(closing).await {
+        let open = signaling.open.load(Ordering::Acquire);
+        tracing::warn!(
+            open,
+            "some connections did not close within the shutdown's bound; their clients see the connection drop"
+        );
+    }
     if let Some(turn) = turn {
         turn.shutdown().await;
     }

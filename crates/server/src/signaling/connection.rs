@@ -86,6 +86,22 @@ impl Signaling {
     pub fn release(&self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
     }
+
+    /// Wait until every connection task has ended, at most `within`; whether they all did.
+    /// At a stop the hub's last step queues a close frame for each connection, which its
+    /// task writes afterwards: the process must not end under them.
+    pub async fn all_closed(&self, within: Duration) -> bool {
+        let until = tokio::time::Instant::now() + within;
+        loop {
+            if self.open.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 /// At most this many bytes of queued frames go into one write.
